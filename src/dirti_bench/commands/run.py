@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..encoders import DEVICES
+from ..runner import RunConfig, run as run_benchmark
+
+
+def add_arguments(p) -> None:
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--data", type=Path, help="local DIRTI copy (folder with 'DIRTI Database' and the xlsx)")
+    src.add_argument("--demo", action="store_true",
+                     help="generated demo set + dirti-tiny with seeded random weights (a smoke run)")
+    p.add_argument("--model", help="open_clip model name (default ViT-B-32; dirti-tiny with --demo)")
+    p.add_argument("--pretrained", help="open_clip tag (openai, laion2b_s34b_b79k), checkpoint PATH, "
+                   "hf-hub:ORG/REPO, or 'random' (default openai; random with --demo)")
+    p.add_argument("--device", default="auto", choices=DEVICES)
+    p.add_argument("--out", type=Path, default=Path("results"), help="results directory (default ./results)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--scenarios", nargs="+", metavar="ID", help="scenario ids or globs (default: all)")
+    p.add_argument("--templates", nargs="+", type=Path, metavar="FILE",
+                   help="prompt-ensemble JSON files; each adds ensemble-<task>-<stem> scenarios")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--workers", type=int, default=None, help="image decoding workers (default: cores-1, max 4)")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-report", action="store_true")
+
+
+def run(args) -> int:
+    cfg = RunConfig(data=args.data, demo=args.demo, model=args.model, pretrained=args.pretrained,
+                    device=args.device, out=args.out, seed=args.seed, scenarios=args.scenarios,
+                    templates=args.templates, batch_size=args.batch_size, num_workers=args.workers,
+                    progress=not args.no_progress, report=not args.no_report)
+    out = run_benchmark(cfg)
+    print(f"results written to {out}")
+    return 0

@@ -1,0 +1,260 @@
+"""Encoders: a name -> model factory over open_clip, and the caching wrapper.
+
+Every encoder offers the same small interface, which the known-answer test
+double in ``tests/`` also implements:
+
+    identity() -> dict               what determines its embeddings (cache key)
+    encode_images(paths) -> (n, d)   L2-normalised float32
+    encode_texts(texts) -> (m, d)    L2-normalised float32
+    run_info() -> dict               model, pretrained, weights_sha256, device, ...
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from .cache import EmbeddingCache
+from .errors import UserError
+from .stimuli import file_sha256
+
+TINY_MODEL = "dirti-tiny"
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DEFAULT_BATCH_SIZE = 32
+
+
+def register_model_configs() -> None:
+    """Register the suite's JSON configs (``dirti-tiny``) with open_clip's registry."""
+    import open_clip
+
+    if TINY_MODEL in open_clip.list_models():
+        return
+    with resources.as_file(resources.files("dirti_bench.model_configs")) as folder:
+        open_clip.add_model_config(folder)
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device not in DEVICES:
+        raise UserError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+    cuda = torch.cuda.is_available()
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if device == "auto":
+        return "cuda" if cuda else "mps" if mps else "cpu"
+    if device == "cuda" and not cuda:
+        raise UserError("device 'cuda' is not available on this machine (torch.cuda.is_available() is False); "
+                        "use --device cpu or auto, or install a CUDA build of torch")
+    if device == "mps" and not mps:
+        raise UserError("device 'mps' is not available on this machine (torch.backends.mps.is_available() is False); "
+                        "use --device cpu or auto")
+    return device
+
+
+def l2_normalise(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.clip(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12, None)
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    """How ``--pretrained`` was given: ``random``, a local file, an ``hf-hub:`` id, or an open_clip tag."""
+
+    kind: str  # random | file | hf-hub | tag
+    value: str
+
+    @classmethod
+    def parse(cls, pretrained: str) -> WeightsSpec:
+        if pretrained == "random":
+            return cls("random", "random")
+        if pretrained.startswith("hf-hub:"):
+            return cls("hf-hub", pretrained)
+        looks_like_path = os.sep in pretrained or pretrained.endswith((".pt", ".pth", ".bin", ".safetensors"))
+        if Path(pretrained).expanduser().is_file() or looks_like_path:
+            path = Path(pretrained).expanduser()
+            if not path.is_file():
+                raise UserError(f"checkpoint file {path} not found; pass --pretrained PATH to an existing file, "
+                                "an open_clip tag such as 'openai', or 'random'")
+            return cls("file", str(path.resolve()))
+        return cls("tag", pretrained)
+
+
+class ClipEncoder:
+    """open_clip model built lazily, so a warm cache never loads weights."""
+
+    def __init__(self, model: str = "ViT-B-32", pretrained: str = "openai", device: str = "auto",
+                 seed: int = 0, batch_size: int = DEFAULT_BATCH_SIZE, num_workers: int | None = None,
+                 progress: bool = True):
+        register_model_configs()
+        import open_clip
+
+        self.model_name = model
+        self.weights = WeightsSpec.parse(pretrained)
+        if self.weights.kind != "hf-hub" and model not in open_clip.list_models():
+            raise UserError(f"unknown model {model!r}; pick one of open_clip.list_models() "
+                            f"(e.g. ViT-B-32, {TINY_MODEL}) or pass --pretrained hf-hub:ORG/REPO")
+        self.device = resolve_device(device)
+        self.seed = seed
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.progress = progress
+        self.forward_calls = 0
+        self._model = None
+        self._preprocess = None
+        self._tokenizer = None
+        self._weights_sha256 = self.weights_file_sha256()
+
+    # ---------------------------------------------------------------- identity
+
+    @property
+    def smoke_run(self) -> bool:
+        return self.weights.kind == "random"
+
+    def weights_file_sha256(self) -> str | None:
+        if self.weights.kind != "file":
+            return None
+        return file_sha256(Path(self.weights.value))
+
+    def identity(self) -> dict:
+        import open_clip
+
+        weights = {"random": f"random:seed={self.seed}", "file": f"sha256:{self._weights_sha256}",
+                   "hf-hub": self.weights.value, "tag": f"tag:{self.weights.value}"}[self.weights.kind]
+        return {"model": self.model_name, "weights": weights, "open_clip": open_clip.__version__,
+                "preprocess": "open_clip-val"}
+
+    @property
+    def weights_sha256(self) -> str | None:
+        return self._weights_sha256
+
+    def run_info(self) -> dict:
+        return {"model": self.model_name, "pretrained": self.weights.value, "weights_kind": self.weights.kind,
+                "weights_sha256": self._weights_sha256, "device": self.device, "smoke_run": self.smoke_run,
+                "seed": self.seed, "preprocess": "open_clip-val"}
+
+    # ---------------------------------------------------------------- model
+
+    def load(self):
+        if self._model is not None:
+            return self._model
+        import open_clip
+        import torch
+
+        name, pretrained = self.model_name, self.weights.value
+        if self.weights.kind == "random":
+            torch.manual_seed(self.seed)
+            pretrained = None
+        elif self.weights.kind == "hf-hub":
+            name, pretrained = self.weights.value, None
+        try:
+            model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained, device=self.device)
+        except UserError:
+            raise
+        except Exception as exc:  # open_clip/torch/hub raise many types; all are the user's to fix
+            raise UserError(self._load_error(exc)) from None
+        model.eval()
+        self._model, self._preprocess = model, preprocess
+        self._tokenizer = open_clip.get_tokenizer(name)
+        if self._weights_sha256 is None:
+            self._weights_sha256 = state_dict_sha256(model)
+        return model
+
+    def _load_error(self, exc: Exception) -> str:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if self.weights.kind == "file":
+            return (f"cannot load checkpoint {self.weights.value} ({first}); the file is truncated or not an "
+                    f"open_clip checkpoint for {self.model_name}: re-download it or pass the matching --model")
+        if self.weights.kind == "tag":
+            return (f"cannot get '{self.weights.value}' weights for {self.model_name} ({first}); offline, pass "
+                    "--pretrained PATH to a local checkpoint, or try --demo")
+        if self.weights.kind == "hf-hub":
+            return (f"cannot load {self.weights.value} ({first}); offline, pass --pretrained PATH to a local "
+                    "checkpoint, or try --demo")
+        return f"cannot build {self.model_name} ({first}); check --model"
+
+    # ---------------------------------------------------------------- encoding
+
+    def encode_images(self, paths: Sequence[Path]) -> np.ndarray:
+        from .imaging import encode_image_paths
+
+        model = self.load()
+        feats, forwards = encode_image_paths(
+            model, self._preprocess, paths, device=self.device, batch_size=self.batch_size,
+            num_workers=self.num_workers, progress=self.progress)
+        self.forward_calls += forwards
+        return feats
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        import torch
+
+        model = self.load()
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(texts), 256):
+                tokens = self._tokenizer(list(texts[start:start + 256])).to(self.device)
+                out.append(model.encode_text(tokens).float().cpu().numpy())
+                self.forward_calls += 1
+        return l2_normalise(np.concatenate(out)) if out else np.zeros((0, 0), np.float32)
+
+
+def state_dict_sha256(model) -> str:
+    h = hashlib.sha256()
+    for key, tensor in sorted(model.state_dict().items()):
+        h.update(key.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+class CachedEncoder:
+    """Wraps an encoder; only images/texts whose key is not cached reach the model."""
+
+    def __init__(self, encoder, cache_root: Path):
+        self.encoder = encoder
+        self.cache = EmbeddingCache(cache_root, encoder.identity())
+
+    def run_info(self) -> dict:
+        info = dict(self.encoder.run_info())
+        if not info.get("weights_sha256"):
+            # The model was never built (all cache hits): use the hash recorded when it was.
+            info["weights_sha256"] = self.cache.read_meta().get("weights_sha256")
+        return info
+
+    def identity(self) -> dict:
+        return self.encoder.identity()
+
+    def _encode(self, kind: str, keys: list[str], items: list, compute) -> np.ndarray:
+        vecs: list[np.ndarray | None] = [self.cache.get(kind, k) for k in keys]
+        todo = [i for i, v in enumerate(vecs) if v is None]
+        if todo:
+            fresh = compute([items[i] for i in todo])
+            for i, vec in zip(todo, fresh, strict=True):
+                self.cache.put(kind, keys[i], vec)
+                vecs[i] = vec
+            meta = self.cache.read_meta()
+            sha = self.encoder.run_info().get("weights_sha256")
+            if sha and meta.get("weights_sha256") != sha:
+                self.cache.write_meta({"weights_sha256": sha})
+        dims = {v.shape[0] for v in vecs}
+        if len(dims) > 1:
+            raise RuntimeError(f"cache {self.cache.dir} holds embeddings of several sizes {dims}")
+        return np.stack(vecs).astype(np.float32) if vecs else np.zeros((0, 0), np.float32)
+
+    def encode_images(self, paths: Sequence[Path]) -> np.ndarray:
+        paths = [Path(p) for p in paths]
+        keys = [file_sha256(p) for p in paths]
+        return self._encode("image", keys, paths, self.encoder.encode_images)
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        texts = list(texts)
+        keys = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
+        return self._encode("text", keys, texts, self.encoder.encode_texts)
+
+    @property
+    def forward_calls(self) -> int:
+        return getattr(self.encoder, "forward_calls", 0)

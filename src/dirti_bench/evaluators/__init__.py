@@ -1,0 +1,1 @@
+"""One module per evaluation task (zero-shot, KNN, linear probe, alignment)."""

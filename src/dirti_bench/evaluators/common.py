@@ -1,0 +1,36 @@
+"""Shared finishing step: ids -> names -> metrics, CIs and the predictions table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..labels import LabelSpace, check_consistency
+from ..results import PREDICTION_COLUMNS, ScenarioResult
+from .metrics import bootstrap_ci, classification_metrics
+
+
+def classification_result(
+    scenario, space: LabelSpace, prompt_classes: Sequence[str] | None,
+    stimulus_ids: Sequence[str], y_true: np.ndarray, y_pred: np.ndarray,
+    folds: Sequence | None = None, seed: int = 0, options: dict | None = None,
+    fold_metrics: dict | None = None, extra: dict | None = None,
+) -> ScenarioResult:
+    """Validate against the label space, then score with scikit-learn."""
+    check_consistency(space, space.names if prompt_classes is None else prompt_classes, y_true, y_pred)
+    labels = space.names
+    true_names, pred_names = space.decode(y_true), space.decode(y_pred)
+    scored = classification_metrics(true_names, pred_names, labels)
+    predictions = pd.DataFrame({
+        "scenario": scenario.id, "stimulus": list(stimulus_ids), "y_true": true_names, "y_pred": pred_names,
+        "fold": [""] * len(true_names) if folds is None else list(folds),
+    })[PREDICTION_COLUMNS]
+    return ScenarioResult(
+        id=scenario.id, task=space.task, labels=labels, n=len(true_names),
+        metrics=scored["metrics"], per_class=scored["per_class"], confusion=scored["confusion"],
+        dropped_classes=list(space.dropped), options={**space.options(), **dict(scenario.options), **(options or {})},
+        ci=bootstrap_ci(true_names, pred_names, labels, seed=seed), folds=fold_metrics,
+        extra=extra or {}, predictions=predictions,
+    )

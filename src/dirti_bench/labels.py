@@ -1,0 +1,174 @@
+"""One label space: the only source of class ids for prompts, truth and reports.
+
+The original study built 12 disgust prompts as [disgusting x 6, plain x 6]
+while its truth ids ran [plain x 6, disgusting x 6], and lost an empty class
+from its report. Here a ``LabelSpace`` owns the classes, their order, and the
+assignment of every stimulus; everything downstream asks it for ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import LabelConsistencyError, UserError
+from .stimuli import DISGUST_RATING, StimulusSet
+
+TASKS = ("category", "disgust", "disgust-binary")
+EMPTY_CLASS_POLICIES = ("drop", "keep")
+DEFAULT_THRESHOLD = 5.0
+
+
+@dataclass(frozen=True)
+class LabelClass:
+    name: str
+    phrase: str  # what fills ``{c}`` in a generic template
+    category: str | None = None  # None for the binary task
+    disgusting: bool | None = None  # None for the category task
+
+
+@dataclass(frozen=True)
+class LabelSpace:
+    task: str
+    classes: tuple[LabelClass, ...]
+    dropped: tuple[str, ...]
+    stimulus_ids: tuple[str, ...]  # stimuli that carry a class in this space, in set order
+    y_true: np.ndarray  # class index per stimulus_ids entry
+    threshold: float | None = None
+    threshold_rule: str | None = None
+    policy: str = "drop"
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.classes]
+
+    def __len__(self) -> int:
+        return len(self.classes)
+
+    def index(self, name: str) -> int:
+        try:
+            return self.names.index(name)
+        except ValueError:
+            raise LabelConsistencyError(f"class {name!r} is not in the {self.task} label space {self.names}") from None
+
+    def decode(self, ids: Sequence[int]) -> list[str]:
+        names = self.names
+        return [names[i] for i in ids]
+
+    def support(self) -> dict[str, int]:
+        counts = np.bincount(self.y_true, minlength=len(self.classes))
+        return dict(zip(self.names, counts.tolist(), strict=True))
+
+    def options(self) -> dict:
+        return {"task": self.task, "threshold": self.threshold, "threshold_rule": self.threshold_rule,
+                "empty_class_policy": self.policy}
+
+
+def resolve_threshold(stimuli: StimulusSet, threshold: float | str, rating: str) -> tuple[float, str]:
+    """A number, or ``mean+1sd`` computed from the data (as the study motivated 5.0)."""
+    if isinstance(threshold, str):
+        rule = threshold.strip().lower().replace(" ", "")
+        if rule in {"mean+1sd", "mean+sd"}:
+            values = stimuli.ratings(rating)
+            return float(values.mean() + values.std(ddof=1)), "mean+1sd"
+        try:
+            return float(rule), "fixed"
+        except ValueError:
+            raise UserError(f"threshold {threshold!r} is neither a number nor 'mean+1sd'; use e.g. 5.0 or mean+1sd") from None
+    return float(threshold), "fixed"
+
+
+def _candidate_classes(task: str, categories: Sequence[str]) -> list[LabelClass]:
+    if task == "category":
+        return [LabelClass(c, c, category=c) for c in categories]
+    if task == "disgust":
+        # Documented order: the plain classes in category order, then the disgusting ones.
+        plain = [LabelClass(c, c, category=c, disgusting=False) for c in categories]
+        disg = [LabelClass(f"disgusting {c}", f"disgusting {c}", category=c, disgusting=True) for c in categories]
+        return plain + disg
+    if task == "disgust-binary":
+        return [LabelClass("not disgusting", "something", disgusting=False),
+                LabelClass("disgusting", "something disgusting", disgusting=True)]
+    raise UserError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+
+
+def build_label_space(
+    stimuli: StimulusSet,
+    task: str,
+    threshold: float | str = DEFAULT_THRESHOLD,
+    empty: str = "drop",
+    rating: str = DISGUST_RATING,
+) -> LabelSpace:
+    """Assign every stimulus exactly one class of ``task``.
+
+    Disgusting means mean rating >= threshold (never hand-typed index lists).
+    ``empty='drop'`` removes classes without stimuli from prompts and truth and
+    lists them in ``dropped``; ``'keep'`` keeps them with support 0 (their
+    prompts stay as distractors).
+    """
+    if empty not in EMPTY_CLASS_POLICIES:
+        raise UserError(f"empty-class policy {empty!r} unknown; choose one of {', '.join(EMPTY_CLASS_POLICIES)}")
+    candidates = _candidate_classes(task, stimuli.categories)
+    thr, rule = (None, None)
+    if task != "category":
+        thr, rule = resolve_threshold(stimuli, threshold, rating)
+
+    def class_name(s) -> str:
+        if task == "category":
+            return s.category
+        disgusting = s.ratings[rating] >= thr
+        if task == "disgust":
+            return f"disgusting {s.category}" if disgusting else s.category
+        return "disgusting" if disgusting else "not disgusting"
+
+    assigned = [class_name(s) for s in stimuli.stimuli]
+    unknown = sorted({n for n in assigned} - {c.name for c in candidates})
+    if unknown:
+        raise UserError(f"stimuli carry categories {unknown} outside the set's categories {list(stimuli.categories)}")
+    present = set(assigned)
+    if empty == "drop":
+        classes = tuple(c for c in candidates if c.name in present)
+        dropped = tuple(c.name for c in candidates if c.name not in present)
+    else:
+        classes, dropped = tuple(candidates), ()
+    names = [c.name for c in classes]
+    y_true = np.array([names.index(n) for n in assigned], dtype=int)
+    return LabelSpace(
+        task=task, classes=classes, dropped=dropped,
+        stimulus_ids=tuple(s.id for s in stimuli.stimuli), y_true=y_true,
+        threshold=thr, threshold_rule=rule, policy=empty,
+    )
+
+
+def check_consistency(space: LabelSpace, prompt_classes: Sequence[str], y_true=None, y_pred=None) -> None:
+    """Raise unless prompts, truth and predictions share ``space`` exactly.
+
+    Catches the original study's mistakes: prompts in another order than the
+    truth ids, a class missing from prompts or space, ids outside the space.
+    """
+    names = space.names
+    prompt_classes = list(prompt_classes)
+    if prompt_classes != names:
+        missing = [n for n in names if n not in prompt_classes]
+        extra = [n for n in prompt_classes if n not in names]
+        if missing or extra:
+            raise LabelConsistencyError(
+                f"prompt classes differ from the {space.task} label space: "
+                f"missing prompts for {missing}, prompts for unknown classes {extra}"
+            )
+        first = next(i for i, (a, b) in enumerate(zip(prompt_classes, names, strict=True)) if a != b)
+        raise LabelConsistencyError(
+            f"prompt classes are ordered differently from the {space.task} label space: "
+            f"position {first} is {prompt_classes[first]!r} in the prompts but {names[first]!r} in the space"
+        )
+    for what, ids in (("y_true", y_true), ("y_pred", y_pred)):
+        if ids is None:
+            continue
+        ids = np.asarray(ids)
+        if ids.size and (ids.dtype.kind not in "iu" or ids.min() < 0 or ids.max() >= len(names)):
+            bad = sorted({int(i) for i in ids.ravel() if not (0 <= i < len(names))})[:10]
+            raise LabelConsistencyError(
+                f"{what} holds ids {bad} outside the {space.task} label space 0..{len(names) - 1}"
+            )

@@ -1,0 +1,139 @@
+"""Prompts bound to a label space: study wording, single templates, ensembles.
+
+A ``PromptSet`` lists prompts per class *in the label space's order*, so the
+text embeddings' row i is class i by construction.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from .errors import UserError
+from .labels import LabelSpace
+
+STUDY_TEMPLATE = "This is a photo of {c}"
+STUDY_DISGUST_TEMPLATE = "This is a disgusting photo of {c}"
+PLACEHOLDER = "{c}"
+NAMED_ENSEMBLES = {"clip80": "clip80.json", "affect": "affect.json"}
+
+
+@dataclass(frozen=True)
+class PromptSet:
+    name: str
+    classes: tuple[str, ...]
+    prompts: tuple[tuple[str, ...], ...]  # prompts[i] are class i's prompts
+
+    def all_prompts(self) -> list[str]:
+        return [p for group in self.prompts for p in group]
+
+    def class_of_prompt(self) -> list[int]:
+        return [i for i, group in enumerate(self.prompts) for _ in group]
+
+
+def fill(template: str, phrase: str) -> str:
+    return template.replace(PLACEHOLDER, phrase)
+
+
+def from_templates(space: LabelSpace, templates: list[str], name: str) -> PromptSet:
+    return PromptSet(
+        name=name,
+        classes=tuple(space.names),
+        prompts=tuple(tuple(fill(t, c.phrase) for t in templates) for c in space.classes),
+    )
+
+
+def study_prompts(space: LabelSpace) -> PromptSet:
+    """The study's exact wording (with single spaces, unlike its plain disgust prompts)."""
+    def prompt(cls) -> str:
+        if space.task == "category":
+            return fill(STUDY_TEMPLATE, cls.category)
+        if space.task == "disgust":
+            return fill(STUDY_DISGUST_TEMPLATE if cls.disgusting else STUDY_TEMPLATE, cls.category)
+        return "This is a disgusting photo" if cls.disgusting else "This is a photo"
+
+    return PromptSet("study", tuple(space.names), tuple((prompt(c),) for c in space.classes))
+
+
+# ---------------------------------------------------------------- ensembles
+
+@dataclass(frozen=True)
+class Ensemble:
+    """Templates with ``{c}`` (CLIP style) or a class -> prompts mapping (CuPL style)."""
+
+    name: str
+    source: str
+    templates: tuple[str, ...] | None = None
+    per_class: dict[str, tuple[str, ...]] | None = None
+
+    def bind(self, space: LabelSpace) -> PromptSet:
+        if self.templates is not None:
+            return from_templates(space, list(self.templates), self.name)
+        known = set(space.names) | set(space.dropped)
+        unknown = sorted(set(self.per_class) - known)
+        if unknown:
+            raise UserError(
+                f"template file {self.source} names classes {unknown} that are not in the "
+                f"{space.task} label space {space.names}; use those class names as keys"
+            )
+        missing = [n for n in space.names if n not in self.per_class]
+        if missing:
+            raise UserError(
+                f"template file {self.source} has no prompts for classes {missing} of the "
+                f"{space.task} label space; add a list for each"
+            )
+        return PromptSet(self.name, tuple(space.names), tuple(self.per_class[n] for n in space.names))
+
+
+def _bad(source: str, what: str) -> UserError:
+    return UserError(f"bad template file {source}: {what}")
+
+
+def parse_ensemble(data, name: str, source: str) -> Ensemble:
+    if isinstance(data, dict) and "templates" in data and len(data) <= 3:
+        name = str(data.get("name", name))
+        data = data["templates"]
+    if isinstance(data, list):
+        if not data:
+            raise _bad(source, "the template list is empty; give at least one template with {c}")
+        for t in data:
+            if not isinstance(t, str) or not t.strip():
+                raise _bad(source, f"entry {t!r} is not a non-empty string")
+            if PLACEHOLDER not in t:
+                raise _bad(source, f"template {t!r} has no {PLACEHOLDER} placeholder for the class name")
+        return Ensemble(name=name, source=source, templates=tuple(data))
+    if isinstance(data, dict):
+        if not data:
+            raise _bad(source, "the class -> prompts mapping is empty")
+        per_class = {}
+        for cls, prompts in data.items():
+            if isinstance(prompts, str):
+                prompts = [prompts]
+            if not isinstance(prompts, list) or not prompts:
+                raise _bad(source, f"class {cls!r} needs a non-empty list of prompts")
+            if not all(isinstance(p, str) and p.strip() for p in prompts):
+                raise _bad(source, f"class {cls!r} has a prompt that is not a non-empty string")
+            per_class[str(cls)] = tuple(prompts)
+        return Ensemble(name=name, source=source, per_class=per_class)
+    raise _bad(source, "expected a JSON list of templates or an object mapping class -> list of prompts")
+
+
+def load_ensemble(name_or_path: str | Path) -> Ensemble:
+    """A shipped ensemble by name (``clip80``, ``affect``) or a user's JSON file."""
+    key = str(name_or_path)
+    if key in NAMED_ENSEMBLES:
+        text = resources.files("dirti_bench.templates").joinpath(NAMED_ENSEMBLES[key]).read_text("utf-8")
+        return parse_ensemble(json.loads(text), key, f"<shipped {key}>")
+    path = Path(name_or_path)
+    if not path.is_file():
+        raise UserError(
+            f"template file {path} not found; pass a JSON file or one of the shipped ensembles "
+            f"({', '.join(NAMED_ENSEMBLES)})"
+        )
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise _bad(str(path), f"not valid JSON ({exc}); fix the syntax") from None
+    return parse_ensemble(data, path.stem, str(path))

@@ -1,0 +1,138 @@
+"""The output contract: ``results.json`` and ``predictions.csv`` (keep stable, extend only).
+
+results.json
+  run:       model, pretrained, weights_sha256, device, versions, dataset,
+             dataset_sha256, seed, created, smoke_run, ...
+  scenarios: id -> task, labels, n, metrics, per_class, confusion,
+             dropped_classes, options, ci, (folds), (extra)
+predictions.csv
+  scenario, stimulus, y_true, y_pred, fold   (class names; fold empty for zero-shot)
+
+Every metric in results.json is recomputable from predictions.csv with
+scikit-learn (y_true first, labels= the scenario's labels, zero_division=0).
+Files are staged and moved into place with results.json last, so a failed run
+never leaves a half-written set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+RESULTS_FILE = "results.json"
+PREDICTIONS_FILE = "predictions.csv"
+FEATURES_FILE = "features.npz"
+STIMULI_FILE = "stimuli.csv"
+PREDICTION_COLUMNS = ["scenario", "stimulus", "y_true", "y_pred", "fold"]
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class ScenarioResult:
+    id: str
+    task: str
+    labels: list[str]
+    n: int
+    metrics: dict[str, float]
+    per_class: dict[str, dict] = field(default_factory=dict)
+    confusion: list[list[int]] = field(default_factory=list)
+    dropped_classes: list[str] = field(default_factory=list)
+    options: dict = field(default_factory=dict)
+    ci: dict[str, list[float]] = field(default_factory=dict)
+    folds: dict | None = None
+    extra: dict = field(default_factory=dict)
+    predictions: pd.DataFrame | None = None
+
+    def to_json(self) -> dict:
+        out = {
+            "task": self.task, "labels": list(self.labels), "n": int(self.n),
+            "metrics": self.metrics, "per_class": self.per_class, "confusion": self.confusion,
+            "dropped_classes": list(self.dropped_classes), "options": self.options, "ci": self.ci,
+        }
+        if self.folds is not None:
+            out["folds"] = self.folds
+        if self.extra:
+            out["extra"] = self.extra
+        return out
+
+
+def versions() -> dict[str, str]:
+    import open_clip
+    import sklearn
+    import torch
+
+    from . import __version__
+
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "open_clip": open_clip.__version__, "sklearn": sklearn.__version__,
+            "numpy": np.__version__, "pandas": pd.__version__, "dirti_bench": __version__}
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def predictions_frame(results: list[ScenarioResult]) -> pd.DataFrame:
+    frames = [r.predictions for r in results if r.predictions is not None and len(r.predictions)]
+    if not frames:
+        return pd.DataFrame(columns=PREDICTION_COLUMNS)
+    return pd.concat(frames, ignore_index=True)[PREDICTION_COLUMNS]
+
+
+def write_results(out_dir: Path, run: dict, results: list[ScenarioResult],
+                  extra_files: dict[str, bytes] | None = None) -> Path:
+    """Write the contract into ``out_dir`` atomically (results.json moved in last)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    doc = {"schema_version": SCHEMA_VERSION, "run": _jsonable(run),
+           "scenarios": {r.id: _jsonable(r.to_json()) for r in results}}
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))
+    try:
+        predictions_frame(results).to_csv(staging / PREDICTIONS_FILE, index=False)
+        for name, blob in (extra_files or {}).items():
+            (staging / name).write_bytes(blob)
+        (staging / RESULTS_FILE).write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")
+        names = [p.name for p in staging.iterdir() if p.name != RESULTS_FILE] + [RESULTS_FILE]
+        for name in names:
+            os.replace(staging / name, out_dir / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out_dir
+
+
+def read_results(results_dir: Path) -> dict:
+    from .errors import UserError
+
+    path = Path(results_dir)
+    if path.is_dir():
+        path = path / RESULTS_FILE
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"no {RESULTS_FILE} at {path}; pass a directory written by 'dirti-bench run'") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path} is not valid JSON ({exc}); re-run 'dirti-bench run' to regenerate it") from None
+    if not isinstance(doc, dict) or "scenarios" not in doc or "run" not in doc:
+        raise UserError(f"{path} lacks 'run'/'scenarios'; it is not a dirti-bench results file")
+    return doc

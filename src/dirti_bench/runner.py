@@ -1,0 +1,114 @@
+"""``dirti-bench run``: stimuli -> label spaces -> prompts -> encoder (+cache) -> evaluators -> results."""
+
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .encoders import TINY_MODEL, CachedEncoder, ClipEncoder
+from .paths import cache_home, embedding_cache_dir
+from .results import FEATURES_FILE, STIMULI_FILE, now_iso, versions, write_results
+from .scenarios import EvalContext, select, template_scenarios
+from .stimuli import StimulusSet, load_dirti
+
+DEFAULT_MODEL = "ViT-B-32"
+DEFAULT_PRETRAINED = "openai"
+
+
+@dataclass
+class RunConfig:
+    data: Path | None = None
+    demo: bool = False
+    model: str | None = None
+    pretrained: str | None = None
+    device: str = "auto"
+    out: Path = Path("results")
+    seed: int = 0
+    scenarios: list[str] | None = None
+    templates: list[Path] | None = None
+    batch_size: int = 32
+    num_workers: int | None = None
+    progress: bool = True
+    report: bool = True
+
+    def resolved_model(self) -> tuple[str, str]:
+        if self.demo:
+            return self.model or TINY_MODEL, self.pretrained or "random"
+        return self.model or DEFAULT_MODEL, self.pretrained or DEFAULT_PRETRAINED
+
+
+def demo_dir(seed: int) -> Path:
+    return cache_home() / "demo" / f"seed-{seed}"
+
+
+def load_stimuli(cfg: RunConfig) -> StimulusSet:
+    if cfg.data is not None:
+        return load_dirti(cfg.data)
+    if cfg.demo:
+        from .atomic import write_text
+        from .demo import make_demo
+
+        root = demo_dir(cfg.seed)
+        if not (root / ".complete").is_file():
+            make_demo(root, seed=cfg.seed)
+            write_text(root / ".complete", "ok\n")
+        return load_dirti(root, name=f"dirti-demo-seed{cfg.seed}")
+    from .fetch import ensure_dirti
+
+    return load_dirti(ensure_dirti())
+
+
+def build_encoder(cfg: RunConfig) -> CachedEncoder:
+    model, pretrained = cfg.resolved_model()
+    clip = ClipEncoder(model, pretrained, device=cfg.device, seed=cfg.seed, batch_size=cfg.batch_size,
+                       num_workers=cfg.num_workers, progress=cfg.progress)
+    return CachedEncoder(clip, embedding_cache_dir())
+
+
+def prepare(cfg: RunConfig, encoder=None) -> EvalContext:
+    """Load stimuli, check the options, and encode every image once (through the cache)."""
+    stimuli = load_stimuli(cfg)
+    encoder = encoder or build_encoder(cfg)
+    start = time.perf_counter()
+    features = encoder.encode_images([s.path for s in stimuli.stimuli])
+    ctx = EvalContext(stimuli=stimuli, encoder=encoder, image_features=features, seed=cfg.seed)
+    ctx.timings = {"image_encoding_s": time.perf_counter() - start}
+    return ctx
+
+
+def run_info(cfg: RunConfig, ctx: EvalContext) -> dict:
+    info = dict(ctx.encoder.run_info())
+    info.update({
+        "dataset": ctx.stimuli.name, "dataset_sha256": ctx.stimuli.sha256, "n_stimuli": len(ctx.stimuli),
+        "seed": cfg.seed, "created": now_iso(), "versions": versions(),
+        "forward_calls": ctx.encoder.forward_calls,
+    })
+    cache = getattr(ctx.encoder, "cache", None)
+    if cache is not None:
+        info["cache"] = {"dir": str(cache.dir), "hits": cache.hits, "misses": cache.misses,
+                         "corrupt": cache.corrupt}
+    return info
+
+
+def feature_files(ctx: EvalContext) -> dict[str, bytes]:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, features=ctx.image_features,
+                        stimulus=np.array([s.id for s in ctx.stimuli.stimuli]))
+    return {FEATURES_FILE: buf.getvalue(), STIMULI_FILE: ctx.stimuli.to_frame().to_csv(index=False).encode()}
+
+
+def run(cfg: RunConfig, encoder=None) -> Path:
+    extra = [s for path in (cfg.templates or []) for s in template_scenarios(path)]
+    chosen = select(cfg.scenarios, extra)  # unknown ids fail before any work
+    ctx = prepare(cfg, encoder)
+    results = [scenario.evaluate(ctx) for scenario in chosen]
+    out = write_results(cfg.out, run_info(cfg, ctx), results, feature_files(ctx))
+    if cfg.report:
+        from .report import write_report
+
+        write_report([out], out)
+    return out
