@@ -47,6 +47,10 @@ def demo_dir(seed: int) -> Path:
 
 def load_stimuli(cfg: RunConfig) -> StimulusSet:
     if cfg.data is not None:
+        from .ratedset import is_rated_set, load_rated_set
+
+        if is_rated_set(cfg.data):  # any rated image set with a ratings CSV + sidecar (issue 6)
+            return load_rated_set(cfg.data)
         return load_dirti(cfg.data)
     if cfg.demo:
         from .atomic import write_text

@@ -78,6 +78,13 @@ def _default_scenarios() -> list[Scenario]:
         s.append(Scenario(f"linear-probe-cv10-{name}", task, "linear-probe-cv",
                           {"folds": 10, "split_seed": 42, "small_class_policy": "reduce-folds", **extra},
                           "logistic regression in stratified 10-fold CV"))
+    s.append(Scenario("align-disgust-zeroshot", "alignment", "align-zeroshot",
+                      {"rating": "disg_mean_all", "score": "softmax", "logit_scale": 100.0,
+                       "prompt_pair": "study", "n_boot": 1000, "n_perm": 1000},
+                      "zero-shot disgust score vs mean human disgust rating (Spearman, Pearson)"))
+    s.append(Scenario("align-disgust-probe", "alignment", "align-probe",
+                      {"rating": "disg_mean_all", "folds": 10, "repeats": 3, "split_seed": 42, "alpha": 1.0},
+                      "ridge regression from image features to the disgust rating, repeated 10-fold CV"))
     return s
 
 
