@@ -61,9 +61,14 @@ def load_stimuli(cfg: RunConfig) -> StimulusSet:
             make_demo(root, seed=cfg.seed)
             write_text(root / ".complete", "ok\n")
         return load_dirti(root, name=f"dirti-demo-seed{cfg.seed}")
+    from .errors import UserError
     from .fetch import ensure_dirti
 
-    return load_dirti(ensure_dirti())
+    try:
+        root = ensure_dirti()
+    except UserError as exc:  # the default path: say every way out, the offline demo included
+        raise UserError(f"{exc}; or try --demo for an offline smoke run") from None
+    return load_dirti(root)
 
 
 def build_encoder(cfg: RunConfig) -> CachedEncoder:
@@ -75,8 +80,8 @@ def build_encoder(cfg: RunConfig) -> CachedEncoder:
 
 def prepare(cfg: RunConfig, encoder=None) -> EvalContext:
     """Load stimuli, check the options, and encode every image once (through the cache)."""
+    encoder = encoder or build_encoder(cfg)  # validates model, weights and device before any data work
     stimuli = load_stimuli(cfg)
-    encoder = encoder or build_encoder(cfg)
     start = time.perf_counter()
     features = encoder.encode_images([s.path for s in stimuli.stimuli])
     ctx = EvalContext(stimuli=stimuli, encoder=encoder, image_features=features, seed=cfg.seed)

@@ -1,0 +1,151 @@
+"""`dirti-bench run` end to end on the demo set, and its output contract."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    confusion_matrix,
+    precision_recall_fscore_support,
+)
+
+from dirti_bench.cli import main
+
+RUN_KEYS = {"model", "pretrained", "weights_sha256", "device", "versions", "dataset", "dataset_sha256",
+            "seed", "created"}
+SCENARIO_KEYS = {"task", "labels", "n", "metrics", "per_class", "confusion", "dropped_classes"}
+METRICS = {"accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "f1_macro",
+           "precision_weighted", "recall_weighted", "f1_weighted"}
+FAST = ["zeroshot-*", "ensemble-*-affect"]
+
+
+def run_cli(capsys, *args):
+    code = main(["run", "--no-progress", "--no-report", *args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def error_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("error:")]
+
+
+def recompute(pred: pd.DataFrame, labels: list[str]) -> dict:
+    t, p = pred["y_true"].tolist(), pred["y_pred"].tolist()
+    out = {"accuracy": accuracy_score(t, p), "balanced_accuracy": balanced_accuracy_score(t, p)}
+    for avg in ("macro", "weighted"):
+        pr, rc, f1, _ = precision_recall_fscore_support(t, p, labels=labels, average=avg, zero_division=0)
+        out |= {f"precision_{avg}": pr, f"recall_{avg}": rc, f"f1_{avg}": f1}
+    return out
+
+
+@pytest.fixture
+def demo_run(tmp_path, capsys):
+    out = tmp_path / "out"
+    code, stdout, _ = run_cli(capsys, "--demo", "--out", str(out), "--scenarios", *FAST)
+    assert code == 0, stdout
+    return out
+
+
+def test_demo_run_writes_the_output_contract(demo_run):
+    doc = json.loads((demo_run / "results.json").read_text())
+    assert RUN_KEYS <= set(doc["run"])
+    assert doc["run"]["smoke_run"] is True and doc["run"]["model"] == "dirti-tiny"
+    assert set(doc["run"]["versions"]) >= {"python", "torch", "open_clip", "sklearn"}
+    assert set(doc["scenarios"]) >= {"zeroshot-baseline", "zeroshot-disgust", "zeroshot-disgust-binary",
+                                     "ensemble-baseline-affect", "ensemble-disgust-affect"}
+    for sid, sc in doc["scenarios"].items():
+        assert SCENARIO_KEYS <= set(sc), sid
+        assert set(sc["metrics"]) >= METRICS
+        assert list(sc["per_class"]) == sc["labels"]
+        assert len(sc["confusion"]) == len(sc["labels"]) and all(len(r) == len(sc["labels"]) for r in sc["confusion"])
+    # The demo set reproduces the study's empty class: it is dropped, and said so.
+    assert doc["scenarios"]["zeroshot-disgust"]["dropped_classes"] == ["disgusting animals"]
+    assert "disgusting animals" not in doc["scenarios"]["zeroshot-disgust"]["labels"]
+
+
+def test_every_metric_is_recomputable_from_predictions_csv(demo_run):
+    doc = json.loads((demo_run / "results.json").read_text())
+    preds = pd.read_csv(demo_run / "predictions.csv", dtype=str, keep_default_na=False)
+    assert list(preds.columns) == ["scenario", "stimulus", "y_true", "y_pred", "fold"]
+    for sid, sc in doc["scenarios"].items():
+        rows = preds[preds["scenario"] == sid]
+        assert len(rows) == sc["n"] and (rows["fold"] == "").all()
+        again = recompute(rows, sc["labels"])
+        for name, value in again.items():
+            assert sc["metrics"][name] == pytest.approx(value, abs=1e-12), (sid, name)
+        assert confusion_matrix(rows["y_true"], rows["y_pred"], labels=sc["labels"]).tolist() == sc["confusion"]
+        support = rows["y_true"].value_counts()
+        assert {c: v["support"] for c, v in sc["per_class"].items()} == {c: int(support.get(c, 0)) for c in sc["labels"]}
+
+
+def test_second_run_hits_the_cache_and_reproduces_metrics(demo_run, tmp_path, capsys):
+    again = tmp_path / "again"
+    code, _, _ = run_cli(capsys, "--demo", "--out", str(again), "--scenarios", *FAST)
+    assert code == 0
+    first = json.loads((demo_run / "results.json").read_text())
+    second = json.loads((again / "results.json").read_text())
+    assert first["run"]["forward_calls"] > 0
+    assert second["run"]["forward_calls"] == 0  # no model forward at all
+    assert second["run"]["cache"]["misses"] == 0
+    assert second["run"]["weights_sha256"] == first["run"]["weights_sha256"]
+    assert second["run"]["dataset_sha256"] == first["run"]["dataset_sha256"]
+    strip = lambda d: {k: {m: v[m] for m in ("metrics", "per_class", "confusion", "ci")} for k, v in d["scenarios"].items()}  # noqa: E731
+    assert json.dumps(strip(first), sort_keys=True) == json.dumps(strip(second), sort_keys=True)
+    assert (demo_run / "predictions.csv").read_bytes() == (again / "predictions.csv").read_bytes()
+
+
+@pytest.mark.parametrize(("args", "pattern"), [
+    (["--data", "/nonexistent/dirti"], "data folder /nonexistent/dirti does not exist.*--data PATH.*--demo"),
+    (["--demo", "--model", "ViT-Nope"], "unknown model 'ViT-Nope'"),
+    (["--demo", "--scenarios", "no-such-scenario"], "unknown scenario 'no-such-scenario'"),
+    (["--demo", "--templates", "/nonexistent/t.json"], "template file /nonexistent/t.json not found"),
+    ([], "DIRTI.*--data PATH.*--demo"),
+])
+def test_user_errors_exit_2_with_one_error_line(tmp_path, capsys, args, pattern):
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, "--out", str(out), *args)
+    assert code == 2
+    lines = error_lines(err)
+    assert len(lines) == 1 and "Traceback" not in err
+    assert __import__("re").search(pattern, lines[0]), lines[0]
+    assert not (out / "results.json").exists()
+
+
+def test_unavailable_device_exits_2(tmp_path, capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    code, _, err = run_cli(capsys, "--demo", "--device", "cuda", "--out", str(tmp_path / "o"))
+    assert code == 2 and error_lines(err) == [
+        "error: device 'cuda' is not available on this machine (torch.cuda.is_available() is False); "
+        "use --device cpu or auto, or install a CUDA build of torch"]
+
+
+def test_truncated_checkpoint_exits_2_and_writes_nothing(tmp_path, capsys, demo_master):
+    import torch
+
+    from dirti_bench.encoders import ClipEncoder
+
+    ckpt = tmp_path / "tiny.pt"
+    torch.save(ClipEncoder("dirti-tiny", "random", device="cpu").load().state_dict(), ckpt)
+    ckpt.write_bytes(ckpt.read_bytes()[:1000])
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, "--data", str(demo_master), "--model", "dirti-tiny",
+                           "--pretrained", str(ckpt), "--out", str(out))
+    assert code == 2 and len(error_lines(err)) == 1 and str(ckpt) in err
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_corrupt_image_fails_the_run_without_partial_results(tmp_path, capsys, demo_copy):
+    victim = sorted((demo_copy / "DIRTI Database").glob("*.jpg"))[5]
+    victim.write_bytes(victim.read_bytes()[:200])  # truncated JPEG: header intact, data gone
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, "--data", str(demo_copy), "--model", "dirti-tiny", "--pretrained", "random",
+                           "--out", str(out))
+    assert code == 2
+    assert len(error_lines(err)) == 1 and victim.name in err
+    assert not (out / "results.json").exists() and not (out / "predictions.csv").exists()

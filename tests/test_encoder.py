@@ -1,0 +1,103 @@
+"""The open_clip encoder factory: devices, weights sources, determinism, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dirti_bench.encoders import ClipEncoder, WeightsSpec, resolve_device, state_dict_sha256
+from dirti_bench.errors import UserError
+
+TEXTS = ["This is a photo of food", "This is a disgusting photo of death"]
+
+
+def tiny(**kw) -> ClipEncoder:
+    return ClipEncoder("dirti-tiny", kw.pop("pretrained", "random"), device="cpu", progress=False,
+                       num_workers=0, **kw)
+
+
+def test_auto_device_prefers_cuda_then_mps_then_cpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert resolve_device("auto") == "cpu"
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert resolve_device("auto") == "mps"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == "cuda"
+
+
+@pytest.mark.parametrize("device", ["cuda", "mps"])
+def test_unavailable_device_is_a_user_error(monkeypatch, device):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(UserError, match=f"device '{device}' is not available.*--device cpu"):
+        resolve_device(device)
+
+
+def test_unknown_device_and_model_are_user_errors():
+    with pytest.raises(UserError, match="unknown device 'tpu'"):
+        resolve_device("tpu")
+    with pytest.raises(UserError, match="unknown model 'ViT-Nope'"):
+        ClipEncoder("ViT-Nope", "random", device="cpu")
+
+
+def test_weights_spec_parses_every_source(tmp_path):
+    ckpt = tmp_path / "w.pt"
+    ckpt.write_bytes(b"x")
+    assert WeightsSpec.parse("random").kind == "random"
+    assert WeightsSpec.parse("openai").kind == "tag"
+    assert WeightsSpec.parse("laion2b_s34b_b79k").kind == "tag"
+    assert WeightsSpec.parse("hf-hub:timm/some-model").kind == "hf-hub"
+    assert WeightsSpec.parse(str(ckpt)) == WeightsSpec("file", str(ckpt.resolve()))
+    with pytest.raises(UserError, match="checkpoint file .*missing.pt not found"):
+        WeightsSpec.parse(str(tmp_path / "missing.pt"))
+
+
+def test_random_weights_are_seeded():
+    a, b, c = tiny(seed=3), tiny(seed=3), tiny(seed=4)
+    ea, eb, ec = (e.encode_texts(TEXTS) for e in (a, b, c))
+    np.testing.assert_array_equal(ea, eb)
+    assert not np.allclose(ea, ec)
+    assert a.run_info()["weights_sha256"] == b.run_info()["weights_sha256"] != c.run_info()["weights_sha256"]
+    assert a.run_info()["smoke_run"] is True
+
+
+def test_embeddings_are_l2_normalised_float32(demo_stimuli):
+    enc = tiny()
+    paths = [s.path for s in demo_stimuli.stimuli[:5]]
+    img, txt = enc.encode_images(paths), enc.encode_texts(TEXTS)
+    for x, n in ((img, 5), (txt, 2)):
+        assert x.dtype == np.float32 and x.shape == (n, 64)
+        np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5)
+
+
+def test_checkpoint_file_gives_same_embeddings_as_in_memory_model(tmp_path, demo_stimuli):
+    mem = tiny(seed=7)
+    model = mem.load()
+    ckpt = tmp_path / "tiny.pt"
+    torch.save(model.state_dict(), ckpt)
+    from_file = tiny(pretrained=str(ckpt))
+    paths = [s.path for s in demo_stimuli.stimuli[:4]]
+    np.testing.assert_allclose(from_file.encode_images(paths), mem.encode_images(paths), atol=1e-6)
+    np.testing.assert_allclose(from_file.encode_texts(TEXTS), mem.encode_texts(TEXTS), atol=1e-6)
+    info = from_file.run_info()
+    import hashlib
+
+    assert info["weights_sha256"] == hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    assert info["smoke_run"] is False
+    assert state_dict_sha256(from_file.load()) == state_dict_sha256(model)
+
+
+def test_truncated_checkpoint_is_a_user_error(tmp_path):
+    ckpt = tmp_path / "tiny.pt"
+    torch.save(tiny().load().state_dict(), ckpt)
+    ckpt.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 3])
+    with pytest.raises(UserError, match=r"cannot load checkpoint .*tiny.pt .*truncated"):
+        tiny(pretrained=str(ckpt)).load()
+
+
+def test_unavailable_pretrained_tag_is_a_user_error_offline():
+    # dirti-tiny has no published weights; offline, any tag must fail fast with the way out.
+    with pytest.raises(UserError, match="cannot get 'openai' weights for dirti-tiny.*--pretrained PATH"):
+        tiny(pretrained="openai").load()
