@@ -149,3 +149,19 @@ def test_corrupt_image_fails_the_run_without_partial_results(tmp_path, capsys, d
     assert code == 2
     assert len(error_lines(err)) == 1 and victim.name in err
     assert not (out / "results.json").exists() and not (out / "predictions.csv").exists()
+
+
+def test_ratings_option_adds_alignment_scenarios_for_that_column(tmp_path, capsys):
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, "--demo", "--out", str(out), "--scenarios", "zeroshot-baseline",
+                           "--ratings", "fear_mean_all")
+    assert code == 0, err
+    doc = json.loads((out / "results.json").read_text())
+    assert set(doc["scenarios"]) == {"zeroshot-baseline", "align-fear-zeroshot", "align-fear-probe"}
+    assert doc["scenarios"]["align-fear-probe"]["options"]["rating"] == "fear_mean_all"
+
+
+def test_unknown_rating_column_exits_2(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "--demo", "--out", str(tmp_path / "o"), "--scenarios", "zeroshot-baseline",
+                           "--ratings", "smell_mean_all")
+    assert code == 2 and len(error_lines(err)) == 1 and "smell_mean_all" in err

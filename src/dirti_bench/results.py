@@ -5,6 +5,8 @@ results.json
              dataset_sha256, seed, created, smoke_run, ...
   scenarios: id -> task, labels, n, metrics, per_class, confusion,
              dropped_classes, options, ci, (folds), (extra)
+  (comparisons): list of paired comparisons {a, b, n, accuracy_a, accuracy_b,
+             accuracy_difference, ci, mcnemar | null} or {a, b, skipped}
 predictions.csv
   scenario, stimulus, y_true, y_pred, fold   (class names; fold empty for zero-shot)
 
@@ -87,7 +89,9 @@ def _jsonable(obj):
     if isinstance(obj, list | tuple):
         return [_jsonable(v) for v in obj]
     if isinstance(obj, np.generic):
-        return obj.item()
+        obj = obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None  # strict JSON has no NaN/inf: an undefined metric is null
     if isinstance(obj, Path):
         return str(obj)
     return obj
@@ -101,12 +105,14 @@ def predictions_frame(results: list[ScenarioResult]) -> pd.DataFrame:
 
 
 def write_results(out_dir: Path, run: dict, results: list[ScenarioResult],
-                  extra_files: dict[str, bytes] | None = None) -> Path:
+                  extra_files: dict[str, bytes] | None = None, comparisons: list[dict] | None = None) -> Path:
     """Write the contract into ``out_dir`` atomically (results.json moved in last)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     doc = {"schema_version": SCHEMA_VERSION, "run": _jsonable(run),
            "scenarios": {r.id: _jsonable(r.to_json()) for r in results}}
+    if comparisons is not None:  # paired scenario comparisons (dirti_bench.compare)
+        doc["comparisons"] = _jsonable(comparisons)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))
     try:
         predictions_frame(results).to_csv(staging / PREDICTIONS_FILE, index=False)

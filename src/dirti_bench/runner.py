@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .encoders import TINY_MODEL, CachedEncoder, ClipEncoder
+from .errors import UserError
 from .paths import cache_home, embedding_cache_dir
 from .results import FEATURES_FILE, STIMULI_FILE, now_iso, versions, write_results
 from .scenarios import EvalContext, select, template_scenarios
@@ -30,6 +31,7 @@ class RunConfig:
     seed: int = 0
     scenarios: list[str] | None = None
     templates: list[Path] | None = None
+    ratings: list[str] | None = None  # extra rating columns to align with (fear, valence, ...)
     batch_size: int = 32
     num_workers: int | None = None
     progress: bool = True
@@ -61,7 +63,6 @@ def load_stimuli(cfg: RunConfig) -> StimulusSet:
             make_demo(root, seed=cfg.seed)
             write_text(root / ".complete", "ok\n")
         return load_dirti(root, name=f"dirti-demo-seed{cfg.seed}")
-    from .errors import UserError
     from .fetch import ensure_dirti
 
     try:
@@ -111,11 +112,24 @@ def feature_files(ctx: EvalContext) -> dict[str, bytes]:
 
 
 def run(cfg: RunConfig, encoder=None) -> Path:
+    from .evaluators.alignment import alignment_scenarios
+
     extra = [s for path in (cfg.templates or []) for s in template_scenarios(path)]
-    chosen = select(cfg.scenarios, extra)  # unknown ids fail before any work
+    extra += [s for column in (cfg.ratings or []) for s in alignment_scenarios(column)]
+    patterns = cfg.scenarios
+    if patterns and extra:  # scenarios the user asked for by option are always run
+        patterns = [*patterns, *(s.id for s in extra)]
+    chosen = select(patterns, extra)  # unknown ids fail before any work
     ctx = prepare(cfg, encoder)
+    unknown = [c for c in cfg.ratings or [] if c not in ctx.stimuli.rating_columns]
+    if unknown:
+        raise UserError(f"rating columns {unknown} not in {ctx.stimuli.name}; "
+                        f"choose from {', '.join(ctx.stimuli.rating_columns)}")
     results = [scenario.evaluate(ctx) for scenario in chosen]
-    out = write_results(cfg.out, run_info(cfg, ctx), results, feature_files(ctx))
+    from .compare import comparisons_for
+
+    out = write_results(cfg.out, run_info(cfg, ctx), results, feature_files(ctx),
+                        comparisons=comparisons_for(results, seed=cfg.seed))
     if cfg.report:
         from .report import write_report
 

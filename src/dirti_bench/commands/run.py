@@ -3,7 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..encoders import DEVICES
-from ..runner import RunConfig, run as run_benchmark
+from ..runner import RunConfig
+from ..runner import run as run_benchmark
 
 
 def add_arguments(p) -> None:
@@ -20,6 +21,9 @@ def add_arguments(p) -> None:
     p.add_argument("--scenarios", nargs="+", metavar="ID", help="scenario ids or globs (default: all)")
     p.add_argument("--templates", nargs="+", type=Path, metavar="FILE",
                    help="prompt-ensemble JSON files; each adds ensemble-<task>-<stem> scenarios")
+    p.add_argument("--ratings", nargs="+", metavar="COLUMN",
+                   help="more rating columns to align with (e.g. fear_mean_all val_mean_all): "
+                   "adds align-<rating>-zeroshot/-probe scenarios")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--workers", type=int, default=None, help="image decoding workers (default: cores-1, max 4)")
     p.add_argument("--no-progress", action="store_true")
@@ -29,7 +33,7 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     cfg = RunConfig(data=args.data, demo=args.demo, model=args.model, pretrained=args.pretrained,
                     device=args.device, out=args.out, seed=args.seed, scenarios=args.scenarios,
-                    templates=args.templates, batch_size=args.batch_size, num_workers=args.workers,
+                    templates=args.templates, ratings=args.ratings, batch_size=args.batch_size, num_workers=args.workers,
                     progress=not args.no_progress, report=not args.no_report)
     out = run_benchmark(cfg)
     print(f"results written to {out}")
