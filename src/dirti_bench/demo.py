@@ -10,6 +10,10 @@ stays below the disgust threshold, reproducing the original study's empty
 from __future__ import annotations
 
 import io
+import os
+import re
+import shutil
+import tempfile
 import zipfile
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +22,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .atomic import write_bytes
+from .errors import UserError
 from .stimuli import DIRTI_CATEGORIES, IMAGE_FOLDER, RATINGS_FILE
 
 CATEGORY_TOKENS = {"food": "food", "animals": "animals", "body products": "body products",
@@ -34,6 +38,7 @@ CATEGORY_STYLE = {
 }
 NEVER_DISGUSTING = "animals"
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+MODIFIED_STAMP = re.compile(rb"(<dcterms:modified[^>]*>)[^<]*(</dcterms:modified>)")
 LEGEND = [
     ("name", "image file name without extension"),
     ("disg_mean_all", "mean disgust rating, all raters (1-9)"),
@@ -65,9 +70,10 @@ def _image(rng: np.random.Generator, category: str, disgust: float, size: tuple[
     img = img[None, None, :] * (1 + 0.25 * stripes[..., None])
     img = img + rng.normal(0, noise, (h, w, 3))
     # Contamination blotches: count grows with the disgust rating.
+    rows, cols = np.ogrid[0:h, 0:w]
     for _ in range(int(round(max(disgust - 1.0, 0) * 2))):
         cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(0.03, 0.12) * max(w, h)
-        mask = ((np.mgrid[0:h, 0:w][0] - cy) ** 2 + (np.mgrid[0:h, 0:w][1] - cx) ** 2) < r * r
+        mask = ((rows - cy) ** 2 + (cols - cx) ** 2) < r * r
         img[mask] = img[mask] * 0.4 + np.array((90, 100, 30)) * 0.6
     pixels = np.clip(img, 0, 255).astype(np.uint8)
     buf = io.BytesIO()
@@ -89,25 +95,39 @@ def _deterministic_xlsx(sheets: dict[str, pd.DataFrame], legend: pd.DataFrame) -
     out = io.BytesIO()
     with zipfile.ZipFile(raw) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
         for info in sorted(src.infolist(), key=lambda i: i.filename):
-            dst.writestr(zipfile.ZipInfo(info.filename, date_time=FIXED_TIME), src.read(info.filename),
+            data = src.read(info.filename)
+            if info.filename == "docProps/core.xml":  # openpyxl stamps 'modified' with the save time
+                data = MODIFIED_STAMP.sub(rb"\g<1>2017-01-01T00:00:00Z\g<2>", data)
+            dst.writestr(zipfile.ZipInfo(info.filename, date_time=FIXED_TIME), data,
                          compress_type=zipfile.ZIP_DEFLATED)
     return out.getvalue()
 
 
-def make_demo(out_dir: Path, seed: int = 0, n_disgust: int = 8, n_neutral: int = 2,
-              size: tuple[int, int] = (256, 192)) -> Path:
-    """Write a DIRTI-layout demo set into ``out_dir`` and return it."""
-    out_dir = Path(out_dir)
+# What a folder written by make_demo (plus the runner's marker) may hold; anything else is the user's.
+DEMO_ENTRIES = {IMAGE_FOLDER, RATINGS_FILE, ".complete"}
+
+
+def _check_target(out_dir: Path) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"demo output {out_dir} is a file; pass a folder path")
+    if out_dir.is_dir():
+        foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in DEMO_ENTRIES)
+        if foreign:
+            raise UserError(f"demo output folder {out_dir} holds other files {foreign[:5]}; "
+                            "pass a new or empty folder (an earlier demo set is replaced)")
+
+
+def _write_set(dest: Path, seed: int, n_disgust: int, n_neutral: int, size: tuple[int, int]) -> None:
     rng = np.random.default_rng(seed)
-    image_dir = out_dir / IMAGE_FOLDER
-    image_dir.mkdir(parents=True, exist_ok=True)
+    image_dir = dest / IMAGE_FOLDER
+    image_dir.mkdir(parents=True)
     rows, next_id = [], 1001
     for category in DIRTI_CATEGORIES:
         for k in range(n_disgust + n_neutral):
             neutral = k >= n_disgust
             disgust = _ratings(rng, category, neutral)
             name = f"{next_id}_{CATEGORY_TOKENS[category]}{' neutral' if neutral else ''}"
-            write_bytes(image_dir / f"{name}.jpg", _image(rng, category, disgust, size))
+            (image_dir / f"{name}.jpg").write_bytes(_image(rng, category, disgust, size))
             sd = float(rng.uniform(1.0, 2.2))
             women = float(np.clip(disgust + rng.normal(0.2, 0.3), 1, 9))
             men = float(np.clip(disgust + rng.normal(-0.2, 0.3), 1, 9))
@@ -130,5 +150,28 @@ def make_demo(out_dir: Path, seed: int = 0, n_disgust: int = 8, n_neutral: int =
         "valence_arousal": table[["name", "val_mean_all", "aro_mean_all"]],
     }
     legend = pd.DataFrame(LEGEND, columns=["Variable", "Description"])
-    write_bytes(out_dir / RATINGS_FILE, _deterministic_xlsx(sheets, legend))
+    (dest / RATINGS_FILE).write_bytes(_deterministic_xlsx(sheets, legend))
+
+
+def make_demo(out_dir: Path, seed: int = 0, n_disgust: int = 8, n_neutral: int = 2,
+              size: tuple[int, int] = (256, 192)) -> Path:
+    """Write a DIRTI-layout demo set into ``out_dir`` and return it.
+
+    The set is built in a temp folder beside ``out_dir`` and renamed into
+    place, so an interrupted run leaves no half-written set.
+    """
+    out_dir = Path(out_dir).expanduser()
+    _check_target(out_dir)
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    except OSError as exc:
+        raise UserError(f"cannot write the demo set to {out_dir} ({exc.strerror}); choose a writable folder") from None
+    try:
+        _write_set(staging / "new", seed, n_disgust, n_neutral, size)
+        if out_dir.exists():  # an earlier demo set (checked above): swap it out
+            os.replace(out_dir, staging / "old")
+        os.replace(staging / "new", out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return out_dir

@@ -18,6 +18,7 @@ STUDY_TEMPLATE = "This is a photo of {c}"
 STUDY_DISGUST_TEMPLATE = "This is a disgusting photo of {c}"
 PLACEHOLDER = "{c}"
 NAMED_ENSEMBLES = {"clip80": "clip80.json", "affect": "affect.json"}
+WRAPPER_KEYS = {"name", "source", "description", "templates"}
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,8 @@ def _bad(source: str, what: str) -> UserError:
 
 
 def parse_ensemble(data, name: str, source: str) -> Ensemble:
-    if isinstance(data, dict) and "templates" in data and len(data) <= 3:
+    # A wrapper object {"name", "source", "templates"} around either form.
+    if isinstance(data, dict) and "templates" in data and set(data) <= WRAPPER_KEYS:
         name = str(data.get("name", name))
         data = data["templates"]
     if isinstance(data, list):

@@ -1,3 +1,5 @@
+"""``dirti-bench make-demo DIR``: a small generated set in DIRTI's layout."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,11 +8,11 @@ from ..demo import make_demo
 
 
 def add_arguments(p) -> None:
-    p.add_argument("dir", type=Path, help="output folder")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("dir", type=Path, help="output folder (new, empty, or an earlier demo set)")
+    p.add_argument("--seed", type=int, default=0, help="random seed; same seed -> byte-identical files")
 
 
 def run(args) -> int:
     out = make_demo(args.dir, seed=args.seed)
-    print(f"demo set written to {out}")
+    print(f"demo set written to {out} (use it with: dirti-bench run --data \"{out}\")")
     return 0
