@@ -4,17 +4,24 @@ The original study built 12 disgust prompts as [disgusting x 6, plain x 6]
 while its truth ids ran [plain x 6, disgusting x 6], and lost an empty class
 from its report. Here a ``LabelSpace`` owns the classes, their order, and the
 assignment of every stimulus; everything downstream asks it for ids.
+
+Class order (stable, documented): ``category`` follows ``DIRTI_CATEGORIES``
+(food, animals, body products, injuries/infections, death, hygiene);
+``disgust`` lists the six plain classes in that order, then the six
+"disgusting <category>" classes; ``disgust-binary`` is [not disgusting,
+disgusting]. The ``drop`` policy removes empty classes without reordering the rest.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .errors import LabelConsistencyError, UserError
-from .stimuli import DISGUST_RATING, StimulusSet
+from .stimuli import StimulusSet
 
 TASKS = ("category", "disgust", "disgust-binary")
 EMPTY_CLASS_POLICIES = ("drop", "keep")
@@ -39,6 +46,22 @@ class LabelSpace:
     threshold: float | None = None
     threshold_rule: str | None = None
     policy: str = "drop"
+    drop_reasons: tuple[tuple[str, str], ...] = ()  # (class, why) for classes dropped after building
+
+    def without(self, names: Sequence[str], reason: str) -> LabelSpace:
+        """This space minus ``names`` and their stimuli (ids re-indexed); they join ``dropped``."""
+        names = [n for n in self.names if n in set(names)]
+        if not names:
+            return self
+        keep_cls = [i for i, n in enumerate(self.names) if n not in names]
+        new_id = {old: new for new, old in enumerate(keep_cls)}
+        keep = [j for j, y in enumerate(self.y_true) if int(y) in new_id]
+        return replace(
+            self, classes=tuple(self.classes[i] for i in keep_cls), dropped=self.dropped + tuple(names),
+            stimulus_ids=tuple(self.stimulus_ids[j] for j in keep),
+            y_true=np.array([new_id[int(self.y_true[j])] for j in keep], dtype=int),
+            drop_reasons=self.drop_reasons + tuple((n, reason) for n in names),
+        )
 
     @property
     def names(self) -> list[str]:
@@ -67,17 +90,40 @@ class LabelSpace:
 
 
 def resolve_threshold(stimuli: StimulusSet, threshold: float | str, rating: str) -> tuple[float, str]:
-    """A number, or ``mean+1sd`` computed from the data (as the study motivated 5.0)."""
+    """A number, or ``mean+1sd`` computed from the data (as the study motivated 5.0).
+
+    The SD is the sample SD (ddof=1) over all stimuli of the set.
+    """
     if isinstance(threshold, str):
         rule = threshold.strip().lower().replace(" ", "")
         if rule in {"mean+1sd", "mean+sd"}:
             values = stimuli.ratings(rating)
+            if len(values) < 2:
+                raise UserError(f"threshold mean+1sd needs at least 2 rated stimuli, {stimuli.name} has "
+                                f"{len(values)}; give a number such as 5.0")
             return float(values.mean() + values.std(ddof=1)), "mean+1sd"
         try:
-            return float(rule), "fixed"
+            value = float(rule)
         except ValueError:
-            raise UserError(f"threshold {threshold!r} is neither a number nor 'mean+1sd'; use e.g. 5.0 or mean+1sd") from None
-    return float(threshold), "fixed"
+            value = float("nan")
+    else:
+        value = float(threshold)
+    if not math.isfinite(value):
+        raise UserError(f"threshold {threshold!r} is neither a finite number nor 'mean+1sd'; use e.g. 5.0 or mean+1sd")
+    return value, "fixed"
+
+
+def _require_ratings(stimuli: StimulusSet, rating: str) -> None:
+    """Every stimulus needs a value: a missing one would silently fall on either side of the threshold."""
+    if rating not in stimuli.rating_columns:
+        raise UserError(
+            f"rating column {rating!r} not in {stimuli.name} "
+            f"(available: {', '.join(stimuli.rating_columns) or 'none'}); pick one of those"
+        )
+    missing = [s.id for s in stimuli.stimuli if rating not in s.ratings]
+    if missing:
+        raise UserError(f"{len(missing)} stimuli of {stimuli.name} have no {rating!r} rating "
+                        f"(ids {missing[:10]}); fill them in or pick another rating column")
 
 
 def _candidate_classes(task: str, categories: Sequence[str]) -> list[LabelClass]:
@@ -99,11 +145,12 @@ def build_label_space(
     task: str,
     threshold: float | str = DEFAULT_THRESHOLD,
     empty: str = "drop",
-    rating: str = DISGUST_RATING,
+    rating: str | None = None,
 ) -> LabelSpace:
     """Assign every stimulus exactly one class of ``task``.
 
-    Disgusting means mean rating >= threshold (never hand-typed index lists).
+    Disgusting means mean rating >= threshold (never hand-typed index lists);
+    the rating is ``rating`` or else the set's ``disgust_column``.
     ``empty='drop'`` removes classes without stimuli from prompts and truth and
     lists them in ``dropped``; ``'keep'`` keeps them with support 0 (their
     prompts stay as distractors).
@@ -112,7 +159,9 @@ def build_label_space(
         raise UserError(f"empty-class policy {empty!r} unknown; choose one of {', '.join(EMPTY_CLASS_POLICIES)}")
     candidates = _candidate_classes(task, stimuli.categories)
     thr, rule = (None, None)
+    rating = rating or stimuli.disgust_column
     if task != "category":
+        _require_ratings(stimuli, rating)
         thr, rule = resolve_threshold(stimuli, threshold, rating)
 
     def class_name(s) -> str:
@@ -158,6 +207,12 @@ def check_consistency(space: LabelSpace, prompt_classes: Sequence[str], y_true=N
                 f"prompt classes differ from the {space.task} label space: "
                 f"missing prompts for {missing}, prompts for unknown classes {extra}"
             )
+        repeated = sorted({n for n in prompt_classes if prompt_classes.count(n) > 1})
+        if repeated:
+            raise LabelConsistencyError(
+                f"prompt classes list {repeated} more than once; the {space.task} label space "
+                f"has each class once: {names}"
+            )
         first = next(i for i, (a, b) in enumerate(zip(prompt_classes, names, strict=True)) if a != b)
         raise LabelConsistencyError(
             f"prompt classes are ordered differently from the {space.task} label space: "
@@ -167,7 +222,10 @@ def check_consistency(space: LabelSpace, prompt_classes: Sequence[str], y_true=N
         if ids is None:
             continue
         ids = np.asarray(ids)
-        if ids.size and (ids.dtype.kind not in "iu" or ids.min() < 0 or ids.max() >= len(names)):
+        if ids.size and ids.dtype.kind not in "iu":
+            raise LabelConsistencyError(f"{what} holds {ids.dtype} values, not integer class ids of the "
+                                        f"{space.task} label space 0..{len(names) - 1}")
+        if ids.size and (ids.min() < 0 or ids.max() >= len(names)):
             bad = sorted({int(i) for i in ids.ravel() if not (0 <= i < len(names))})[:10]
             raise LabelConsistencyError(
                 f"{what} holds ids {bad} outside the {space.task} label space 0..{len(names) - 1}"

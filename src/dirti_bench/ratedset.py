@@ -1,15 +1,244 @@
-"""Any rated stimulus set: a folder of images + a ratings CSV (filled in by issue 6's work)."""
+"""Any rated stimulus set: a folder of images plus a ratings CSV, described by a
+``dirti-bench.json`` sidecar, so OASIS-, OBNIS- or NAPS-style sets run with the
+same scenarios as DIRTI::
+
+    {"name": "oasis",                      # optional, default: the folder's name
+     "images": "images",                   # folder, relative to the sidecar
+     "ratings": "ratings.csv",             # one row per image file
+     "file_column": "file",                # file name, with or without extension
+     "category_column": "category",
+     "categories": ["animal", "object"],   # optional: class order (default: sorted)
+     "rating_columns": ["valence_mean"],   # optional (default: every all-numeric column)
+     "disgust_column": "disgust_mean"}     # optional: what disgust tasks read
+
+Validation is as strict as DIRTI's: images and rows match 1:1, nothing is
+duplicated, every rating is a finite number, every named column exists.
+"""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 from .errors import UserError
+from .stimuli import (
+    DISGUST_RATING,
+    IMAGE_SUFFIXES,
+    Stimulus,
+    StimulusSet,
+    file_sha256,
+    list_images,
+    normalise_name,
+    verify_image,
+)
+
+SIDECAR = "dirti-bench.json"
+REQUIRED_KEYS = ("images", "ratings", "file_column", "category_column")
+OPTIONAL_KEYS = ("name", "categories", "rating_columns", "disgust_column")
+MAX_LISTED = 10  # names quoted in one error line
+
+
+@dataclass(frozen=True)
+class RatedSetSpec:
+    sidecar: Path
+    name: str
+    images: Path
+    ratings: Path
+    file_column: str
+    category_column: str
+    categories: tuple[str, ...] | None
+    rating_columns: tuple[str, ...] | None
+    disgust_column: str | None
+
+
+def _sidecar(path: Path) -> Path:
+    path = Path(path).expanduser()
+    return path / SIDECAR if path.is_dir() else path
 
 
 def is_rated_set(path: Path) -> bool:
-    return False
+    """A folder holding ``dirti-bench.json``, or a ``.json`` sidecar itself."""
+    path = Path(path).expanduser()
+    return (path.is_dir() and (path / SIDECAR).is_file()) or (path.is_file() and path.suffix.lower() == ".json")
 
 
-def load_rated_set(path: Path):
-    raise UserError(f"{path}: generic rated sets are not supported yet")
+def _listed(names) -> str:
+    names = list(names)
+    more = f" and {len(names) - MAX_LISTED} more" if len(names) > MAX_LISTED else ""
+    return f"{names[:MAX_LISTED]}{more}"
+
+
+def read_spec(path: Path) -> RatedSetSpec:
+    """Parse and type-check the sidecar; paths resolve relative to its folder."""
+    sidecar = _sidecar(path)
+    if not sidecar.is_file():
+        raise UserError(f"no {SIDECAR} at {sidecar}; write one naming the images folder and ratings CSV")
+    try:
+        doc = json.loads(sidecar.read_text("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{sidecar} is not valid JSON ({exc}); fix the syntax") from None
+    if not isinstance(doc, dict):
+        raise UserError(f"{sidecar} must hold a JSON object with keys {', '.join(REQUIRED_KEYS)}")
+    unknown = sorted(set(doc) - set(REQUIRED_KEYS) - set(OPTIONAL_KEYS))
+    if unknown:
+        raise UserError(f"{sidecar} has unknown keys {unknown}; allowed: {', '.join(REQUIRED_KEYS + OPTIONAL_KEYS)}")
+    missing = [k for k in REQUIRED_KEYS if k not in doc]
+    if missing:
+        raise UserError(f"{sidecar} lacks keys {missing}; add them (see dirti_bench.ratedset for the format)")
+    for key in (*REQUIRED_KEYS, "name", "disgust_column"):
+        if key in doc and (not isinstance(doc[key], str) or not doc[key].strip()):
+            raise UserError(f"{sidecar}: {key!r} must be a non-empty string, not {doc[key]!r}")
+    lists = {}
+    for key in ("categories", "rating_columns"):
+        value = doc.get(key)
+        if value is None:
+            lists[key] = None
+            continue
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):
+            raise UserError(f"{sidecar}: {key!r} must be a non-empty list of names, not {value!r}")
+        repeated = sorted({v for v in value if value.count(v) > 1})
+        if repeated:
+            raise UserError(f"{sidecar}: {key!r} lists {repeated} more than once; name each once")
+        lists[key] = tuple(v.strip() for v in value)
+    if doc["file_column"].strip() == doc["category_column"].strip():
+        raise UserError(f"{sidecar}: file_column and category_column are both {doc['file_column']!r}; "
+                        "name two different columns")
+    base = sidecar.parent
+    return RatedSetSpec(
+        sidecar=sidecar, name=doc.get("name", base.name), images=base / doc["images"], ratings=base / doc["ratings"],
+        file_column=doc["file_column"].strip(), category_column=doc["category_column"].strip(),
+        categories=lists["categories"], rating_columns=lists["rating_columns"],
+        disgust_column=doc.get("disgust_column"),
+    )
+
+
+def read_table(spec: RatedSetSpec) -> pd.DataFrame:
+    """The ratings CSV as strings (parsed per column below), headers stripped."""
+    path = spec.ratings
+    if not path.is_file():
+        raise UserError(f"ratings file {path} (named in {spec.sidecar}) not found; fix 'ratings' in the sidecar")
+    if path.suffix.lower() != ".csv":
+        raise UserError(f"ratings file {path} is not a .csv; export the ratings as CSV")
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read ratings CSV {path} ({str(exc).strip()}); re-export it as UTF-8 CSV") from None
+    table.columns = [str(c).strip() for c in table.columns]
+    if table.empty:
+        raise UserError(f"ratings CSV {path} has no rows; add one row per image")
+    needed = [spec.file_column, spec.category_column, *(spec.rating_columns or ()),
+              *([spec.disgust_column] if spec.disgust_column else [])]
+    absent = [c for c in dict.fromkeys(needed) if c not in table.columns]
+    if absent:
+        raise UserError(f"ratings CSV {path} has no columns {absent} (it has {list(table.columns)}); "
+                        f"fix the names in {spec.sidecar.name} or the CSV header")
+    return table.apply(lambda col: col.str.strip())
+
+
+def _rows(mask) -> list[int]:
+    return (np.flatnonzero(np.asarray(mask)) + 2).tolist()  # CSV line numbers: header is line 1
+
+
+def parse_ratings(spec: RatedSetSpec, table: pd.DataFrame) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """Rating columns as floats; every cell must be a finite number."""
+    path = spec.ratings
+    ids = {spec.file_column, spec.category_column}
+    numeric = table.drop(columns=list(ids)).apply(pd.to_numeric, errors="coerce")
+    if spec.rating_columns is not None:
+        columns = spec.rating_columns
+    else:  # every column whose cells are all numbers
+        columns = tuple(c for c in numeric.columns if numeric[c].notna().all())
+        if not columns:
+            raise UserError(f"ratings CSV {path} has no all-numeric rating column; "
+                            f"list the rating columns in 'rating_columns' of {spec.sidecar.name}")
+    if spec.disgust_column and spec.disgust_column not in columns:
+        raise UserError(f"{spec.sidecar}: disgust_column {spec.disgust_column!r} is not among the rating columns "
+                        f"{list(columns)}; add it to 'rating_columns'")
+    for col in columns:
+        if col in ids:
+            raise UserError(f"{spec.sidecar}: {col!r} is the file or category column, not a rating column")
+        bad = ~np.isfinite(numeric[col].to_numpy(dtype=float))
+        if bad.any():
+            values = table.loc[bad, col].tolist()
+            raise UserError(f"ratings CSV {path} column {col!r} has missing or non-numeric values "
+                            f"{_listed(values)} on lines {_listed(_rows(bad))}; every rating must be a number")
+    return numeric[list(columns)].astype(float), tuple(columns)
+
+
+def _categories(spec: RatedSetSpec, table: pd.DataFrame) -> tuple[str, ...]:
+    cats = table[spec.category_column]
+    empty = cats == ""
+    if empty.any():
+        raise UserError(f"ratings CSV {spec.ratings} has no {spec.category_column!r} on lines "
+                        f"{_listed(_rows(empty))}; give every image a category")
+    present = sorted(set(cats))
+    if spec.categories is None:
+        return tuple(present)
+    unknown = [c for c in present if c not in spec.categories]
+    if unknown:
+        raise UserError(f"ratings CSV {spec.ratings} uses categories {unknown} missing from 'categories' "
+                        f"in {spec.sidecar.name} {list(spec.categories)}; add them there")
+    return spec.categories
+
+
+def match_images(spec: RatedSetSpec, table: pd.DataFrame) -> list[Path]:
+    """The image of each CSV row (file name with or without extension), 1:1."""
+    folder = spec.images
+    if not folder.is_dir():
+        raise UserError(f"image folder {folder} (named in {spec.sidecar}) not found; fix 'images' in the sidecar")
+    images = list_images(folder)
+    if not images:
+        raise UserError(f"no images in {folder}; put the set's image files there")
+    by_name, by_stem, clash = {}, {}, []
+    for p in images:
+        by_name[normalise_name(p.name)] = p
+        stem = normalise_name(p.stem)
+        if stem in by_stem:
+            clash.append(p.name)
+        by_stem[stem] = p
+    if clash:
+        raise UserError(f"images in {folder} share a name apart from case/extension: {_listed(clash)}; keep one of each")
+    names = table[spec.file_column]
+    if (names == "").any():
+        raise UserError(f"ratings CSV {spec.ratings} has an empty {spec.file_column!r} on lines "
+                        f"{_listed(_rows(names == ''))}; name the image on every row")
+    matched, missing = [], []
+    for value in names:
+        key = normalise_name(value)
+        has_suffix = Path(key).suffix in IMAGE_SUFFIXES
+        path = by_name.get(key) if has_suffix else by_stem.get(key)
+        matched.append(path)
+        if path is None:
+            missing.append(value)
+    paths = [p for p in matched if p is not None]
+    dup = sorted({p.name for p in paths if paths.count(p) > 1})
+    if dup:
+        raise UserError(f"ratings CSV {spec.ratings} lists images {_listed(dup)} more than once; keep one row per image")
+    unrated = sorted(p.name for p in set(images) - set(paths))
+    if missing or unrated:
+        parts = ([f"rows without an image: {_listed(missing)}"] if missing else []) + \
+                ([f"images without a row: {_listed(unrated)}"] if unrated else [])
+        raise UserError(f"images in {folder} and rows of {spec.ratings} do not match 1:1 ({'; '.join(parts)}); "
+                        "fix the names so each image has exactly one row")
+    return matched
+
+
+def load_rated_set(path: Path, verify: bool = True) -> StimulusSet:
+    """Load and validate a rated set described by a ``dirti-bench.json`` sidecar."""
+    spec = read_spec(path)
+    table = read_table(spec)
+    ratings, columns = parse_ratings(spec, table)
+    categories = _categories(spec, table)
+    paths = match_images(spec, table)
+    stimuli = []
+    for path_i, category, values in zip(paths, table[spec.category_column], ratings.to_dict("records"), strict=True):
+        if verify:
+            verify_image(path_i)
+        stimuli.append(Stimulus(id=path_i.stem, file_name=path_i.name, path=path_i, category=category,
+                                neutral=False, ratings=values, sha256=file_sha256(path_i)))
+    return StimulusSet(name=spec.name, root=spec.sidecar.parent, stimuli=tuple(stimuli), categories=categories,
+                       rating_columns=columns, disgust_column=spec.disgust_column or DISGUST_RATING)

@@ -70,7 +70,7 @@ def _default_scenarios() -> list[Scenario]:
         extra = DISGUST_DEFAULTS if task == "disgust" else {}
         name = TASK_SUFFIX[task]
         s.append(Scenario(f"knn-split-{name}", task, "knn-split",
-                          {"k": k, "test_size": 0.3, "split_seed": 42, **extra},
+                          {"k": k, "test_size": 0.3, "split_seed": 42, "small_class_policy": "reduce-folds", **extra},
                           "study protocol: 70/30 stratified split, scaler inside the pipeline"))
         s.append(Scenario(f"knn-cv10-{name}", task, "knn-cv",
                           {"k": k, "folds": 10, "split_seed": 42, "small_class_policy": "reduce-folds", **extra},
@@ -78,13 +78,11 @@ def _default_scenarios() -> list[Scenario]:
         s.append(Scenario(f"linear-probe-cv10-{name}", task, "linear-probe-cv",
                           {"folds": 10, "split_seed": 42, "small_class_policy": "reduce-folds", **extra},
                           "logistic regression in stratified 10-fold CV"))
-    s.append(Scenario("align-disgust-zeroshot", "alignment", "align-zeroshot",
-                      {"rating": "disg_mean_all", "score": "softmax", "logit_scale": 100.0,
-                       "prompt_pair": "study", "n_boot": 1000, "n_perm": 1000},
-                      "zero-shot disgust score vs mean human disgust rating (Spearman, Pearson)"))
-    s.append(Scenario("align-disgust-probe", "alignment", "align-probe",
-                      {"rating": "disg_mean_all", "folds": 10, "repeats": 3, "split_seed": 42, "alpha": 1.0},
-                      "ridge regression from image features to the disgust rating, repeated 10-fold CV"))
+    # align-disgust-zeroshot / -probe; another rating: register each of alignment_scenarios(column).
+    # The module is light: its stats load when a scenario runs.
+    from .evaluators.alignment import alignment_scenarios
+
+    s.extend(alignment_scenarios("disg_mean_all"))
     return s
 
 
@@ -142,10 +140,17 @@ class EvalContext:
     def _row(self) -> dict[str, int]:
         return {s.id: i for i, s in enumerate(self.stimuli.stimuli)}
 
+    def rating_column(self, scenario: Scenario) -> str:
+        """The scenario's rating; DIRTI's disgust column stands for a rated set's own disgust column."""
+        rating = scenario.options.get("rating", "disg_mean_all")
+        if rating == "disg_mean_all" and rating not in self.stimuli.rating_columns:
+            return getattr(self.stimuli, "disgust_column", rating)
+        return rating
+
     def label_space(self, scenario: Scenario) -> LabelSpace:
         opts = scenario.options
         key = (scenario.task, opts.get("threshold", DEFAULT_THRESHOLD), opts.get("empty_class_policy", "drop"),
-               opts.get("rating", "disg_mean_all"))
+               self.rating_column(scenario))
         if key not in self._spaces:
             self._spaces[key] = build_label_space(self.stimuli, key[0], threshold=key[1], empty=key[2], rating=key[3])
         return self._spaces[key]

@@ -65,6 +65,8 @@ class StimulusSet:
     stimuli: tuple[Stimulus, ...]
     categories: tuple[str, ...]
     rating_columns: tuple[str, ...]
+    # The column disgust tasks read (a rated set may name its own; DIRTI's by default).
+    disgust_column: str = DISGUST_RATING
 
     def __len__(self) -> int:
         return len(self.stimuli)
@@ -162,6 +164,17 @@ def _clean_sheet(df: pd.DataFrame, source: str) -> pd.DataFrame | None:
     return df
 
 
+def _reject_stray_text(values: pd.DataFrame, numeric: pd.DataFrame, names: pd.Series, where: str) -> None:
+    """A mostly numeric column with a few text cells is a damaged rating column, not a text column."""
+    for col in values.columns:
+        filled = values[col].notna()
+        bad = filled & numeric[col].isna()
+        if bad.any() and numeric[col].notna().sum() > bad.sum():
+            row = bad.idxmax()
+            raise UserError(f"{where} column {col!r} holds {values[col][row]!r} for {names[row]!r}, "
+                            "not a number; fix the cell or leave it empty")
+
+
 def read_ratings(path: Path) -> pd.DataFrame:
     """Read a ratings table (xlsx: every sheet merged by ``name``; or csv).
 
@@ -200,6 +213,7 @@ def read_ratings(path: Path) -> pd.DataFrame:
             raise UserError(f"ratings file {path} sheet {sheet_name!r} lists names twice: {dup}; keep one row per image")
         values = df.drop(columns=["name", "key"])
         numeric = values.apply(pd.to_numeric, errors="coerce")
+        _reject_stray_text(values, numeric, df["name"], f"{path} sheet {sheet_name!r}")
         # A column is a rating column when its non-empty cells are all numbers.
         rating_cols = [c for c in numeric.columns
                        if numeric[c].notna().sum() == values[c].notna().sum() and numeric[c].notna().any()]
@@ -315,4 +329,5 @@ def load_dirti(root: Path, name: str = "DIRTI", verify: bool = True) -> Stimulus
 def subset(stimuli: StimulusSet, ids: Sequence[str]) -> StimulusSet:
     wanted = set(ids)
     kept = tuple(s for s in stimuli.stimuli if s.id in wanted)
-    return StimulusSet(stimuli.name, stimuli.root, kept, stimuli.categories, stimuli.rating_columns)
+    return StimulusSet(stimuli.name, stimuli.root, kept, stimuli.categories, stimuli.rating_columns,
+                       stimuli.disgust_column)

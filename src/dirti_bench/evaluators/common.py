@@ -12,6 +12,12 @@ from ..results import PREDICTION_COLUMNS, ScenarioResult
 from .metrics import bootstrap_ci, classification_metrics
 
 
+def dropped_reasons(space: LabelSpace) -> dict[str, str]:
+    """Why each dropped class left the space; build_label_space only drops classes without stimuli."""
+    reasons = dict(getattr(space, "drop_reasons", ()))
+    return {name: reasons.get(name, "no stimulus carries this class") for name in space.dropped}
+
+
 def classification_result(
     scenario, space: LabelSpace, prompt_classes: Sequence[str] | None,
     stimulus_ids: Sequence[str], y_true: np.ndarray, y_pred: np.ndarray,
@@ -30,7 +36,9 @@ def classification_result(
     return ScenarioResult(
         id=scenario.id, task=space.task, labels=labels, n=len(true_names),
         metrics=scored["metrics"], per_class=scored["per_class"], confusion=scored["confusion"],
-        dropped_classes=list(space.dropped), options={**space.options(), **dict(scenario.options), **(options or {})},
+        dropped_classes=list(space.dropped),
+        options={**space.options(), **dict(scenario.options), "dropped_reasons": dropped_reasons(space),
+                 **(options or {})},
         ci=bootstrap_ci(true_names, pred_names, labels, seed=seed), folds=fold_metrics,
         extra=extra or {}, predictions=predictions,
     )

@@ -1,0 +1,148 @@
+"""Options, the shared evaluation context and the end-of-session output for ``pytest benchmarks``.
+
+Every option also reads an environment variable (the option wins):
+
+  --dirti-data DIR      DIRTI_BENCH_DATA        DIRTI copy (default: the generated demo set)
+  --model NAME          DIRTI_BENCH_MODEL       open_clip model (default dirti-tiny)
+  --pretrained TAG      DIRTI_BENCH_PRETRAINED  weights tag/path, or random (default random, seeded)
+  --device DEV          DIRTI_BENCH_DEVICE      auto, cpu, cuda, mps (default auto)
+  --results-dir DIR     DIRTI_BENCH_RESULTS_DIR where the session's results go (default results/benchmarks)
+  --drift-baseline F    DIRTI_BENCH_DRIFT_BASELINE  results.json to check for drift (fails the session)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from dirti_bench.encoders import DEVICES
+from dirti_bench.errors import UserError
+
+OPTIONS = {  # option -> (environment variable, default, help)
+    "--dirti-data": ("DIRTI_BENCH_DATA", None, "local DIRTI copy (default: the generated demo set)"),
+    "--model": ("DIRTI_BENCH_MODEL", "dirti-tiny", "open_clip model name (default dirti-tiny)"),
+    "--pretrained": ("DIRTI_BENCH_PRETRAINED", "random", "open_clip tag, checkpoint path or random (default)"),
+    "--device": ("DIRTI_BENCH_DEVICE", "auto", f"one of {', '.join(DEVICES)} (default auto)"),
+    "--results-dir": ("DIRTI_BENCH_RESULTS_DIR", "results/benchmarks", "results directory of this session"),
+    "--drift-baseline": ("DIRTI_BENCH_DRIFT_BASELINE", None, "baseline results.json; drift fails the session"),
+}
+STATE = pytest.StashKey[dict]()
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("dirti-bench")
+    for flag, (env, _, help_text) in OPTIONS.items():
+        group.addoption(flag, default=None, help=f"{help_text} [env {env}]")
+
+
+def option(config, flag: str):
+    env, default, _ = OPTIONS[flag]
+    return config.getoption(flag) or os.environ.get(env) or default
+
+
+def pytest_configure(config):
+    device = option(config, "--device")
+    if device not in DEVICES:
+        raise pytest.UsageError(f"--device {device!r} unknown; choose one of {', '.join(DEVICES)}")
+    config.stash[STATE] = {"results": {}, "throughput": {}, "cfg": None, "ctx": None}
+
+
+def run_config(config):
+    from dirti_bench.runner import RunConfig
+
+    data = option(config, "--dirti-data")
+    return RunConfig(data=Path(data) if data else None, demo=data is None, model=option(config, "--model"),
+                     pretrained=option(config, "--pretrained"), device=option(config, "--device"),
+                     out=Path(option(config, "--results-dir")), progress=False, report=True)
+
+
+@pytest.fixture(scope="session")
+def bench_ctx(pytestconfig):
+    """Stimuli, encoder (with its embedding cache) and image features, built once per session."""
+    from dirti_bench.runner import prepare
+
+    cfg = run_config(pytestconfig)
+    try:
+        ctx = prepare(cfg)
+    except UserError as exc:
+        pytest.exit(f"error: {exc}", returncode=2)
+    state = pytestconfig.stash[STATE]
+    state["cfg"], state["ctx"] = cfg, ctx
+    return ctx
+
+
+@pytest.fixture
+def record_result(pytestconfig):
+    """Keep a checked ScenarioResult for the session's results directory."""
+    results = pytestconfig.stash[STATE]["results"]
+
+    def record(result) -> None:
+        results[result.id] = result
+
+    return record
+
+
+@pytest.fixture
+def record_throughput(pytestconfig):
+    """Keep a throughput measurement for results.json's ``run.throughput``."""
+    throughput = pytestconfig.stash[STATE]["throughput"]
+
+    def record(name: str, value: dict) -> None:
+        throughput[name] = value
+
+    return record
+
+
+def _say(session, line: str) -> None:
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(line)
+    else:
+        print(line)
+
+
+def write_session_results(session, state) -> Path:
+    from dirti_bench.compare import comparisons_for
+    from dirti_bench.report import write_report
+    from dirti_bench.results import write_results
+    from dirti_bench.runner import feature_files, run_info
+
+    cfg, ctx = state["cfg"], state["ctx"]
+    results = list(state["results"].values())
+    info = {**run_info(cfg, ctx), "runner": "pytest benchmarks", "throughput": state["throughput"]}
+    out = write_results(cfg.out, info, results, feature_files(ctx),
+                        comparisons=comparisons_for(results, seed=cfg.seed))
+    write_report([out], out)
+    _say(session, f"dirti-bench: {len(results)} scenario results written to {out}")
+    return out
+
+
+def check_drift(session, out: Path, baseline: str) -> None:
+    from tabulate import tabulate
+
+    from dirti_bench import drift  # lazily: only sessions with --drift-baseline need it
+    from dirti_bench.results import read_results
+
+    rows = drift.check(read_results(out), read_results(Path(baseline)))
+    if rows:
+        _say(session, f"dirti-bench: drift against {baseline}:")
+        _say(session, tabulate(list(rows), headers="keys", tablefmt="github"))
+        session.exitstatus = 1
+    else:
+        _say(session, f"dirti-bench: no drift against {baseline}")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    state = session.config.stash.get(STATE, None)
+    if not state or state["ctx"] is None or not state["results"]:
+        return  # nothing ran (e.g. --collect-only): leave the results directory alone
+    try:
+        out = write_session_results(session, state)
+        baseline = option(session.config, "--drift-baseline")
+        if baseline:
+            check_drift(session, out, baseline)
+    except UserError as exc:
+        _say(session, f"error: {exc}")
+        session.exitstatus = 2

@@ -1,0 +1,100 @@
+"""Every registered scenario as one benchmark case (``pytest benchmarks -k disgust``), plus encoding throughput.
+
+Each case times its evaluation with pytest-benchmark, checks the result's
+label set, and records the headline metrics in ``benchmark.extra_info``; the
+session writes all results to one results directory (see conftest.py).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from dirti_bench.evaluators.consistency import check_result
+from dirti_bench.evaluators.metrics import HEADLINE_METRICS, N_BOOTSTRAP, bootstrap_ci
+from dirti_bench.scenarios import REGISTRY
+
+SCENARIOS = list(REGISTRY.values())
+RECORDED_OPTIONS = ("folds_effective", "k_effective", "k_capped", "n_train", "n_test")
+
+
+def timed(func, *args):
+    start = time.perf_counter()
+    out = func(*args)
+    return out, time.perf_counter() - start
+
+
+def prompt_classes(scenario, ctx):
+    """The classes the scenario's prompts were built for (None for supervised scenarios)."""
+    if scenario.evaluator != "zeroshot":
+        return None
+    from dirti_bench.evaluators.zeroshot import prompts_for
+
+    return list(prompts_for(scenario, ctx.label_space(scenario)).classes)
+
+
+def classification_info(result) -> dict:
+    info = {m: result.metrics[m] for m in HEADLINE_METRICS}
+    info |= {f"ci95_{name}": bounds for name, bounds in result.ci.items()}
+    info |= {"n": result.n, "labels": list(result.labels), "dropped_classes": list(result.dropped_classes)}
+    info |= {k: result.options[k] for k in RECORDED_OPTIONS if k in result.options}
+    if result.folds:
+        info |= {f"fold_mean_{m}": result.folds["mean"][m] for m in ("accuracy", "f1_macro")}
+        info |= {f"fold_sd_{m}": result.folds["sd"][m] for m in ("accuracy", "f1_macro")}
+    return info
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.id for s in SCENARIOS])
+def test_scenario(scenario, bench_ctx, benchmark, record_result):
+    result = benchmark.pedantic(scenario.evaluate, args=(bench_ctx,), rounds=1, iterations=1)
+    assert result.id == scenario.id and result.task == scenario.task
+    if scenario.task == "alignment":  # rating alignment: its own evaluator checks its numbers
+        benchmark.extra_info.update({k: v for k, v in result.metrics.items() if isinstance(v, int | float)})
+    else:
+        check_result(result, bench_ctx.label_space(scenario), prompt_classes(scenario, bench_ctx))
+        benchmark.extra_info.update(classification_info(result))
+    record_result(result)
+
+
+def _raw_encoder(ctx):
+    """The model behind the embedding cache: throughput must time real forward passes."""
+    return getattr(ctx.encoder, "encoder", ctx.encoder)
+
+
+def _device(ctx) -> str:
+    return str(_raw_encoder(ctx).run_info().get("device", "unknown"))
+
+
+def test_image_encoding_throughput(bench_ctx, benchmark, record_throughput):
+    paths = [s.path for s in bench_ctx.stimuli.stimuli]
+    features, seconds = benchmark.pedantic(timed, args=(_raw_encoder(bench_ctx).encode_images, paths),
+                                           rounds=1, iterations=1)
+    assert features.shape[0] == len(paths)
+    rate = {"images_per_s": len(paths) / seconds, "n_images": len(paths), "device": _device(bench_ctx)}
+    benchmark.extra_info.update(rate)
+    record_throughput("image_encoding", rate)
+
+
+def test_prompt_encoding_throughput(bench_ctx, benchmark, record_throughput):
+    from dirti_bench.prompts import load_ensemble
+
+    space = bench_ctx.label_space(REGISTRY["zeroshot-baseline"])
+    prompts = load_ensemble("clip80").bind(space).all_prompts()
+    embeddings, seconds = benchmark.pedantic(timed, args=(_raw_encoder(bench_ctx).encode_texts, prompts),
+                                             rounds=1, iterations=1)
+    assert embeddings.shape[0] == len(prompts)
+    rate = {"prompts_per_s": len(prompts) / seconds, "n_prompts": len(prompts), "device": _device(bench_ctx)}
+    benchmark.extra_info.update(rate)
+    record_throughput("prompt_encoding", rate)
+
+
+def test_bootstrap_ci_speed(benchmark):
+    """1000 stratified draws for a DIRTI-sized result (300 stimuli, 12 classes); target < 0.2 s."""
+    rng = np.random.default_rng(0)
+    labels = [f"class {i}" for i in range(12)]
+    y_true, y_pred = rng.choice(labels, 300), rng.choice(labels, 300)
+    ci, seconds = benchmark.pedantic(timed, args=(bootstrap_ci, y_true, y_pred, labels), rounds=1, iterations=1)
+    assert set(ci) == {"accuracy", "f1_macro"} and all(lo <= hi for lo, hi in ci.values())
+    benchmark.extra_info.update({"seconds": seconds, "n_boot": N_BOOTSTRAP, "n": 300, "n_labels": 12})

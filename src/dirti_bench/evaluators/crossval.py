@@ -1,0 +1,108 @@
+"""Supervised evaluation on raw image features: a stratified holdout split or stratified K-fold CV.
+
+The study fitted its KNN on a 2-D UMAP projection, fitted the scaler separately
+on train and test, and declared a KFold it never used. Here the model is a
+scikit-learn Pipeline (scaler fitted on the training part only) on the raw
+features, and classes too small to stratify are handled by an explicit policy
+instead of a scikit-learn error.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+from sklearn.model_selection import StratifiedKFold, cross_val_predict, train_test_split
+
+from ..errors import UserError
+from ..labels import LabelSpace
+from .common import classification_result
+from .metrics import HEADLINE_METRICS, classification_metrics
+
+SMALL_CLASS_POLICIES = ("reduce-folds", "drop")
+DEFAULT_POLICY = "reduce-folds"
+# model factory: smallest training-set size -> (estimator, options to record)
+ModelFactory = Callable[[int], tuple[object, dict]]
+
+
+def stratifiable_space(scenario, space: LabelSpace, folds: int) -> tuple[LabelSpace, int]:
+    """The space and the number of splits for which every class can be stratified over ``folds``.
+
+    ``reduce-folds``: drop classes with < 2 examples, then use min(folds, smallest class) splits.
+    ``drop``: drop classes with < ``folds`` examples and keep ``folds`` splits.
+    """
+    policy = scenario.options.get("small_class_policy", DEFAULT_POLICY)
+    if policy not in SMALL_CLASS_POLICIES:
+        raise UserError(f"scenario {scenario.id}: small_class_policy {policy!r} unknown; "
+                        f"choose one of {', '.join(SMALL_CLASS_POLICIES)}")
+    counts = space.support()
+    if policy == "reduce-folds":
+        space = space.without([n for n, c in counts.items() if c < 2],
+                              "fewer than 2 examples: cannot be in both the training and the test part")
+    else:
+        space = space.without([n for n, c in counts.items() if c < folds],
+                              f"fewer than {folds} examples for {folds} stratified parts (small_class_policy=drop)")
+    if len(space) < 2:
+        raise UserError(f"scenario {scenario.id}: fewer than 2 classes have enough examples "
+                        f"(support {counts}); use small_class_policy=reduce-folds or a larger stimulus set")
+    return space, min(folds, min(space.support().values()))
+
+
+def _fold_summary(true_names, pred_names, fold_of, labels, n_splits: int) -> dict:
+    """Headline metrics per fold, and their mean and sample SD (ddof=1) over folds."""
+    per_fold = []
+    for fold in range(n_splits):
+        rows = fold_of == fold
+        scored = classification_metrics(true_names[rows], pred_names[rows], labels)["metrics"]
+        per_fold.append({"fold": fold, "n": int(rows.sum()), **scored})
+    values = {m: np.array([f[m] for f in per_fold]) for m in HEADLINE_METRICS}
+    return {"n_splits": n_splits, "per_fold": per_fold,
+            "mean": {m: float(v.mean()) for m, v in values.items()},
+            "sd": {m: float(v.std(ddof=1)) for m, v in values.items()}, "sd_ddof": 1}
+
+
+def holdout(scenario, ctx, make_model: ModelFactory):
+    """The study protocol done right: one stratified split (default 70/30, seed 42)."""
+    opts = scenario.options
+    test_size, seed = opts.get("test_size", 0.3), opts.get("split_seed", 42)
+    space, _ = stratifiable_space(scenario, ctx.label_space(scenario), 2)
+    n, n_classes = len(space.stimulus_ids), len(space)
+    n_test = math.ceil(test_size * n)
+    if n_test < n_classes or n - n_test < n_classes:
+        raise UserError(f"scenario {scenario.id}: a stratified {n - n_test}/{n_test} split of {n} stimuli cannot "
+                        f"hold all {n_classes} classes on both sides; change test_size or use more stimuli")
+    rows = np.arange(n)
+    train, test = train_test_split(rows, test_size=test_size, random_state=seed, stratify=space.y_true)
+    test = np.sort(test)  # predictions in stimulus-set order
+    model, model_opts = make_model(len(train))
+    x = ctx.features_for(space)
+    model.fit(x[train], space.y_true[train])
+    y_pred = model.predict(x[test])
+    return classification_result(
+        scenario, space, None, [space.stimulus_ids[i] for i in test], space.y_true[test], y_pred,
+        seed=ctx.seed, options={"n_train": len(train), "n_test": len(test), **model_opts},
+    )
+
+
+def cross_validated(scenario, ctx, make_model: ModelFactory):
+    """Stratified K-fold CV: per-fold metrics plus pooled out-of-fold predictions."""
+    opts = scenario.options
+    folds, seed = int(opts.get("folds", 10)), opts.get("split_seed", 42)
+    space, n_splits = stratifiable_space(scenario, ctx.label_space(scenario), folds)
+    cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    x, y = ctx.features_for(space), space.y_true
+    fold_of = np.empty(len(y), dtype=int)
+    for fold, (_, test) in enumerate(cv.split(x, y)):
+        fold_of[test] = fold
+    smallest_train = len(y) - int(np.bincount(fold_of).max())
+    model, model_opts = make_model(smallest_train)
+    # cross_val_predict re-splits with the same seeded cv, so its folds are fold_of's folds.
+    y_pred = cross_val_predict(model, x, y, cv=cv)
+    names = np.array(space.names, dtype=object)
+    summary = _fold_summary(names[y], names[y_pred], fold_of, space.names, n_splits)
+    return classification_result(
+        scenario, space, None, space.stimulus_ids, y, y_pred, folds=fold_of.tolist(), seed=ctx.seed,
+        fold_metrics=summary,
+        options={"folds_effective": n_splits, "smallest_train_size": smallest_train, **model_opts},
+    )

@@ -1,0 +1,300 @@
+"""Every evaluator against exactly known answers: constructed features and the known-answer encoder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.metrics import accuracy_score, f1_score
+from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from dirti_bench.errors import UserError
+from dirti_bench.evaluators import knn, probe, zeroshot
+from dirti_bench.evaluators.consistency import check_result
+from dirti_bench.evaluators.metrics import (
+    accuracy_from_confusion,
+    bootstrap_ci,
+    confusion_stack,
+    macro_f1_from_confusion,
+    stratified_draws,
+)
+from dirti_bench.labels import LabelClass, LabelSpace, build_label_space
+from dirti_bench.prompts import PromptSet, study_prompts
+from dirti_bench.scenarios import Scenario
+from known_answer import KnownAnswerEncoder, one_hot
+
+CATEGORIES = ("food", "animals", "body products", "injuries/infections", "death", "hygiene")
+
+
+def make_space(counts: dict[str, int], task: str = "category") -> LabelSpace:
+    """A label space with ``counts[c]`` stimuli per class, stimuli grouped by class."""
+    names = list(counts)
+    y = np.repeat(np.arange(len(names)), list(counts.values()))
+    return LabelSpace(task=task, classes=tuple(LabelClass(n, n, category=n) for n in names), dropped=(),
+                      stimulus_ids=tuple(f"s{i:03d}" for i in range(len(y))), y_true=y)
+
+
+def separable(space: LabelSpace, noise: float = 0.01, seed: int = 0) -> np.ndarray:
+    """One-hot of the true class plus small noise: any sane classifier is perfect."""
+    rng = np.random.default_rng(seed)
+    dim = max(len(space), 2)
+    return np.stack([one_hot(int(y), dim) for y in space.y_true]) + noise * rng.standard_normal((len(space.y_true), dim))
+
+
+@dataclass
+class ConstructedCtx:
+    """The EvalContext interface over a hand-built space and features."""
+
+    space: LabelSpace
+    features: np.ndarray
+    encoder: object = None
+    seed: int = 0
+
+    def label_space(self, scenario):
+        return self.space
+
+    def features_for(self, space):
+        row = {sid: i for i, sid in enumerate(self.space.stimulus_ids)}
+        return self.features[[row[s] for s in space.stimulus_ids]]
+
+
+def scenario(evaluator: str, **options) -> Scenario:
+    return Scenario(f"test-{evaluator}", "category", evaluator, options)
+
+
+BALANCED = dict.fromkeys(CATEGORIES, 10)
+
+
+# ---------------------------------------------------------------- zero-shot
+
+def text_encoder(prompts: PromptSet, dim: int, invert: bool = False) -> KnownAnswerEncoder:
+    """Each prompt -> one-hot of its class (or of class n-1-i: the study's label-mapping mistake)."""
+    n = len(prompts.classes)
+    owner = {p: (n - 1 - i if invert else i) for i, group in enumerate(prompts.prompts) for p in group}
+    return KnownAnswerEncoder({}, lambda t: one_hot(owner[t], dim))
+
+
+@pytest.mark.parametrize("task", ["category", "disgust", "disgust-binary"])
+def test_zeroshot_oracle_is_perfect(demo_stimuli, task):
+    space = build_label_space(demo_stimuli, task)
+    features = separable(space, noise=0.0)
+    sc = Scenario("zs", task, "zeroshot", {"logit_scale": 100.0})
+    ctx = ConstructedCtx(space, features, text_encoder(study_prompts(space), features.shape[1]))
+    result = zeroshot.evaluate(sc, ctx)
+    assert result.metrics["accuracy"] == 1.0 and result.metrics["f1_macro"] == 1.0
+    assert np.array_equal(np.diag(result.confusion), np.bincount(space.y_true))
+    assert result.ci == {"accuracy": [1.0, 1.0], "f1_macro": [1.0, 1.0]}
+    check_result(result, space, study_prompts(space).classes)
+
+
+def test_zeroshot_inverted_prompt_mapping_scores_zero():
+    space = make_space(BALANCED)
+    features = separable(space, noise=0.0)
+    ctx = ConstructedCtx(space, features, text_encoder(study_prompts(space), 6, invert=True))
+    result = zeroshot.evaluate(scenario("zeroshot"), ctx)
+    assert result.metrics["accuracy"] == 0.0
+    # class i is always predicted as class 5 - i: the anti-diagonal holds all 10 per class
+    assert np.array_equal(np.fliplr(np.asarray(result.confusion)), 10 * np.eye(6, dtype=int))
+
+
+def test_ensemble_class_embedding_is_mean_of_normalised_prompts():
+    prompts = PromptSet("t", ("a", "b"), (("a1", "a2", "a3"), ("b1",)))
+    vectors = {"a1": [5.0, 0, 0], "a2": [3.0, 0, 0], "a3": [0, 0.5, 0], "b1": [0, 0, 2.0]}
+    encoder = KnownAnswerEncoder({}, lambda t: np.array(vectors[t]))
+    emb = zeroshot.class_embeddings(encoder, prompts)
+    # normalised prompts (1,0,0), (1,0,0), (0,1,0): mean (2/3, 1/3, 0), re-normalised (2, 1, 0)/sqrt(5)
+    np.testing.assert_allclose(emb[0], np.array([2, 1, 0]) / np.sqrt(5), rtol=1e-6)
+    np.testing.assert_allclose(emb[1], [0, 0, 1], rtol=1e-6)
+
+
+def test_ensemble_scenario_with_oracle_is_perfect():
+    space = make_space(BALANCED)
+    sc = scenario("zeroshot", ensemble="clip80", logit_scale=100.0)
+    prompts = zeroshot.prompts_for(sc, space)
+    assert len(prompts.all_prompts()) == 6 * len(prompts.prompts[0]) > 6
+    result = zeroshot.evaluate(sc, ConstructedCtx(space, separable(space, 0.0), text_encoder(prompts, 6)))
+    assert result.metrics["accuracy"] == 1.0
+    assert result.options["n_prompts"] == len(prompts.all_prompts())
+
+
+# ---------------------------------------------------------------- KNN / probe
+
+@pytest.mark.filterwarnings("error")
+def test_knn_split_on_separable_features_matches_sklearn_split():
+    space = make_space(BALANCED)
+    result = knn.evaluate_split(scenario("knn-split", k=6, test_size=0.3, split_seed=42),
+                                ConstructedCtx(space, separable(space)))
+    _, test = train_test_split(np.arange(60), test_size=0.3, random_state=42, stratify=space.y_true)
+    assert sorted(result.predictions["stimulus"]) == sorted(space.stimulus_ids[i] for i in test)
+    assert result.n == 18 and result.metrics["accuracy"] == 1.0
+    assert [result.per_class[c]["support"] for c in CATEGORIES] == [3] * 6
+    assert result.options["n_train"] == 42 and result.options["k_effective"] == 6
+    check_result(result, space)
+
+
+@pytest.mark.filterwarnings("error")
+def test_knn_k_larger_than_training_set_is_capped_and_recorded():
+    space = make_space(BALANCED)
+    result = knn.evaluate_split(scenario("knn-split", k=1000, split_seed=42), ConstructedCtx(space, separable(space)))
+    # k = all 42 training stimuli, 7 per class: every vote ties, scikit-learn picks the first class
+    assert result.options["k_effective"] == 42 and result.options["k_capped"] is True
+    assert set(result.predictions["y_pred"]) == {"food"}
+    assert result.metrics["accuracy"] == pytest.approx(1 / 6)
+
+
+@pytest.mark.filterwarnings("error")
+def test_knn_cv_per_fold_and_pooled_predictions():
+    space = make_space(BALANCED)
+    result = knn.evaluate_cv(scenario("knn-cv", k=6, folds=10, split_seed=42), ConstructedCtx(space, separable(space)))
+    assert result.n == 60 and result.metrics["accuracy"] == 1.0
+    assert result.folds["n_splits"] == 10 and result.options["folds_effective"] == 10
+    assert [f["accuracy"] for f in result.folds["per_fold"]] == [1.0] * 10
+    assert result.folds["mean"]["accuracy"] == 1.0 and result.folds["sd"]["accuracy"] == 0.0
+    # the fold column is StratifiedKFold's own assignment
+    expected = np.empty(60, int)
+    for fold, (_, test) in enumerate(StratifiedKFold(10, shuffle=True, random_state=42).split(np.zeros(60), space.y_true)):
+        expected[test] = fold
+    got = dict(zip(result.predictions["stimulus"], result.predictions["fold"], strict=True))
+    assert [got[s] for s in space.stimulus_ids] == expected.tolist()
+
+
+@pytest.mark.filterwarnings("error")
+def test_knn_cv_per_fold_metrics_recomputed_with_sklearn():
+    space = make_space(BALANCED)
+    features = separable(space, noise=0.8, seed=3)  # overlapping classes: folds differ
+    result = knn.evaluate_cv(scenario("knn-cv", k=6, folds=5, split_seed=1), ConstructedCtx(space, features))
+    pred = result.predictions
+    per_fold = [accuracy_score(g["y_true"], g["y_pred"]) for _, g in pred.groupby("fold")]
+    f1s = [f1_score(g["y_true"], g["y_pred"], labels=list(CATEGORIES), average="macro", zero_division=0)
+           for _, g in pred.groupby("fold")]
+    assert [f["accuracy"] for f in result.folds["per_fold"]] == pytest.approx(per_fold)
+    assert [f["f1_macro"] for f in result.folds["per_fold"]] == pytest.approx(f1s)
+    assert result.folds["mean"]["accuracy"] == pytest.approx(np.mean(per_fold))
+    assert result.folds["sd"]["accuracy"] == pytest.approx(np.std(per_fold, ddof=1))
+    assert result.metrics["accuracy"] == pytest.approx(accuracy_score(pred["y_true"], pred["y_pred"]))
+    assert 0 < result.metrics["accuracy"] < 1
+
+
+@pytest.mark.filterwarnings("error")
+def test_knn_cv_caps_k_to_smallest_training_fold():
+    space = make_space(BALANCED)
+    result = knn.evaluate_cv(scenario("knn-cv", k=500, folds=10, split_seed=42), ConstructedCtx(space, separable(space)))
+    assert result.options["k_effective"] == 54 and result.options["k_capped"] is True
+    assert [f["accuracy"] for f in result.folds["per_fold"]] == pytest.approx([1 / 6] * 10)
+
+
+@pytest.mark.filterwarnings("error")
+def test_reduce_folds_drops_singletons_and_lowers_folds():
+    space = make_space({"a": 10, "b": 4, "c": 1})
+    result = knn.evaluate_cv(scenario("knn-cv", k=3, folds=10, small_class_policy="reduce-folds"),
+                             ConstructedCtx(space, separable(space)))
+    assert result.labels == ["a", "b"] and result.dropped_classes == ["c"]
+    assert "fewer than 2" in result.options["dropped_reasons"]["c"]
+    assert result.options["folds_effective"] == 4 and result.folds["n_splits"] == 4
+    assert result.n == 14 and "s014" not in set(result.predictions["stimulus"])
+    check_result(result, space)
+
+
+@pytest.mark.filterwarnings("error")
+def test_drop_policy_removes_classes_smaller_than_folds():
+    space = make_space({"a": 10, "b": 6, "c": 4})
+    result = probe.evaluate_cv(scenario("linear-probe-cv", folds=5, small_class_policy="drop"),
+                               ConstructedCtx(space, separable(space)))
+    assert result.labels == ["a", "b"] and result.dropped_classes == ["c"]
+    assert "fewer than 5" in result.options["dropped_reasons"]["c"]
+    assert result.options["folds_effective"] == 5 and result.metrics["accuracy"] == 1.0
+
+
+def test_small_class_errors_are_user_errors():
+    space = make_space({"a": 10, "b": 3})
+    ctx = ConstructedCtx(space, separable(space))
+    with pytest.raises(UserError, match="fewer than 2 classes"):
+        knn.evaluate_cv(scenario("knn-cv", folds=5, small_class_policy="drop"), ctx)
+    with pytest.raises(UserError, match="small_class_policy 'sometimes' unknown"):
+        knn.evaluate_cv(scenario("knn-cv", small_class_policy="sometimes"), ctx)
+    tiny = make_space({"a": 2, "b": 2, "c": 2})
+    with pytest.raises(UserError, match="cannot hold all 3 classes"):
+        knn.evaluate_split(scenario("knn-split", test_size=0.3), ConstructedCtx(tiny, separable(tiny)))
+
+
+@pytest.mark.filterwarnings("error")
+def test_split_applies_the_small_class_policy():
+    space = make_space({"a": 12, "b": 12, "c": 1})
+    result = knn.evaluate_split(scenario("knn-split", k=3), ConstructedCtx(space, separable(space)))
+    assert result.labels == ["a", "b"] and result.dropped_classes == ["c"]
+
+
+@pytest.mark.filterwarnings("error")
+def test_probe_cv_separable_and_constant_features():
+    space = make_space(BALANCED)
+    perfect = probe.evaluate_cv(scenario("linear-probe-cv", folds=10), ConstructedCtx(space, separable(space)))
+    assert perfect.metrics["accuracy"] == 1.0 and perfect.folds["sd"]["f1_macro"] == 0.0
+    # constant features: only the intercept learns, so the 2:1 majority class is always predicted
+    skewed = make_space({"a": 12, "b": 6})
+    flat = probe.evaluate_cv(scenario("linear-probe-cv", folds=3), ConstructedCtx(skewed, np.ones((18, 4))))
+    assert flat.metrics["accuracy"] == pytest.approx(2 / 3)
+    assert flat.per_class["a"]["recall"] == 1.0 and flat.per_class["b"]["recall"] == 0.0
+
+
+def test_pipeline_scales_inside_the_model():
+    """The study fitted StandardScaler separately on train and test; here it is a pipeline step."""
+    for factory in (knn.knn_factory(scenario("knn-cv", k=3)), probe.probe_factory(scenario("linear-probe-cv"))):
+        model, _ = factory(30)
+        assert isinstance(model, Pipeline) and isinstance(model.steps[0][1], StandardScaler)
+
+
+def test_same_inputs_same_metrics():
+    space = make_space(BALANCED)
+    features = separable(space, noise=0.8, seed=5)
+    runs = [knn.evaluate_cv(scenario("knn-cv", k=6, folds=10), ConstructedCtx(space, features)) for _ in range(2)]
+    assert runs[0].metrics == runs[1].metrics and runs[0].ci == runs[1].ci and runs[0].folds == runs[1].folds
+
+
+# ---------------------------------------------------------------- bootstrap
+
+@settings(max_examples=80, deadline=None)
+@given(n_labels=st.integers(1, 12), n=st.integers(1, 80), seed=st.integers(0, 2**32 - 1))
+def test_vectorised_scores_equal_sklearn(n_labels, n, seed):
+    rng = np.random.default_rng(seed)
+    labels = [f"c{i}" for i in range(n_labels)]
+    y_true, y_pred = rng.integers(0, n_labels, n), rng.integers(0, n_labels, n)
+    draws = rng.integers(0, n, size=(3, n))
+    cm = confusion_stack(y_true[draws], y_pred[draws], n_labels)
+    names = np.array(labels)
+    for b, draw in enumerate(draws):
+        t, p = names[y_true[draw]], names[y_pred[draw]]
+        assert accuracy_from_confusion(cm)[b] == pytest.approx(accuracy_score(t, p))
+        assert macro_f1_from_confusion(cm)[b] == pytest.approx(
+            f1_score(t, p, labels=labels, average="macro", zero_division=0))
+
+
+def test_stratified_draws_keep_class_support():
+    strata = np.array([0] * 7 + [1] * 3 + [2] * 12)
+    draws = stratified_draws(strata, 200, np.random.default_rng(0))
+    assert draws.shape == (200, 22)
+    assert all(np.array_equal(np.bincount(strata[d], minlength=3), [7, 3, 12]) for d in draws)
+
+
+def test_bootstrap_ci_known_cases():
+    labels = ["a", "b", "c"]
+    truth = ["a"] * 10 + ["b"] * 10 + ["c"] * 10
+    assert bootstrap_ci(truth, truth, labels) == {"accuracy": [1.0, 1.0], "f1_macro": [1.0, 1.0]}
+    wrong = ["b"] * 10 + ["c"] * 10 + ["a"] * 10
+    assert bootstrap_ci(truth, wrong, labels) == {"accuracy": [0.0, 0.0], "f1_macro": [0.0, 0.0]}
+    half = ["a", "b"] * 5 + ["b", "c"] * 5 + ["c", "a"] * 5
+    ci = bootstrap_ci(truth, half, labels, seed=1)
+    assert 0 < ci["accuracy"][0] < 0.5 < ci["accuracy"][1] < 1
+    point_f1 = f1_score(truth, half, labels=labels, average="macro", zero_division=0)
+    assert ci["f1_macro"][0] < point_f1 < ci["f1_macro"][1]
+    assert bootstrap_ci(truth, half, labels, seed=1) == ci
+    assert bootstrap_ci(truth, half, labels, seed=2) != ci
+
+
+def test_bootstrap_ci_rejects_unknown_labels():
+    with pytest.raises(ValueError, match="'z' is not among the labels"):
+        bootstrap_ci(["a", "z"], ["a", "a"], ["a", "b"])

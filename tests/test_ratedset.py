@@ -1,0 +1,150 @@
+"""Generic rated stimulus sets: loading, strict validation, and a full run whose
+ratings are a known function of the image content."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from scipy import stats
+
+from dirti_bench import cli
+from dirti_bench.errors import UserError
+from dirti_bench.evaluators.alignment import alignment_scenarios
+from dirti_bench.ratedset import SIDECAR, is_rated_set, load_rated_set
+from dirti_bench.results import PREDICTIONS_FILE, RESULTS_FILE
+from dirti_bench.runner import RunConfig, run
+from dirti_bench.scenarios import REGISTRY
+from known_answer import KnownAnswerEncoder
+
+CATEGORIES = ["spider", "fruit", "wound"]
+
+
+def write_set(root, n_per_cat=6, seed=0, sidecar=None, table_edit=None):
+    """Images whose red channel encodes the disgust rating; ratings.csv; dirti-bench.json."""
+    rng = np.random.default_rng(seed)
+    (root / "img").mkdir(parents=True)
+    rows = []
+    for cat in CATEGORIES:
+        for k in range(n_per_cat):
+            disgust = round(float(rng.uniform(1, 9)), 3)
+            name = f"{cat}_{k:02d}.png"
+            Image.new("RGB", (8, 8), (int(disgust * 25), 40, 40)).save(root / "img" / name)
+            rows.append({"file": name[:-4] if k % 2 else name, "group": cat, "disgust": disgust,
+                         "disgust_sd": round(float(rng.uniform(0.5, 2)), 3),
+                         "valence": round(10 - disgust, 3), "note": f"photo {k}"})
+    table = pd.DataFrame(rows)
+    if table_edit:
+        table = table_edit(table)
+    table.to_csv(root / "ratings.csv", index=False)
+    doc = {"name": "toy", "images": "img", "ratings": "ratings.csv", "file_column": "file",
+           "category_column": "group", "categories": CATEGORIES, "disgust_column": "disgust"}
+    doc.update(sidecar or {})
+    (root / SIDECAR).write_text(json.dumps({k: v for k, v in doc.items() if v is not None}))
+    return root
+
+
+def test_loads_a_rated_set(tmp_path):
+    root = write_set(tmp_path / "set")
+    assert is_rated_set(root) and is_rated_set(root / SIDECAR) and not is_rated_set(tmp_path)
+    s = load_rated_set(root)
+    table = pd.read_csv(root / "ratings.csv")
+    assert len(s) == len(table) == 18 and s.name == "toy"
+    assert s.categories == tuple(CATEGORIES)  # the sidecar's order, not alphabetical
+    assert s.rating_columns == ("disgust", "disgust_sd", "valence")  # the text column is not a rating
+    assert s.disgust_column == "disgust"
+    assert [x.category for x in s] == table.group.tolist()
+    np.testing.assert_allclose(s.ratings("valence"), table.valence)
+    assert s.stimuli[1].id == "spider_01" and s.stimuli[1].file_name == "spider_01.png"  # row named without extension
+    assert all(len(x.sha256) == 64 for x in s)
+
+
+def test_default_categories_are_sorted_and_rating_columns_selectable(tmp_path):
+    root = write_set(tmp_path / "set", sidecar={"categories": None, "disgust_column": None,
+                                                "rating_columns": ["valence"]})
+    s = load_rated_set(root)
+    assert s.categories == tuple(sorted(CATEGORIES)) and s.rating_columns == ("valence",)
+
+
+def _drop_first_image(root):
+    next((root / "img").iterdir()).unlink()
+
+
+def _corrupt_image(root):
+    (root / "img" / "fruit_03.png").write_bytes(b"not a png")
+
+
+def _bad_json(root):
+    (root / SIDECAR).write_text("{oops")
+
+
+@pytest.mark.parametrize("sidecar, table_edit, damage, message", [
+    (None, None, _bad_json, "not valid JSON"),
+    ({"colour": "red"}, None, None, "unknown keys ['colour']"),
+    ({"file_column": None}, None, None, "lacks keys ['file_column']"),
+    ({"ratings": "missing.csv"}, None, None, "missing.csv"),
+    ({"images": "nowhere"}, None, None, "image folder"),
+    ({"category_column": "kind"}, None, None, "no columns ['kind']"),
+    ({"rating_columns": ["disgust", "note"]}, None, None, "column 'note' has missing or non-numeric"),
+    ({"disgust_column": "valence", "rating_columns": ["disgust"]}, None, None, "not among the rating columns"),
+    ({"categories": ["spider", "fruit"]}, None, None, "categories ['wound'] missing"),
+    ({"rating_columns": ["disgust"]}, lambda t: t.assign(disgust=t.disgust.astype(object).where(t.index != 4, "high")),
+     None, "'high'"),
+    ({"rating_columns": ["disgust"]}, lambda t: t.assign(disgust=t.disgust.where(t.index != 2, np.nan)), None,
+     "on lines [4]"),
+    (None, lambda t: pd.concat([t, t.iloc[[0]]]), None, "more than once"),
+    (None, lambda t: t.assign(group=t.group.where(t.index != 0, "")), None, "give every image a category"),
+    (None, lambda t: t.iloc[1:], None, "images without a row"),
+    (None, None, _drop_first_image, "rows without an image"),
+    (None, None, _corrupt_image, "fruit_03.png"),
+])
+def test_invalid_sets_fail_with_one_line(tmp_path, sidecar, table_edit, damage, message):
+    root = write_set(tmp_path / "set", sidecar=sidecar, table_edit=table_edit)
+    if damage:
+        damage(root)
+    with pytest.raises(UserError) as err:
+        load_rated_set(root)
+    text = str(err.value)
+    assert message in text and "\n" not in text
+
+
+def test_cli_reports_a_bad_set_without_traceback_or_output(tmp_path, capsys):
+    root = write_set(tmp_path / "set", sidecar={"category_column": "kind"})
+    out = tmp_path / "results"
+    code = cli.main(["run", "--data", str(root), "--out", str(out), "--scenarios", "align-*", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1 and "ratings.csv" in err
+    assert not (out / RESULTS_FILE).exists()
+
+
+def test_generic_set_runs_end_to_end(tmp_path, monkeypatch):
+    """Image features encode the rating monotonically: rho = 1 for disgust (through the
+    sidecar's disgust_column) and -1 for valence (= 10 - disgust) scored by the same prompts."""
+    root = write_set(tmp_path / "set", n_per_cat=8)
+    stimuli = load_rated_set(root)
+    disgust = stimuli.ratings("disgust")
+    angle = np.pi / 4 + 0.05 * (disgust - 5) / 8  # small angles: the softmax stays unsaturated
+    images = {x.file_name: np.array([np.cos(a), np.sin(a), 0.0]) for x, a in zip(stimuli, angle, strict=True)}
+    encoder = KnownAnswerEncoder(images, lambda t: np.array([0.0, 1, 0]) if "disgusting" in t else np.array([1.0, 0, 0]))
+    for sc in alignment_scenarios("valence", prompt_pair={"high": ["a disgusting photo"], "low": ["a photo"]}):
+        monkeypatch.setitem(REGISTRY, sc.id, sc)
+    out = run(RunConfig(data=root, out=tmp_path / "results", report=False, progress=False,
+                        scenarios=["align-disgust-*", "align-valence-*", "zeroshot-disgust-binary"]), encoder=encoder)
+    doc = json.loads((out / RESULTS_FILE).read_text())
+    zs = doc["scenarios"]["align-disgust-zeroshot"]
+    assert zs["options"]["rating"] == "disgust" and zs["labels"] == CATEGORIES and zs["n"] == 24
+    assert zs["metrics"]["spearman_rho"] == pytest.approx(1.0)
+    assert zs["options"]["sd_column"] is None and "noise_ceiling" in zs["extra"]
+    assert doc["scenarios"]["align-disgust-probe"]["metrics"]["spearman_rho"] > 0.9
+    assert doc["scenarios"]["align-valence-zeroshot"]["metrics"]["spearman_rho"] == pytest.approx(-1.0)
+    assert doc["scenarios"]["align-valence-probe"]["metrics"]["spearman_rho"] > 0.9
+    # The disgust label space reads the same column: threshold 5 on "disgust".
+    assert doc["scenarios"]["zeroshot-disgust-binary"]["n"] == 24
+    pred = pd.read_csv(out / PREDICTIONS_FILE, keep_default_na=False)
+    rows = pred[pred.scenario == "align-disgust-zeroshot"]
+    assert stats.spearmanr(rows.y_true.astype(float), rows.y_pred.astype(float)).statistic == pytest.approx(1.0)
+    assert stats.pearsonr(rows.y_true.astype(float), rows.y_pred.astype(float)).statistic == pytest.approx(
+        zs["metrics"]["pearson_r"], abs=1e-9)
