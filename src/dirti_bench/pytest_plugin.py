@@ -1,4 +1,5 @@
-"""Session-wide hooks for tests/ and benchmarks/ (tox's device environments rely on them).
+"""pytest plugin for tests/ and benchmarks/ (loaded with ``-p dirti_bench.pytest_plugin`` from
+pyproject's addopts; tox's device environments rely on it).
 
 ``DIRTI_BENCH_DEVICE`` (set by ``tox -e cuda`` / ``tox -e mps``) names the device
 the benchmark session runs on. On a machine without it, every device-bound test
@@ -14,7 +15,6 @@ from pathlib import Path
 import pytest
 
 DEVICE_ENV = "DIRTI_BENCH_DEVICE"
-BENCHMARKS = Path(__file__).parent / "benchmarks"
 
 
 def pytest_configure(config):
@@ -43,7 +43,8 @@ _REASON: dict[str, str | None] = {}
 
 def pytest_runtest_setup(item):
     """Skip device-bound tests from here (not a fixture) so pytest folds them into one line."""
-    bound = item.get_closest_marker("device") is not None or BENCHMARKS in Path(item.path).parents
+    benchmarks = item.config.rootpath / "benchmarks"
+    bound = item.get_closest_marker("device") is not None or benchmarks in Path(item.path).parents
     if not bound:
         return
     device = os.environ.get(DEVICE_ENV)
