@@ -67,14 +67,19 @@ def _device(ctx) -> str:
     return str(_raw_encoder(ctx).run_info().get("device", "unknown"))
 
 
+def _record_rate(ctx, benchmark, record_throughput, name: str, encode, items: list, unit: str) -> None:
+    """Time one pass of the raw encoder over ``items`` and record ``<unit>_per_s`` on the active device."""
+    embeddings, seconds = benchmark.pedantic(timed, args=(encode, items), rounds=1, iterations=1)
+    assert embeddings.shape[0] == len(items)
+    rate = {f"{unit}_per_s": len(items) / seconds, f"n_{unit}": len(items), "device": _device(ctx)}
+    benchmark.extra_info.update(rate)
+    record_throughput(name, rate)
+
+
 def test_image_encoding_throughput(bench_ctx, benchmark, record_throughput):
     paths = [s.path for s in bench_ctx.stimuli.stimuli]
-    features, seconds = benchmark.pedantic(timed, args=(_raw_encoder(bench_ctx).encode_images, paths),
-                                           rounds=1, iterations=1)
-    assert features.shape[0] == len(paths)
-    rate = {"images_per_s": len(paths) / seconds, "n_images": len(paths), "device": _device(bench_ctx)}
-    benchmark.extra_info.update(rate)
-    record_throughput("image_encoding", rate)
+    _record_rate(bench_ctx, benchmark, record_throughput, "image_encoding",
+                 _raw_encoder(bench_ctx).encode_images, paths, "images")
 
 
 def test_prompt_encoding_throughput(bench_ctx, benchmark, record_throughput):
@@ -82,12 +87,8 @@ def test_prompt_encoding_throughput(bench_ctx, benchmark, record_throughput):
 
     space = bench_ctx.label_space(REGISTRY["zeroshot-baseline"])
     prompts = load_ensemble("clip80").bind(space).all_prompts()
-    embeddings, seconds = benchmark.pedantic(timed, args=(_raw_encoder(bench_ctx).encode_texts, prompts),
-                                             rounds=1, iterations=1)
-    assert embeddings.shape[0] == len(prompts)
-    rate = {"prompts_per_s": len(prompts) / seconds, "n_prompts": len(prompts), "device": _device(bench_ctx)}
-    benchmark.extra_info.update(rate)
-    record_throughput("prompt_encoding", rate)
+    _record_rate(bench_ctx, benchmark, record_throughput, "prompt_encoding",
+                 _raw_encoder(bench_ctx).encode_texts, prompts, "prompts")
 
 
 def test_bootstrap_ci_speed(benchmark):
