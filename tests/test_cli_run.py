@@ -165,3 +165,17 @@ def test_unknown_rating_column_exits_2(tmp_path, capsys):
     code, _, err = run_cli(capsys, "--demo", "--out", str(tmp_path / "o"), "--scenarios", "zeroshot-baseline",
                            "--ratings", "smell_mean_all")
     assert code == 2 and len(error_lines(err)) == 1 and "smell_mean_all" in err
+
+
+def test_decode_path_is_recorded_and_keys_the_cache(tmp_path, capsys):
+    runs = {}
+    for decode in ("jpeg-draft", "full"):
+        out = tmp_path / decode
+        code, _, err = run_cli(capsys, "--demo", "--out", str(out), "--scenarios", "zeroshot-baseline",
+                               "--decode", decode)
+        assert code == 0, err
+        runs[decode] = json.loads((out / "results.json").read_text())["run"]
+    assert runs["jpeg-draft"]["preprocess"] == "open_clip-val+jpeg-draft"
+    assert runs["full"]["preprocess"] == "open_clip-val"
+    assert runs["full"]["cache"]["dir"] != runs["jpeg-draft"]["cache"]["dir"]
+    assert runs["full"]["forward_calls"] > 0  # the other path's embeddings were not reused

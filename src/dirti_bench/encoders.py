@@ -22,6 +22,7 @@ import numpy as np
 
 from .cache import EmbeddingCache
 from .errors import UserError
+from .imaging import DEFAULT_DECODE, check_decode
 from .stimuli import file_sha256
 
 TINY_MODEL = "dirti-tiny"
@@ -37,6 +38,21 @@ def register_model_configs() -> None:
         return
     with resources.as_file(resources.files("dirti_bench.model_configs")) as folder:
         open_clip.add_model_config(folder)
+
+
+def known_model(name: str) -> bool:
+    """Whether open_clip knows ``name``. Its config folder is read first, so a warm run (all cache
+    hits) does not pay for importing open_clip; anything not found there gets the full check."""
+    from importlib.util import find_spec
+
+    spec = find_spec("open_clip")
+    folders = [Path(p) / "model_configs" for p in (spec.submodule_search_locations or [])] if spec else []
+    if name == TINY_MODEL or any((folder / f"{name}.json").is_file() for folder in folders):
+        return True
+    register_model_configs()
+    import open_clip
+
+    return name in open_clip.list_models()
 
 
 def resolve_device(device: str) -> str:
@@ -90,19 +106,18 @@ class ClipEncoder:
 
     def __init__(self, model: str = "ViT-B-32", pretrained: str = "openai", device: str = "auto",
                  seed: int = 0, batch_size: int = DEFAULT_BATCH_SIZE, num_workers: int | None = None,
-                 progress: bool = True):
-        register_model_configs()
-        import open_clip
-
+                 progress: bool = True, decode: str = DEFAULT_DECODE):
         self.model_name = model
         self.weights = WeightsSpec.parse(pretrained)
-        if self.weights.kind != "hf-hub" and model not in open_clip.list_models():
+        if self.weights.kind != "hf-hub" and not known_model(model):
             raise UserError(f"unknown model {model!r}; pick one of open_clip.list_models() "
                             f"(e.g. ViT-B-32, {TINY_MODEL}) or pass --pretrained hf-hub:ORG/REPO")
         self.device = resolve_device(device)
         self.seed = seed
         self.batch_size = batch_size
         self.num_workers = num_workers
+        self.decode = check_decode(decode)
+        self.text_path: str | None = None  # 'truncated' | 'stock' once texts were encoded
         self.progress = progress
         self.forward_calls = 0
         self._model = None
@@ -122,12 +137,17 @@ class ClipEncoder:
         return file_sha256(Path(self.weights.value))
 
     def identity(self) -> dict:
-        import open_clip
+        from importlib.metadata import version
 
         weights = {"random": f"random:seed={self.seed}", "file": f"sha256:{self._weights_sha256}",
                    "hf-hub": self.weights.value, "tag": f"tag:{self.weights.value}"}[self.weights.kind]
-        return {"model": self.model_name, "weights": weights, "open_clip": open_clip.__version__,
-                "preprocess": "open_clip-val"}
+        return {"model": self.model_name, "weights": weights, "open_clip": version("open_clip_torch"),
+                "preprocess": self.preprocess_id}
+
+    @property
+    def preprocess_id(self) -> str:
+        # The decode path changes pixels, so it is part of the cache key.
+        return "open_clip-val" if self.decode == "full" else f"open_clip-val+{self.decode}"
 
     @property
     def weights_sha256(self) -> str | None:
@@ -136,13 +156,14 @@ class ClipEncoder:
     def run_info(self) -> dict:
         return {"model": self.model_name, "pretrained": self.weights.value, "weights_kind": self.weights.kind,
                 "weights_sha256": self._weights_sha256, "device": self.device, "smoke_run": self.smoke_run,
-                "seed": self.seed, "preprocess": "open_clip-val"}
+                "seed": self.seed, "preprocess": self.preprocess_id, "text_encoding": self.text_path}
 
     # ---------------------------------------------------------------- model
 
     def load(self):
         if self._model is not None:
             return self._model
+        register_model_configs()
         import open_clip
         import torch
 
@@ -186,21 +207,18 @@ class ClipEncoder:
         model = self.load()
         feats, forwards = encode_image_paths(
             model, self._preprocess, paths, device=self.device, batch_size=self.batch_size,
-            num_workers=self.num_workers, progress=self.progress)
+            num_workers=self.num_workers, progress=self.progress, decode=self.decode)
         self.forward_calls += forwards
         return feats
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
-        import torch
+        from .textenc import encode_texts, text_path
 
         model = self.load()
-        out = []
-        with torch.inference_mode():
-            for start in range(0, len(texts), 256):
-                tokens = self._tokenizer(list(texts[start:start + 256])).to(self.device)
-                out.append(model.encode_text(tokens).float().cpu().numpy())
-                self.forward_calls += 1
-        return l2_normalise(np.concatenate(out)) if out else np.zeros((0, 0), np.float32)
+        feats, forwards = encode_texts(model, self._tokenizer, texts, device=self.device)
+        self.forward_calls += forwards
+        self.text_path = text_path(model)
+        return l2_normalise(feats) if len(feats) else feats
 
 
 def state_dict_sha256(model) -> str:

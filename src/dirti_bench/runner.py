@@ -34,6 +34,7 @@ class RunConfig:
     ratings: list[str] | None = None  # extra rating columns to align with (fear, valence, ...)
     batch_size: int = 32
     num_workers: int | None = None
+    decode: str = "jpeg-draft"  # or "full": open_clip's preprocessing on fully decoded JPEGs
     progress: bool = True
     report: bool = True
 
@@ -75,7 +76,7 @@ def load_stimuli(cfg: RunConfig) -> StimulusSet:
 def build_encoder(cfg: RunConfig) -> CachedEncoder:
     model, pretrained = cfg.resolved_model()
     clip = ClipEncoder(model, pretrained, device=cfg.device, seed=cfg.seed, batch_size=cfg.batch_size,
-                       num_workers=cfg.num_workers, progress=cfg.progress)
+                       num_workers=cfg.num_workers, progress=cfg.progress, decode=cfg.decode)
     return CachedEncoder(clip, embedding_cache_dir())
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..encoders import DEVICES
+from ..imaging import DECODE_PATHS, DEFAULT_DECODE
 from ..runner import RunConfig
 from ..runner import run as run_benchmark
 
@@ -25,7 +26,11 @@ def add_arguments(p) -> None:
                    help="more rating columns to align with (e.g. fear_mean_all val_mean_all): "
                    "adds align-<rating>-zeroshot/-probe scenarios")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--workers", type=int, default=None, help="image decoding workers (default: cores-1, max 4)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="image decoding threads (default: all cores between forwards on CPU, 1 ahead on a GPU)")
+    p.add_argument("--decode", choices=DECODE_PATHS, default=DEFAULT_DECODE,
+                   help="jpeg-draft (default: JPEGs decoded at the smallest DCT scale the model input allows; "
+                   "cosine >= 0.999 to full) or full (open_clip's preprocessing on full decodes)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--no-report", action="store_true")
 
@@ -33,7 +38,8 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     cfg = RunConfig(data=args.data, demo=args.demo, model=args.model, pretrained=args.pretrained,
                     device=args.device, out=args.out, seed=args.seed, scenarios=args.scenarios,
-                    templates=args.templates, ratings=args.ratings, batch_size=args.batch_size, num_workers=args.workers,
+                    templates=args.templates, ratings=args.ratings, batch_size=args.batch_size,
+                    num_workers=args.workers, decode=args.decode,
                     progress=not args.no_progress, report=not args.no_report)
     out = run_benchmark(cfg)
     print(f"results written to {out}")

@@ -1,0 +1,273 @@
+"""Performance measurements behind ``dirti-bench bench`` and ``benchmarks/test_performance.py``.
+
+Every figure is a ratio or a count measured within one process run, so a busy
+machine shifts both sides of a ratio alike; rounds alternate the two sides and
+the best round of each is kept (the least disturbed one).
+
+  images   bare ``encode_image`` on pre-made tensors vs the whole pipeline
+           (read, decode, preprocess, forward, normalise), same batch size
+  texts    the truncated forward on 12 classes x 80 templates vs ``model.encode_text``
+           (77 tokens, so the same cost for any prompt) on an evenly spread sample
+  warm     ``dirti-bench run`` twice in a fresh cache home: the second run's
+           wall time and forward count; peak RSS of the first (cold) run
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+
+PHOTO_SIZE = (1024, 768)  # DIRTI's photos
+
+
+@dataclass
+class BenchConfig:
+    model: str = "ViT-B-32"
+    images: int = 300
+    batch_size: int = 32
+    device: str = "auto"
+    rounds: int = 2
+    text_sample: int = 240  # stock prompts cost the same whatever their length, so a spread sample suffices
+    seed: int = 0
+    warm: bool = True
+
+
+# ---------------------------------------------------------------- inputs
+
+def photo_split(n: int) -> tuple[int, int]:
+    """(disgust, neutral) images per category so 6 categories hold >= n photos (DIRTI: 40 + 10)."""
+    if n < 6:
+        raise UserError(f"--images {n} is too small; use at least 6 (one photo per category)")
+    per = -(-n // 6)
+    neutral = max(1, per // 5)
+    return per - neutral, neutral
+
+
+def bench_photos(n: int, seed: int = 0, root: Path | None = None) -> Path:
+    """A DIRTI-layout set of >= n generated 1024x768 JPEGs, made once and kept in the cache home."""
+    from .atomic import write_text
+    from .demo import make_demo
+    from .paths import cache_home
+
+    disgust, neutral = photo_split(n)
+    folder = (root or cache_home() / "bench") / f"photos-v2-{disgust}-{neutral}-seed{seed}"
+    if not (folder / ".complete").is_file():
+        make_demo(folder, seed=seed, n_disgust=disgust, n_neutral=neutral, size=PHOTO_SIZE)
+        write_text(folder / ".complete", "ok\n")
+    return folder
+
+
+def photo_paths(folder: Path, n: int) -> list[Path]:
+    from .stimuli import load_dirti
+
+    return [s.path for s in load_dirti(folder).stimuli][:n]
+
+
+def prompt_ensemble() -> list[str]:
+    """12 classes x 80 templates: CLIP's ImageNet templates over the disgust task's classes."""
+    from .prompts import fill, load_ensemble
+    from .stimuli import DIRTI_CATEGORIES
+
+    classes = [*DIRTI_CATEGORIES, *(f"disgusting {c}" for c in DIRTI_CATEGORIES)]
+    return [fill(t, c) for c in classes for t in load_ensemble("clip80").templates]
+
+
+def spread_indices(n: int, k: int) -> list[int]:
+    """k indices spread evenly over range(n) (all of them when k >= n)."""
+    return list(range(n)) if k >= n else [round(i * n / k) for i in range(k)]
+
+
+def load_model(name: str, device: str, seed: int = 0):
+    import open_clip
+    import torch
+
+    from .encoders import register_model_configs
+
+    register_model_configs()
+    torch.manual_seed(seed)
+    model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=None, device=device)
+    return model.eval(), preprocess, open_clip.get_tokenizer(name)
+
+
+# ---------------------------------------------------------------- measurements
+
+def _best_rate(n: int, runs: list[Callable], rounds: int) -> list[float]:
+    """Items/s of each callable, best of ``rounds`` alternating rounds."""
+    best = [0.0] * len(runs)
+    for _ in range(rounds):
+        for i, fn in enumerate(runs):
+            start = time.perf_counter()
+            fn()
+            best[i] = max(best[i], n / (time.perf_counter() - start))
+    return best
+
+
+def _unit(x) -> np.ndarray:
+    x = np.asarray(x, np.float64)
+    return x / np.clip(np.linalg.norm(x, axis=1, keepdims=True), 1e-12, None)
+
+
+def measure_images(model, preprocess, paths: list[Path], batch_size: int, device: str, rounds: int) -> dict:
+    import torch
+    from PIL import Image
+
+    from .imaging import DEFAULT_DECODE, encode_image_paths
+
+    tensors = []
+    for p in paths:
+        with Image.open(p) as im:
+            tensors.append(preprocess(im))  # open_clip's own preprocessing, full decode
+    tensors = torch.stack(tensors)
+    out: dict[str, np.ndarray] = {}
+
+    def raw():
+        with torch.inference_mode():
+            feats = [model.encode_image(tensors[i:i + batch_size].to(device)).float().cpu()
+                     for i in range(0, len(tensors), batch_size)]
+        out["raw"] = torch.cat(feats).numpy()
+
+    def pipeline():
+        out["pipeline"] = encode_image_paths(model, preprocess, paths, device, batch_size, None, False)[0]
+
+    def hand_written():
+        """The plain open_clip loop a user would write: PIL open, preprocess, stack, encode_image."""
+        with torch.inference_mode():
+            for i in range(0, len(paths), batch_size):
+                batch = torch.stack([preprocess(Image.open(p)) for p in paths[i:i + batch_size]])
+                model.encode_image(batch.to(device))
+
+    raw_rate, pipe_rate, hand_rate = _best_rate(len(paths), [raw, pipeline, hand_written], rounds)
+    cosine = (_unit(out["raw"]) * _unit(out["pipeline"])).sum(axis=1)
+    return {"images": len(paths), "batch_size": batch_size, "decode": DEFAULT_DECODE,
+            "raw_img_s": raw_rate, "pipeline_img_s": pipe_rate, "image_ratio": pipe_rate / raw_rate,
+            "hand_written_img_s": hand_rate, "hand_written_ratio": hand_rate / raw_rate,
+            "decode_min_cosine": float(cosine.min())}
+
+
+def measure_texts(model, tokenizer, texts: list[str], device: str, rounds: int, stock_sample: int) -> dict:
+    """Truncated encoding of all ``texts`` vs stock ``encode_text`` on an evenly spread sample of them
+    (stock pads every prompt to the context length, so its cost per prompt does not depend on which)."""
+    from .textenc import encode_texts, truncation_blocker
+
+    sample = spread_indices(len(texts), stock_sample)
+    out: dict[str, np.ndarray] = {}
+
+    def stock():
+        out["stock"] = encode_texts(model, tokenizer, [texts[i] for i in sample], device, truncate=False)[0]
+
+    def truncated():
+        out["truncated"] = encode_texts(model, tokenizer, texts, device, truncate=True)[0]
+
+    stock_rate = _best_rate(len(sample), [stock], rounds)[0]
+    trunc_rate = _best_rate(len(texts), [truncated], rounds)[0]
+    diff = np.abs(_unit(out["stock"]) - _unit(out["truncated"][sample])).max()
+    return {"prompts": len(texts), "stock_sample": len(sample), "text_blocker": truncation_blocker(model),
+            "stock_prompts_s": stock_rate, "truncated_prompts_s": trunc_rate, "text_ratio": trunc_rate / stock_rate,
+            "text_max_diff": float(diff)}
+
+
+# The CLI in a child process that also writes its own peak RSS (KiB on Linux) to a file.
+_CHILD = ("import resource, sys\n"
+          "from dirti_bench.cli import main\n"
+          "rc = main(sys.argv[2:])\n"
+          "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))\n"
+          "sys.exit(rc)\n")
+
+
+def _dirti_bench_run(args: list[str], env: dict, rss_file: Path) -> float:
+    """Wall seconds of one ``dirti-bench run`` (imports included) in a child process."""
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", _CHILD, str(rss_file), "run", *args, "--no-progress"], env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise UserError(f"'dirti-bench run {' '.join(args)}' failed during the warm re-run check: {last}")
+    return seconds
+
+
+def measure_warm_rerun(run_args: list[str]) -> dict:
+    """Run twice in one fresh cache home; the second run must find every embedding cached."""
+    from .projection import numba_cache_dir
+
+    with tempfile.TemporaryDirectory(prefix="dirti-bench-warm-") as tmp:
+        tmp = Path(tmp)
+        env = {**os.environ, "DIRTI_BENCH_HOME": str(tmp / "home"), "MPLBACKEND": "Agg"}
+        # numba's compiled UMAP kernels stay in the user's cache: only embeddings start cold here
+        env["NUMBA_CACHE_DIR"] = numba_cache_dir()
+        cold_s = _dirti_bench_run([*run_args, "--out", str(tmp / "cold")], env, tmp / "cold.rss")
+        warm_s = _dirti_bench_run([*run_args, "--out", str(tmp / "warm")], env, tmp / "warm.rss")
+        run = json.loads((tmp / "warm" / "results.json").read_text())["run"]
+        cold_rss_kib = int((tmp / "cold.rss").read_text())
+    cache = run.get("cache") or {}
+    return {"cold_run_s": cold_s, "warm_run_s": warm_s, "warm_forward_calls": int(run.get("forward_calls", -1)),
+            "warm_cache_misses": int(cache.get("misses", -1)), "peak_rss_mb": cold_rss_kib / 1024}
+
+
+def run_bench(cfg: BenchConfig, progress: Callable[[str], None] = lambda s: None) -> dict:
+    import torch
+
+    from .encoders import known_model, resolve_device
+
+    if not known_model(cfg.model):
+        raise UserError(f"unknown model {cfg.model!r}; pick one of open_clip.list_models() (e.g. ViT-B-32)")
+    if cfg.batch_size < 1 or cfg.rounds < 1:
+        raise UserError("--batch-size and --rounds must be at least 1")
+    photo_split(cfg.images)  # fails early on a too-small --images
+    device = resolve_device(cfg.device)
+    progress(f"generating {cfg.images} photos of {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} (once; kept in the cache)")
+    folder = bench_photos(cfg.images, cfg.seed)
+    paths = photo_paths(folder, cfg.images)
+    model, preprocess, tokenizer = load_model(cfg.model, device, cfg.seed)
+    figures = {"model": cfg.model, "device": device, "torch_threads": torch.get_num_threads()}
+    progress("images: bare forward vs pipeline")
+    figures.update(measure_images(model, preprocess, paths, cfg.batch_size, device, cfg.rounds))
+    progress("texts: stock vs truncated")
+    figures.update(measure_texts(model, tokenizer, prompt_ensemble(), device, cfg.rounds, cfg.text_sample))
+    del model
+    if cfg.warm:
+        progress("warm re-run: dirti-bench run, cold then warm")
+        figures.update(measure_warm_rerun(["--data", str(folder), "--model", cfg.model, "--pretrained", "random",
+                                           "--seed", str(cfg.seed), "--device", device,
+                                           "--batch-size", str(cfg.batch_size)]))
+    return figures
+
+
+# ---------------------------------------------------------------- output
+
+ROWS = [  # key, label, format
+    ("raw_img_s", "raw forward (img/s)", "{:.2f}"),
+    ("pipeline_img_s", "pipeline (img/s)", "{:.2f}"),
+    ("image_ratio", "pipeline / raw (target >= 0.95)", "{:.3f}"),
+    ("hand_written_ratio", "hand-written open_clip loop / raw (pipeline must beat it)", "{:.3f}"),
+    ("decode_min_cosine", "min cosine, decode path vs open_clip preprocess (>= 0.999)", "{:.5f}"),
+    ("stock_prompts_s", "stock encode_text (prompts/s, on the sample)", "{:.1f}"),
+    ("truncated_prompts_s", "truncated (prompts/s, all prompts)", "{:.1f}"),
+    ("text_ratio", "truncated / stock (target >= 5)", "{:.2f}"),
+    ("text_max_diff", "max abs diff after normalisation (<= 1e-4)", "{:.2e}"),
+    ("warm_run_s", "warm re-run incl. report (s, target <= 15)", "{:.1f}"),
+    ("warm_forward_calls", "warm re-run model forwards (target 0)", "{}"),
+    ("cold_run_s", "cold run (s)", "{:.1f}"),
+    ("peak_rss_mb", "peak RSS of the cold run (MB, target <= 3072)", "{:.0f}"),
+]
+
+
+def format_table(figures: dict) -> str:
+    from tabulate import tabulate
+
+    head = (f"{figures['model']} on {figures['device']}, {figures.get('images')} images of "
+            f"{PHOTO_SIZE[0]}x{PHOTO_SIZE[1]}, batch {figures.get('batch_size')}, decode {figures.get('decode')}, "
+            f"{figures.get('prompts')} prompts (stock timed on {figures.get('stock_sample')}), torch threads {figures['torch_threads']}")
+    rows = [(label, fmt.format(figures[key])) for key, label, fmt in ROWS if key in figures]
+    return head + "\n" + tabulate(rows, headers=["measure", "value"], tablefmt="github")
