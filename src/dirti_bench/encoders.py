@@ -56,10 +56,12 @@ def known_model(name: str) -> bool:
 
 
 def resolve_device(device: str) -> str:
-    import torch
-
     if device not in DEVICES:
         raise UserError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+    if device == "cpu":
+        return device  # always there; skipping the torch import keeps warm re-runs fast
+    import torch
+
     cuda = torch.cuda.is_available()
     mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     if device == "auto":

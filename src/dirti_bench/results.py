@@ -68,14 +68,13 @@ class ScenarioResult:
 
 
 def versions() -> dict[str, str]:
-    import open_clip
-    import sklearn
-    import torch
+    # Installed distributions' metadata: no need to import torch/open_clip on a warm (all-cache) run.
+    from importlib.metadata import version
 
     from . import __version__
 
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "open_clip": open_clip.__version__, "sklearn": sklearn.__version__,
+    return {"python": platform.python_version(), "torch": version("torch"),
+            "open_clip": version("open_clip_torch"), "sklearn": version("scikit-learn"),
             "numpy": np.__version__, "pandas": pd.__version__, "dirti_bench": __version__}
 
 
