@@ -101,3 +101,14 @@ def test_unavailable_pretrained_tag_is_a_user_error_offline():
     # dirti-tiny has no published weights; offline, any tag must fail fast with the way out.
     with pytest.raises(UserError, match="cannot get 'openai' weights for dirti-tiny.*--pretrained PATH"):
         tiny(pretrained="openai").load()
+
+
+@pytest.mark.parametrize(("model", "pretrained", "pattern"), [
+    ("ViT-B-32", "openai", r"cannot get 'openai' weights for ViT-B-32 .*offline, pass --pretrained PATH"),
+    ("ViT-B-32", "hf-hub:timm/vit_base_patch32_clip_224.openai",
+     r"cannot load hf-hub:timm/vit_base_patch32_clip_224.openai .*--pretrained PATH"),
+])
+def test_hub_weights_offline_fail_fast_with_the_way_out(model, pretrained, pattern):
+    # HF_HUB_OFFLINE=1 (conftest): no DNS retries, one precise error instead.
+    with pytest.raises(UserError, match=pattern):
+        ClipEncoder(model, pretrained, device="cpu", progress=False).load()
