@@ -179,3 +179,18 @@ def test_decode_path_is_recorded_and_keys_the_cache(tmp_path, capsys):
     assert runs["full"]["preprocess"] == "open_clip-val"
     assert runs["full"]["cache"]["dir"] != runs["jpeg-draft"]["cache"]["dir"]
     assert runs["full"]["forward_calls"] > 0  # the other path's embeddings were not reused
+
+
+def test_n_raters_sets_the_noise_ceiling_of_alignment_scenarios(tmp_path, capsys):
+    ceilings = {}
+    for n in ("4", "200"):
+        out = tmp_path / n
+        code, _, err = run_cli(capsys, "--demo", "--out", str(out), "--scenarios", "align-disgust-zeroshot",
+                               "--n-raters", n)
+        assert code == 0, err
+        sc = json.loads((out / "results.json").read_text())["scenarios"]["align-disgust-zeroshot"]
+        assert sc["options"]["n_raters"] == int(n)
+        ceilings[n] = sc["metrics"]["noise_ceiling_spearman"]
+    assert ceilings["4"] < ceilings["200"]  # more raters -> more reliable means -> higher ceiling
+    code, _, err = run_cli(capsys, "--demo", "--out", str(tmp_path / "x"), "--n-raters", "1")
+    assert code == 2 and len(error_lines(err)) == 1 and "--n-raters 1" in err

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,7 @@ class RunConfig:
     scenarios: list[str] | None = None
     templates: list[Path] | None = None
     ratings: list[str] | None = None  # extra rating columns to align with (fear, valence, ...)
+    n_raters: int | None = None  # raters behind each mean rating, for the alignment noise ceiling
     batch_size: int = 32
     num_workers: int | None = None
     decode: str = "jpeg-draft"  # or "full": open_clip's preprocessing on fully decoded JPEGs
@@ -121,6 +122,11 @@ def run(cfg: RunConfig, encoder=None) -> Path:
     if patterns and extra:  # scenarios the user asked for by option are always run
         patterns = [*patterns, *(s.id for s in extra)]
     chosen = select(patterns, extra)  # unknown ids fail before any work
+    if cfg.n_raters is not None:
+        if cfg.n_raters < 2:
+            raise UserError(f"--n-raters {cfg.n_raters} is too small; the split-half noise ceiling needs >= 2 raters")
+        chosen = [replace(s, options={**s.options, "n_raters": cfg.n_raters}) if s.task == "alignment" else s
+                  for s in chosen]
     ctx = prepare(cfg, encoder)
     unknown = [c for c in cfg.ratings or [] if c not in ctx.stimuli.rating_columns]
     if unknown:

@@ -25,6 +25,8 @@ def add_arguments(p) -> None:
     p.add_argument("--ratings", nargs="+", metavar="COLUMN",
                    help="more rating columns to align with (e.g. fear_mean_all val_mean_all): "
                    "adds align-<rating>-zeroshot/-probe scenarios")
+    p.add_argument("--n-raters", type=int, metavar="N",
+                   help="raters behind each mean rating, for the alignment noise ceiling (default 30, assumed)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--workers", type=int, default=None,
                    help="image decoding threads (default: all cores between forwards on CPU, 1 ahead on a GPU)")
@@ -38,7 +40,7 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     cfg = RunConfig(data=args.data, demo=args.demo, model=args.model, pretrained=args.pretrained,
                     device=args.device, out=args.out, seed=args.seed, scenarios=args.scenarios,
-                    templates=args.templates, ratings=args.ratings, batch_size=args.batch_size,
+                    templates=args.templates, ratings=args.ratings, n_raters=args.n_raters, batch_size=args.batch_size,
                     num_workers=args.workers, decode=args.decode,
                     progress=not args.no_progress, report=not args.no_report)
     out = run_benchmark(cfg)
