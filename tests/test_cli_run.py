@@ -29,6 +29,13 @@ def run_cli(capsys, *args):
     return code, captured.out, captured.err
 
 
+def demo_results(capsys, out, *args) -> dict:
+    """Run the demo with ``args`` into ``out``; the run must succeed. Returns results.json."""
+    code, _, err = run_cli(capsys, "--demo", "--out", str(out), *args)
+    assert code == 0, err
+    return json.loads((out / "results.json").read_text())
+
+
 def error_lines(err: str) -> list[str]:
     return [line for line in err.splitlines() if line.startswith("error:")]
 
@@ -152,11 +159,7 @@ def test_corrupt_image_fails_the_run_without_partial_results(tmp_path, capsys, d
 
 
 def test_ratings_option_adds_alignment_scenarios_for_that_column(tmp_path, capsys):
-    out = tmp_path / "out"
-    code, _, err = run_cli(capsys, "--demo", "--out", str(out), "--scenarios", "zeroshot-baseline",
-                           "--ratings", "fear_mean_all")
-    assert code == 0, err
-    doc = json.loads((out / "results.json").read_text())
+    doc = demo_results(capsys, tmp_path / "out", "--scenarios", "zeroshot-baseline", "--ratings", "fear_mean_all")
     assert set(doc["scenarios"]) == {"zeroshot-baseline", "align-fear-zeroshot", "align-fear-probe"}
     assert doc["scenarios"]["align-fear-probe"]["options"]["rating"] == "fear_mean_all"
 
@@ -168,13 +171,9 @@ def test_unknown_rating_column_exits_2(tmp_path, capsys):
 
 
 def test_decode_path_is_recorded_and_keys_the_cache(tmp_path, capsys):
-    runs = {}
-    for decode in ("jpeg-draft", "full"):
-        out = tmp_path / decode
-        code, _, err = run_cli(capsys, "--demo", "--out", str(out), "--scenarios", "zeroshot-baseline",
-                               "--decode", decode)
-        assert code == 0, err
-        runs[decode] = json.loads((out / "results.json").read_text())["run"]
+    runs = {decode: demo_results(capsys, tmp_path / decode, "--scenarios", "zeroshot-baseline",
+                                 "--decode", decode)["run"]
+            for decode in ("jpeg-draft", "full")}
     assert runs["jpeg-draft"]["preprocess"] == "open_clip-val+jpeg-draft"
     assert runs["full"]["preprocess"] == "open_clip-val"
     assert runs["full"]["cache"]["dir"] != runs["jpeg-draft"]["cache"]["dir"]
@@ -184,11 +183,8 @@ def test_decode_path_is_recorded_and_keys_the_cache(tmp_path, capsys):
 def test_n_raters_sets_the_noise_ceiling_of_alignment_scenarios(tmp_path, capsys):
     ceilings = {}
     for n in ("4", "200"):
-        out = tmp_path / n
-        code, _, err = run_cli(capsys, "--demo", "--out", str(out), "--scenarios", "align-disgust-zeroshot",
-                               "--n-raters", n)
-        assert code == 0, err
-        sc = json.loads((out / "results.json").read_text())["scenarios"]["align-disgust-zeroshot"]
+        doc = demo_results(capsys, tmp_path / n, "--scenarios", "align-disgust-zeroshot", "--n-raters", n)
+        sc = doc["scenarios"]["align-disgust-zeroshot"]
         assert sc["options"]["n_raters"] == int(n)
         ceilings[n] = sc["metrics"]["noise_ceiling_spearman"]
     assert ceilings["4"] < ceilings["200"]  # more raters -> more reliable means -> higher ceiling

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -85,11 +84,8 @@ def prepare(cfg: RunConfig, encoder=None) -> EvalContext:
     """Load stimuli, check the options, and encode every image once (through the cache)."""
     encoder = encoder or build_encoder(cfg)  # validates model, weights and device before any data work
     stimuli = load_stimuli(cfg)
-    start = time.perf_counter()
     features = encoder.encode_images([s.path for s in stimuli.stimuli])
-    ctx = EvalContext(stimuli=stimuli, encoder=encoder, image_features=features, seed=cfg.seed)
-    ctx.timings = {"image_encoding_s": time.perf_counter() - start}
-    return ctx
+    return EvalContext(stimuli=stimuli, encoder=encoder, image_features=features, seed=cfg.seed)
 
 
 def run_info(cfg: RunConfig, ctx: EvalContext) -> dict:
@@ -114,6 +110,7 @@ def feature_files(ctx: EvalContext) -> dict[str, bytes]:
 
 
 def run(cfg: RunConfig, encoder=None) -> Path:
+    from .compare import comparisons_for
     from .evaluators.alignment import alignment_scenarios
 
     extra = [s for path in (cfg.templates or []) for s in template_scenarios(path)]
@@ -133,8 +130,6 @@ def run(cfg: RunConfig, encoder=None) -> Path:
         raise UserError(f"rating columns {unknown} not in {ctx.stimuli.name}; "
                         f"choose from {', '.join(ctx.stimuli.rating_columns)}")
     results = [scenario.evaluate(ctx) for scenario in chosen]
-    from .compare import comparisons_for
-
     out = write_results(cfg.out, run_info(cfg, ctx), results, feature_files(ctx),
                         comparisons=comparisons_for(results, seed=cfg.seed))
     if cfg.report:
