@@ -190,3 +190,23 @@ def test_n_raters_sets_the_noise_ceiling_of_alignment_scenarios(tmp_path, capsys
     assert ceilings["4"] < ceilings["200"]  # more raters -> more reliable means -> higher ceiling
     code, _, err = run_cli(capsys, "--demo", "--out", str(tmp_path / "x"), "--n-raters", "1")
     assert code == 2 and len(error_lines(err)) == 1 and "--n-raters 1" in err
+
+
+@pytest.mark.parametrize("args", [["--batch-size", "0"], ["--batch-size", "x"], ["--no-such-option"]])
+def test_bad_options_are_one_error_line(capsys, args):
+    with pytest.raises(SystemExit) as stop:
+        main(["run", "--demo", *args])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2
+    assert err.count("\n") == 1 and err.startswith("error: ") and "see 'dirti-bench" in err
+
+
+def test_rating_columns_are_checked_before_any_encoding(tmp_path, capsys, monkeypatch):
+    from dirti_bench.encoders import CachedEncoder
+
+    def no_encoding(*_args, **_kwargs):
+        raise AssertionError("images were encoded before the options were checked")
+
+    monkeypatch.setattr(CachedEncoder, "encode_images", no_encoding)
+    code, _, err = run_cli(capsys, "--demo", "--out", str(tmp_path / "o"), "--ratings", "smell_mean_all")
+    assert code == 2 and "smell_mean_all" in err

@@ -191,3 +191,13 @@ def test_cli_bad_results_dir_exits_2(tmp_path, capsys):
     assert main(["check-drift", str(tmp_path / "nope"), "--baseline", str(base)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "nope" in err[0]
+
+
+def test_a_metric_that_becomes_undefined_is_drift():
+    from dirti_bench.drift import check
+
+    base = {"run": {}, "scenarios": {"s": {"metrics": {"spearman_rho": 0.4}}}}
+    now = {"run": {}, "scenarios": {"s": {"metrics": {"spearman_rho": None}}}}  # NaN written as null
+    report = check(now, base, tolerance=0.5)
+    assert not report.ok and [r.metric for r in report.rows] == ["spearman_rho"]
+    assert check(now, now).ok  # undefined in both: no change

@@ -222,8 +222,9 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] = lambda s: None
 
     if not known_model(cfg.model):
         raise UserError(f"unknown model {cfg.model!r}; pick one of open_clip.list_models() (e.g. ViT-B-32)")
-    if cfg.batch_size < 1 or cfg.rounds < 1:
-        raise UserError("--batch-size and --rounds must be at least 1")
+    if min(cfg.batch_size, cfg.rounds, cfg.text_sample) < 1:
+        raise UserError(f"--batch-size ({cfg.batch_size}), --rounds ({cfg.rounds}) and --text-sample "
+                        f"({cfg.text_sample}) must each be at least 1")
     photo_split(cfg.images)  # fails early on a too-small --images
     device = resolve_device(cfg.device)
     progress(f"generating {cfg.images} photos of {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} (once; kept in the cache)")

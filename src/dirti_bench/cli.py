@@ -26,8 +26,15 @@ def _module(name: str):
     return importlib.import_module(f"dirti_bench.commands.{name.replace('-', '_')}")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad option ends like every other user error: one ``error:`` line, exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message}; see '{self.prog} --help'\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dirti-bench", description=__doc__.splitlines()[0])
+    parser = Parser(prog="dirti-bench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)

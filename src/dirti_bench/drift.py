@@ -79,7 +79,9 @@ def _is_number(value) -> bool:
 
 def _numeric_metrics(scenario: dict) -> dict[str, float]:
     metrics = scenario.get("metrics", {}) if isinstance(scenario, dict) else {}
-    return {k: float(v) for k, v in metrics.items() if _is_number(v)}
+    # null is how results.json writes an undefined (NaN) metric: compare it as NaN, so a
+    # metric that turns undefined drifts instead of looking merely "missing".
+    return {k: (math.nan if v is None else float(v)) for k, v in metrics.items() if v is None or _is_number(v)}
 
 
 def _tolerances(raw, where: str) -> dict[str, float]:

@@ -116,6 +116,8 @@ class ClipEncoder:
                             f"(e.g. ViT-B-32, {TINY_MODEL}) or pass --pretrained hf-hub:ORG/REPO")
         self.device = resolve_device(device)
         self.seed = seed
+        if batch_size < 1:
+            raise UserError(f"batch size {batch_size} must be a positive integer; use e.g. 32")
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.decode = check_decode(decode)
@@ -265,9 +267,10 @@ class CachedEncoder:
             raise RuntimeError(f"cache {self.cache.dir} holds embeddings of several sizes {dims}")
         return np.stack(vecs).astype(np.float32) if vecs else np.zeros((0, 0), np.float32)
 
-    def encode_images(self, paths: Sequence[Path]) -> np.ndarray:
+    def encode_images(self, paths: Sequence[Path], keys: Sequence[str] | None = None) -> np.ndarray:
+        """``keys``: the images' sha256 when the caller already hashed them (the loaders do)."""
         paths = [Path(p) for p in paths]
-        keys = [file_sha256(p) for p in paths]
+        keys = list(keys) if keys is not None else [file_sha256(p) for p in paths]
         return self._encode("image", keys, paths, self.encoder.encode_images)
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:

@@ -147,11 +147,11 @@ def iter_batches(paths: Sequence[Path], batch_size: int, decode: Callable, worke
     pending: deque = deque()
     try:
         todo = iter(chunks)
-        pending.extend(pool.submit(decode, chunk) for chunk in islice(todo, PREFETCH_BATCHES))
+        pending.extend(pool.submit(decode, chunk) for chunk in islice(todo, ahead))
         while pending:
             result = pending.popleft().result()
             nxt = next(todo, None)
-            if nxt is not None:  # keep PREFETCH_BATCHES decoding while the caller runs this one
+            if nxt is not None:  # keep `ahead` batches decoding while the caller runs this one
                 pending.append(pool.submit(decode, nxt))
             yield _checked(result)
     finally:

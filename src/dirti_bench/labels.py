@@ -113,17 +113,15 @@ def resolve_threshold(stimuli: StimulusSet, threshold: float | str, rating: str)
     return value, "fixed"
 
 
-def _require_ratings(stimuli: StimulusSet, rating: str) -> None:
-    """Every stimulus needs a value: a missing one would silently fall on either side of the threshold."""
-    if rating not in stimuli.rating_columns:
-        raise UserError(
-            f"rating column {rating!r} not in {stimuli.name} "
-            f"(available: {', '.join(stimuli.rating_columns) or 'none'}); pick one of those"
-        )
+def _require_ratings(stimuli: StimulusSet, rating: str) -> str:
+    """The resolved column; every stimulus needs a value (a missing one would silently fall on
+    either side of the threshold)."""
+    rating = stimuli.require_rating(rating)
     missing = [s.id for s in stimuli.stimuli if rating not in s.ratings]
     if missing:
         raise UserError(f"{len(missing)} stimuli of {stimuli.name} have no {rating!r} rating "
                         f"(ids {missing[:10]}); fill them in or pick another rating column")
+    return rating
 
 
 def _candidate_classes(task: str, categories: Sequence[str]) -> list[LabelClass]:
@@ -161,7 +159,7 @@ def build_label_space(
     thr, rule = (None, None)
     rating = rating or stimuli.disgust_column
     if task != "category":
-        _require_ratings(stimuli, rating)
+        rating = _require_ratings(stimuli, rating)
         thr, rule = resolve_threshold(stimuli, threshold, rating)
 
     def class_name(s) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pandas as pd
 
 from .atomic import write_bytes, write_text
 from .errors import UserError
+from .projection import MIN_POINTS
 from .published import HEADLINE, PUBLISHED_TABLES, rederived_clip_baseline, swap_note
 from .report_render import Banner, Figure, Heading, Para, Table, to_html, to_markdown
 from .results import FEATURES_FILE, PREDICTIONS_FILE, STIMULI_FILE, read_results
@@ -64,7 +66,7 @@ def _read_features(path: Path) -> tuple[np.ndarray, list[str]] | None:
     try:
         with np.load(path, allow_pickle=False) as npz:
             return np.asarray(npz["features"], dtype=np.float32), [str(s) for s in npz["stimulus"]]
-    except (OSError, KeyError, ValueError) as exc:
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
         raise UserError(f"{path} is not a features file ({exc}); re-run 'dirti-bench run' to regenerate it") from None
 
 
@@ -345,8 +347,8 @@ def _umap(runs: list[RunData]) -> list:
             reason = f"no {FEATURES_FILE} in {run.path}"
         elif run.stimuli is None or "category" not in run.stimuli:
             reason = f"no {STIMULI_FILE} with a category column in {run.path}"
-        elif len(run.features[0]) < 10:
-            reason = f"only {len(run.features[0])} stimuli (UMAP needs at least 10)"
+        elif len(run.features[0]) < MIN_POINTS:
+            reason = f"only {len(run.features[0])} stimuli (UMAP needs at least {MIN_POINTS})"
         if reason:
             blocks.append(Para(f"{prefix}UMAP skipped: {reason}."))
             continue

@@ -136,8 +136,10 @@ def read_results(results_dir: Path) -> dict:
         doc = json.loads(path.read_text())
     except FileNotFoundError:
         raise UserError(f"no {RESULTS_FILE} at {path}; pass a directory written by 'dirti-bench run'") from None
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{path} is not valid JSON ({exc}); re-run 'dirti-bench run' to regenerate it") from None
+    except OSError as exc:
+        raise UserError(f"cannot read {path} ({exc.strerror}); check the path and its permissions") from None
     if not isinstance(doc, dict) or "scenarios" not in doc or "run" not in doc:
         raise UserError(f"{path} lacks 'run'/'scenarios'; it is not a dirti-bench results file")
     return doc

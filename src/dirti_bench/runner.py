@@ -80,11 +80,18 @@ def build_encoder(cfg: RunConfig) -> CachedEncoder:
     return CachedEncoder(clip, embedding_cache_dir())
 
 
-def prepare(cfg: RunConfig, encoder=None) -> EvalContext:
-    """Load stimuli, check the options, and encode every image once (through the cache)."""
+def prepare(cfg: RunConfig, encoder=None, rating_columns=()) -> EvalContext:
+    """Check the options, load the stimuli, then encode every image once (through the cache)."""
     encoder = encoder or build_encoder(cfg)  # validates model, weights and device before any data work
     stimuli = load_stimuli(cfg)
-    features = encoder.encode_images([s.path for s in stimuli.stimuli])
+    for column in rating_columns:  # before the (possibly long) cold encode
+        stimuli.require_rating(column)
+    paths = [s.path for s in stimuli.stimuli]
+    shas = [s.sha256 for s in stimuli.stimuli]
+    if isinstance(encoder, CachedEncoder) and all(shas):  # the loader already hashed every image
+        features = encoder.encode_images(paths, keys=shas)
+    else:
+        features = encoder.encode_images(paths)
     return EvalContext(stimuli=stimuli, encoder=encoder, image_features=features, seed=cfg.seed)
 
 
@@ -122,13 +129,9 @@ def run(cfg: RunConfig, encoder=None) -> Path:
     if cfg.n_raters is not None:
         if cfg.n_raters < 2:
             raise UserError(f"--n-raters {cfg.n_raters} is too small; the split-half noise ceiling needs >= 2 raters")
-        chosen = [replace(s, options={**s.options, "n_raters": cfg.n_raters}) if s.task == "alignment" else s
-                  for s in chosen]
-    ctx = prepare(cfg, encoder)
-    unknown = [c for c in cfg.ratings or [] if c not in ctx.stimuli.rating_columns]
-    if unknown:
-        raise UserError(f"rating columns {unknown} not in {ctx.stimuli.name}; "
-                        f"choose from {', '.join(ctx.stimuli.rating_columns)}")
+        chosen = [replace(s, options={**s.options, "n_raters": cfg.n_raters, "n_raters_source": "--n-raters"})
+                  if s.task == "alignment" else s for s in chosen]
+    ctx = prepare(cfg, encoder, rating_columns=cfg.ratings or ())
     results = [scenario.evaluate(ctx) for scenario in chosen]
     out = write_results(cfg.out, run_info(cfg, ctx), results, feature_files(ctx),
                         comparisons=comparisons_for(results, seed=cfg.seed))

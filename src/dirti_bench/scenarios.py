@@ -142,10 +142,7 @@ class EvalContext:
 
     def rating_column(self, scenario: Scenario) -> str:
         """The scenario's rating; DIRTI's disgust column stands for a rated set's own disgust column."""
-        rating = scenario.options.get("rating", "disg_mean_all")
-        if rating == "disg_mean_all" and rating not in self.stimuli.rating_columns:
-            return getattr(self.stimuli, "disgust_column", rating)
-        return rating
+        return self.stimuli.resolve_rating(scenario.options.get("rating", "disg_mean_all"))
 
     def label_space(self, scenario: Scenario) -> LabelSpace:
         opts = scenario.options

@@ -84,15 +84,27 @@ class StimulusSet:
                 h.update(f"{key}={s.ratings[key]!r}\n".encode())
         return h.hexdigest()
 
+    def resolve_rating(self, rating: str) -> str:
+        """``rating``, where DIRTI's disgust column stands for a rated set's own disgust column."""
+        if rating == DISGUST_RATING and rating not in self.rating_columns:
+            return self.disgust_column
+        return rating
+
+    def require_rating(self, rating: str) -> str:
+        """The resolved column name, or a UserError naming the columns this set has."""
+        column = self.resolve_rating(rating)
+        if column not in self.rating_columns:
+            raise UserError(
+                f"rating column {rating!r} not in {self.name} "
+                f"(available: {', '.join(self.rating_columns) or 'none'}); pick one of those"
+            )
+        return column
+
     def ratings(self, column: str):
         """Ratings of one column as a float array in stimulus order."""
         import numpy as np
 
-        if column not in self.rating_columns:
-            raise UserError(
-                f"rating column {column!r} not in {self.name} "
-                f"(available: {', '.join(self.rating_columns) or 'none'}); pick one of those"
-            )
+        column = self.require_rating(column)
         return np.array([s.ratings[column] for s in self.stimuli], dtype=float)
 
     def to_frame(self) -> pd.DataFrame:

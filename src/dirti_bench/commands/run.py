@@ -1,11 +1,22 @@
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from ..encoders import DEVICES
 from ..imaging import DECODE_PATHS, DEFAULT_DECODE
 from ..runner import RunConfig
 from ..runner import run as run_benchmark
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return value
 
 
 def add_arguments(p) -> None:
@@ -27,7 +38,7 @@ def add_arguments(p) -> None:
                    "adds align-<rating>-zeroshot/-probe scenarios")
     p.add_argument("--n-raters", type=int, metavar="N",
                    help="raters behind each mean rating, for the alignment noise ceiling (default 30, assumed)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=positive_int, default=32)
     p.add_argument("--workers", type=int, default=None,
                    help="image decoding threads (default: all cores between forwards on CPU, 1 ahead on a GPU)")
     p.add_argument("--decode", choices=DECODE_PATHS, default=DEFAULT_DECODE,

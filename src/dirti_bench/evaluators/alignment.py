@@ -121,10 +121,7 @@ def resolve_pair(pair: str | Mapping) -> tuple[str, tuple[str, ...], tuple[str, 
 def _rated(ctx, scenario) -> tuple[str, np.ndarray, np.ndarray, list[str], list[str]]:
     """Rating column, rows of the stimuli that carry it, their ratings, ids and categories."""
     stimuli = ctx.stimuli
-    rating = ctx.rating_column(scenario)
-    if rating not in stimuli.rating_columns:
-        raise UserError(f"rating column {rating!r} not in {stimuli.name} "
-                        f"(available: {', '.join(stimuli.rating_columns) or 'none'}); pick one of those")
+    rating = stimuli.require_rating(ctx.rating_column(scenario))
     rows = np.array([i for i, s in enumerate(stimuli.stimuli) if rating in s.ratings], dtype=int)
     if rows.size < 3:
         raise UserError(f"only {rows.size} stimuli of {stimuli.name} have a {rating!r} rating; "
@@ -152,8 +149,8 @@ def _ceiling(ctx, scenario, rating: str, chosen_ids: list[str], seed: int) -> tu
     if not isinstance(n_raters, int | np.integer) or n_raters < 2:
         raise UserError(f"option n_raters={n_raters!r} of scenario {scenario.id} must be an integer >= 2")
     options = {"n_raters": int(n_raters), "sd_column": sd_col,
-               "n_raters_source": N_RATERS_SOURCE if "n_raters" not in opts or n_raters == DEFAULT_N_RATERS
-               else "scenario option"}
+               "n_raters_source": opts.get("n_raters_source") or (
+                   N_RATERS_SOURCE if n_raters == DEFAULT_N_RATERS else "scenario option")}
     if sd_col is None:
         return {}, {}, options, {"noise_ceiling": f"not estimated: no per-image SD column for {rating}"}
     by_id = {s.id: s for s in ctx.stimuli.stimuli}
