@@ -120,15 +120,16 @@ def write_session_results(session, state) -> Path:
 
 
 def check_drift(session, out: Path, baseline: str) -> None:
-    from tabulate import tabulate
-
     from dirti_bench import drift  # lazily: only sessions with --drift-baseline need it
+    from dirti_bench.commands.check_drift import load_baseline
     from dirti_bench.results import read_results
 
-    rows = drift.check(read_results(out), read_results(Path(baseline)))
-    if rows:
+    report = drift.check(read_results(out), load_baseline(Path(baseline)), baseline_name=baseline)
+    for note in report.notes():  # scenarios missing on either side, another model or dataset
+        _say(session, f"dirti-bench: {note}")
+    if not report.ok:
         _say(session, f"dirti-bench: drift against {baseline}:")
-        _say(session, tabulate(list(rows), headers="keys", tablefmt="github"))
+        _say(session, report.table())
         session.exitstatus = 1
     else:
         _say(session, f"dirti-bench: no drift against {baseline}")

@@ -27,3 +27,30 @@ def test_k_disgust_selects_exactly_the_disgust_scenarios(tmp_path):
     # other benchmarks selected (e.g. per-scenario timings) concern a disgust scenario too; no throughput cases
     assert all("disgust" in sid for _, sid in selected)
     assert not results.exists()  # collecting writes no results
+
+
+def test_drift_baseline_option_fails_the_benchmark_session_on_drift(tmp_path):
+    import json
+    import os
+
+    def session(baseline: Path) -> subprocess.CompletedProcess:
+        env = {**os.environ, "DIRTI_BENCH_HOME": str(tmp_path / "home")}
+        return subprocess.run(
+            [sys.executable, "-m", "pytest", "benchmarks/test_scenarios.py", "-q", "-p", "no:cacheprovider",
+             "-k", "test_scenario and zeroshot-baseline", "--benchmark-disable",
+             "--results-dir", str(tmp_path / "results"), "--drift-baseline", str(baseline)],
+            cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+
+    committed = json.loads((ROOT / "reports" / "baseline.json").read_text())
+    same = tmp_path / "same.json"
+    same.write_text(json.dumps(committed))
+    moved = json.loads(json.dumps(committed))
+    moved["scenarios"]["zeroshot-baseline"]["metrics"]["accuracy"] += 0.5
+    shifted = tmp_path / "moved.json"
+    shifted.write_text(json.dumps(moved))
+
+    ok = session(same)
+    assert ok.returncode == 0, ok.stdout[-2000:]
+    drifted = session(shifted)
+    assert drifted.returncode == 1, drifted.stdout[-2000:]
+    assert "drift against" in drifted.stdout and "accuracy" in drifted.stdout
