@@ -223,10 +223,19 @@ def arrange(unpacked: Path, dest: Path) -> Path:
 
 
 def _replace_dir(new: Path, target: Path, staging: Path) -> None:
-    """Swap ``new`` in for ``target``; the old copy is moved into ``staging`` (deleted with it)."""
+    """Swap ``new`` in for ``target``; the old copy is moved into ``staging`` (deleted with it).
+
+    If the second move fails, the old copy goes back, so a failed ``--force`` keeps the cache as it was.
+    """
+    previous = staging / "previous"
     if target.exists():
-        os.replace(target, staging / "previous")
-    os.replace(new, target)
+        os.replace(target, previous)
+    try:
+        os.replace(new, target)
+    except OSError:
+        if previous.exists():
+            os.replace(previous, target)
+        raise
 
 
 def fetch_dirti(base_url: str | None = None, force: bool = False, progress: bool = True) -> Path:

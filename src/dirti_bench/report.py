@@ -358,15 +358,16 @@ def _umap(runs: list[RunData]) -> list:
         features, ids = run.features
         table = run.stimuli.assign(stimulus=run.stimuli["stimulus"].astype(str)).set_index("stimulus")
         table = table.reindex(ids)
-        rating = table[RATING_COLUMN].to_numpy(dtype=float) if RATING_COLUMN in table else None
+        column = run.run.get("disgust_column") or RATING_COLUMN  # a rated set's own disgust column
+        rating = table[column].to_numpy(dtype=float) if column in table else None
         seed = int(run.run.get("seed", 0) or 0)
         embedding = umap_projection(features, seed=seed)
         title = f"{prefix}UMAP of {len(ids)} image embeddings (random_state={seed})"
         png = umap_png(embedding, table["category"].fillna("unknown").astype(str).tolist(), rating,
-                       RATING_COLUMN, title)
+                       column, title)
         name = _slug("umap" + (f"-{run.label}" if len(runs) > 1 else ""))
         caption = f"{prefix}UMAP of the image features, coloured by category" + (
-            f" and by {RATING_COLUMN}" if rating is not None else f" (no {RATING_COLUMN} column)")
+            f" and by {column}" if rating is not None else f" (no {column} column)")
         blocks.append(Figure(f"{FIGURES_DIR}/{name}.png", png, caption))
     return blocks
 

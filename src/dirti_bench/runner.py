@@ -99,6 +99,7 @@ def run_info(cfg: RunConfig, ctx: EvalContext) -> dict:
     info = dict(ctx.encoder.run_info())
     info.update({
         "dataset": ctx.stimuli.name, "dataset_sha256": ctx.stimuli.sha256, "n_stimuli": len(ctx.stimuli),
+        "disgust_column": ctx.stimuli.disgust_column,
         "seed": cfg.seed, "created": now_iso(), "versions": versions(),
         "forward_calls": ctx.encoder.forward_calls,
     })
