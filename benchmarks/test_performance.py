@@ -41,6 +41,9 @@ BATCH = int(os.environ.get("DIRTI_BENCH_PERF_BATCH", "4"))
 PROMPTS = int(os.environ.get("DIRTI_BENCH_PERF_PROMPTS", "16"))
 WARM = os.environ.get("DIRTI_BENCH_PERF_WARM", "demo")
 DEVICE = os.environ.get("DIRTI_BENCH_PERF_DEVICE", "cpu")
+# Best of 5 alternating rounds for the image comparison: this VM's speed drifts by tens of
+# percent over seconds, and the pipeline-vs-hand-written margin is ~6%.
+IMAGE_ROUNDS = 5
 ROUNDS = 3  # alternating rounds inside each measurement; the best of each side is kept
 
 THROUGHPUT_TARGETS = MODEL != TINY_MODEL
@@ -68,7 +71,7 @@ def _once(benchmark, fn, *args):
 
 def test_image_pipeline_keeps_up_with_the_bare_forward(benchmark, model, photos):
     net, preprocess, _ = model
-    figures = _once(benchmark, measure_images, net, preprocess, photos[1], BATCH, DEVICE, ROUNDS)
+    figures = _once(benchmark, measure_images, net, preprocess, photos[1], BATCH, DEVICE, IMAGE_ROUNDS)
     assert figures["decode_min_cosine"] >= MIN_DECODE_COSINE
     if THROUGHPUT_TARGETS:
         # Beat the plain open_clip loop in the same run, on any hardware.
