@@ -148,3 +148,22 @@ def test_generic_set_runs_end_to_end(tmp_path, monkeypatch):
     assert stats.spearmanr(rows.y_true.astype(float), rows.y_pred.astype(float)).statistic == pytest.approx(1.0)
     assert stats.pearsonr(rows.y_true.astype(float), rows.y_pred.astype(float)).statistic == pytest.approx(
         zs["metrics"]["pearson_r"], abs=1e-9)
+
+
+def test_unreadable_sidecar_is_one_user_error(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from dirti_bench.errors import UserError
+    from dirti_bench.ratedset import SIDECAR, read_spec
+
+    (tmp_path / SIDECAR).write_text("{}")
+    real = Path.read_text
+
+    def denied(self, *a, **k):
+        if self.name == SIDECAR:
+            raise PermissionError(13, "Permission denied")
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Path, "read_text", denied)
+    with pytest.raises(UserError, match=r"cannot read .*dirti-bench.json \(Permission denied\)"):
+        read_spec(tmp_path)

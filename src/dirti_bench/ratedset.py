@@ -81,6 +81,8 @@ def read_spec(path: Path) -> RatedSetSpec:
         doc = json.loads(sidecar.read_text("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{sidecar} is not valid JSON ({exc}); fix the syntax") from None
+    except OSError as exc:
+        raise UserError(f"cannot read {sidecar} ({exc.strerror}); check its permissions") from None
     if not isinstance(doc, dict):
         raise UserError(f"{sidecar} must hold a JSON object with keys {', '.join(REQUIRED_KEYS)}")
     unknown = sorted(set(doc) - set(REQUIRED_KEYS) - set(OPTIONAL_KEYS))
@@ -127,6 +129,8 @@ def read_table(spec: RatedSetSpec) -> pd.DataFrame:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise UserError(f"cannot read ratings CSV {path} ({str(exc).strip()}); re-export it as UTF-8 CSV") from None
+    except OSError as exc:
+        raise UserError(f"cannot read ratings CSV {path} ({exc.strerror}); check its permissions") from None
     table.columns = [str(c).strip() for c in table.columns]
     if table.empty:
         raise UserError(f"ratings CSV {path} has no rows; add one row per image")

@@ -14,7 +14,7 @@ from .metrics import bootstrap_ci, classification_metrics
 
 def dropped_reasons(space: LabelSpace) -> dict[str, str]:
     """Why each dropped class left the space; build_label_space only drops classes without stimuli."""
-    reasons = dict(getattr(space, "drop_reasons", ()))
+    reasons = dict(space.drop_reasons)
     return {name: reasons.get(name, "no stimulus carries this class") for name in space.dropped}
 
 
