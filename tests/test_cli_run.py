@@ -173,11 +173,13 @@ def test_unknown_rating_column_exits_2(tmp_path, capsys):
 def test_decode_path_is_recorded_and_keys_the_cache(tmp_path, capsys):
     runs = {decode: demo_results(capsys, tmp_path / decode, "--scenarios", "zeroshot-baseline",
                                  "--decode", decode)["run"]
-            for decode in ("jpeg-draft", "full")}
+            for decode in ("tensor-resize", "jpeg-draft", "full")}
+    assert runs["tensor-resize"]["preprocess"] == "open_clip-val+tensor-resize"
     assert runs["jpeg-draft"]["preprocess"] == "open_clip-val+jpeg-draft"
     assert runs["full"]["preprocess"] == "open_clip-val"
-    assert runs["full"]["cache"]["dir"] != runs["jpeg-draft"]["cache"]["dir"]
-    assert runs["full"]["forward_calls"] > 0  # the other path's embeddings were not reused
+    assert len({run["cache"]["dir"] for run in runs.values()}) == 3
+    for decode in ("jpeg-draft", "full"):
+        assert runs[decode]["forward_calls"] > 0  # the other paths' embeddings were not reused
 
 
 def test_n_raters_sets_the_noise_ceiling_of_alignment_scenarios(tmp_path, capsys):

@@ -13,10 +13,13 @@ from dirti_bench.demo import make_demo
 from dirti_bench.encoders import ClipEncoder, register_model_configs
 from dirti_bench.errors import UserError
 from dirti_bench.imaging import (
+    TensorResize,
     encode_image_paths,
     iter_batches,
     open_rgb,
+    plan_decode,
     split_preprocess,
+    tensor_resize_for,
     to_batch,
 )
 
@@ -165,11 +168,16 @@ def test_unusual_preprocess_runs_whole_in_the_decode_thread(tiny, demo_stimuli):
     np.testing.assert_allclose(feats, ref / np.linalg.norm(ref, axis=1, keepdims=True), atol=1e-5)
 
 
-def test_decode_path_is_part_of_the_cache_key_and_run_info():
-    draft = ClipEncoder("dirti-tiny", "random", device="cpu")
-    full = ClipEncoder("dirti-tiny", "random", device="cpu", decode="full")
-    assert draft.identity()["preprocess"] == draft.run_info()["preprocess"] == "open_clip-val+jpeg-draft"
-    assert full.identity()["preprocess"] == full.run_info()["preprocess"] == "open_clip-val"
+@pytest.mark.parametrize(("decode", "preprocess_id"), [("tensor-resize", "open_clip-val+tensor-resize"),
+                                                     ("jpeg-draft", "open_clip-val+jpeg-draft"),
+                                                     ("full", "open_clip-val")])
+def test_decode_path_is_part_of_the_cache_key_and_run_info(decode, preprocess_id):
+    encoder = ClipEncoder("dirti-tiny", "random", device="cpu", decode=decode)
+    assert encoder.identity()["preprocess"] == encoder.run_info()["preprocess"] == preprocess_id
+
+
+def test_default_decode_is_tensor_resize_and_unknown_paths_are_user_errors():
+    assert ClipEncoder("dirti-tiny", "random", device="cpu").decode == imaging.DEFAULT_DECODE == "tensor-resize"
     with pytest.raises(UserError, match="unknown decode path 'fast'"):
         ClipEncoder("dirti-tiny", "random", device="cpu", decode="fast")
 
@@ -178,3 +186,95 @@ def test_no_paths_no_forward(tiny):
     model, preprocess = tiny
     feats, forwards = encode_image_paths(model, preprocess, [], "cpu", 4, 1, False)
     assert feats.shape == (0, 0) and forwards == 0
+
+
+# ---------------------------------------------------------------- tensor-resize
+
+VIT_B_32_VAL = open_clip.image_transform(224, is_train=False)  # ViT-B-32's preprocess, without the model
+
+
+def _pil_steps(path, split, draft_to):
+    x = open_rgb(path, draft_to)
+    for step in split.pil_steps:
+        x = step(x)
+    return np.asarray(x)
+
+
+def test_tensor_resize_is_found_for_open_clip_val_preprocessing(tiny):
+    assert split_preprocess(VIT_B_32_VAL).tensor_resize == TensorResize(224, 224, "bicubic")
+    assert split_preprocess(tiny[1]).tensor_resize == TensorResize(64, 64, "bicubic")
+
+
+@pytest.mark.parametrize("steps", [
+    lambda T: [T.Resize((224, 224)), T.CenterCrop(224)],  # squash: both sides given
+    lambda T: [T.Resize(224, max_size=300), T.CenterCrop(224)],
+    lambda T: [T.Resize(200), T.CenterCrop(224)],  # crop larger than the image: CenterCrop pads
+    lambda T: [T.Resize(224, interpolation=T.InterpolationMode.NEAREST), T.CenterCrop(224)],
+    lambda T: [T.Resize(224), T.CenterCrop((224, 200))],
+    lambda T: [T.Resize(224), T.RandomCrop(224)],
+    lambda T: [T.Resize(224), T.CenterCrop(224), T.Grayscale(3)],
+])
+def test_tensor_resize_declines_other_preprocessing(steps):
+    from torchvision import transforms as T
+
+    assert tensor_resize_for(tuple(steps(T))) is None
+
+
+@pytest.mark.parametrize("size", [(1024, 768), (768, 1024), (256, 192), (300, 300), (97, 131), (267, 200)])
+def test_tensor_resize_pixels_follow_pil_within_one_level(tmp_path, size):
+    """Down- and upscaling, landscape, portrait, square, an odd crop margin (299 - 224): PIL's resampling."""
+    rng = np.random.default_rng(sum(size))
+    yy, xx = np.mgrid[0:size[1], 0:size[0]]
+    smooth = (np.sin(xx / 17.0)[..., None] * 90 + np.cos(yy / 23.0)[..., None] * 60 + [120, 110, 100])
+    pixels = np.clip(smooth + rng.normal(0, 25, smooth.shape), 0, 255).astype(np.uint8)
+    path = tmp_path / "x.png"
+    Image.fromarray(pixels).save(path)
+    split = split_preprocess(VIT_B_32_VAL)
+    ours = to_batch([np.asarray(open_rgb(path, None))], split, split.tensor_resize)
+    pil = to_batch([_pil_steps(path, split, None)], split)
+    levels = ((ours - pil) * torch.tensor(split.std).view(1, 3, 1, 1) * 255).abs()
+    assert ours.shape == pil.shape == (1, 3, 224, 224)
+    assert levels.max() <= 1 + 1e-3
+    assert (levels > 0.5).float().mean() < 0.02  # almost every pixel identical
+
+
+def test_mixed_sizes_in_one_batch_each_resize_as_if_alone(tmp_path):
+    sizes = [(1024, 768), (640, 480), (1024, 768), (480, 640)]
+    arrays = [np.asarray(Image.effect_mandelbrot(s, (-2, -1.5, 1, 1.5), 30 + i).convert("RGB"))
+              for i, s in enumerate(sizes)]
+    resize = TensorResize(224, 224, "bicubic")
+    split = split_preprocess(VIT_B_32_VAL)
+    together = to_batch(arrays, split, resize)
+    alone = torch.cat([to_batch([a], split, resize) for a in arrays])
+    assert torch.equal(together, alone)
+
+
+def test_tensor_resize_stays_within_cosine_0999_of_open_clip(tiny, photos):
+    model, preprocess = tiny
+    feats = {decode: encode_image_paths(model, preprocess, photos, "cpu", batch_size=4, num_workers=1,
+                                        progress=False, decode=decode)[0] for decode in ("tensor-resize", "jpeg-draft")}
+    stock = _stock(model, preprocess, photos)
+    assert (feats["tensor-resize"] * stock).sum(axis=1).min() >= 0.999
+    assert not np.allclose(feats["tensor-resize"], feats["jpeg-draft"], atol=1e-7)  # the tensor op really ran
+
+
+def test_decodes_too_big_to_hold_are_resized_by_pil_in_the_thread(tiny, photos, monkeypatch):
+    _, preprocess = tiny
+    plan = plan_decode(preprocess, "tensor-resize")
+    assert imaging._decode_one(photos[0], plan).shape == (96, 128, 3)  # drafted for a 64-px input, held
+    monkeypatch.setattr(imaging, "TENSOR_RESIZE_MAX_PIXELS", 128 * 96 - 1)
+    item = imaging._decode_one(photos[0], plan)
+    np.testing.assert_array_equal(item, _pil_steps(photos[0], plan.split, plan.draft_to))
+    # a PIL-resized item passes the batch op unchanged
+    assert torch.equal(to_batch([item], plan.split, plan.tensor_resize), to_batch([item], plan.split))
+
+
+def test_tensor_resize_falls_back_to_jpeg_draft_for_other_preprocessing(tiny, photos):
+    model, preprocess = tiny
+
+    def custom(im):
+        return preprocess(im.rotate(90))
+
+    runs = [encode_image_paths(model, custom, photos[:3], "cpu", batch_size=2, num_workers=1, progress=False,
+                               decode=decode)[0] for decode in ("tensor-resize", "jpeg-draft")]
+    np.testing.assert_array_equal(*runs)

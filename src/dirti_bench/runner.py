@@ -10,6 +10,7 @@ import numpy as np
 
 from .encoders import TINY_MODEL, CachedEncoder, ClipEncoder
 from .errors import UserError
+from .imaging import DEFAULT_DECODE
 from .paths import cache_home, embedding_cache_dir
 from .results import FEATURES_FILE, STIMULI_FILE, now_iso, versions, write_results
 from .scenarios import EvalContext, select, template_scenarios
@@ -34,7 +35,7 @@ class RunConfig:
     n_raters: int | None = None  # raters behind each mean rating, for the alignment noise ceiling
     batch_size: int = 32
     num_workers: int | None = None
-    decode: str = "jpeg-draft"  # or "full": open_clip's preprocessing on fully decoded JPEGs
+    decode: str = DEFAULT_DECODE  # imaging.DECODE_PATHS; "full" is open_clip's preprocessing exactly
     progress: bool = True
     report: bool = True
 

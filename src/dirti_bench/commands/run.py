@@ -42,8 +42,10 @@ def add_arguments(p) -> None:
     p.add_argument("--workers", type=int, default=None,
                    help="image decoding threads (default: all cores between forwards on CPU, 1 ahead on a GPU)")
     p.add_argument("--decode", choices=DECODE_PATHS, default=DEFAULT_DECODE,
-                   help="jpeg-draft (default: JPEGs decoded at the smallest DCT scale the model input allows; "
-                   "cosine >= 0.999 to full) or full (open_clip's preprocessing on full decodes)")
+                   help="tensor-resize (default: jpeg-draft's decode, then resize + crop as one batched uint8 "
+                   "tensor op), jpeg-draft (JPEGs decoded at the smallest DCT scale the model input allows, then "
+                   "open_clip's PIL steps) or full (open_clip's preprocessing on full decodes); "
+                   "dirti-bench bench checks cosine >= 0.999 to full")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--no-report", action="store_true")
 
