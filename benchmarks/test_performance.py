@@ -47,6 +47,7 @@ IMAGE_ROUNDS = 5
 ROUNDS = 3  # alternating rounds inside each measurement; the best of each side is kept
 
 THROUGHPUT_TARGETS = MODEL != TINY_MODEL
+DIRTI_SIZED = IMAGES >= 300  # the measurement: DIRTI's 300 photos
 MIN_IMAGE_RATIO, MIN_DECODE_COSINE = 0.95, 0.999
 MIN_TEXT_RATIO, MAX_TEXT_DIFF = 5.0, 1e-4
 MAX_WARM_S, MAX_RSS_MB = 15.0, 3072
@@ -76,11 +77,11 @@ def test_image_pipeline_keeps_up_with_the_bare_forward(benchmark, model, photos)
     if THROUGHPUT_TARGETS:
         # Beat the plain open_clip loop in the same run, on any hardware.
         assert figures["pipeline_img_s"] > figures["hand_written_img_s"], figures
-        if DEVICE != "cpu":
-            # >= 0.95x needs decoding to overlap free CPU time. On a CPU-only machine the
-            # forward already fills every core, so decode cost (~5 ms per 1024x768 JPEG
-            # against ~60-70 ms of forward on 2 cores) bounds the ratio near 0.92-0.95;
-            # the ratio is recorded in extra_info there, not asserted.
+        if DIRTI_SIZED or DEVICE != "cpu":
+            # On a CPU the forward fills every core, so decoding is paid in full between forwards:
+            # on 2 cores ~2 ms per photo against ~55 ms of forward (0.96-0.98x with 300 photos in
+            # batches of 32). The cheap default (12 photos in batches of 4) sits at ~0.95 and is
+            # recorded in extra_info, not asserted.
             assert figures["image_ratio"] >= MIN_IMAGE_RATIO, figures
 
 

@@ -103,10 +103,12 @@ def load_model(name: str, device: str, seed: int = 0):
 # ---------------------------------------------------------------- measurements
 
 def _best_rate(n: int, runs: list[Callable], rounds: int) -> list[float]:
-    """Items/s of each callable, best of ``rounds`` alternating rounds."""
+    """Items/s of each callable, best of ``rounds`` rounds; odd rounds run in reverse order, so a
+    machine speeding up or slowing down over the rounds favours no side."""
     best = [0.0] * len(runs)
-    for _ in range(rounds):
-        for i, fn in enumerate(runs):
+    for r in range(rounds):
+        order = list(enumerate(runs))
+        for i, fn in (order[::-1] if r % 2 else order):
             start = time.perf_counter()
             fn()
             best[i] = max(best[i], n / (time.perf_counter() - start))
