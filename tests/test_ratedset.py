@@ -77,6 +77,10 @@ def _corrupt_image(root):
     (root / "img" / "fruit_03.png").write_bytes(b"not a png")
 
 
+def _same_name_other_extension(root):
+    Image.new("RGB", (8, 8)).save(root / "img" / "WOUND_01.jpg")
+
+
 def _bad_json(root):
     (root / SIDECAR).write_text("{oops")
 
@@ -100,6 +104,7 @@ def _bad_json(root):
     (None, lambda t: t.iloc[1:], None, "images without a row"),
     (None, None, _drop_first_image, "rows without an image"),
     (None, None, _corrupt_image, "fruit_03.png"),
+    (None, None, _same_name_other_extension, "share a name apart from case/extension: ['wound_01.png']"),
 ])
 def test_invalid_sets_fail_with_one_line(tmp_path, sidecar, table_edit, damage, message):
     root = write_set(tmp_path / "set", sidecar=sidecar, table_edit=table_edit)

@@ -31,6 +31,7 @@ from .stimuli import (
     Stimulus,
     StimulusSet,
     file_sha256,
+    images_by_stem,
     list_images,
     normalise_name,
     verify_image,
@@ -197,15 +198,8 @@ def match_images(spec: RatedSetSpec, table: pd.DataFrame) -> list[Path]:
     images = list_images(folder)
     if not images:
         raise UserError(f"no images in {folder}; put the set's image files there")
-    by_name, by_stem, clash = {}, {}, []
-    for p in images:
-        by_name[normalise_name(p.name)] = p
-        stem = normalise_name(p.stem)
-        if stem in by_stem:
-            clash.append(p.name)
-        by_stem[stem] = p
-    if clash:
-        raise UserError(f"images in {folder} share a name apart from case/extension: {_listed(clash)}; keep one of each")
+    by_stem = images_by_stem(images, folder)
+    by_name = {normalise_name(p.name): p for p in images}
     names = table[spec.file_column]
     if (names == "").any():
         raise UserError(f"ratings CSV {spec.ratings} has an empty {spec.file_column!r} on lines "

@@ -263,6 +263,21 @@ def _find_dirti_parts(root: Path) -> tuple[Path, Path]:
     return image_dir, chosen[0]
 
 
+def images_by_stem(images: Sequence[Path], folder: Path) -> dict[str, Path]:
+    """Images keyed by their normalised stem; two files that differ only in case or extension
+    would match the same ratings row, so they are an error."""
+    by_stem: dict[str, Path] = {}
+    clash = []
+    for p in images:
+        key = normalise_name(p.stem)
+        if key in by_stem:
+            clash.append(p.name)
+        by_stem[key] = p
+    if clash:
+        raise UserError(f"images in {folder} share a name apart from case/extension: {clash}; keep one of each")
+    return by_stem
+
+
 def load_dirti(root: Path, name: str = "DIRTI", verify: bool = True) -> StimulusSet:
     """Load a local DIRTI copy laid out as its Zenodo record (or as ``make-demo`` writes it)."""
     image_dir, ratings_path = _find_dirti_parts(Path(root))
@@ -277,19 +292,10 @@ def load_dirti(root: Path, name: str = "DIRTI", verify: bool = True) -> Stimulus
         )
     rating_cols = [c for c in table.columns if c not in {"name", "key"}]
 
-    by_key: dict[str, Path] = {}
-    bad_names, dup_images = [], []
-    for p in images:
-        key = normalise_name(p.stem)
-        if not _DIRTI_NAME.match(key):
-            bad_names.append(p.name)
-        if key in by_key:
-            dup_images.append(p.name)
-        by_key[key] = p
+    bad_names = [p.name for p in images if not _DIRTI_NAME.match(normalise_name(p.stem))]
     if bad_names:
         raise UserError(f"image names in {image_dir} not in DIRTI form '<id>_<category>[ neutral].jpg': {bad_names}; rename them")
-    if dup_images:
-        raise UserError(f"images in {image_dir} share a name apart from case/extension: {dup_images}; keep one of each")
+    by_key = images_by_stem(images, image_dir)
 
     rows = {k: r for k, r in zip(table["key"], table.to_dict("records"), strict=True)}
     missing_rows = sorted(by_key[k].name for k in by_key.keys() - rows.keys())
