@@ -99,6 +99,7 @@ def test_second_run_hits_the_cache_and_reproduces_metrics(demo_run, tmp_path, ca
     assert second["run"]["forward_calls"] == 0  # no model forward at all
     assert second["run"]["cache"]["misses"] == 0
     assert second["run"]["weights_sha256"] == first["run"]["weights_sha256"]
+    assert second["run"]["text_encoding"] == first["run"]["text_encoding"] == "truncated"  # model never built
     assert second["run"]["dataset_sha256"] == first["run"]["dataset_sha256"]
     strip = lambda d: {k: {m: v[m] for m in ("metrics", "per_class", "confusion", "ci")} for k, v in d["scenarios"].items()}  # noqa: E731
     assert json.dumps(strip(first), sort_keys=True) == json.dumps(strip(second), sort_keys=True)

@@ -33,7 +33,7 @@ def _classification(sid: str, task: str, labels: list[str], truth: list[str], pr
 
 
 def make_results_dir(root: Path, n_per_class: int = 10, smoke: bool = True, features: bool = True,
-                     device: str = "cpu") -> Path:
+                     device: str = "cpu", run_extra: dict | None = None) -> Path:
     """6 categories x n stimuli; zero-shot predictions wrong on every 4th stimulus; one alignment scenario."""
     rng = np.random.default_rng(0)
     ids = [f"{1000 + i}" for i in range(6 * n_per_class)]
@@ -60,7 +60,7 @@ def make_results_dir(root: Path, n_per_class: int = 10, smoke: bool = True, feat
     run = {"model": "dirti-tiny", "pretrained": "random" if smoke else "openai", "weights_sha256": "ab" * 32,
            "device": device, "smoke_run": smoke, "seed": 0, "dataset": "constructed", "dataset_sha256": "cd" * 32,
            "n_stimuli": len(ids), "created": "2026-01-01T00:00:00+00:00", "versions": {"torch": "x"},
-           "throughput": {"images_per_s": 123.4}}
+           "throughput": {"images_per_s": 123.4}, **(run_extra or {})}
     comparisons = [{"a": "zeroshot-baseline", "b": "zeroshot-disgust", "accuracy_difference": 0.25,
                     "ci": [0.1, 0.4], "mcnemar": {"p_value": 0.0123}}]
     extra = {"stimuli.csv": pd.DataFrame({"stimulus": ids, "file_name": [f"{i}.jpg" for i in ids],
@@ -119,6 +119,19 @@ def test_smoke_banner_and_dropped_or_empty_classes_are_loud(built):
     assert "> **⚠ SMOKE RUN" in md and "mean nothing" in md
     section = md.split("## Dropped or empty classes")[1].split("\n## ")[0]
     assert "disgusting animals" in section and "never seen" in section and "⚠" in section
+
+
+def test_reduced_precision_runs_carry_their_fp32_agreement_in_a_banner(tmp_path):
+    check = {"precision": "int8", "images": 32, "prompts": 6, "min_cosine": 0.99871,
+             "identical_predictions": 0.96875, "forward_calls": 4}
+    results = make_results_dir(tmp_path / "r", run_extra={"precision": "int8", "precision_check": check})
+    write_report([results], tmp_path / "rep")
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert ("> **⚠ REDUCED PRECISION (dirti-tiny · random · cpu): precision int8 vs fp32 on 32 images: "
+            "min cosine 0.99871, identical category predictions 96.9% (31/32)" in md)
+    plain = tmp_path / "plain"
+    write_report([make_results_dir(tmp_path / "p")], plain)
+    assert "REDUCED PRECISION" not in (plain / "report.md").read_text()
 
 
 def test_study_comparison_lists_published_and_rederived_numbers(built):

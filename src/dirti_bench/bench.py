@@ -37,10 +37,11 @@ class BenchConfig:
     images: int = 300
     batch_size: int = 32
     device: str = "auto"
-    rounds: int = 2
+    rounds: int = 3
     text_sample: int = 240  # stock prompts cost the same whatever their length, so a spread sample suffices
     seed: int = 0
     warm: bool = True
+    precision: str | None = None  # bf16 / int8: also time it against fp32 and print the agreement
 
 
 # ---------------------------------------------------------------- inputs
@@ -179,6 +180,28 @@ def measure_texts(model, tokenizer, texts: list[str], device: str, rounds: int, 
             "text_max_diff": float(diff)}
 
 
+def measure_precision(model: str, precision: str, folder: Path, paths: list[Path], batch_size: int, device: str,
+                      rounds: int, seed: int = 0) -> dict:
+    """The image pipeline in ``precision`` vs fp32 (same random weights): img/s of each, and the
+    agreement of the two (min cosine, identical category zero-shot predictions) on every photo."""
+    from .encoders import ClipEncoder
+    from .labels import build_label_space
+    from .precision import agreement
+    from .prompts import study_prompts
+    from .stimuli import load_dirti
+
+    encoders = [ClipEncoder(model, "random", device=device, seed=seed, batch_size=batch_size, progress=False,
+                            precision=p) for p in ("fp32", precision)]
+    for enc in encoders:
+        enc.load()
+    fp32_rate, reduced_rate = _best_rate(len(paths), [lambda e=e: e.encode_images(paths) for e in encoders], rounds)
+    prompts = study_prompts(build_label_space(load_dirti(folder), "category")).all_prompts()
+    check = agreement(*encoders, paths, prompts)
+    return {"precision": precision, "fp32_img_s": fp32_rate, "reduced_img_s": reduced_rate,
+            "precision_speedup": reduced_rate / fp32_rate, "precision_min_cosine": check["min_cosine"],
+            "precision_identical_predictions": check["identical_predictions"]}
+
+
 # The CLI in a child process that also writes its own peak RSS (KiB on Linux) to a file.
 _CHILD = ("import resource, sys\n"
           "from dirti_bench.cli import main\n"
@@ -224,6 +247,10 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] = lambda s: None
 
     if not known_model(cfg.model):
         raise UserError(f"unknown model {cfg.model!r}; pick one of open_clip.list_models() (e.g. ViT-B-32)")
+    if cfg.precision is not None:
+        from .precision import check_precision
+
+        check_precision(cfg.precision, resolve_device(cfg.device))
     if min(cfg.batch_size, cfg.rounds, cfg.text_sample) < 1:
         raise UserError(f"--batch-size ({cfg.batch_size}), --rounds ({cfg.rounds}) and --text-sample "
                         f"({cfg.text_sample}) must each be at least 1")
@@ -236,6 +263,10 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] = lambda s: None
     figures = {"model": cfg.model, "device": device, "torch_threads": torch.get_num_threads()}
     progress("images: bare forward vs pipeline")
     figures.update(measure_images(model, preprocess, paths, cfg.batch_size, device, cfg.rounds))
+    if cfg.precision not in (None, "fp32"):
+        progress(f"precision: {cfg.precision} vs fp32")
+        figures.update(measure_precision(cfg.model, cfg.precision, folder, paths, cfg.batch_size, device,
+                                         cfg.rounds, cfg.seed))
     progress("texts: stock vs truncated")
     figures.update(measure_texts(model, tokenizer, prompt_ensemble(), device, cfg.rounds, cfg.text_sample))
     del model
@@ -255,6 +286,10 @@ ROWS = [  # key, label, format
     ("image_ratio", "pipeline / raw (target >= 0.95)", "{:.3f}"),
     ("hand_written_ratio", "hand-written open_clip loop / raw (pipeline must beat it)", "{:.3f}"),
     ("decode_min_cosine", "min cosine, decode path vs open_clip preprocess (>= 0.999)", "{:.5f}"),
+    ("reduced_img_s", "pipeline in --precision (img/s)", "{:.2f}"),
+    ("precision_speedup", "--precision / fp32 pipeline", "{:.2f}"),
+    ("precision_min_cosine", "--precision: min cosine to fp32", "{:.5f}"),
+    ("precision_identical_predictions", "--precision: identical category predictions (share)", "{:.3f}"),
     ("stock_prompts_s", "stock encode_text (prompts/s, on the sample)", "{:.1f}"),
     ("truncated_prompts_s", "truncated (prompts/s, all prompts)", "{:.1f}"),
     ("text_ratio", "truncated / stock (target >= 5)", "{:.2f}"),
@@ -271,6 +306,7 @@ def format_table(figures: dict) -> str:
 
     head = (f"{figures['model']} on {figures['device']}, {figures.get('images')} images of "
             f"{PHOTO_SIZE[0]}x{PHOTO_SIZE[1]}, batch {figures.get('batch_size')}, decode {figures.get('decode')}, "
-            f"{figures.get('prompts')} prompts (stock timed on {figures.get('stock_sample')}), torch threads {figures['torch_threads']}")
+            f"{figures.get('prompts')} prompts (stock timed on {figures.get('stock_sample')}), torch threads {figures['torch_threads']}"
+            + (f", --precision {figures['precision']}" if "precision" in figures else ""))
     rows = [(label, fmt.format(figures[key])) for key, label, fmt in ROWS if key in figures]
     return head + "\n" + tabulate(rows, headers=["measure", "value"], tablefmt="github")

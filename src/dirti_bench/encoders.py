@@ -23,6 +23,7 @@ import numpy as np
 from .cache import EmbeddingCache
 from .errors import UserError
 from .imaging import DEFAULT_DECODE, check_decode
+from .precision import DEFAULT_PRECISION, check_precision
 from .stimuli import file_sha256
 
 TINY_MODEL = "dirti-tiny"
@@ -108,7 +109,7 @@ class ClipEncoder:
 
     def __init__(self, model: str = "ViT-B-32", pretrained: str = "openai", device: str = "auto",
                  seed: int = 0, batch_size: int = DEFAULT_BATCH_SIZE, num_workers: int | None = None,
-                 progress: bool = True, decode: str = DEFAULT_DECODE):
+                 progress: bool = True, decode: str = DEFAULT_DECODE, precision: str = DEFAULT_PRECISION):
         self.model_name = model
         self.weights = WeightsSpec.parse(pretrained)
         if self.weights.kind != "hf-hub" and not known_model(model):
@@ -121,7 +122,9 @@ class ClipEncoder:
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.decode = check_decode(decode)
-        self.text_path: str | None = None  # 'truncated' | 'stock' once texts were encoded
+        self.precision = check_precision(precision, self.device)
+        self.precision_check: dict | None = None  # agreement with fp32, set by the runner for bf16/int8
+        self.text_path: str | None = None  # 'truncated' | 'stock' once the model is built
         self.progress = progress
         self.forward_calls = 0
         self._model = None
@@ -145,8 +148,11 @@ class ClipEncoder:
 
         weights = {"random": f"random:seed={self.seed}", "file": f"sha256:{self._weights_sha256}",
                    "hf-hub": self.weights.value, "tag": f"tag:{self.weights.value}"}[self.weights.kind]
-        return {"model": self.model_name, "weights": weights, "open_clip": version("open_clip_torch"),
-                "preprocess": self.preprocess_id}
+        identity = {"model": self.model_name, "weights": weights, "open_clip": version("open_clip_torch"),
+                    "preprocess": self.preprocess_id}
+        if self.precision != DEFAULT_PRECISION:  # fp32 keys stay what they were before precisions existed
+            identity["precision"] = self.precision
+        return identity
 
     @property
     def preprocess_id(self) -> str:
@@ -160,7 +166,8 @@ class ClipEncoder:
     def run_info(self) -> dict:
         return {"model": self.model_name, "pretrained": self.weights.value, "weights_kind": self.weights.kind,
                 "weights_sha256": self._weights_sha256, "device": self.device, "smoke_run": self.smoke_run,
-                "seed": self.seed, "preprocess": self.preprocess_id, "text_encoding": self.text_path}
+                "seed": self.seed, "preprocess": self.preprocess_id, "text_encoding": self.text_path,
+                "precision": self.precision, "precision_check": self.precision_check}
 
     # ---------------------------------------------------------------- model
 
@@ -170,6 +177,9 @@ class ClipEncoder:
         register_model_configs()
         import open_clip
         import torch
+
+        from .precision import apply_precision
+        from .textenc import text_path
 
         name, pretrained = self.model_name, self.weights.value
         if self.weights.kind == "random":
@@ -184,10 +194,12 @@ class ClipEncoder:
         except Exception as exc:  # open_clip/torch/hub raise many types; all are the user's to fix
             raise UserError(self._load_error(exc)) from None
         model.eval()
+        if self._weights_sha256 is None:  # of the weights as loaded, before any precision change
+            self._weights_sha256 = state_dict_sha256(model)
+        model = apply_precision(model, self.precision)
         self._model, self._preprocess = model, preprocess
         self._tokenizer = open_clip.get_tokenizer(name)
-        if self._weights_sha256 is None:
-            self._weights_sha256 = state_dict_sha256(model)
+        self.text_path = text_path(model)
         return model
 
     def _load_error(self, exc: Exception) -> str:
@@ -216,12 +228,11 @@ class ClipEncoder:
         return feats
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
-        from .textenc import encode_texts, text_path
+        from .textenc import encode_texts
 
         model = self.load()
         feats, forwards = encode_texts(model, self._tokenizer, texts, device=self.device)
         self.forward_calls += forwards
-        self.text_path = text_path(model)
         return l2_normalise(feats) if len(feats) else feats
 
 
@@ -233,6 +244,10 @@ def state_dict_sha256(model) -> str:
     return h.hexdigest()
 
 
+# run-info facts only a built model knows; kept beside the cache so a run of all hits still reports them
+RECORDED_IN_CACHE = ("weights_sha256", "text_encoding")
+
+
 class CachedEncoder:
     """Wraps an encoder; only images/texts whose key is not cached reach the model."""
 
@@ -242,9 +257,10 @@ class CachedEncoder:
 
     def run_info(self) -> dict:
         info = dict(self.encoder.run_info())
-        if not info.get("weights_sha256"):
-            # The model was never built (all cache hits): use the hash recorded when it was.
-            info["weights_sha256"] = self.cache.read_meta().get("weights_sha256")
+        for key in RECORDED_IN_CACHE:
+            if key in info and not info[key]:
+                # The model was never built (all cache hits): use what was recorded when it was.
+                info[key] = self.cache.read_meta().get(key)
         return info
 
     def identity(self) -> dict:
@@ -259,9 +275,10 @@ class CachedEncoder:
                 self.cache.put(kind, keys[i], vec)
                 vecs[i] = vec
             meta = self.cache.read_meta()
-            sha = self.encoder.run_info().get("weights_sha256")
-            if sha and meta.get("weights_sha256") != sha:
-                self.cache.write_meta({"weights_sha256": sha})
+            info = self.encoder.run_info()
+            fresh_meta = {key: info[key] for key in RECORDED_IN_CACHE if info.get(key)}
+            if any(meta.get(key) != value for key, value in fresh_meta.items()):
+                self.cache.write_meta({**meta, **fresh_meta})
         dims = {v.shape[0] for v in vecs}
         if len(dims) > 1:
             raise RuntimeError(f"cache {self.cache.dir} holds embeddings of several sizes {dims}")

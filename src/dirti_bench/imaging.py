@@ -284,6 +284,7 @@ def encode_image_paths(model, preprocess, paths: Sequence[Path], device: str, ba
     from tqdm.auto import tqdm
 
     from .encoders import l2_normalise
+    from .precision import input_dtype
 
     if not paths:
         return np.zeros((0, 0), np.float32), 0
@@ -295,6 +296,7 @@ def encode_image_paths(model, preprocess, paths: Sequence[Path], device: str, ba
         workers = default_workers() if ahead else cpu_threads()
     out, forwards = [], 0
     pin = device == "cuda"
+    dtype = input_dtype(getattr(model, "visual", model))  # bf16 models take bf16 images
     with torch.inference_mode(), tqdm(total=len(paths), desc="encoding images", unit="img",
                                       disable=not progress) as bar:
         batches = iter_batches(paths, batch_size, lambda c: _decode_batch(c, plan), workers, ahead=ahead)
@@ -302,7 +304,7 @@ def encode_image_paths(model, preprocess, paths: Sequence[Path], device: str, ba
             images = to_batch(items, plan.split, plan.tensor_resize)
             if pin:
                 images = images.pin_memory()
-            feats = model.encode_image(images.to(device, non_blocking=pin))
+            feats = model.encode_image(images.to(device, dtype=dtype, non_blocking=pin))
             out.append(feats.float().cpu().numpy())
             forwards += 1
             bar.update(len(items))

@@ -18,6 +18,7 @@ import pandas as pd
 
 from .atomic import write_bytes, write_text
 from .errors import UserError
+from .precision import describe as describe_precision
 from .projection import MIN_POINTS
 from .published import HEADLINE, PUBLISHED_TABLES, rederived_clip_baseline, swap_note
 from .report_render import Banner, Figure, Heading, Para, Table, to_html, to_markdown
@@ -156,6 +157,9 @@ def _header(runs: list[RunData]) -> list:
         if run.run.get("smoke_run"):
             blocks.append(Banner(f"SMOKE RUN ({run.label}): random weights ({run.run.get('pretrained')}), "
                                  "so these numbers mean nothing; they only show that the pipeline runs."))
+        check = run.run.get("precision_check")
+        if check:
+            blocks.append(Banner(f"REDUCED PRECISION ({run.label}): {describe_precision(check)}."))
     rows = []
     for run in runs:
         r, versions = run.run, run.run.get("versions", {})

@@ -12,6 +12,7 @@ from .encoders import TINY_MODEL, CachedEncoder, ClipEncoder
 from .errors import UserError
 from .imaging import DEFAULT_DECODE
 from .paths import cache_home, embedding_cache_dir
+from .precision import DEFAULT_PRECISION
 from .results import FEATURES_FILE, STIMULI_FILE, now_iso, versions, write_results
 from .scenarios import EvalContext, select, template_scenarios
 from .stimuli import StimulusSet, load_dirti
@@ -36,6 +37,7 @@ class RunConfig:
     batch_size: int = 32
     num_workers: int | None = None
     decode: str = DEFAULT_DECODE  # imaging.DECODE_PATHS; "full" is open_clip's preprocessing exactly
+    precision: str = DEFAULT_PRECISION  # bf16/int8 are opt-in and always checked against fp32
     progress: bool = True
     report: bool = True
 
@@ -77,7 +79,8 @@ def load_stimuli(cfg: RunConfig) -> StimulusSet:
 def build_encoder(cfg: RunConfig) -> CachedEncoder:
     model, pretrained = cfg.resolved_model()
     clip = ClipEncoder(model, pretrained, device=cfg.device, seed=cfg.seed, batch_size=cfg.batch_size,
-                       num_workers=cfg.num_workers, progress=cfg.progress, decode=cfg.decode)
+                       num_workers=cfg.num_workers, progress=cfg.progress, decode=cfg.decode,
+                       precision=cfg.precision)
     return CachedEncoder(clip, embedding_cache_dir())
 
 
@@ -93,7 +96,30 @@ def prepare(cfg: RunConfig, encoder=None, rating_columns=()) -> EvalContext:
         features = encoder.encode_images(paths, keys=shas)
     else:
         features = encoder.encode_images(paths)
+    clip = getattr(encoder, "encoder", encoder)
+    if getattr(clip, "precision", DEFAULT_PRECISION) != DEFAULT_PRECISION:
+        check_precision_agreement(clip, stimuli)
     return EvalContext(stimuli=stimuli, encoder=encoder, image_features=features, seed=cfg.seed)
+
+
+def check_precision_agreement(clip: ClipEncoder, stimuli: StimulusSet) -> dict:
+    """bf16/int8 against an fp32 twin on a spread sample of the images, category zero-shot with the
+    study's prompts; printed and recorded in run info (``precision_check``). Runs every time, cache
+    or not, so a reduced-precision result never comes without it."""
+    import sys
+
+    from .bench import spread_indices
+    from .labels import build_label_space
+    from .precision import AGREEMENT_IMAGES, agreement, describe
+    from .prompts import study_prompts
+
+    fp32 = ClipEncoder(clip.model_name, clip.weights.value, device=clip.device, seed=clip.seed,
+                       batch_size=clip.batch_size, num_workers=clip.num_workers, progress=False, decode=clip.decode)
+    sample = [stimuli.stimuli[i].path for i in spread_indices(len(stimuli), AGREEMENT_IMAGES)]
+    prompts = study_prompts(build_label_space(stimuli, "category")).all_prompts()
+    clip.precision_check = agreement(fp32, clip, sample, prompts)
+    print(describe(clip.precision_check), file=sys.stderr)
+    return clip.precision_check
 
 
 def run_info(cfg: RunConfig, ctx: EvalContext) -> dict:

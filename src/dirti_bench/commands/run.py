@@ -5,6 +5,7 @@ from pathlib import Path
 
 from ..encoders import DEVICES
 from ..imaging import DECODE_PATHS, DEFAULT_DECODE
+from ..precision import DEFAULT_PRECISION, PRECISIONS
 from ..runner import RunConfig
 from ..runner import run as run_benchmark
 
@@ -46,6 +47,9 @@ def add_arguments(p) -> None:
                    "tensor op), jpeg-draft (JPEGs decoded at the smallest DCT scale the model input allows, then "
                    "open_clip's PIL steps) or full (open_clip's preprocessing on full decodes); "
                    "dirti-bench bench checks cosine >= 0.999 to full")
+    p.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION,
+                   help="fp32 (default), bf16 (GPU/CPU with bf16 arithmetic) or int8 (CPU, image tower); "
+                   "a reduced precision prints and records its agreement with fp32 on a sample of the images")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--no-report", action="store_true")
 
@@ -54,7 +58,7 @@ def run(args) -> int:
     cfg = RunConfig(data=args.data, demo=args.demo, model=args.model, pretrained=args.pretrained,
                     device=args.device, out=args.out, seed=args.seed, scenarios=args.scenarios,
                     templates=args.templates, ratings=args.ratings, n_raters=args.n_raters, batch_size=args.batch_size,
-                    num_workers=args.workers, decode=args.decode,
+                    num_workers=args.workers, decode=args.decode, precision=args.precision,
                     progress=not args.no_progress, report=not args.no_report)
     out = run_benchmark(cfg)
     print(f"results written to {out}")
