@@ -102,21 +102,35 @@ def test_corrupt_image_is_a_user_error_naming_the_file(tiny, demo_copy, workers)
     assert "\n" not in str(err.value)
 
 
-def test_prefetch_is_bounded():
-    """Decoding runs at most PREFETCH_BATCHES + 1 batches ahead of the consumer."""
+@pytest.mark.parametrize("workers", [1, 2])
+def test_prefetch_is_bounded(workers):
+    """Decoding runs at most PREFETCH_BATCHES + 1 batches ahead of the consumer, every batch split over the threads."""
     started = []
 
-    def decode(chunk):
-        started.append(chunk)
-        return list(chunk), ""
+    def decode(part):
+        started.append(part)
+        return list(part), ""
 
     paths = list(range(40))
     ahead = []
-    for consumed, batch in enumerate(iter_batches(paths, 2, decode, workers=2), start=1):
-        ahead.append(len(started) - consumed)
-        assert batch == paths[2 * consumed - 2:2 * consumed]
-    assert len(started) == 20
+    for consumed, batch in enumerate(iter_batches(paths, 4, decode, workers=workers), start=1):
+        ahead.append(len({p[0] // 4 for p in started}) - consumed)  # batches begun but not yet handed over
+        assert batch == paths[4 * consumed - 4:4 * consumed]
+    assert len(started) == 10 * workers and sorted(x for p in started for x in p) == paths
     assert max(ahead) <= imaging.PREFETCH_BATCHES
+
+
+def test_cpu_mode_starts_the_next_batch_only_when_asked():
+    started = []
+
+    def decode(part):
+        started.append(part)
+        return list(part), ""
+
+    batches = iter_batches(list(range(12)), 4, decode, workers=2, ahead=0)
+    assert next(batches) == [0, 1, 2, 3]
+    assert len(started) == 2  # the forward of batch 1 runs with no decoding beside it
+    assert next(batches) == [4, 5, 6, 7] and len(started) == 4
 
 
 @pytest.mark.parametrize("workers", [1, 3])

@@ -29,7 +29,6 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -51,9 +50,10 @@ def check_decode(decode: str) -> str:
     return decode
 
 
-def default_workers() -> int:
-    """Decode threads: one is enough to keep ahead of a CPU forward pass (decoding is ~5% of it)."""
-    return 1
+def default_workers(ahead: int) -> int:
+    """Decode threads: every core between forwards on CPU; beside an accelerator, every core but
+    the one feeding it (a GPU can run ViT-B-32 faster than one core decodes photos)."""
+    return cpu_threads() if ahead <= 0 else max(1, cpu_threads() - 1)
 
 
 @dataclass(frozen=True)
@@ -223,36 +223,37 @@ def _resize_by_size(items: list[np.ndarray], resize: TensorResize):
 
 def iter_batches(paths: Sequence[Path], batch_size: int, decode: Callable, workers: int,
                  ahead: int = PREFETCH_BATCHES) -> Iterator[list]:
-    """Decoded batches in order. With ``ahead`` > 0, ``workers`` threads decode up to ``ahead``
-    batches while the caller uses the current one (at most ``ahead + 1`` held at once); with
-    ``ahead`` = 0 each batch is split over the threads and decoded before it is handed over."""
+    """Decoded batches in order, each split over ``workers`` threads. With ``ahead`` > 0 up to
+    ``ahead`` batches decode while the caller uses the current one (at most ``ahead + 1`` held at
+    once); with ``ahead`` = 0 the next batch starts only when the caller asks for it."""
     chunks = [list(paths[i:i + batch_size]) for i in range(0, len(paths), batch_size)]
     if workers <= 0:
         for chunk in chunks:
             yield _checked(decode(chunk))
         return
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dirti-decode")
-    if ahead <= 0:
-        try:
-            for chunk in chunks:
-                parts = [pool.submit(decode, chunk[i::workers]) for i in range(workers)]
-                yield _interleave([_checked(part.result()) for part in parts])
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-        return
-    pending: deque = deque()
+    pending: deque = deque()  # per batch: its parts' futures
+    todo = iter(chunks)
+
+    def submit_next() -> None:
+        chunk = next(todo, None)
+        if chunk is not None:
+            pending.append([pool.submit(decode, chunk[i::workers]) for i in range(min(workers, len(chunk)))])
+
     try:
-        todo = iter(chunks)
-        pending.extend(pool.submit(decode, chunk) for chunk in islice(todo, ahead))
+        for _ in range(max(ahead, 1)):
+            submit_next()
         while pending:
-            result = pending.popleft().result()
-            nxt = next(todo, None)
-            if nxt is not None:  # keep `ahead` batches decoding while the caller runs this one
-                pending.append(pool.submit(decode, nxt))
-            yield _checked(result)
+            batch = _interleave([_checked(part.result()) for part in pending.popleft()])
+            if ahead > 0:
+                submit_next()  # keep `ahead` batches decoding while the caller runs this one
+            yield batch
+            if ahead <= 0:
+                submit_next()  # only now: on CPU, decoding beside the forward would slow it down
     finally:
-        for fut in pending:
-            fut.cancel()
+        for parts in pending:
+            for fut in parts:
+                fut.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -290,10 +291,7 @@ def encode_image_paths(model, preprocess, paths: Sequence[Path], device: str, ba
         return np.zeros((0, 0), np.float32), 0
     plan = plan_decode(preprocess, decode)
     ahead = decode_ahead(device)
-    if num_workers is not None:
-        workers = num_workers
-    else:
-        workers = default_workers() if ahead else cpu_threads()
+    workers = default_workers(ahead) if num_workers is None else num_workers
     out, forwards = [], 0
     pin = device == "cuda"
     dtype = input_dtype(getattr(model, "visual", model))  # bf16 models take bf16 images

@@ -41,7 +41,7 @@ def add_arguments(p) -> None:
                    help="raters behind each mean rating, for the alignment noise ceiling (default 30, assumed)")
     p.add_argument("--batch-size", type=positive_int, default=32)
     p.add_argument("--workers", type=int, default=None,
-                   help="image decoding threads (default: all cores between forwards on CPU, 1 ahead on a GPU)")
+                   help="image decoding threads (default: all cores between forwards on CPU; all but one, decoding ahead, beside a GPU)")
     p.add_argument("--decode", choices=DECODE_PATHS, default=DEFAULT_DECODE,
                    help="tensor-resize (default: jpeg-draft's decode, then resize + crop as one batched uint8 "
                    "tensor op), jpeg-draft (JPEGs decoded at the smallest DCT scale the model input allows, then "
