@@ -292,3 +292,30 @@ def test_tensor_resize_falls_back_to_jpeg_draft_for_other_preprocessing(tiny, ph
     runs = [encode_image_paths(model, custom, photos[:3], "cpu", batch_size=2, num_workers=1, progress=False,
                                decode=decode)[0] for decode in ("tensor-resize", "jpeg-draft")]
     np.testing.assert_array_equal(*runs)
+
+
+@pytest.mark.parametrize("decode", ["tensor-resize", "jpeg-draft", "full", "custom"])
+def test_prefetch_mode_stacks_in_the_threads_and_gives_the_same_embeddings(tiny, photos, demo_stimuli,
+                                                                          monkeypatch, decode):
+    """Accelerator mode (threads decode ahead, resize and stack their part) = CPU mode, bit for bit."""
+    model, preprocess = tiny
+    if decode == "custom":
+        preprocess, decode = (lambda im, stock=preprocess: stock(im.rotate(90))), "full"
+    paths = [*photos, *(s.path for s in demo_stimuli.stimuli[:7])]  # 1024x768 and 256x192 in one batch
+    runs = {}
+    real = imaging._decode_batch
+    for ahead in (0, imaging.PREFETCH_BATCHES):
+        monkeypatch.setattr(imaging, "decode_ahead", lambda device, ahead=ahead: ahead)
+        stacked = []
+        monkeypatch.setattr(imaging, "_decode_batch", lambda *a, seen=stacked: seen.append(a[-1]) or real(*a))
+        runs[ahead] = encode_image_paths(model, preprocess, paths, "cpu", batch_size=5, num_workers=3,
+                                         progress=False, decode=decode)
+        assert set(stacked) == {ahead > 0}
+    np.testing.assert_array_equal(runs[0][0], runs[imaging.PREFETCH_BATCHES][0])
+    assert runs[0][1] == runs[imaging.PREFETCH_BATCHES][1] == 3
+
+
+def test_parts_stacked_by_threads_are_joined_back_in_order():
+    batch = torch.arange(7 * 2).view(7, 2)
+    parts = [batch[i::3] for i in range(3)]
+    assert torch.equal(imaging._join_tensors(parts), batch)

@@ -16,10 +16,11 @@ Three decode paths (the one used is part of the embedding-cache key):
                      ``jpeg-draft``. ``dirti-bench bench`` prints the cosine to ``full``.
 
 The preprocess is split in two: the PIL steps (resize, crop, RGB) run in the
-decode thread, and ``ToTensor + Normalize`` run once per batch in the main
-thread (the same values, bit for bit), which keeps torch's thread pool out of
-the decode thread. With ``tensor-resize`` the resize and crop move to the main
-thread as well, as one torch op per batch.
+decode threads, and ``ToTensor + Normalize`` run once per batch on the model's
+device (the same values, bit for bit), so only uint8 crosses to an accelerator.
+With ``tensor-resize`` the resize and crop become one torch op per batch: in the
+main thread on CPU (between forwards, on every core), in the decode threads
+beside an accelerator, so that the main thread only feeds it.
 """
 
 from __future__ import annotations
@@ -178,33 +179,51 @@ def _decode_one(path: Path, plan: DecodePlan):
     return x
 
 
-def _decode_batch(paths: Sequence[Path], plan: DecodePlan):
-    """Decoded items, or the first failure as a message naming the file (raised in the main thread)."""
+def _decode_batch(paths: Sequence[Path], plan: DecodePlan, stacked: bool = False):
+    """Decoded items (with ``stacked``, already one batch tensor), or the first failure as a message
+    naming the file (raised in the main thread)."""
     items = []
     for path in paths:
         try:
             items.append(_decode_one(path, plan))
         except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError... for damaged files
             return None, f"{path}: {exc}"
-    return items, ""
+    return (stack_batch(items, plan.split, plan.tensor_resize) if stacked else items), ""
 
 
-def to_batch(items: list, split: SplitPreprocess, tensor_resize: TensorResize | None = None):
-    """Stack one batch: uint8 HWC arrays -> [resized, cropped] -> normalised float NCHW, by the exact
-    ops of ToTensor + Normalize (the uint8 -> float copy is exact, so converting in one pass is too)."""
+def stack_batch(items: list, split: SplitPreprocess, tensor_resize: TensorResize | None = None):
+    """Decoded items -> one (n, 3, s, s) uint8 tensor, resized and cropped when ``tensor_resize``
+    (or, for a preprocess without the batched tail, its own tensors stacked)."""
     import torch
 
     if not split.batched_tail:
         return torch.stack(items)
     if tensor_resize is not None:
-        x = _resize_by_size(items, tensor_resize)
-    else:
-        x = torch.from_numpy(np.stack(items)).permute(0, 3, 1, 2)
-    out = torch.empty(x.shape, dtype=torch.get_default_dtype())
+        return _resize_by_size(items, tensor_resize)
+    return torch.from_numpy(np.stack(items)).permute(0, 3, 1, 2)
+
+
+def normalise_batch(x, split: SplitPreprocess, device: str = "cpu", pin: bool = False):
+    """uint8 NCHW -> normalised float NCHW on ``device`` by the exact ops of ToTensor + Normalize
+    (the uint8 -> float copy is exact, and each op is correctly rounded on any device), so an
+    accelerator does this work and only uint8 crosses the bus."""
+    import torch
+
+    if pin:
+        x = x.contiguous().pin_memory()
+    x = x.to(device, non_blocking=pin)
+    if not split.batched_tail:
+        return x
+    out = torch.empty(x.shape, dtype=torch.get_default_dtype(), device=device)
     out.copy_(x)
-    mean = torch.as_tensor(split.mean, dtype=out.dtype).view(1, -1, 1, 1)
-    std = torch.as_tensor(split.std, dtype=out.dtype).view(1, -1, 1, 1)
+    mean = torch.as_tensor(split.mean, dtype=out.dtype, device=device).view(1, -1, 1, 1)
+    std = torch.as_tensor(split.std, dtype=out.dtype, device=device).view(1, -1, 1, 1)
     return out.div_(255).sub_(mean).div_(std)
+
+
+def to_batch(items: list, split: SplitPreprocess, tensor_resize: TensorResize | None = None):
+    """Decoded items -> the normalised float batch on the CPU."""
+    return normalise_batch(stack_batch(items, split, tensor_resize), split)
 
 
 def _resize_by_size(items: list[np.ndarray], resize: TensorResize):
@@ -222,10 +241,12 @@ def _resize_by_size(items: list[np.ndarray], resize: TensorResize):
 
 
 def iter_batches(paths: Sequence[Path], batch_size: int, decode: Callable, workers: int,
-                 ahead: int = PREFETCH_BATCHES) -> Iterator[list]:
+                 ahead: int = PREFETCH_BATCHES, join: Callable | None = None) -> Iterator:
     """Decoded batches in order, each split over ``workers`` threads. With ``ahead`` > 0 up to
     ``ahead`` batches decode while the caller uses the current one (at most ``ahead + 1`` held at
-    once); with ``ahead`` = 0 the next batch starts only when the caller asks for it."""
+    once); with ``ahead`` = 0 the next batch starts only when the caller asks for it. ``join``
+    reassembles a batch from its parts (default: lists, interleaved back into order)."""
+    join = join or _interleave
     chunks = [list(paths[i:i + batch_size]) for i in range(0, len(paths), batch_size)]
     if workers <= 0:
         for chunk in chunks:
@@ -244,7 +265,7 @@ def iter_batches(paths: Sequence[Path], batch_size: int, decode: Callable, worke
         for _ in range(max(ahead, 1)):
             submit_next()
         while pending:
-            batch = _interleave([_checked(part.result()) for part in pending.popleft()])
+            batch = join([_checked(part.result()) for part in pending.popleft()])
             if ahead > 0:
                 submit_next()  # keep `ahead` batches decoding while the caller runs this one
             yield batch
@@ -262,6 +283,16 @@ def _interleave(parts: list[list]) -> list:
     return [parts[j % len(parts)][j // len(parts)] for j in range(sum(map(len, parts)))]
 
 
+def _join_tensors(parts: list):
+    """Undo ``chunk[i::k]`` for parts that are already batch tensors."""
+    import torch
+
+    out = torch.empty((sum(len(p) for p in parts), *parts[0].shape[1:]), dtype=parts[0].dtype)
+    for i, part in enumerate(parts):
+        out[i::len(parts)] = part
+    return out
+
+
 def _checked(result):
     items, error = result
     if error:
@@ -273,7 +304,7 @@ def decode_ahead(device: str) -> int:
     """Batches to decode ahead of the forward. On CPU the forward already fills every core, and a
     decode thread beside it preempts torch's threads and stalls them at their barriers (2 cores,
     ViT-B-32: best 0.93x of the bare forward vs 0.95x), so batches are decoded on all cores between forwards.
-    An accelerator leaves the cores free while it runs, so a thread decodes ahead."""
+    An accelerator leaves the cores free while it runs, so threads decode (and resize) ahead."""
     return 0 if device == "cpu" else PREFETCH_BATCHES
 
 
@@ -292,21 +323,24 @@ def encode_image_paths(model, preprocess, paths: Sequence[Path], device: str, ba
     plan = plan_decode(preprocess, decode)
     ahead = decode_ahead(device)
     workers = default_workers(ahead) if num_workers is None else num_workers
+    # Prefetching threads also resize + stack their part, leaving the main thread only to feed the
+    # accelerator; on CPU (no prefetch) the main thread's torch ops use every core between forwards.
+    stacked = ahead > 0 and workers > 0
     out, forwards = [], 0
     pin = device == "cuda"
     dtype = input_dtype(getattr(model, "visual", model))  # bf16 models take bf16 images
     with torch.inference_mode(), tqdm(total=len(paths), desc="encoding images", unit="img",
                                       disable=not progress) as bar:
-        batches = iter_batches(paths, batch_size, lambda c: _decode_batch(c, plan), workers, ahead=ahead)
-        for items in batches:
-            images = to_batch(items, plan.split, plan.tensor_resize)
-            if pin:
-                images = images.pin_memory()
-            feats = model.encode_image(images.to(device, dtype=dtype, non_blocking=pin))
-            out.append(feats.float().cpu().numpy())
+        batches = iter_batches(paths, batch_size, lambda c: _decode_batch(c, plan, stacked), workers, ahead=ahead,
+                               join=_join_tensors if stacked else None)
+        for batch in batches:
+            if not stacked:
+                batch = stack_batch(batch, plan.split, plan.tensor_resize)
+            images = normalise_batch(batch, plan.split, device, pin).to(dtype)
+            out.append(model.encode_image(images).float())  # left on the device: no sync per batch
             forwards += 1
-            bar.update(len(items))
-    return l2_normalise(np.concatenate(out)), forwards
+            bar.update(len(batch))
+    return l2_normalise(torch.cat(out).cpu().numpy()), forwards
 
 
 def cpu_threads() -> int:
