@@ -1,0 +1,38 @@
+"""`dirti-bench bench`: one table with every figure, and its user errors (mechanics; the targets
+themselves are asserted in benchmarks/test_performance.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from dirti_bench import precision
+from dirti_bench.bench import ROWS
+from dirti_bench.cli import main
+
+TINY = ["bench", "--model", "dirti-tiny", "--images", "6", "--batch-size", "2", "--rounds", "1",
+        "--text-sample", "4", "--device", "cpu", "--no-warm"]
+
+
+def test_bench_prints_one_table_with_every_figure(capsys):
+    assert main([*TINY, "--precision", "int8"]) == 0
+    out = capsys.readouterr().out
+    assert "dirti-tiny on cpu, 6 images of 1024x768, batch 2, decode tensor-resize" in out
+    assert "--precision int8" in out.splitlines()[0]
+    skipped = {"warm_run_s", "warm_forward_calls", "cold_run_s", "peak_rss_mb"}  # --no-warm
+    for key, label, _ in ROWS:
+        shown = label.format(image_ratio_method="paired per batch")
+        assert (shown in out) == (key not in skipped), key
+    precision_row = next(line for line in out.splitlines() if "--precision: min cosine to fp32" in line)
+    assert 0.99 <= float(precision_row.split("|")[2]) <= 1.0
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--images", "3"], "--images 3 is too small"),
+    (["--model", "ViT-Nope"], "unknown model 'ViT-Nope'"),
+    (["--precision", "bf16"], "--precision bf16 needs bf16 arithmetic"),
+])
+def test_bench_user_errors_are_one_line(capsys, monkeypatch, args, message):
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)
+    assert main([*TINY, *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and message in err and "\n" not in err
