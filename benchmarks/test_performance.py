@@ -34,6 +34,7 @@ from dirti_bench.bench import (
     prompt_ensemble,
 )
 from dirti_bench.encoders import TINY_MODEL
+from dirti_bench.stimuli import load_dirti
 
 MODEL = os.environ.get("DIRTI_BENCH_PERF_MODEL", "ViT-B-32")
 IMAGES = int(os.environ.get("DIRTI_BENCH_PERF_IMAGES", "12"))
@@ -56,7 +57,7 @@ MAX_WARM_S, MAX_RSS_MB = 15.0, 3072
 @pytest.fixture(scope="module")
 def photos():
     folder = bench_photos(IMAGES)
-    return folder, photo_paths(folder, IMAGES)
+    return folder, photo_paths(load_dirti(folder), IMAGES)
 
 
 @pytest.fixture(scope="module")

@@ -69,10 +69,9 @@ def bench_photos(n: int, seed: int = 0, root: Path | None = None) -> Path:
     return folder
 
 
-def photo_paths(folder: Path, n: int) -> list[Path]:
-    from .stimuli import load_dirti
-
-    return [s.path for s in load_dirti(folder).stimuli][:n]
+def photo_paths(photos, n: int) -> list[Path]:
+    """The first ``n`` photos of a loaded bench set (``load_dirti(bench_photos(n))``)."""
+    return [s.path for s in photos.stimuli][:n]
 
 
 def prompt_ensemble() -> list[str]:
@@ -219,23 +218,21 @@ def measure_texts(model, tokenizer, texts: list[str], device: str, rounds: int, 
             "text_max_diff": float(diff)}
 
 
-def measure_precision(model: str, precision: str, folder: Path, paths: list[Path], batch_size: int, device: str,
+def measure_precision(model: str, precision: str, photos, n: int, batch_size: int, device: str,
                       rounds: int, seed: int = 0) -> dict:
-    """The image pipeline in ``precision`` vs fp32 (same random weights): img/s of each, and the
-    agreement of the two (min cosine, identical category zero-shot predictions) on every photo."""
+    """The image pipeline in ``precision`` vs fp32 (same random weights) on the first ``n`` photos:
+    img/s of each, and their agreement (min cosine, identical category zero-shot predictions)."""
     from .encoders import ClipEncoder
-    from .labels import build_label_space
-    from .precision import agreement
-    from .prompts import study_prompts
-    from .stimuli import load_dirti
+    from .precision import category_agreement, fp32_twin
 
-    encoders = [ClipEncoder(model, "random", device=device, seed=seed, batch_size=batch_size, progress=False,
-                            precision=p) for p in ("fp32", precision)]
+    reduced = ClipEncoder(model, "random", device=device, seed=seed, batch_size=batch_size, progress=False,
+                          precision=precision)
+    encoders = [fp32_twin(reduced), reduced]
     for enc in encoders:
         enc.load()
+    paths = photo_paths(photos, n)
     fp32_rate, reduced_rate = _best_rate(len(paths), [lambda e=e: e.encode_images(paths) for e in encoders], rounds)
-    prompts = study_prompts(build_label_space(load_dirti(folder), "category")).all_prompts()
-    check = agreement(*encoders, paths, prompts)
+    check = category_agreement(*encoders, photos, limit=n)
     return {"precision": precision, "fp32_img_s": fp32_rate, "reduced_img_s": reduced_rate,
             "precision_speedup": reduced_rate / fp32_rate, "precision_min_cosine": check["min_cosine"],
             "precision_identical_predictions": check["identical_predictions"]}
@@ -283,6 +280,7 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] = lambda s: None
     import torch
 
     from .encoders import known_model, resolve_device
+    from .stimuli import load_dirti
 
     if not known_model(cfg.model):
         raise UserError(f"unknown model {cfg.model!r}; pick one of open_clip.list_models() (e.g. ViT-B-32)")
@@ -297,14 +295,15 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] = lambda s: None
     device = resolve_device(cfg.device)
     progress(f"generating {cfg.images} photos of {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} (once; kept in the cache)")
     folder = bench_photos(cfg.images, cfg.seed)
-    paths = photo_paths(folder, cfg.images)
+    photos = load_dirti(folder)
+    paths = photo_paths(photos, cfg.images)
     model, preprocess, tokenizer = load_model(cfg.model, device, cfg.seed)
     figures = {"model": cfg.model, "device": device, "torch_threads": torch.get_num_threads()}
     progress("images: bare forward vs pipeline")
     figures.update(measure_images(model, preprocess, paths, cfg.batch_size, device, cfg.rounds))
     if cfg.precision not in (None, "fp32"):
         progress(f"precision: {cfg.precision} vs fp32")
-        figures.update(measure_precision(cfg.model, cfg.precision, folder, paths, cfg.batch_size, device,
+        figures.update(measure_precision(cfg.model, cfg.precision, photos, cfg.images, cfg.batch_size, device,
                                          cfg.rounds, cfg.seed))
     progress("texts: stock vs truncated")
     figures.update(measure_texts(model, tokenizer, prompt_ensemble(), device, cfg.rounds, cfg.text_sample))

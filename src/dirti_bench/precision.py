@@ -88,14 +88,35 @@ def input_dtype(model):
 def agreement(fp32_encoder, reduced_encoder, paths: Sequence[Path], prompts: Sequence[str]) -> dict:
     """How closely ``reduced_encoder`` follows ``fp32_encoder`` on ``paths``: min cosine of the image
     embeddings, and the share of images whose zero-shot prediction over ``prompts`` is the same."""
-    forwards = fp32_encoder.forward_calls + reduced_encoder.forward_calls
-    images = [enc.encode_images(paths) for enc in (fp32_encoder, reduced_encoder)]
-    texts = [enc.encode_texts(prompts) for enc in (fp32_encoder, reduced_encoder)]
+    encoders = (fp32_encoder, reduced_encoder)
+    forwards_before = sum(enc.forward_calls for enc in encoders)
+    images = [enc.encode_images(paths) for enc in encoders]
+    texts = [enc.encode_texts(prompts) for enc in encoders]
     preds = [np.argmax(img @ txt.T, axis=1) for img, txt in zip(images, texts, strict=True)]
     return {"precision": reduced_encoder.precision, "images": len(paths), "prompts": len(prompts),
             "min_cosine": float(np.min(np.sum(images[0] * images[1], axis=1))),
             "identical_predictions": float(np.mean(preds[0] == preds[1])),
-            "forward_calls": fp32_encoder.forward_calls + reduced_encoder.forward_calls - forwards}
+            "forward_calls": sum(enc.forward_calls for enc in encoders) - forwards_before}
+
+
+def fp32_twin(clip):
+    """An fp32 ClipEncoder with ``clip``'s model, weights, device and decode path."""
+    from .encoders import ClipEncoder
+
+    return ClipEncoder(clip.model_name, clip.weights.value, device=clip.device, seed=clip.seed,
+                       batch_size=clip.batch_size, num_workers=clip.num_workers, progress=False, decode=clip.decode)
+
+
+def category_agreement(fp32_encoder, reduced_encoder, stimuli, limit: int | None = AGREEMENT_IMAGES) -> dict:
+    """``agreement`` on ``limit`` images spread over ``stimuli`` (all with None), zero-shot over the
+    study's category prompts."""
+    from .bench import spread_indices
+    from .labels import build_label_space
+    from .prompts import study_prompts
+
+    picked = spread_indices(len(stimuli), len(stimuli) if limit is None else limit)
+    prompts = study_prompts(build_label_space(stimuli, "category")).all_prompts()
+    return agreement(fp32_encoder, reduced_encoder, [stimuli.stimuli[i].path for i in picked], prompts)
 
 
 def describe(check: dict) -> str:

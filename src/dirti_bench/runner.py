@@ -108,16 +108,9 @@ def check_precision_agreement(clip: ClipEncoder, stimuli: StimulusSet) -> dict:
     or not, so a reduced-precision result never comes without it."""
     import sys
 
-    from .bench import spread_indices
-    from .labels import build_label_space
-    from .precision import AGREEMENT_IMAGES, agreement, describe
-    from .prompts import study_prompts
+    from .precision import category_agreement, describe, fp32_twin
 
-    fp32 = ClipEncoder(clip.model_name, clip.weights.value, device=clip.device, seed=clip.seed,
-                       batch_size=clip.batch_size, num_workers=clip.num_workers, progress=False, decode=clip.decode)
-    sample = [stimuli.stimuli[i].path for i in spread_indices(len(stimuli), AGREEMENT_IMAGES)]
-    prompts = study_prompts(build_label_space(stimuli, "category")).all_prompts()
-    clip.precision_check = agreement(fp32, clip, sample, prompts)
+    clip.precision_check = category_agreement(fp32_twin(clip), clip, stimuli)
     print(describe(clip.precision_check), file=sys.stderr)
     return clip.precision_check
 
