@@ -16,12 +16,18 @@ from dirti_bench.imaging import (
     TensorResize,
     encode_image_paths,
     iter_batches,
+    normalise_batch,
     open_rgb,
     plan_decode,
     split_preprocess,
+    stack_batch,
     tensor_resize_for,
-    to_batch,
 )
+
+
+def to_batch(items, split, tensor_resize=None):
+    """The normalised float batch the CPU path hands to the model."""
+    return normalise_batch(stack_batch(items, split, tensor_resize), split)
 
 
 @pytest.fixture(scope="module")

@@ -156,7 +156,7 @@ class DecodePlan:
 
     split: SplitPreprocess
     draft_to: int | None  # JPEG draft target; None decodes every pixel
-    tensor_resize: TensorResize | None  # resize + crop batched in ``to_batch`` instead of PIL in the thread
+    tensor_resize: TensorResize | None  # resize + crop batched in ``stack_batch`` instead of PIL per image
 
 
 def plan_decode(preprocess, decode: str) -> DecodePlan:
@@ -169,7 +169,7 @@ def plan_decode(preprocess, decode: str) -> DecodePlan:
 def _decode_one(path: Path, plan: DecodePlan):
     x = open_rgb(path, plan.draft_to)
     if plan.tensor_resize is not None and x.width * x.height <= TENSOR_RESIZE_MAX_PIXELS:
-        return np.asarray(x)  # resized with its batch in to_batch
+        return np.asarray(x)  # resized with its batch in stack_batch
     for step in plan.split.pil_steps:
         x = step(x)
     if plan.split.batched_tail:
@@ -219,11 +219,6 @@ def normalise_batch(x, split: SplitPreprocess, device: str = "cpu", pin: bool = 
     mean = torch.as_tensor(split.mean, dtype=out.dtype, device=device).view(1, -1, 1, 1)
     std = torch.as_tensor(split.std, dtype=out.dtype, device=device).view(1, -1, 1, 1)
     return out.div_(255).sub_(mean).div_(std)
-
-
-def to_batch(items: list, split: SplitPreprocess, tensor_resize: TensorResize | None = None):
-    """Decoded items -> the normalised float batch on the CPU."""
-    return normalise_batch(stack_batch(items, split, tensor_resize), split)
 
 
 def _resize_by_size(items: list[np.ndarray], resize: TensorResize):
