@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from dirti_bench.encoders import DEVICES
+from dirti_bench.encoding.models import DEVICES
 from dirti_bench.errors import UserError
 
 OPTIONS = {  # option -> (environment variable, default, help)
@@ -50,7 +50,7 @@ def pytest_configure(config):
 
 
 def run_config(config):
-    from dirti_bench.runner import RunConfig
+    from dirti_bench.pipeline import RunConfig
 
     data = option(config, "--dirti-data")
     return RunConfig(data=Path(data) if data else None, demo=data is None, model=option(config, "--model"),
@@ -61,7 +61,7 @@ def run_config(config):
 @pytest.fixture(scope="session")
 def bench_ctx(pytestconfig):
     """Stimuli, encoder (with its embedding cache) and image features, built once per session."""
-    from dirti_bench.runner import prepare
+    from dirti_bench.pipeline import prepare
 
     cfg = run_config(pytestconfig)
     try:
@@ -104,27 +104,22 @@ def _say(session, line: str) -> None:
 
 
 def write_session_results(session, state) -> Path:
-    from dirti_bench.compare import comparisons_for
-    from dirti_bench.report import write_report
-    from dirti_bench.results import write_results
-    from dirti_bench.runner import feature_files, run_info
+    """The CLI's own writer: the same results.json, predictions, comparisons and report."""
+    from dirti_bench.pipeline import write_run
 
     cfg, ctx = state["cfg"], state["ctx"]
     results = list(state["results"].values())
-    info = {**run_info(cfg, ctx), "runner": "pytest benchmarks", "throughput": state["throughput"]}
-    out = write_results(cfg.out, info, results, feature_files(ctx),
-                        comparisons=comparisons_for(results, seed=cfg.seed))
-    write_report([out], out)
+    out = write_run(cfg.out, ctx, results, extra_info={"runner": "pytest benchmarks",
+                                                      "throughput": state["throughput"]})
     _say(session, f"dirti-bench: {len(results)} scenario results written to {out}")
     return out
 
 
 def check_drift(session, out: Path, baseline: str) -> None:
-    from dirti_bench import drift  # lazily: only sessions with --drift-baseline need it
-    from dirti_bench.commands.check_drift import load_baseline
+    from dirti_bench.reporting.drift import check, load_baseline
     from dirti_bench.results import read_results
 
-    report = drift.check(read_results(out), load_baseline(Path(baseline)), baseline_name=baseline)
+    report = check(read_results(out), load_baseline(Path(baseline)), baseline_name=baseline)
     for note in report.notes():  # scenarios missing on either side, another model or dataset
         _say(session, f"dirti-bench: {note}")
     if not report.ok:

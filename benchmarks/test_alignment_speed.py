@@ -1,14 +1,16 @@
-"""Alignment scenarios on the 60-image demo set stay fast: < 3 s each with 1000
-bootstrap draws and 1000 permutations (everything is vectorised over resamples)."""
+"""Alignment scenarios on the 60-image demo set stay fast with 1000 bootstrap draws and 1000
+permutations (everything is vectorised over resamples); a perf test, off the default run."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from dirti_bench.demo import make_demo
-from dirti_bench.scenarios import REGISTRY, EvalContext
-from dirti_bench.stimuli import load_dirti
+from dirti_bench.contracts import EvalContext
+from dirti_bench.data.demo import make_demo
+from dirti_bench.data.dirti import load_dirti
+from dirti_bench.pipeline import evaluate_scenario
+from dirti_bench.scenarios import REGISTRY
 
 TARGET_S = 3.0
 
@@ -29,11 +31,12 @@ def demo_context(tmp_path_factory):
     return EvalContext(stimuli=stimuli, encoder=_PromptAxes(), image_features=features, seed=0)
 
 
+@pytest.mark.perf
 @pytest.mark.parametrize("scenario_id", ["align-disgust-zeroshot", "align-disgust-probe"])
 def test_alignment_scenario_speed(benchmark, demo_context, scenario_id):
     scenario = REGISTRY[scenario_id]
-    assert scenario.options["n_boot"] == 1000
-    result = benchmark.pedantic(scenario.evaluate, args=(demo_context,), rounds=3, iterations=1, warmup_rounds=1)
+    assert scenario.options.n_boot == 1000
+    result = benchmark.pedantic(evaluate_scenario, args=(scenario, demo_context), rounds=3, iterations=1, warmup_rounds=1)
     assert result.n == 60
     if not benchmark.disabled:  # --benchmark-disable runs once without timings
         assert benchmark.stats["mean"] < TARGET_S

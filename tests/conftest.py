@@ -2,19 +2,37 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 
 import pytest
 
-from dirti_bench.demo import make_demo
-from dirti_bench.stimuli import load_dirti
+from dirti_bench.data.demo import make_demo
+from dirti_bench.data.dirti import load_dirti
+
+# huggingface_hub reads these when it is first imported (open_clip imports it), so they are set
+# before any test runs; isolated_env below repeats them per test for code that reads them later.
+os.environ["HF_HUB_OFFLINE"] = "1"
+SESSION_HF_HOME = tempfile.mkdtemp(prefix="dirti-bench-tests-hf-")
+os.environ["HF_HOME"] = SESSION_HF_HOME
+
+# Nothing listens on the discard port of loopback: a download a test did not mean to make is refused
+# at once instead of reaching Zenodo.
+UNREACHABLE_ZENODO = "http://127.0.0.1:9"
 
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path, monkeypatch):
-    """No network (a missing weight fails fast) and a fresh cache per test."""
+    """No network and none of the user's caches: Hugging Face offline with its own empty home, the
+    Zenodo URL on a closed loopback port, and a fresh dirti-bench cache per test."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("DIRTI_BENCH_HOME", str(tmp_path / "home"))
+    for var, folder in (("HF_HOME", "hf"), ("TORCH_HOME", "torch"), ("XDG_CACHE_HOME", "xdg-cache"),
+                        ("DIRTI_BENCH_HOME", "home")):
+        monkeypatch.setenv(var, str(tmp_path / folder))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
+    monkeypatch.setenv("DIRTI_BENCH_ZENODO_URL", UNREACHABLE_ZENODO)
     monkeypatch.setenv("MPLBACKEND", "Agg")
     return tmp_path
 
@@ -36,3 +54,10 @@ def demo_copy(demo_master, tmp_path):
 @pytest.fixture(scope="session")
 def demo_stimuli(demo_master):
     return load_dirti(demo_master)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_leftover_hf_home():
+    """The session's private Hugging Face home goes when the session ends."""
+    yield
+    shutil.rmtree(SESSION_HF_HOME, ignore_errors=True)

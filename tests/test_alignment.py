@@ -3,24 +3,21 @@ the human rating, so the right correlation is known in advance."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from scipy import stats
 from sklearn.metrics import r2_score, root_mean_squared_error
 
+from dirti_bench.contracts import EvalContext, Scenario
+from dirti_bench.data.stimuli import StimulusSet
 from dirti_bench.errors import UserError
-from dirti_bench.evaluators.alignment import (
-    N_RATERS_SOURCE,
-    alignment_scenarios,
-    evaluate_probe,
-    evaluate_zeroshot,
-    rating_short_name,
-)
+from dirti_bench.evaluators.alignment import N_RATERS_SOURCE, evaluate_probe, evaluate_zeroshot
 from dirti_bench.evaluators.rating_stats import split_half_ceiling
-from dirti_bench.scenarios import REGISTRY, EvalContext, Scenario
-from dirti_bench.stimuli import Stimulus, StimulusSet
+from dirti_bench.pipeline import evaluate_scenario
+from dirti_bench.scenarios import REGISTRY, alignment_scenarios, rating_short_name
+from helpers import stimulus_set
 from known_answer import KnownAnswerEncoder
 
 CATS = ("a", "b", "c")
@@ -32,16 +29,10 @@ def text_vector(text: str) -> np.ndarray:
     return HIGH if "disgusting" in text else LOW
 
 
-def make_set(ratings, categories, sds=None, extra_dim=0.0) -> StimulusSet:
-    stimuli = []
-    for i, (r, c) in enumerate(zip(ratings, categories, strict=True)):
-        values = {"disg_mean_all": float(r)}
-        if sds is not None:
-            values["disg_SD_all"] = float(sds[i])
-        stimuli.append(Stimulus(id=f"s{i:03d}", file_name=f"s{i:03d}.png", path=Path(f"s{i:03d}.png"),
-                                category=c, neutral=False, ratings=values))
-    cols = ("disg_mean_all",) + (("disg_SD_all",) if sds is not None else ())
-    return StimulusSet("constructed", Path("."), tuple(stimuli), CATS, cols)
+def make_set(ratings, categories, sds=None) -> StimulusSet:
+    values = [{"disg_mean_all": float(r), **({"disg_SD_all": float(sds[i])} if sds is not None else {})}
+              for i, r in enumerate(ratings)]
+    return stimulus_set(list(categories), values, CATS)
 
 
 def angle_features(score) -> np.ndarray:
@@ -58,13 +49,11 @@ def context(stimuli, features, seed=0) -> EvalContext:
 
 
 def zeroshot(**options) -> Scenario:
-    base = dict(REGISTRY["align-disgust-zeroshot"].options)
-    return Scenario("align-test-zeroshot", "alignment", "align-zeroshot", {**base, **options})
+    return replace(REGISTRY["align-disgust-zeroshot"].with_options(**options), id="align-test-zeroshot")
 
 
 def probe(**options) -> Scenario:
-    base = dict(REGISTRY["align-disgust-probe"].options)
-    return Scenario("align-test-probe", "alignment", "align-probe", {**base, "n_boot": 200, **options})
+    return replace(REGISTRY["align-disgust-probe"].with_options(**{"n_boot": 200, **options}), id="align-test-probe")
 
 
 @pytest.fixture
@@ -202,7 +191,7 @@ def test_probe_refuses_a_single_member_category():
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"score": "argmax"}, "unknown score rule"),
+    ({"score": "argmax"}, "score=.argmax. unknown"),
     ({"prompt_pair": "nope"}, "unknown prompt pair"),
     ({"prompt_pair": {"high": []}}, "'high' must be"),
     ({"n_raters": 1}, "n_raters"),
@@ -220,7 +209,7 @@ def test_alignment_scenarios_per_rating_column():
     assert [s.id for s in alignment_scenarios("disg_mean_all")] == ["align-disgust-zeroshot", "align-disgust-probe"]
     fear = alignment_scenarios("fear_mean_all")
     assert [s.id for s in fear] == ["align-fear-zeroshot", "align-fear-probe"]
-    assert fear[0].options["prompt_pair"] == "fear" and all(s.options["rating"] == "fear_mean_all" for s in fear)
+    assert fear[0].options.prompt_pair == "fear" and all(s.options.rating == "fear_mean_all" for s in fear)
     assert [s.id for s in alignment_scenarios("disg_mean_women")][0] == "align-disgust-women-zeroshot"
     # No default prompts for an arbitrary column: only the probe, unless a pair is given.
     assert [s.id for s in alignment_scenarios("Dominance Mean")] == ["align-dominance-mean-probe"]
@@ -238,12 +227,12 @@ def test_both_registry_scenarios_on_the_demo_set(demo_stimuli):
     features = angle_features(ratings + np.random.default_rng(0).normal(0, 1, ratings.size))
     ctx = context(demo_stimuli, features)
     expected = stats.spearmanr(ratings, features[:, 1] - features[:, 0]).statistic
-    zs = REGISTRY["align-disgust-zeroshot"].evaluate(ctx)
+    zs = evaluate_scenario(REGISTRY["align-disgust-zeroshot"], ctx)
     assert zs.n == 60 and zs.labels == list(demo_stimuli.categories)
     assert zs.metrics["spearman_rho"] == pytest.approx(expected, abs=1e-6)
     assert 0 < zs.metrics["noise_ceiling_spearman"] <= 1
     assert set(zs.extra["within_category"]) == set(demo_stimuli.categories)
-    pr = REGISTRY["align-disgust-probe"].evaluate(ctx)
+    pr = evaluate_scenario(REGISTRY["align-disgust-probe"], ctx)
     assert len(pr.predictions) == 60 * pr.options["repeats"] and set(pr.ci) >= {"r2", "spearman_rho", "rmse"}
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from dirti_bench import precision
 from dirti_bench.bench import ROWS
 from dirti_bench.cli import main
+from dirti_bench.encoding import precision
 
 TINY = ["bench", "--model", "dirti-tiny", "--images", "6", "--batch-size", "2", "--rounds", "1",
         "--text-sample", "4", "--device", "cpu", "--no-warm"]

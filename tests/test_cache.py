@@ -6,8 +6,7 @@ import shutil
 
 import numpy as np
 
-from dirti_bench.cache import EmbeddingCache
-from dirti_bench.encoders import CachedEncoder
+from dirti_bench.encoding.cache import CachedEncoder, EmbeddingCache
 
 
 class CountingEncoder:

@@ -136,7 +136,7 @@ def test_unavailable_device_exits_2(tmp_path, capsys, monkeypatch):
 def test_truncated_checkpoint_exits_2_and_writes_nothing(tmp_path, capsys, demo_master):
     import torch
 
-    from dirti_bench.encoders import ClipEncoder
+    from dirti_bench.encoding.models import ClipEncoder
 
     ckpt = tmp_path / "tiny.pt"
     torch.save(ClipEncoder("dirti-tiny", "random", device="cpu").load().state_dict(), ckpt)
@@ -205,7 +205,7 @@ def test_bad_options_are_one_error_line(capsys, args):
 
 
 def test_rating_columns_are_checked_before_any_encoding(tmp_path, capsys, monkeypatch):
-    from dirti_bench.encoders import CachedEncoder
+    from dirti_bench.encoding.cache import CachedEncoder
 
     def no_encoding(*_args, **_kwargs):
         raise AssertionError("images were encoded before the options were checked")

@@ -10,10 +10,11 @@ import pytest
 from scipy.stats import binomtest
 from scipy.stats import bootstrap as scipy_bootstrap
 
-from dirti_bench.compare import compare, default_comparisons, run_comparisons
+from dirti_bench.contracts import ScenarioResult
 from dirti_bench.errors import UserError
-from dirti_bench.results import PREDICTIONS_FILE, RESULTS_FILE, ScenarioResult, write_results
-from dirti_bench.runner import RunConfig, run
+from dirti_bench.pipeline import RunConfig, run
+from dirti_bench.reporting.compare import compare, default_comparisons, run_comparisons
+from dirti_bench.results import PREDICTIONS_FILE, RESULTS_FILE, write_results
 from dirti_bench.scenarios import REGISTRY
 from known_answer import KnownAnswerEncoder
 
@@ -110,7 +111,7 @@ def test_write_results_adds_comparisons_only_when_given(tmp_path):
 
 def test_run_writes_comparisons_recomputable_from_predictions_csv(demo_master, tmp_path, monkeypatch):
     """runner.run -> results.json comparisons; recompute one from predictions.csv as read back."""
-    monkeypatch.setattr("dirti_bench.runner.versions", dict)  # skip importing torch for version strings
+    monkeypatch.setattr("dirti_bench.pipeline.versions", dict)  # skip importing torch for version strings
     rng = np.random.default_rng(0)
     vec = {}  # any fixed vector per image/prompt: the comparison only needs predictions
     images = {p.name: rng.standard_normal(8) for p in (demo_master / "DIRTI Database").iterdir()}

@@ -13,10 +13,10 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
 from dirti_bench.cli import main
-from dirti_bench.demo import make_demo
+from dirti_bench.data.demo import make_demo
+from dirti_bench.data.dirti import DIRTI_CATEGORIES, IMAGE_FOLDER, RATINGS_FILE
 from dirti_bench.errors import UserError
 from dirti_bench.labels import build_label_space
-from dirti_bench.stimuli import DIRTI_CATEGORIES, IMAGE_FOLDER, RATINGS_FILE
 
 
 def file_bytes(root: Path) -> dict[str, bytes]:

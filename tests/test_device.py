@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dirti_bench.encoders import ClipEncoder, resolve_device
+from dirti_bench.encoding.models import ClipEncoder, resolve_device
 
 pytestmark = pytest.mark.device
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,8 +10,9 @@ import pytest
 from tabulate import tabulate
 
 from dirti_bench.cli import main
-from dirti_bench.drift import Missing, baseline_document, check
 from dirti_bench.errors import UserError
+from dirti_bench.reporting.drift import Missing, baseline_document, check
+from helpers import write_json
 
 
 def results_doc(**overrides) -> dict:
@@ -26,14 +27,11 @@ def results_doc(**overrides) -> dict:
 
 
 def write_results_dir(root: Path, doc: dict) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "results.json").write_text(json.dumps(doc))
+    write_json(root / "results.json", doc)
     return root
 
 
-def write_baseline(path: Path, doc: dict) -> Path:
-    path.write_text(json.dumps(doc))
-    return path
+write_baseline = write_json
 
 
 # ---------------------------------------------------------------- check()
@@ -194,7 +192,7 @@ def test_cli_bad_results_dir_exits_2(tmp_path, capsys):
 
 
 def test_a_metric_that_becomes_undefined_is_drift():
-    from dirti_bench.drift import check
+    from dirti_bench.reporting.drift import check
 
     base = {"run": {}, "scenarios": {"s": {"metrics": {"spearman_rho": 0.4}}}}
     now = {"run": {}, "scenarios": {"s": {"metrics": {"spearman_rho": None}}}}  # NaN written as null

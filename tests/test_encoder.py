@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from dirti_bench.encoders import ClipEncoder, WeightsSpec, resolve_device, state_dict_sha256
+from dirti_bench.encoding.models import ClipEncoder, WeightsSpec, resolve_device, state_dict_sha256
 from dirti_bench.errors import UserError
 
 TEXTS = ["This is a photo of food", "This is a disgusting photo of death"]

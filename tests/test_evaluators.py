@@ -13,6 +13,7 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from dirti_bench.contracts import Scenario
 from dirti_bench.errors import UserError
 from dirti_bench.evaluators import knn, probe, zeroshot
 from dirti_bench.evaluators.consistency import check_result
@@ -23,20 +24,12 @@ from dirti_bench.evaluators.metrics import (
     macro_f1_from_confusion,
     stratified_draws,
 )
-from dirti_bench.labels import LabelClass, LabelSpace, build_label_space
+from dirti_bench.labels import LabelSpace, build_label_space
 from dirti_bench.prompts import PromptSet, study_prompts
-from dirti_bench.scenarios import Scenario
+from helpers import label_space
 from known_answer import KnownAnswerEncoder, one_hot
 
 CATEGORIES = ("food", "animals", "body products", "injuries/infections", "death", "hygiene")
-
-
-def make_space(counts: dict[str, int], task: str = "category") -> LabelSpace:
-    """A label space with ``counts[c]`` stimuli per class, stimuli grouped by class."""
-    names = list(counts)
-    y = np.repeat(np.arange(len(names)), list(counts.values()))
-    return LabelSpace(task=task, classes=tuple(LabelClass(n, n, category=n) for n in names), dropped=(),
-                      stimulus_ids=tuple(f"s{i:03d}" for i in range(len(y))), y_true=y)
 
 
 def separable(space: LabelSpace, noise: float = 0.01, seed: int = 0) -> np.ndarray:
@@ -93,7 +86,7 @@ def test_zeroshot_oracle_is_perfect(demo_stimuli, task):
 
 
 def test_zeroshot_inverted_prompt_mapping_scores_zero():
-    space = make_space(BALANCED)
+    space = label_space(BALANCED)
     features = separable(space, noise=0.0)
     ctx = ConstructedCtx(space, features, text_encoder(study_prompts(space), 6, invert=True))
     result = zeroshot.evaluate(scenario("zeroshot"), ctx)
@@ -113,7 +106,7 @@ def test_ensemble_class_embedding_is_mean_of_normalised_prompts():
 
 
 def test_ensemble_scenario_with_oracle_is_perfect():
-    space = make_space(BALANCED)
+    space = label_space(BALANCED)
     sc = scenario("zeroshot", ensemble="clip80", logit_scale=100.0)
     prompts = zeroshot.prompts_for(sc, space)
     assert len(prompts.all_prompts()) == 6 * len(prompts.prompts[0]) > 6
@@ -126,7 +119,7 @@ def test_ensemble_scenario_with_oracle_is_perfect():
 
 @pytest.mark.filterwarnings("error")
 def test_knn_split_on_separable_features_matches_sklearn_split():
-    space = make_space(BALANCED)
+    space = label_space(BALANCED)
     result = knn.evaluate_split(scenario("knn-split", k=6, test_size=0.3, split_seed=42),
                                 ConstructedCtx(space, separable(space)))
     _, test = train_test_split(np.arange(60), test_size=0.3, random_state=42, stratify=space.y_true)
@@ -139,7 +132,7 @@ def test_knn_split_on_separable_features_matches_sklearn_split():
 
 @pytest.mark.filterwarnings("error")
 def test_knn_k_larger_than_training_set_is_capped_and_recorded():
-    space = make_space(BALANCED)
+    space = label_space(BALANCED)
     result = knn.evaluate_split(scenario("knn-split", k=1000, split_seed=42), ConstructedCtx(space, separable(space)))
     # k = all 42 training stimuli, 7 per class: every vote ties, scikit-learn picks the first class
     assert result.options["k_effective"] == 42 and result.options["k_capped"] is True
@@ -149,7 +142,7 @@ def test_knn_k_larger_than_training_set_is_capped_and_recorded():
 
 @pytest.mark.filterwarnings("error")
 def test_knn_cv_per_fold_and_pooled_predictions():
-    space = make_space(BALANCED)
+    space = label_space(BALANCED)
     result = knn.evaluate_cv(scenario("knn-cv", k=6, folds=10, split_seed=42), ConstructedCtx(space, separable(space)))
     assert result.n == 60 and result.metrics["accuracy"] == 1.0
     assert result.folds["n_splits"] == 10 and result.options["folds_effective"] == 10
@@ -165,7 +158,7 @@ def test_knn_cv_per_fold_and_pooled_predictions():
 
 @pytest.mark.filterwarnings("error")
 def test_knn_cv_per_fold_metrics_recomputed_with_sklearn():
-    space = make_space(BALANCED)
+    space = label_space(BALANCED)
     features = separable(space, noise=0.8, seed=3)  # overlapping classes: folds differ
     result = knn.evaluate_cv(scenario("knn-cv", k=6, folds=5, split_seed=1), ConstructedCtx(space, features))
     pred = result.predictions
@@ -182,7 +175,7 @@ def test_knn_cv_per_fold_metrics_recomputed_with_sklearn():
 
 @pytest.mark.filterwarnings("error")
 def test_knn_cv_caps_k_to_smallest_training_fold():
-    space = make_space(BALANCED)
+    space = label_space(BALANCED)
     result = knn.evaluate_cv(scenario("knn-cv", k=500, folds=10, split_seed=42), ConstructedCtx(space, separable(space)))
     assert result.options["k_effective"] == 54 and result.options["k_capped"] is True
     assert [f["accuracy"] for f in result.folds["per_fold"]] == pytest.approx([1 / 6] * 10)
@@ -190,7 +183,7 @@ def test_knn_cv_caps_k_to_smallest_training_fold():
 
 @pytest.mark.filterwarnings("error")
 def test_reduce_folds_drops_singletons_and_lowers_folds():
-    space = make_space({"a": 10, "b": 4, "c": 1})
+    space = label_space({"a": 10, "b": 4, "c": 1})
     result = knn.evaluate_cv(scenario("knn-cv", k=3, folds=10, small_class_policy="reduce-folds"),
                              ConstructedCtx(space, separable(space)))
     assert result.labels == ["a", "b"] and result.dropped_classes == ["c"]
@@ -202,7 +195,7 @@ def test_reduce_folds_drops_singletons_and_lowers_folds():
 
 @pytest.mark.filterwarnings("error")
 def test_drop_policy_removes_classes_smaller_than_folds():
-    space = make_space({"a": 10, "b": 6, "c": 4})
+    space = label_space({"a": 10, "b": 6, "c": 4})
     result = probe.evaluate_cv(scenario("linear-probe-cv", folds=5, small_class_policy="drop"),
                                ConstructedCtx(space, separable(space)))
     assert result.labels == ["a", "b"] and result.dropped_classes == ["c"]
@@ -211,31 +204,31 @@ def test_drop_policy_removes_classes_smaller_than_folds():
 
 
 def test_small_class_errors_are_user_errors():
-    space = make_space({"a": 10, "b": 3})
+    space = label_space({"a": 10, "b": 3})
     ctx = ConstructedCtx(space, separable(space))
     with pytest.raises(UserError, match="fewer than 2 classes"):
         knn.evaluate_cv(scenario("knn-cv", folds=5, small_class_policy="drop"), ctx)
-    with pytest.raises(UserError, match="small_class_policy 'sometimes' unknown"):
+    with pytest.raises(UserError, match="small_class_policy='sometimes' unknown"):
         knn.evaluate_cv(scenario("knn-cv", small_class_policy="sometimes"), ctx)
-    tiny = make_space({"a": 2, "b": 2, "c": 2})
+    tiny = label_space({"a": 2, "b": 2, "c": 2})
     with pytest.raises(UserError, match="cannot hold all 3 classes"):
         knn.evaluate_split(scenario("knn-split", test_size=0.3), ConstructedCtx(tiny, separable(tiny)))
 
 
 @pytest.mark.filterwarnings("error")
 def test_split_applies_the_small_class_policy():
-    space = make_space({"a": 12, "b": 12, "c": 1})
+    space = label_space({"a": 12, "b": 12, "c": 1})
     result = knn.evaluate_split(scenario("knn-split", k=3), ConstructedCtx(space, separable(space)))
     assert result.labels == ["a", "b"] and result.dropped_classes == ["c"]
 
 
 @pytest.mark.filterwarnings("error")
 def test_probe_cv_separable_and_constant_features():
-    space = make_space(BALANCED)
+    space = label_space(BALANCED)
     perfect = probe.evaluate_cv(scenario("linear-probe-cv", folds=10), ConstructedCtx(space, separable(space)))
     assert perfect.metrics["accuracy"] == 1.0 and perfect.folds["sd"]["f1_macro"] == 0.0
     # constant features: only the intercept learns, so the 2:1 majority class is always predicted
-    skewed = make_space({"a": 12, "b": 6})
+    skewed = label_space({"a": 12, "b": 6})
     flat = probe.evaluate_cv(scenario("linear-probe-cv", folds=3), ConstructedCtx(skewed, np.ones((18, 4))))
     assert flat.metrics["accuracy"] == pytest.approx(2 / 3)
     assert flat.per_class["a"]["recall"] == 1.0 and flat.per_class["b"]["recall"] == 0.0
@@ -249,7 +242,7 @@ def test_pipeline_scales_inside_the_model():
 
 
 def test_same_inputs_same_metrics():
-    space = make_space(BALANCED)
+    space = label_space(BALANCED)
     features = separable(space, noise=0.8, seed=5)
     runs = [knn.evaluate_cv(scenario("knn-cv", k=6, folds=10), ConstructedCtx(space, features)) for _ in range(2)]
     assert runs[0].metrics == runs[1].metrics and runs[0].ci == runs[1].ci and runs[0].folds == runs[1].folds

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from dirti_bench import fetch
 from dirti_bench.cli import main
+from dirti_bench.data import fetch
+from dirti_bench.data.dirti import IMAGE_FOLDER, RATINGS_FILE, load_dirti
 from dirti_bench.errors import UserError
 from dirti_bench.paths import cache_home, dataset_dir
-from dirti_bench.stimuli import IMAGE_FOLDER, RATINGS_FILE, load_dirti
 
 RECORD_PATH = f"/api/records/{fetch.RECORD_ID}"
 

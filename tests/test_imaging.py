@@ -8,11 +8,9 @@ import pytest
 import torch
 from PIL import Image
 
-from dirti_bench import imaging
-from dirti_bench.demo import make_demo
-from dirti_bench.encoders import ClipEncoder, register_model_configs
-from dirti_bench.errors import UserError
-from dirti_bench.imaging import (
+from dirti_bench.data.demo import make_demo
+from dirti_bench.encoding import imaging
+from dirti_bench.encoding.imaging import (
     TensorResize,
     encode_image_paths,
     iter_batches,
@@ -23,6 +21,8 @@ from dirti_bench.imaging import (
     stack_batch,
     tensor_resize_for,
 )
+from dirti_bench.encoding.models import ClipEncoder, register_model_configs
+from dirti_bench.errors import UserError
 
 
 def to_batch(items, split, tensor_resize=None):

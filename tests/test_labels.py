@@ -10,9 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dirti_bench.data.dirti import DIRTI_CATEGORIES
+from dirti_bench.data.stimuli import DISGUST_RATING, StimulusSet
 from dirti_bench.errors import LabelConsistencyError, UserError
 from dirti_bench.labels import build_label_space, check_consistency
-from dirti_bench.stimuli import DIRTI_CATEGORIES, DISGUST_RATING, Stimulus, StimulusSet
+from helpers import stimulus_set
 
 PLAIN = list(DIRTI_CATEGORIES)
 DISGUSTING = [f"disgusting {c}" for c in DIRTI_CATEGORIES]
@@ -22,12 +24,8 @@ FULL_ORDER = {"category": PLAIN, "disgust": PLAIN + DISGUSTING, "disgust-binary"
 
 def make_set(items: list[tuple[str, float]], name: str = "constructed") -> StimulusSet:
     """Stimuli from (category, disgust rating) pairs; no files needed for labelling."""
-    stimuli = tuple(
-        Stimulus(id=str(1001 + i), file_name=f"{1001 + i}.jpg", path=Path(f"{1001 + i}.jpg"), category=cat,
-                 neutral=False, ratings={DISGUST_RATING: rating, "fear_mean_all": 10 - rating})
-        for i, (cat, rating) in enumerate(items)
-    )
-    return StimulusSet(name, Path("."), stimuli, DIRTI_CATEGORIES, (DISGUST_RATING, "fear_mean_all"))
+    return stimulus_set([c for c, _ in items], [{DISGUST_RATING: r, "fear_mean_all": 10 - r} for _, r in items],
+                        DIRTI_CATEGORIES, name=name, first_id=1001)
 
 
 def expected_class(task: str, category: str, rating: float, threshold: float) -> str:

@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from dirti_bench import precision
 from dirti_bench.cli import main
-from dirti_bench.encoders import ClipEncoder
+from dirti_bench.encoding import precision
+from dirti_bench.encoding.models import ClipEncoder
+from dirti_bench.encoding.precision import agreement, check_precision, describe
 from dirti_bench.errors import UserError
-from dirti_bench.precision import agreement, check_precision, describe
 
 
 def run_demo(capsys, out, *args):

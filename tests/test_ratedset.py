@@ -12,43 +12,19 @@ from PIL import Image
 from scipy import stats
 
 from dirti_bench import cli
+from dirti_bench.data.ratedset import SIDECAR, is_rated_set, load_rated_set
 from dirti_bench.errors import UserError
-from dirti_bench.evaluators.alignment import alignment_scenarios
-from dirti_bench.ratedset import SIDECAR, is_rated_set, load_rated_set
+from dirti_bench.pipeline import RunConfig, run
 from dirti_bench.results import PREDICTIONS_FILE, RESULTS_FILE
-from dirti_bench.runner import RunConfig, run
-from dirti_bench.scenarios import REGISTRY
+from dirti_bench.scenarios import REGISTRY, alignment_scenarios
+from helpers import RATED_CATEGORIES, write_rated_set
 from known_answer import KnownAnswerEncoder
 
-CATEGORIES = ["spider", "fruit", "wound"]
-
-
-def write_set(root, n_per_cat=6, seed=0, sidecar=None, table_edit=None):
-    """Images whose red channel encodes the disgust rating; ratings.csv; dirti-bench.json."""
-    rng = np.random.default_rng(seed)
-    (root / "img").mkdir(parents=True)
-    rows = []
-    for cat in CATEGORIES:
-        for k in range(n_per_cat):
-            disgust = round(float(rng.uniform(1, 9)), 3)
-            name = f"{cat}_{k:02d}.png"
-            Image.new("RGB", (8, 8), (int(disgust * 25), 40, 40)).save(root / "img" / name)
-            rows.append({"file": name[:-4] if k % 2 else name, "group": cat, "disgust": disgust,
-                         "disgust_sd": round(float(rng.uniform(0.5, 2)), 3),
-                         "valence": round(10 - disgust, 3), "note": f"photo {k}"})
-    table = pd.DataFrame(rows)
-    if table_edit:
-        table = table_edit(table)
-    table.to_csv(root / "ratings.csv", index=False)
-    doc = {"name": "toy", "images": "img", "ratings": "ratings.csv", "file_column": "file",
-           "category_column": "group", "categories": CATEGORIES, "disgust_column": "disgust"}
-    doc.update(sidecar or {})
-    (root / SIDECAR).write_text(json.dumps({k: v for k, v in doc.items() if v is not None}))
-    return root
+CATEGORIES = RATED_CATEGORIES
 
 
 def test_loads_a_rated_set(tmp_path):
-    root = write_set(tmp_path / "set")
+    root = write_rated_set(tmp_path / "set")
     assert is_rated_set(root) and is_rated_set(root / SIDECAR) and not is_rated_set(tmp_path)
     s = load_rated_set(root)
     table = pd.read_csv(root / "ratings.csv")
@@ -63,7 +39,7 @@ def test_loads_a_rated_set(tmp_path):
 
 
 def test_default_categories_are_sorted_and_rating_columns_selectable(tmp_path):
-    root = write_set(tmp_path / "set", sidecar={"categories": None, "disgust_column": None,
+    root = write_rated_set(tmp_path / "set", sidecar={"categories": None, "disgust_column": None,
                                                 "rating_columns": ["valence"]})
     s = load_rated_set(root)
     assert s.categories == tuple(sorted(CATEGORIES)) and s.rating_columns == ("valence",)
@@ -107,7 +83,7 @@ def _bad_json(root):
     (None, None, _same_name_other_extension, "share a name apart from case/extension: ['wound_01.png']"),
 ])
 def test_invalid_sets_fail_with_one_line(tmp_path, sidecar, table_edit, damage, message):
-    root = write_set(tmp_path / "set", sidecar=sidecar, table_edit=table_edit)
+    root = write_rated_set(tmp_path / "set", sidecar=sidecar, table_edit=table_edit)
     if damage:
         damage(root)
     with pytest.raises(UserError) as err:
@@ -117,7 +93,7 @@ def test_invalid_sets_fail_with_one_line(tmp_path, sidecar, table_edit, damage, 
 
 
 def test_cli_reports_a_bad_set_without_traceback_or_output(tmp_path, capsys):
-    root = write_set(tmp_path / "set", sidecar={"category_column": "kind"})
+    root = write_rated_set(tmp_path / "set", sidecar={"category_column": "kind"})
     out = tmp_path / "results"
     code = cli.main(["run", "--data", str(root), "--out", str(out), "--scenarios", "align-*", "--no-progress"])
     err = capsys.readouterr().err
@@ -128,7 +104,7 @@ def test_cli_reports_a_bad_set_without_traceback_or_output(tmp_path, capsys):
 def test_generic_set_runs_end_to_end(tmp_path, monkeypatch):
     """Image features encode the rating monotonically: rho = 1 for disgust (through the
     sidecar's disgust_column) and -1 for valence (= 10 - disgust) scored by the same prompts."""
-    root = write_set(tmp_path / "set", n_per_cat=8)
+    root = write_rated_set(tmp_path / "set", n_per_cat=8)
     stimuli = load_rated_set(root)
     disgust = stimuli.ratings("disgust")
     angle = np.pi / 4 + 0.05 * (disgust - 5) / 8  # small angles: the softmax stays unsaturated
@@ -158,8 +134,8 @@ def test_generic_set_runs_end_to_end(tmp_path, monkeypatch):
 def test_unreadable_sidecar_is_one_user_error(tmp_path, monkeypatch):
     from pathlib import Path
 
+    from dirti_bench.data.ratedset import SIDECAR, read_spec
     from dirti_bench.errors import UserError
-    from dirti_bench.ratedset import SIDECAR, read_spec
 
     (tmp_path / SIDECAR).write_text("{}")
     real = Path.read_text

@@ -14,11 +14,12 @@ from PIL import Image
 from sklearn.metrics import accuracy_score, f1_score
 
 from dirti_bench.cli import main
+from dirti_bench.contracts import ScenarioResult
+from dirti_bench.data.dirti import DIRTI_CATEGORIES
 from dirti_bench.evaluators.metrics import classification_metrics
-from dirti_bench.published import rederived_clip_baseline
-from dirti_bench.report import write_report
-from dirti_bench.results import PREDICTION_COLUMNS, ScenarioResult, write_results
-from dirti_bench.stimuli import DIRTI_CATEGORIES
+from dirti_bench.reporting.published import rederived_clip_baseline
+from dirti_bench.reporting.report import write_report
+from dirti_bench.results import PREDICTION_COLUMNS, write_results
 
 CATS = list(DIRTI_CATEGORIES)
 DISGUST = ["food", "disgusting food", "disgusting body products", "never seen"]
@@ -192,7 +193,7 @@ def test_failed_render_leaves_nothing_half_written(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("renderer crashed")
 
-    monkeypatch.setattr("dirti_bench.report_figures.confusion_png", broken)
+    monkeypatch.setattr("dirti_bench.reporting.figures.confusion_png", broken)
     with pytest.raises(RuntimeError):
         write_report([results], results)
     assert (results / "report.md").read_text() == "old report\n"

@@ -10,14 +10,14 @@ import pytest
 from PIL import Image
 
 from dirti_bench.cli import main
-from dirti_bench.errors import UserError
-from dirti_bench.stimuli import (
+from dirti_bench.data.dirti import (
     DIRTI_CATEGORIES,
     IMAGE_FOLDER,
     RATINGS_FILE,
     load_dirti,
     read_ratings,
 )
+from dirti_bench.errors import UserError
 
 LEGEND = pd.DataFrame({"Variable": ["name", "disg_mean_all", "disg_SD_all", "fear_mean_all"],
                        "Description": ["image name", "mean disgust", "SD disgust", "mean fear"]})

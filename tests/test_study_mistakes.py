@@ -1,4 +1,4 @@
-"""The original study's mistakes (see /work/shared/STUDY.md), fed to our checks: each one is caught."""
+"""The original study's mistakes (see reports/study.md), fed to our checks: each one is caught."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from sklearn.metrics import classification_report, precision_recall_fscore_support
 
+from dirti_bench.contracts import Scenario
 from dirti_bench.errors import LabelConsistencyError
 from dirti_bench.evaluators.common import classification_result
 from dirti_bench.evaluators.consistency import check_result
 from dirti_bench.evaluators.metrics import classification_metrics
 from dirti_bench.labels import LabelClass, LabelSpace, build_label_space, check_consistency
-from dirti_bench.scenarios import Scenario
 
 CATEGORIES = ["food", "animals", "body products", "injuries/infections", "death", "hygiene"]
 # A confusion matrix (rows true, columns predicted) consistent with the study's CLIP baseline table:

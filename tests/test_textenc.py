@@ -7,8 +7,8 @@ import open_clip
 import pytest
 import torch
 
-from dirti_bench.encoders import register_model_configs
-from dirti_bench.textenc import encode_texts, text_path, truncation_blocker
+from dirti_bench.encoding.models import register_model_configs
+from dirti_bench.encoding.text import encode_texts, text_path, truncation_blocker
 
 # Lengths from 2 to past the context window (the tokenizer cuts it), in shuffled order.
 PROMPTS = [

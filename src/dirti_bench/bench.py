@@ -26,7 +26,24 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import write_text
+from .data.demo import make_demo
+from .data.dirti import DIRTI_CATEGORIES, load_dirti
+from .encoding.imaging import DEFAULT_DECODE, decode_ahead, encode_image_paths
+from .encoding.models import (
+    ClipEncoder,
+    fp32_twin,
+    known_model,
+    register_model_configs,
+    resolve_device,
+)
+from .encoding.precision import category_agreement, check_precision, spread_indices
+from .encoding.text import encode_texts, truncation_blocker
 from .errors import UserError
+from .labels import candidate_classes
+from .paths import cache_home
+from .prompts import fill, load_ensemble
+from .reporting.projection import numba_cache_dir
 
 PHOTO_SIZE = (1024, 768)  # DIRTI's photos
 
@@ -57,9 +74,6 @@ def photo_split(n: int) -> tuple[int, int]:
 
 def bench_photos(n: int, seed: int = 0, root: Path | None = None) -> Path:
     """A DIRTI-layout set of >= n generated 1024x768 JPEGs, made once and kept in the cache home."""
-    from .atomic import write_text
-    from .demo import make_demo
-    from .paths import cache_home
 
     disgust, neutral = photo_split(n)
     folder = (root or cache_home() / "bench") / f"photos-v2-{disgust}-{neutral}-seed{seed}"
@@ -76,23 +90,15 @@ def photo_paths(photos, n: int) -> list[Path]:
 
 def prompt_ensemble() -> list[str]:
     """12 classes x 80 templates: CLIP's ImageNet templates over the disgust task's classes."""
-    from .prompts import fill, load_ensemble
-    from .stimuli import DIRTI_CATEGORIES
+    classes = candidate_classes("disgust", DIRTI_CATEGORIES)
+    return [fill(t, c.phrase) for c in classes for t in load_ensemble("clip80").templates]
 
-    classes = [*DIRTI_CATEGORIES, *(f"disgusting {c}" for c in DIRTI_CATEGORIES)]
-    return [fill(t, c) for c in classes for t in load_ensemble("clip80").templates]
-
-
-def spread_indices(n: int, k: int) -> list[int]:
-    """k indices spread evenly over range(n) (all of them when k >= n)."""
-    return list(range(n)) if k >= n else [round(i * n / k) for i in range(k)]
 
 
 def load_model(name: str, device: str, seed: int = 0):
     import open_clip
     import torch
 
-    from .encoders import register_model_configs
 
     register_model_configs()
     torch.manual_seed(seed)
@@ -123,7 +129,7 @@ def _unit(x) -> np.ndarray:
 class _PairedForward:
     """Stands in for the model inside the pipeline: after each pipeline forward it runs the bare
     forward on the pre-made batch of the same index and times it, so both sides are measured seconds
-    apart rather than in separate runs (this 2-core VM's forward speed swings by +-10% within
+    apart rather than in separate runs (a shared machine's forward speed can swing by +-10% within
     seconds). Valid only where nothing decodes during a forward, i.e. CPU mode."""
 
     def __init__(self, model, batches: list, device: str):
@@ -150,7 +156,6 @@ def measure_images(model, preprocess, paths: list[Path], batch_size: int, device
     import torch
     from PIL import Image
 
-    from .imaging import DEFAULT_DECODE, decode_ahead, encode_image_paths
 
     tensors = []
     for p in paths:
@@ -199,7 +204,6 @@ def measure_images(model, preprocess, paths: list[Path], batch_size: int, device
 def measure_texts(model, tokenizer, texts: list[str], device: str, rounds: int, stock_sample: int) -> dict:
     """Truncated encoding of all ``texts`` vs stock ``encode_text`` on an evenly spread sample of them
     (stock pads every prompt to the context length, so its cost per prompt does not depend on which)."""
-    from .textenc import encode_texts, truncation_blocker
 
     sample = spread_indices(len(texts), stock_sample)
     out: dict[str, np.ndarray] = {}
@@ -222,8 +226,6 @@ def measure_precision(model: str, precision: str, photos, n: int, batch_size: in
                       rounds: int, seed: int = 0) -> dict:
     """The image pipeline in ``precision`` vs fp32 (same random weights) on the first ``n`` photos:
     img/s of each, and their agreement (min cosine, identical category zero-shot predictions)."""
-    from .encoders import ClipEncoder
-    from .precision import category_agreement, fp32_twin
 
     reduced = ClipEncoder(model, "random", device=device, seed=seed, batch_size=batch_size, progress=False,
                           precision=precision)
@@ -260,7 +262,6 @@ def _dirti_bench_run(args: list[str], env: dict, rss_file: Path) -> float:
 
 def measure_warm_rerun(run_args: list[str]) -> dict:
     """Run twice in one fresh cache home; the second run must find every embedding cached."""
-    from .projection import numba_cache_dir
 
     with tempfile.TemporaryDirectory(prefix="dirti-bench-warm-") as tmp:
         tmp = Path(tmp)
@@ -279,13 +280,10 @@ def measure_warm_rerun(run_args: list[str]) -> dict:
 def run_bench(cfg: BenchConfig, progress: Callable[[str], None] = lambda s: None) -> dict:
     import torch
 
-    from .encoders import known_model, resolve_device
-    from .stimuli import load_dirti
 
     if not known_model(cfg.model):
         raise UserError(f"unknown model {cfg.model!r}; pick one of open_clip.list_models() (e.g. ViT-B-32)")
     if cfg.precision is not None:
-        from .precision import check_precision
 
         check_precision(cfg.precision, resolve_device(cfg.device))
     if min(cfg.batch_size, cfg.rounds, cfg.text_sample) < 1:

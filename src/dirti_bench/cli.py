@@ -9,7 +9,7 @@ import argparse
 import importlib
 import sys
 
-from .errors import UserError
+from .errors import LabelConsistencyError, UserError
 
 COMMANDS = {
     "run": "Encode a stimulus set and run the evaluation scenarios.",
@@ -52,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except LabelConsistencyError as exc:  # a result failed its check: a bug, never a file
+        print(f"error: internal check failed, nothing was written: {exc}; please report this", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print("error: interrupted; nothing was written", file=sys.stderr)
         return 130

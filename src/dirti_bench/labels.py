@@ -20,10 +20,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .data.stimuli import StimulusSet
 from .errors import LabelConsistencyError, UserError
-from .stimuli import StimulusSet
 
-TASKS = ("category", "disgust", "disgust-binary")
+TASKS = ("category", "disgust", "disgust-binary")  # the classification tasks; alignment is continuous
+BINARY_CLASSES = ("not disgusting", "disgusting")
 EMPTY_CLASS_POLICIES = ("drop", "keep")
 DEFAULT_THRESHOLD = 5.0
 
@@ -46,6 +47,7 @@ class LabelSpace:
     threshold: float | None = None
     threshold_rule: str | None = None
     policy: str = "drop"
+    rating: str | None = None  # the rating column behind the threshold (None for the category task)
     drop_reasons: tuple[tuple[str, str], ...] = ()  # (class, why) for classes dropped after building
 
     def without(self, names: Sequence[str], reason: str) -> LabelSpace:
@@ -86,7 +88,29 @@ class LabelSpace:
 
     def options(self) -> dict:
         return {"task": self.task, "threshold": self.threshold, "threshold_rule": self.threshold_rule,
-                "empty_class_policy": self.policy}
+                "empty_class_policy": self.policy, "rating": self.rating}
+
+
+THRESHOLD_RULES = ("mean+1sd",)
+
+
+def check_threshold(threshold: float | str) -> float | str:
+    """A threshold spec as given by a user or a scenario: a finite number, or the rule ``mean+1sd``
+    (computed from the data when the label space is built). Numeric strings become floats."""
+    value = float("nan")
+    if isinstance(threshold, str):
+        rule = threshold.strip().lower().replace(" ", "")
+        if rule in {"mean+1sd", "mean+sd"}:
+            return "mean+1sd"
+        try:
+            value = float(rule)
+        except ValueError:
+            pass
+    elif isinstance(threshold, int | float) and not isinstance(threshold, bool):
+        value = float(threshold)
+    if not math.isfinite(value):
+        raise UserError(f"threshold {threshold!r} is neither a finite number nor 'mean+1sd'; use e.g. 5.0 or mean+1sd")
+    return value
 
 
 def resolve_threshold(stimuli: StimulusSet, threshold: float | str, rating: str) -> tuple[float, str]:
@@ -94,23 +118,14 @@ def resolve_threshold(stimuli: StimulusSet, threshold: float | str, rating: str)
 
     The SD is the sample SD (ddof=1) over all stimuli of the set.
     """
-    if isinstance(threshold, str):
-        rule = threshold.strip().lower().replace(" ", "")
-        if rule in {"mean+1sd", "mean+sd"}:
-            values = stimuli.ratings(rating)
-            if len(values) < 2:
-                raise UserError(f"threshold mean+1sd needs at least 2 rated stimuli, {stimuli.name} has "
-                                f"{len(values)}; give a number such as 5.0")
-            return float(values.mean() + values.std(ddof=1)), "mean+1sd"
-        try:
-            value = float(rule)
-        except ValueError:
-            value = float("nan")
-    else:
-        value = float(threshold)
-    if not math.isfinite(value):
-        raise UserError(f"threshold {threshold!r} is neither a finite number nor 'mean+1sd'; use e.g. 5.0 or mean+1sd")
-    return value, "fixed"
+    spec = check_threshold(threshold)
+    if spec == "mean+1sd":
+        values = stimuli.ratings(rating)
+        if len(values) < 2:
+            raise UserError(f"threshold mean+1sd needs at least 2 rated stimuli, {stimuli.name} has "
+                            f"{len(values)}; give a number such as 5.0")
+        return float(values.mean() + values.std(ddof=1)), "mean+1sd"
+    return spec, "fixed"
 
 
 def _require_ratings(stimuli: StimulusSet, rating: str) -> str:
@@ -124,17 +139,26 @@ def _require_ratings(stimuli: StimulusSet, rating: str) -> str:
     return rating
 
 
-def _candidate_classes(task: str, categories: Sequence[str]) -> list[LabelClass]:
+def class_name(task: str, category: str | None, disgusting: bool | None) -> str:
+    """The one naming rule: a stimulus's (or a candidate's) class name in ``task``."""
+    if task == "category":
+        return category
+    if task == "disgust":
+        return f"disgusting {category}" if disgusting else category
+    return BINARY_CLASSES[int(bool(disgusting))]
+
+
+def candidate_classes(task: str, categories: Sequence[str]) -> list[LabelClass]:
+    """Every class ``task`` can have over ``categories``, in the documented order."""
     if task == "category":
         return [LabelClass(c, c, category=c) for c in categories]
     if task == "disgust":
         # Documented order: the plain classes in category order, then the disgusting ones.
-        plain = [LabelClass(c, c, category=c, disgusting=False) for c in categories]
-        disg = [LabelClass(f"disgusting {c}", f"disgusting {c}", category=c, disgusting=True) for c in categories]
-        return plain + disg
+        return [LabelClass(class_name(task, c, d), class_name(task, c, d), category=c, disgusting=d)
+                for d in (False, True) for c in categories]
     if task == "disgust-binary":
-        return [LabelClass("not disgusting", "something", disgusting=False),
-                LabelClass("disgusting", "something disgusting", disgusting=True)]
+        phrases = ("something", "something disgusting")  # what fills {c} in a generic template
+        return [LabelClass(class_name(task, None, d), phrases[d], disgusting=d) for d in (False, True)]
     raise UserError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
 
 
@@ -155,22 +179,15 @@ def build_label_space(
     """
     if empty not in EMPTY_CLASS_POLICIES:
         raise UserError(f"empty-class policy {empty!r} unknown; choose one of {', '.join(EMPTY_CLASS_POLICIES)}")
-    candidates = _candidate_classes(task, stimuli.categories)
+    candidates = candidate_classes(task, stimuli.categories)
     thr, rule = (None, None)
     rating = rating or stimuli.disgust_column
     if task != "category":
         rating = _require_ratings(stimuli, rating)
         thr, rule = resolve_threshold(stimuli, threshold, rating)
 
-    def class_name(s) -> str:
-        if task == "category":
-            return s.category
-        disgusting = s.ratings[rating] >= thr
-        if task == "disgust":
-            return f"disgusting {s.category}" if disgusting else s.category
-        return "disgusting" if disgusting else "not disgusting"
-
-    assigned = [class_name(s) for s in stimuli.stimuli]
+    assigned = [class_name(task, s.category, None if task == "category" else s.ratings[rating] >= thr)
+                for s in stimuli.stimuli]
     unknown = sorted({n for n in assigned} - {c.name for c in candidates})
     if unknown:
         raise UserError(f"stimuli carry categories {unknown} outside the set's categories {list(stimuli.categories)}")
@@ -185,7 +202,7 @@ def build_label_space(
     return LabelSpace(
         task=task, classes=classes, dropped=dropped,
         stimulus_ids=tuple(s.id for s in stimuli.stimuli), y_true=y_true,
-        threshold=thr, threshold_rule=rule, policy=empty,
+        threshold=thr, threshold_rule=rule, policy=empty, rating=None if task == "category" else rating,
     )
 
 

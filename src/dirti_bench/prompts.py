@@ -7,6 +7,7 @@ text embeddings' row i is class i by construction.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -139,3 +140,40 @@ def load_ensemble(name_or_path: str | Path) -> Ensemble:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise _bad(str(path), f"not valid JSON ({exc}); fix the syntax") from None
     return parse_ensemble(data, path.stem, str(path))
+
+
+# ---------------------------------------------------------------- rating prompt pairs
+
+# Alignment scenarios score each image by a pair of prompt sets: "high" describes the top of the
+# rating scale, "low" its bottom.
+PROMPT_PAIRS: dict[str, dict[str, tuple[str, ...]]] = {
+    # The study's own wording, plain vs disgusting (single spaces).
+    "study": {"high": ("This is a disgusting photo",), "low": ("This is a photo",)},
+    "disgust-neutral": {"high": ("a photo of something disgusting.",), "low": ("a photo of something neutral.",)},
+    "fear": {"high": ("This is a frightening photo",), "low": ("This is a photo",)},
+    "valence": {"high": ("This is a pleasant photo",), "low": ("This is an unpleasant photo",)},
+    "arousal": {"high": ("This is an exciting photo",), "low": ("This is a calm photo",)},
+}
+# Pairs built by filling a shipped template ensemble with two phrases.
+ENSEMBLE_PAIRS = {"affect": ("affect", "something disgusting", "something neutral")}
+# The kind of a rating (the first word of its short name) -> its default pair.
+DEFAULT_PAIR = {"disgust": "study", "fear": "fear", "valence": "valence", "arousal": "arousal"}
+
+
+def resolve_pair(pair: str | Mapping) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """(name, high prompts, low prompts) of a named or explicit prompt pair."""
+    if isinstance(pair, Mapping):
+        high, low = pair.get("high"), pair.get("low")
+        for side, prompts in (("high", high), ("low", low)):
+            if (not isinstance(prompts, list | tuple) or not prompts
+                    or not all(isinstance(p, str) and p.strip() for p in prompts)):
+                raise UserError(f"prompt pair {dict(pair)!r}: '{side}' must be a non-empty list of prompts")
+        return "custom", tuple(high), tuple(low)
+    if pair in PROMPT_PAIRS:
+        return pair, PROMPT_PAIRS[pair]["high"], PROMPT_PAIRS[pair]["low"]
+    if pair in ENSEMBLE_PAIRS:
+        ensemble, high, low = ENSEMBLE_PAIRS[pair]
+        templates = load_ensemble(ensemble).templates
+        return pair, tuple(fill(t, high) for t in templates), tuple(fill(t, low) for t in templates)
+    known = ", ".join([*PROMPT_PAIRS, *ENSEMBLE_PAIRS])
+    raise UserError(f"unknown prompt pair {pair!r}; use one of {known} or {{'high': [...], 'low': [...]}}")

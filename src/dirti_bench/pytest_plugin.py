@@ -19,7 +19,8 @@ DEVICE_ENV = "DIRTI_BENCH_DEVICE"
 
 def pytest_configure(config):
     config.addinivalue_line("markers", f"device: runs on ${DEVICE_ENV}; skipped where that device is missing")
-    # umap's numba kernels compile once and are cached here across sessions (see dirti_bench.projection).
+    config.addinivalue_line("markers", "perf: asserts timings; deselected by default, run with 'pytest -m perf'")
+    # umap's numba kernels compile once and are cached here across sessions (see dirti_bench.reporting.projection).
     if getattr(config, "cache", None) is not None:  # absent with -p no:cacheprovider
         os.environ.setdefault("NUMBA_CACHE_DIR", str(config.cache.mkdir("numba")))
 
@@ -28,7 +29,7 @@ def device_skip_reason(device: str | None) -> str | None:
     """None if ``device`` is usable here (or not requested), else a one-line reason."""
     if not device or device in ("auto", "cpu"):
         return None
-    from dirti_bench.encoders import resolve_device
+    from dirti_bench.encoding.models import resolve_device
     from dirti_bench.errors import UserError
 
     try:

@@ -23,12 +23,15 @@ import os
 import platform
 import shutil
 import tempfile
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from . import __version__
+from .contracts import ScenarioResult
+from .errors import UserError
 
 RESULTS_FILE = "results.json"
 PREDICTIONS_FILE = "predictions.csv"
@@ -38,40 +41,10 @@ PREDICTION_COLUMNS = ["scenario", "stimulus", "y_true", "y_pred", "fold"]
 SCHEMA_VERSION = 1
 
 
-@dataclass
-class ScenarioResult:
-    id: str
-    task: str
-    labels: list[str]
-    n: int
-    metrics: dict[str, float]
-    per_class: dict[str, dict] = field(default_factory=dict)
-    confusion: list[list[int]] = field(default_factory=list)
-    dropped_classes: list[str] = field(default_factory=list)
-    options: dict = field(default_factory=dict)
-    ci: dict[str, list[float]] = field(default_factory=dict)
-    folds: dict | None = None
-    extra: dict = field(default_factory=dict)
-    predictions: pd.DataFrame | None = None
-
-    def to_json(self) -> dict:
-        out = {
-            "task": self.task, "labels": list(self.labels), "n": int(self.n),
-            "metrics": self.metrics, "per_class": self.per_class, "confusion": self.confusion,
-            "dropped_classes": list(self.dropped_classes), "options": self.options, "ci": self.ci,
-        }
-        if self.folds is not None:
-            out["folds"] = self.folds
-        if self.extra:
-            out["extra"] = self.extra
-        return out
-
 
 def versions() -> dict[str, str]:
     # Installed distributions' metadata: no need to import torch/open_clip on a warm (all-cache) run.
     from importlib.metadata import version
-
-    from . import __version__
 
     return {"python": platform.python_version(), "torch": version("torch"),
             "open_clip": version("open_clip_torch"), "sklearn": version("scikit-learn"),
@@ -110,7 +83,7 @@ def write_results(out_dir: Path, run: dict, results: list[ScenarioResult],
     out_dir.mkdir(parents=True, exist_ok=True)
     doc = {"schema_version": SCHEMA_VERSION, "run": _jsonable(run),
            "scenarios": {r.id: _jsonable(r.to_json()) for r in results}}
-    if comparisons is not None:  # paired scenario comparisons (dirti_bench.compare)
+    if comparisons is not None:  # paired scenario comparisons (dirti_bench.reporting.compare)
         doc["comparisons"] = _jsonable(comparisons)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))
     try:
@@ -127,8 +100,6 @@ def write_results(out_dir: Path, run: dict, results: list[ScenarioResult],
 
 
 def read_results(results_dir: Path) -> dict:
-    from .errors import UserError
-
     path = Path(results_dir)
     if path.is_dir():
         path = path / RESULTS_FILE

@@ -1,88 +1,92 @@
 """The scenario registry: every evaluation is data (id, task, evaluator, options).
 
 pytest uses the ids as test ids (``pytest benchmarks -k disgust``) and
-``dirti-bench run --scenarios`` selects from the same registry.
+``dirti-bench run --scenarios`` selects from the same registry. Options not
+given here take their defaults from ``contracts``.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import importlib
+import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
-from types import MappingProxyType
 
-import numpy as np
-
+from .contracts import ALIGNMENT_TASK, DEFAULT_N_RATERS, Scenario
+from .data.dirti import DIRTI_CATEGORIES
+from .data.stimuli import DISGUST_RATING
 from .errors import UserError
-from .labels import DEFAULT_THRESHOLD, LabelSpace, build_label_space
-from .prompts import NAMED_ENSEMBLES, load_ensemble
+from .prompts import DEFAULT_PAIR, NAMED_ENSEMBLES, load_ensemble, resolve_pair
 
-# evaluator name -> "module:function"; each module is one evaluation task.
-EVALUATORS = {
-    "zeroshot": "dirti_bench.evaluators.zeroshot:evaluate",
-    "knn-split": "dirti_bench.evaluators.knn:evaluate_split",
-    "knn-cv": "dirti_bench.evaluators.knn:evaluate_cv",
-    "linear-probe-cv": "dirti_bench.evaluators.probe:evaluate_cv",
-    "align-zeroshot": "dirti_bench.evaluators.alignment:evaluate_zeroshot",
-    "align-probe": "dirti_bench.evaluators.alignment:evaluate_probe",
-}
-
-
-@dataclass(frozen=True)
-class Scenario:
-    id: str
-    task: str
-    evaluator: str
-    options: Mapping = field(default_factory=dict)
-    description: str = ""
-
-    def __post_init__(self):
-        object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
-
-    def evaluate(self, ctx):
-        module, func = EVALUATORS[self.evaluator].split(":")
-        return getattr(importlib.import_module(module), func)(self, ctx)
-
-
+# A task's name inside scenario ids (the study's "baseline" is the category task).
 TASK_SUFFIX = {"category": "baseline", "disgust": "disgust", "disgust-binary": "disgust-binary"}
-DISGUST_DEFAULTS = {"threshold": DEFAULT_THRESHOLD, "empty_class_policy": "drop"}
+# DIRTI's rating columns -> short names used in scenario ids.
+RATING_SHORT_NAMES = {
+    "disg_mean_all": "disgust", "disg_mean_women": "disgust-women", "disg_mean_men": "disgust-men",
+    "fear_mean_all": "fear", "val_mean_all": "valence", "aro_mean_all": "arousal",
+}
+# The study's k per task: 6 categories -> k=6, 12 disgust classes -> k=12.
+STUDY_K = {"category": 6, "disgust": 12}
+
+
+def rating_short_name(column: str) -> str:
+    """``disg_mean_all`` -> ``disgust``; other columns -> a lower-case slug (``Fear Mean`` -> ``fear-mean``)."""
+    if column in RATING_SHORT_NAMES:
+        return RATING_SHORT_NAMES[column]
+    slug = re.sub(r"[^a-z0-9]+", "-", column.lower()).strip("-")
+    if not slug:
+        raise UserError(f"rating column {column!r} has no letters or digits to name a scenario; rename it")
+    return slug
+
+
+def default_prompt_pair(column: str) -> str | None:
+    return DEFAULT_PAIR.get(rating_short_name(column).split("-")[0])
+
+
+def alignment_scenarios(rating_column: str, prompt_pair: str | Mapping | None = None,
+                        n_raters: int = DEFAULT_N_RATERS, sd_column: str | None = None) -> list[Scenario]:
+    """``align-<short>-zeroshot`` and ``align-<short>-probe`` for one rating column.
+
+    ``prompt_pair`` defaults to the pair for the rating's kind (disgust, fear,
+    valence, arousal); other ratings need one (a name from ``prompts.PROMPT_PAIRS``
+    or ``{"high": [...], "low": [...]}``), else only the probe scenario is made.
+    """
+    short = rating_short_name(rating_column)
+    pair = prompt_pair if prompt_pair is not None else default_prompt_pair(rating_column)
+    common = {"rating": rating_column, "n_raters": n_raters, **({"sd_column": sd_column} if sd_column else {})}
+    out = []
+    if pair is not None:
+        resolve_pair(pair)  # a bad pair fails when the scenario is made, not mid-run
+        out.append(Scenario(f"align-{short}-zeroshot", ALIGNMENT_TASK, "align-zeroshot",
+                            {**common, "prompt_pair": pair},
+                            f"zero-shot {short} score vs mean human rating {rating_column} (Spearman, Pearson)"))
+    out.append(Scenario(f"align-{short}-probe", ALIGNMENT_TASK, "align-probe", common,
+                        f"ridge regression from image features to {rating_column}, repeated stratified 10-fold CV"))
+    return out
 
 
 def _default_scenarios() -> list[Scenario]:
     s = [
-        Scenario("zeroshot-baseline", "category", "zeroshot", {"logit_scale": 100.0},
+        Scenario("zeroshot-baseline", "category", "zeroshot", {},
                  "6 categories, study wording 'This is a photo of {c}'"),
-        Scenario("zeroshot-disgust", "disgust", "zeroshot", {"logit_scale": 100.0, **DISGUST_DEFAULTS},
+        Scenario("zeroshot-disgust", "disgust", "zeroshot", {},
                  "12 classes {neutral, disgusting} x category from the rating threshold"),
-        Scenario("zeroshot-disgust-binary", "disgust-binary", "zeroshot",
-                 {"logit_scale": 100.0, **DISGUST_DEFAULTS}, "disgusting vs not"),
+        Scenario("zeroshot-disgust-binary", "disgust-binary", "zeroshot", {}, "disgusting vs not"),
     ]
     for ensemble in NAMED_ENSEMBLES:
-        s.append(Scenario(f"ensemble-baseline-{ensemble}", "category", "zeroshot",
-                          {"logit_scale": 100.0, "ensemble": ensemble}, f"6 categories, {ensemble} prompt ensemble"))
-        s.append(Scenario(f"ensemble-disgust-{ensemble}", "disgust", "zeroshot",
-                          {"logit_scale": 100.0, "ensemble": ensemble, **DISGUST_DEFAULTS},
+        s.append(Scenario(f"ensemble-baseline-{ensemble}", "category", "zeroshot", {"ensemble": ensemble},
+                          f"6 categories, {ensemble} prompt ensemble"))
+        s.append(Scenario(f"ensemble-disgust-{ensemble}", "disgust", "zeroshot", {"ensemble": ensemble},
                           f"12 disgust classes, {ensemble} prompt ensemble"))
-    for task, k in (("category", 6), ("disgust", 12)):
-        extra = DISGUST_DEFAULTS if task == "disgust" else {}
+    for task, k in STUDY_K.items():
         name = TASK_SUFFIX[task]
-        s.append(Scenario(f"knn-split-{name}", task, "knn-split",
-                          {"k": k, "test_size": 0.3, "split_seed": 42, "small_class_policy": "reduce-folds", **extra},
+        s.append(Scenario(f"knn-split-{name}", task, "knn-split", {"k": k},
                           "study protocol: 70/30 stratified split, scaler inside the pipeline"))
-        s.append(Scenario(f"knn-cv10-{name}", task, "knn-cv",
-                          {"k": k, "folds": 10, "split_seed": 42, "small_class_policy": "reduce-folds", **extra},
+        s.append(Scenario(f"knn-cv10-{name}", task, "knn-cv", {"k": k},
                           "stratified 10-fold CV, scaler inside the pipeline"))
-        s.append(Scenario(f"linear-probe-cv10-{name}", task, "linear-probe-cv",
-                          {"folds": 10, "split_seed": 42, "small_class_policy": "reduce-folds", **extra},
+        s.append(Scenario(f"linear-probe-cv10-{name}", task, "linear-probe-cv", {},
                           "logistic regression in stratified 10-fold CV"))
-    # align-disgust-zeroshot / -probe; another rating: register each of alignment_scenarios(column).
-    # The module is light: its stats load when a scenario runs.
-    from .evaluators.alignment import alignment_scenarios
-
-    s.extend(alignment_scenarios("disg_mean_all"))
+    s.extend(alignment_scenarios(DISGUST_RATING))
     return s
 
 
@@ -90,8 +94,6 @@ REGISTRY: dict[str, Scenario] = {sc.id: sc for sc in _default_scenarios()}
 
 
 def register(scenario: Scenario) -> Scenario:
-    if scenario.evaluator not in EVALUATORS:
-        raise ValueError(f"unknown evaluator {scenario.evaluator!r}")
     REGISTRY[scenario.id] = scenario
     return scenario
 
@@ -102,12 +104,8 @@ def template_scenarios(path: str | Path) -> list[Scenario]:
     stem = Path(path).stem
     tasks = ["category", "disgust"]
     if ensemble.per_class is not None:
-        from .stimuli import DIRTI_CATEGORIES
-
         tasks = ["category"] if set(ensemble.per_class) <= set(DIRTI_CATEGORIES) else ["disgust"]
-    return [Scenario(f"ensemble-{TASK_SUFFIX[t]}-{stem}", t, "zeroshot",
-                     {"logit_scale": 100.0, "ensemble": str(Path(path).resolve()),
-                      **(DISGUST_DEFAULTS if t == "disgust" else {})},
+    return [Scenario(f"ensemble-{TASK_SUFFIX[t]}-{stem}", t, "zeroshot", {"ensemble": str(Path(path).resolve())},
                      f"custom prompt file {Path(path).name}") for t in tasks]
 
 
@@ -124,33 +122,3 @@ def select(patterns: Iterable[str] | None, extra: Iterable[Scenario] = ()) -> li
         for sid in hits:
             chosen[sid] = available[sid]
     return list(chosen.values())
-
-
-@dataclass
-class EvalContext:
-    """What evaluators read: the stimuli, their image features, the (cached) encoder."""
-
-    stimuli: object  # StimulusSet
-    encoder: object
-    image_features: np.ndarray
-    seed: int = 0
-    _spaces: dict = field(default_factory=dict)
-
-    @cached_property
-    def _row(self) -> dict[str, int]:
-        return {s.id: i for i, s in enumerate(self.stimuli.stimuli)}
-
-    def rating_column(self, scenario: Scenario) -> str:
-        """The scenario's rating; DIRTI's disgust column stands for a rated set's own disgust column."""
-        return self.stimuli.resolve_rating(scenario.options.get("rating", "disg_mean_all"))
-
-    def label_space(self, scenario: Scenario) -> LabelSpace:
-        opts = scenario.options
-        key = (scenario.task, opts.get("threshold", DEFAULT_THRESHOLD), opts.get("empty_class_policy", "drop"),
-               self.rating_column(scenario))
-        if key not in self._spaces:
-            self._spaces[key] = build_label_space(self.stimuli, key[0], threshold=key[1], empty=key[2], rating=key[3])
-        return self._spaces[key]
-
-    def features_for(self, space: LabelSpace) -> np.ndarray:
-        return self.image_features[[self._row[sid] for sid in space.stimulus_ids]]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 
 from ..bench import BenchConfig, format_table, run_bench
-from ..encoders import DEVICES
-from ..precision import PRECISIONS
+from ..encoding.models import DEVICES
+from ..encoding.precision import PRECISIONS
 
 
 def add_arguments(p) -> None:

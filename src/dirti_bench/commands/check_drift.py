@@ -4,8 +4,8 @@ import json
 from pathlib import Path
 
 from ..atomic import write_text
-from ..drift import DEFAULT_TOLERANCE, baseline_document, check
 from ..errors import UserError
+from ..reporting.drift import DEFAULT_TOLERANCE, baseline_document, check, load_baseline
 from ..results import read_results
 
 
@@ -20,24 +20,6 @@ def add_arguments(p) -> None:
     p.add_argument("--update", action="store_true",
                    help="deliberately rewrite the baseline from RESULTS_DIR (keeps its tolerances)")
 
-
-def load_baseline(path: Path, allow_missing: bool = False) -> dict | None:
-    try:
-        doc = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        if allow_missing:
-            return None
-        raise UserError(f"baseline {path} does not exist; create it with 'dirti-bench check-drift RESULTS_DIR "
-                        f"--baseline {path} --update'") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"baseline {path} is not valid JSON ({exc}); restore it from git or rewrite it with "
-                        "--update after deleting it") from None
-    except IsADirectoryError:
-        raise UserError(f"baseline {path} is a directory; pass the baseline JSON file") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("scenarios"), dict):
-        raise UserError(f"baseline {path} has no 'scenarios' mapping; restore it from git or rewrite it with "
-                        "--update after deleting it")
-    return doc
 
 
 def run(args) -> int:

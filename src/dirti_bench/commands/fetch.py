@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..fetch import BASE_URL_ENV, DEFAULT_BASE_URL, fetch_dirti
+from ..data.fetch import BASE_URL_ENV, DEFAULT_BASE_URL, fetch_dirti
 
 
 def add_arguments(p) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..demo import make_demo
+from ..data.demo import make_demo
 
 
 def add_arguments(p) -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..report import write_report
+from ..reporting.report import write_report
 
 
 def add_arguments(p) -> None:

@@ -3,11 +3,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..encoders import DEVICES
-from ..imaging import DECODE_PATHS, DEFAULT_DECODE
-from ..precision import DEFAULT_PRECISION, PRECISIONS
-from ..runner import RunConfig
-from ..runner import run as run_benchmark
+from ..encoding.imaging import DECODE_PATHS, DEFAULT_DECODE
+from ..encoding.models import DEVICES
+from ..encoding.precision import DEFAULT_PRECISION, PRECISIONS
+from ..pipeline import RunConfig
+from ..pipeline import run as run_benchmark
 
 
 def positive_int(text: str) -> int:

@@ -1,1 +1,2 @@
-"""One module per evaluation task (zero-shot, KNN, linear probe, alignment)."""
+"""One module per evaluation task (zero-shot, KNN, linear probe, alignment); ``registry`` maps
+evaluator names to them."""

@@ -11,109 +11,31 @@ Both write one prediction row per stimulus (per CV repeat for the probe) with
 the human rating as ``y_true`` and the model score as ``y_pred``, so every
 number is recomputable from predictions.csv with scipy/scikit-learn.
 
-The scipy/sklearn/torch machinery is imported when a scenario runs, not when
-the registry imports this module for ``alignment_scenarios``.
+scipy and scikit-learn load when a scenario runs, so importing the evaluators stays cheap.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 
+from ..contracts import DEFAULT_N_RATERS, AlignmentOptions, ScenarioResult
 from ..errors import UserError
-from ..results import PREDICTION_COLUMNS, ScenarioResult
+from ..prompts import PromptSet, resolve_pair
+from ..results import PREDICTION_COLUMNS
+from .rating_stats import (
+    correlations,
+    regression_metrics,
+    split_half_ceiling,
+    within_category,
+    within_category_points,
+)
+from .zeroshot import class_embeddings, zero_shot_logits
 
-# Raters per image behind the DIRTI means. The value used in the DIRTI paper was not
-# verified here; 30 is an assumed default and every result records it (option n_raters).
-DEFAULT_N_RATERS = 30
-N_RATERS_SOURCE = "assumed default (30), not taken from the DIRTI paper; set option n_raters"
-DEFAULT_CEILING_SIMS = 1000
-SCORE_RULES = ("softmax", "cosine-diff")
-
-# DIRTI's rating columns -> short names used in scenario ids.
-RATING_SHORT_NAMES = {
-    "disg_mean_all": "disgust", "disg_mean_women": "disgust-women", "disg_mean_men": "disgust-men",
-    "fear_mean_all": "fear", "val_mean_all": "valence", "aro_mean_all": "arousal",
-}
-# Prompt pairs: "high" describes the top of the rating scale, "low" its bottom.
-PROMPT_PAIRS: dict[str, dict[str, tuple[str, ...]]] = {
-    # The study's own wording, plain vs disgusting (single spaces).
-    "study": {"high": ("This is a disgusting photo",), "low": ("This is a photo",)},
-    "disgust-neutral": {"high": ("a photo of something disgusting.",), "low": ("a photo of something neutral.",)},
-    "fear": {"high": ("This is a frightening photo",), "low": ("This is a photo",)},
-    "valence": {"high": ("This is a pleasant photo",), "low": ("This is an unpleasant photo",)},
-    "arousal": {"high": ("This is an exciting photo",), "low": ("This is a calm photo",)},
-}
-# Pairs built by filling a shipped template ensemble with two phrases.
-ENSEMBLE_PAIRS = {"affect": ("affect", "something disgusting", "something neutral")}
-DEFAULT_PAIR = {"disgust": "study", "fear": "fear", "valence": "valence", "arousal": "arousal"}
-
-
-def rating_short_name(column: str) -> str:
-    """``disg_mean_all`` -> ``disgust``; other columns -> a lower-case slug (``Fear Mean`` -> ``fear-mean``)."""
-    if column in RATING_SHORT_NAMES:
-        return RATING_SHORT_NAMES[column]
-    slug = re.sub(r"[^a-z0-9]+", "-", column.lower()).strip("-")
-    if not slug:
-        raise UserError(f"rating column {column!r} has no letters or digits to name a scenario; rename it")
-    return slug
-
-
-def default_prompt_pair(column: str) -> str | None:
-    return DEFAULT_PAIR.get(rating_short_name(column).split("-")[0])
-
-
-def alignment_scenarios(rating_column: str, prompt_pair: str | Mapping | None = None,
-                        n_raters: int = DEFAULT_N_RATERS, sd_column: str | None = None) -> list:
-    """``align-<short>-zeroshot`` and ``align-<short>-probe`` for one rating column.
-
-    ``prompt_pair`` defaults to the pair for the rating's kind (disgust, fear,
-    valence, arousal); other ratings need one (a name from ``PROMPT_PAIRS`` or
-    ``{"high": [...], "low": [...]}``), else only the probe scenario is made.
-    """
-    from ..scenarios import Scenario  # the registry imports this module: avoid the cycle
-
-    short = rating_short_name(rating_column)
-    pair = prompt_pair if prompt_pair is not None else default_prompt_pair(rating_column)
-    ceiling = {"n_raters": n_raters, **({"sd_column": sd_column} if sd_column else {})}
-    out = []
-    if pair is not None:
-        resolve_pair(pair)  # a bad pair fails when the scenario is made, not mid-run
-        out.append(Scenario(
-            f"align-{short}-zeroshot", "alignment", "align-zeroshot",
-            {"rating": rating_column, "score": "softmax", "logit_scale": 100.0, "prompt_pair": pair,
-             "n_boot": 1000, "n_perm": 1000, **ceiling},
-            f"zero-shot {short} score vs mean human rating {rating_column} (Spearman, Pearson)"))
-    out.append(Scenario(
-        f"align-{short}-probe", "alignment", "align-probe",
-        {"rating": rating_column, "folds": 10, "repeats": 3, "split_seed": 42, "alpha": 1.0,
-         "n_boot": 1000, **ceiling},
-        f"ridge regression from image features to {rating_column}, repeated stratified 10-fold CV"))
-    return out
-
-
-def resolve_pair(pair: str | Mapping) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
-    """(name, high prompts, low prompts) of a named or explicit prompt pair."""
-    if isinstance(pair, Mapping):
-        high, low = pair.get("high"), pair.get("low")
-        for side, prompts in (("high", high), ("low", low)):
-            if (not isinstance(prompts, list | tuple) or not prompts
-                    or not all(isinstance(p, str) and p.strip() for p in prompts)):
-                raise UserError(f"prompt pair {dict(pair)!r}: '{side}' must be a non-empty list of prompts")
-        return "custom", tuple(high), tuple(low)
-    if pair in PROMPT_PAIRS:
-        return pair, PROMPT_PAIRS[pair]["high"], PROMPT_PAIRS[pair]["low"]
-    if pair in ENSEMBLE_PAIRS:
-        from ..prompts import fill, load_ensemble
-
-        ensemble, high, low = ENSEMBLE_PAIRS[pair]
-        templates = load_ensemble(ensemble).templates
-        return pair, tuple(fill(t, high) for t in templates), tuple(fill(t, low) for t in templates)
-    known = ", ".join([*PROMPT_PAIRS, *ENSEMBLE_PAIRS])
-    raise UserError(f"unknown prompt pair {pair!r}; use one of {known} or {{'high': [...], 'low': [...]}}")
+N_RATERS_SOURCE = (f"assumed default ({DEFAULT_N_RATERS}), not taken from the DIRTI paper; "
+                   "set option n_raters or --n-raters")
 
 
 # ---------------------------------------------------------------- shared pieces
@@ -131,25 +53,21 @@ def _rated(ctx, scenario) -> tuple[str, np.ndarray, np.ndarray, list[str], list[
     return rating, rows, y, [s.id for s in chosen], [s.category for s in chosen]
 
 
-def _sd_column(stimuli, rating: str, opts: Mapping) -> str | None:
+def _sd_column(stimuli, rating: str, opts: AlignmentOptions) -> str | None:
     """The per-image SD column: the option, else DIRTI's naming (``disg_mean_all`` -> ``disg_SD_all``)."""
-    if opts.get("sd_column"):
-        return opts["sd_column"]
+    if opts.sd_column:
+        return opts.sd_column
     guess = re.sub(r"mean", "SD", rating, flags=re.IGNORECASE)
     return guess if guess != rating and guess in stimuli.rating_columns else None
 
 
 def _ceiling(ctx, scenario, rating: str, chosen_ids: list[str], seed: int) -> tuple[dict, dict, dict, dict]:
     """Noise-ceiling metrics, CI, options and a note; empty when the set gives no SDs."""
-    from .rating_stats import split_half_ceiling
-
     opts = scenario.options
     sd_col = _sd_column(ctx.stimuli, rating, opts)
-    n_raters = opts.get("n_raters", DEFAULT_N_RATERS)
-    if not isinstance(n_raters, int | np.integer) or n_raters < 2:
-        raise UserError(f"option n_raters={n_raters!r} of scenario {scenario.id} must be an integer >= 2")
-    options = {"n_raters": int(n_raters), "sd_column": sd_col,
-               "n_raters_source": opts.get("n_raters_source") or (
+    n_raters = opts.n_raters
+    options = {"n_raters": n_raters, "sd_column": sd_col,
+               "n_raters_source": opts.n_raters_source or (
                    N_RATERS_SOURCE if n_raters == DEFAULT_N_RATERS else "scenario option")}
     if sd_col is None:
         return {}, {}, options, {"noise_ceiling": f"not estimated: no per-image SD column for {rating}"}
@@ -159,8 +77,8 @@ def _ceiling(ctx, scenario, rating: str, chosen_ids: list[str], seed: int) -> tu
                         "fill it in or drop the sd_column option")
     means = [by_id[i].ratings[rating] for i in chosen_ids]
     sds = [by_id[i].ratings[sd_col] for i in chosen_ids]
-    sims = int(opts.get("ceiling_sims", DEFAULT_CEILING_SIMS))
-    metrics, ci = split_half_ceiling(means, sds, int(n_raters), sims, seed)
+    sims = opts.ceiling_sims
+    metrics, ci = split_half_ceiling(means, sds, n_raters, sims, seed)
     return metrics, ci, {**options, "ceiling_sims": sims}, {}
 
 
@@ -186,11 +104,6 @@ def zeroshot_scores(image_features: np.ndarray, encoder, high, low, rule: str, l
     """
     from scipy.special import softmax
 
-    from ..prompts import PromptSet
-    from .zeroshot import class_embeddings, zero_shot_logits
-
-    if rule not in SCORE_RULES:
-        raise UserError(f"unknown score rule {rule!r}; use one of {', '.join(SCORE_RULES)}")
     pair = PromptSet("pair", ("low", "high"), (tuple(low), tuple(high)))
     embs = class_embeddings(encoder, pair)
     if rule == "cosine-diff":
@@ -201,13 +114,10 @@ def zeroshot_scores(image_features: np.ndarray, encoder, high, low, rule: str, l
 
 
 def evaluate_zeroshot(scenario, ctx) -> ScenarioResult:
-    from .rating_stats import correlations, within_category
-
     opts = scenario.options
     rating, rows, y, ids, cats = _rated(ctx, scenario)
-    pair_name, high, low = resolve_pair(opts.get("prompt_pair", "study"))
-    rule, scale = opts.get("score", "softmax"), float(opts.get("logit_scale", 100.0))
-    n_boot, n_perm = int(opts.get("n_boot", 1000)), int(opts.get("n_perm", 1000))
+    pair_name, high, low = resolve_pair(opts.prompt_pair)
+    rule, scale, n_boot, n_perm = opts.score, opts.logit_scale, opts.n_boot, opts.n_perm
     score = zeroshot_scores(ctx.image_features[rows], ctx.encoder, high, low, rule, scale)
 
     metrics, ci = correlations(y, score, n_boot, n_perm, ctx.seed)
@@ -216,7 +126,7 @@ def evaluate_zeroshot(scenario, ctx) -> ScenarioResult:
     metrics |= within | ceiling
     if ceiling.get("noise_ceiling_spearman"):
         metrics["spearman_rho_over_ceiling"] = metrics["spearman_rho"] / ceiling["noise_ceiling_spearman"]
-    options = {**dict(opts), "rating": rating, "prompt_pair": pair_name, "prompts_high": list(high),
+    options = {**opts.to_dict(), "rating": rating, "prompt_pair": pair_name, "prompts_high": list(high),
                "prompts_low": list(low), "score": rule, "logit_scale": scale, "n_boot": n_boot,
                "n_perm": n_perm, **ceiling_opts}
     extra = {"within_category": per_cat, **note}
@@ -255,14 +165,9 @@ def cv_predictions(X: np.ndarray, y: np.ndarray, groups, folds: int, repeats: in
 
 
 def evaluate_probe(scenario, ctx) -> ScenarioResult:
-    from .rating_stats import regression_metrics, within_category_points
-
     opts = scenario.options
     rating, rows, y, ids, cats = _rated(ctx, scenario)
-    folds, repeats = int(opts.get("folds", 10)), int(opts.get("repeats", 3))
-    seed, alpha, n_boot = int(opts.get("split_seed", 42)), float(opts.get("alpha", 1.0)), int(opts.get("n_boot", 1000))
-    if folds < 2 or repeats < 1:
-        raise UserError(f"scenario {scenario.id}: folds must be >= 2 and repeats >= 1 (got {folds}, {repeats})")
+    folds, repeats, seed, alpha, n_boot = opts.folds, opts.repeats, opts.split_seed, opts.alpha, opts.n_boot
     oof, fold_of, used = cv_predictions(ctx.image_features[rows], y, cats, folds, repeats, seed, alpha)
 
     metrics, ci = regression_metrics(y, oof, n_boot, ctx.seed)
@@ -270,7 +175,7 @@ def evaluate_probe(scenario, ctx) -> ScenarioResult:
     metrics |= within
     ceiling, ceiling_ci, ceiling_opts, note = _ceiling(ctx, scenario, rating, ids, ctx.seed)
     metrics |= ceiling
-    options = {**dict(opts), "rating": rating, "folds": folds, "folds_used": used, "repeats": repeats,
+    options = {**opts.to_dict(), "rating": rating, "folds": folds, "folds_used": used, "repeats": repeats,
                "split_seed": seed, "alpha": alpha, "n_boot": n_boot, "model": "StandardScaler + Ridge",
                "stratify": "category", **ceiling_opts}
     extra = {"within_category": per_cat, **note}

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from ..contracts import ScenarioResult
 from ..labels import LabelSpace, check_consistency
-from ..results import PREDICTION_COLUMNS, ScenarioResult
+from ..results import PREDICTION_COLUMNS
 from .metrics import bootstrap_ci, classification_metrics
 
 
@@ -37,8 +38,10 @@ def classification_result(
         id=scenario.id, task=space.task, labels=labels, n=len(true_names),
         metrics=scored["metrics"], per_class=scored["per_class"], confusion=scored["confusion"],
         dropped_classes=list(space.dropped),
-        options={**space.options(), **dict(scenario.options), "dropped_reasons": dropped_reasons(space),
+        # The space's own rule last: it states the threshold actually used (none for categories).
+        options={**scenario.options.to_dict(), **space.options(), "dropped_reasons": dropped_reasons(space),
                  **(options or {})},
         ci=bootstrap_ci(true_names, pred_names, labels, seed=seed), folds=fold_metrics,
         extra=extra or {}, predictions=predictions,
+        prompt_classes=None if prompt_classes is None else tuple(prompt_classes),
     )

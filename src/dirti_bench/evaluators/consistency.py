@@ -58,3 +58,51 @@ def check_result(result, space: LabelSpace, prompt_classes: Sequence[str] | None
         _fail(result, "confusion matrix rows/columns do not follow the label order (rows true, columns predicted)")
     if result.n != len(preds):
         _fail(result, f"n={result.n} but {len(preds)} predictions")
+
+
+def _recomputed_alignment(preds) -> dict[str, float]:
+    """Spearman/Pearson (zero-shot: one row per stimulus) or per-repeat R², rho and RMSE averaged
+    over repeats (probe: fold labels ``r<repeat>f<fold>``), from the predictions alone."""
+    from scipy.stats import pearsonr, spearmanr
+    from sklearn.metrics import r2_score, root_mean_squared_error
+
+    y_true = preds["y_true"].astype(float).to_numpy()
+    y_pred = preds["y_pred"].astype(float).to_numpy()
+    folds = preds["fold"].astype(str)
+    if (folds.str.strip() == "").all():
+        return {"spearman_rho": float(spearmanr(y_true, y_pred).statistic),
+                "pearson_r": float(pearsonr(y_true, y_pred).statistic)}
+    repeats = folds.str.extract(r"^r(\d+)f\d+$")[0]
+    per = {"r2": [], "spearman_rho": [], "rmse": []}
+    for _, rows in preds.groupby(repeats.to_numpy(), sort=True):
+        t, p = rows["y_true"].astype(float), rows["y_pred"].astype(float)
+        per["r2"].append(r2_score(t, p))
+        per["spearman_rho"].append(spearmanr(t, p).statistic)
+        per["rmse"].append(root_mean_squared_error(t, p))
+    return {name: float(np.mean(values)) for name, values in per.items()}
+
+
+def check_alignment_result(result) -> None:
+    """Raise unless an alignment result's headline numbers follow from its own predictions."""
+    preds = result.predictions
+    if preds is None or not len(preds):
+        _fail(result, "alignment result has no predictions to recompute its metrics from")
+    if preds["stimulus"].nunique() != result.n:
+        _fail(result, f"n={result.n} but predictions cover {preds['stimulus'].nunique()} stimuli")
+    for name, value in _recomputed_alignment(preds).items():
+        recorded = result.metrics.get(name)
+        if recorded is None or not np.isclose(recorded, value, rtol=1e-9, atol=1e-9, equal_nan=True):
+            _fail(result, f"{name} is {recorded}, but its predictions give {value}")
+        low, high = result.ci.get(name, (None, None))
+        if low is not None and high is not None and low > high:
+            _fail(result, f"{name} CI [{low}, {high}] is not an interval")
+
+
+def check_scenario_result(result, scenario, ctx) -> None:
+    """The check every result passes before it is written, whichever path ran it."""
+    if result.id != scenario.id or result.task != scenario.task:
+        _fail(result, f"result is {result.id}/{result.task}, the scenario {scenario.id}/{scenario.task}")
+    if scenario.is_classification:
+        check_result(result, ctx.label_space(scenario), result.prompt_classes)
+    else:
+        check_alignment_result(result)

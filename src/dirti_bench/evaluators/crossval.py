@@ -20,8 +20,6 @@ from ..labels import LabelSpace
 from .common import classification_result
 from .metrics import HEADLINE_METRICS, classification_metrics
 
-SMALL_CLASS_POLICIES = ("reduce-folds", "drop")
-DEFAULT_POLICY = "reduce-folds"
 # model factory: smallest training-set size -> (estimator, options to record)
 ModelFactory = Callable[[int], tuple[object, dict]]
 
@@ -32,10 +30,7 @@ def stratifiable_space(scenario, space: LabelSpace, folds: int) -> tuple[LabelSp
     ``reduce-folds``: drop classes with < 2 examples, then use min(folds, smallest class) splits.
     ``drop``: drop classes with < ``folds`` examples and keep ``folds`` splits.
     """
-    policy = scenario.options.get("small_class_policy", DEFAULT_POLICY)
-    if policy not in SMALL_CLASS_POLICIES:
-        raise UserError(f"scenario {scenario.id}: small_class_policy {policy!r} unknown; "
-                        f"choose one of {', '.join(SMALL_CLASS_POLICIES)}")
+    policy = scenario.options.small_class_policy
     counts = space.support()
     if policy == "reduce-folds":
         space = space.without([n for n, c in counts.items() if c < 2],
@@ -64,8 +59,7 @@ def _fold_summary(true_names, pred_names, fold_of, labels, n_splits: int) -> dic
 
 def holdout(scenario, ctx, make_model: ModelFactory):
     """The study protocol done right: one stratified split (default 70/30, seed 42)."""
-    opts = scenario.options
-    test_size, seed = opts.get("test_size", 0.3), opts.get("split_seed", 42)
+    test_size, seed = scenario.options.test_size, scenario.options.split_seed
     space, _ = stratifiable_space(scenario, ctx.label_space(scenario), 2)
     n, n_classes = len(space.stimulus_ids), len(space)
     n_test = math.ceil(test_size * n)
@@ -87,8 +81,7 @@ def holdout(scenario, ctx, make_model: ModelFactory):
 
 def cross_validated(scenario, ctx, make_model: ModelFactory):
     """Stratified K-fold CV: per-fold metrics plus pooled out-of-fold predictions."""
-    opts = scenario.options
-    folds, seed = int(opts.get("folds", 10)), opts.get("split_seed", 42)
+    folds, seed = scenario.options.folds, scenario.options.split_seed
     space, n_splits = stratifiable_space(scenario, ctx.label_space(scenario), folds)
     cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     x, y = ctx.features_for(space), space.y_true

@@ -8,12 +8,10 @@ from sklearn.preprocessing import StandardScaler
 
 from .crossval import cross_validated, holdout
 
-DEFAULT_K = 6
-
 
 def knn_factory(scenario):
     """k is capped at the smallest training set (KNeighborsClassifier fails otherwise); both are recorded."""
-    k = int(scenario.options.get("k", DEFAULT_K))
+    k = scenario.options.k
 
     def make(n_train: int):
         k_eff = min(k, n_train)

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..encoders import l2_normalise
+from ..contracts import DEFAULT_LOGIT_SCALE
+from ..encoding.vectors import l2_normalise
 from ..labels import check_consistency
 from ..prompts import PromptSet, from_templates, load_ensemble, study_prompts
 from .common import classification_result
-
-DEFAULT_LOGIT_SCALE = 100.0
 
 
 def class_embeddings(encoder, prompts: PromptSet) -> np.ndarray:
@@ -30,10 +29,10 @@ def zero_shot_logits(image_features: np.ndarray, class_embs: np.ndarray,
 
 def prompts_for(scenario, space) -> PromptSet:
     opts = scenario.options
-    if opts.get("ensemble"):
-        return load_ensemble(opts["ensemble"]).bind(space)
-    if opts.get("template"):
-        return from_templates(space, [opts["template"]], "template")
+    if opts.ensemble:
+        return load_ensemble(opts.ensemble).bind(space)
+    if opts.template:
+        return from_templates(space, [opts.template], "template")
     return study_prompts(space)
 
 
@@ -42,7 +41,7 @@ def evaluate(scenario, ctx):
     prompts = prompts_for(scenario, space)
     check_consistency(space, prompts.classes)
     logits = zero_shot_logits(ctx.features_for(space), class_embeddings(ctx.encoder, prompts),
-                              scenario.options.get("logit_scale", DEFAULT_LOGIT_SCALE))
+                              scenario.options.logit_scale)
     y_pred = logits.argmax(axis=1)
     return classification_result(
         scenario, space, prompts.classes, space.stimulus_ids, space.y_true, y_pred, seed=ctx.seed,

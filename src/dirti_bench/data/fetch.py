@@ -22,10 +22,11 @@ from urllib.parse import quote, urlsplit
 import pooch
 import requests
 
-from .atomic import write_text
-from .errors import UserError
-from .paths import HOME_ENV, dataset_dir
-from .stimuli import IMAGE_FOLDER, RATINGS_FILE, list_images, load_dirti, normalise_name
+from ..atomic import write_text
+from ..errors import UserError
+from ..paths import HOME_ENV, dataset_dir
+from .dirti import IMAGE_FOLDER, RATINGS_FILE, load_dirti
+from .stimuli import list_images, normalise_name
 
 RECORD_ID = "167037"
 DOI_URL = "https://doi.org/10.5281/zenodo.167037"

@@ -20,11 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .cache import EmbeddingCache
-from .errors import UserError
-from .imaging import DEFAULT_DECODE, check_decode
-from .precision import DEFAULT_PRECISION, check_precision
-from .stimuli import file_sha256
+from ..data.stimuli import file_sha256
+from ..errors import UserError
+from .imaging import DEFAULT_DECODE, check_decode, encode_image_paths
+from .precision import DEFAULT_PRECISION, apply_precision, check_precision
+from .text import encode_texts, text_path
+from .vectors import l2_normalise
 
 TINY_MODEL = "dirti-tiny"
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -75,10 +76,6 @@ def resolve_device(device: str) -> str:
                         "use --device cpu or auto")
     return device
 
-
-def l2_normalise(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.clip(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12, None)
 
 
 @dataclass(frozen=True)
@@ -178,8 +175,6 @@ class ClipEncoder:
         import open_clip
         import torch
 
-        from .precision import apply_precision
-        from .textenc import text_path
 
         name, pretrained = self.model_name, self.weights.value
         if self.weights.kind == "random":
@@ -218,8 +213,6 @@ class ClipEncoder:
     # ---------------------------------------------------------------- encoding
 
     def encode_images(self, paths: Sequence[Path]) -> np.ndarray:
-        from .imaging import encode_image_paths
-
         model = self.load()
         feats, forwards = encode_image_paths(
             model, self._preprocess, paths, device=self.device, batch_size=self.batch_size,
@@ -228,8 +221,6 @@ class ClipEncoder:
         return feats
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
-        from .textenc import encode_texts
-
         model = self.load()
         feats, forwards = encode_texts(model, self._tokenizer, texts, device=self.device)
         self.forward_calls += forwards
@@ -244,57 +235,7 @@ def state_dict_sha256(model) -> str:
     return h.hexdigest()
 
 
-# run-info facts only a built model knows; kept beside the cache so a run of all hits still reports them
-RECORDED_IN_CACHE = ("weights_sha256", "text_encoding")
-
-
-class CachedEncoder:
-    """Wraps an encoder; only images/texts whose key is not cached reach the model."""
-
-    def __init__(self, encoder, cache_root: Path):
-        self.encoder = encoder
-        self.cache = EmbeddingCache(cache_root, encoder.identity())
-
-    def run_info(self) -> dict:
-        info = dict(self.encoder.run_info())
-        for key in RECORDED_IN_CACHE:
-            if key in info and not info[key]:
-                # The model was never built (all cache hits): use what was recorded when it was.
-                info[key] = self.cache.read_meta().get(key)
-        return info
-
-    def identity(self) -> dict:
-        return self.encoder.identity()
-
-    def _encode(self, kind: str, keys: list[str], items: list, compute) -> np.ndarray:
-        vecs: list[np.ndarray | None] = [self.cache.get(kind, k) for k in keys]
-        todo = [i for i, v in enumerate(vecs) if v is None]
-        if todo:
-            fresh = compute([items[i] for i in todo])
-            for i, vec in zip(todo, fresh, strict=True):
-                self.cache.put(kind, keys[i], vec)
-                vecs[i] = vec
-            meta = self.cache.read_meta()
-            info = self.encoder.run_info()
-            fresh_meta = {key: info[key] for key in RECORDED_IN_CACHE if info.get(key)}
-            if any(meta.get(key) != value for key, value in fresh_meta.items()):
-                self.cache.write_meta({**meta, **fresh_meta})
-        dims = {v.shape[0] for v in vecs}
-        if len(dims) > 1:
-            raise RuntimeError(f"cache {self.cache.dir} holds embeddings of several sizes {dims}")
-        return np.stack(vecs).astype(np.float32) if vecs else np.zeros((0, 0), np.float32)
-
-    def encode_images(self, paths: Sequence[Path], keys: Sequence[str] | None = None) -> np.ndarray:
-        """``keys``: the images' sha256 when the caller already hashed them (the loaders do)."""
-        paths = [Path(p) for p in paths]
-        keys = list(keys) if keys is not None else [file_sha256(p) for p in paths]
-        return self._encode("image", keys, paths, self.encoder.encode_images)
-
-    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
-        texts = list(texts)
-        keys = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
-        return self._encode("text", keys, texts, self.encoder.encode_texts)
-
-    @property
-    def forward_calls(self) -> int:
-        return getattr(self.encoder, "forward_calls", 0)
+def fp32_twin(clip):
+    """An fp32 ClipEncoder with ``clip``'s model, weights, device and decode path."""
+    return ClipEncoder(clip.model_name, clip.weights.value, device=clip.device, seed=clip.seed,
+                       batch_size=clip.batch_size, num_workers=clip.num_workers, progress=False, decode=clip.decode)

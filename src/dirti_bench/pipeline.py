@@ -1,21 +1,42 @@
-"""``dirti-bench run``: stimuli -> label spaces -> prompts -> encoder (+cache) -> evaluators -> results."""
+"""The one evaluation path, shared by ``dirti-bench run`` and ``pytest benchmarks``:
+
+stimuli -> label spaces -> prompts -> encoder (+cache) -> evaluators -> results -> report.
+
+``prepare`` loads and encodes; ``evaluate_scenario`` runs one scenario and always
+checks its result (label-set consistency, or an alignment result's numbers
+against its own predictions); ``write_run`` writes results, comparisons and the
+report the same way for both callers.
+"""
 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, replace
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .encoders import TINY_MODEL, CachedEncoder, ClipEncoder
+from .atomic import write_text
+from .contracts import EvalContext, Scenario, ScenarioResult
+from .data.demo import make_demo
+from .data.dirti import load_dirti
+from .data.fetch import ensure_dirti
+from .data.ratedset import is_rated_set, load_rated_set
+from .data.stimuli import StimulusSet
+from .encoding.cache import CachedEncoder
+from .encoding.imaging import DEFAULT_DECODE
+from .encoding.models import TINY_MODEL, ClipEncoder, fp32_twin
+from .encoding.precision import DEFAULT_PRECISION, category_agreement, describe
 from .errors import UserError
-from .imaging import DEFAULT_DECODE
+from .evaluators.consistency import check_scenario_result
+from .evaluators.registry import run_evaluator
 from .paths import cache_home, embedding_cache_dir
-from .precision import DEFAULT_PRECISION
+from .reporting.compare import comparisons_for
+from .reporting.report import write_report
 from .results import FEATURES_FILE, STIMULI_FILE, now_iso, versions, write_results
-from .scenarios import EvalContext, select, template_scenarios
-from .stimuli import StimulusSet, load_dirti
+from .scenarios import alignment_scenarios, select, template_scenarios
 
 DEFAULT_MODEL = "ViT-B-32"
 DEFAULT_PRETRAINED = "openai"
@@ -53,22 +74,15 @@ def demo_dir(seed: int) -> Path:
 
 def load_stimuli(cfg: RunConfig) -> StimulusSet:
     if cfg.data is not None:
-        from .ratedset import is_rated_set, load_rated_set
-
-        if is_rated_set(cfg.data):  # any rated image set with a ratings CSV + sidecar (issue 6)
+        if is_rated_set(cfg.data):  # any rated image set: a ratings CSV + a dirti-bench.json sidecar
             return load_rated_set(cfg.data)
         return load_dirti(cfg.data)
     if cfg.demo:
-        from .atomic import write_text
-        from .demo import make_demo
-
         root = demo_dir(cfg.seed)
         if not (root / ".complete").is_file():
             make_demo(root, seed=cfg.seed)
             write_text(root / ".complete", "ok\n")
         return load_dirti(root, name=f"dirti-demo-seed{cfg.seed}")
-    from .fetch import ensure_dirti
-
     try:
         root = ensure_dirti()
     except UserError as exc:  # the default path: say every way out, the offline demo included
@@ -106,21 +120,17 @@ def check_precision_agreement(clip: ClipEncoder, stimuli: StimulusSet) -> dict:
     """bf16/int8 against an fp32 twin on a spread sample of the images, category zero-shot with the
     study's prompts; printed and recorded in run info (``precision_check``). Runs every time, cache
     or not, so a reduced-precision result never comes without it."""
-    import sys
-
-    from .precision import category_agreement, describe, fp32_twin
-
     clip.precision_check = category_agreement(fp32_twin(clip), clip, stimuli)
     print(describe(clip.precision_check), file=sys.stderr)
     return clip.precision_check
 
 
-def run_info(cfg: RunConfig, ctx: EvalContext) -> dict:
+def run_info(ctx: EvalContext) -> dict:
     info = dict(ctx.encoder.run_info())
     info.update({
         "dataset": ctx.stimuli.name, "dataset_sha256": ctx.stimuli.sha256, "n_stimuli": len(ctx.stimuli),
         "disgust_column": ctx.stimuli.disgust_column,
-        "seed": cfg.seed, "created": now_iso(), "versions": versions(),
+        "seed": ctx.seed, "created": now_iso(), "versions": versions(),
         "forward_calls": ctx.encoder.forward_calls,
     })
     cache = getattr(ctx.encoder, "cache", None)
@@ -137,27 +147,44 @@ def feature_files(ctx: EvalContext) -> dict[str, bytes]:
     return {FEATURES_FILE: buf.getvalue(), STIMULI_FILE: ctx.stimuli.to_frame().to_csv(index=False).encode()}
 
 
-def run(cfg: RunConfig, encoder=None) -> Path:
-    from .compare import comparisons_for
-    from .evaluators.alignment import alignment_scenarios
-
+def scenarios_for(cfg: RunConfig) -> list[Scenario]:
+    """The scenarios a run asked for, with the options its flags set; unknown ids fail before any work."""
     extra = [s for path in (cfg.templates or []) for s in template_scenarios(path)]
     extra += [s for column in (cfg.ratings or []) for s in alignment_scenarios(column)]
     patterns = cfg.scenarios
     if patterns and extra:  # scenarios the user asked for by option are always run
         patterns = [*patterns, *(s.id for s in extra)]
-    chosen = select(patterns, extra)  # unknown ids fail before any work
+    chosen = select(patterns, extra)
     if cfg.n_raters is not None:
         if cfg.n_raters < 2:
             raise UserError(f"--n-raters {cfg.n_raters} is too small; the split-half noise ceiling needs >= 2 raters")
-        chosen = [replace(s, options={**s.options, "n_raters": cfg.n_raters, "n_raters_source": "--n-raters"})
-                  if s.task == "alignment" else s for s in chosen]
-    ctx = prepare(cfg, encoder, rating_columns=cfg.ratings or ())
-    results = [scenario.evaluate(ctx) for scenario in chosen]
-    out = write_results(cfg.out, run_info(cfg, ctx), results, feature_files(ctx),
-                        comparisons=comparisons_for(results, seed=cfg.seed))
-    if cfg.report:
-        from .report import write_report
+        chosen = [s.with_options(n_raters=cfg.n_raters, n_raters_source="--n-raters") if not s.is_classification
+                  else s for s in chosen]
+    return chosen
 
+
+def evaluate_scenario(scenario: Scenario, ctx: EvalContext) -> ScenarioResult:
+    """Run one scenario and check its result; an inconsistent result never reaches a file."""
+    result = run_evaluator(scenario, ctx)
+    check_scenario_result(result, scenario, ctx)
+    return result
+
+
+def evaluate(scenarios: Iterable[Scenario], ctx: EvalContext) -> list[ScenarioResult]:
+    return [evaluate_scenario(scenario, ctx) for scenario in scenarios]
+
+
+def write_run(out: Path, ctx: EvalContext, results: list[ScenarioResult], extra_info: dict | None = None,
+              report: bool = True) -> Path:
+    """results.json, predictions.csv, features, comparisons and (optionally) the report into ``out``."""
+    info = {**run_info(ctx), **(extra_info or {})}
+    out = write_results(out, info, results, feature_files(ctx), comparisons=comparisons_for(results, seed=ctx.seed))
+    if report:
         write_report([out], out)
     return out
+
+
+def run(cfg: RunConfig, encoder=None) -> Path:
+    chosen = scenarios_for(cfg)
+    ctx = prepare(cfg, encoder, rating_columns=cfg.ratings or ())
+    return write_run(cfg.out, ctx, evaluate(chosen, ctx), report=cfg.report)

@@ -1,7 +1,7 @@
 """A seeded 2-D UMAP projection of image features, fast on warm re-runs.
 
 umap-learn's numba kernels are not compiled with ``cache=True``, so every
-process would recompile them (~30 s). Turning numba's on-disk cache on for
+process would recompile them (tens of seconds). Turning numba's on-disk cache on for
 them makes a warm projection of 300 points take well under a second.
 """
 
@@ -13,7 +13,7 @@ import warnings
 
 import numpy as np
 
-from .paths import cache_home
+from ..paths import cache_home
 
 MIN_POINTS = 10
 _cache_enabled = False

@@ -35,7 +35,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .errors import UserError
+from ..errors import UserError
+from .precision import input_dtype
+from .vectors import l2_normalise
 
 DECODE_PATHS = ("tensor-resize", "jpeg-draft", "full")
 DEFAULT_DECODE = "tensor-resize"
@@ -297,8 +299,8 @@ def _checked(result):
 
 def decode_ahead(device: str) -> int:
     """Batches to decode ahead of the forward. On CPU the forward already fills every core, and a
-    decode thread beside it preempts torch's threads and stalls them at their barriers (2 cores,
-    ViT-B-32: best 0.93x of the bare forward vs 0.95x), so batches are decoded on all cores between forwards.
+    decode thread beside it preempts torch's threads and stalls them at their barriers, so batches are
+    decoded on all cores between forwards (``dirti-bench bench`` measures both against the bare forward).
     An accelerator leaves the cores free while it runs, so threads decode (and resize) ahead."""
     return 0 if device == "cpu" else PREFETCH_BATCHES
 
@@ -309,9 +311,6 @@ def encode_image_paths(model, preprocess, paths: Sequence[Path], device: str, ba
     """L2-normalised image embeddings (n, d) and the number of forward passes."""
     import torch
     from tqdm.auto import tqdm
-
-    from .encoders import l2_normalise
-    from .precision import input_dtype
 
     if not paths:
         return np.zeros((0, 0), np.float32), 0

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binomtest
 
-from .errors import UserError
+from ..errors import UserError
+from ..prompts import NAMED_ENSEMBLES
 
 N_BOOTSTRAP = 1000
 CI_LEVEL = 0.95
@@ -23,8 +24,6 @@ CI_LEVEL = 0.95
 
 def default_comparisons() -> list[tuple[str, str]]:
     """Pairs worth comparing: baseline vs disgust prompts, single prompt vs ensemble, supervised vs zero-shot."""
-    from .prompts import NAMED_ENSEMBLES
-
     pairs = [("zeroshot-baseline", "zeroshot-disgust")]
     for ensemble in NAMED_ENSEMBLES:
         pairs += [("zeroshot-baseline", f"ensemble-baseline-{ensemble}"),

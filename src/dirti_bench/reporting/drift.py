@@ -10,13 +10,15 @@ on both sides is compared. A baseline is a results.json, or the slimmer file
 from __future__ import annotations
 
 import fnmatch
+import json
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from tabulate import tabulate
 
-from .errors import UserError
+from ..errors import UserError
 
 DEFAULT_TOLERANCE = 0.02
 BASELINE_VERSION = 1
@@ -167,4 +169,23 @@ def baseline_document(results_doc: dict, previous: dict | None = None) -> dict:
             entry["tolerances"] = old["tolerances"]
         scenarios[sid] = entry
     doc["scenarios"] = scenarios
+    return doc
+
+
+def load_baseline(path: Path, allow_missing: bool = False) -> dict | None:
+    try:
+        doc = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        if allow_missing:
+            return None
+        raise UserError(f"baseline {path} does not exist; create it with 'dirti-bench check-drift RESULTS_DIR "
+                        f"--baseline {path} --update'") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"baseline {path} is not valid JSON ({exc}); restore it from git or rewrite it with "
+                        "--update after deleting it") from None
+    except IsADirectoryError:
+        raise UserError(f"baseline {path} is a directory; pass the baseline JSON file") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("scenarios"), dict):
+        raise UserError(f"baseline {path} has no 'scenarios' mapping; restore it from git or rewrite it with "
+                        "--update after deleting it")
     return doc

@@ -16,19 +16,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .atomic import write_bytes, write_text
-from .errors import UserError
-from .precision import describe as describe_precision
-from .projection import MIN_POINTS
+from ..atomic import write_bytes, write_text
+from ..data.stimuli import DISGUST_RATING
+from ..encoding.precision import describe as describe_precision
+from ..errors import UserError
+from ..labels import TASKS
+from ..results import FEATURES_FILE, PREDICTIONS_FILE, STIMULI_FILE, read_results
+from .projection import MIN_POINTS, umap_projection
 from .published import HEADLINE, PUBLISHED_TABLES, rederived_clip_baseline, swap_note
-from .report_render import Banner, Figure, Heading, Para, Table, to_html, to_markdown
-from .results import FEATURES_FILE, PREDICTIONS_FILE, STIMULI_FILE, read_results
+from .render import Banner, Figure, Heading, Para, Table, to_html, to_markdown
 
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
 FIGURES_DIR = "figures"
 TITLE = "dirti-bench report"
-RATING_COLUMN = "disg_mean_all"
+
 CLASSIFICATION_METRICS = (("accuracy", "accuracy"), ("balanced_accuracy", "balanced acc."),
                           ("precision_macro", "macro P"), ("recall_macro", "macro R"), ("f1_macro", "macro F1"))
 MISSING = "–"
@@ -132,7 +134,7 @@ def _flatten(row: dict, prefix: str = "") -> dict:
 
 
 def _is_classification(scenario: dict) -> bool:
-    return "accuracy" in scenario.get("metrics", {})
+    return scenario.get("task") in TASKS
 
 
 def _scenario_ids(runs: list[RunData], classification: bool) -> list[str]:
@@ -253,7 +255,7 @@ def _alignment_scatter(run: RunData, sid: str, sc: dict, name: str) -> Figure | 
     if run.stimuli is not None and "category" in run.stimuli:
         lookup = dict(zip(run.stimuli["stimulus"].astype(str), run.stimuli["category"].astype(str), strict=True))
         categories = [lookup.get(s, "unknown") for s in points["stimulus"]]
-    from .report_figures import alignment_png
+    from .figures import alignment_png  # matplotlib loads only when a figure is drawn
 
     rating = sc.get("options", {}).get("rating", "human rating")
     png = alignment_png(points["human"].to_numpy(), points["model"].to_numpy(), categories,
@@ -314,7 +316,7 @@ def _throughput(runs: list[RunData]) -> list:
 
 
 def _per_class(runs: list[RunData]) -> list:
-    from .report_figures import confusion_png
+    from .figures import confusion_png  # matplotlib loads only when a figure is drawn
 
     blocks = [Heading(2, "Per-class results")]
     for sid in _scenario_ids(runs, classification=True):
@@ -356,13 +358,12 @@ def _umap(runs: list[RunData]) -> list:
         if reason:
             blocks.append(Para(f"{prefix}UMAP skipped: {reason}."))
             continue
-        from .projection import umap_projection
-        from .report_figures import umap_png
+        from .figures import umap_png  # matplotlib loads only when a figure is drawn
 
         features, ids = run.features
         table = run.stimuli.assign(stimulus=run.stimuli["stimulus"].astype(str)).set_index("stimulus")
         table = table.reindex(ids)
-        column = run.run.get("disgust_column") or RATING_COLUMN  # a rated set's own disgust column
+        column = run.run.get("disgust_column") or DISGUST_RATING  # a rated set's own disgust column
         rating = table[column].to_numpy(dtype=float) if column in table else None
         seed = int(run.run.get("seed", 0) or 0)
         embedding = umap_projection(features, seed=seed)

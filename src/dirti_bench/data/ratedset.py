@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import UserError
+from ..errors import UserError
 from .stimuli import (
     DISGUST_RATING,
     IMAGE_SUFFIXES,
@@ -91,7 +91,7 @@ def read_spec(path: Path) -> RatedSetSpec:
         raise UserError(f"{sidecar} has unknown keys {unknown}; allowed: {', '.join(REQUIRED_KEYS + OPTIONAL_KEYS)}")
     missing = [k for k in REQUIRED_KEYS if k not in doc]
     if missing:
-        raise UserError(f"{sidecar} lacks keys {missing}; add them (see dirti_bench.ratedset for the format)")
+        raise UserError(f"{sidecar} lacks keys {missing}; add them (see dirti_bench.data.ratedset for the format)")
     for key in (*REQUIRED_KEYS, "name", "disgust_column"):
         if key in doc and (not isinstance(doc[key], str) or not doc[key].strip()):
             raise UserError(f"{sidecar}: {key!r} must be a non-empty string, not {doc[key]!r}")

@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .errors import UserError
-from .stimuli import DIRTI_CATEGORIES, IMAGE_FOLDER, RATINGS_FILE
+from ..errors import UserError
+from .dirti import DIRTI_CATEGORIES, IMAGE_FOLDER, RATINGS_FILE
 
 CATEGORY_TOKENS = {"food": "food", "animals": "animals", "body products": "body products",
                    "injuries/infections": "injuries_infections", "death": "death", "hygiene": "hygiene"}

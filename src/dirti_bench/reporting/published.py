@@ -1,4 +1,4 @@
-"""The original study's published numbers, kept as data (see /work/shared/STUDY.md).
+"""The original study's published numbers, kept as data (see reports/study.md).
 
 Tables 1 and 2 are macro averages as printed. The study called
 ``classification_report(predictions, truth)``, so its CLIP precision and

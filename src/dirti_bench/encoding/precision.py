@@ -20,11 +20,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
+from ..errors import UserError
+from ..labels import build_label_space
+from ..prompts import study_prompts
 
 PRECISIONS = ("fp32", "bf16", "int8")
 DEFAULT_PRECISION = "fp32"
 AGREEMENT_IMAGES = 32  # images of the fp32 comparison: a few batches, so the check stays cheap
+
+def spread_indices(n: int, k: int) -> list[int]:
+    """k indices spread evenly over range(n) (all of them when k >= n)."""
+    return list(range(n)) if k >= n else [round(i * n / k) for i in range(k)]
 
 
 def check_precision(precision: str, device: str) -> str:
@@ -99,21 +105,10 @@ def agreement(fp32_encoder, reduced_encoder, paths: Sequence[Path], prompts: Seq
             "forward_calls": sum(enc.forward_calls for enc in encoders) - forwards_before}
 
 
-def fp32_twin(clip):
-    """An fp32 ClipEncoder with ``clip``'s model, weights, device and decode path."""
-    from .encoders import ClipEncoder
-
-    return ClipEncoder(clip.model_name, clip.weights.value, device=clip.device, seed=clip.seed,
-                       batch_size=clip.batch_size, num_workers=clip.num_workers, progress=False, decode=clip.decode)
-
 
 def category_agreement(fp32_encoder, reduced_encoder, stimuli, limit: int | None = AGREEMENT_IMAGES) -> dict:
     """``agreement`` on ``limit`` images spread over ``stimuli`` (all with None), zero-shot over the
     study's category prompts."""
-    from .bench import spread_indices
-    from .labels import build_label_space
-    from .prompts import study_prompts
-
     picked = spread_indices(len(stimuli), len(stimuli) if limit is None else limit)
     prompts = study_prompts(build_label_space(stimuli, "category")).all_prompts()
     return agreement(fp32_encoder, reduced_encoder, [stimuli.stimuli[i].path for i in picked], prompts)

@@ -1,0 +1,330 @@
+"""The contracts every stage shares: scenarios and their typed options, the evaluation
+context, the encoder interface and a scenario's result.
+
+A scenario's options are a frozen dataclass per evaluator. Each default is
+defined here once; an unknown or ill-typed option is a ``UserError`` naming
+the scenario and the key, so a typo such as ``fold=5`` can never be ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+
+from .data.stimuli import DISGUST_RATING, StimulusSet
+from .errors import UserError
+from .labels import (
+    DEFAULT_THRESHOLD,
+    EMPTY_CLASS_POLICIES,
+    TASKS,
+    LabelSpace,
+    build_label_space,
+    check_threshold,
+)
+
+ALIGNMENT_TASK = "alignment"
+ALL_TASKS = (*TASKS, ALIGNMENT_TASK)
+SMALL_CLASS_POLICIES = ("reduce-folds", "drop")
+SCORE_RULES = ("softmax", "cosine-diff")
+DEFAULT_SPLIT_SEED = 42
+DEFAULT_LOGIT_SCALE = 100.0  # CLIP's learned temperature, fixed as the study did
+DEFAULT_N_BOOT = 1000
+# Raters per image behind DIRTI's means. The DIRTI paper's number was not verified here: 30 is an
+# assumption, and every alignment result records it and where it came from.
+DEFAULT_N_RATERS = 30
+
+
+# ---------------------------------------------------------------- options
+
+def _minimum(low):
+    return {"min": low}
+
+
+def _choices(*values):
+    return {"choices": values}
+
+
+@dataclass(frozen=True)
+class Options:
+    """Base of every evaluator's options: validation and a JSON-ready view."""
+
+    def to_dict(self) -> dict:
+        """Options as results.json records them (unset optional values left out)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+    @classmethod
+    def keys(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+
+@dataclass(frozen=True)
+class LabelSpaceOptions(Options):
+    """How a classification scenario builds its label space (the threshold matters for disgust tasks)."""
+
+    threshold: float | str = DEFAULT_THRESHOLD  # a number, or "mean+1sd" of the rating
+    empty_class_policy: str = field(default="drop", metadata=_choices(*EMPTY_CLASS_POLICIES))
+    rating: str = DISGUST_RATING  # stands for a rated set's own disgust column
+
+    def __post_init__(self):
+        object.__setattr__(self, "threshold", check_threshold(self.threshold))
+
+
+@dataclass(frozen=True)
+class ZeroShotOptions(LabelSpaceOptions):
+    logit_scale: float = field(default=DEFAULT_LOGIT_SCALE, metadata=_minimum(0.0))
+    ensemble: str | None = None  # a shipped ensemble name or a prompt file path
+    template: str | None = None  # one template with {c}
+
+
+@dataclass(frozen=True)
+class SupervisedOptions(LabelSpaceOptions):
+    split_seed: int = DEFAULT_SPLIT_SEED
+    small_class_policy: str = field(default="reduce-folds", metadata=_choices(*SMALL_CLASS_POLICIES))
+
+
+@dataclass(frozen=True)
+class KnnSplitOptions(SupervisedOptions):
+    k: int = field(default=6, metadata=_minimum(1))
+    test_size: float = field(default=0.3, metadata={"min": 0.0, "max": 1.0})
+
+
+@dataclass(frozen=True)
+class KnnCvOptions(SupervisedOptions):
+    k: int = field(default=6, metadata=_minimum(1))
+    folds: int = field(default=10, metadata=_minimum(2))
+
+
+@dataclass(frozen=True)
+class ProbeCvOptions(SupervisedOptions):
+    folds: int = field(default=10, metadata=_minimum(2))
+    C: float = field(default=1.0, metadata=_minimum(0.0))
+
+
+@dataclass(frozen=True)
+class AlignmentOptions(Options):
+    rating: str = DISGUST_RATING
+    n_boot: int = field(default=DEFAULT_N_BOOT, metadata=_minimum(1))
+    n_raters: int = field(default=DEFAULT_N_RATERS, metadata=_minimum(2))
+    n_raters_source: str | None = None  # where n_raters came from (an option, --n-raters); None: the default
+    sd_column: str | None = None  # per-image SD of the rating; None: guessed from DIRTI's naming
+    ceiling_sims: int = field(default=1000, metadata=_minimum(1))
+
+
+@dataclass(frozen=True)
+class AlignZeroShotOptions(AlignmentOptions):
+    prompt_pair: str | Mapping = "study"  # a name from prompts.PROMPT_PAIRS or {"high": [...], "low": [...]}
+    score: str = field(default="softmax", metadata=_choices(*SCORE_RULES))
+    logit_scale: float = field(default=DEFAULT_LOGIT_SCALE, metadata=_minimum(0.0))
+    n_perm: int = field(default=1000, metadata=_minimum(1))
+
+
+@dataclass(frozen=True)
+class AlignProbeOptions(AlignmentOptions):
+    folds: int = field(default=10, metadata=_minimum(2))
+    repeats: int = field(default=3, metadata=_minimum(1))
+    split_seed: int = DEFAULT_SPLIT_SEED
+    alpha: float = field(default=1.0, metadata=_minimum(0.0))
+
+
+# evaluator name -> its options; evaluators/__init__.py maps the same names to functions
+OPTIONS: dict[str, type[Options]] = {
+    "zeroshot": ZeroShotOptions,
+    "knn-split": KnnSplitOptions,
+    "knn-cv": KnnCvOptions,
+    "linear-probe-cv": ProbeCvOptions,
+    "align-zeroshot": AlignZeroShotOptions,
+    "align-probe": AlignProbeOptions,
+}
+
+
+def _type_ok(value, hint) -> tuple[bool, Any]:
+    """(matches, value coerced to the hint); ints pass for floats, bools never pass for numbers."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(hint):
+            ok, coerced = _type_ok(value, arg)
+            if ok:
+                return True, coerced
+        return False, value
+    if hint is type(None):
+        return value is None, value
+    if hint is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return ok, float(value) if ok else value
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if hint is bool:
+        return isinstance(value, bool), value
+    if hint is str:
+        return isinstance(value, str), value
+    if hint is Mapping or origin is Mapping:
+        return isinstance(value, Mapping), dict(value) if isinstance(value, Mapping) else value
+    return True, value
+
+
+def _hint_name(hint) -> str:
+    return " or ".join(getattr(a, "__name__", str(a)).replace("NoneType", "None")
+                       for a in (typing.get_args(hint) or (hint,)))
+
+
+def parse_options(cls: type[Options], scenario_id: str, raw: Mapping) -> Options:
+    """Validate ``raw`` into ``cls``: every key known, every value of its type and range."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise UserError(f"scenario {scenario_id}: unknown option {unknown[0]!r}; "
+                        f"{cls.__name__} takes {', '.join(fields)}")
+    values = {}
+    for key, value in raw.items():
+        ok, coerced = _type_ok(value, hints[key])
+        meta = fields[key].metadata
+        if not ok:
+            raise UserError(f"scenario {scenario_id}: option {key}={value!r} must be {_hint_name(hints[key])}")
+        if "choices" in meta and coerced not in meta["choices"]:
+            raise UserError(f"scenario {scenario_id}: option {key}={value!r} unknown; "
+                            f"choose one of {', '.join(meta['choices'])}")
+        if "min" in meta and coerced < meta["min"] or "max" in meta and coerced > meta["max"]:
+            bounds = f">= {meta['min']}" if "max" not in meta else f"in [{meta.get('min')}, {meta['max']}]"
+            raise UserError(f"scenario {scenario_id}: option {key}={value!r} must be {bounds}")
+        values[key] = coerced
+    try:
+        return cls(**values)
+    except UserError as exc:
+        raise UserError(f"scenario {scenario_id}: {exc}") from None
+
+
+# ---------------------------------------------------------------- scenarios
+
+@dataclass(frozen=True)
+class Scenario:
+    """One evaluation as data: id, task, evaluator and its validated options."""
+
+    id: str
+    task: str
+    evaluator: str
+    options: Any = None  # an Options instance; a mapping is validated into one
+    description: str = ""
+
+    def __post_init__(self):
+        if self.evaluator not in OPTIONS:
+            raise UserError(f"scenario {self.id}: unknown evaluator {self.evaluator!r}; "
+                            f"choose one of {', '.join(OPTIONS)}")
+        if self.task not in ALL_TASKS:
+            raise UserError(f"scenario {self.id}: unknown task {self.task!r}; choose one of {', '.join(ALL_TASKS)}")
+        cls = OPTIONS[self.evaluator]
+        opts = self.options
+        if opts is None:
+            opts = cls()
+        elif isinstance(opts, Mapping):
+            opts = parse_options(cls, self.id, opts)
+        elif type(opts) is not cls:
+            raise UserError(f"scenario {self.id}: options must be {cls.__name__}, not {type(opts).__name__}")
+        object.__setattr__(self, "options", opts)
+
+    @property
+    def is_classification(self) -> bool:
+        return self.task in TASKS
+
+    def with_options(self, **changes) -> Scenario:
+        """A copy with ``changes`` applied to the options (validated like any option)."""
+        return dataclasses.replace(self, options={**dataclasses.asdict(self.options), **changes})
+
+
+# ---------------------------------------------------------------- encoders
+
+@runtime_checkable
+class Encoder(Protocol):
+    """What evaluators and the pipeline need from a model (``encoding.models.ClipEncoder``, the
+    embedding cache's wrapper, and the known-answer test double all provide it)."""
+
+    forward_calls: int
+
+    def identity(self) -> dict:
+        """What determines its embeddings (the cache key)."""
+
+    def encode_images(self, paths: Sequence[Path]) -> np.ndarray:
+        """(n, d) L2-normalised float32."""
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """(m, d) L2-normalised float32."""
+
+    def run_info(self) -> dict:
+        """model, pretrained, weights_sha256, device, ..."""
+
+
+@dataclass
+class EvalContext:
+    """What evaluators read: the stimuli, their image features, the (cached) encoder."""
+
+    stimuli: StimulusSet
+    encoder: Encoder
+    image_features: np.ndarray
+    seed: int = 0
+    _spaces: dict = field(default_factory=dict)
+
+    @cached_property
+    def _row(self) -> dict[str, int]:
+        return {s.id: i for i, s in enumerate(self.stimuli.stimuli)}
+
+    def rating_column(self, scenario: Scenario) -> str:
+        """The scenario's rating; DIRTI's disgust column stands for a rated set's own disgust column."""
+        return self.stimuli.resolve_rating(scenario.options.rating)
+
+    def label_space(self, scenario: Scenario) -> LabelSpace:
+        """The scenario's label space before any evaluator drops classes (built once per rule)."""
+        opts = scenario.options
+        key = (scenario.task, opts.threshold, opts.empty_class_policy,
+               None if scenario.task == "category" else self.rating_column(scenario))
+        if key not in self._spaces:
+            self._spaces[key] = build_label_space(self.stimuli, key[0], threshold=key[1], empty=key[2], rating=key[3])
+        return self._spaces[key]
+
+    def features_for(self, space: LabelSpace) -> np.ndarray:
+        return self.image_features[[self._row[sid] for sid in space.stimulus_ids]]
+
+
+# ---------------------------------------------------------------- results
+
+@dataclass
+class ScenarioResult:
+    id: str
+    task: str
+    labels: list[str]
+    n: int
+    metrics: dict[str, float]
+    per_class: dict[str, dict] = field(default_factory=dict)
+    confusion: list[list[int]] = field(default_factory=list)
+    dropped_classes: list[str] = field(default_factory=list)
+    options: dict = field(default_factory=dict)
+    ci: dict[str, list[float]] = field(default_factory=dict)
+    folds: dict | None = None
+    extra: dict = field(default_factory=dict)
+    predictions: pd.DataFrame | None = None
+    # The classes the prompts were written for (zero-shot): checked against the labels, not written.
+    prompt_classes: tuple[str, ...] | None = None
+
+    @property
+    def is_classification(self) -> bool:
+        return self.task in TASKS
+
+    def to_json(self) -> dict:
+        out = {
+            "task": self.task, "labels": list(self.labels), "n": int(self.n),
+            "metrics": self.metrics, "per_class": self.per_class, "confusion": self.confusion,
+            "dropped_classes": list(self.dropped_classes), "options": self.options, "ci": self.ci,
+        }
+        if self.folds is not None:
+            out["folds"] = self.folds
+        if self.extra:
+            out["extra"] = self.extra
+        return out

@@ -1,0 +1,136 @@
+"""Scenario options are typed and validated once; every path runs the same checked evaluation."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dirti_bench import contracts
+from dirti_bench.cli import main
+from dirti_bench.contracts import OPTIONS, Encoder, Scenario
+from dirti_bench.encoding.cache import CachedEncoder
+from dirti_bench.encoding.models import ClipEncoder
+from dirti_bench.errors import UserError
+from dirti_bench.evaluators.registry import EVALUATORS
+from dirti_bench.scenarios import REGISTRY
+from known_answer import KnownAnswerEncoder
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_every_evaluator_has_its_options_and_every_options_class_an_evaluator():
+    assert set(EVALUATORS) == set(OPTIONS)
+
+
+@pytest.mark.parametrize(("evaluator", "options", "message"), [
+    ("knn-cv", {"fold": 5}, "scenario s: unknown option 'fold'; KnnCvOptions takes"),
+    ("knn-cv", {"folds": "10"}, "scenario s: option folds='10' must be int"),
+    ("knn-cv", {"folds": 2.5}, "option folds=2.5 must be int"),
+    ("knn-cv", {"k": True}, "option k=True must be int"),
+    ("knn-cv", {"folds": 1}, "option folds=1 must be >= 2"),
+    ("knn-split", {"test_size": 1.5}, r"option test_size=1.5 must be in \[0.0, 1.0\]"),
+    ("knn-cv", {"small_class_policy": "sometimes"}, "small_class_policy='sometimes' unknown; choose one of"),
+    ("zeroshot", {"threshold": "median"}, "scenario s: threshold 'median' is neither a finite number"),
+    ("zeroshot", {"logit_scale": None}, "option logit_scale=None must be float"),
+    ("align-zeroshot", {"prompt_pair": 3}, "option prompt_pair=3 must be str or Mapping"),
+    ("align-probe", {"n_raters": 1}, "option n_raters=1 must be >= 2"),
+])
+def test_unknown_or_ill_typed_options_name_the_scenario_and_key(evaluator, options, message):
+    task = "alignment" if evaluator.startswith("align") else "disgust"
+    with pytest.raises(UserError, match=message):
+        Scenario("s", task, evaluator, options)
+
+
+def test_options_are_coerced_and_defaults_are_defined_once():
+    sc = Scenario("s", "disgust", "zeroshot", {"logit_scale": 50, "threshold": "Mean + 1SD"})
+    assert sc.options.logit_scale == 50.0 and isinstance(sc.options.logit_scale, float)
+    assert sc.options.threshold == "mean+1sd"
+    assert Scenario("t", "disgust", "zeroshot", {"threshold": "4.5"}).options.threshold == 4.5
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        sc.options.logit_scale = 1.0
+    # Registry scenarios take every default from contracts; only the study's k differs per task.
+    for scenario in REGISTRY.values():
+        opts = scenario.options
+        if hasattr(opts, "split_seed"):
+            assert opts.split_seed == contracts.DEFAULT_SPLIT_SEED, scenario.id
+        if hasattr(opts, "logit_scale"):
+            assert opts.logit_scale == contracts.DEFAULT_LOGIT_SCALE, scenario.id
+    assert REGISTRY["knn-cv10-baseline"].options.k == 6 and REGISTRY["knn-cv10-disgust"].options.k == 12
+
+
+def test_with_options_validates_like_construction():
+    sc = REGISTRY["align-disgust-probe"]
+    assert sc.with_options(n_raters=40).options.n_raters == 40 and sc.options.n_raters == 30
+    with pytest.raises(UserError, match="unknown option 'raters'"):
+        sc.with_options(raters=40)
+
+
+def test_bad_task_or_evaluator_is_refused():
+    with pytest.raises(UserError, match="unknown evaluator 'svm'"):
+        Scenario("s", "category", "svm")
+    with pytest.raises(UserError, match="unknown task 'emotion'"):
+        Scenario("s", "emotion", "zeroshot")
+
+
+def test_the_encoders_provide_the_encoder_protocol(tmp_path):
+    clip = ClipEncoder("dirti-tiny", "random", device="cpu", progress=False)
+    for encoder in (clip, CachedEncoder(clip, tmp_path), KnownAnswerEncoder({}, lambda t: None)):
+        assert isinstance(encoder, Encoder)
+
+
+def test_the_cli_checks_every_result_before_writing(tmp_path, capsys, monkeypatch):
+    """A result whose labels disagree with its label space stops the run: exit 3, nothing written."""
+    original = EVALUATORS["zeroshot"]
+
+    def mislabelled(scenario, ctx):
+        result = original(scenario, ctx)
+        result.per_class = dict(reversed(list(result.per_class.items())))
+        return result
+
+    monkeypatch.setitem(EVALUATORS, "zeroshot", mislabelled)
+    out = tmp_path / "out"
+    code = main(["run", "--demo", "--no-progress", "--out", str(out), "--scenarios", "zeroshot-baseline"])
+    err = capsys.readouterr().err
+    assert code == 3 and "Traceback" not in err
+    assert err.startswith("error: internal check failed, nothing was written: scenario zeroshot-baseline:")
+    assert not out.exists()
+
+
+def test_the_cli_checks_alignment_numbers_against_their_predictions(tmp_path, capsys, monkeypatch):
+    original = EVALUATORS["align-probe"]
+
+    def inflated(scenario, ctx):
+        result = original(scenario, ctx)
+        result.metrics["spearman_rho"] += 0.1
+        return result
+
+    monkeypatch.setitem(EVALUATORS, "align-probe", inflated)
+    code = main(["run", "--demo", "--no-progress", "--out", str(tmp_path / "o"), "--scenarios", "align-disgust-probe"])
+    assert code == 3 and "spearman_rho is" in capsys.readouterr().err
+
+
+def test_cli_and_pytest_benchmarks_write_the_same_results(tmp_path, capsys):
+    """One evaluation path: the same scenarios give identical results.json scenarios and comparisons."""
+    scenarios = ["zeroshot-baseline", "zeroshot-disgust", "align-disgust-zeroshot"]
+    cli_out = tmp_path / "cli"
+    assert main(["run", "--demo", "--no-progress", "--out", str(cli_out), "--scenarios", *scenarios]) == 0
+    bench_out = tmp_path / "bench"
+    env = {**os.environ, "DIRTI_BENCH_RESULTS_DIR": str(bench_out), "DIRTI_BENCH_DEVICE": "cpu"}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--benchmark-disable",
+                           *(f"benchmarks/test_scenarios.py::test_scenario[{sid}]" for sid in scenarios)],
+                          cwd=REPO, env=env, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    cli, bench = (json.loads((d / "results.json").read_text()) for d in (cli_out, bench_out))
+    assert sorted(bench["scenarios"]) == sorted(scenarios)
+    assert bench["scenarios"] == cli["scenarios"]
+    assert bench["comparisons"] == cli["comparisons"]
+    assert bench["run"]["dataset_sha256"] == cli["run"]["dataset_sha256"]
+    assert (bench_out / "report.html").is_file() and (cli_out / "report.html").is_file()
+
+
