@@ -10,13 +10,11 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import pytest
 
 from dirti_bench.evaluators.metrics import HEADLINE_METRICS, N_BOOTSTRAP, bootstrap_ci
 from dirti_bench.pipeline import evaluate_scenario
 from dirti_bench.scenarios import REGISTRY
 
-SCENARIOS = list(REGISTRY.values())
 RECORDED_OPTIONS = ("folds_effective", "k_effective", "k_capped", "n_train", "n_test")
 
 
@@ -37,8 +35,9 @@ def classification_info(result) -> dict:
     return info
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.id for s in SCENARIOS])
-def test_scenario(scenario, bench_ctx, benchmark, record_result):
+def test_scenario(scenario_case, bench_ctx, benchmark, record_result):
+    """One registry scenario on one model (cases generated in conftest.py: per model of --models)."""
+    _, scenario = scenario_case
     # evaluate_scenario is the CLI's path: it checks the result (label sets, or an alignment
     # result's metrics recomputed from its own predictions) before returning it.
     result = benchmark.pedantic(evaluate_scenario, args=(scenario, bench_ctx), rounds=1, iterations=1)
@@ -68,13 +67,13 @@ def _record_rate(ctx, benchmark, record_throughput, name: str, encode, items: li
     record_throughput(name, rate)
 
 
-def test_image_encoding_throughput(bench_ctx, benchmark, record_throughput):
+def test_image_encoding_throughput(model_spec, bench_ctx, benchmark, record_throughput):
     paths = [s.path for s in bench_ctx.stimuli.stimuli]
     _record_rate(bench_ctx, benchmark, record_throughput, "image_encoding",
                  _raw_encoder(bench_ctx).encode_images, paths, "images")
 
 
-def test_prompt_encoding_throughput(bench_ctx, benchmark, record_throughput):
+def test_prompt_encoding_throughput(model_spec, bench_ctx, benchmark, record_throughput):
     from dirti_bench.prompts import load_ensemble
 
     space = bench_ctx.label_space(REGISTRY["zeroshot-baseline"])

@@ -19,6 +19,7 @@ COMMANDS = {
     "check-drift": "Compare results with a committed baseline; exit 1 on drift.",
     "bench": "Measure encoding throughput, warm re-runs and memory.",
     "scenarios": "List the registered scenarios.",
+    "models": "List the open_clip models and weights, in the --models file format.",
 }
 
 

@@ -10,7 +10,9 @@ report the same way for both callers.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,7 +28,7 @@ from .data.fetch import ensure_dirti
 from .data.ratedset import is_rated_set, load_rated_set
 from .data.stimuli import StimulusSet
 from .encoding.cache import CachedEncoder
-from .encoding.imaging import DEFAULT_DECODE
+from .encoding.imaging import DEFAULT_DECODE, DecodedImages
 from .encoding.models import TINY_MODEL, ClipEncoder, fp32_twin
 from .encoding.precision import DEFAULT_PRECISION, category_agreement, describe
 from .errors import UserError
@@ -90,12 +92,20 @@ def load_stimuli(cfg: RunConfig) -> StimulusSet:
     return load_dirti(root)
 
 
-def build_encoder(cfg: RunConfig) -> CachedEncoder:
+def build_encoder(cfg: RunConfig, decoded: DecodedImages | None = None) -> CachedEncoder:
     model, pretrained = cfg.resolved_model()
     clip = ClipEncoder(model, pretrained, device=cfg.device, seed=cfg.seed, batch_size=cfg.batch_size,
                        num_workers=cfg.num_workers, progress=cfg.progress, decode=cfg.decode,
-                       precision=cfg.precision)
+                       precision=cfg.precision, decoded=decoded)
     return CachedEncoder(clip, embedding_cache_dir())
+
+
+def config_sha256(scenarios: Iterable[Scenario], cfg: RunConfig) -> str:
+    """What a run's numbers depend on besides model and data: scenarios with their options, seed,
+    decode path and precision (how ``--skip-existing`` knows a results directory is current)."""
+    doc = {"scenarios": [[s.id, s.task, s.evaluator, s.options.to_dict()] for s in scenarios],
+           "seed": cfg.seed, "decode": cfg.decode, "precision": cfg.precision}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def prepare(cfg: RunConfig, encoder=None, rating_columns=()) -> EvalContext:
@@ -104,6 +114,11 @@ def prepare(cfg: RunConfig, encoder=None, rating_columns=()) -> EvalContext:
     stimuli = load_stimuli(cfg)
     for column in rating_columns:  # before the (possibly long) cold encode
         stimuli.require_rating(column)
+    return encode_stimuli(stimuli, encoder, cfg.seed)
+
+
+def encode_stimuli(stimuli: StimulusSet, encoder, seed: int) -> EvalContext:
+    """Every image of ``stimuli`` encoded once (through the cache when ``encoder`` has one)."""
     paths = [s.path for s in stimuli.stimuli]
     shas = [s.sha256 for s in stimuli.stimuli]
     if isinstance(encoder, CachedEncoder) and all(shas):  # the loader already hashed every image
@@ -113,7 +128,7 @@ def prepare(cfg: RunConfig, encoder=None, rating_columns=()) -> EvalContext:
     clip = getattr(encoder, "encoder", encoder)
     if getattr(clip, "precision", DEFAULT_PRECISION) != DEFAULT_PRECISION:
         check_precision_agreement(clip, stimuli)
-    return EvalContext(stimuli=stimuli, encoder=encoder, image_features=features, seed=cfg.seed)
+    return EvalContext(stimuli=stimuli, encoder=encoder, image_features=features, seed=seed)
 
 
 def check_precision_agreement(clip: ClipEncoder, stimuli: StimulusSet) -> dict:
@@ -187,4 +202,5 @@ def write_run(out: Path, ctx: EvalContext, results: list[ScenarioResult], extra_
 def run(cfg: RunConfig, encoder=None) -> Path:
     chosen = scenarios_for(cfg)
     ctx = prepare(cfg, encoder, rating_columns=cfg.ratings or ())
-    return write_run(cfg.out, ctx, evaluate(chosen, ctx), report=cfg.report)
+    return write_run(cfg.out, ctx, evaluate(chosen, ctx), extra_info={"config_sha256": config_sha256(chosen, cfg)},
+                     report=cfg.report)

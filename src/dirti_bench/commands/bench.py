@@ -20,11 +20,15 @@ def add_arguments(p) -> None:
     p.add_argument("--precision", choices=PRECISIONS[1:],
                    help="also time the pipeline in bf16 or int8 against fp32 and print their agreement")
     p.add_argument("--no-warm", action="store_true", help="skip the cold + warm 'dirti-bench run' check")
+    p.add_argument("--sweep", type=int, default=0, metavar="N",
+                   help="also time a cold 'dirti-bench run --models' of N checkpoints of --model against the "
+                   "sum of their bare forwards + checkpoint loads (target <= 1.10; default 0: off)")
 
 
 def run(args) -> int:
     cfg = BenchConfig(model=args.model, images=args.images, batch_size=args.batch_size, device=args.device,
-                      rounds=args.rounds, text_sample=args.text_sample, warm=not args.no_warm, precision=args.precision)
+                      rounds=args.rounds, text_sample=args.text_sample, warm=not args.no_warm, precision=args.precision,
+                      sweep=args.sweep)
     figures = run_bench(cfg, progress=lambda line: print(f"bench: {line}", file=sys.stderr))
     print(format_table(figures))
     return 0

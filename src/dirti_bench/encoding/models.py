@@ -22,7 +22,7 @@ import numpy as np
 
 from ..data.stimuli import file_sha256
 from ..errors import UserError
-from .imaging import DEFAULT_DECODE, check_decode, encode_image_paths
+from .imaging import DEFAULT_DECODE, DecodedImages, check_decode, encode_image_paths
 from .precision import DEFAULT_PRECISION, apply_precision, check_precision
 from .text import encode_texts, text_path
 from .vectors import l2_normalise
@@ -106,7 +106,8 @@ class ClipEncoder:
 
     def __init__(self, model: str = "ViT-B-32", pretrained: str = "openai", device: str = "auto",
                  seed: int = 0, batch_size: int = DEFAULT_BATCH_SIZE, num_workers: int | None = None,
-                 progress: bool = True, decode: str = DEFAULT_DECODE, precision: str = DEFAULT_PRECISION):
+                 progress: bool = True, decode: str = DEFAULT_DECODE, precision: str = DEFAULT_PRECISION,
+                 decoded: DecodedImages | None = None):
         self.model_name = model
         self.weights = WeightsSpec.parse(pretrained)
         if self.weights.kind != "hf-hub" and not known_model(model):
@@ -123,6 +124,7 @@ class ClipEncoder:
         self.precision_check: dict | None = None  # agreement with fp32, set by the runner for bf16/int8
         self.text_path: str | None = None  # 'truncated' | 'stock' once the model is built
         self.progress = progress
+        self.decoded = decoded  # crops shared with the other models of a sweep
         self.forward_calls = 0
         self._model = None
         self._preprocess = None
@@ -216,9 +218,23 @@ class ClipEncoder:
         model = self.load()
         feats, forwards = encode_image_paths(
             model, self._preprocess, paths, device=self.device, batch_size=self.batch_size,
-            num_workers=self.num_workers, progress=self.progress, decode=self.decode)
+            num_workers=self.num_workers, progress=self.progress, decode=self.decode, decoded=self.decoded)
         self.forward_calls += forwards
         return feats
+
+    def release(self) -> None:
+        """Drop the model (and its accelerator memory), so the next model of a sweep does not sit
+        beside it; a later encode builds it again."""
+        if self._model is None:
+            return
+        self._model = self._preprocess = self._tokenizer = None
+        import gc
+
+        gc.collect()
+        if self.device == "cuda":
+            import torch
+
+            torch.cuda.empty_cache()
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         model = self.load()
