@@ -105,7 +105,7 @@ def _entries(record: dict) -> list[dict]:
     if isinstance(files, dict):  # InvenioRDM form: {"enabled": ..., "entries": {key: {...}} or [...]}
         files = files.get("entries")
         if isinstance(files, dict):
-            files = [{"key": k, **v} for k, v in files.items()]
+            files = [{"key": k, **v} if isinstance(v, dict) else v for k, v in files.items()]
     if not isinstance(files, list) or not files:
         raise ValueError("it lists no files")
     return files
@@ -125,8 +125,12 @@ def parse_record(record: dict, base: str) -> list[RemoteFile]:
         if algo.lower() != "md5" or len(digest) != 32:
             raise ValueError(f"file {key!r} has no md5 checksum (got {checksum!r})")
         links = entry.get("links") or {}
+        if not isinstance(links, dict):
+            raise ValueError(f"file {key!r} has 'links' {links!r}, not an object")
         # InvenioRDM: links.self is the metadata, links.content the bytes; legacy: links.self is the bytes.
         link = links.get("content") or links.get("self") or links.get("download")
+        if link is not None and not isinstance(link, str):
+            raise ValueError(f"file {key!r} has a download link {link!r} that is not a URL")
         size = entry.get("size")
         out.append(RemoteFile(key, download_url(base, link, key), f"md5:{digest.lower()}",
                               int(size) if isinstance(size, int | float) else None))

@@ -67,10 +67,12 @@ class EmbeddingCache:
         write_bytes(self._path(kind, key), payload + hashlib.sha256(payload).digest())
 
     def read_meta(self) -> dict:
+        """What was recorded beside the entries; a missing or damaged file (not a JSON object) is empty."""
         try:
-            return json.loads((self.dir / "meta.json").read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
+            meta = json.loads((self.dir / "meta.json").read_text())
+        except (OSError, ValueError):  # missing, unreadable, not JSON, not UTF-8
             return {}
+        return meta if isinstance(meta, dict) else {}
 
     def write_meta(self, meta: dict) -> None:
         write_text(self.dir / "meta.json", json.dumps({**self.identity, **meta}, indent=2, sort_keys=True, default=str))
