@@ -61,10 +61,11 @@ def run_config(config):
 @pytest.fixture(scope="session")
 def bench_ctx(pytestconfig):
     """Stimuli, encoder (with its embedding cache) and image features, built once per session."""
-    from dirti_bench.pipeline import prepare
+    from dirti_bench.pipeline import check_out, prepare
 
     cfg = run_config(pytestconfig)
     try:
+        check_out(cfg.out, "--results-dir")
         ctx = prepare(cfg)
     except UserError as exc:
         pytest.exit(f"error: {exc}", returncode=2)
