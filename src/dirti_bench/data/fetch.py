@@ -25,6 +25,7 @@ import requests
 from ..atomic import write_text
 from ..errors import UserError
 from ..paths import HOME_ENV, dataset_dir
+from ..quiet import held_back
 from .dirti import IMAGE_FOLDER, RATINGS_FILE, load_dirti
 from .stimuli import list_images, normalise_name
 
@@ -256,7 +257,8 @@ def fetch_dirti(base_url: str | None = None, force: bool = False, progress: bool
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".dirti-fetch-", dir=target.parent))
-        _fetch_into(staging, base, remotes, progress)
+        with held_back(pooch.get_logger()):  # pooch's "Downloading ..." lines show only if the whole fetch works
+            _fetch_into(staging, base, remotes, progress)
         _replace_dir(staging / "dirti", target, staging)
         marker = {"record": RECORD_ID, "base_url": base,
                   "files": [{"key": r.key, "url": r.url, "checksum": r.md5} for r in remotes]}

@@ -23,6 +23,7 @@ import numpy as np
 from ..data.pixels import PIXEL_RULES
 from ..data.stimuli import file_sha256
 from ..errors import UserError
+from ..quiet import held_back
 from .imaging import DEFAULT_DECODE, check_decode, encode_image_paths
 from .precision import DEFAULT_PRECISION, apply_precision, check_precision
 from .text import encode_texts, text_path
@@ -185,7 +186,9 @@ class ClipEncoder:
         elif self.weights.kind == "hf-hub":
             name, pretrained = self.weights.value, None
         try:
-            model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained, device=self.device)
+            with held_back():  # open_clip logs 'ERROR:root:...' before raising; the user gets our one line
+                model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained,
+                                                                             device=self.device)
         except UserError:
             raise
         except Exception as exc:  # open_clip/torch/hub raise many types; all are the user's to fix
