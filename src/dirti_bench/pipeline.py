@@ -75,7 +75,7 @@ def demo_dir(seed: int) -> Path:
 def load_stimuli(cfg: RunConfig) -> StimulusSet:
     if cfg.data is not None:
         if is_rated_set(cfg.data):  # any rated image set: a ratings CSV + a dirti-bench.json sidecar
-            return load_rated_set(cfg.data)
+            return load_rated_set(cfg.data, note=lambda line: print(f"note: {line}", file=sys.stderr))
         return load_dirti(cfg.data)
     if cfg.demo:
         root = demo_dir(cfg.seed)
