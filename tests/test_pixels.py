@@ -5,14 +5,13 @@ applied, decompression bombs refused by name."""
 from __future__ import annotations
 
 import io
-import json
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from dirti_bench.cli import main
-from dirti_bench.data.pixels import BACKGROUND, PIXEL_RULES, to_rgb
+from dirti_bench.data.pixels import BACKGROUND, PIXEL_RULES, check_pixels, to_rgb
 from dirti_bench.data.stimuli import verify_image
 from dirti_bench.encoding.imaging import DECODE_PATHS, open_rgb
 from dirti_bench.encoding.models import ClipEncoder
@@ -145,6 +144,13 @@ def _save_mode_i(path, values):
     Image.fromarray(np.asarray(values, np.int32)).save(path)
 
 
+def test_a_mode_without_a_conversion_is_refused_by_name():
+    odd = Image.new("La", (2, 2))  # premultiplied grey + alpha: no file format decodes to it
+    for action in (lambda: check_pixels(odd, "odd.png"), lambda: to_rgb(odd, "odd.png")):
+        with pytest.raises(UserError, match=r"image odd\.png has pixel mode 'La'.*re-save it as"):
+            action()
+
+
 def test_unconvertible_pixels_are_refused_at_load_time(tmp_path):
     _save_mode_i(tmp_path / "neg.tif", [[-3, 5], [7, 100000]])
     with pytest.raises(UserError, match=r"neg\.tif holds 32-bit pixels outside the 16-bit range"):
@@ -194,8 +200,3 @@ def test_cli_run_with_a_decompression_bomb_is_exit_2(demo_copy, tmp_path, capsys
     assert code == 2 and len(error_lines(err)) == 1 and victim.name in err and "decompression-bomb" in err
     assert not (tmp_path / "out").exists()
 
-
-def test_results_record_the_pixel_rules(tmp_path, capsys):
-    assert main(["run", "--demo", "--no-progress", "--no-report", "--scenarios", "zeroshot-baseline",
-                 "--out", str(tmp_path / "out")]) == 0
-    assert json.loads((tmp_path / "out" / "results.json").read_text())["run"]["pixels"] == PIXEL_RULES

@@ -32,6 +32,7 @@ DEFAULT_TOLERANCE = 0.02
 BASELINE_VERSION = 1
 # What identifies the configuration a baseline came from; nothing time- or path-dependent.
 IDENTITY_KEYS = ("model", "pretrained", "weights_sha256", "dataset", "dataset_sha256", "seed", "smoke_run")
+BASELINE_FIX = "restore it from git or rewrite it with 'dirti-bench check-drift RESULTS_DIR --baseline FILE --update'"
 
 
 @dataclass(frozen=True)
@@ -125,9 +126,6 @@ def _tolerances(raw, where: str) -> dict[str, float]:
         raise UserError(f"{where} must map metric names to non-negative numbers, got {raw!r}; "
                         "fix the baseline file, e.g. {\"accuracy\": 0.01}")
     return {k: check_tolerance(v, f"{where}.{k}") for k, v in raw.items()}
-
-
-BASELINE_FIX = "restore it from git or rewrite it with 'dirti-bench check-drift RESULTS_DIR --baseline FILE --update'"
 
 
 def _selected(metric: str, patterns: Iterable[str] | None) -> bool:
