@@ -46,7 +46,7 @@ def pytest_configure(config):
     device = option(config, "--device")
     if device not in DEVICES:
         raise pytest.UsageError(f"--device {device!r} unknown; choose one of {', '.join(DEVICES)}")
-    config.stash[STATE] = {"results": {}, "throughput": {}, "cfg": None, "ctx": None}
+    config.stash[STATE] = {"results": {}, "throughput": {}, "cfg": None, "ctx": None, "selected": set()}
 
 
 def run_config(config):
@@ -61,10 +61,11 @@ def run_config(config):
 @pytest.fixture(scope="session")
 def bench_ctx(pytestconfig):
     """Stimuli, encoder (with its embedding cache) and image features, built once per session."""
-    from dirti_bench.pipeline import prepare
+    from dirti_bench.pipeline import check_out, prepare
 
     cfg = run_config(pytestconfig)
     try:
+        check_out(cfg.out, "--results-dir")
         ctx = prepare(cfg)
     except UserError as exc:
         pytest.exit(f"error: {exc}", returncode=2)
@@ -115,30 +116,50 @@ def write_session_results(session, state) -> Path:
     return out
 
 
-def check_drift(session, out: Path, baseline: str) -> None:
-    from dirti_bench.reporting.drift import check, load_baseline
+def pytest_collection_finish(session):
+    """The scenarios this session sets out to run (after -k / -m): the drift check requires exactly these."""
+    state = session.config.stash.get(STATE, None)
+    if state is not None:
+        state["selected"] = {item.callspec.params["scenario"].id for item in session.items
+                             if "scenario" in getattr(getattr(item, "callspec", None), "params", {})}
+
+
+def check_drift(session, out: Path, baseline: str, selected) -> None:
+    """The CLI's rules: every selected scenario of the baseline must be in the results (so -k disgust
+    requires only the disgust scenarios), a check that compared nothing is an error (exit 2)."""
+    from dirti_bench.reporting.drift import check, load_baseline, require_comparison
     from dirti_bench.results import read_results
 
-    report = check(read_results(out), load_baseline(Path(baseline)), baseline_name=baseline)
+    report = check(read_results(out), load_baseline(Path(baseline)), baseline_name=baseline, scope=selected,
+                   results_name=str(out))
+    require_comparison(report, baseline, str(out))
     for note in report.notes():  # scenarios missing on either side, another model or dataset
         _say(session, f"dirti-bench: {note}")
-    if not report.ok:
-        _say(session, f"dirti-bench: drift against {baseline}:")
+    if report.ok:
+        _say(session, f"dirti-bench: {report.summary(baseline)}")
+        return
+    _say(session, f"dirti-bench: drift against {baseline}: {report.summary(baseline)}")
+    if report.rows:
         _say(session, report.table())
-        session.exitstatus = 1
-    else:
-        _say(session, f"dirti-bench: no drift against {baseline}")
+    session.exitstatus = 1
 
 
 def pytest_sessionfinish(session, exitstatus):
     state = session.config.stash.get(STATE, None)
+    baseline = option(session.config, "--drift-baseline")
     if not state or state["ctx"] is None or not state["results"]:
+        if baseline and state and not session.config.option.collectonly:
+            if state.get("selected"):  # a drift check must not pass on nothing
+                _say(session, f"error: the drift check against {baseline} compared no metric: no selected "
+                              "scenario produced a result in this session")
+                session.exitstatus = 2
+            else:
+                _say(session, f"dirti-bench: no scenario selected, so no drift check against {baseline}")
         return  # nothing ran (e.g. --collect-only): leave the results directory alone
     try:
         out = write_session_results(session, state)
-        baseline = option(session.config, "--drift-baseline")
         if baseline:
-            check_drift(session, out, baseline)
+            check_drift(session, out, baseline, state.get("selected", set()))
     except UserError as exc:
         _say(session, f"error: {exc}")
         session.exitstatus = 2
