@@ -67,7 +67,7 @@ def pytest_configure(config):
     if device not in DEVICES:
         raise pytest.UsageError(f"--device {device!r} unknown; choose one of {', '.join(DEVICES)}")
     config.stash[STATE] = {"specs": model_specs(config), "multi": option(config, "--models") is not None,
-                           "runs": {}, "current": None}
+                           "runs": {}, "current": None, "selected": set()}
 
 
 def pytest_generate_tests(metafunc):
@@ -106,7 +106,7 @@ def _spec_of(request) -> ModelSpec:
 def model_run(config, spec: ModelSpec) -> dict:
     """The session's state of one model: built when its first case runs; the model used before is
     released first (one model in memory at a time; cases are ordered by model)."""
-    from dirti_bench.pipeline import prepare
+    from dirti_bench.pipeline import check_out, prepare
 
     state = config.stash[STATE]
     runs = state["runs"]
@@ -116,6 +116,7 @@ def model_run(config, spec: ModelSpec) -> dict:
             previous["ctx"].encoder.encoder.release()
         cfg = run_config(config, spec)
         try:
+            check_out(cfg.out, "--results-dir")
             ctx, error = prepare(cfg), None
         except UserError as exc:
             if not state["multi"]:
@@ -186,33 +187,53 @@ def write_session_results(session, state) -> Path:
     return out
 
 
-def check_drift(session, out: Path, baseline: str) -> None:
-    from dirti_bench.reporting.drift import check, load_baseline
+def pytest_collection_finish(session):
+    """The scenarios this session sets out to run (after -k / -m): the drift check requires exactly these."""
+    state = session.config.stash.get(STATE, None)
+    if state is not None:
+        state["selected"] = {item.callspec.params["scenario_case"][1].id for item in session.items
+                             if "scenario_case" in getattr(getattr(item, "callspec", None), "params", {})}
+
+
+def check_drift(session, out: Path, baseline: str, selected) -> None:
+    """The CLI's rules: every selected scenario of the baseline must be in the results (so -k disgust
+    requires only the disgust scenarios), a check that compared nothing is an error (exit 2)."""
+    from dirti_bench.reporting.drift import check, load_baseline, require_comparison
     from dirti_bench.results import read_results
 
-    report = check(read_results(out), load_baseline(Path(baseline)), baseline_name=baseline)
+    report = check(read_results(out), load_baseline(Path(baseline)), baseline_name=baseline, scope=selected,
+                   results_name=str(out))
+    require_comparison(report, baseline, str(out))
     for note in report.notes():  # scenarios missing on either side, another model or dataset
         _say(session, f"dirti-bench: {note}")
-    if not report.ok:
-        _say(session, f"dirti-bench: drift against {baseline}:")
+    if report.ok:
+        _say(session, f"dirti-bench: {report.summary(baseline)}")
+        return
+    _say(session, f"dirti-bench: drift against {baseline}: {report.summary(baseline)}")
+    if report.rows:
         _say(session, report.table())
-        session.exitstatus = 1
-    else:
-        _say(session, f"dirti-bench: no drift against {baseline}")
+    session.exitstatus = 1
 
 
 def pytest_sessionfinish(session, exitstatus):
     state = session.config.stash.get(STATE, None)
+    baseline = option(session.config, "--drift-baseline")
     if not state or not any(run["results"] for run in state["runs"].values()):
+        if baseline and state and not session.config.option.collectonly:
+            if state.get("selected"):  # a drift check must not pass on nothing
+                _say(session, f"error: the drift check against {baseline} compared no metric: no selected "
+                              "scenario produced a result in this session")
+                session.exitstatus = 2
+            else:
+                _say(session, f"dirti-bench: no scenario selected, so no drift check against {baseline}")
         return  # nothing ran (e.g. --collect-only): leave the results directory alone
     try:
-        baseline = option(session.config, "--drift-baseline")
         if baseline and state["multi"]:
             raise UserError("--drift-baseline compares one model's results with a baseline; drop --models, or "
                             "check each OUT/runs/* with 'dirti-bench check-drift'")
         out = write_session_results(session, state)
         if baseline:
-            check_drift(session, out, baseline)
+            check_drift(session, out, baseline, state.get("selected", set()))
     except UserError as exc:
         _say(session, f"error: {exc}")
         session.exitstatus = 2

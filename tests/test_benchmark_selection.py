@@ -49,8 +49,16 @@ def test_drift_baseline_option_fails_the_benchmark_session_on_drift(tmp_path):
     shifted = tmp_path / "moved.json"
     shifted.write_text(json.dumps(moved))
 
-    ok = session(same)
+    ok = session(same)  # -k selected one scenario: only it is required of the full baseline
     assert ok.returncode == 0, ok.stdout[-2000:]
+    assert "not selected in this session, not checked" in ok.stdout
     drifted = session(shifted)
     assert drifted.returncode == 1, drifted.stdout[-2000:]
     assert "drift against" in drifted.stdout and "accuracy" in drifted.stdout
+    # the CLI's rules: a check that compared nothing fails with one error line, exit 2
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({"scenarios": {}}))
+    nothing = session(empty)
+    assert nothing.returncode == 2, nothing.stdout[-2000:]
+    assert [line for line in nothing.stdout.splitlines() if line.startswith("error:")] == [
+        next(line for line in nothing.stdout.splitlines() if "compared no metric" in line)]

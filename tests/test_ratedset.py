@@ -17,7 +17,7 @@ from dirti_bench.errors import UserError
 from dirti_bench.pipeline import RunConfig, run
 from dirti_bench.results import PREDICTIONS_FILE, RESULTS_FILE
 from dirti_bench.scenarios import REGISTRY, alignment_scenarios
-from helpers import RATED_CATEGORIES, write_rated_set
+from helpers import RATED_CATEGORIES, write_json, write_rated_set
 from known_answer import KnownAnswerEncoder
 
 CATEGORIES = RATED_CATEGORIES
@@ -148,3 +148,33 @@ def test_unreadable_sidecar_is_one_user_error(tmp_path, monkeypatch):
     monkeypatch.setattr(Path, "read_text", denied)
     with pytest.raises(UserError, match=r"cannot read .*dirti-bench.json \(Permission denied\)"):
         read_spec(tmp_path)
+
+
+@pytest.mark.parametrize(("key", "value"), [("images", "../../elsewhere"), ("images", "img/../../img"),
+                                            ("ratings", "../ratings.csv")])
+def test_a_relative_path_climbing_out_of_the_sidecar_folder_is_refused(tmp_path, key, value):
+    root = write_rated_set(tmp_path / "set", sidecar={key: value})
+    with pytest.raises(UserError) as err:
+        load_rated_set(root)
+    text = str(err.value)
+    assert f"{key!r} {value!r} leads out of the sidecar's folder" in text and "absolute path" in text
+    assert str(root / SIDECAR) in text
+
+
+def test_a_relative_path_that_stays_inside_is_fine_and_not_announced(tmp_path):
+    root = write_rated_set(tmp_path / "set", sidecar={"images": "img/../img"})
+    notes = []
+    assert len(load_rated_set(root, note=notes.append)) == 18 and notes == []
+
+
+def test_an_absolute_path_outside_is_followed_and_announced_in_the_run_output(tmp_path, capsys):
+    from dirti_bench.pipeline import load_stimuli
+
+    root = write_rated_set(tmp_path / "set")
+    shared = tmp_path / "shared-images"
+    (root / "img").rename(shared)
+    write_json(root / SIDECAR, {**json.loads((root / SIDECAR).read_text()), "images": str(shared)})
+    stimuli = load_stimuli(RunConfig(data=root))
+    assert len(stimuli) == 18 and all(s.path.parent == shared for s in stimuli)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"note: images of toy read from {shared} (outside {root}")

@@ -34,7 +34,7 @@ from .encoding.precision import DEFAULT_PRECISION, category_agreement, describe
 from .errors import UserError
 from .evaluators.consistency import check_scenario_result
 from .evaluators.registry import run_evaluator
-from .paths import cache_home, embedding_cache_dir
+from .paths import cache_home, check_cache_home, check_writable_dir, embedding_cache_dir
 from .reporting.compare import comparisons_for
 from .reporting.report import write_report
 from .results import FEATURES_FILE, STIMULI_FILE, now_iso, versions, write_results
@@ -77,7 +77,7 @@ def demo_dir(seed: int) -> Path:
 def load_stimuli(cfg: RunConfig) -> StimulusSet:
     if cfg.data is not None:
         if is_rated_set(cfg.data):  # any rated image set: a ratings CSV + a dirti-bench.json sidecar
-            return load_rated_set(cfg.data)
+            return load_rated_set(cfg.data, note=lambda line: print(f"note: {line}", file=sys.stderr))
         return load_dirti(cfg.data)
     if cfg.demo:
         root = demo_dir(cfg.seed)
@@ -111,6 +111,7 @@ def config_sha256(scenarios: Iterable[Scenario], cfg: RunConfig) -> str:
 def prepare(cfg: RunConfig, encoder=None, rating_columns=()) -> EvalContext:
     """Check the options, load the stimuli, then encode every image once (through the cache)."""
     encoder = encoder or build_encoder(cfg)  # validates model, weights and device before any data work
+    check_cache_home()  # downloads, the demo set and embeddings go there
     stimuli = load_stimuli(cfg)
     for column in rating_columns:  # before the (possibly long) cold encode
         stimuli.require_rating(column)
@@ -193,14 +194,24 @@ def write_run(out: Path, ctx: EvalContext, results: list[ScenarioResult], extra_
               report: bool = True) -> Path:
     """results.json, predictions.csv, features, comparisons and (optionally) the report into ``out``."""
     info = {**run_info(ctx), **(extra_info or {})}
-    out = write_results(out, info, results, feature_files(ctx), comparisons=comparisons_for(results, seed=ctx.seed))
+    comparisons = comparisons_for(results, seed=ctx.seed)
+    try:
+        out = write_results(out, info, results, feature_files(ctx), comparisons=comparisons)
+    except OSError as exc:  # checked writable at the start; a full disk can still stop it here
+        raise UserError(f"cannot write the results into {out} ({exc.strerror or exc}); free some space or "
+                        "pass another --out") from None
     if report:
         write_report([out], out)
     return out
 
 
+def check_out(out: Path, option: str = "--out") -> Path:
+    return check_writable_dir(out, f"results folder {option}", f"pass a writable folder as {option}")
+
+
 def run(cfg: RunConfig, encoder=None) -> Path:
     chosen = scenarios_for(cfg)
+    check_out(cfg.out)  # before the model loads and anything is encoded
     ctx = prepare(cfg, encoder, rating_columns=cfg.ratings or ())
     return write_run(cfg.out, ctx, evaluate(chosen, ctx), extra_info={"config_sha256": config_sha256(chosen, cfg)},
                      report=cfg.report)

@@ -99,6 +99,94 @@ def write_results(out_dir: Path, run: dict, results: list[ScenarioResult],
     return out_dir
 
 
+# ---------------------------------------------------------------- schema of what readers use
+
+RESULTS_FIX = "re-run 'dirti-bench run' to regenerate it"
+
+
+def is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _shown(value) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _require(ok: bool, source, key: str, what: str, value, fix: str) -> None:
+    if not ok:
+        raise UserError(f"{source}: {key} must be {what}, not {_shown(value)}; {fix}")
+
+
+def _pair_or_null(v) -> bool:
+    return v is None or isinstance(v, list) and len(v) == 2 and all(x is None or is_number(x) for x in v)
+
+
+# key -> (check, what it must be); absent keys are fine (readers use defaults)
+SCENARIO_SCHEMA = {
+    "task": (lambda v: isinstance(v, str), "a string"),
+    "labels": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of class names"),
+    "n": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    "per_class": (lambda v: isinstance(v, dict) and all(isinstance(x, dict) for x in v.values()),
+                  "an object of per-class objects"),
+    "confusion": (lambda v: isinstance(v, list) and all(isinstance(r, list) and all(is_number(x) for x in r)
+                                                        for r in v), "a list of rows of numbers"),
+    "dropped_classes": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of class names"),
+    "options": (lambda v: isinstance(v, dict), "an object"),
+    "ci": (lambda v: isinstance(v, dict) and all(_pair_or_null(x) for x in v.values()),
+           "an object of [low, high] pairs"),
+    "folds": (lambda v: isinstance(v, dict), "an object"),
+    "extra": (lambda v: isinstance(v, dict), "an object"),
+}
+PRECISION_CHECK_KEYS = ("precision", "images", "min_cosine", "identical_predictions")
+RUN_SCHEMA = {
+    "seed": (lambda v: v is None or isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    "versions": (lambda v: isinstance(v, dict), "an object"),
+    "smoke_run": (lambda v: isinstance(v, bool), "true or false"),
+    "precision_check": (lambda v: v is None or isinstance(v, dict) and all(k in v for k in PRECISION_CHECK_KEYS)
+                        and all(is_number(v[k]) for k in PRECISION_CHECK_KEYS[1:]),
+                        f"null or an object with {', '.join(PRECISION_CHECK_KEYS)}"),
+}
+
+
+def check_scenario_entry(sid: str, entry, source, fix: str = RESULTS_FIX) -> None:
+    """One ``scenarios`` entry: an object whose ``metrics`` maps names to numbers (null: undefined)."""
+    key = f"scenarios.{sid}"
+    _require(isinstance(entry, dict), source, key, "an object", entry, fix)
+    _require("metrics" in entry, source, f"{key}.metrics", "present", None, fix)
+    _require(isinstance(entry["metrics"], dict), source, f"{key}.metrics", "an object", entry["metrics"], fix)
+    for metric, value in entry["metrics"].items():
+        _require(value is None or is_number(value), source, f"{key}.metrics.{metric}", "a number or null", value, fix)
+    for name, (ok, what) in SCENARIO_SCHEMA.items():
+        if name in entry:
+            _require(ok(entry[name]), source, f"{key}.{name}", what, entry[name], fix)
+
+
+def check_scenarios(doc, source, fix: str = RESULTS_FIX) -> dict:
+    """``doc["scenarios"]``, each entry checked; a UserError naming the file and key otherwise."""
+    _require(isinstance(doc, dict), source, "the document", "a JSON object", doc, fix)
+    _require("scenarios" in doc, source, "'scenarios'", "present", None, fix)
+    _require(isinstance(doc["scenarios"], dict), source, "scenarios", "an object (id -> scenario)",
+             doc["scenarios"], fix)
+    for sid, entry in doc["scenarios"].items():
+        check_scenario_entry(sid, entry, source, fix)
+    return doc["scenarios"]
+
+
+def check_results_doc(doc, source) -> dict:
+    """The keys of results.json its readers (report, check-drift) use, each of the right type."""
+    check_scenarios(doc, source)
+    _require("run" in doc, source, "'run'", "present", None, RESULTS_FIX)
+    _require(isinstance(doc["run"], dict), source, "run", "an object", doc["run"], RESULTS_FIX)
+    for name, (ok, what) in RUN_SCHEMA.items():
+        if name in doc["run"]:
+            _require(ok(doc["run"][name]), source, f"run.{name}", what, doc["run"][name], RESULTS_FIX)
+    comparisons = doc.get("comparisons")
+    _require(comparisons is None or isinstance(comparisons, list) and all(isinstance(c, dict) for c in comparisons),
+             source, "comparisons", "a list of objects", comparisons, RESULTS_FIX)
+    return doc
+
+
 def read_results(results_dir: Path) -> dict:
     path = Path(results_dir)
     if path.is_dir():
@@ -113,4 +201,4 @@ def read_results(results_dir: Path) -> dict:
         raise UserError(f"cannot read {path} ({exc.strerror}); check the path and its permissions") from None
     if not isinstance(doc, dict) or "scenarios" not in doc or "run" not in doc:
         raise UserError(f"{path} lacks 'run'/'scenarios'; it is not a dirti-bench results file")
-    return doc
+    return check_results_doc(doc, path)

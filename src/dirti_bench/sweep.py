@@ -21,9 +21,11 @@ from .encoding.imaging import DecodedImages
 from .encoding.model_list import ModelSpec, check_model
 from .encoding.models import WeightsSpec
 from .errors import UserError
+from .paths import check_cache_home
 from .pipeline import (
     RunConfig,
     build_encoder,
+    check_out,
     config_sha256,
     encode_stimuli,
     evaluate,
@@ -77,6 +79,8 @@ def run_sweep(cfg: RunConfig, specs: list[ModelSpec], skip_existing: bool = Fals
     say = say or (lambda line: print(line, file=sys.stderr))
     outcome = SweepOutcome(Path(cfg.out))
     chosen = scenarios_for(cfg)  # unknown scenario ids fail before any work
+    check_out(cfg.out)
+    check_cache_home()
     problems = {spec.slug: check_model(spec) for spec in specs}  # every line, before any image is encoded
     for spec in specs:
         if problems[spec.slug]:

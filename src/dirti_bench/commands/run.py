@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from ..encoding.imaging import DECODE_PATHS, DEFAULT_DECODE
@@ -10,16 +9,7 @@ from ..encoding.precision import DEFAULT_PRECISION, PRECISIONS
 from ..errors import UserError
 from ..pipeline import RunConfig
 from ..pipeline import run as run_benchmark
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
-    return value
+from .options import non_negative_int, positive_int, seed
 
 
 def add_arguments(p) -> None:
@@ -46,7 +36,7 @@ def add_arguments(p) -> None:
                        "OUT/runs or a model name; default: the first model)")
     p.add_argument("--device", default="auto", choices=DEVICES)
     p.add_argument("--out", type=Path, default=Path("results"), help="results directory (default ./results)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0, help="seed of every random step, 0 to 2**32-1 (default 0)")
     p.add_argument("--scenarios", nargs="+", metavar="ID", help="scenario ids or globs (default: all)")
     p.add_argument("--templates", nargs="+", type=Path, metavar="FILE",
                    help="prompt-ensemble JSON files; each adds ensemble-<task>-<stem> scenarios")
@@ -56,8 +46,8 @@ def add_arguments(p) -> None:
     p.add_argument("--n-raters", type=int, metavar="N",
                    help="raters behind each mean rating, for the alignment noise ceiling (default 30, assumed)")
     p.add_argument("--batch-size", type=positive_int, default=32)
-    p.add_argument("--workers", type=int, default=None,
-                   help="image decoding threads (default: all cores between forwards on CPU; all but one, decoding ahead, beside a GPU)")
+    p.add_argument("--workers", type=non_negative_int, default=None,
+                   help="image decoding threads, 0 = decode in the main thread (default: all cores between forwards on CPU; all but one, decoding ahead, beside a GPU)")
     p.add_argument("--decode", choices=DECODE_PATHS, default=DEFAULT_DECODE,
                    help="tensor-resize (default: jpeg-draft's decode, then resize + crop as one batched uint8 "
                    "tensor op), jpeg-draft (JPEGs decoded at the smallest DCT scale the model input allows, then "

@@ -21,7 +21,13 @@ from ..data.stimuli import DISGUST_RATING
 from ..encoding.precision import describe as describe_precision
 from ..errors import UserError
 from ..labels import TASKS
-from ..results import FEATURES_FILE, PREDICTIONS_FILE, STIMULI_FILE, read_results
+from ..results import (
+    FEATURES_FILE,
+    PREDICTION_COLUMNS,
+    PREDICTIONS_FILE,
+    STIMULI_FILE,
+    read_results,
+)
 from .projection import MIN_POINTS, umap_projection
 from .published import HEADLINE, PUBLISHED_TABLES, rederived_clip_baseline, swap_note
 from .render import Banner, Figure, Heading, Para, Table, to_html, to_markdown
@@ -54,13 +60,17 @@ class RunData:
         return self.doc.get("scenarios", {})
 
 
-def _read_csv(path: Path) -> pd.DataFrame | None:
+def _read_csv(path: Path, columns: list[str]) -> pd.DataFrame | None:
     if not path.is_file():
         return None
     try:
-        return pd.read_csv(path, dtype={"stimulus": str})
+        frame = pd.read_csv(path, dtype={"stimulus": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise UserError(f"{path} is not a readable CSV ({exc}); re-run 'dirti-bench run' to regenerate it") from None
+    absent = [c for c in columns if c not in frame.columns]
+    if absent:
+        raise UserError(f"{path} lacks the columns {absent}; re-run 'dirti-bench run' to regenerate it")
+    return frame
 
 
 def _read_features(path: Path) -> tuple[np.ndarray, list[str]] | None:
@@ -68,17 +78,21 @@ def _read_features(path: Path) -> tuple[np.ndarray, list[str]] | None:
         return None
     try:
         with np.load(path, allow_pickle=False) as npz:
-            return np.asarray(npz["features"], dtype=np.float32), [str(s) for s in npz["stimulus"]]
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+            features, ids = np.asarray(npz["features"], dtype=np.float32), [str(s) for s in npz["stimulus"]]
+    except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile) as exc:
         raise UserError(f"{path} is not a features file ({exc}); re-run 'dirti-bench run' to regenerate it") from None
+    if features.ndim != 2 or len(features) != len(ids) or not np.isfinite(features).all():
+        raise UserError(f"{path} holds features of shape {features.shape} for {len(ids)} stimuli (or non-finite "
+                        "values); re-run 'dirti-bench run' to regenerate it")
+    return features, ids
 
 
 def load_run(results_dir: Path) -> RunData:
     results_dir = Path(results_dir)
     doc = read_results(results_dir)  # UserError for a missing or invalid directory
     base = results_dir if results_dir.is_dir() else results_dir.parent
-    return RunData(base, doc, _read_csv(base / PREDICTIONS_FILE), _read_features(base / FEATURES_FILE),
-                   _read_csv(base / STIMULI_FILE))
+    return RunData(base, doc, _read_csv(base / PREDICTIONS_FILE, PREDICTION_COLUMNS),
+                   _read_features(base / FEATURES_FILE), _read_csv(base / STIMULI_FILE, ["stimulus"]))
 
 
 def _label_runs(runs: list[RunData]) -> None:
@@ -364,7 +378,12 @@ def _umap(runs: list[RunData]) -> list:
         table = run.stimuli.assign(stimulus=run.stimuli["stimulus"].astype(str)).set_index("stimulus")
         table = table.reindex(ids)
         column = run.run.get("disgust_column") or DISGUST_RATING  # a rated set's own disgust column
-        rating = table[column].to_numpy(dtype=float) if column in table else None
+        rating = None
+        if column in table:
+            rating = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=float)
+            if np.isnan(rating).any() and table[column].notna().all():
+                raise UserError(f"{run.path / STIMULI_FILE} column {column!r} holds non-numbers; "
+                                "re-run 'dirti-bench run' to regenerate it")
         seed = int(run.run.get("seed", 0) or 0)
         embedding = umap_projection(features, seed=seed)
         title = f"{prefix}UMAP of {len(ids)} image embeddings (random_state={seed})"
