@@ -21,7 +21,7 @@ from ..atomic import write_bytes, write_text
 from ..errors import UserError
 from ..evaluators.rating_stats import spearman
 from ..labels import TASKS
-from ..results import PREDICTIONS_FILE, RESULTS_FILE, read_results
+from ..results import PREDICTION_COLUMNS, PREDICTIONS_FILE, RESULTS_FILE, read_results
 from .compare import compare
 from .leaderboard import LEADERBOARD_FILE, leaderboard_frame
 from .render import Banner, Figure, Heading, Links, Para, Table, to_html, to_markdown
@@ -89,7 +89,7 @@ def _weights_name(run: dict) -> str:
 
 
 def load_runs(dirs: list[Path]) -> list[Run]:
-    runs = [Run(d, read_results(d), _read_csv(d / PREDICTIONS_FILE)) for d in dirs]
+    runs = [Run(d, read_results(d), _read_csv(d / PREDICTIONS_FILE, PREDICTION_COLUMNS)) for d in dirs]
     labels = [f"{r.run.get('model', '?')} · {_weights_name(r.run)}" for r in runs]
     for run, label in zip(runs, labels, strict=True):
         run.label = label if labels.count(label) == 1 else f"{label} ({run.path.name})"
