@@ -243,3 +243,9 @@ def test_knn_scenarios_record_their_tied_votes():
         assert result.options["tied_votes_share"] == pytest.approx(expected / 20)
     with pytest.raises(UserError, match="tie_break='coin' unknown; choose one of lowest-id, nearest"):
         Scenario("k", "category", "knn-cv", {"tie_break": "coin"})
+
+
+def test_a_repeated_template_is_one_point(tmp_path):
+    result = template_sweep(tmp_path, known_answer_ctx(), templates=[*TEMPLATES, "wrong {c}"])
+    assert [p["point"] for p in result.sweep][2:] == TEMPLATES
+    assert result.options["n_templates"] == len(TEMPLATES)

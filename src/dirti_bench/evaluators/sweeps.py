@@ -34,6 +34,7 @@ from .zeroshot import evaluate as evaluate_zeroshot
 
 STUDY_POINT = "study wording"
 ENSEMBLE_POINT = "full ensemble"
+RANKED_BY = ("accuracy", "f1_macro")  # the metrics templates and the study wording are ranked by
 
 
 def point_name(threshold: float | str) -> str:
@@ -131,28 +132,31 @@ def evaluate_template_sweep(scenario, ctx):
     if ensemble.templates is None:
         raise UserError(f"scenario {scenario.id}: {ensemble.source} maps classes to prompts; a template sweep "
                         f"needs a list of templates with {PLACEHOLDER}")
-    templates = list(ensemble.templates)
     bound, study = ensemble.bind(space), study_prompts(space)
     check_consistency(space, bound.classes)
     x = ctx.features_for(space)
+    every = _template_predictions(ctx, space, ctx.encoder.encode_texts(bound.all_prompts()),
+                                  len(ensemble.templates), opts.logit_scale)
+    templates = list(dict.fromkeys(ensemble.templates))  # a repeated template counts once
+    first = [ensemble.templates.index(t) for t in templates]
     rows = np.concatenate([
         zero_shot_logits(x, class_embeddings(ctx.encoder, study), opts.logit_scale).argmax(axis=1)[None],
         zero_shot_logits(x, class_embeddings(ctx.encoder, bound), opts.logit_scale).argmax(axis=1)[None],
-        _template_predictions(ctx, space, ctx.encoder.encode_texts(bound.all_prompts()), len(templates),
-                              opts.logit_scale)])
+        every[first]])
     names = [STUDY_POINT, ENSEMBLE_POINT, *templates]
     scored = _scored_points(space, rows, ctx.seed)
     y = space.y_true
     # Ranks among the templates and the study wording (1 = best; ties share the better rank).
     ranked = [0, *range(2, len(rows))]
-    ranks = {m: _ranks(np.array([scored[i]["metrics"][m] for i in ranked]), np.array(
-        [scored[i]["metrics"][m] for i in ranked])) for m in SELECTED}
+    ranks = {}
+    for m in RANKED_BY:
+        scores = np.array([scored[i]["metrics"][m] for i in ranked])
+        ranks[m] = dict(zip(ranked, _ranks(scores, scores).tolist(), strict=True))
     points = []
     for i, (name, point) in enumerate(zip(names, scored, strict=True)):
-        kind = ("study", "ensemble", "template")[min(i, 2)]
-        entry = {"point": name, "kind": kind, **point}
-        if i in ranked:
-            entry["rank"] = {m: int(ranks[m][ranked.index(i)]) for m in SELECTED}
+        entry = {"point": name, "kind": ("study", "ensemble", "template")[min(i, 2)], **point}
+        if i in ranks["accuracy"]:
+            entry["rank"] = {m: ranks[m][i] for m in RANKED_BY}
         points.append(entry)
     template_scores = {m: np.array([p["metrics"][m] for p in scored[2:]]) for m in SWEEP_METRICS}
 
@@ -176,9 +180,6 @@ def evaluate_template_sweep(scenario, ctx):
                                       [space.decode(r) for r in rows])
     result.prompts = tuple(dict.fromkeys(study.rows() + bound.rows()))
     return result
-
-
-SELECTED = ("accuracy", "f1_macro")  # the metrics templates are ranked by
 
 
 def _quartiles(values: np.ndarray) -> dict[str, float]:

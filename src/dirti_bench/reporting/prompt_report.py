@@ -245,6 +245,9 @@ def threshold_sweeps(runs) -> list:
                            "ci": {m: [p["ci"][m] for p in numeric] for m in ("accuracy", "balanced_accuracy",
                                                                              "f1_macro")},
                            "rule_points": [(p["threshold"], p["point"]) for p in numeric if p.get("rule") != "fixed"]})
+            reference, rule = sc.get("options", {}).get("threshold"), sc.get("options", {}).get("threshold_rule")
+            if rule == "fixed" and isinstance(reference, int | float) and reference != STUDY_THRESHOLD:  # --threshold
+                panels[-1]["rule_points"].append((reference, "this run's threshold"))
         from .figures import threshold_sweep_png  # matplotlib loads only when a figure is drawn
 
         name = _slug("threshold-sweeps" + (f"-{run.label}" if len(runs) > 1 else ""))
