@@ -169,9 +169,9 @@ def run_threshold(cfg: RunConfig) -> float | str | None:
 def plan_scenarios(cfg: RunConfig, stimuli: StimulusSet | None = None) -> tuple[list[Scenario], list[PromptFilePlan]]:
     """The scenarios a run asked for, with the options its flags set, and what each prompt file made.
 
-    Without ``stimuli`` only what needs no data is checked (ids, options, prompt file syntax);
-    with them, per-class prompt files are matched to this set's label spaces and every
-    scenario id a prompt file makes is checked against the shipped ones, before any encoding.
+    Without ``stimuli`` only what needs no data is checked (ids, options, prompt files and the
+    ids a template list makes); with them, per-class and pair files are matched to this set's
+    label spaces and ratings too, and their ids checked, all before any image is encoded.
     """
     threshold = run_threshold(cfg)
     if cfg.n_raters is not None and cfg.n_raters < 2:
@@ -179,8 +179,7 @@ def plan_scenarios(cfg: RunConfig, stimuli: StimulusSet | None = None) -> tuple[
     files = list(dict.fromkeys(Path(p).resolve() for p in cfg.templates or []))  # one file named twice runs once
     plans = [prompt_file_plan(path, stimuli, DEFAULT_THRESHOLD if threshold is None else threshold)
              for path in files]
-    if stimuli is not None:
-        check_prompt_file_ids(plans)
+    check_prompt_file_ids(plans)  # per-class and pair files join once the stimuli are known
     extra = [s for plan in plans for s in plan.scenarios]
     extra += [s for column in (cfg.ratings or []) for s in alignment_scenarios(column)]
     patterns = cfg.scenarios
