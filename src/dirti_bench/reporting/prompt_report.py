@@ -199,7 +199,7 @@ def prompts_shown(runs) -> list:
                 study_owners += [run] * len(prompts)
                 continue
             per_class = pd.Series([c for c, _ in prompts]).value_counts()
-            examples = " · ".join(p for _, p in prompts[:: max(1, len(prompts) // EXAMPLES)][:EXAMPLES])
+            examples = " · ".join(p for _, p in prompts[:EXAMPLES])  # the first class's first prompts
             set_rows.append({"scenario": sid, "prompt set": opts.get("prompt_set") or opts.get("prompt_pair") or
                              MISSING, "prompts": len(prompts), "per class": _num(int(per_class.max()))
                              if per_class.nunique() == 1 else f"{per_class.min()}–{per_class.max()}",
