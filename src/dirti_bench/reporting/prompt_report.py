@@ -19,6 +19,7 @@ import re
 
 import pandas as pd
 
+from ..labels import TASKS
 from ..results import PROMPTS_FILE
 from .compare import PROMPT_KIND
 from .render import Figure, Heading, Para, Table
@@ -122,7 +123,7 @@ def label_spaces(runs) -> list:
     rows, owners = [], []
     for run in runs:
         for sid, sc in run.scenarios.items():
-            if sc.get("task") not in ("category", "disgust", "disgust-binary"):
+            if sc.get("task") not in TASKS:
                 continue
             opts = sc.get("options", {})
             rule = opts.get("threshold_rule")
@@ -193,7 +194,7 @@ def prompts_shown(runs) -> list:
             if not prompts or _is_sweep(sc):
                 continue
             opts = sc.get("options", {})
-            is_study = opts.get("prompt_set") == "study" or opts.get("prompt_pair") in ("study",)
+            is_study = opts.get("prompt_set") == "study" or opts.get("prompt_pair") == "study"
             if is_study:
                 study_rows += [{"scenario": sid, "class": c, "prompt": p} for c, p in prompts]
                 study_owners += [run] * len(prompts)
