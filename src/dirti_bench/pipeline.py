@@ -34,12 +34,20 @@ from .encoding.precision import DEFAULT_PRECISION, category_agreement, describe
 from .errors import UserError
 from .evaluators.consistency import check_scenario_result
 from .evaluators.registry import run_evaluator
+from .labels import DEFAULT_THRESHOLD, check_threshold
 from .paths import cache_home, check_cache_home, check_writable_dir, embedding_cache_dir
 from .reporting.compare import comparisons_for
 from .reporting.report import write_report
 from .results import FEATURES_FILE, STIMULI_FILE, now_iso, versions, write_results
-from .scenarios import alignment_scenarios, select, template_scenarios
+from .scenarios import (
+    PromptFilePlan,
+    alignment_scenarios,
+    check_prompt_file_ids,
+    prompt_file_plan,
+    select,
+)
 
+DISGUST_TASKS = ("disgust", "disgust-binary")  # the tasks --threshold applies to
 DEFAULT_MODEL = "ViT-B-32"
 DEFAULT_PRETRAINED = "openai"
 
@@ -56,6 +64,7 @@ class RunConfig:
     scenarios: list[str] | None = None
     templates: list[Path] | None = None
     ratings: list[str] | None = None  # extra rating columns to align with (fear, valence, ...)
+    threshold: float | str | None = None  # disgust threshold of every disgust task (None: the study's 5.0)
     n_raters: int | None = None  # raters behind each mean rating, for the alignment noise ceiling
     batch_size: int = 32
     num_workers: int | None = None
@@ -108,11 +117,11 @@ def config_sha256(scenarios: Iterable[Scenario], cfg: RunConfig) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def prepare(cfg: RunConfig, encoder=None, rating_columns=()) -> EvalContext:
-    """Check the options, load the stimuli, then encode every image once (through the cache)."""
+def prepare(cfg: RunConfig, encoder=None, rating_columns=(), stimuli: StimulusSet | None = None) -> EvalContext:
+    """Check the options, load the stimuli (unless given), then encode every image once (through the cache)."""
     encoder = encoder or build_encoder(cfg)  # validates model, weights and device before any data work
     check_cache_home()  # downloads, the demo set and embeddings go there
-    stimuli = load_stimuli(cfg)
+    stimuli = load_stimuli(cfg) if stimuli is None else stimuli
     for column in rating_columns:  # before the (possibly long) cold encode
         stimuli.require_rating(column)
     return encode_stimuli(stimuli, encoder, cfg.seed)
@@ -163,20 +172,49 @@ def feature_files(ctx: EvalContext) -> dict[str, bytes]:
     return {FEATURES_FILE: buf.getvalue(), STIMULI_FILE: ctx.stimuli.to_frame().to_csv(index=False).encode()}
 
 
-def scenarios_for(cfg: RunConfig) -> list[Scenario]:
-    """The scenarios a run asked for, with the options its flags set; unknown ids fail before any work."""
-    extra = [s for path in (cfg.templates or []) for s in template_scenarios(path)]
+def run_threshold(cfg: RunConfig) -> float | str | None:
+    """``--threshold`` checked: a finite number or ``mean+1sd`` (None: each scenario's own)."""
+    if cfg.threshold is None:
+        return None
+    try:
+        return check_threshold(cfg.threshold)
+    except UserError as exc:
+        raise UserError(f"--threshold: {exc}") from None
+
+
+def plan_scenarios(cfg: RunConfig, stimuli: StimulusSet | None = None) -> tuple[list[Scenario], list[PromptFilePlan]]:
+    """The scenarios a run asked for, with the options its flags set, and what each prompt file made.
+
+    Without ``stimuli`` only what needs no data is checked (ids, options, prompt files and the
+    ids a template list makes); with them, per-class and pair files are matched to this set's
+    label spaces and ratings too, and their ids checked, all before any image is encoded.
+    """
+    threshold = run_threshold(cfg)
+    if cfg.n_raters is not None and cfg.n_raters < 2:
+        raise UserError(f"--n-raters {cfg.n_raters} is too small; the split-half noise ceiling needs >= 2 raters")
+    files = list(dict.fromkeys(Path(p).resolve() for p in cfg.templates or []))  # one file named twice runs once
+    plans = [prompt_file_plan(path, stimuli, DEFAULT_THRESHOLD if threshold is None else threshold)
+             for path in files]
+    check_prompt_file_ids(plans)  # per-class and pair files join once the stimuli are known
+    extra = [s for plan in plans for s in plan.scenarios]
     extra += [s for column in (cfg.ratings or []) for s in alignment_scenarios(column)]
     patterns = cfg.scenarios
+    if patterns and any(not plan.resolved for plan in plans):
+        return [], plans  # a pattern may name a scenario of a file that is matched once the data is loaded
     if patterns and extra:  # scenarios the user asked for by option are always run
         patterns = [*patterns, *(s.id for s in extra)]
     chosen = select(patterns, extra)
+    if threshold is not None:
+        chosen = [s.with_options(threshold=threshold) if s.task in DISGUST_TASKS else s for s in chosen]
     if cfg.n_raters is not None:
-        if cfg.n_raters < 2:
-            raise UserError(f"--n-raters {cfg.n_raters} is too small; the split-half noise ceiling needs >= 2 raters")
         chosen = [s.with_options(n_raters=cfg.n_raters, n_raters_source="--n-raters") if not s.is_classification
                   else s for s in chosen]
-    return chosen
+    return chosen, plans
+
+
+def scenarios_for(cfg: RunConfig, stimuli: StimulusSet | None = None) -> list[Scenario]:
+    """The scenarios of ``plan_scenarios``; unknown ids and bad options fail before any work."""
+    return plan_scenarios(cfg, stimuli)[0]
 
 
 def evaluate_scenario(scenario: Scenario, ctx: EvalContext) -> ScenarioResult:
@@ -210,8 +248,16 @@ def check_out(out: Path, option: str = "--out") -> Path:
 
 
 def run(cfg: RunConfig, encoder=None) -> Path:
-    chosen = scenarios_for(cfg)
+    plan_scenarios(cfg)  # ids, options and prompt files that need no data fail before the model loads
     check_out(cfg.out)  # before the model loads and anything is encoded
-    ctx = prepare(cfg, encoder, rating_columns=cfg.ratings or ())
-    return write_run(cfg.out, ctx, evaluate(chosen, ctx), extra_info={"config_sha256": config_sha256(chosen, cfg)},
-                     report=cfg.report)
+    encoder = encoder or build_encoder(cfg)
+    check_cache_home()  # the demo set, downloads and embeddings go there
+    stimuli = load_stimuli(cfg)
+    chosen, plans = plan_scenarios(cfg, stimuli)  # prompt files matched to this set, still before encoding
+    for plan in plans:
+        print(plan.line(), file=sys.stderr)
+    ctx = prepare(cfg, encoder, rating_columns=cfg.ratings or (), stimuli=stimuli)
+    info = {"config_sha256": config_sha256(chosen, cfg)}
+    if plans:
+        info["prompt_files"] = [plan.to_json() for plan in plans]
+    return write_run(cfg.out, ctx, evaluate(chosen, ctx), extra_info=info, report=cfg.report)

@@ -9,8 +9,18 @@ results.json
              accuracy_difference, ci, mcnemar | null} or {a, b, skipped}
 predictions.csv
   scenario, stimulus, y_true, y_pred, fold   (class names; fold empty for zero-shot)
+prompts.csv
+  scenario, class, prompt   (every prompt a zero-shot or alignment scenario encoded; class
+                             "high"/"low" for an alignment prompt pair)
+sweeps.csv
+  scenario, point, metric, value, ci_low, ci_high   (one row per sweep point and metric;
+                             n and n_classes have no CI)
+sweep_predictions.csv
+  scenario, point, stimulus, y_true, y_pred, fold   (each sweep point's predictions)
 
-Every metric in results.json is recomputable from predictions.csv with
+Every metric in results.json is recomputable from predictions.csv, and every
+value in sweeps.csv (and a sweep's points in results.json) from
+sweep_predictions.csv with the point's labels, with
 scikit-learn (y_true first, labels= the scenario's labels, zero_division=0).
 Files are staged and moved into place with results.json last, so a failed run
 never leaves a half-written set.
@@ -38,6 +48,14 @@ PREDICTIONS_FILE = "predictions.csv"
 FEATURES_FILE = "features.npz"
 STIMULI_FILE = "stimuli.csv"
 PREDICTION_COLUMNS = ["scenario", "stimulus", "y_true", "y_pred", "fold"]
+PROMPTS_FILE = "prompts.csv"
+PROMPT_COLUMNS = ["scenario", "class", "prompt"]
+SWEEPS_FILE = "sweeps.csv"
+SWEEP_COLUMNS = ["scenario", "point", "metric", "value", "ci_low", "ci_high"]
+SWEEP_PREDICTIONS_FILE = "sweep_predictions.csv"
+SWEEP_PREDICTION_COLUMNS = ["scenario", "point", "stimulus", "y_true", "y_pred", "fold"]
+# A sweep point's counts, written to sweeps.csv beside its metrics (without a CI).
+SWEEP_COUNTS = ("n", "n_classes")
 SCHEMA_VERSION = 1
 
 
@@ -76,6 +94,30 @@ def predictions_frame(results: list[ScenarioResult]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[PREDICTION_COLUMNS]
 
 
+def prompts_frame(results: list[ScenarioResult]) -> pd.DataFrame:
+    rows = [(r.id, cls, prompt) for r in results for cls, prompt in (r.prompts or ())]
+    return pd.DataFrame(rows, columns=PROMPT_COLUMNS)
+
+
+def sweeps_frame(results: list[ScenarioResult]) -> pd.DataFrame:
+    """Tidy: one row per sweep point and metric (a point's ``metrics`` with their ``ci``, then its counts)."""
+    rows = []
+    for r in results:
+        for point in r.sweep or ():
+            for metric, value in point["metrics"].items():
+                low, high = point.get("ci", {}).get(metric) or (None, None)
+                rows.append((r.id, point["point"], metric, value, low, high))
+            rows += [(r.id, point["point"], count, point[count], None, None) for count in SWEEP_COUNTS]
+    return pd.DataFrame(rows, columns=SWEEP_COLUMNS).astype({"value": float, "ci_low": float, "ci_high": float})
+
+
+def sweep_predictions_frame(results: list[ScenarioResult]) -> pd.DataFrame:
+    frames = [r.sweep_predictions for r in results if r.sweep_predictions is not None and len(r.sweep_predictions)]
+    if not frames:
+        return pd.DataFrame(columns=SWEEP_PREDICTION_COLUMNS)
+    return pd.concat(frames, ignore_index=True)[SWEEP_PREDICTION_COLUMNS]
+
+
 def write_results(out_dir: Path, run: dict, results: list[ScenarioResult],
                   extra_files: dict[str, bytes] | None = None, comparisons: list[dict] | None = None) -> Path:
     """Write the contract into ``out_dir`` atomically (results.json moved in last)."""
@@ -88,6 +130,9 @@ def write_results(out_dir: Path, run: dict, results: list[ScenarioResult],
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))
     try:
         predictions_frame(results).to_csv(staging / PREDICTIONS_FILE, index=False)
+        prompts_frame(results).to_csv(staging / PROMPTS_FILE, index=False)
+        sweeps_frame(results).to_csv(staging / SWEEPS_FILE, index=False)
+        sweep_predictions_frame(results).to_csv(staging / SWEEP_PREDICTIONS_FILE, index=False)
         for name, blob in (extra_files or {}).items():
             (staging / name).write_bytes(blob)
         (staging / RESULTS_FILE).write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")

@@ -30,7 +30,7 @@ from .pipeline import (
     encode_stimuli,
     evaluate,
     load_stimuli,
-    scenarios_for,
+    plan_scenarios,
     write_run,
 )
 from .reporting.runs_report import RUNS_DIR, write_comparison
@@ -78,7 +78,7 @@ def run_sweep(cfg: RunConfig, specs: list[ModelSpec], skip_existing: bool = Fals
     """Run ``specs`` (already sharded) into ``cfg.out``; ``merge`` writes the leaderboard and report."""
     say = say or (lambda line: print(line, file=sys.stderr))
     outcome = SweepOutcome(Path(cfg.out))
-    chosen = scenarios_for(cfg)  # unknown scenario ids fail before any work
+    plan_scenarios(cfg)  # unknown scenario ids, bad options and prompt files fail before any work
     check_out(cfg.out)
     check_cache_home()
     problems = {spec.slug: check_model(spec) for spec in specs}  # every line, before any image is encoded
@@ -88,6 +88,10 @@ def run_sweep(cfg: RunConfig, specs: list[ModelSpec], skip_existing: bool = Fals
     stimuli = load_stimuli(cfg)  # loaded and hashed once for every model
     for column in cfg.ratings or ():
         stimuli.require_rating(column)
+    chosen, plans = plan_scenarios(cfg, stimuli)  # prompt files matched to this set, before any encoding
+    for plan in plans:
+        say(plan.line())
+    prompt_files = {"prompt_files": [plan.to_json() for plan in plans]} if plans else {}
     config = config_sha256(chosen, cfg)
     decoded = DecodedImages()
     for number, spec in enumerate(specs, 1):
@@ -106,7 +110,7 @@ def run_sweep(cfg: RunConfig, specs: list[ModelSpec], skip_existing: bool = Fals
             ctx = encode_stimuli(stimuli, encoder, cfg.seed)
             results = evaluate(chosen, ctx)
             write_run(folder, ctx, results, report=cfg.report,
-                      extra_info={"config_sha256": config, "sweep": {"model_source": spec.source}})
+                      extra_info={"config_sha256": config, "sweep": {"model_source": spec.source}, **prompt_files})
             outcome.done.append(spec)
         except UserError as exc:
             message = f"{spec.label} ({spec.source}): {exc}"

@@ -39,7 +39,13 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=seed, default=0, help="seed of every random step, 0 to 2**32-1 (default 0)")
     p.add_argument("--scenarios", nargs="+", metavar="ID", help="scenario ids or globs (default: all)")
     p.add_argument("--templates", nargs="+", type=Path, metavar="FILE",
-                   help="prompt-ensemble JSON files; each adds ensemble-<task>-<stem> scenarios")
+                   help="prompt JSON files: a template list (with {c}) adds ensemble-<task>-<stem> on every "
+                   "classification task and template-sweep-<task>-<stem>; per-class prompts add the scenario of "
+                   "the task whose class names they use; {\"rating\", \"high\", \"low\"} adds "
+                   "align-<rating>-zeroshot-<stem>")
+    p.add_argument("--threshold", metavar="VALUE|mean+1sd",
+                   help="disgust threshold of every disgust task: a rating (default 5.0, the study's) or "
+                   "mean+1sd of the set's disgust ratings")
     p.add_argument("--ratings", nargs="+", metavar="COLUMN",
                    help="more rating columns to align with (e.g. fear_mean_all val_mean_all): "
                    "adds align-<rating>-zeroshot/-probe scenarios")
@@ -74,7 +80,8 @@ def run(args) -> int:
 def config_from(args) -> RunConfig:
     return RunConfig(data=args.data, demo=args.demo, model=args.model, pretrained=args.pretrained,
                     device=args.device, out=args.out, seed=args.seed, scenarios=args.scenarios,
-                    templates=args.templates, ratings=args.ratings, n_raters=args.n_raters, batch_size=args.batch_size,
+                    templates=args.templates, ratings=args.ratings, threshold=args.threshold, n_raters=args.n_raters,
+                    batch_size=args.batch_size,
                     num_workers=args.workers, decode=args.decode, precision=args.precision,
                     progress=not args.no_progress, report=not args.no_report)
 

@@ -103,6 +103,8 @@ class CachedEncoder:
     def __init__(self, encoder, cache_root: Path):
         self.encoder = encoder
         self.cache = EmbeddingCache(cache_root, encoder.identity())
+        # Prompt embeddings already read this run: ensembles, template and threshold sweeps share prompts.
+        self._texts: dict[str, np.ndarray] = {}
 
     def run_info(self) -> dict:
         info = dict(self.encoder.run_info())
@@ -156,8 +158,13 @@ class CachedEncoder:
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         texts = list(texts)
-        keys = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
-        return self._encode("text", keys, texts, self.encoder.encode_texts)
+        new = list(dict.fromkeys(t for t in texts if t not in self._texts))
+        if new:
+            keys = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in new]
+            self._texts.update(zip(new, self._encode("text", keys, new, self.encoder.encode_texts), strict=True))
+        if not texts:
+            return np.zeros((0, 0), np.float32)
+        return np.stack([self._texts[t] for t in texts]).astype(np.float32)
 
     @property
     def forward_calls(self) -> int:

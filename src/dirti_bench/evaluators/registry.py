@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from ..contracts import EvalContext, Scenario, ScenarioResult
-from . import alignment, knn, probe, zeroshot
+from . import alignment, knn, probe, sweeps, zeroshot
 
 EVALUATORS = {
     "zeroshot": zeroshot.evaluate,
+    "threshold-sweep": sweeps.evaluate_threshold_sweep,
+    "template-sweep": sweeps.evaluate_template_sweep,
     "knn-split": knn.evaluate_split,
     "knn-cv": knn.evaluate_cv,
     "linear-probe-cv": probe.evaluate_cv,

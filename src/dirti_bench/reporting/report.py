@@ -28,7 +28,9 @@ from ..results import (
     STIMULI_FILE,
     read_results,
 )
+from .compare import PROMPT_KIND
 from .projection import MIN_POINTS, umap_projection
+from .prompt_report import prompt_sections
 from .published import HEADLINE, PUBLISHED_TABLES, rederived_clip_baseline, swap_note
 from .render import Banner, Figure, Heading, Para, Table, to_html, to_markdown
 
@@ -306,6 +308,8 @@ def _comparisons(runs: list[RunData]) -> list:
     rows = []
     for run in runs:
         for comparison in run.doc.get("comparisons") or []:
+            if comparison.get("kind") == PROMPT_KIND:  # shown with the prompt sections
+                continue
             flat = {k: _num(v) for k, v in _flatten(comparison).items()}
             rows.append(_with_run(runs, flat, run))
     if not rows:
@@ -350,7 +354,7 @@ def _per_class(runs: list[RunData]) -> list:
             if rows:
                 blocks.append(Table(pd.DataFrame(rows)))
             labels, confusion = sc.get("labels", []), sc.get("confusion", [])
-            if labels and confusion and len(confusion) == len(labels):
+            if labels and confusion and len(confusion) == len(labels) and "sweep" not in sc:  # sweeps: own figures
                 title = f"{sid}" + (f"\n{run.label}" if len(runs) > 1 else "")
                 name = _slug(f"confusion-{sid}" + (f"-{run.label}" if len(runs) > 1 else ""))
                 blocks.append(Figure(f"{FIGURES_DIR}/{name}.png", confusion_png(labels, confusion, title),
@@ -398,7 +402,8 @@ def _umap(runs: list[RunData]) -> list:
 
 def build_blocks(runs: list[RunData]) -> list:
     _label_runs(runs)
-    return (_header(runs) + _dropped_and_empty(runs) + _headline(runs) + _study(runs) + _other_scenarios(runs)
+    return (_header(runs) + _dropped_and_empty(runs) + _headline(runs) + prompt_sections(runs) + _study(runs)
+            + _other_scenarios(runs)
             + _comparisons(runs) + _throughput(runs) + _per_class(runs) + _umap(runs))
 
 
