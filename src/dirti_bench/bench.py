@@ -26,8 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import write_text
-from .data.demo import make_demo
+from .data.demo import ensure_demo
 from .data.dirti import DIRTI_CATEGORIES, load_dirti
 from .encoding.imaging import DEFAULT_DECODE, decode_ahead, encode_image_paths
 from .encoding.models import (
@@ -75,13 +74,9 @@ def photo_split(n: int) -> tuple[int, int]:
 
 def bench_photos(n: int, seed: int = 0, root: Path | None = None) -> Path:
     """A DIRTI-layout set of >= n generated 1024x768 JPEGs, made once and kept in the cache home."""
-
     disgust, neutral = photo_split(n)
     folder = (root or cache_home() / "bench") / f"photos-v2-{disgust}-{neutral}-seed{seed}"
-    if not (folder / ".complete").is_file():
-        make_demo(folder, seed=seed, n_disgust=disgust, n_neutral=neutral, size=PHOTO_SIZE)
-        write_text(folder / ".complete", "ok\n")
-    return folder
+    return ensure_demo(folder, seed=seed, n_disgust=disgust, n_neutral=neutral, size=PHOTO_SIZE)
 
 
 def photo_paths(photos, n: int) -> list[Path]:

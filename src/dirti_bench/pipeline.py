@@ -20,9 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import write_text
 from .contracts import EvalContext, Scenario, ScenarioResult
-from .data.demo import make_demo
+from .data.demo import ensure_demo
 from .data.dirti import load_dirti
 from .data.fetch import ensure_dirti
 from .data.ratedset import is_rated_set, load_rated_set
@@ -89,10 +88,7 @@ def load_stimuli(cfg: RunConfig) -> StimulusSet:
             return load_rated_set(cfg.data, note=lambda line: print(f"note: {line}", file=sys.stderr))
         return load_dirti(cfg.data)
     if cfg.demo:
-        root = demo_dir(cfg.seed)
-        if not (root / ".complete").is_file():
-            make_demo(root, seed=cfg.seed)
-            write_text(root / ".complete", "ok\n")
+        root = ensure_demo(demo_dir(cfg.seed), seed=cfg.seed)
         return load_dirti(root, name=f"dirti-demo-seed{cfg.seed}")
     try:
         root = ensure_dirti()

@@ -120,5 +120,6 @@ def run_sweep(cfg: RunConfig, specs: list[ModelSpec], skip_existing: bool = Fals
             if encoder is not None:
                 encoder.encoder.release()  # peak memory: one model, not the sum
     if merge and (outcome.done or outcome.skipped):
-        outcome.report = write_comparison([cfg.out], cfg.out, reference=reference)
+        written = write_comparison([cfg.out], cfg.out, reference=reference, report=cfg.report)
+        outcome.report = written if cfg.report else None
     return outcome

@@ -8,6 +8,7 @@ from ..bench import BenchConfig, format_table, run_bench
 from ..encoding.models import DEVICES
 from ..encoding.precision import PRECISIONS
 from ..paths import check_cache_home
+from .options import non_negative_int
 
 
 def add_arguments(p) -> None:
@@ -21,7 +22,7 @@ def add_arguments(p) -> None:
     p.add_argument("--precision", choices=PRECISIONS[1:],
                    help="also time the pipeline in bf16 or int8 against fp32 and print their agreement")
     p.add_argument("--no-warm", action="store_true", help="skip the cold + warm 'dirti-bench run' check")
-    p.add_argument("--sweep", type=int, default=0, metavar="N",
+    p.add_argument("--sweep", type=non_negative_int, default=0, metavar="N",
                    help="also time a cold 'dirti-bench run --models' of N checkpoints of --model against the "
                    "sum of their bare forwards + checkpoint loads (target <= 1.10; default 0: off)")
 

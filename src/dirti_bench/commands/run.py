@@ -111,4 +111,6 @@ def run_models(args) -> int:
               f"{outcome.report.with_name('report.html')}")
     elif shard is not None:
         print(f"merge the shards with: dirti-bench report {outcome.out}")
+    elif outcome.done or outcome.skipped:
+        print(f"leaderboard: {outcome.out / 'leaderboard.csv'} (no comparison report: --no-report)")
     return outcome.exit_code

@@ -301,15 +301,22 @@ def build_blocks(runs: list[Run], ref: Run, out: Path) -> list:
             + _heatmap(runs) + _details(runs, out))
 
 
-def write_comparison(paths: list[Path], out: Path, reference: str | None = None) -> Path:
-    """leaderboard.csv, report.md, report.html and figures/ into ``out``; returns report.md's path."""
+def write_comparison(paths: list[Path], out: Path, reference: str | None = None, report: bool = True) -> Path:
+    """leaderboard.csv and (with ``report``) report.md, report.html and figures/ into ``out``;
+    returns report.md's path (the leaderboard's without ``report``)."""
     runs = load_runs(find_run_dirs(paths))
     ref = choose_reference(runs, reference)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"report output {out} is a file; pass a directory with --out")
-    blocks = build_blocks(runs, ref, out)
     board = leaderboard_frame([r.doc for r in runs])
+    if not report:
+        try:
+            write_text(out / LEADERBOARD_FILE, board.to_csv(index=False))
+        except OSError as exc:
+            raise UserError(f"cannot write {out / LEADERBOARD_FILE} ({exc.strerror or exc}); pass a writable --out") from None
+        return out / LEADERBOARD_FILE
+    blocks = build_blocks(runs, ref, out)
     try:
         for block in blocks:
             if isinstance(block, Figure):
