@@ -77,10 +77,10 @@ def test_demo_run_writes_the_output_contract(demo_run):
 def test_every_metric_is_recomputable_from_predictions_csv(demo_run):
     doc = json.loads((demo_run / "results.json").read_text())
     preds = pd.read_csv(demo_run / "predictions.csv", dtype=str, keep_default_na=False)
-    assert list(preds.columns) == ["scenario", "stimulus", "y_true", "y_pred", "fold"]
+    assert list(preds.columns) == ["scenario", "stimulus", "file_name", "y_true", "y_pred", "confidence", "fold"]
     for sid, sc in doc["scenarios"].items():
         rows = preds[preds["scenario"] == sid]
-        assert len(rows) == sc["n"] and (rows["fold"] == "").all()
+        assert len(rows) == sc["n"] and (rows["fold"] == "").all()  # zero-shot: no fold
         again = recompute(rows, sc["labels"])
         for name, value in again.items():
             assert sc["metrics"][name] == pytest.approx(value, abs=1e-12), (sid, name)

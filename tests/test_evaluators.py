@@ -14,7 +14,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from dirti_bench.contracts import Scenario
-from dirti_bench.errors import UserError
+from dirti_bench.errors import ScenarioNotRunnable, UserError
 from dirti_bench.evaluators import knn, probe, zeroshot
 from dirti_bench.evaluators.consistency import check_result
 from dirti_bench.evaluators.metrics import (
@@ -206,12 +206,12 @@ def test_drop_policy_removes_classes_smaller_than_folds():
 def test_small_class_errors_are_user_errors():
     space = label_space({"a": 10, "b": 3})
     ctx = ConstructedCtx(space, separable(space))
-    with pytest.raises(UserError, match="fewer than 2 classes"):
+    with pytest.raises(ScenarioNotRunnable, match="fewer than 2 category classes have 5 or more examples"):
         knn.evaluate_cv(scenario("knn-cv", folds=5, small_class_policy="drop"), ctx)
     with pytest.raises(UserError, match="small_class_policy='sometimes' unknown"):
         knn.evaluate_cv(scenario("knn-cv", small_class_policy="sometimes"), ctx)
     tiny = label_space({"a": 2, "b": 2, "c": 2})
-    with pytest.raises(UserError, match="cannot hold all 3 classes"):
+    with pytest.raises(ScenarioNotRunnable, match="cannot hold all 3 classes"):
         knn.evaluate_split(scenario("knn-split", test_size=0.3), ConstructedCtx(tiny, separable(tiny)))
 
 

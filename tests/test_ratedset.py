@@ -15,7 +15,7 @@ from dirti_bench import cli
 from dirti_bench.data.ratedset import SIDECAR, is_rated_set, load_rated_set
 from dirti_bench.errors import UserError
 from dirti_bench.pipeline import RunConfig, run
-from dirti_bench.results import PREDICTIONS_FILE, RESULTS_FILE
+from dirti_bench.results import ALIGNMENT_PREDICTIONS_FILE, PREDICTIONS_FILE, RESULTS_FILE
 from dirti_bench.scenarios import REGISTRY, alignment_scenarios
 from helpers import RATED_CATEGORIES, write_rated_set
 from known_answer import KnownAnswerEncoder
@@ -124,11 +124,12 @@ def test_generic_set_runs_end_to_end(tmp_path, monkeypatch):
     assert doc["scenarios"]["align-valence-probe"]["metrics"]["spearman_rho"] > 0.9
     # The disgust label space reads the same column: threshold 5 on "disgust".
     assert doc["scenarios"]["zeroshot-disgust-binary"]["n"] == 24
-    pred = pd.read_csv(out / PREDICTIONS_FILE, keep_default_na=False)
+    pred = pd.read_csv(out / ALIGNMENT_PREDICTIONS_FILE)
     rows = pred[pred.scenario == "align-disgust-zeroshot"]
-    assert stats.spearmanr(rows.y_true.astype(float), rows.y_pred.astype(float)).statistic == pytest.approx(1.0)
-    assert stats.pearsonr(rows.y_true.astype(float), rows.y_pred.astype(float)).statistic == pytest.approx(
-        zs["metrics"]["pearson_r"], abs=1e-9)
+    assert stats.spearmanr(rows.rating, rows.score).statistic == pytest.approx(1.0)
+    assert stats.pearsonr(rows.rating, rows.score).statistic == pytest.approx(zs["metrics"]["pearson_r"], abs=1e-9)
+    assert pd.api.types.is_string_dtype(pred.stimulus) and set(rows.category) == set(CATEGORIES)  # "spider_00"
+    assert set(pd.read_csv(out / PREDICTIONS_FILE).scenario) == {"zeroshot-disgust-binary"}
 
 
 def test_unreadable_sidecar_is_one_user_error(tmp_path, monkeypatch):

@@ -16,7 +16,7 @@ from .contracts import ALIGNMENT_TASK, DEFAULT_N_RATERS, Scenario
 from .data.dirti import DIRTI_CATEGORIES
 from .data.stimuli import DISGUST_RATING
 from .errors import UserError
-from .prompts import DEFAULT_PAIR, NAMED_ENSEMBLES, load_ensemble, resolve_pair
+from .prompts import DEFAULT_PAIR, NAMED_ENSEMBLES, load_ensemble, neutral_pair, resolve_pair
 
 # A task's name inside scenario ids (the study's "baseline" is the category task).
 TASK_SUFFIX = {"category": "baseline", "disgust": "disgust", "disgust-binary": "disgust-binary"}
@@ -39,8 +39,10 @@ def rating_short_name(column: str) -> str:
     return slug
 
 
-def default_prompt_pair(column: str) -> str | None:
-    return DEFAULT_PAIR.get(rating_short_name(column).split("-")[0])
+def default_prompt_pair(column: str) -> str | Mapping:
+    """The pair for the rating's kind (disgust, fear, valence, arousal), else a neutral high/low pair."""
+    short = rating_short_name(column)
+    return DEFAULT_PAIR.get(short.split("-")[0]) or neutral_pair(short.replace("-", " "))
 
 
 def alignment_scenarios(rating_column: str, prompt_pair: str | Mapping | None = None,
@@ -48,18 +50,15 @@ def alignment_scenarios(rating_column: str, prompt_pair: str | Mapping | None = 
     """``align-<short>-zeroshot`` and ``align-<short>-probe`` for one rating column.
 
     ``prompt_pair`` defaults to the pair for the rating's kind (disgust, fear,
-    valence, arousal); other ratings need one (a name from ``prompts.PROMPT_PAIRS``
-    or ``{"high": [...], "low": [...]}``), else only the probe scenario is made.
+    valence, arousal), else a neutral "high/low in <rating>" pair; give a name from
+    ``prompts.PROMPT_PAIRS`` or ``{"high": [...], "low": [...]}`` to choose another.
     """
     short = rating_short_name(rating_column)
     pair = prompt_pair if prompt_pair is not None else default_prompt_pair(rating_column)
     common = {"rating": rating_column, "n_raters": n_raters, **({"sd_column": sd_column} if sd_column else {})}
-    out = []
-    if pair is not None:
-        resolve_pair(pair)  # a bad pair fails when the scenario is made, not mid-run
-        out.append(Scenario(f"align-{short}-zeroshot", ALIGNMENT_TASK, "align-zeroshot",
-                            {**common, "prompt_pair": pair},
-                            f"zero-shot {short} score vs mean human rating {rating_column} (Spearman, Pearson)"))
+    resolve_pair(pair)  # a bad pair fails when the scenario is made, not mid-run
+    out = [Scenario(f"align-{short}-zeroshot", ALIGNMENT_TASK, "align-zeroshot", {**common, "prompt_pair": pair},
+                    f"zero-shot {short} score vs mean human rating {rating_column} (Spearman, Pearson)")]
     out.append(Scenario(f"align-{short}-probe", ALIGNMENT_TASK, "align-probe", common,
                         f"ridge regression from image features to {rating_column}, repeated stratified 10-fold CV"))
     return out
@@ -107,6 +106,15 @@ def template_scenarios(path: str | Path) -> list[Scenario]:
         tasks = ["category"] if set(ensemble.per_class) <= set(DIRTI_CATEGORIES) else ["disgust"]
     return [Scenario(f"ensemble-{TASK_SUFFIX[t]}-{stem}", t, "zeroshot", {"ensemble": str(Path(path).resolve())},
                      f"custom prompt file {Path(path).name}") for t in tasks]
+
+
+def data_scenarios(stimuli) -> list[Scenario]:
+    """Alignment scenarios for a rated set's own rating columns (``stimuli.aligned_ratings``), except
+    where a registry scenario already has that id."""
+    out = []
+    for column in stimuli.aligned_ratings:
+        out += [s for s in alignment_scenarios(column) if s.id not in REGISTRY]
+    return out
 
 
 def select(patterns: Iterable[str] | None, extra: Iterable[Scenario] = ()) -> list[Scenario]:

@@ -8,8 +8,9 @@ from ..data.demo import make_demo
 
 
 def add_arguments(p) -> None:
-    p.add_argument("dir", type=Path, help="output folder (new, empty, or an earlier demo set)")
-    p.add_argument("--seed", type=int, default=0, help="random seed; same seed -> byte-identical files")
+    p.add_argument("dir", type=Path, metavar="DIR", help="output folder (new, empty, or an earlier demo set)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seeds the photos and their ratings; the same seed gives byte-identical files")
 
 
 def run(args) -> int:

@@ -44,6 +44,7 @@ DIRTI_CATEGORY_TOKENS: dict[str, str] = {
     "hygiene": "hygiene",
 }
 RATINGS_FILE = "DIRTI_Supplementary.xlsx"
+DIRTI_SCALE = (1.0, 9.0)  # every DIRTI rating is a mean on a 1-9 scale
 IMAGE_FOLDER = "DIRTI Database"
 
 _DIRTI_NAME = re.compile(r"^(?P<id>\d+)_(?P<cat>.+?)(?P<neutral>\s+neutral)?$", re.IGNORECASE)
@@ -226,5 +227,5 @@ def load_dirti(root: Path, name: str = "DIRTI", verify: bool = True) -> Stimulus
     return StimulusSet(
         name=name, root=Path(root), stimuli=tuple(stimuli),
         categories=DIRTI_CATEGORIES,
-        rating_columns=tuple(rating_cols),
+        rating_columns=tuple(rating_cols), rating_scale=DIRTI_SCALE,
     )

@@ -12,8 +12,10 @@ double in ``tests/`` also implements:
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -57,11 +59,22 @@ def known_model(name: str) -> bool:
     return name in open_clip.list_models()
 
 
+def _cpu_only_machine() -> bool:
+    """Linux without NVIDIA, AMD (ROCm) or WSL GPU device nodes, and torch not yet loaded: torch could
+    only answer cpu, so a warm run (all embeddings cached) need not import it to ask."""
+    import glob
+    import sys
+
+    if "torch" in sys.modules or not sys.platform.startswith("linux"):
+        return False
+    return not (glob.glob("/dev/nvidia*") or os.path.exists("/dev/kfd") or os.path.exists("/dev/dxg"))
+
+
 def resolve_device(device: str) -> str:
     if device not in DEVICES:
         raise UserError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
-    if device == "cpu":
-        return device  # always there; skipping the torch import keeps warm re-runs fast
+    if device == "cpu" or device == "auto" and _cpu_only_machine():
+        return "cpu"  # always there; skipping the torch import keeps warm re-runs fast
     import torch
 
     cuda = torch.cuda.is_available()
@@ -99,6 +112,27 @@ class WeightsSpec:
                                 "an open_clip tag such as 'openai', or 'random'")
             return cls("file", str(path.resolve()))
         return cls("tag", pretrained)
+
+
+RANDOM_WEIGHTS_WARNING = "No pretrained weights loaded"
+
+
+@contextmanager
+def _log_lines_dropped(prefix: str | None):
+    """Drop log records starting with ``prefix`` (open_clip logs through the root logger)."""
+    if prefix is None:
+        yield
+        return
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not str(record.getMessage()).startswith(prefix)
+
+    root = logging.getLogger()
+    root.addFilter(keep)
+    try:
+        yield
+    finally:
+        root.removeFilter(keep)
 
 
 class ClipEncoder:
@@ -183,7 +217,11 @@ class ClipEncoder:
         elif self.weights.kind == "hf-hub":
             name, pretrained = self.weights.value, None
         try:
-            model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained, device=self.device)
+            # Random weights are asked for on purpose: the run says so in a line of its own, so
+            # open_clip's "No pretrained weights loaded" warning would only read like an error.
+            with _log_lines_dropped(RANDOM_WEIGHTS_WARNING if self.weights.kind == "random" else None):
+                model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained,
+                                                                             device=self.device)
         except UserError:
             raise
         except Exception as exc:  # open_clip/torch/hub raise many types; all are the user's to fix
