@@ -38,6 +38,7 @@ from .encoding.models import (
     ClipEncoder,
     fp32_twin,
     known_model,
+    random_weights_quietly,
     register_model_configs,
     resolve_device,
 )
@@ -107,7 +108,8 @@ def load_model(name: str, device: str, seed: int = 0):
 
     register_model_configs()
     torch.manual_seed(seed)
-    model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=None, device=device)
+    with random_weights_quietly():
+        model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=None, device=device)
     return model.eval(), preprocess, open_clip.get_tokenizer(name)
 
 

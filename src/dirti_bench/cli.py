@@ -46,7 +46,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     def _get_help_string(self, action):
         text = action.help or ""
         default = action.default
-        if ("default" in text or default in (None, False, argparse.SUPPRESS)
+        if ("default" in text or default is None or default is False or default == argparse.SUPPRESS
                 or action.option_strings == [] and action.nargs in ("*", "+")):
             return text
         shown = " ".join(map(str, default)) if isinstance(default, list | tuple) else default

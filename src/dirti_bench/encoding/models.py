@@ -118,14 +118,15 @@ RANDOM_WEIGHTS_WARNING = "No pretrained weights loaded"
 
 
 @contextmanager
-def _log_lines_dropped(prefix: str | None):
-    """Drop log records starting with ``prefix`` (open_clip logs through the root logger)."""
-    if prefix is None:
+def random_weights_quietly(random: bool = True):
+    """Building a model with random weights on purpose: drop open_clip's "No pretrained weights
+    loaded" warning (it logs through the root logger), which would only read like an error."""
+    if not random:
         yield
         return
 
     def keep(record: logging.LogRecord) -> bool:
-        return not str(record.getMessage()).startswith(prefix)
+        return not str(record.getMessage()).startswith(RANDOM_WEIGHTS_WARNING)
 
     root = logging.getLogger()
     root.addFilter(keep)
@@ -219,7 +220,7 @@ class ClipEncoder:
         try:
             # Random weights are asked for on purpose: the run says so in a line of its own, so
             # open_clip's "No pretrained weights loaded" warning would only read like an error.
-            with _log_lines_dropped(RANDOM_WEIGHTS_WARNING if self.weights.kind == "random" else None):
+            with random_weights_quietly(self.weights.kind == "random"):
                 model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained,
                                                                              device=self.device)
         except UserError:

@@ -100,8 +100,10 @@ def weights_label(run: dict, short: bool = False) -> str:
 
 def run_title(run: dict) -> str:
     """``model · weights · dataset (n images) · device``: what produced these numbers."""
+    precision = run.get("precision")
+    reduced = f" · {precision}, checked against fp32" if precision not in (None, "fp32") else ""
     return (f"{run.get('model', MISSING)} · {weights_label(run)} · {run.get('dataset', MISSING)} "
-            f"({run.get('n_stimuli', MISSING)} images) · {run.get('device', MISSING)}")
+            f"({run.get('n_stimuli', MISSING)} images) · {run.get('device', MISSING)}{reduced}")
 
 
 def summary_rows(scenarios: Mapping[str, dict]) -> list[dict]:

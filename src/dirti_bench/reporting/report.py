@@ -498,6 +498,10 @@ def write_report(results_dirs: list[Path], out: Path, shown_as: list[Path] | Non
     blocks = build_blocks([load_run(Path(d), s) for d, s in zip(results_dirs, shown, strict=True)], projection)
     html, markdown = to_html(TITLE, blocks), to_markdown(TITLE, blocks)
     figures = [block for block in blocks if isinstance(block, Figure)]
+    folder = out / FIGURES_DIR
+    if folder.is_dir() and any(folder.iterdir()) and not (out / REPORT_MD).exists() and not (out / REPORT_HTML).exists():
+        raise UserError(f"{folder} holds files that no dirti-bench report wrote (the report replaces its figures "
+                        "folder whole); pass another --out")
     try:
         out.mkdir(parents=True, exist_ok=True)
         if figures or (out / FIGURES_DIR).exists():
