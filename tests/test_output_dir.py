@@ -144,3 +144,14 @@ def test_report_never_replaces_a_figures_folder_it_did_not_write(tmp_path, capsy
     (results / "figures" / "stale.png").write_bytes(b"old")
     assert main(["report", str(results), "--out", str(results)]) == 0
     assert not (results / "figures" / "stale.png").exists()
+
+
+def test_results_nested_in_out_survive_its_replacement(tmp_path, capsys):
+    """pytest benchmarks writes results/benchmarks inside the run's default --out results."""
+    out = tmp_path / "results"
+    assert demo(out, *ZEROSHOT, "--no-report") == 0
+    nested = out / "benchmarks"
+    assert demo(nested, *ZEROSHOT, "--no-report") == 0
+    (out / "stale.txt").write_text("from an earlier run")  # only the earlier run's own files go
+    assert demo(out, *ZEROSHOT, "--no-report") == 0
+    assert (nested / "results.json").is_file() and not (out / "stale.txt").exists()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -77,7 +77,9 @@ class StagedDir:
         os.chmod(self.path, 0o777 & ~umask)  # mkdtemp makes 0700; give the folder normal permissions
         return self
 
-    def commit(self) -> bool:
+    def commit(self, keep: Callable[[Path], bool] | None = None) -> bool:
+        """Swap the staged folder in. ``keep(entry)``: entries of the earlier folder to carry over
+        into the new one (where it has none of that name), e.g. another run's results nested in it."""
         old = None
         with _sigint_deferred():
             if self.target.exists() or self.target.is_symlink():
@@ -90,6 +92,10 @@ class StagedDir:
                     os.replace(old / "previous", self.target)
                 raise
             self.committed = True
+            if old is not None and keep is not None and (old / "previous").is_dir():
+                for entry in sorted((old / "previous").iterdir()):
+                    if keep(entry) and not (self.target / entry.name).exists():
+                        os.replace(entry, self.target / entry.name)
         if old is not None:
             _remove_tree(old)
         return old is not None

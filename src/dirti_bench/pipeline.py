@@ -39,6 +39,7 @@ from .reporting.console import Reporter, skipped_lines
 from .reporting.report import write_report
 from .results import (
     FEATURES_FILE,
+    RESULTS_FILE,
     STIMULI_FILE,
     ids_are_integers,
     now_iso,
@@ -113,8 +114,14 @@ def build_encoder(cfg: RunConfig, reporter: Reporter | None = None) -> CachedEnc
     return CachedEncoder(clip, embedding_cache_dir())
 
 
+def is_results_dir(path: Path) -> bool:
+    """A folder some run wrote (results.json at its top), e.g. pytest's results/benchmarks in results/."""
+    return path.is_dir() and (path / RESULTS_FILE).is_file()
+
+
 def check_out_dir(out: Path) -> None:
-    """A run replaces ``--out`` whole, so it must be new, empty, or an earlier run's folder."""
+    """A run replaces ``--out`` whole, so it must be new, empty, or an earlier run's folder (other
+    runs' results folders nested in it are kept)."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; pass a directory (new, empty, or an earlier results folder)")
@@ -300,7 +307,7 @@ def write_run(out: Path, ctx: EvalContext, results: list[ScenarioResult], extra_
             if report:
                 reporter.stage(f"writing the report ({projection.upper()} projection of the image features)")
                 write_report([staged.path], staged.path, shown_as=[Path(out)], projection=projection)
-            replaced = staged.commit()
+            replaced = staged.commit(keep=is_results_dir)
     except OSError as exc:
         raise UserError(f"cannot write the results into {out} ({exc.strerror or exc}); pass a writable --out") from None
     reporter.outputs(out, report, replaced)
