@@ -269,3 +269,15 @@ def test_spread_columns_are_told_from_ratings(column, spread):
     from dirti_bench.data.stimuli import is_spread_column
 
     assert is_spread_column(column) is spread
+
+
+def test_a_prompt_file_that_misses_classes_fails_before_any_encoding(tmp_path, capsys, monkeypatch):
+    from dirti_bench.encoding.cache import CachedEncoder
+
+    monkeypatch.setattr(CachedEncoder, "encode_images", lambda *a, **k: (_ for _ in ()).throw(AssertionError("encoded")))
+    cupl = tmp_path / "cupl.json"
+    cupl.write_text(json.dumps({"food": ["a photo of food"], "animals": ["a photo of an animal"]}))
+    code = cli.main(["run", "--demo", "--no-progress", "--out", str(tmp_path / "out"), "--scenarios", "zeroshot-baseline",
+                     "--templates", str(cupl)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith(f"error: template file {cupl} has no prompts for classes ['body products'")

@@ -44,7 +44,8 @@ def prompts_for(scenario, space) -> PromptSet:
 
 
 def check_runnable(scenario, ctx) -> None:
-    runnable_space(scenario, ctx)
+    """The space has 2+ classes and the prompts bind to it (a CuPL file names its classes)."""
+    prompts_for(scenario, runnable_space(scenario, ctx))
 
 
 def evaluate(scenario, ctx):
