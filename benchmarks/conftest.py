@@ -51,7 +51,7 @@ def pytest_configure(config):
     if device not in DEVICES:
         raise pytest.UsageError(f"--device {device!r} unknown; choose one of {', '.join(DEVICES)}")
     config.stash[STATE] = {"results": {}, "throughput": {}, "skipped": {}, "cfg": None, "ctx": None,
-                           "summary": []}
+                           "summary": [], "selected": set()}
 
 
 def run_config(config):
@@ -87,11 +87,12 @@ def pytest_generate_tests(metafunc):
 @pytest.fixture(scope="session")
 def bench_ctx(pytestconfig):
     """Stimuli, encoder (with its embedding cache) and image features, built once per session."""
-    from dirti_bench.pipeline import check_out_dir, prepare
+    from dirti_bench.pipeline import check_out, check_out_dir, prepare
 
     cfg = run_config(pytestconfig)
     try:
-        check_out_dir(cfg.out)  # before the encode: the session's folder is replaced whole at its end
+        check_out(cfg.out, "--results-dir")  # writable, before the encode
+        check_out_dir(cfg.out, "--results-dir")  # the session's folder is replaced whole at its end
         ctx = prepare(cfg)
     except UserError as exc:
         pytest.exit(f"error: {exc}", returncode=2)
@@ -150,27 +151,49 @@ def write_session_results(session, state) -> Path:
     return out
 
 
-def check_drift(state, out: Path, baseline: str) -> bool:
-    from dirti_bench.reporting.drift import check, load_baseline
+def pytest_collection_finish(session):
+    """The scenarios this session sets out to run (after -k / -m): the drift check requires exactly these."""
+    state = session.config.stash.get(STATE, None)
+    if state is not None:
+        state["selected"] = {item.callspec.params["scenario"].id for item in session.items
+                             if "scenario" in getattr(getattr(item, "callspec", None), "params", {})}
+
+
+def check_drift(state, out: Path, baseline: str, selected) -> bool:
+    """The CLI's rules: every selected scenario of the baseline must be in the results (so -k disgust
+    requires only the disgust scenarios), a check that compared nothing is an error (exit 2).
+    Its lines join the session's summary; False on drift."""
+    from dirti_bench.reporting.drift import check, load_baseline, require_comparison
     from dirti_bench.results import read_results
 
-    report = check(read_results(out), load_baseline(Path(baseline)), baseline_name=baseline)
+    report = check(read_results(out), load_baseline(Path(baseline)), baseline_name=baseline, scope=selected,
+                   results_name=str(out))
+    require_comparison(report, baseline, str(out))
     state["summary"] += list(report.notes())  # scenarios missing on either side, another model or dataset
     if not report.ok:
-        state["summary"] += [f"drift against {baseline}:", report.table()]
+        state["summary"].append(f"drift against {baseline}: {report.summary(baseline)}")
+        if report.rows:
+            state["summary"].append(report.table())
         return False
-    state["summary"].append(f"no drift against {baseline}")
+    state["summary"].append(f"no drift against {baseline}: {report.checked} metrics within tolerance")
     return True
 
 
 def pytest_sessionfinish(session, exitstatus):
     state = session.config.stash.get(STATE, None)
+    baseline = option(session.config, "--drift-baseline")
     if not state or state["ctx"] is None or not state["results"]:
+        if baseline and state and not session.config.option.collectonly:
+            if state.get("selected"):  # a drift check must not pass on nothing
+                state["summary"].append(f"error: the drift check against {baseline} compared no metric: no "
+                                        "selected scenario produced a result in this session")
+                session.exitstatus = 2
+            else:
+                state["summary"].append(f"no scenario selected, so no drift check against {baseline}")
         return  # nothing ran (e.g. --collect-only): leave the results directory alone
     try:
         out = write_session_results(session, state)
-        baseline = option(session.config, "--drift-baseline")
-        if baseline and not check_drift(state, out, baseline):
+        if baseline and not check_drift(state, out, baseline, state["selected"]):
             session.exitstatus = 1
     except UserError as exc:
         state["summary"].append(f"error: {exc}")

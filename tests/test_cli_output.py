@@ -125,9 +125,12 @@ def test_scenarios_previews_what_templates_and_ratings_add(tmp_path, capsys):
     prompts.write_text(json.dumps(["a photo of {c}.", "a close-up photo of {c}."]))
     assert main(["scenarios", "--templates", str(prompts), "--ratings", "fear_mean_all", "Dominance"]) == 0
     rows = capsys.readouterr().out.strip().splitlines()[2:]
-    assert [r.split()[0] for r in rows] == ["ensemble-baseline-mine", "ensemble-disgust-mine", "align-fear-zeroshot",
+    # a template list makes an ensemble on every classification task and a template sweep on the sweep tasks
+    assert [r.split()[0] for r in rows] == ["ensemble-baseline-mine", "ensemble-disgust-mine",
+                                            "ensemble-disgust-binary-mine", "template-sweep-baseline-mine",
+                                            "template-sweep-disgust-mine", "align-fear-zeroshot",
                                             "align-fear-probe", "align-dominance-zeroshot", "align-dominance-probe"]
-    assert f"--templates {prompts}" in rows[0] and "--ratings fear_mean_all" in rows[2]
+    assert f"--templates {prompts}" in rows[0] and "--ratings fear_mean_all" in rows[5]
     assert main(["scenarios", "--templates", str(tmp_path / "missing.json")]) == 2
     assert main(["scenarios", "knn-*"]) == 0
     listed = [r.split()[0] for r in capsys.readouterr().out.strip().splitlines()[2:]]

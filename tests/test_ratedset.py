@@ -17,7 +17,7 @@ from dirti_bench.errors import UserError
 from dirti_bench.pipeline import RunConfig, run
 from dirti_bench.results import ALIGNMENT_PREDICTIONS_FILE, PREDICTIONS_FILE, RESULTS_FILE
 from dirti_bench.scenarios import REGISTRY, alignment_scenarios
-from helpers import RATED_CATEGORIES, write_oasis_like, write_rated_set
+from helpers import RATED_CATEGORIES, write_json, write_oasis_like, write_rated_set
 from known_answer import KnownAnswerEncoder
 
 CATEGORIES = RATED_CATEGORIES
@@ -164,11 +164,13 @@ def test_unreadable_sidecar_is_one_user_error(tmp_path, monkeypatch):
 
 
 DISGUST_SCENARIOS = ["zeroshot-disgust", "zeroshot-disgust-binary", "ensemble-disgust-clip80", "ensemble-disgust-affect",
-                     "knn-split-disgust", "knn-cv10-disgust", "linear-probe-cv10-disgust", "align-disgust-zeroshot",
-                     "align-disgust-probe"]
-OASIS_RAN = ["zeroshot-baseline", "ensemble-baseline-clip80", "ensemble-baseline-affect", "knn-split-baseline",
-             "knn-cv10-baseline", "linear-probe-cv10-baseline", "align-valence-zeroshot", "align-valence-probe",
-             "align-arousal-zeroshot", "align-arousal-probe", "align-beauty-zeroshot", "align-beauty-probe"]
+                     "template-sweep-disgust-clip80", "template-sweep-disgust-affect", "threshold-sweep-disgust",
+                     "threshold-sweep-disgust-binary", "knn-split-disgust", "knn-cv10-disgust",
+                     "linear-probe-cv10-disgust", "align-disgust-zeroshot", "align-disgust-probe"]
+OASIS_RAN = ["zeroshot-baseline", "ensemble-baseline-clip80", "ensemble-baseline-affect", "template-sweep-baseline-clip80",
+             "template-sweep-baseline-affect", "knn-split-baseline", "knn-cv10-baseline", "linear-probe-cv10-baseline",
+             "align-valence-zeroshot", "align-valence-probe", "align-arousal-zeroshot", "align-arousal-probe",
+             "align-beauty-zeroshot", "align-beauty-probe"]
 NO_DISGUST = ("oasis-like has no disgust rating (no 'disg_mean_all' column, no 'disgust_column' in its "
               "dirti-bench.json)")
 
@@ -189,7 +191,7 @@ def check_oasis_like_run(out, err: str, n: int) -> dict:
     assert doc["skipped"] == dict.fromkeys(DISGUST_SCENARIOS, NO_DISGUST)
     lines = err.splitlines()
     skip = [i for i, line in enumerate(lines) if line.startswith("skipped")]
-    assert len(skip) == 1 and lines[skip[0]] == f"skipped 9 scenarios ({', '.join(DISGUST_SCENARIOS)}): {NO_DISGUST}"
+    assert len(skip) == 1 and lines[skip[0]] == f"skipped 13 scenarios ({', '.join(DISGUST_SCENARIOS)}): {NO_DISGUST}"
     assert skip[0] < next(i for i, line in enumerate(lines) if line.startswith("images:"))  # before encoding
     beauty = doc["scenarios"]["align-beauty-zeroshot"]["options"]
     assert beauty["prompt_pair"] == "neutral" and beauty["prompts_high"] == ["This is a photo high in beauty"]
@@ -199,7 +201,8 @@ def check_oasis_like_run(out, err: str, n: int) -> dict:
     assert "## Skipped scenarios" in md and all(f"| {sid} " in md for sid in DISGUST_SCENARIOS)
     figures = {p.name for p in (out / "figures").iterdir()}
     assert {f"alignment-{sid}.png" for sid in OASIS_RAN if sid.startswith("align-")} <= figures
-    assert {f"confusion-{sid}.png" for sid in OASIS_RAN if not sid.startswith("align-")} <= figures
+    assert {f"confusion-{sid}.png" for sid in OASIS_RAN if not sid.startswith(("align-", "template-sweep-"))} <= figures
+    assert "template-sweeps.png" in figures  # a sweep's figure is its own, not a confusion matrix
     align = pd.read_csv(out / ALIGNMENT_PREDICTIONS_FILE)
     assert pd.api.types.is_string_dtype(align.stimulus) and set(align.category) == {"Animal", "Object", "Person", "Scene"}
     return doc
@@ -250,11 +253,12 @@ def test_a_one_category_set_skips_the_category_tasks_in_one_line_and_runs_the_re
     assert code == 0, err
     assert not [w for w in caught if "sklearn" in w.filename or "scipy" in w.filename], [str(w.message) for w in caught]
     assert "Warning" not in err and "small_class_policy" not in err
-    category_tasks = ["zeroshot-baseline", "ensemble-baseline-clip80", "ensemble-baseline-affect", "knn-split-baseline",
+    category_tasks = ["zeroshot-baseline", "ensemble-baseline-clip80", "ensemble-baseline-affect",
+                      "template-sweep-baseline-clip80", "template-sweep-baseline-affect", "knn-split-baseline",
                       "knn-cv10-baseline", "linear-probe-cv10-baseline"]
     reason = "only one category ('spider') in the data; a classification needs at least 2"
     assert [line for line in err.splitlines() if line.startswith("skipped")] == [
-        f"skipped 6 scenarios ({', '.join(category_tasks)}): {reason}"]
+        f"skipped 8 scenarios ({', '.join(category_tasks)}): {reason}"]
     doc = json.loads((tmp_path / "out" / RESULTS_FILE).read_text())
     assert doc["skipped"] == dict.fromkeys(category_tasks, reason)
     assert {"zeroshot-disgust-binary", "align-disgust-zeroshot", "align-disgust-probe",
@@ -280,4 +284,35 @@ def test_a_prompt_file_that_misses_classes_fails_before_any_encoding(tmp_path, c
     code = cli.main(["run", "--demo", "--no-progress", "--out", str(tmp_path / "out"), "--scenarios", "zeroshot-baseline",
                      "--templates", str(cupl)])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and err[-1].startswith(f"error: template file {cupl} has no prompts for classes ['body products'")
+    assert code == 2 and err[-1].startswith(f"error: prompt file {cupl} covers the category task only partly: "
+                                            "no prompts for ['body products'")
+
+
+@pytest.mark.parametrize(("key", "value"), [("images", "../../elsewhere"), ("images", "img/../../img"),
+                                            ("ratings", "../ratings.csv")])
+def test_a_relative_path_climbing_out_of_the_sidecar_folder_is_refused(tmp_path, key, value):
+    root = write_rated_set(tmp_path / "set", sidecar={key: value})
+    with pytest.raises(UserError) as err:
+        load_rated_set(root)
+    text = str(err.value)
+    assert f"{key!r} {value!r} leads out of the sidecar's folder" in text and "absolute path" in text
+    assert str(root / SIDECAR) in text
+
+
+def test_a_relative_path_that_stays_inside_is_fine_and_not_announced(tmp_path):
+    root = write_rated_set(tmp_path / "set", sidecar={"images": "img/../img"})
+    notes = []
+    assert len(load_rated_set(root, note=notes.append)) == 18 and notes == []
+
+
+def test_an_absolute_path_outside_is_followed_and_announced_in_the_run_output(tmp_path, capsys):
+    from dirti_bench.pipeline import load_stimuli
+
+    root = write_rated_set(tmp_path / "set")
+    shared = tmp_path / "shared-images"
+    (root / "img").rename(shared)
+    write_json(root / SIDECAR, {**json.loads((root / SIDECAR).read_text()), "images": str(shared)})
+    stimuli = load_stimuli(RunConfig(data=root))
+    assert len(stimuli) == 18 and all(s.path.parent == shared for s in stimuli)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"note: images of toy read from {shared} (outside {root}")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +33,8 @@ from .encoding.precision import DEFAULT_PRECISION, category_agreement, describe
 from .errors import ScenarioNotRunnable, UserError
 from .evaluators.consistency import check_scenario_result
 from .evaluators.registry import check_runnable, run_evaluator
-from .paths import cache_home, embedding_cache_dir
+from .labels import DEFAULT_THRESHOLD, check_threshold
+from .paths import cache_home, check_cache_home, check_writable_dir, embedding_cache_dir
 from .reporting.compare import comparisons_for
 from .reporting.console import Reporter, skipped_lines
 from .reporting.report import write_report
@@ -49,8 +50,16 @@ from .results import (
     versions,
     write_results,
 )
-from .scenarios import alignment_scenarios, data_scenarios, select, template_scenarios
+from .scenarios import (
+    PromptFilePlan,
+    alignment_scenarios,
+    check_prompt_file_ids,
+    data_scenarios,
+    prompt_file_plan,
+    select,
+)
 
+DISGUST_TASKS = ("disgust", "disgust-binary")  # the tasks --threshold applies to
 DEFAULT_MODEL = "ViT-B-32"
 DEFAULT_PRETRAINED = "openai"
 
@@ -67,6 +76,7 @@ class RunConfig:
     scenarios: list[str] | None = None
     templates: list[Path] | None = None
     ratings: list[str] | None = None  # extra rating columns to align with (fear, valence, ...)
+    threshold: float | str | None = None  # disgust threshold of every disgust task (None: the study's 5.0)
     n_raters: int | None = None  # raters behind each mean rating, for the alignment noise ceiling
     batch_size: int = 32
     num_workers: int | None = None
@@ -87,10 +97,13 @@ def demo_dir(seed: int) -> Path:
     return cache_home() / "demo" / f"seed-{seed}"
 
 
-def load_stimuli(cfg: RunConfig) -> StimulusSet:
+def load_stimuli(cfg: RunConfig, reporter: Reporter | None = None) -> StimulusSet:
+    """The run's stimulus set; a rated set's files read from outside its folder are announced as
+    stage lines (``reporter``, by default the run's own)."""
     if cfg.data is not None:
         if is_rated_set(cfg.data):  # any rated image set: a ratings CSV + a dirti-bench.json sidecar
-            return load_rated_set(cfg.data)
+            reporter = reporter or Reporter("quiet" if cfg.quiet else "normal", progress=cfg.progress)
+            return load_rated_set(cfg.data, note=lambda line: reporter.stage(f"note: {line}"))
         return load_dirti(cfg.data)
     if cfg.demo:
         root = demo_dir(cfg.seed)
@@ -119,19 +132,29 @@ def is_results_dir(path: Path) -> bool:
     return path.is_dir() and (path / RESULTS_FILE).is_file()
 
 
-def check_out_dir(out: Path) -> None:
-    """A run replaces ``--out`` whole, so it must be new, empty, or an earlier run's folder (other
+def check_out(out: Path, option: str = "--out") -> Path:
+    """``out`` can be created and written, and so can its parent, where the new results folder is
+    staged before it replaces ``out`` (checked before the model loads)."""
+    fix = f"pass a writable folder as {option}"
+    check_writable_dir(out, f"results folder {option}", fix)
+    if Path(out).expanduser().is_dir():
+        check_writable_dir(Path(out).expanduser().resolve().parent, f"the folder of {option}", fix)
+    return Path(out)
+
+
+def check_out_dir(out: Path, option: str = "--out") -> None:
+    """A run replaces ``out`` whole, so it must be new, empty, or an earlier run's folder (other
     runs' results folders nested in it are kept)."""
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file; pass a directory (new, empty, or an earlier results folder)")
+        raise UserError(f"{option} {out} is a file; pass a directory (new, empty, or an earlier results folder)")
     if not out.is_dir() or not any(out.iterdir()):
         return
     try:
         read_results(out)
     except UserError:
         others = sorted(p.name for p in out.iterdir())
-        raise UserError(f"--out {out} holds files that are not dirti-bench results ({', '.join(others[:5])}"
+        raise UserError(f"{option} {out} holds files that are not dirti-bench results ({', '.join(others[:5])}"
                         f"{', ...' if len(others) > 5 else ''}); a run replaces its output folder whole, so pass "
                         "a new or empty directory, or one an earlier run wrote") from None
 
@@ -173,11 +196,13 @@ def encode(cfg: RunConfig, ctx: EvalContext, reporter: Reporter) -> EvalContext:
     return ctx
 
 
-def prepare(cfg: RunConfig, encoder=None, rating_columns=(), reporter: Reporter | None = None) -> EvalContext:
-    """Check the options, load the stimuli, then encode every image once (through the cache)."""
-    reporter = reporter or Reporter("silent")
+def prepare(cfg: RunConfig, encoder=None, rating_columns=(), reporter: Reporter | None = None,
+            stimuli: StimulusSet | None = None) -> EvalContext:
+    """Check the options, load the stimuli (unless given), then encode every image once (through the cache)."""
     encoder = encoder or build_encoder(cfg, reporter)  # validates model, weights and device before any data work
-    stimuli = load_stimuli(cfg)
+    check_cache_home()  # downloads, the demo set and embeddings go there
+    stimuli = load_stimuli(cfg, reporter) if stimuli is None else stimuli
+    reporter = reporter or Reporter("silent")
     for column in rating_columns:  # before the (possibly long) cold encode
         stimuli.require_rating(column)
     return encode(cfg, EvalContext(stimuli=stimuli, encoder=encoder, image_features=_no_features(stimuli),
@@ -222,27 +247,54 @@ def feature_files(ctx: EvalContext) -> dict[str, bytes]:
     return {FEATURES_FILE: buf.getvalue(), STIMULI_FILE: table.to_csv(index=False).encode()}
 
 
-def scenarios_for(cfg: RunConfig, stimuli: StimulusSet | None = None) -> list[Scenario]:
-    """The scenarios a run asked for, with the options its flags set; unknown ids are a UserError.
+def run_threshold(cfg: RunConfig) -> float | str | None:
+    """``--threshold`` checked: a finite number or ``mean+1sd`` (None: each scenario's own)."""
+    if cfg.threshold is None:
+        return None
+    try:
+        return check_threshold(cfg.threshold)
+    except UserError as exc:
+        raise UserError(f"--threshold: {exc}") from None
 
-    With ``stimuli``, a rated set's own rating columns add their alignment scenarios."""
-    extra = [s for path in (cfg.templates or []) for s in template_scenarios(path)]
+
+def plan_scenarios(cfg: RunConfig, stimuli: StimulusSet | None = None) -> tuple[list[Scenario], list[PromptFilePlan]]:
+    """The scenarios a run asked for, with the options its flags set, and what each prompt file made.
+
+    Without ``stimuli`` only what needs no data is checked (ids, options, prompt files and the
+    ids a template list makes); with them, per-class and pair files are matched to this set's
+    label spaces and ratings too, and their ids checked, all before any image is encoded.
+    """
+    threshold = run_threshold(cfg)
+    if cfg.n_raters is not None and cfg.n_raters < 2:
+        raise UserError(f"--n-raters {cfg.n_raters} is too small; the split-half noise ceiling needs >= 2 raters")
+    files = list(dict.fromkeys(Path(p).resolve() for p in cfg.templates or []))  # one file named twice runs once
+    plans = [prompt_file_plan(path, stimuli, DEFAULT_THRESHOLD if threshold is None else threshold)
+             for path in files]
+    check_prompt_file_ids(plans)  # per-class and pair files join once the stimuli are known
+    extra = [s for plan in plans for s in plan.scenarios]
     extra += [s for column in (cfg.ratings or []) for s in alignment_scenarios(column)]
     patterns = cfg.scenarios
+    if patterns and any(not plan.resolved for plan in plans):
+        return [], plans  # a pattern may name a scenario of a file that is matched once the data is loaded
     if patterns and extra:  # scenarios the user asked for by option are always run
         patterns = [*patterns, *(s.id for s in extra)]
     if stimuli is not None:
         extra += [s for s in data_scenarios(stimuli) if s.id not in {e.id for e in extra}]
     chosen = select(patterns, extra)
+    if threshold is not None:
+        chosen = [s.with_options(threshold=threshold) if s.task in DISGUST_TASKS else s for s in chosen]
     if cfg.n_raters is not None:
-        if cfg.n_raters < 2:
-            raise UserError(f"--n-raters {cfg.n_raters} is too small; the split-half noise ceiling needs >= 2 raters")
         chosen = [s.with_options(n_raters=cfg.n_raters, n_raters_source="--n-raters") if not s.is_classification
                   else s for s in chosen]
-    return chosen
+    return chosen, plans
 
 
-def plan(scenarios: Iterable[Scenario], ctx: EvalContext) -> tuple[list[Scenario], dict[str, str]]:
+def scenarios_for(cfg: RunConfig, stimuli: StimulusSet | None = None) -> list[Scenario]:
+    """The scenarios of ``plan_scenarios``; unknown ids and bad options fail before any work."""
+    return plan_scenarios(cfg, stimuli)[0]
+
+
+def split_runnable(scenarios: Iterable[Scenario], ctx: EvalContext) -> tuple[list[Scenario], dict[str, str]]:
     """Split ``scenarios`` into those the stimuli support and those skipped (id -> reason); reads
     the stimuli only, so it runs before any image is encoded."""
     runnable, skipped = [], {}
@@ -308,33 +360,42 @@ def write_run(out: Path, ctx: EvalContext, results: list[ScenarioResult], extra_
                 reporter.stage(f"writing the report ({projection.upper()} projection of the image features)")
                 write_report([staged.path], staged.path, shown_as=[Path(out)], projection=projection)
             replaced = staged.commit(keep=is_results_dir)
-    except OSError as exc:
-        raise UserError(f"cannot write the results into {out} ({exc.strerror or exc}); pass a writable --out") from None
+    except OSError as exc:  # checked writable at the start; a full disk can still stop it here
+        raise UserError(f"cannot write the results into {out} ({exc.strerror or exc}); free some space or "
+                        "pass another --out") from None
     reporter.outputs(out, report, replaced)
     return Path(out)
 
 
 def run(cfg: RunConfig, encoder=None, reporter: Reporter | None = None) -> Path:
-    """``dirti-bench run``: check everything checkable, encode once, evaluate, print the summary,
-    then write results and report together."""
+    """``dirti-bench run``: check everything checkable before the model loads, load the stimuli, plan
+    the scenarios they support, encode once, evaluate, print the summary, then write results and
+    report together."""
     reporter = reporter or Reporter("quiet" if cfg.quiet else "normal", progress=cfg.progress)
-    check_out_dir(cfg.out)
-    if cfg.data is None or not is_rated_set(cfg.data):
-        scenarios_for(cfg)  # unknown ids and bad template files fail before any data work
+    # Ids, options and prompt files that need no data fail before the model loads. A rated set adds
+    # scenarios for its own rating columns, so --scenarios patterns are checked once it is loaded.
+    plan_scenarios(cfg if cfg.data is None or not is_rated_set(cfg.data) else replace(cfg, scenarios=None))
+    check_out(cfg.out)  # writable, before the model loads and anything is encoded
+    check_out_dir(cfg.out)  # replaced whole at the end: an earlier run's folder, or new, or empty
     encoder = encoder or build_encoder(cfg, reporter)  # model, weights and device, before any data work
-    stimuli = load_stimuli(cfg)
-    reporter.stage(describe_stimuli(stimuli))
+    check_cache_home()  # the demo set, downloads and embeddings go there
+    stimuli = load_stimuli(cfg, reporter)
     for column in cfg.ratings or ():  # asked for by name: a missing column is the user's to fix
         stimuli.require_rating(column)
+    scenarios, plans = plan_scenarios(cfg, stimuli)  # prompt files matched to this set, still before encoding
+    reporter.stage(describe_stimuli(stimuli))  # once the set passed every check that needs no image
+    for prompt_plan in plans:
+        reporter.stage(prompt_plan.line())
     ctx = EvalContext(stimuli=stimuli, encoder=encoder, image_features=_no_features(stimuli), seed=cfg.seed)
-    chosen, skipped = plan(scenarios_for(cfg, stimuli), ctx)
+    chosen, skipped = split_runnable(scenarios, ctx)
     reporter.skipped(skipped)
     for line in describe_model(encoder):
         reporter.stage(line)
     encode(cfg, ctx, reporter)
     results = evaluate(chosen, ctx, reporter, skipped)
+    info = {"prompt_files": [prompt_plan.to_json() for prompt_plan in plans]} if plans else {}
     # The summary comes first: on a first run the report (figures, projection) takes longer.
-    reporter.summary(results_document({**run_info(ctx), "projection": projection_for(cfg)}, results,
+    reporter.summary(results_document({**run_info(ctx), "projection": projection_for(cfg), **info}, results,
                                       skipped=skipped))
-    return write_run(cfg.out, ctx, results, report=cfg.report, reporter=reporter, skipped=skipped,
-                     projection=projection_for(cfg))
+    return write_run(cfg.out, ctx, results, extra_info=info, report=cfg.report, reporter=reporter,
+                     skipped=skipped, projection=projection_for(cfg))

@@ -7,6 +7,7 @@ import sys
 from ..bench import BenchConfig, format_table, run_bench
 from ..encoding.models import DEVICES
 from ..encoding.precision import PRECISIONS
+from ..paths import check_cache_home
 
 
 def add_arguments(p) -> None:
@@ -25,6 +26,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    check_cache_home()  # the generated photos and the warm-run check use the cache folder
     cfg = BenchConfig(model=args.model, images=args.images, batch_size=args.batch_size, device=args.device,
                       rounds=args.rounds, text_sample=args.text_sample, warm=not args.no_warm, precision=args.precision,
                       first_run=not args.no_first_run)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from ..encoding.imaging import DECODE_PATHS, DEFAULT_DECODE
@@ -12,6 +11,7 @@ from ..pipeline import DEFAULT_MODEL, DEFAULT_PRETRAINED, RunConfig
 from ..pipeline import run as run_pipeline
 from ..reporting.console import Reporter
 from ..reporting.projection import PROJECTIONS
+from .options import non_negative_int, positive_int, seed
 
 DESCRIPTION = """\
 Encode a stimulus set once (embeddings are cached, so a second run does no model forward),
@@ -26,15 +26,6 @@ examples:
   dirti-bench run --data PATH/TO/DIRTI --scenarios 'zeroshot-*' 'knn-*' --out results/knn
   dirti-bench run --data PATH/TO/OASIS   (a folder with a dirti-bench.json sidecar)"""
 
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
-    return value
 
 
 def add_arguments(p) -> None:
@@ -55,13 +46,19 @@ def add_arguments(p) -> None:
                    help="where the model runs; auto picks cuda, then mps, then cpu")
     p.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
                    help="results folder: new, empty, or an earlier run's (replaced whole)")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=seed, default=0,
                    help="seeds everything random: the demo set's photos and ratings, random weights, "
-                   "bootstrap CIs and the projection (CV splits keep their own split_seed)")
+                   "bootstrap CIs and the projection (CV splits keep their own split_seed); 0 to 2**32-1")
     p.add_argument("--scenarios", nargs="+", metavar="ID",
                    help="scenario ids or globs such as 'knn-*' (default: all; see 'dirti-bench scenarios')")
     p.add_argument("--templates", nargs="+", type=Path, metavar="FILE",
-                   help="prompt-ensemble JSON files; each adds ensemble-<task>-<file stem> scenarios")
+                   help="prompt JSON files: a template list (with {c}) adds ensemble-<task>-<stem> on every "
+                   "classification task and template-sweep-<task>-<stem>; per-class prompts add the scenario of "
+                   "the task whose class names they use; {\"rating\", \"high\", \"low\"} adds "
+                   "align-<rating>-zeroshot-<stem>")
+    p.add_argument("--threshold", metavar="VALUE|mean+1sd",
+                   help="disgust threshold of every disgust task: a rating, or mean+1sd of the set's disgust "
+                   "ratings (default: 5.0, the study's)")
     p.add_argument("--ratings", nargs="+", metavar="COLUMN",
                    help="more rating columns to align with (e.g. fear_mean_all val_mean_all); each adds "
                    "align-<rating>-zeroshot and -probe scenarios")
@@ -69,9 +66,9 @@ def add_arguments(p) -> None:
                    help="raters behind each mean rating, for the alignment noise ceiling (default: 30, an "
                    "assumption the report states)")
     p.add_argument("--batch-size", type=positive_int, default=32, metavar="N", help="images per model forward")
-    p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="image decoding threads (default: all cores between forwards on CPU; all but one, "
-                   "decoding ahead, beside a GPU)")
+    p.add_argument("--workers", type=non_negative_int, default=None, metavar="N",
+                   help="image decoding threads, 0 = decode in the main thread (default: all cores between "
+                   "forwards on CPU; all but one, decoding ahead, beside a GPU)")
     p.add_argument("--decode", choices=DECODE_PATHS, default=DEFAULT_DECODE,
                    help="tensor-resize: JPEGs decoded at the smallest DCT scale the model input allows, then "
                    "resize + crop as one batched tensor op; jpeg-draft: the same decode, then open_clip's PIL "
@@ -95,7 +92,8 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     cfg = RunConfig(data=args.data, demo=args.demo, model=args.model, pretrained=args.pretrained,
                     device=args.device, out=args.out, seed=args.seed, scenarios=args.scenarios,
-                    templates=args.templates, ratings=args.ratings, n_raters=args.n_raters, batch_size=args.batch_size,
+                    templates=args.templates, ratings=args.ratings, threshold=args.threshold, n_raters=args.n_raters,
+                    batch_size=args.batch_size,
                     num_workers=args.workers, decode=args.decode, precision=args.precision,
                     progress=not args.no_progress, report=not args.no_report, quiet=args.quiet,
                     projection=args.projection)

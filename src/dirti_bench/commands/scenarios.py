@@ -18,7 +18,8 @@ of its own rating columns."""
 def add_arguments(p) -> None:
     p.add_argument("patterns", nargs="*", metavar="ID", help="ids or globs such as 'knn-*' (default: all)")
     p.add_argument("--templates", nargs="+", type=Path, metavar="FILE",
-                   help="preview the ensemble-<task>-<stem> scenarios these prompt files add")
+                   help="preview the ensemble-<task>-<stem> and template-sweep-<task>-<stem> scenarios these "
+                   "template lists add (per-class and high/low files are matched to a set when a run loads it)")
     p.add_argument("--ratings", nargs="+", metavar="COLUMN",
                    help="preview the align-<rating>-zeroshot/-probe scenarios these rating columns add")
 

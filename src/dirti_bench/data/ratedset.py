@@ -3,7 +3,7 @@
 same scenarios as DIRTI::
 
     {"name": "oasis",                      # optional, default: the folder's name
-     "images": "images",                   # folder, relative to the sidecar
+     "images": "images",                   # folder, relative to the sidecar (or an absolute path)
      "ratings": "ratings.csv",             # one row per image file
      "file_column": "file",                # file name, with or without extension
      "category_column": "category",
@@ -17,11 +17,16 @@ columns such as ``valence_sd`` aside); disgust tasks need ``disgust_column``.
 
 Validation is as strict as DIRTI's: images and rows match 1:1, nothing is
 duplicated, every rating is a finite number, every named column exists.
+
+``images`` and ``ratings`` are relative to the sidecar's folder and may not climb
+out of it with ``..``; files elsewhere need an absolute path, a deliberate choice
+that the run announces (``RatedSetSpec.outside``).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +65,13 @@ class RatedSetSpec:
     rating_columns: tuple[str, ...] | None
     disgust_column: str | None
     rating_scale: tuple[float, float] | None = None
+
+    def outside(self) -> list[str]:
+        """One line per file or folder read from outside the sidecar's folder (absolute paths)."""
+        base = self.sidecar.parent.resolve()
+        return [f"{what} of {self.name} read from {path} (outside {base}, as {self.sidecar.name} says)"
+                for what, path in (("images", self.images), ("ratings", self.ratings))
+                if not path.resolve().is_relative_to(base)]
 
 
 def _sidecar(path: Path) -> Path:
@@ -125,8 +137,14 @@ def read_spec(path: Path) -> RatedSetSpec:
                             f"not {scale!r}")
         scale = (float(scale[0]), float(scale[1]))
     base = sidecar.parent
+    for key in ("images", "ratings"):
+        given = Path(doc[key]).expanduser()
+        if not given.is_absolute() and os.path.normpath(given).split(os.sep)[0] == os.pardir:
+            raise UserError(f"{sidecar}: {key!r} {doc[key]!r} leads out of the sidecar's folder {base}; "
+                            "give a path inside it, or an absolute path if the files really live elsewhere")
     return RatedSetSpec(
-        sidecar=sidecar, name=doc.get("name", base.name), images=base / doc["images"], ratings=base / doc["ratings"],
+        sidecar=sidecar, name=doc.get("name", base.name), images=base / Path(doc["images"]).expanduser(),
+        ratings=base / Path(doc["ratings"]).expanduser(),
         file_column=doc["file_column"].strip(), category_column=doc["category_column"].strip(),
         categories=lists["categories"], rating_columns=lists["rating_columns"],
         disgust_column=doc.get("disgust_column"), rating_scale=scale,
@@ -252,9 +270,12 @@ def match_images(spec: RatedSetSpec, table: pd.DataFrame) -> list[Path]:
     return matched
 
 
-def load_rated_set(path: Path, verify: bool = True) -> StimulusSet:
-    """Load and validate a rated set described by a ``dirti-bench.json`` sidecar."""
+def load_rated_set(path: Path, verify: bool = True, note=None) -> StimulusSet:
+    """Load and validate a rated set described by a ``dirti-bench.json`` sidecar. ``note`` (a
+    callable) hears where files outside the sidecar's folder are read from."""
     spec = read_spec(path)
+    for line in spec.outside() if note is not None else ():
+        note(line)
     table = read_table(spec)
     ratings, columns = parse_ratings(spec, table)
     categories = _categories(spec, table)

@@ -17,9 +17,10 @@ from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from ..errors import UserError
+from .pixels import CHECKED_MODES, check_pixels, too_large
 
 # The rating column disgust tasks read by default (DIRTI's mean disgust, all raters).
 DISGUST_RATING = "disg_mean_all"
@@ -128,10 +129,22 @@ def list_images(folder: Path) -> list[Path]:
 
 
 def verify_image(path: Path) -> None:
+    """Refuse, before anything is encoded, an image that is damaged, too large for PIL, or in a
+    pixel mode ``pixels.to_rgb`` cannot convert."""
     try:
         with Image.open(path) as im:
+            mode = im.mode
+            if mode not in CHECKED_MODES:
+                check_pixels(im, path)  # from the header
             im.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        if mode in CHECKED_MODES:  # whether they convert depends on the pixel values
+            with Image.open(path) as im:
+                check_pixels(im, path)
+    except UserError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise too_large(path, exc) from None
+    except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError... for damaged files
         raise UserError(
             f"corrupt or unreadable image {path}: {exc}; replace the file with an intact copy"
         ) from None

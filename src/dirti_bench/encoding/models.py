@@ -22,8 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.pixels import PIXEL_RULES
 from ..data.stimuli import file_sha256
 from ..errors import UserError
+from ..quiet import held_back
 from .imaging import DEFAULT_DECODE, check_decode, encode_image_paths
 from .precision import DEFAULT_PRECISION, apply_precision, check_precision
 from .text import encode_texts, text_path
@@ -181,7 +183,7 @@ class ClipEncoder:
         weights = {"random": f"random:seed={self.seed}", "file": f"sha256:{self._weights_sha256}",
                    "hf-hub": self.weights.value, "tag": f"tag:{self.weights.value}"}[self.weights.kind]
         identity = {"model": self.model_name, "weights": weights, "open_clip": version("open_clip_torch"),
-                    "preprocess": self.preprocess_id}
+                    "preprocess": self.preprocess_id, "pixels": PIXEL_RULES}
         if self.precision != DEFAULT_PRECISION:  # fp32 keys stay what they were before precisions existed
             identity["precision"] = self.precision
         return identity
@@ -198,7 +200,8 @@ class ClipEncoder:
     def run_info(self) -> dict:
         return {"model": self.model_name, "pretrained": self.weights.value, "weights_kind": self.weights.kind,
                 "weights_sha256": self._weights_sha256, "device": self.device, "smoke_run": self.smoke_run,
-                "seed": self.seed, "preprocess": self.preprocess_id, "text_encoding": self.text_path,
+                "seed": self.seed, "preprocess": self.preprocess_id, "pixels": PIXEL_RULES,
+                "text_encoding": self.text_path,
                 "precision": self.precision, "precision_check": self.precision_check}
 
     # ---------------------------------------------------------------- model
@@ -218,9 +221,10 @@ class ClipEncoder:
         elif self.weights.kind == "hf-hub":
             name, pretrained = self.weights.value, None
         try:
+            # open_clip logs 'ERROR:root:...' before raising: held back, the user gets our one line.
             # Random weights are asked for on purpose: the run says so in a line of its own, so
             # open_clip's "No pretrained weights loaded" warning would only read like an error.
-            with random_weights_quietly(self.weights.kind == "random"):
+            with held_back(), random_weights_quietly(self.weights.kind == "random"):
                 model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained,
                                                                              device=self.device)
         except UserError:

@@ -134,8 +134,10 @@ def evaluate_zeroshot(scenario, ctx) -> ScenarioResult:
                "prompts_low": list(low), "score": rule, "logit_scale": scale, "n_boot": n_boot,
                "n_perm": n_perm, **ceiling_opts}
     extra = {"within_category": per_cat, **note}
-    return _result(scenario, ctx, len(y), metrics, ci | within_ci | ceiling_ci, options, extra,
-                   _predictions(scenario.id, ids, cats, y, score))
+    result = _result(scenario, ctx, len(y), metrics, ci | within_ci | ceiling_ci, options, extra,
+                     _predictions(scenario.id, ids, cats, y, score))
+    result.prompts = tuple([("high", p) for p in high] + [("low", p) for p in low])
+    return result
 
 
 # ---------------------------------------------------------------- probe

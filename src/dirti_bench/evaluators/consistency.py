@@ -99,6 +99,27 @@ def check_alignment_result(result) -> None:
             _fail(result, f"{name} CI [{low}, {high}] is not an interval")
 
 
+def check_sweep(result) -> None:
+    """Raise unless every sweep point's predictions lie in its labels and give its n and accuracy."""
+    preds = result.sweep_predictions
+    if preds is None:
+        _fail(result, "sweep result has no sweep predictions to recompute its points from")
+    by_point = dict(tuple(preds.groupby("point", sort=False)))
+    if set(by_point) != {p["point"] for p in result.sweep} or len(by_point) != len(result.sweep):
+        _fail(result, f"sweep points {[p['point'] for p in result.sweep]} differ from the points of its "
+                      f"predictions {list(by_point)}")
+    for point in result.sweep:
+        rows = by_point[point["point"]]
+        outside = sorted((set(rows["y_true"]) | set(rows["y_pred"])) - set(point["labels"]))
+        if outside:
+            _fail(result, f"sweep point {point['point']!r} predicts classes {outside} outside its labels")
+        accuracy = float((rows["y_true"] == rows["y_pred"]).mean()) if len(rows) else float("nan")
+        if point["n"] != len(rows) or point["n_classes"] != len(point["labels"]) or not np.isclose(
+                point["metrics"]["accuracy"], accuracy, rtol=1e-9, atol=1e-12, equal_nan=True):
+            _fail(result, f"sweep point {point['point']!r} records n={point['n']}, accuracy "
+                          f"{point['metrics']['accuracy']}, but its predictions give n={len(rows)}, accuracy {accuracy}")
+
+
 def check_scenario_result(result, scenario, ctx) -> None:
     """The check every result passes before it is written, whichever path ran it."""
     if result.id != scenario.id or result.task != scenario.task:
@@ -107,3 +128,5 @@ def check_scenario_result(result, scenario, ctx) -> None:
         check_result(result, ctx.label_space(scenario), result.prompt_classes)
     else:
         check_alignment_result(result)
+    if result.sweep is not None:
+        check_sweep(result)

@@ -13,7 +13,8 @@ import math
 from collections.abc import Callable
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold, cross_val_predict, train_test_split
+from sklearn.base import clone
+from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from ..errors import ScenarioNotRunnable
 from ..labels import LabelSpace
@@ -58,6 +59,15 @@ def _fold_summary(true_names, pred_names, fold_of, labels, n_splits: int) -> dic
             "sd": {m: float(v.std(ddof=1)) for m, v in values.items()}, "sd_ddof": 1}
 
 
+def predict_with_confidence(model, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The fitted model's own predictions (KNN's tie rule included) and each one's probability
+    (KNN: the predicted class's vote share; the probe: its predicted probability)."""
+    y_pred = model.predict(x)
+    proba = model.predict_proba(x)
+    column = np.searchsorted(np.asarray(model.classes_), y_pred)
+    return y_pred, proba[np.arange(len(y_pred)), column]
+
+
 def holdout_space(scenario, ctx) -> LabelSpace:
     """The space a stratified holdout split can hold on both sides, or ScenarioNotRunnable."""
     space, _ = stratifiable_space(scenario, runnable_space(scenario, ctx), 2)
@@ -83,12 +93,10 @@ def holdout(scenario, ctx, make_model: ModelFactory):
     model, model_opts = make_model(len(train))
     x = ctx.features_for(space)
     model.fit(x[train], space.y_true[train])
-    proba = model.predict_proba(x[test])
-    # argmax of the probabilities is the estimators' own predict (KNN: the vote, first class on ties)
-    y_pred = np.asarray(model.classes_)[proba.argmax(axis=1)]
+    y_pred, confidence = predict_with_confidence(model, x[test])
     return classification_result(
         scenario, space, None, [space.stimulus_ids[i] for i in test], space.y_true[test], y_pred,
-        proba.max(axis=1), seed=ctx.seed, options={"n_train": len(train), "n_test": len(test), **model_opts},
+        confidence, seed=ctx.seed, options={"n_train": len(train), "n_test": len(test), **model_opts},
     )
 
 
@@ -98,19 +106,19 @@ def cross_validated(scenario, ctx, make_model: ModelFactory):
     space, n_splits = cv_space(scenario, ctx)
     cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     x, y = ctx.features_for(space), space.y_true
-    fold_of = np.empty(len(y), dtype=int)
-    for fold, (_, test) in enumerate(cv.split(x, y)):
-        fold_of[test] = fold
-    smallest_train = len(y) - int(np.bincount(fold_of).max())
+    splits = list(cv.split(x, y))
+    smallest_train = min(len(train) for train, _ in splits)
     model, model_opts = make_model(smallest_train)
-    # cross_val_predict re-splits with the same seeded cv, so its folds are fold_of's folds. Columns
-    # of the probabilities are the class ids 0..n-1; their argmax is the estimators' own predict.
-    proba = cross_val_predict(model, x, y, cv=cv, method="predict_proba")
-    y_pred = proba.argmax(axis=1)
+    # One fit per fold (cross_val_predict's folds and fits), predicting and scoring from the same fit.
+    fold_of, y_pred, confidence = np.empty(len(y), dtype=int), np.empty(len(y), dtype=int), np.empty(len(y))
+    for fold, (train, test) in enumerate(splits):
+        fitted = clone(model).fit(x[train], y[train])
+        y_pred[test], confidence[test] = predict_with_confidence(fitted, x[test])
+        fold_of[test] = fold
     names = np.array(space.names, dtype=object)
     summary = _fold_summary(names[y], names[y_pred], fold_of, space.names, n_splits)
     return classification_result(
-        scenario, space, None, space.stimulus_ids, y, y_pred, proba.max(axis=1), folds=fold_of.tolist(),
+        scenario, space, None, space.stimulus_ids, y, y_pred, confidence, folds=fold_of.tolist(),
         seed=ctx.seed,
         fold_metrics=summary,
         options={"folds_effective": n_splits, "smallest_train_size": smallest_train, **model_opts},

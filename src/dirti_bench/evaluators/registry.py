@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from ..contracts import EvalContext, Scenario, ScenarioResult
-from . import alignment, crossval, knn, probe, zeroshot
+from . import alignment, crossval, knn, probe, sweeps, zeroshot
 
 EVALUATORS = {
     "zeroshot": zeroshot.evaluate,
+    "threshold-sweep": sweeps.evaluate_threshold_sweep,
+    "template-sweep": sweeps.evaluate_template_sweep,
     "knn-split": knn.evaluate_split,
     "knn-cv": knn.evaluate_cv,
     "linear-probe-cv": probe.evaluate_cv,
@@ -18,6 +20,8 @@ EVALUATORS = {
 # it reads only the stimuli, so a run makes it for every scenario before any image is encoded
 RUNNABLE_CHECKS = {
     "zeroshot": zeroshot.check_runnable,
+    "threshold-sweep": zeroshot.check_runnable,  # the headline is the zero-shot run at the scenario's threshold
+    "template-sweep": sweeps.check_template_sweep_runnable,
     "knn-split": crossval.holdout_space,
     "knn-cv": crossval.cv_space,
     "linear-probe-cv": crossval.cv_space,

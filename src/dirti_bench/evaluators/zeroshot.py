@@ -55,9 +55,11 @@ def evaluate(scenario, ctx):
     logits = zero_shot_logits(ctx.features_for(space), class_embeddings(ctx.encoder, prompts),
                               scenario.options.logit_scale)
     y_pred = logits.argmax(axis=1)
-    return classification_result(
+    result = classification_result(
         scenario, space, prompts.classes, space.stimulus_ids, space.y_true, y_pred,
         winning_probability(logits), seed=ctx.seed,
         options={"prompt_set": prompts.name, "n_prompts": len(prompts.all_prompts()),
                  "example_prompts": {c: list(p[:2]) for c, p in zip(prompts.classes, prompts.prompts, strict=True)}},
     )
+    result.prompts = prompts.rows()
+    return result

@@ -98,6 +98,12 @@ def weights_label(run: dict, short: bool = False) -> str:
     return f"weights {run.get('pretrained', MISSING)}"
 
 
+def figure_title(run: dict, what: str) -> str:
+    """A figure's title: what it shows, then model · weights · dataset of the run (results.json's
+    ``run``), so the figure stands alone on a slide."""
+    return f"{what}\n{run.get('model', MISSING)} · {weights_label(run, short=True)} · {run.get('dataset', MISSING)}"
+
+
 def run_title(run: dict) -> str:
     """``model · weights · dataset (n images) · device``: what produced these numbers."""
     precision = run.get("precision")

@@ -1,4 +1,5 @@
-"""The report's figures (matplotlib, Agg): confusion matrices, the feature projection, alignment scatter.
+"""The report's figures (matplotlib, Agg): confusion matrices, the feature projection, alignment scatter,
+threshold and template sweeps, and prompt sets against the study wording.
 
 Each ``*_figure`` builder returns the matplotlib Figure (tests read its titles and labels);
 ``png`` turns one into bytes. Every figure stands alone when pasted into slides: its title
@@ -124,4 +125,102 @@ def alignment_figure(human: np.ndarray, model: np.ndarray, categories: Sequence[
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
+    return fig
+
+
+# ---------------------------------------------------------------- prompt experiments
+
+SWEEP_COLOURS = {"accuracy": "tab:blue", "balanced_accuracy": "tab:green", "f1_macro": "tab:orange"}
+SWEEP_LABELS = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "f1_macro": "macro F1"}
+
+
+def _panels(n: int, width: float, height: float, vertical: bool = False):
+    shape, size = ((n, 1), (width, height * n)) if vertical else ((1, n), (width * n, height))
+    fig, axes = plt.subplots(*shape, figsize=size, squeeze=False, layout="constrained")
+    return fig, axes.ravel()
+
+
+def threshold_sweep_figure(panels: Sequence[dict], study_threshold: float, title: str):
+    """Metric vs disgust threshold with its 95% CI band, one panel per sweep scenario.
+
+    Each panel: ``{"title", "x": thresholds, "metrics": {name: values}, "ci": {name: (n, 2)},
+    "rule_points": [(x, label)]}``; the study's threshold is a dashed line, a data-driven rule
+    (mean+1sd) a labelled dotted one.
+    """
+    fig, axes = _panels(len(panels), 5.6, 4.2)
+    for ax, panel in zip(axes, panels, strict=True):
+        x = np.asarray(panel["x"], dtype=float)
+        order = np.argsort(x, kind="stable")
+        for name, values in panel["metrics"].items():
+            ci = np.asarray(panel["ci"][name], dtype=float)
+            colour = SWEEP_COLOURS.get(name)
+            ax.plot(x[order], np.asarray(values, dtype=float)[order], marker="o", ms=3.5, color=colour,
+                    label=SWEEP_LABELS.get(name, name))
+            ax.fill_between(x[order], ci[order, 0], ci[order, 1], color=colour, alpha=0.15, linewidth=0)
+        ax.axvline(study_threshold, color="black", linestyle="--", linewidth=1, label=f"study: {study_threshold:g}")
+        for value, label in panel.get("rule_points", ()):
+            ax.axvline(value, color="grey", linestyle=":", linewidth=1)
+            ax.annotate(label, (value, 1.0), xycoords=("data", "axes fraction"), fontsize=7, ha="left",
+                        va="top", rotation=90, color="dimgrey")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("disgust threshold (mean rating)")
+        ax.set_ylabel("score (95% CI band)")
+        ax.set_title(panel["title"], fontsize=9)
+        ax.legend(fontsize=7, loc="best")
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def template_sweep_figure(panels: Sequence[dict], title: str):
+    """Each template's score as one dot (jittered), per metric, with reference lines.
+
+    Each panel: ``{"title", "metrics": {name: values over templates}, "references": {label: {name: value}}}``.
+    """
+    fig, axes = _panels(len(panels), 4.6, 4.2)
+    rng = np.random.default_rng(0)  # fixed jitter: identical figures for identical inputs
+    styles = ({"color": "black", "linestyle": "--"}, {"color": "tab:red", "linestyle": "-"},
+              {"color": "tab:purple", "linestyle": ":"})
+    for ax, panel in zip(axes, panels, strict=True):
+        names = list(panel["metrics"])
+        for i, name in enumerate(names):
+            values = np.asarray(panel["metrics"][name], dtype=float)
+            ax.scatter(i + rng.uniform(-0.18, 0.18, len(values)), values, s=10, alpha=0.6,
+                       color=SWEEP_COLOURS.get(name))
+        for (label, refs), style in zip(panel["references"].items(), styles, strict=False):
+            for i, name in enumerate(names):
+                if refs.get(name) is not None:
+                    ax.hlines(refs[name], i - 0.35, i + 0.35, linewidth=1.6, label=label if i == 0 else None, **style)
+        ax.set_xticks(range(len(names)), [SWEEP_LABELS.get(n, n) for n in names], fontsize=8)
+        ax.set_xlim(-0.6, len(names) - 0.4)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_ylabel("score of one template alone")
+        ax.set_title(panel["title"], fontsize=9)
+        ax.legend(fontsize=7, loc="best")
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def forest_figure(panels: Sequence[dict], title: str):
+    """Δ (prompt set − study wording) with 95% CI per prompt set, one panel per task.
+
+    Each panel: ``{"title", "rows": [{"label", "accuracy": (d, lo, hi), "f1_macro": (d, lo, hi)}]}``.
+    """
+    height = max(2.2, 0.38 * max(len(p["rows"]) for p in panels) + 1.2)
+    fig, axes = _panels(len(panels), 7.0, height, vertical=True)
+    offsets = {"accuracy": -0.13, "f1_macro": 0.13}
+    markers = {"accuracy": "o", "f1_macro": "s"}
+    for ax, panel in zip(axes, panels, strict=True):
+        rows = panel["rows"]
+        y = np.arange(len(rows))[::-1]
+        for name, offset in offsets.items():
+            values = [(r[name] if r.get(name) else (np.nan, np.nan, np.nan)) for r in rows]
+            d, lo, hi = (np.array(v, dtype=float) for v in zip(*values, strict=True))
+            ax.errorbar(d, y + offset, xerr=[d - lo, hi - d], fmt=markers[name], ms=4, capsize=2,
+                        color=SWEEP_COLOURS[name], label=f"Δ {SWEEP_LABELS[name]}")
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.set_yticks(y, [r["label"] for r in rows], fontsize=7)
+        ax.set_xlabel("difference to the study wording (95% CI)")
+        ax.set_title(panel["title"], fontsize=9)
+        ax.legend(fontsize=7, loc="best")
+    fig.suptitle(title, fontsize=10)
     return fig

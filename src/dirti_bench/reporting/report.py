@@ -22,14 +22,20 @@ from ..encoding.precision import describe as describe_precision
 from ..errors import UserError
 from ..labels import TASKS
 from ..results import (
+    ALIGNMENT_COLUMNS,
     ALIGNMENT_PREDICTIONS_FILE,
     FEATURES_FILE,
+    PREDICTION_COLUMNS,
     PREDICTIONS_FILE,
+    PROMPT_COLUMNS,
+    PROMPTS_FILE,
     STIMULI_FILE,
     read_results,
 )
-from .console import weights_label
+from .compare import PROMPT_KIND
+from .console import figure_title as run_figure_title
 from .projection import MIN_POINTS, PROJECTIONS, project
+from .prompt_report import prompt_sections
 from .published import HEADLINE, PUBLISHED_TABLES, rederived_clip_baseline, swap_note
 from .render import Banner, Figure, Heading, Para, Table, to_html, to_markdown
 
@@ -51,6 +57,7 @@ class RunData:
     features: tuple[np.ndarray, list[str]] | None
     stimuli: pd.DataFrame | None
     alignment: pd.DataFrame | None = None  # alignment_predictions.csv
+    prompts: pd.DataFrame | None = None  # prompts.csv, every cell a string
     label: str = ""
 
     @property
@@ -62,13 +69,19 @@ class RunData:
         return self.doc.get("scenarios", {})
 
 
-def _read_csv(path: Path) -> pd.DataFrame | None:
+def _read_csv(path: Path, columns: list[str], text: bool = False) -> pd.DataFrame | None:
+    """The CSV with at least ``columns``; ``text``: every cell a string, none read as missing."""
     if not path.is_file():
         return None
     try:
-        return pd.read_csv(path, dtype={"stimulus": str})
+        frame = (pd.read_csv(path, dtype=str, keep_default_na=False) if text
+                 else pd.read_csv(path, dtype={"stimulus": str}))
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise UserError(f"{path} is not a readable CSV ({exc}); re-run 'dirti-bench run' to regenerate it") from None
+    absent = [c for c in columns if c not in frame.columns]
+    if absent:
+        raise UserError(f"{path} lacks the columns {absent}; re-run 'dirti-bench run' to regenerate it")
+    return frame
 
 
 def _read_features(path: Path) -> tuple[np.ndarray, list[str]] | None:
@@ -76,9 +89,13 @@ def _read_features(path: Path) -> tuple[np.ndarray, list[str]] | None:
         return None
     try:
         with np.load(path, allow_pickle=False) as npz:
-            return np.asarray(npz["features"], dtype=np.float32), [str(s) for s in npz["stimulus"]]
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+            features, ids = np.asarray(npz["features"], dtype=np.float32), [str(s) for s in npz["stimulus"]]
+    except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile) as exc:
         raise UserError(f"{path} is not a features file ({exc}); re-run 'dirti-bench run' to regenerate it") from None
+    if features.ndim != 2 or len(features) != len(ids) or not np.isfinite(features).all():
+        raise UserError(f"{path} holds features of shape {features.shape} for {len(ids)} stimuli (or non-finite "
+                        "values); re-run 'dirti-bench run' to regenerate it")
+    return features, ids
 
 
 def load_run(results_dir: Path, shown_as: Path | None = None) -> RunData:
@@ -86,9 +103,11 @@ def load_run(results_dir: Path, shown_as: Path | None = None) -> RunData:
     results_dir = Path(results_dir)
     doc = read_results(results_dir)  # UserError for a missing or invalid directory
     base = results_dir if results_dir.is_dir() else results_dir.parent
-    return RunData(Path(shown_as) if shown_as is not None else base, doc, _read_csv(base / PREDICTIONS_FILE),
-                   _read_features(base / FEATURES_FILE), _read_csv(base / STIMULI_FILE),
-                   _read_csv(base / ALIGNMENT_PREDICTIONS_FILE))
+    return RunData(Path(shown_as) if shown_as is not None else base, doc,
+                   _read_csv(base / PREDICTIONS_FILE, PREDICTION_COLUMNS), _read_features(base / FEATURES_FILE),
+                   _read_csv(base / STIMULI_FILE, ["stimulus"]), _read_csv(base / ALIGNMENT_PREDICTIONS_FILE,
+                                                                           ALIGNMENT_COLUMNS),
+                   _read_csv(base / PROMPTS_FILE, PROMPT_COLUMNS, text=True))
 
 
 def _label_runs(runs: list[RunData]) -> None:
@@ -162,8 +181,7 @@ def _with_run(runs: list[RunData], row: dict, run: RunData) -> dict:
 
 def figure_title(run: RunData, what: str) -> str:
     """A figure's title: what it shows, then model · weights · dataset, so it stands alone on a slide."""
-    r = run.run
-    return f"{what}\n{r.get('model', MISSING)} · {weights_label(r, short=True)} · {r.get('dataset', MISSING)}"
+    return run_figure_title(run.run, what)
 
 
 # ---------------------------------------------------------------- sections
@@ -364,6 +382,8 @@ def _comparisons(runs: list[RunData]) -> list:
     rows = []
     for run in runs:
         for comparison in run.doc.get("comparisons") or []:
+            if comparison.get("kind") == PROMPT_KIND:  # shown with the prompt sections
+                continue
             flat = {k: _num(v) for k, v in _flatten(comparison).items()}
             rows.append(_with_run(runs, flat, run))
     if not rows:
@@ -408,7 +428,7 @@ def _per_class(runs: list[RunData]) -> list:
             if rows:
                 blocks.append(Table(pd.DataFrame(rows)))
             labels, confusion = sc.get("labels", []), sc.get("confusion", [])
-            if labels and confusion and len(confusion) == len(labels):
+            if labels and confusion and len(confusion) == len(labels) and "sweep" not in sc:  # sweeps: own figures
                 name = _slug(f"confusion-{sid}" + (f"-{run.label}" if len(runs) > 1 else ""))
                 order = sc.get("extra", {}).get("display_order")
                 figure = confusion_figure(labels, confusion, figure_title(run, f"{sid}: confusion matrix"),
@@ -442,7 +462,12 @@ def _projection(runs: list[RunData], method: str | None) -> list:
         table = run.stimuli.assign(stimulus=run.stimuli["stimulus"].astype(str)).set_index("stimulus")
         table = table.reindex(ids)
         column = run.run.get("disgust_column") or DISGUST_RATING  # a rated set's own disgust column
-        rating = table[column].to_numpy(dtype=float) if column in table else None
+        rating = None
+        if column in table:
+            rating = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=float)
+            if np.isnan(rating).any() and table[column].notna().all():
+                raise UserError(f"{run.path / STIMULI_FILE} column {column!r} holds non-numbers; "
+                                "re-run 'dirti-bench run' to regenerate it")
         seed = int(run.run.get("seed", 0) or 0)
         embedding, axes = project(features, chosen, seed=seed)
         what = f"{chosen.upper()} of {len(ids)} image embeddings" + (f" (random_state={seed})" if chosen == "umap" else "")
@@ -473,8 +498,8 @@ def _skipped(runs: list[RunData]) -> list:
 
 def build_blocks(runs: list[RunData], projection: str | None = None) -> list:
     _label_runs(runs)
-    return (_header(runs) + _skipped(runs) + _dropped_and_empty(runs) + _headline(runs) + _study(runs)
-            + _other_scenarios(runs) + _comparisons(runs) + _throughput(runs) + _per_class(runs)
+    return (_header(runs) + _skipped(runs) + _dropped_and_empty(runs) + _headline(runs) + prompt_sections(runs)
+            + _study(runs) + _other_scenarios(runs) + _comparisons(runs) + _throughput(runs) + _per_class(runs)
             + _projection(runs, projection))
 
 
