@@ -1,5 +1,12 @@
 """Options, the shared evaluation context and the end-of-session output for ``pytest benchmarks``.
 
+At the end of the session the results directory is written the way ``dirti-bench run`` writes
+it (replaced whole) and a summary of every scenario's headline metric follows pytest's own
+summary; ``--benchmark-json`` holds every metric in each benchmark's ``extra_info``. With a
+models file every case runs once per model (its id starts with the model), and the session
+writes what ``dirti-bench run --models`` writes: ``runs/<model>__<weights>/`` per model, the
+leaderboard and the comparison report.
+
 Every option also reads an environment variable (the option wins):
 
   --dirti-data DIR      DIRTI_BENCH_DATA        DIRTI copy (default: the generated demo set)
@@ -49,12 +56,11 @@ def model_specs(config) -> list[ModelSpec]:
     """The session's models: the --models file, else the one --model/--pretrained pair."""
     models = option(config, "--models")
     if models is None:
-        model, pretrained = option(config, "--model"), option(config, "--pretrained")
-        return with_slugs([ModelSpec(model, pretrained)])
+        return with_slugs([ModelSpec(option(config, "--model"), option(config, "--pretrained"))])
     try:
         return parse_models_file(Path(models))
     except UserError as exc:
-        pytest.exit(f"error: {exc}", returncode=2)
+        raise pytest.UsageError(f"error: {exc}") from None
 
 
 def case_id(spec: ModelSpec) -> str:
@@ -67,22 +73,7 @@ def pytest_configure(config):
     if device not in DEVICES:
         raise pytest.UsageError(f"--device {device!r} unknown; choose one of {', '.join(DEVICES)}")
     config.stash[STATE] = {"specs": model_specs(config), "multi": option(config, "--models") is not None,
-                           "runs": {}, "current": None, "selected": set()}
-
-
-def pytest_generate_tests(metafunc):
-    """Cases per model: a scenario case of a model list carries the model in its id; one model keeps
-    the bare scenario id, so ``-k disgust`` selects the same cases either way."""
-    state = metafunc.config.stash[STATE]
-    specs, multi = state["specs"], state["multi"]
-    if "scenario_case" in metafunc.fixturenames:
-        from dirti_bench.scenarios import REGISTRY
-
-        cases = [(spec, sc) for spec in specs for sc in REGISTRY.values()]
-        ids = [f"{case_id(spec)}-{sc.id}" if multi else sc.id for spec, sc in cases]
-        metafunc.parametrize("scenario_case", cases, ids=ids)
-    elif "model_spec" in metafunc.fixturenames:
-        metafunc.parametrize("model_spec", specs, ids=[case_id(s) for s in specs])
+                           "runs": {}, "current": None, "summary": [], "selected": set()}
 
 
 def run_config(config, spec: ModelSpec | None = None):
@@ -92,40 +83,70 @@ def run_config(config, spec: ModelSpec | None = None):
     data = option(config, "--dirti-data")
     return RunConfig(data=Path(data) if data else None, demo=data is None, model=spec.model,
                      pretrained=spec.pretrained, device=option(config, "--device"),
-                     out=Path(option(config, "--results-dir")), progress=False, report=True)
+                     out=Path(option(config, "--results-dir")), progress=False, report=True, quiet=True)
+
+
+def session_scenarios(config) -> list:
+    """The registry's scenarios, plus a rated set's alignment scenarios for its own rating columns."""
+    from dirti_bench.data.ratedset import is_rated_set, load_rated_set
+    from dirti_bench.scenarios import REGISTRY, data_scenarios
+
+    scenarios = list(REGISTRY.values())
+    data = option(config, "--dirti-data")
+    if data and is_rated_set(Path(data)):
+        try:
+            scenarios += data_scenarios(load_rated_set(Path(data), verify=False))
+        except UserError as exc:
+            raise pytest.UsageError(f"error: {exc}") from None
+    return scenarios
+
+
+def pytest_generate_tests(metafunc):
+    """Cases per model: a scenario case of a model list carries the model in its id; one model keeps
+    the bare scenario id, so ``-k disgust`` selects the same cases either way."""
+    state = metafunc.config.stash[STATE]
+    specs, multi = state["specs"], state["multi"]
+    if "scenario" in metafunc.fixturenames:
+        cases = [(spec, sc) for spec in specs for sc in session_scenarios(metafunc.config)]
+        ids = [f"{case_id(spec)}-{sc.id}" if multi else sc.id for spec, sc in cases]
+        metafunc.parametrize(("model_spec", "scenario"), cases, ids=ids)
+    elif "model_spec" in metafunc.fixturenames:
+        metafunc.parametrize("model_spec", specs, ids=[case_id(s) for s in specs])
 
 
 def _spec_of(request) -> ModelSpec:
-    params = getattr(getattr(request, "node", None), "callspec", None)
-    params = params.params if params is not None else {}
-    if "scenario_case" in params:
-        return params["scenario_case"][0]
+    callspec = getattr(getattr(request, "node", None), "callspec", None)
+    params = callspec.params if callspec is not None else {}
     return params.get("model_spec") or request.config.stash[STATE]["specs"][0]
 
 
 def model_run(config, spec: ModelSpec) -> dict:
     """The session's state of one model: built when its first case runs; the model used before is
-    released first (one model in memory at a time; cases are ordered by model)."""
-    from dirti_bench.pipeline import check_out, prepare
+    released first (one model in memory at a time; cases are ordered by model). A model that cannot
+    load fails its own cases, and the other models still run."""
+    from dirti_bench.pipeline import check_out, check_out_dir, prepare
 
     state = config.stash[STATE]
     runs = state["runs"]
     if spec.slug not in runs:
         previous = runs.get(state["current"])
-        if previous is not None and previous.get("ctx") is not None:
+        if previous is not None and previous["ctx"] is not None:
             previous["ctx"].encoder.encoder.release()
         cfg = run_config(config, spec)
         try:
-            check_out(cfg.out, "--results-dir")
+            check_out(cfg.out, "--results-dir")  # writable, before the encode
+            if not state["multi"]:
+                check_out_dir(cfg.out, "--results-dir")  # the session's folder is replaced whole at its end
             ctx, error = prepare(cfg), None
         except UserError as exc:
             if not state["multi"]:
                 pytest.exit(f"error: {exc}", returncode=2)
             ctx, error = None, f"error: {spec.label} ({spec.source}): {exc}"
-        runs[spec.slug] = {"spec": spec, "cfg": cfg, "ctx": ctx, "error": error, "results": {}, "throughput": {}}
+        runs[spec.slug] = {"spec": spec, "cfg": cfg, "ctx": ctx, "error": error, "results": {}, "skipped": {},
+                           "throughput": {}}
     state["current"] = spec.slug
     run = runs[spec.slug]
-    if run["error"]:  # a model that cannot load fails its own cases; the other models still run
+    if run["error"]:
         pytest.fail(run["error"], pytrace=False)
     return run
 
@@ -148,6 +169,17 @@ def record_result(request):
 
 
 @pytest.fixture
+def record_skip(request):
+    """Keep a scenario the data cannot support (results.json's ``skipped``)."""
+    skipped = model_run(request.config, _spec_of(request))["skipped"]
+
+    def record(scenario_id: str, reason: str) -> None:
+        skipped[scenario_id] = reason
+
+    return record
+
+
+@pytest.fixture
 def record_throughput(request):
     """Keep a throughput measurement for results.json's ``run.throughput``."""
     throughput = model_run(request.config, _spec_of(request))["throughput"]
@@ -158,32 +190,33 @@ def record_throughput(request):
     return record
 
 
-def _say(session, line: str) -> None:
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(line)
-    else:
-        print(line)
-
-
 def write_session_results(session, state) -> Path:
-    """The CLI's own writers: one results directory (the same results.json, predictions, comparisons
-    and report as ``dirti-bench run``), or for a model list ``runs/<model>__<weights>/`` per model plus
-    the leaderboard and comparison report of ``dirti-bench run --models``."""
-    from dirti_bench.pipeline import write_run
+    """The CLI's own writers: one results folder (the same results.json, CSVs, comparisons and report,
+    swapped in whole), or with a models file ``runs/<model>__<weights>/`` per model plus the
+    leaderboard and comparison report of ``dirti-bench run --models``."""
+    from dirti_bench.pipeline import projection_for, write_run
+    from dirti_bench.reporting.console import summary_text
     from dirti_bench.reporting.runs_report import RUNS_DIR, write_comparison
+    from dirti_bench.results import read_results
 
     out = Path(option(session.config, "--results-dir"))
     done = [run for run in state["runs"].values() if run["results"]]
     for run in done:
         folder = out / RUNS_DIR / run["spec"].slug if state["multi"] else out
-        write_run(folder, run["ctx"], list(run["results"].values()),
-                  extra_info={"runner": "pytest benchmarks", "throughput": run["throughput"],
-                              **({"sweep": {"model_source": run["spec"].source}} if state["multi"] else {})})
-        _say(session, f"dirti-bench: {len(run['results'])} scenario results of {run['spec'].label} written to {folder}")
+        extra = {"runner": "pytest benchmarks", "throughput": run["throughput"]}
+        if state["multi"]:
+            extra["sweep"] = {"model_source": run["spec"].source}
+        write_run(folder, run["ctx"], list(run["results"].values()), extra_info=extra, skipped=run["skipped"],
+                  projection=projection_for(run["cfg"]))
+        if not state["multi"]:
+            state["summary"] += summary_text(read_results(folder)).strip("\n").splitlines()
+        state["summary"].append(f"{len(run['results'])} scenario results of {run['spec'].label} written to {folder} "
+                                f"(report: {folder / 'report.html'})")
     if state["multi"]:
         report = write_comparison([out], out)
-        _say(session, f"dirti-bench: leaderboard and comparison of {len(done)} models in {report.parent}")
+        state["summary"].append(f"leaderboard and comparison of {len(done)} models: {out / 'leaderboard.csv'}, "
+                                f"{report.with_name('report.html')}")
+    state["summary"].append("--benchmark-json holds every metric in each benchmark's extra_info")
     return out
 
 
@@ -191,28 +224,28 @@ def pytest_collection_finish(session):
     """The scenarios this session sets out to run (after -k / -m): the drift check requires exactly these."""
     state = session.config.stash.get(STATE, None)
     if state is not None:
-        state["selected"] = {item.callspec.params["scenario_case"][1].id for item in session.items
-                             if "scenario_case" in getattr(getattr(item, "callspec", None), "params", {})}
+        state["selected"] = {item.callspec.params["scenario"].id for item in session.items
+                             if "scenario" in getattr(getattr(item, "callspec", None), "params", {})}
 
 
-def check_drift(session, out: Path, baseline: str, selected) -> None:
+def check_drift(state, out: Path, baseline: str, selected) -> bool:
     """The CLI's rules: every selected scenario of the baseline must be in the results (so -k disgust
-    requires only the disgust scenarios), a check that compared nothing is an error (exit 2)."""
+    requires only the disgust scenarios), a check that compared nothing is an error (exit 2).
+    Its lines join the session's summary; False on drift."""
     from dirti_bench.reporting.drift import check, load_baseline, require_comparison
     from dirti_bench.results import read_results
 
     report = check(read_results(out), load_baseline(Path(baseline)), baseline_name=baseline, scope=selected,
                    results_name=str(out))
     require_comparison(report, baseline, str(out))
-    for note in report.notes():  # scenarios missing on either side, another model or dataset
-        _say(session, f"dirti-bench: {note}")
-    if report.ok:
-        _say(session, f"dirti-bench: {report.summary(baseline)}")
-        return
-    _say(session, f"dirti-bench: drift against {baseline}: {report.summary(baseline)}")
-    if report.rows:
-        _say(session, report.table())
-    session.exitstatus = 1
+    state["summary"] += list(report.notes())  # scenarios missing on either side, another model or dataset
+    if not report.ok:
+        state["summary"].append(f"drift against {baseline}: {report.summary(baseline)}")
+        if report.rows:
+            state["summary"].append(report.table())
+        return False
+    state["summary"].append(f"no drift against {baseline}: {report.checked} metrics within tolerance")
+    return True
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -221,19 +254,30 @@ def pytest_sessionfinish(session, exitstatus):
     if not state or not any(run["results"] for run in state["runs"].values()):
         if baseline and state and not session.config.option.collectonly:
             if state.get("selected"):  # a drift check must not pass on nothing
-                _say(session, f"error: the drift check against {baseline} compared no metric: no selected "
-                              "scenario produced a result in this session")
+                state["summary"].append(f"error: the drift check against {baseline} compared no metric: no "
+                                        "selected scenario produced a result in this session")
                 session.exitstatus = 2
             else:
-                _say(session, f"dirti-bench: no scenario selected, so no drift check against {baseline}")
+                state["summary"].append(f"no scenario selected, so no drift check against {baseline}")
         return  # nothing ran (e.g. --collect-only): leave the results directory alone
     try:
         if baseline and state["multi"]:
             raise UserError("--drift-baseline compares one model's results with a baseline; drop --models, or "
                             "check each OUT/runs/* with 'dirti-bench check-drift'")
         out = write_session_results(session, state)
-        if baseline:
-            check_drift(session, out, baseline, state.get("selected", set()))
+        if baseline and not check_drift(state, out, baseline, state["selected"]):
+            session.exitstatus = 1
     except UserError as exc:
-        _say(session, f"error: {exc}")
+        state["summary"].append(f"error: {exc}")
         session.exitstatus = 2
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-benchmark's timing table: the metrics close the session
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """The session's scenario metrics in a section of their own, after pytest's progress lines."""
+    state = config.stash.get(STATE, None)
+    if not state or not state["summary"]:
+        return
+    terminalreporter.write_sep("=", "dirti-bench scenario metrics")
+    for line in state["summary"]:
+        terminalreporter.write_line(line)

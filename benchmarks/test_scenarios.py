@@ -10,8 +10,11 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pytest
 
+from dirti_bench.errors import ScenarioNotRunnable
 from dirti_bench.evaluators.metrics import HEADLINE_METRICS, N_BOOTSTRAP, bootstrap_ci
+from dirti_bench.evaluators.registry import check_runnable
 from dirti_bench.pipeline import evaluate_scenario
 from dirti_bench.scenarios import REGISTRY
 
@@ -35,9 +38,14 @@ def classification_info(result) -> dict:
     return info
 
 
-def test_scenario(scenario_case, bench_ctx, benchmark, record_result):
-    """One registry scenario on one model (cases generated in conftest.py: per model of --models)."""
-    _, scenario = scenario_case
+# parametrized over the registry (and a rated set's own rating columns), per model of a --models file,
+# by conftest.pytest_generate_tests
+def test_scenario(model_spec, scenario, bench_ctx, benchmark, record_result, record_skip):
+    try:  # a rated set without a disgust rating cannot run the disgust tasks: skipped, and recorded
+        check_runnable(scenario, bench_ctx)
+    except ScenarioNotRunnable as exc:
+        record_skip(scenario.id, str(exc))
+        pytest.skip(f"{scenario.id}: {exc}")
     # evaluate_scenario is the CLI's path: it checks the result (label sets, or an alignment
     # result's metrics recomputed from its own predictions) before returning it.
     result = benchmark.pedantic(evaluate_scenario, args=(scenario, bench_ctx), rounds=1, iterations=1)

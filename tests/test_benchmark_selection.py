@@ -54,10 +54,19 @@ def test_drift_baseline_option_fails_the_benchmark_session_on_drift(tmp_path):
 
     ok = session(same)  # -k selected one scenario: only it is required of the full baseline
     assert ok.returncode == 0, ok.stdout[-2000:]
-    assert "not selected in this session, not checked" in ok.stdout
+    # the scenario metrics close the session in a section of their own, not glued to a progress line
+    lines = ok.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if "dirti-bench scenario metrics" in line)
+    assert lines[start].startswith("=") and lines[start + 1].startswith("dirti-tiny · random weights — smoke run")
+    assert lines[start + 2].startswith("scenario ") and lines[start + 4].startswith("zeroshot-baseline ")
+    assert "--benchmark-json holds every metric" in ok.stdout and "no drift against" in ok.stdout
+    stale = tmp_path / "results" / "figures" / "confusion-from-an-earlier-session.png"
+    stale.write_bytes(b"old")
     drifted = session(shifted)
     assert drifted.returncode == 1, drifted.stdout[-2000:]
     assert "drift against" in drifted.stdout and "accuracy" in drifted.stdout
+    assert not stale.exists()  # the session's results directory is replaced whole, like a run's
+    assert "not selected in this session, not checked" in ok.stdout
     # the CLI's rules: a check that compared nothing fails with one error line, exit 2
     empty = tmp_path / "empty.json"
     empty.write_text(json.dumps({"scenarios": {}}))

@@ -128,6 +128,14 @@ def test_sweeps_csv_and_results_json_recompute_from_sweep_predictions(experiment
     assert list(threshold) == ["3.0", "3.5", "4.0", "4.5", "5.0", "5.5", "6.0", "6.5", "7.0", "mean+1sd"]
 
 
+def test_sweep_predictions_are_typed_like_the_other_csvs(experiment):
+    out, _ = experiment
+    typed, stimuli = pd.read_csv(out / SWEEP_PREDICTIONS_FILE), pd.read_csv(out / "stimuli.csv")
+    assert typed["stimulus"].dtype == np.int64 and stimuli["stimulus"].dtype == np.int64  # DIRTI's integer ids
+    assert set(typed["stimulus"]) == set(stimuli["stimulus"])
+    assert (read(out, SWEEP_PREDICTIONS_FILE)["fold"] == "").all()  # no sweep point has folds: empty cells
+
+
 def test_sweep_headlines_recompute_from_predictions_csv(experiment):
     out, doc = experiment
     preds = read(out, PREDICTIONS_FILE)
@@ -212,6 +220,33 @@ def test_report_shows_prompts_label_spaces_sweeps_and_the_forest_plot(experiment
     for name in ("threshold-sweeps", "template-sweeps", "prompt-sets-vs-study"):
         assert (out / "figures" / f"{name}.png").is_file(), name
     assert not (out / "figures" / "confusion-template-sweep-baseline-clip80.png").exists()  # sweeps: own figures
+
+
+def test_the_sweep_and_forest_figures_stand_alone_with_the_run_in_their_titles(experiment, tmp_path, monkeypatch):
+    """Like every figure: model, weights (loudly: a smoke run's random weights) and dataset in the title,
+    the scenario (or task) of each panel in its own title."""
+    import shutil
+
+    from dirti_bench.reporting import figures
+    from dirti_bench.reporting.report import write_report
+
+    out, doc = experiment
+    smoke = tmp_path / "smoke"
+    shutil.copytree(out, smoke)
+    (smoke / RESULTS_FILE).write_text(json.dumps({**doc, "run": {**doc["run"], "pretrained": "random",
+                                                                  "smoke_run": True}}))
+    drawn, real_png = [], figures.png
+    monkeypatch.setattr(figures, "png", lambda fig: drawn.append(fig) or real_png(fig))
+    model, dataset = doc["run"]["model"], doc["run"]["dataset"]
+    panels = {"zero-shot score vs disgust threshold": [s for s in doc["scenarios"] if s.startswith("threshold-sweep")],
+              "each template alone (one dot each)": [s for s in doc["scenarios"] if s.startswith("template-sweep")],
+              "prompt sets minus the study wording": ["category", "disgust", "disgust-binary"]}
+    write_report([smoke], tmp_path / "report", projection="pca")
+    by_title = {fig.get_suptitle().split("\n")[0]: fig for fig in drawn if fig.get_suptitle()}
+    for what, scenarios in panels.items():
+        fig = by_title[what]
+        assert fig.get_suptitle() == f"{what}\n{model} · random weights — smoke run · {dataset}"
+        assert [ax.get_title() for ax in fig.get_axes()] == scenarios
 
 
 # ---------------------------------------------------------------- --threshold

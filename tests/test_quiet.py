@@ -85,5 +85,7 @@ def test_offline_tag_download_failure_is_one_error_line(tmp_path, capsys):
                      "--scenarios", "zeroshot-baseline", "--out", str(tmp_path / "out")])
     captured = capsys.readouterr()
     lines = [line for line in (captured.out + captured.err).splitlines() if line.strip()]
-    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: cannot get 'openai' weights"), lines
+    # the run's own stage lines, then only our error: no library log line in between
+    assert code == 2 and [line.split(":")[0] for line in lines[:-1]] == ["stimuli", "model", "images"], lines
+    assert lines[-1].startswith("error: cannot get 'openai' weights"), lines
     assert not (tmp_path / "out").exists()

@@ -208,7 +208,9 @@ def test_the_broken_model_is_one_error_line(models_dir, tmp_path, capsys):
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert code == 2 and len(errors) == 1 and "Traceback" not in err
     assert "broken.pt" in errors[0] and "four.txt:6" in errors[0]
-    assert "3 run, 0 skipped, 1 failed" in out and "failed: dirti-tiny" in out
+    assert "4 models: 3 run, 0 skipped, 1 failed" in out
+    row = next(line for line in out.splitlines() if "broken.pt" in line)
+    assert "| failed" in row and "dirti-tiny" in row
 
 
 def test_lines_that_cannot_run_are_reported_before_any_image_is_encoded(models_dir, tmp_path, capsys, monkeypatch):
@@ -354,7 +356,7 @@ def test_comparison_pairs_runs_with_exact_known_differences(oracle_and_inverted)
     assert "oracle · constructed (reference)" in text
     row = next(line for line in text.splitlines() if line.startswith("| zeroshot-baseline") and "Δ accuracy" in line)
     p = binomtest(0, 60, 0.5).pvalue
-    assert "-1.000 [-1.000, -1.000]" in row and f"McNemar p={p:.3g}" in row
+    assert "-1.000 [-1.000, -1.000]" in row and f"McNemar p={p:.3g}" in row and "macro-F1 -" in row
     accuracy = next(line for line in text.split("### Accuracy")[1].splitlines() if "zeroshot-baseline" in line)
     assert "1.000 [1.000, 1.000] ★" in accuracy and "0.000 [0.000, 0.000]" in accuracy
     board = pd.read_csv(root / "cmp" / "leaderboard.csv")

@@ -118,7 +118,8 @@ def test_the_template_that_is_right_by_construction_ranks_first_and_is_chosen_on
 
 def test_cv_selection_is_scored_only_on_held_out_folds(tmp_path):
     """A template right on one class only and one right elsewhere: each fold's choice is the one that
-    wins on its training part, and its held-out predictions are that template's (re-done with sklearn)."""
+    wins on its training part, and its held-out predictions (and confidences) are that template's
+    (re-done with sklearn)."""
     ctx = known_answer_ctx(n_per_class=5, noise=0.9)
     result = template_sweep(tmp_path, ctx, split_seed=7, folds=5)
     preds = result.sweep_predictions
@@ -133,6 +134,10 @@ def test_cv_selection_is_scored_only_on_held_out_folds(tmp_path):
         chosen = preds[preds.point == best].iloc[test].set_index("stimulus")["y_pred"]
         assert (oof.loc[chosen.index, "y_pred"] == chosen).all()
         assert (oof.loc[chosen.index, "fold"] == fold).all()
+        # how sure the headline was: the chosen template's own zero-shot confidence on those images
+        alone = zeroshot.evaluate(Scenario("t", "category", "zeroshot", {"template": best}), ctx)
+        np.testing.assert_allclose(oof.loc[chosen.index, "confidence"],
+                                   alone.predictions.set_index("stimulus").loc[chosen.index, "confidence"])
 
 
 def test_a_template_point_is_the_one_template_zero_shot_scenario(tmp_path):
@@ -243,6 +248,32 @@ def test_knn_scenarios_record_their_tied_votes():
         assert result.options["tied_votes_share"] == pytest.approx(expected / 20)
     with pytest.raises(UserError, match="tie_break='coin' unknown; choose one of lowest-id, nearest"):
         Scenario("k", "category", "knn-cv", {"tie_break": "coin"})
+
+
+def test_knn_scenarios_predict_with_their_tie_break_and_report_the_vote_share():
+    """The evaluators' own predictions (not only the factory's model) follow the tie rule."""
+    cats = ["a"] * 10 + ["b"] * 10
+    rng = np.random.default_rng(0)
+    features = np.array([[0.0 if c == "a" else 1.0] for c in cats]) + 3 * rng.standard_normal((20, 4))
+    ctx = EvalContext(stimuli=stimulus_set(cats, [{}] * 20, ["a", "b"]), encoder=None, image_features=features)
+    y = ctx.label_space(Scenario("knn", "category", "knn-cv")).y_true
+    names = np.array(["a", "b"], dtype=object)
+    predicted = {}
+    for tie_break in ("lowest-id", "nearest"):
+        result = knn.evaluate_cv(Scenario("knn", "category", "knn-cv", {"k": 4, "folds": 5, "tie_break": tie_break}), ctx)
+        fold = result.predictions["fold"].to_numpy()
+        for f in range(5):  # refit each fold: the rows are that fold's model's own predictions
+            train, test = fold != f, fold == f
+            model = make_pipeline(StandardScaler(), knn.NearestTieKNN(4) if tie_break == "nearest"
+                                  else KNeighborsClassifier(4)).fit(features[train], y[train])
+            rows = result.predictions[test]
+            assert rows["y_pred"].tolist() == names[model.predict(features[test])].tolist()
+            share = model.predict_proba(features[test])[np.arange(test.sum()), model.predict(features[test])]
+            np.testing.assert_allclose(rows["confidence"].to_numpy(), share)
+        predicted[tie_break] = result.predictions["y_pred"].tolist()
+        split = knn.evaluate_split(Scenario("knn", "category", "knn-split", {"k": 4, "tie_break": tie_break}), ctx)
+        assert split.options["tie_break"] == tie_break
+    assert predicted["lowest-id"] != predicted["nearest"]  # the tied votes went different ways
 
 
 def test_a_repeated_template_is_one_point(tmp_path):

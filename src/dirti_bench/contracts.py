@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .data.stimuli import DISGUST_RATING, StimulusSet
-from .errors import UserError
+from .errors import ScenarioNotRunnable, UserError
 from .labels import (
     DEFAULT_THRESHOLD,
     EMPTY_CLASS_POLICIES,
@@ -327,9 +327,21 @@ class EvalContext:
         """The scenario's rating; DIRTI's disgust column stands for a rated set's own disgust column."""
         return self.stimuli.resolve_rating(scenario.options.rating)
 
+    def rated_column(self, scenario: Scenario) -> str:
+        """The scenario's rating column, or ScenarioNotRunnable where the set has none."""
+        stimuli, column = self.stimuli, self.rating_column(scenario)
+        if column in stimuli.rating_columns:
+            return column
+        if scenario.options.rating == DISGUST_RATING:
+            raise ScenarioNotRunnable(f"{stimuli.name} has no disgust rating (no {DISGUST_RATING!r} column, no "
+                                      "'disgust_column' in its dirti-bench.json)")
+        raise ScenarioNotRunnable(f"{stimuli.name} has no rating column {column!r}")
+
     def label_space(self, scenario: Scenario) -> LabelSpace:
         """The scenario's label space before any evaluator drops classes (built once per rule)."""
         opts = scenario.options
+        if scenario.task != "category":
+            self.rated_column(scenario)
         key = (scenario.task, opts.threshold, opts.empty_class_policy,
                None if scenario.task == "category" else self.rating_column(scenario))
         if key not in self._spaces:

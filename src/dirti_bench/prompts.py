@@ -198,6 +198,12 @@ ENSEMBLE_PAIRS = {"affect": ("affect", "something disgusting", "something neutra
 DEFAULT_PAIR = {"disgust": "study", "fear": "fear", "valence": "valence", "arousal": "arousal"}
 
 
+def neutral_pair(quality: str) -> dict:
+    """A plain high/low pair for a rating without a pair of its own (``beauty``, ``dominance``)."""
+    return {"name": "neutral", "high": [f"This is a photo high in {quality}"],
+            "low": [f"This is a photo low in {quality}"]}
+
+
 def resolve_pair(pair: str | Mapping) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
     """(name, high prompts, low prompts) of a named or explicit prompt pair."""
     if isinstance(pair, Mapping):
@@ -206,7 +212,7 @@ def resolve_pair(pair: str | Mapping) -> tuple[str, tuple[str, ...], tuple[str, 
             if (not isinstance(prompts, list | tuple) or not prompts
                     or not all(isinstance(p, str) and p.strip() for p in prompts)):
                 raise UserError(f"prompt pair {dict(pair)!r}: '{side}' must be a non-empty list of prompts")
-        return "custom", tuple(high), tuple(low)
+        return str(pair.get("name", "custom")), tuple(high), tuple(low)
     if pair in PROMPT_PAIRS:
         return pair, PROMPT_PAIRS[pair]["high"], PROMPT_PAIRS[pair]["low"]
     if pair in ENSEMBLE_PAIRS:

@@ -22,6 +22,7 @@ from .prompts import (
     NAMED_ENSEMBLES,
     Ensemble,
     load_ensemble,
+    neutral_pair,
     resolve_pair,
     shipped_file,
 )
@@ -49,8 +50,10 @@ def rating_short_name(column: str) -> str:
     return slug
 
 
-def default_prompt_pair(column: str) -> str | None:
-    return DEFAULT_PAIR.get(rating_short_name(column).split("-")[0])
+def default_prompt_pair(column: str) -> str | Mapping:
+    """The pair for the rating's kind (disgust, fear, valence, arousal), else a neutral high/low pair."""
+    short = rating_short_name(column)
+    return DEFAULT_PAIR.get(short.split("-")[0]) or neutral_pair(short.replace("-", " "))
 
 
 def alignment_scenarios(rating_column: str, prompt_pair: str | Mapping | None = None,
@@ -58,18 +61,15 @@ def alignment_scenarios(rating_column: str, prompt_pair: str | Mapping | None = 
     """``align-<short>-zeroshot`` and ``align-<short>-probe`` for one rating column.
 
     ``prompt_pair`` defaults to the pair for the rating's kind (disgust, fear,
-    valence, arousal); other ratings need one (a name from ``prompts.PROMPT_PAIRS``
-    or ``{"high": [...], "low": [...]}``), else only the probe scenario is made.
+    valence, arousal), else a neutral "high/low in <rating>" pair; give a name from
+    ``prompts.PROMPT_PAIRS`` or ``{"high": [...], "low": [...]}`` to choose another.
     """
     short = rating_short_name(rating_column)
     pair = prompt_pair if prompt_pair is not None else default_prompt_pair(rating_column)
     common = {"rating": rating_column, "n_raters": n_raters, **({"sd_column": sd_column} if sd_column else {})}
-    out = []
-    if pair is not None:
-        resolve_pair(pair)  # a bad pair fails when the scenario is made, not mid-run
-        out.append(Scenario(f"align-{short}-zeroshot", ALIGNMENT_TASK, "align-zeroshot",
-                            {**common, "prompt_pair": pair},
-                            f"zero-shot {short} score vs mean human rating {rating_column} (Spearman, Pearson)"))
+    resolve_pair(pair)  # a bad pair fails when the scenario is made, not mid-run
+    out = [Scenario(f"align-{short}-zeroshot", ALIGNMENT_TASK, "align-zeroshot", {**common, "prompt_pair": pair},
+                    f"zero-shot {short} score vs mean human rating {rating_column} (Spearman, Pearson)")]
     out.append(Scenario(f"align-{short}-probe", ALIGNMENT_TASK, "align-probe", common,
                         f"ridge regression from image features to {rating_column}, repeated stratified 10-fold CV"))
     return out
@@ -244,6 +244,15 @@ def check_prompt_file_ids(plans: Iterable[PromptFilePlan]) -> None:
                 raise UserError(f"prompt file {plan.path} and {other} both make scenario {scenario.id}; "
                                 f"rename {plan.path.name} (its stem names its scenarios)")
             makers[scenario.id] = f"prompt file {plan.path}"
+
+
+def data_scenarios(stimuli) -> list[Scenario]:
+    """Alignment scenarios for a rated set's own rating columns (``stimuli.aligned_ratings``), except
+    where a registry scenario already has that id."""
+    out = []
+    for column in stimuli.aligned_ratings:
+        out += [s for s in alignment_scenarios(column) if s.id not in REGISTRY]
+    return out
 
 
 def select(patterns: Iterable[str] | None, extra: Iterable[Scenario] = ()) -> list[Scenario]:

@@ -1,21 +1,25 @@
 """Many models, one table: a sweep runs every model of a list over one stimulus set.
 
 Model-independent work is done once per sweep: imports, loading and hashing the stimuli,
-validating the list, and decoding + resizing each image once per distinct preprocessing
-(``encoding.imaging.DecodedImages``). Each model is loaded once, encodes through the embedding
-cache, writes a complete results directory ``OUT/runs/<model>__<weights>/`` and is released
-before the next, so peak memory is one model's. A model that cannot run is one ``error:`` line;
-the others still run. Unsharded, the sweep ends with ``OUT/leaderboard.csv`` and the comparison
-report; shards leave that to ``dirti-bench report OUT``.
+checking every line of the list and which scenarios the data supports, and decoding +
+resizing each image once per distinct preprocessing (``encoding.imaging.DecodedImages``).
+Each model is loaded once, encodes through the embedding cache, writes a complete results
+folder ``OUT/runs/<model>__<weights>/`` (swapped in whole, as a single run writes its --out)
+and is released before the next, so peak memory is one model's. A model that cannot run is
+one ``error:`` line; the others still run. Unsharded, the sweep ends with
+``OUT/leaderboard.csv`` and the comparison report; shards leave that to
+``dirti-bench report OUT``.
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from tabulate import tabulate
+
+from .contracts import EvalContext
+from .data.ratedset import is_rated_set
 from .data.stimuli import file_sha256
 from .encoding.imaging import DecodedImages
 from .encoding.model_list import ModelSpec, check_model
@@ -24,15 +28,22 @@ from .errors import UserError
 from .paths import check_cache_home
 from .pipeline import (
     RunConfig,
+    _no_features,
     build_encoder,
     check_out,
     config_sha256,
-    encode_stimuli,
+    describe_model,
+    describe_stimuli,
+    encode,
     evaluate,
     load_stimuli,
     plan_scenarios,
+    projection_for,
+    split_runnable,
     write_run,
 )
+from .reporting.console import Reporter
+from .reporting.leaderboard import LEADERBOARD_FILE
 from .reporting.runs_report import RUNS_DIR, write_comparison
 from .results import PREDICTIONS_FILE, RESULTS_FILE, read_results
 
@@ -44,10 +55,34 @@ class SweepOutcome:
     skipped: list[ModelSpec] = field(default_factory=list)  # already complete (--skip-existing)
     failed: list[tuple[ModelSpec, str]] = field(default_factory=list)
     report: Path | None = None  # the comparison report, when this process wrote one
+    merged: bool = False  # leaderboard.csv written by this process
+    all_specs: list[ModelSpec] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
         return 2 if self.failed else 0
+
+    def summary(self, shard: tuple[int, int] | None = None) -> str:
+        """The closing table (one row per model) and where everything is."""
+        failed = {spec.slug for spec, _ in self.failed}
+        rows = [(spec.model, spec.slug.split("__", 1)[-1],
+                 "failed" if spec.slug in failed else "skipped (complete)" if spec in self.skipped else "done",
+                 "" if spec.slug in failed else str(run_dir(self.out, spec)))
+                for spec in self.all_specs]
+        lines = [tabulate(rows, headers=["model", "weights", "status", "results"], tablefmt="github")]
+        where = f"shard {shard[0]}/{shard[1]}: " if shard else ""
+        lines.append(f"{where}{len(self.all_specs)} models: {len(self.done)} run, {len(self.skipped)} skipped, "
+                     f"{len(self.failed)} failed")
+        if self.merged:
+            lines.append(f"leaderboard: {self.out / LEADERBOARD_FILE}")
+        if self.report is not None:
+            lines.append(f"comparison report: {self.report.with_name('report.html')}")
+        elif self.merged:
+            lines.append("no comparison report (--no-report); render it with: dirti-bench report "
+                         f"{self.out}")
+        if shard is not None:
+            lines.append(f"merge the shards with: dirti-bench report {self.out}")
+        return "\n".join(lines)
 
 
 def run_dir(out: Path, spec: ModelSpec) -> Path:
@@ -74,25 +109,30 @@ def is_complete(folder: Path, spec: ModelSpec, dataset_sha256: str, config: str)
 
 
 def run_sweep(cfg: RunConfig, specs: list[ModelSpec], skip_existing: bool = False, merge: bool = True,
-              reference: str | None = None, say: Callable[[str], None] | None = None) -> SweepOutcome:
+              reference: str | None = None, reporter: Reporter | None = None) -> SweepOutcome:
     """Run ``specs`` (already sharded) into ``cfg.out``; ``merge`` writes the leaderboard and report."""
-    say = say or (lambda line: print(line, file=sys.stderr))
-    outcome = SweepOutcome(Path(cfg.out))
-    plan_scenarios(cfg)  # unknown scenario ids, bad options and prompt files fail before any work
+    reporter = reporter or Reporter("quiet" if cfg.quiet else "normal", progress=cfg.progress)
+    outcome = SweepOutcome(Path(cfg.out), all_specs=list(specs))
+    # Ids, options and prompt files that need no data, every line of the list, and the output and
+    # cache folders: all checked before any model loads or image is encoded.
+    plan_scenarios(cfg if cfg.data is None or not is_rated_set(cfg.data) else replace(cfg, scenarios=None))
     check_out(cfg.out)
-    check_cache_home()
-    problems = {spec.slug: check_model(spec) for spec in specs}  # every line, before any image is encoded
+    problems = {spec.slug: check_model(spec) for spec in specs}
     for spec in specs:
         if problems[spec.slug]:
-            say(f"error: {problems[spec.slug]}")
-    stimuli = load_stimuli(cfg)  # loaded and hashed once for every model
+            reporter.error(problems[spec.slug])
+    check_cache_home()
+    stimuli = load_stimuli(cfg, reporter)  # loaded and hashed once for every model
     for column in cfg.ratings or ():
         stimuli.require_rating(column)
-    chosen, plans = plan_scenarios(cfg, stimuli)  # prompt files matched to this set, before any encoding
+    scenarios, plans = plan_scenarios(cfg, stimuli)
+    reporter.stage(describe_stimuli(stimuli))
     for plan in plans:
-        say(plan.line())
-    prompt_files = {"prompt_files": [plan.to_json() for plan in plans]} if plans else {}
+        reporter.stage(plan.line())
+    chosen, skipped = split_runnable(scenarios, EvalContext(stimuli, None, _no_features(stimuli), cfg.seed))
+    reporter.skipped(skipped)
     config = config_sha256(chosen, cfg)
+    info = {"config_sha256": config, **({"prompt_files": [p.to_json() for p in plans]} if plans else {})}
     decoded = DecodedImages()
     for number, spec in enumerate(specs, 1):
         if problems[spec.slug]:
@@ -100,26 +140,32 @@ def run_sweep(cfg: RunConfig, specs: list[ModelSpec], skip_existing: bool = Fals
             continue
         folder = run_dir(cfg.out, spec)
         if skip_existing and is_complete(folder, spec, stimuli.sha256, config):
-            say(f"model {number}/{len(specs)}: {spec.label}: complete in {folder}, skipped (--skip-existing)")
+            reporter.stage(f"model {number}/{len(specs)}: {spec.label}: complete in {folder}, skipped "
+                           "(--skip-existing)")
             outcome.skipped.append(spec)
             continue
-        say(f"model {number}/{len(specs)}: {spec.label}")
+        reporter.stage(f"model {number}/{len(specs)}: {spec.label}")
         encoder = None
         try:
-            encoder = build_encoder(replace(cfg, model=spec.model, pretrained=spec.pretrained), decoded)
-            ctx = encode_stimuli(stimuli, encoder, cfg.seed)
-            results = evaluate(chosen, ctx)
-            write_run(folder, ctx, results, report=cfg.report,
-                      extra_info={"config_sha256": config, "sweep": {"model_source": spec.source}, **prompt_files})
+            encoder = build_encoder(replace(cfg, model=spec.model, pretrained=spec.pretrained), reporter, decoded)
+            for line in describe_model(encoder):
+                reporter.stage(line)
+            ctx = encode(cfg, EvalContext(stimuli, encoder, _no_features(stimuli), cfg.seed), reporter)
+            model_skipped = dict(skipped)
+            results = evaluate(chosen, ctx, reporter, model_skipped)
+            write_run(folder, ctx, results, extra_info={**info, "sweep": {"model_source": spec.source}},
+                      report=cfg.report, reporter=reporter, skipped=model_skipped, projection=projection_for(cfg))
             outcome.done.append(spec)
         except UserError as exc:
             message = f"{spec.label} ({spec.source}): {exc}"
-            say(f"error: {message}")
+            reporter.error(message)
             outcome.failed.append((spec, message))
         finally:
             if encoder is not None:
                 encoder.encoder.release()  # peak memory: one model, not the sum
-    if merge and (outcome.done or outcome.skipped):
-        written = write_comparison([cfg.out], cfg.out, reference=reference, report=cfg.report)
+    finished = [run_dir(cfg.out, s) for s in specs if s in outcome.done or s in outcome.skipped]
+    if merge and finished:
+        written = write_comparison(finished, cfg.out, reference=reference, report=cfg.report)
+        outcome.merged = True
         outcome.report = written if cfg.report else None
     return outcome

@@ -9,9 +9,9 @@ from .options import seed
 
 
 def add_arguments(p) -> None:
-    p.add_argument("dir", type=Path, help="output folder (new, empty, or an earlier demo set)")
+    p.add_argument("dir", type=Path, metavar="DIR", help="output folder (new, empty, or an earlier demo set)")
     p.add_argument("--seed", type=seed, default=0,
-                   help="random seed, 0 to 2**32-1; same seed -> byte-identical files")
+                   help="seeds the photos and their ratings, 0 to 2**32-1; the same seed gives byte-identical files")
 
 
 def run(args) -> int:

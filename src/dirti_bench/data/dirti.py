@@ -257,5 +257,5 @@ def load_dirti(root: Path, name: str = "DIRTI", verify: bool = True) -> Stimulus
     return StimulusSet(
         name=name, root=Path(root), stimuli=tuple(stimuli),
         categories=DIRTI_CATEGORIES,
-        rating_columns=tuple(rating_cols),
+        rating_columns=tuple(rating_cols), rating_scale=(float(RATING_SCALE[0]), float(RATING_SCALE[1])),
     )

@@ -8,6 +8,7 @@ this boundary so later stages can trust the data.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
@@ -45,6 +46,11 @@ class StimulusSet:
     rating_columns: tuple[str, ...]
     # The column disgust tasks read (a rated set may name its own; DIRTI's by default).
     disgust_column: str = DISGUST_RATING
+    # Rating columns a default run aligns with besides disgust: a rated set's own ratings. DIRTI's
+    # other columns (fear, valence, ...) are opt-in with --ratings.
+    aligned_ratings: tuple[str, ...] = ()
+    # The scale the mean ratings lie on (DIRTI: 1-9); None where the set does not say.
+    rating_scale: tuple[float, float] | None = None
 
     def __len__(self) -> int:
         return len(self.stimuli)
@@ -92,6 +98,12 @@ class StimulusSet:
             for s in self.stimuli
         ]
         return pd.DataFrame(rows)
+
+
+def is_spread_column(name: str) -> bool:
+    """An SD, SE or rater-count column (``valence_SD``, ``Arousal N``): not a rating to align with."""
+    tokens = re.findall(r"[a-z0-9]+", re.sub(r"([a-z])([A-Z])", r"\1 \2", name).lower())
+    return any(t in {"sd", "std", "se", "sem", "n", "count"} for t in tokens)
 
 
 def normalise_name(name: str) -> str:
@@ -156,5 +168,4 @@ def images_by_stem(images: Sequence[Path], folder: Path) -> dict[str, Path]:
 def subset(stimuli: StimulusSet, ids: Sequence[str]) -> StimulusSet:
     wanted = set(ids)
     kept = tuple(s for s in stimuli.stimuli if s.id in wanted)
-    return StimulusSet(stimuli.name, stimuli.root, kept, stimuli.categories, stimuli.rating_columns,
-                       stimuli.disgust_column)
+    return dataclasses.replace(stimuli, stimuli=kept)

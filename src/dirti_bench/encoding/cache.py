@@ -40,6 +40,10 @@ class EmbeddingCache:
     def _path(self, kind: str, key: str) -> Path:
         return self.dir / kind / key[:2] / f"{key}.npy"
 
+    def has(self, kind: str, key: str) -> bool:
+        """Whether an entry exists (unchecked: ``get`` verifies it), for saying how much is cached."""
+        return self._path(kind, key).is_file()
+
     def get(self, kind: str, key: str, width: int | None = None) -> np.ndarray | None:
         """The cached vector, or None (a miss). A damaged entry, or one whose size is not ``width``
         (when known), counts as corrupt: it is deleted, to be recomputed."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 
 from ..errors import LabelConsistencyError
 from ..labels import LabelSpace, check_consistency
@@ -61,21 +62,21 @@ def check_result(result, space: LabelSpace, prompt_classes: Sequence[str] | None
 
 
 def _recomputed_alignment(preds) -> dict[str, float]:
-    """Spearman/Pearson (zero-shot: one row per stimulus) or per-repeat R², rho and RMSE averaged
-    over repeats (probe: fold labels ``r<repeat>f<fold>``), from the predictions alone."""
+    """Spearman/Pearson (zero-shot: one row per stimulus, no repeat) or per-repeat R², rho and RMSE
+    averaged over repeats (probe), from the alignment_predictions rows alone."""
     from scipy.stats import pearsonr, spearmanr
     from sklearn.metrics import r2_score, root_mean_squared_error
 
-    y_true = preds["y_true"].astype(float).to_numpy()
-    y_pred = preds["y_pred"].astype(float).to_numpy()
-    folds = preds["fold"].astype(str)
-    if (folds.str.strip() == "").all():
-        return {"spearman_rho": float(spearmanr(y_true, y_pred).statistic),
-                "pearson_r": float(pearsonr(y_true, y_pred).statistic)}
-    repeats = folds.str.extract(r"^r(\d+)f\d+$")[0]
+    rating = preds["rating"].astype(float).to_numpy()
+    score = preds["score"].astype(float).to_numpy()
+    repeats = pd.Series(preds["repeat"]).reset_index(drop=True)
+    if repeats.isna().all():
+        return {"spearman_rho": float(spearmanr(rating, score).statistic),
+                "pearson_r": float(pearsonr(rating, score).statistic)}
     per = {"r2": [], "spearman_rho": [], "rmse": []}
-    for _, rows in preds.groupby(repeats.to_numpy(), sort=True):
-        t, p = rows["y_true"].astype(float), rows["y_pred"].astype(float)
+    for repeat in sorted(repeats.dropna().unique()):
+        rows = (repeats == repeat).to_numpy()
+        t, p = rating[rows], score[rows]
         per["r2"].append(r2_score(t, p))
         per["spearman_rho"].append(spearmanr(t, p).statistic)
         per["rmse"].append(root_mean_squared_error(t, p))

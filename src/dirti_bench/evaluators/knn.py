@@ -14,7 +14,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from .crossval import cross_validated, holdout, stratifiable_space
+from .crossval import cross_validated, cv_space, holdout, holdout_space
 
 
 class NearestTieKNN(KNeighborsClassifier):
@@ -75,7 +75,7 @@ def evaluate_split(scenario, ctx):
     make = knn_factory(scenario)
     result = holdout(scenario, ctx, make)
     # The same split again: the training part is every stimulus of the space outside the test part.
-    space, _ = stratifiable_space(scenario, ctx.label_space(scenario), 2)
+    space = holdout_space(scenario, ctx)
     test = set(result.predictions["stimulus"])
     train = np.array([sid not in test for sid in space.stimulus_ids])
     x = ctx.features_for(space)
@@ -88,7 +88,7 @@ def evaluate_cv(scenario, ctx):
     make = knn_factory(scenario)
     result = cross_validated(scenario, ctx, make)
     # Refit each fold (cheap for KNN) to count its tied votes; the folds are the result's own.
-    space, _ = stratifiable_space(scenario, ctx.label_space(scenario), scenario.options.folds)
+    space, _ = cv_space(scenario, ctx)
     x, y = ctx.features_for(space), space.y_true
     fold_of = result.predictions["fold"].to_numpy()
     model, _ = make(result.options["smallest_train_size"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..contracts import EvalContext, Scenario, ScenarioResult
-from . import alignment, knn, probe, sweeps, zeroshot
+from . import alignment, crossval, knn, probe, sweeps, zeroshot
 
 EVALUATORS = {
     "zeroshot": zeroshot.evaluate,
@@ -15,6 +15,24 @@ EVALUATORS = {
     "align-zeroshot": alignment.evaluate_zeroshot,
     "align-probe": alignment.evaluate_probe,
 }
+
+# evaluator -> a check that raises ScenarioNotRunnable where the data cannot support the scenario;
+# it reads only the stimuli, so a run makes it for every scenario before any image is encoded
+RUNNABLE_CHECKS = {
+    "zeroshot": zeroshot.check_runnable,
+    "threshold-sweep": zeroshot.check_runnable,  # the headline is the zero-shot run at the scenario's threshold
+    "template-sweep": sweeps.check_template_sweep_runnable,
+    "knn-split": crossval.holdout_space,
+    "knn-cv": crossval.cv_space,
+    "linear-probe-cv": crossval.cv_space,
+    "align-zeroshot": alignment.check_zeroshot_runnable,
+    "align-probe": alignment.check_probe_runnable,
+}
+
+
+def check_runnable(scenario: Scenario, ctx: EvalContext) -> None:
+    """Raise ScenarioNotRunnable unless ``ctx.stimuli`` can support ``scenario`` (no features needed)."""
+    RUNNABLE_CHECKS[scenario.evaluator](scenario, ctx)
 
 
 def run_evaluator(scenario: Scenario, ctx: EvalContext) -> ScenarioResult:

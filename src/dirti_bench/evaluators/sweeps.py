@@ -23,13 +23,13 @@ import pandas as pd
 
 from ..contracts import Scenario, ZeroShotOptions
 from ..encoding.vectors import l2_normalise
-from ..errors import UserError
+from ..errors import ScenarioNotRunnable, UserError
 from ..labels import LabelSpace, check_consistency
 from ..prompts import PLACEHOLDER, load_ensemble, study_prompts
 from ..results import SWEEP_PREDICTION_COLUMNS
-from .common import classification_result, dropped_reasons
+from .common import classification_result, dropped_reasons, runnable_space
 from .metrics import SWEEP_METRICS, score_rows, scores_of_rows
-from .zeroshot import class_embeddings, prompts_for, zero_shot_logits
+from .zeroshot import class_embeddings, prompts_for, winning_probability, zero_shot_logits
 from .zeroshot import evaluate as evaluate_zeroshot
 
 STUDY_POINT = "study wording"
@@ -97,45 +97,68 @@ def _ranks(scores: np.ndarray, against: np.ndarray) -> np.ndarray:
 
 
 def _template_predictions(ctx, space: LabelSpace, text: np.ndarray, n_templates: int, logit_scale: float):
-    """(templates, n) predictions, each template's class embeddings exactly as a 1-prompt zero-shot run."""
+    """(templates, n) predictions and their winning probabilities, each template's class embeddings
+    exactly as a 1-prompt zero-shot run."""
     x = ctx.features_for(space)
     by_class = text.reshape(len(space), n_templates, -1)  # bound prompts are class-major
-    return np.stack([zero_shot_logits(x, l2_normalise(by_class[:, t]), logit_scale).argmax(axis=1)
-                     for t in range(n_templates)])
+    logits = [zero_shot_logits(x, l2_normalise(by_class[:, t]), logit_scale) for t in range(n_templates)]
+    return (np.stack([lg.argmax(axis=1) for lg in logits]),
+            np.stack([winning_probability(lg) for lg in logits]))
 
 
 def _cv_selection(y: np.ndarray, template_preds: np.ndarray, n_labels: int, opts) -> tuple:
     """Choose the best template on the training folds, predict the held-out fold with it."""
     from sklearn.model_selection import StratifiedKFold
 
-    counts = np.bincount(y, minlength=n_labels)
-    n_splits = max(2, min(opts.folds, int(counts[counts > 0].min())))
-    if n_splits > len(y):
-        raise UserError(f"{len(y)} stimuli are too few for a cross-validated template choice; use more stimuli")
+    n_splits = cv_folds(y, n_labels, opts.folds)
     cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=opts.split_seed)
     with warnings.catch_warnings():  # a class smaller than the folds only means it misses some test folds
         warnings.simplefilter("ignore", UserWarning)
         splits = list(cv.split(np.zeros(len(y)), y))
-    oof, fold_of, chosen = np.empty(len(y), dtype=int), np.empty(len(y), dtype=int), []
+    oof, fold_of, template_of = (np.empty(len(y), dtype=int) for _ in range(3))
+    chosen = []
     for fold, (train, test) in enumerate(splits):
         train_scores = scores_of_rows(y[train], template_preds[:, train], n_labels)[opts.select_by]
         best = int(np.argmax(train_scores))  # the first best: the earlier template of the file
-        oof[test], fold_of[test] = template_preds[best, test], fold
+        oof[test], fold_of[test], template_of[test] = template_preds[best, test], fold, best
         chosen.append((fold, best, float(train_scores[best]), len(test)))
-    return oof, fold_of, n_splits, chosen
+    return oof, fold_of, template_of, n_splits, chosen
+
+
+def cv_folds(y: np.ndarray, n_labels: int, folds: int) -> int:
+    """The folds of the cross-validated template choice: ``folds``, fewer where a class is smaller;
+    ScenarioNotRunnable where the stimuli are too few for 2."""
+    counts = np.bincount(y, minlength=n_labels)
+    n_splits = max(2, min(folds, int(counts[counts > 0].min())))
+    if n_splits > len(y):
+        raise ScenarioNotRunnable(f"{len(y)} stimuli are too few for a cross-validated template choice")
+    return n_splits
+
+
+def _sweep_ensemble(scenario):
+    """The scenario's ensemble; a per-class file has no templates to take one at a time."""
+    ensemble = load_ensemble(scenario.options.ensemble)
+    if ensemble.templates is None:
+        raise UserError(f"scenario {scenario.id}: {ensemble.source} maps classes to prompts; a template sweep "
+                        f"needs a list of templates with {PLACEHOLDER}")
+    return ensemble
+
+
+def check_template_sweep_runnable(scenario, ctx) -> None:
+    """2+ classes, a template list that binds to them, and enough stimuli for the CV choice."""
+    space = runnable_space(scenario, ctx)
+    _sweep_ensemble(scenario).bind(space)
+    cv_folds(space.y_true, len(space), scenario.options.folds)
 
 
 def evaluate_template_sweep(scenario, ctx):
     opts = scenario.options
-    space = ctx.label_space(scenario)
-    ensemble = load_ensemble(opts.ensemble)
-    if ensemble.templates is None:
-        raise UserError(f"scenario {scenario.id}: {ensemble.source} maps classes to prompts; a template sweep "
-                        f"needs a list of templates with {PLACEHOLDER}")
+    space = runnable_space(scenario, ctx)
+    ensemble = _sweep_ensemble(scenario)
     bound, study = ensemble.bind(space), study_prompts(space)
     check_consistency(space, bound.classes)
     x = ctx.features_for(space)
-    every = _template_predictions(ctx, space, ctx.encoder.encode_texts(bound.all_prompts()),
+    every, every_confidence = _template_predictions(ctx, space, ctx.encoder.encode_texts(bound.all_prompts()),
                                   len(ensemble.templates), opts.logit_scale)
     templates = list(dict.fromkeys(ensemble.templates))  # a repeated template counts once
     first = [ensemble.templates.index(t) for t in templates]
@@ -160,12 +183,14 @@ def evaluate_template_sweep(scenario, ctx):
         points.append(entry)
     template_scores = {m: np.array([p["metrics"][m] for p in scored[2:]]) for m in SWEEP_METRICS}
 
-    oof, fold_of, n_splits, chosen = _cv_selection(y, rows[2:], len(space), opts)
+    oof, fold_of, template_of, n_splits, chosen = _cv_selection(y, rows[2:], len(space), opts)
+    # how sure the chosen template was of each held-out image (its zero-shot softmax, as a plain zero-shot run)
+    confidence = every_confidence[first][template_of, np.arange(len(y))]
     best_in_sample = int(np.argmax(template_scores[opts.select_by]))
     selection = [{"fold": fold, "template": templates[t], f"train_{opts.select_by}": score, "n_test": n_test}
                  for fold, t, score, n_test in chosen]
     result = classification_result(
-        scenario, space, bound.classes, space.stimulus_ids, y, oof, folds=fold_of.tolist(), seed=ctx.seed,
+        scenario, space, bound.classes, space.stimulus_ids, y, oof, confidence, folds=fold_of.tolist(), seed=ctx.seed,
         options={"prompt_set": f"{ensemble.name}: template chosen by {n_splits}-fold CV", "ensemble_name": ensemble.name,
                  "n_templates": len(templates), "folds_effective": n_splits,
                  "selected_templates": [s["template"] for s in selection]},

@@ -22,6 +22,7 @@ import pandas as pd
 from ..labels import TASKS
 from ..results import PROMPTS_FILE
 from .compare import PROMPT_KIND
+from .console import figure_title
 from .render import Figure, Heading, Para, Table
 
 FIGURES_DIR = "figures"
@@ -75,10 +76,8 @@ def _is_sweep(sc: dict) -> bool:
 
 
 def _prompts_table(run) -> pd.DataFrame | None:
-    path = run.path / PROMPTS_FILE
-    if not path.is_file():
-        return None
-    return pd.read_csv(path, dtype=str, keep_default_na=False)
+    """prompts.csv as loaded with the run (every cell a string), or None where the run has none."""
+    return run.prompts
 
 
 # ---------------------------------------------------------------- prompt files
@@ -249,11 +248,12 @@ def threshold_sweeps(runs) -> list:
             reference, rule = sc.get("options", {}).get("threshold"), sc.get("options", {}).get("threshold_rule")
             if rule == "fixed" and isinstance(reference, int | float) and reference != STUDY_THRESHOLD:  # --threshold
                 panels[-1]["rule_points"].append((reference, "this run's threshold"))
-        from .figures import threshold_sweep_png  # matplotlib loads only when a figure is drawn
+        from .figures import png, threshold_sweep_figure  # matplotlib loads only for a figure
 
         name = _slug("threshold-sweeps" + (f"-{run.label}" if len(runs) > 1 else ""))
-        png = threshold_sweep_png(panels, STUDY_THRESHOLD, f"{_prefix(runs, run)}zero-shot score vs disgust threshold")
-        blocks.append(Figure(f"{FIGURES_DIR}/{name}.png", png,
+        figure = threshold_sweep_figure(panels, STUDY_THRESHOLD,
+                                        figure_title(run.run, "zero-shot score vs disgust threshold"))
+        blocks.append(Figure(f"{FIGURES_DIR}/{name}.png", png(figure),
                              f"{_prefix(runs, run)}score vs disgust threshold (95% CI bands); dashed: the study's "
                              f"{STUDY_THRESHOLD:g}, dotted: a data-driven rule"))
     if not blocks:
@@ -334,11 +334,11 @@ def template_sweeps(runs) -> list:
                            "references": {"study wording": refs.get("study", {}).get("metrics", {}),
                                           "full ensemble": refs.get("ensemble", {}).get("metrics", {}),
                                           "CV choice": sc.get("metrics", {})}})
-        from .figures import template_sweep_png  # matplotlib loads only when a figure is drawn
+        from .figures import png, template_sweep_figure  # matplotlib loads only for a figure
 
         name = _slug("template-sweeps" + (f"-{run.label}" if len(runs) > 1 else ""))
-        png = template_sweep_png(panels, f"{_prefix(runs, run)}each template alone (one dot each)")
-        blocks.append(Figure(f"{FIGURES_DIR}/{name}.png", png,
+        figure = template_sweep_figure(panels, figure_title(run.run, "each template alone (one dot each)"))
+        blocks.append(Figure(f"{FIGURES_DIR}/{name}.png", png(figure),
                              f"{_prefix(runs, run)}score of each template alone, with the study wording, the full "
                              "ensemble and the cross-validated choice"))
     if not blocks:
@@ -378,11 +378,11 @@ def prompt_comparisons(runs) -> list:
         panels = [{"title": task, "rows": [{"label": _label(c), "accuracy": _delta(c, "accuracy"),
                                             "f1_macro": _delta(c, "f1_macro")} for c in found if c.get("task") == task]}
                   for task in tasks]
-        from .figures import forest_png  # matplotlib loads only when a figure is drawn
+        from .figures import forest_figure, png  # matplotlib loads only when a figure is drawn
 
         name = _slug("prompt-sets-vs-study" + (f"-{run.label}" if len(runs) > 1 else ""))
-        png = forest_png(panels, f"{_prefix(runs, run)}prompt sets minus the study wording")
-        blocks.append(Figure(f"{FIGURES_DIR}/{name}.png", png,
+        figure = forest_figure(panels, figure_title(run.run, "prompt sets minus the study wording"))
+        blocks.append(Figure(f"{FIGURES_DIR}/{name}.png", png(figure),
                              f"{_prefix(runs, run)}Δ accuracy and Δ macro F1 against the study wording, 95% paired "
                              "bootstrap CI, one panel per task"))
     if not rows:

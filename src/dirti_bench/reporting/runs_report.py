@@ -21,7 +21,7 @@ from ..atomic import write_bytes, write_text
 from ..errors import UserError
 from ..evaluators.rating_stats import spearman
 from ..labels import TASKS
-from ..results import PREDICTION_COLUMNS, PREDICTIONS_FILE, RESULTS_FILE, read_results
+from ..results import ALIGNMENT_PREDICTIONS_FILE, PREDICTIONS_FILE, RESULTS_FILE, read_results
 from .compare import compare
 from .leaderboard import LEADERBOARD_FILE, leaderboard_frame
 from .render import Banner, Figure, Heading, Links, Para, Table, to_html, to_markdown
@@ -35,11 +35,17 @@ MEASURES = (("accuracy", "Accuracy", True), ("f1_macro", "Macro-F1", True),
             ("spearman_rho", "Alignment with human ratings (Spearman ρ)", False))
 
 
+# The columns the comparison reads (older results folders have no file_name / confidence yet).
+PAIRED_COLUMNS = ["scenario", "stimulus", "y_true", "y_pred", "fold"]
+ALIGNMENT_PAIRED_COLUMNS = ["scenario", "stimulus", "rating", "score"]
+
+
 @dataclass
 class Run:
     path: Path
     doc: dict
-    predictions: pd.DataFrame | None
+    predictions: pd.DataFrame | None  # classification rows (predictions.csv)
+    alignment: pd.DataFrame | None = None  # alignment rows (alignment_predictions.csv)
     label: str = ""
 
     @property
@@ -89,7 +95,8 @@ def _weights_name(run: dict) -> str:
 
 
 def load_runs(dirs: list[Path]) -> list[Run]:
-    runs = [Run(d, read_results(d), _read_csv(d / PREDICTIONS_FILE, PREDICTION_COLUMNS)) for d in dirs]
+    runs = [Run(d, read_results(d), _read_csv(d / PREDICTIONS_FILE, PAIRED_COLUMNS),
+                _read_csv(d / ALIGNMENT_PREDICTIONS_FILE, ALIGNMENT_PAIRED_COLUMNS)) for d in dirs]
     labels = [f"{r.run.get('model', '?')} · {_weights_name(r.run)}" for r in runs]
     for run, label in zip(runs, labels, strict=True):
         run.label = label if labels.count(label) == 1 else f"{label} ({run.path.name})"
@@ -120,12 +127,14 @@ def _classification_rows(run: Run, sid: str) -> pd.DataFrame | None:
 
 def _alignment_scores(run: Run, sid: str) -> tuple[pd.Series, pd.Series] | None:
     """(rating, score) per stimulus; a probe's scores averaged over its CV repeats."""
-    rows = _classification_rows(run, sid)
-    if rows is None:
+    if run.alignment is None:
+        return None
+    rows = run.alignment[run.alignment["scenario"] == sid]
+    if not len(rows):
         return None
     frame = pd.DataFrame({"stimulus": rows["stimulus"].astype(str),
-                          "rating": pd.to_numeric(rows["y_true"], errors="coerce"),
-                          "score": pd.to_numeric(rows["y_pred"], errors="coerce")}).dropna()
+                          "rating": pd.to_numeric(rows["rating"], errors="coerce"),
+                          "score": pd.to_numeric(rows["score"], errors="coerce")}).dropna()
     grouped = frame.groupby("stimulus", sort=True).mean()
     return grouped["rating"], grouped["score"]
 
@@ -147,12 +156,14 @@ def _delta_classification(ref: Run, run: Run, sid: str, seed: int) -> str:
     if a is None or b is None:
         return "no predictions"
     try:
-        test = compare(a, b, n_boot=N_BOOTSTRAP, seed=seed)
+        test = compare(a, b, n_boot=N_BOOTSTRAP, seed=seed, labels=ref.scenarios[sid].get("labels"))
     except UserError:
         return "stimuli differ"
     text = f"{test['accuracy_difference']:+.3f} {_num(test['ci'])}"
+    if "f1_macro_difference" in test:
+        text += f"; macro-F1 {test['f1_macro_difference']:+.3f} {_num(test['f1_macro_ci'])}"
     if test["mcnemar"] is not None:
-        text += f", McNemar p={test['mcnemar']['p_value']:.3g}"
+        text += f"; McNemar p={test['mcnemar']['p_value']:.3g}"
     return text
 
 
@@ -247,7 +258,7 @@ def _deltas(runs: list[Run], ref: Run) -> list:
     rows = []
     for sid in _scenario_ids(runs, True) + _scenario_ids(runs, False):
         classification = sid in _scenario_ids(runs, True)
-        row = {"scenario": sid, "measure": "Δ accuracy" if classification else "Δ Spearman ρ"}
+        row = {"scenario": sid, "measure": "Δ accuracy; Δ macro-F1" if classification else "Δ Spearman ρ"}
         for run in others:
             problem = pairing_problem(ref, run, sid)
             if problem:
@@ -257,15 +268,15 @@ def _deltas(runs: list[Run], ref: Run) -> list:
                 row[run.label] = delta(ref, run, sid, seed)
         rows.append(row)
     return [Heading(2, f"Difference to the reference ({ref.label})"),
-            Para("Run minus reference on the same stimuli: accuracy difference (or Spearman ρ difference for "
-                 "alignment) with a paired bootstrap 95% CI; McNemar's exact test for fixed classifiers "
+            Para("Run minus reference on the same stimuli: accuracy and macro-F1 differences (or the Spearman ρ "
+                 "difference for alignment) with paired bootstrap 95% CIs; McNemar's exact test for fixed classifiers "
                  "(zero-shot, one holdout split). A probe's alignment scores are averaged over its CV repeats "
                  "before pairing. Runs on another dataset or label space are not paired."),
             Table(pd.DataFrame(rows))]
 
 
 def _heatmap(runs: list[Run]) -> list:
-    from .figures import heatmap_png  # matplotlib loads only when a figure is drawn
+    from .figures import heatmap_figure, png  # matplotlib loads only when a figure is drawn
 
     rows, values = [], []
     for classification, metric in ((True, "accuracy"), (False, "spearman_rho")):
@@ -276,11 +287,11 @@ def _heatmap(runs: list[Run]) -> list:
         return []
     grid = np.array([[math.nan if v is None else float(v) for v in row] for row in values])
     datasets = sorted({str(r.dataset[0]) for r in runs})
-    png = heatmap_png(grid, rows, [r.label for r in runs],
-                      f"Headline metric per scenario and run — dataset {', '.join(datasets)}",
-                      "accuracy / Spearman ρ")
+    image = png(heatmap_figure(grid, rows, [r.label for r in runs],
+                               f"Headline metric per scenario and run\n{len(runs)} runs · dataset "
+                               f"{', '.join(datasets)}", "accuracy / Spearman ρ"))
     return [Heading(2, "Scenario × run"),
-            Figure(f"{FIGURES_DIR}/heatmap.png", png, "Accuracy (classification) and Spearman ρ (alignment) per "
+            Figure(f"{FIGURES_DIR}/heatmap.png", image, "Accuracy (classification) and Spearman ρ (alignment) per "
                                                       "scenario and run")]
 
 
