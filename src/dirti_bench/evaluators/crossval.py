@@ -13,12 +13,14 @@ import math
 from collections.abc import Callable
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold, cross_val_predict, train_test_split
+from sklearn.base import clone
+from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from ..errors import UserError
 from ..labels import LabelSpace
 from .common import classification_result
 from .metrics import HEADLINE_METRICS, classification_metrics
+from .penalty import penalty_summary
 
 # model factory: smallest training-set size -> (estimator, options to record)
 ModelFactory = Callable[[int], tuple[object, dict]]
@@ -85,17 +87,27 @@ def cross_validated(scenario, ctx, make_model: ModelFactory):
     space, n_splits = stratifiable_space(scenario, ctx.label_space(scenario), folds)
     cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     x, y = ctx.features_for(space), space.y_true
+    splits = list(cv.split(x, y))
     fold_of = np.empty(len(y), dtype=int)
-    for fold, (_, test) in enumerate(cv.split(x, y)):
+    for fold, (_, test) in enumerate(splits):
         fold_of[test] = fold
     smallest_train = len(y) - int(np.bincount(fold_of).max())
     model, model_opts = make_model(smallest_train)
-    # cross_val_predict re-splits with the same seeded cv, so its folds are fold_of's folds.
-    y_pred = cross_val_predict(model, x, y, cv=cv)
+    # One fresh model per fold, fitted on its training part only (cross_val_predict does the same but
+    # discards the fitted models, and with them any penalty a model chose on its training part).
+    y_pred = np.empty_like(y)
+    selections = []
+    for train, test in splits:
+        fitted = clone(model).fit(x[train], y[train])
+        y_pred[test] = fitted.predict(x[test])
+        selection = getattr(fitted[-1], "selection_", None)
+        if selection is not None:
+            selections.append(selection)
     names = np.array(space.names, dtype=object)
     summary = _fold_summary(names[y], names[y_pred], fold_of, space.names, n_splits)
+    extra = {"penalty": penalty_summary("C", selections, [str(f) for f in range(n_splits)])} if selections else None
     return classification_result(
         scenario, space, None, space.stimulus_ids, y, y_pred, folds=fold_of.tolist(), seed=ctx.seed,
-        fold_metrics=summary,
+        fold_metrics=summary, extra=extra,
         options={"folds_effective": n_splits, "smallest_train_size": smallest_train, **model_opts},
     )

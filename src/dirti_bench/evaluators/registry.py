@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..contracts import EvalContext, Scenario, ScenarioResult
 from . import alignment, knn, probe, zeroshot
+from .common import one_thread
 
 EVALUATORS = {
     "zeroshot": zeroshot.evaluate,
@@ -17,4 +18,5 @@ EVALUATORS = {
 
 def run_evaluator(scenario: Scenario, ctx: EvalContext) -> ScenarioResult:
     """The scenario's evaluator on ``ctx`` (unchecked; ``pipeline.evaluate_scenario`` checks it)."""
-    return EVALUATORS[scenario.evaluator](scenario, ctx)
+    with one_thread():
+        return EVALUATORS[scenario.evaluator](scenario, ctx)
