@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import (
@@ -87,6 +88,51 @@ def test_every_metric_is_recomputable_from_predictions_csv(demo_run):
         assert confusion_matrix(rows["y_true"], rows["y_pred"], labels=sc["labels"]).tolist() == sc["confusion"]
         support = rows["y_true"].value_counts()
         assert {c: v["support"] for c, v in sc["per_class"].items()} == {c: int(support.get(c, 0)) for c in sc["labels"]}
+
+
+def _recompute_alignment(rows: pd.DataFrame) -> dict:
+    """An alignment scenario's headline numbers from its predictions.csv rows alone."""
+    from scipy import stats
+    from sklearn.metrics import r2_score, root_mean_squared_error
+
+    t, p = rows["y_true"].astype(float), rows["y_pred"].astype(float)
+    if (rows["fold"] == "").all():
+        return {"spearman_rho": stats.spearmanr(t, p).statistic, "pearson_r": stats.pearsonr(t, p).statistic}
+    repeat, fold = rows["fold"].str.extract(r"^r(\d+)f(\d+)$").T.to_numpy()
+    per = []
+    for r in sorted(set(repeat)):
+        mine = repeat == r
+        tr, pr, fr = t[mine].to_numpy(), p[mine].to_numpy(), fold[mine]
+        mean_pred = np.array([tr[fr != f].mean() for f in fr])  # each fold's training mean
+        per.append({"r2": r2_score(tr, pr), "pearson_r": stats.pearsonr(tr, pr).statistic,
+                    "spearman_rho": stats.spearmanr(tr, pr).statistic, "rmse": root_mean_squared_error(tr, pr),
+                    "r2_intercept_only": r2_score(tr, mean_pred)})
+    out = {k: float(np.mean([row[k] for row in per])) for k in per[0]}
+    return out | {"r2_gain_over_intercept_only": out["r2"] - out["r2_intercept_only"]}
+
+
+def test_alignment_metrics_are_recomputable_from_predictions_csv(tmp_path, capsys):
+    from dirti_bench.reporting.report import write_report
+
+    out = tmp_path / "out"
+    doc = demo_results(capsys, out, "--scenarios", "align-*")
+    preds = pd.read_csv(out / "predictions.csv", dtype={"stimulus": str, "fold": str}, keep_default_na=False)
+    for sid, sc in doc["scenarios"].items():
+        metrics = sc["metrics"]
+        for name, value in _recompute_alignment(preds[preds["scenario"] == sid]).items():
+            assert metrics[name] == pytest.approx(value, abs=1e-9), (sid, name)
+        for name, ceiling in (("spearman_rho", "noise_ceiling_spearman"), ("pearson_r", "noise_ceiling_pearson")):
+            assert metrics[f"{name}_over_ceiling"] == pytest.approx(metrics[name] / metrics[ceiling]), (sid, name)
+    probe = doc["scenarios"]["align-disgust-probe"]
+    penalty = probe["extra"]["penalty"]
+    assert probe["options"]["alpha"] == "tuned" and penalty["n_folds"] == len(penalty["per_fold"]) == 30
+    # On the demo set the probe is not below predicting the training mean by more than noise ...
+    assert probe["ci"]["r2_gain_over_intercept_only"][1] >= 0, probe["metrics"]
+    # ... and where its R² is <= 0, the report says so.
+    write_report([out], out)
+    md = (out / "report.md").read_text()
+    assert ("≤ 0: out of fold the probe predicts" in md) == (probe["metrics"]["r2"] <= 0)
+    assert "alpha median" in md and "C median" not in md
 
 
 def test_second_run_hits_the_cache_and_reproduces_metrics(demo_run, tmp_path, capsys):
