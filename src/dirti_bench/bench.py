@@ -261,9 +261,10 @@ def _dirti_bench_run(args: list[str], env: dict, rss_file: Path) -> float:
     return seconds
 
 
-def measure_warm_rerun(run_args: list[str]) -> dict:
-    """Run twice in one fresh cache home; the second run must find every embedding cached. A third,
-    warm run without the report times the scenarios alone (process start and loading included)."""
+def measure_warm_rerun(run_args: list[str], scenarios_only: bool = True) -> dict:
+    """Run twice in one fresh cache home; the second run must find every embedding cached. With
+    ``scenarios_only``, a third, warm run without the report times the scenarios alone (process
+    start and loading included)."""
 
     with tempfile.TemporaryDirectory(prefix="dirti-bench-warm-") as tmp:
         tmp = Path(tmp)
@@ -272,12 +273,12 @@ def measure_warm_rerun(run_args: list[str]) -> dict:
         env["NUMBA_CACHE_DIR"] = numba_cache_dir()
         cold_s = _dirti_bench_run([*run_args, "--out", str(tmp / "cold")], env, tmp / "cold.rss")
         warm_s = _dirti_bench_run([*run_args, "--out", str(tmp / "warm")], env, tmp / "warm.rss")
-        scenarios_s = _dirti_bench_run([*run_args, "--no-report", "--out", str(tmp / "scenarios")], env,
-                                       tmp / "scenarios.rss")
+        scenarios = {"warm_scenarios_s": _dirti_bench_run([*run_args, "--no-report", "--out", str(tmp / "scenarios")],
+                                                          env, tmp / "scenarios.rss")} if scenarios_only else {}
         run = json.loads((tmp / "warm" / "results.json").read_text())["run"]
         cold_rss_kib = int((tmp / "cold.rss").read_text())
     cache = run.get("cache") or {}
-    return {"cold_run_s": cold_s, "warm_run_s": warm_s, "warm_scenarios_s": scenarios_s,
+    return {"cold_run_s": cold_s, "warm_run_s": warm_s, **scenarios,
             "warm_forward_calls": int(run.get("forward_calls", -1)),
             "warm_cache_misses": int(cache.get("misses", -1)), "peak_rss_mb": cold_rss_kib / 1024}
 
