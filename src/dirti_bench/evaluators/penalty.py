@@ -182,15 +182,20 @@ class TunedLogisticRegression(ClassifierMixin, BaseEstimator):
     def _inner_splits(self, y: np.ndarray) -> list:
         counts = np.unique(y, return_counts=True)[1]
         folds = min(self.inner_folds, int(counts.max()))
-        if folds < 2:
-            raise UserError("a training fold holds a single example of every class, too few to choose C by "
-                            "inner cross-validation; set the probe's C to a number (e.g. C=1.0) or use more stimuli")
-        cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=self.random_state)
-        with warnings.catch_warnings():
-            # A class rarer than the inner folds sits in some validation parts only; its validation
-            # examples then score the same (poorly) at every C, which shifts no choice.
-            warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
-            return list(cv.split(np.zeros(len(y)), y))
+        splits = []
+        if folds >= 2 and counts.size >= 2:
+            cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=self.random_state)
+            with warnings.catch_warnings():
+                # A class rarer than the inner folds sits in some validation parts only; its validation
+                # examples then score the same (poorly) at every C, which shifts no choice.
+                warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+                # A part with a single class has nothing to fit (only when nearly every class is a singleton).
+                splits = [(train, val) for train, val in cv.split(np.zeros(len(y)), y)
+                          if np.unique(y[train]).size > 1]
+        if not splits:
+            raise UserError("a training fold holds too few examples per class to choose C by inner "
+                            "cross-validation; set the probe's C to a number (e.g. C=1.0) or use more stimuli")
+        return splits
 
     def _inner_parts(self, X, y, splits) -> list:
         """Projected inner training and validation parts, each with its warm-started model."""
