@@ -12,10 +12,11 @@ from sklearn.metrics import r2_score, root_mean_squared_error
 
 from dirti_bench.contracts import EvalContext, Scenario
 from dirti_bench.data.stimuli import StimulusSet
-from dirti_bench.errors import UserError
+from dirti_bench.errors import ScenarioNotRunnable, UserError
 from dirti_bench.evaluators.alignment import N_RATERS_SOURCE, evaluate_probe, evaluate_zeroshot
 from dirti_bench.evaluators.rating_stats import split_half_ceiling
 from dirti_bench.pipeline import evaluate_scenario
+from dirti_bench.prompts import resolve_pair
 from dirti_bench.scenarios import REGISTRY, alignment_scenarios, rating_short_name
 from helpers import stimulus_set
 from known_answer import KnownAnswerEncoder
@@ -73,12 +74,13 @@ def test_monotone_score_recovers_rho_one(rated, rule):
     assert res.metrics["spearman_p_perm"] <= 2 / 301
     assert res.metrics["mean_within_category_spearman_rho"] == pytest.approx(1.0)
     pred = res.predictions
-    assert list(pred.columns) == ["scenario", "stimulus", "y_true", "y_pred", "fold"]
-    assert (pred["fold"] == "").all() and len(pred) == res.n == 45
+    assert list(pred.columns) == ["scenario", "stimulus", "category", "rating", "score", "repeat", "fold"]
+    assert pred["fold"].isna().all() and pred["repeat"].isna().all() and len(pred) == res.n == 45
+    assert pred["category"].tolist() == list(cats)
     # Every metric is recomputable from the predictions table.
-    assert res.metrics["pearson_r"] == pytest.approx(stats.pearsonr(pred.y_true, pred.y_pred).statistic)
-    assert stats.spearmanr(pred.y_true, pred.y_pred).statistic == pytest.approx(1.0)
-    np.testing.assert_allclose(pred.y_true, ratings)
+    assert res.metrics["pearson_r"] == pytest.approx(stats.pearsonr(pred.rating, pred.score).statistic)
+    assert stats.spearmanr(pred.rating, pred.score).statistic == pytest.approx(1.0)
+    np.testing.assert_allclose(pred.rating, ratings)
     assert res.task == "alignment" and res.labels == list(CATS) and res.per_class == {} and res.confusion == []
     assert res.options["score"] == rule and res.options["prompts_high"] == ["This is a disgusting photo"]
 
@@ -157,12 +159,12 @@ def test_probe_recovers_linear_relation_and_is_recomputable(rated):
     res = evaluate_probe(probe(folds=5, repeats=2), context(make_set(ratings, cats, sds), linear_features(ratings)))
     assert res.metrics["r2"] > 0.95 and res.metrics["spearman_rho"] > 0.95
     pred = res.predictions
-    assert len(pred) == 2 * 45 and set(pred.fold.str[:2]) == {"r0", "r1"}
-    by_repeat = [g for _, g in pred.groupby(pred.fold.str.split("f").str[0])]
-    assert res.metrics["r2"] == pytest.approx(np.mean([r2_score(g.y_true, g.y_pred) for g in by_repeat]))
-    assert res.metrics["rmse"] == pytest.approx(np.mean([root_mean_squared_error(g.y_true, g.y_pred) for g in by_repeat]))
+    assert len(pred) == 2 * 45 and set(pred.repeat) == {0, 1} and set(pred.fold) == set(range(5))
+    by_repeat = [g for _, g in pred.groupby("repeat")]
+    assert res.metrics["r2"] == pytest.approx(np.mean([r2_score(g.rating, g.score) for g in by_repeat]))
+    assert res.metrics["rmse"] == pytest.approx(np.mean([root_mean_squared_error(g.rating, g.score) for g in by_repeat]))
     assert res.metrics["spearman_rho"] == pytest.approx(
-        np.mean([stats.spearmanr(g.y_true, g.y_pred).statistic for g in by_repeat]))
+        np.mean([stats.spearmanr(g.rating, g.score).statistic for g in by_repeat]))
     lo, hi = res.ci["r2"]
     assert lo <= res.metrics["r2"] <= hi
     assert res.options["folds_used"] == 5 and "folds_note" not in res.extra
@@ -180,13 +182,13 @@ def test_probe_reduces_folds_for_a_small_category():
     cats = np.array(["a"] * 10 + ["b"] * 10 + ["c"] * 4)
     res = evaluate_probe(probe(folds=10, repeats=1), context(make_set(ratings, cats), linear_features(ratings)))
     assert res.options["folds_used"] == 4 and "4" in res.extra["folds_note"]
-    assert sorted(res.predictions.fold.unique()) == [f"r0f{i}" for i in range(4)]
+    assert sorted(res.predictions.fold.unique()) == [0, 1, 2, 3] and set(res.predictions.repeat) == {0}
 
 
 def test_probe_refuses_a_single_member_category():
     ratings = np.linspace(1, 9, 11)
     cats = np.array(["a"] * 5 + ["b"] * 5 + ["c"])
-    with pytest.raises(UserError, match="'c' has only 1"):
+    with pytest.raises(ScenarioNotRunnable, match="'c' has only 1"):  # a run skips it, saying why
         evaluate_probe(probe(), context(make_set(ratings, cats), linear_features(ratings)))
 
 
@@ -195,7 +197,7 @@ def test_probe_refuses_a_single_member_category():
     ({"prompt_pair": "nope"}, "unknown prompt pair"),
     ({"prompt_pair": {"high": []}}, "'high' must be"),
     ({"n_raters": 1}, "n_raters"),
-    ({"rating": "fear_mean_all"}, "not in constructed"),
+    ({"rating": "fear_mean_all"}, "constructed has no rating column 'fear_mean_all'"),
 ])
 def test_bad_options_are_user_errors(rated, options, message):
     ratings, cats, sds = rated
@@ -211,8 +213,11 @@ def test_alignment_scenarios_per_rating_column():
     assert [s.id for s in fear] == ["align-fear-zeroshot", "align-fear-probe"]
     assert fear[0].options.prompt_pair == "fear" and all(s.options.rating == "fear_mean_all" for s in fear)
     assert [s.id for s in alignment_scenarios("disg_mean_women")][0] == "align-disgust-women-zeroshot"
-    # No default prompts for an arbitrary column: only the probe, unless a pair is given.
-    assert [s.id for s in alignment_scenarios("Dominance Mean")] == ["align-dominance-mean-probe"]
+    # An arbitrary column gets a neutral high/low pair, unless a pair is given.
+    neutral = alignment_scenarios("Dominance Mean")
+    assert [s.id for s in neutral] == ["align-dominance-mean-zeroshot", "align-dominance-mean-probe"]
+    assert resolve_pair(neutral[0].options.prompt_pair) == (
+        "neutral", ("This is a photo high in dominance mean",), ("This is a photo low in dominance mean",))
     custom = alignment_scenarios("Dominance Mean", prompt_pair={"high": ["a dominant scene"], "low": ["a scene"]})
     assert custom[0].id == "align-dominance-mean-zeroshot"
     with pytest.raises(UserError, match="unknown prompt pair"):

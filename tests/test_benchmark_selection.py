@@ -1,4 +1,4 @@
-"""``pytest benchmarks -k disgust`` selects exactly the registry's disgust scenarios."""
+"""``pytest benchmarks -k disgust`` (or ``-k sweep``) selects exactly the registry's disgust (sweep) scenarios."""
 
 from __future__ import annotations
 
@@ -7,25 +7,28 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from dirti_bench.scenarios import REGISTRY
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_k_disgust_selects_exactly_the_disgust_scenarios(tmp_path):
+@pytest.mark.parametrize(("keyword", "at_least"), [("disgust", 8), ("sweep", 6)])
+def test_k_keyword_selects_exactly_those_scenarios(tmp_path, keyword, at_least):
     results = tmp_path / "results"
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "benchmarks", "--collect-only", "-q",
-         "-k", "disgust", "--results-dir", str(results)],
+         "-k", keyword, "--results-dir", str(results)],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     selected = re.findall(r"^\S+::(\w+)(?:\[(.+?)\])?$", proc.stdout, flags=re.MULTILINE)
-    expected = [sid for sid in REGISTRY if "disgust" in sid]
-    assert len(expected) >= 8
+    expected = [sid for sid in REGISTRY if keyword in sid]
+    assert len(expected) >= at_least
     assert [sid for name, sid in selected if name == "test_scenario"] == expected
-    # other benchmarks selected (e.g. per-scenario timings) concern a disgust scenario too; no throughput cases
-    assert all("disgust" in sid for _, sid in selected)
+    # other benchmarks selected (e.g. per-scenario timings) concern such a scenario too; no throughput cases
+    assert all(keyword in sid for _, sid in selected)
     assert not results.exists()  # collecting writes no results
 
 
@@ -49,8 +52,25 @@ def test_drift_baseline_option_fails_the_benchmark_session_on_drift(tmp_path):
     shifted = tmp_path / "moved.json"
     shifted.write_text(json.dumps(moved))
 
-    ok = session(same)
+    ok = session(same)  # -k selected one scenario: only it is required of the full baseline
     assert ok.returncode == 0, ok.stdout[-2000:]
+    # the scenario metrics close the session in a section of their own, not glued to a progress line
+    lines = ok.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if "dirti-bench scenario metrics" in line)
+    assert lines[start].startswith("=") and lines[start + 1].startswith("dirti-tiny · random weights — smoke run")
+    assert lines[start + 2].startswith("scenario ") and lines[start + 4].startswith("zeroshot-baseline ")
+    assert "--benchmark-json holds every metric" in ok.stdout and "no drift against" in ok.stdout
+    stale = tmp_path / "results" / "figures" / "confusion-from-an-earlier-session.png"
+    stale.write_bytes(b"old")
     drifted = session(shifted)
     assert drifted.returncode == 1, drifted.stdout[-2000:]
     assert "drift against" in drifted.stdout and "accuracy" in drifted.stdout
+    assert not stale.exists()  # the session's results directory is replaced whole, like a run's
+    assert "not selected in this session, not checked" in ok.stdout
+    # the CLI's rules: a check that compared nothing fails with one error line, exit 2
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({"scenarios": {}}))
+    nothing = session(empty)
+    assert nothing.returncode == 2, nothing.stdout[-2000:]
+    assert [line for line in nothing.stdout.splitlines() if line.startswith("error:")] == [
+        next(line for line in nothing.stdout.splitlines() if "compared no metric" in line)]

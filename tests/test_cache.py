@@ -99,3 +99,57 @@ def test_writes_leave_no_temp_files(tmp_path):
     files = [p.name for p in (tmp_path / "c").rglob("*") if p.is_file()]
     assert len(files) == 5 and not [f for f in files if f.endswith(".tmp")]
     np.testing.assert_array_equal(cache.get("text", f"{3:064x}"), np.full(4, 3, np.float32))
+
+
+def _rewrite_entry(path, vec: np.ndarray) -> None:
+    """A well-formed entry (valid checksum) holding ``vec``: only its size is wrong."""
+    import hashlib
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, vec.astype(np.float32), allow_pickle=False)
+    payload = buf.getvalue()
+    path.write_bytes(payload + hashlib.sha256(payload).digest())
+
+
+def test_an_entry_of_the_wrong_size_is_corrupt_and_recomputed(tmp_path, demo_copy):
+    paths = sorted((demo_copy / "DIRTI Database").glob("*.jpg"))[:3]
+    good = CachedEncoder(CountingEncoder(), tmp_path / "c").encode_images(paths)
+    entry = sorted((tmp_path / "c").rglob("*.npy"))[1]
+    _rewrite_entry(entry, np.ones(5) / np.sqrt(5))
+    for _ in range(2):  # the first run repairs the cache; the next is all hits again
+        enc = CountingEncoder()
+        cached = CachedEncoder(enc, tmp_path / "c")
+        np.testing.assert_array_equal(cached.encode_images(paths), good)
+        if enc.images_seen:
+            assert cached.cache.corrupt == 1 and cached.cache.hits == 2 and len(enc.images_seen) == 1
+        else:
+            assert cached.cache.corrupt == 0 and cached.cache.hits == 3
+
+
+def test_without_a_recorded_width_the_model_decides_which_size_is_wrong(tmp_path, demo_copy):
+    paths = sorted((demo_copy / "DIRTI Database").glob("*.jpg"))[:3]
+    first = CachedEncoder(CountingEncoder(), tmp_path / "c")
+    good = first.encode_images(paths)
+    (first.cache.dir / "meta.json").unlink()  # e.g. a cache written before widths were recorded
+    _rewrite_entry(sorted(first.cache.dir.rglob("*.npy"))[0], np.ones(5) / np.sqrt(5))
+    enc = CountingEncoder()
+    cached = CachedEncoder(enc, tmp_path / "c")
+    np.testing.assert_array_equal(cached.encode_images(paths), good)
+    assert cached.cache.corrupt == 1 and cached.cache.hits == 2
+    assert cached.cache.recorded_width() == 8
+
+
+def test_a_full_disk_while_caching_is_one_user_error(tmp_path, demo_copy, monkeypatch):
+    import pytest
+
+    from dirti_bench.encoding import cache as cache_module
+    from dirti_bench.errors import UserError
+
+    def full(path, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cache_module, "write_bytes", full)
+    paths = sorted((demo_copy / "DIRTI Database").glob("*.jpg"))[:2]
+    with pytest.raises(UserError, match="cannot write the embedding cache .*No space left on device"):
+        CachedEncoder(CountingEncoder(), tmp_path / "c").encode_images(paths)

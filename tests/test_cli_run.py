@@ -78,10 +78,10 @@ def test_demo_run_writes_the_output_contract(demo_run):
 def test_every_metric_is_recomputable_from_predictions_csv(demo_run):
     doc = json.loads((demo_run / "results.json").read_text())
     preds = pd.read_csv(demo_run / "predictions.csv", dtype=str, keep_default_na=False)
-    assert list(preds.columns) == ["scenario", "stimulus", "y_true", "y_pred", "fold"]
+    assert list(preds.columns) == ["scenario", "stimulus", "file_name", "y_true", "y_pred", "confidence", "fold"]
     for sid, sc in doc["scenarios"].items():
         rows = preds[preds["scenario"] == sid]
-        assert len(rows) == sc["n"] and (rows["fold"] == "").all()
+        assert len(rows) == sc["n"] and (rows["fold"] == "").all()  # zero-shot: no fold
         again = recompute(rows, sc["labels"])
         for name, value in again.items():
             assert sc["metrics"][name] == pytest.approx(value, abs=1e-12), (sid, name)
@@ -91,18 +91,16 @@ def test_every_metric_is_recomputable_from_predictions_csv(demo_run):
 
 
 def _recompute_alignment(rows: pd.DataFrame) -> dict:
-    """An alignment scenario's headline numbers from its predictions.csv rows alone."""
+    """An alignment scenario's headline numbers from its alignment_predictions.csv rows alone."""
     from scipy import stats
     from sklearn.metrics import r2_score, root_mean_squared_error
 
-    t, p = rows["y_true"].astype(float), rows["y_pred"].astype(float)
-    if (rows["fold"] == "").all():
-        return {"spearman_rho": stats.spearmanr(t, p).statistic, "pearson_r": stats.pearsonr(t, p).statistic}
-    repeat, fold = rows["fold"].str.extract(r"^r(\d+)f(\d+)$").T.to_numpy()
+    if rows["repeat"].isna().all():  # zero-shot: one row per stimulus
+        return {"spearman_rho": stats.spearmanr(rows.rating, rows.score).statistic,
+                "pearson_r": stats.pearsonr(rows.rating, rows.score).statistic}
     per = []
-    for r in sorted(set(repeat)):
-        mine = repeat == r
-        tr, pr, fr = t[mine].to_numpy(), p[mine].to_numpy(), fold[mine]
+    for _, mine in rows.groupby("repeat"):
+        tr, pr, fr = mine.rating.to_numpy(), mine.score.to_numpy(), mine.fold.to_numpy()
         mean_pred = np.array([tr[fr != f].mean() for f in fr])  # each fold's training mean
         per.append({"r2": r2_score(tr, pr), "pearson_r": stats.pearsonr(tr, pr).statistic,
                     "spearman_rho": stats.spearmanr(tr, pr).statistic, "rmse": root_mean_squared_error(tr, pr),
@@ -111,12 +109,12 @@ def _recompute_alignment(rows: pd.DataFrame) -> dict:
     return out | {"r2_gain_over_intercept_only": out["r2"] - out["r2_intercept_only"]}
 
 
-def test_alignment_metrics_are_recomputable_from_predictions_csv(tmp_path, capsys):
+def test_alignment_metrics_are_recomputable_from_alignment_predictions_csv(tmp_path, capsys):
     from dirti_bench.reporting.report import _probe_sentence, _r2_statement
 
     out = tmp_path / "out"
     doc = demo_results(capsys, out, "--scenarios", "align-*")
-    preds = pd.read_csv(out / "predictions.csv", dtype={"stimulus": str, "fold": str}, keep_default_na=False)
+    preds = pd.read_csv(out / "alignment_predictions.csv")
     for sid, sc in doc["scenarios"].items():
         metrics = sc["metrics"]
         for name, value in _recompute_alignment(preds[preds["scenario"] == sid]).items():
@@ -258,3 +256,60 @@ def test_rating_columns_are_checked_before_any_encoding(tmp_path, capsys, monkey
     monkeypatch.setattr(CachedEncoder, "encode_images", no_encoding)
     code, _, err = run_cli(capsys, "--demo", "--out", str(tmp_path / "o"), "--ratings", "smell_mean_all")
     assert code == 2 and "smell_mean_all" in err
+
+
+def test_files_are_tidy_and_every_alignment_metric_recomputes_from_its_csv(tmp_path, capsys):
+    """pandas' defaults read every column with its own type; features.npz ids match the CSVs'."""
+    import numpy as np
+    from scipy import stats
+    from sklearn.metrics import r2_score, root_mean_squared_error
+
+    out = tmp_path / "out"
+    doc = demo_results(capsys, out, "--scenarios", "zeroshot-baseline", "knn-cv10-baseline", "align-disgust-*")
+    preds, align = pd.read_csv(out / "predictions.csv"), pd.read_csv(out / "alignment_predictions.csv")
+    stimuli = pd.read_csv(out / "stimuli.csv")
+    assert list(align.columns) == ["scenario", "stimulus", "category", "rating", "score", "repeat", "fold"]
+    assert set(preds.scenario) == {"zeroshot-baseline", "knn-cv10-baseline"}  # classification rows only
+    assert set(align.scenario) == {"align-disgust-zeroshot", "align-disgust-probe"}
+    for frame in (preds, align, stimuli):
+        assert frame["stimulus"].dtype == np.int64
+    with np.load(out / "features.npz") as npz:
+        assert npz["stimulus"].dtype == np.int64 and npz["stimulus"].tolist() == stimuli["stimulus"].tolist()
+    assert dict(zip(preds.stimulus, preds.file_name, strict=False)) == {
+        s: f for s, f in zip(stimuli.stimulus, stimuli.file_name, strict=True) if s in set(preds.stimulus)}
+    assert preds.confidence.dtype == float and ((preds.confidence > 0) & (preds.confidence <= 1)).all()
+    raw = pd.read_csv(out / "predictions.csv", dtype=str, keep_default_na=False)
+    cv = raw[raw.scenario == "knn-cv10-baseline"]
+    assert cv.fold.str.fullmatch(r"\d+").all() and (raw[raw.scenario == "zeroshot-baseline"].fold == "").all()
+    k = doc["scenarios"]["knn-cv10-baseline"]["options"]["k_effective"]
+    votes = preds[preds.scenario == "knn-cv10-baseline"].confidence * k
+    np.testing.assert_allclose(votes, votes.round())  # a vote share of k neighbours
+    for column in ("rating", "score"):
+        assert align[column].dtype == float
+    zs, probe = align[align.scenario == "align-disgust-zeroshot"], align[align.scenario == "align-disgust-probe"]
+    assert zs.repeat.isna().all() and zs.fold.isna().all() and len(zs) == 60
+    assert set(probe.repeat) == {0, 1, 2} and set(probe.fold) == set(range(10))
+    raw = pd.read_csv(out / "alignment_predictions.csv", dtype=str, keep_default_na=False)
+    assert raw[raw.scenario == "align-disgust-probe"][["repeat", "fold"]].apply(lambda c: c.str.fullmatch(r"\d+")).all().all()
+    category = dict(zip(stimuli.stimulus, stimuli.category, strict=True))
+    assert [category[s] for s in zs.stimulus] == zs.category.tolist()
+    metrics = doc["scenarios"]["align-disgust-zeroshot"]["metrics"]
+    assert metrics["spearman_rho"] == pytest.approx(stats.spearmanr(zs.rating, zs.score).statistic, abs=1e-12)
+    assert metrics["pearson_r"] == pytest.approx(stats.pearsonr(zs.rating, zs.score).statistic, abs=1e-12)
+    metrics = doc["scenarios"]["align-disgust-probe"]["metrics"]
+    by_repeat = [g for _, g in probe.groupby("repeat")]
+    assert metrics["r2"] == pytest.approx(np.mean([r2_score(g.rating, g.score) for g in by_repeat]), abs=1e-12)
+    assert metrics["rmse"] == pytest.approx(np.mean([root_mean_squared_error(g.rating, g.score) for g in by_repeat]))
+    assert metrics["spearman_rho"] == pytest.approx(
+        np.mean([stats.spearmanr(g.rating, g.score).statistic for g in by_repeat]), abs=1e-12)
+
+
+def test_string_ids_stay_strings_and_numeric_looking_ones_are_not_mangled():
+    import numpy as np
+
+    from dirti_bench.results import ids_are_integers, typed_ids
+
+    assert ids_are_integers(["1001", "0", "42"]) and not ids_are_integers(["007", "1"])
+    assert not ids_are_integers(["1e3"]) and not ids_are_integers(["Acorn 1"]) and not ids_are_integers([])
+    assert typed_ids(["1001", "2"], True).dtype == np.int64
+    assert typed_ids(["007", "a"], False).tolist() == ["007", "a"]

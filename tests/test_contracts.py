@@ -98,7 +98,9 @@ def test_the_cli_checks_every_result_before_writing(tmp_path, capsys, monkeypatc
     code = main(["run", "--demo", "--no-progress", "--out", str(out), "--scenarios", "zeroshot-baseline"])
     err = capsys.readouterr().err
     assert code == 3 and "Traceback" not in err
-    assert err.startswith("error: internal check failed, nothing was written: scenario zeroshot-baseline:")
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and err.rstrip().endswith(errors[0])
+    assert errors[0].startswith("error: internal check failed, nothing was written: scenario zeroshot-baseline:")
     assert not out.exists()
 
 

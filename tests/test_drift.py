@@ -17,7 +17,7 @@ from helpers import write_json
 
 def results_doc(**overrides) -> dict:
     scenarios = {
-        "zeroshot-baseline": {"task": "category", "metrics": {"accuracy": 0.50, "f1_macro": 0.40, "n_note": "x"}},
+        "zeroshot-baseline": {"task": "category", "metrics": {"accuracy": 0.50, "f1_macro": 0.40}},
         "knn-split-baseline": {"task": "category", "metrics": {"accuracy": 0.80, "f1_macro": 0.70}},
     }
     for sid, metrics in overrides.items():
@@ -37,7 +37,7 @@ write_baseline = write_json
 # ---------------------------------------------------------------- check()
 
 
-def test_identical_metrics_do_not_drift_and_non_numbers_are_ignored():
+def test_identical_metrics_do_not_drift():
     report = check(results_doc(), results_doc())
     assert report.ok and report.rows == [] and report.missing == [] and report.checked == 4
     assert report.table() == "no drift" and not report and len(report) == 0
@@ -79,11 +79,16 @@ def test_missing_scenarios_and_metrics_are_reported_on_both_sides():
     del base["scenarios"]["zeroshot-baseline"]["metrics"]["f1_macro"]
     base["scenarios"]["knn-split-baseline"]["metrics"]["gone"] = 0.1
     report = check(now, base)
-    assert report.ok  # reported, not failed: only shared metrics are compared
     assert set(report.missing) == {
         Missing("old-scenario", None, "results"), Missing("new-scenario", None, "baseline"),
         Missing("zeroshot-baseline", "f1_macro", "baseline"), Missing("knn-split-baseline", "gone", "results"),
         Missing("knn-split-baseline", "recall_macro", "baseline")}
+    # what the baseline has and the results lack fails the check; what is new only is reported
+    assert not report.ok and set(report.lost) == {Missing("old-scenario", None, "results"),
+                                                  Missing("knn-split-baseline", "gone", "results")}
+    assert check(now, base, allow_missing=True).ok
+    del base["scenarios"]["old-scenario"], base["scenarios"]["knn-split-baseline"]["metrics"]["gone"]
+    assert check(now, base).ok
 
 
 def test_a_baseline_from_another_configuration_is_noted():
@@ -115,7 +120,7 @@ def test_bad_tolerances_are_a_user_error(tolerances):
 def test_baseline_document_keeps_only_identity_and_metrics():
     doc = baseline_document(results_doc())
     text = json.dumps(doc)
-    assert "created" not in text and "/somewhere" not in text and "n_note" not in text
+    assert "created" not in text and "/somewhere" not in text and "task" not in text
     assert doc["run"] == {"model": "dirti-tiny", "seed": 0}
     assert doc["scenarios"]["knn-split-baseline"]["metrics"] == {"accuracy": 0.80, "f1_macro": 0.70}
     assert check(results_doc(), doc).ok
@@ -142,13 +147,17 @@ def test_cli_drift_exits_1_with_the_table(tmp_path, capsys):
     assert main(["check-drift", str(res), "--baseline", str(base), "--tolerance", "0.2"]) == 0
 
 
-def test_cli_reports_missing_scenarios(tmp_path, capsys):
+def test_cli_fails_on_baseline_scenarios_missing_in_the_results_unless_allowed(tmp_path, capsys):
     doc = results_doc()
     del doc["scenarios"]["knn-split-baseline"]
     res = write_results_dir(tmp_path / "res", doc)
     base = write_baseline(tmp_path / "baseline.json", results_doc())
-    assert main(["check-drift", str(res), "--baseline", str(base)]) == 0
-    assert "knn-split-baseline: missing in results" in capsys.readouterr().out
+    assert main(["check-drift", str(res), "--baseline", str(base)]) == 1
+    out = capsys.readouterr().out
+    assert "knn-split-baseline: missing in results" in out and "--allow-missing" in out
+    assert "drift: 1 scenario(s)/metric(s) of the baseline missing in the results" in out
+    assert main(["check-drift", str(res), "--baseline", str(base), "--allow-missing"]) == 0
+    assert "no drift: 2 metrics" in capsys.readouterr().out
 
 
 def test_cli_update_rewrites_the_baseline_and_keeps_tolerances(tmp_path, capsys):
@@ -199,3 +208,107 @@ def test_a_metric_that_becomes_undefined_is_drift():
     report = check(now, base, tolerance=0.5)
     assert not report.ok and [r.metric for r in report.rows] == ["spearman_rho"]
     assert check(now, now).ok  # undefined in both: no change
+
+
+# ---------------------------------------------------------------- a gate that cannot pass by accident
+
+
+@pytest.mark.parametrize("tolerance", ["nan", "inf", "-0.1", "-inf"])
+def test_cli_non_finite_or_negative_tolerance_is_exit_2(tmp_path, capsys, tolerance):
+    shifted = results_doc(**{sid: {"accuracy": 0.99, "f1_macro": 0.99} for sid in ("zeroshot-baseline",
+                                                                                   "knn-split-baseline")})
+    res = write_results_dir(tmp_path / "res", shifted)
+    base = write_baseline(tmp_path / "baseline.json", results_doc())
+    assert main(["check-drift", str(res), "--baseline", str(base), f"--tolerance={tolerance}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --tolerance")
+    with pytest.raises(UserError, match="finite"):
+        check(shifted, results_doc(), tolerance=float(tolerance))
+
+
+@pytest.mark.parametrize("tolerance", [math.inf, math.nan])
+def test_non_finite_tolerances_in_the_baseline_are_refused(tmp_path, capsys, tolerance):
+    base_doc = results_doc() | {"tolerances": {"accuracy": tolerance}}
+    with pytest.raises(UserError, match="finite"):
+        check(results_doc(**{"zeroshot-baseline": {"accuracy": 0.9}}), base_doc)
+    res = write_results_dir(tmp_path / "res", results_doc())
+    base = tmp_path / "baseline.json"
+    base.write_text(json.dumps(base_doc))  # Python writes (and reads) the non-standard NaN / Infinity
+    assert main(["check-drift", str(res), "--baseline", str(base)]) == 2
+    assert capsys.readouterr().err.startswith(f"error: baseline {base}: tolerances.accuracy")
+
+
+@pytest.mark.parametrize(("baseline", "args", "message"), [
+    ({"scenarios": {}}, [], "compared no metric"),
+    ({"scenarios": {"other": {"metrics": {"accuracy": 0.5}}}}, ["--allow-missing"], "compared no metric"),
+    (None, ["--metrics", "no_such_*"], "--metrics no_such_* matched no metric"),
+    (None, ["--metrics", "accuracy", "f1_macr"], "--metrics f1_macr matched no metric"),
+])
+def test_cli_a_check_that_compared_nothing_is_exit_2(tmp_path, capsys, baseline, args, message):
+    res = write_results_dir(tmp_path / "res", results_doc())
+    base = write_baseline(tmp_path / "baseline.json", baseline if baseline is not None else results_doc())
+    assert main(["check-drift", str(res), "--baseline", str(base), *args]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1 and message in captured.err
+
+
+@pytest.mark.parametrize(("side", "edit", "key"), [
+    ("results", lambda d: d["scenarios"]["zeroshot-baseline"]["metrics"].update(n_note="x"),
+     "scenarios.zeroshot-baseline.metrics.n_note"),
+    ("baseline", lambda d: d["scenarios"]["zeroshot-baseline"]["metrics"].update(accuracy="0.5"),
+     "scenarios.zeroshot-baseline.metrics.accuracy"),
+    ("baseline", lambda d: d["scenarios"]["knn-split-baseline"]["metrics"].update(f1_macro=True),
+     "scenarios.knn-split-baseline.metrics.f1_macro"),
+    ("baseline", lambda d: d["scenarios"].update({"knn-split-baseline": 3}), "scenarios.knn-split-baseline"),
+    ("results", lambda d: d["scenarios"].update({"knn-split-baseline": [1, 2]}), "scenarios.knn-split-baseline"),
+    ("results", lambda d: d["scenarios"]["zeroshot-baseline"].update(metrics=[0.5]),
+     "scenarios.zeroshot-baseline.metrics"),
+    ("results", lambda d: d.update(run=5), "run must be an object"),
+    ("baseline", lambda d: d["scenarios"]["zeroshot-baseline"].update(tolerances={"accuracy": "loose"}),
+     "scenarios.zeroshot-baseline.tolerances.accuracy"),
+])
+def test_cli_malformed_entries_are_exit_2_naming_file_and_key(tmp_path, capsys, side, edit, key):
+    """Not skipped (a string metric or a number for a scenario would silently shrink the check)."""
+    docs = {"results": results_doc(), "baseline": results_doc()}
+    edit(docs[side])
+    res = write_results_dir(tmp_path / "res", docs["results"])
+    base = write_baseline(tmp_path / "baseline.json", docs["baseline"])
+    assert main(["check-drift", str(res), "--baseline", str(base)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and key in err and "Traceback" not in err
+    assert str(base if side == "baseline" else res / "results.json") in err
+
+
+def test_infinite_metrics_compare_equal_only_to_themselves():
+    inf = results_doc(**{"zeroshot-baseline": {"accuracy": math.inf}})
+    assert check(inf, inf).ok and not check(results_doc(), inf).ok and not check(inf, results_doc()).ok
+
+
+def test_scope_requires_only_the_selected_scenarios():
+    """pytest -k: baseline scenarios the session did not select are neither compared nor missing."""
+    now = results_doc()
+    del now["scenarios"]["knn-split-baseline"]
+    report = check(now, results_doc(), scope={"zeroshot-baseline"})
+    assert report.ok and report.checked == 2 and report.out_of_scope == ["knn-split-baseline"]
+    assert "1 baseline scenario(s) not selected in this session, not checked" in report.notes()
+    lost = check(now, results_doc(), scope={"zeroshot-baseline", "knn-split-baseline"})
+    assert not lost.ok and lost.lost == [Missing("knn-split-baseline", None, "results")]
+
+
+def test_cli_update_to_an_unwritable_path_is_exit_2(tmp_path, capsys, monkeypatch):
+    res = write_results_dir(tmp_path / "res", results_doc())
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert main(["check-drift", str(res), "--baseline", str(blocker / "baseline.json"), "--update"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: cannot write baseline {blocker / 'baseline.json'}")
+    # a read-only folder (permission bits do not stop root, so the refusal is simulated)
+    from dirti_bench.commands import check_drift
+
+    def refuse(path, text):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(check_drift, "write_text", refuse)
+    assert main(["check-drift", str(res), "--baseline", str(tmp_path / "b.json"), "--update"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot write baseline" in err and "Permission denied" in err

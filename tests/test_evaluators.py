@@ -8,13 +8,16 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.special import softmax
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
-from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.model_selection import StratifiedKFold, cross_val_predict, train_test_split
+from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from dirti_bench.contracts import Scenario
-from dirti_bench.errors import UserError
+from dirti_bench.errors import ScenarioNotRunnable, UserError
 from dirti_bench.evaluators import knn, probe, zeroshot
 from dirti_bench.evaluators.consistency import check_result
 from dirti_bench.evaluators.metrics import (
@@ -24,6 +27,7 @@ from dirti_bench.evaluators.metrics import (
     macro_f1_from_confusion,
     stratified_draws,
 )
+from dirti_bench.evaluators.penalty import TunedLogisticRegression
 from dirti_bench.labels import LabelSpace, build_label_space
 from dirti_bench.prompts import PromptSet, study_prompts
 from helpers import label_space
@@ -206,12 +210,12 @@ def test_drop_policy_removes_classes_smaller_than_folds():
 def test_small_class_errors_are_user_errors():
     space = label_space({"a": 10, "b": 3})
     ctx = ConstructedCtx(space, separable(space))
-    with pytest.raises(UserError, match="fewer than 2 classes"):
+    with pytest.raises(ScenarioNotRunnable, match="fewer than 2 category classes have 5 or more examples"):
         knn.evaluate_cv(scenario("knn-cv", folds=5, small_class_policy="drop"), ctx)
     with pytest.raises(UserError, match="small_class_policy='sometimes' unknown"):
         knn.evaluate_cv(scenario("knn-cv", small_class_policy="sometimes"), ctx)
     tiny = label_space({"a": 2, "b": 2, "c": 2})
-    with pytest.raises(UserError, match="cannot hold all 3 classes"):
+    with pytest.raises(ScenarioNotRunnable, match="cannot hold all 3 classes"):
         knn.evaluate_split(scenario("knn-split", test_size=0.3), ConstructedCtx(tiny, separable(tiny)))
 
 
@@ -291,3 +295,58 @@ def test_bootstrap_ci_known_cases():
 def test_bootstrap_ci_rejects_unknown_labels():
     with pytest.raises(ValueError, match="'z' is not among the labels"):
         bootstrap_ci(["a", "z"], ["a", "a"], ["a", "b"])
+
+
+# ---------------------------------------------------------------- confidence (predictions.csv)
+
+def test_zeroshot_confidence_is_the_winning_softmax_probability():
+    space = label_space(BALANCED)
+    features = separable(space, noise=0.5, seed=2)
+    prompts = study_prompts(space)
+    encoder = text_encoder(prompts, 6)
+    result = zeroshot.evaluate(scenario("zeroshot", logit_scale=10.0), ConstructedCtx(space, features, encoder))
+    logits = 10.0 * features @ zeroshot.class_embeddings(encoder, prompts).T
+    probabilities = softmax(logits.astype(np.float64), axis=1)
+    np.testing.assert_allclose(result.predictions["confidence"], probabilities.max(axis=1), rtol=1e-6)
+    assert result.predictions["y_pred"].tolist() == [CATEGORIES[i] for i in probabilities.argmax(axis=1)]
+    assert result.predictions["fold"].isna().all()
+
+
+@pytest.mark.filterwarnings("error")
+def test_knn_confidence_is_the_vote_share_of_the_predicted_class():
+    space = label_space(BALANCED)
+    features = separable(space, noise=0.9, seed=4)  # overlapping classes: votes split
+    result = knn.evaluate_split(scenario("knn-split", k=6, split_seed=42), ConstructedCtx(space, features))
+    train, test = train_test_split(np.arange(60), test_size=0.3, random_state=42, stratify=space.y_true)
+    model = Pipeline([("scale", StandardScaler()), ("knn", KNeighborsClassifier(6))]).fit(features[train],
+                                                                                          space.y_true[train])
+    _, neighbours = model["knn"].kneighbors(model["scale"].transform(features[np.sort(test)]))
+    votes = space.y_true[train][neighbours]
+    predicted = [CATEGORIES.index(c) for c in result.predictions["y_pred"]]
+    shares = (votes == np.array(predicted)[:, None]).mean(axis=1)
+    np.testing.assert_allclose(result.predictions["confidence"], shares)
+    assert set(np.round(shares * 6).astype(int)) <= set(range(1, 7)) and shares.min() < 1
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("c", [1.0, "tuned"])
+def test_probe_confidence_is_the_out_of_fold_probability_of_the_predicted_class(c):
+    space = label_space(BALANCED)
+    features = separable(space, noise=0.9, seed=5)
+    result = probe.evaluate_cv(scenario("linear-probe-cv", folds=5, split_seed=3, C=c), ConstructedCtx(space, features))
+    # a fixed C, or the tuned one (chosen inside each training fold, seeded by split_seed)
+    classifier = (LogisticRegression(C=c, solver="newton-cg", max_iter=1000) if c != "tuned"
+                  else TunedLogisticRegression(random_state=3))
+    model = Pipeline([("scale", StandardScaler()), ("lr", classifier)])
+    proba = cross_val_predict(model, features, space.y_true, method="predict_proba",
+                              cv=StratifiedKFold(5, shuffle=True, random_state=3))
+    np.testing.assert_allclose(result.predictions["confidence"], proba.max(axis=1), rtol=1e-6)
+    assert result.predictions["y_pred"].tolist() == [CATEGORIES[i] for i in proba.argmax(axis=1)]
+    # and the predictions are the estimator's own predict
+    again = cross_val_predict(model, features, space.y_true, cv=StratifiedKFold(5, shuffle=True, random_state=3))
+    assert result.predictions["y_pred"].tolist() == [CATEGORIES[i] for i in again]
+    # one fit per fold: the tuned C of each fold is recorded
+    assert ("penalty" in result.extra) == (c == "tuned")
+    if c == "tuned":
+        assert len(result.extra["penalty"]["per_fold"]) == 5
+    assert result.predictions["fold"].tolist() == result.predictions["fold"].astype(int).tolist()

@@ -320,3 +320,37 @@ def test_cli_fetch_offline_is_one_error_line(capsys):
     assert len(err_lines) == 1 and err_lines[0].startswith("error: ")
     assert "--data PATH" in err_lines[0] and url in err_lines[0]
 
+
+
+def pooch_on_captured_stderr(monkeypatch):
+    """pooch's handler bound the stderr of the moment pooch was imported; point it at the stderr
+    this test captures (called in the test body: capsys replaces stderr for the call phase only)."""
+    import sys
+
+    import pooch
+
+    for handler in pooch.get_logger().handlers:
+        monkeypatch.setattr(handler, "stream", sys.stderr)
+
+
+@pytest.mark.parametrize("failure", ["http-error", "checksum", "corrupt-zip"])
+def test_cli_fetch_failure_prints_one_line_and_no_library_lines(server, nested_zip, capsys, failure, monkeypatch):
+    """pooch's own 'Downloading file ...' line stays quiet when the download fails."""
+    pooch_on_captured_stderr(monkeypatch)
+    serve_legacy(server, nested_zip, checksum="md5:" + "0" * 32 if failure == "checksum" else None)
+    if failure == "http-error":
+        del server.routes[f"{RECORD_PATH}/files/DIRTI.zip/content"]
+    if failure == "corrupt-zip":  # downloads fine, then pooch's Unzip logs and fails
+        serve_legacy(server, b"PK\x03\x04 not really a zip")
+    assert main(["fetch", "--base-url", server.url, "--no-progress"]) == 2
+    captured = capsys.readouterr()
+    lines = [line for line in (captured.out + captured.err).splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+
+
+def test_cli_fetch_success_still_shows_pooch_line(server, nested_zip, capsys, monkeypatch):
+    pooch_on_captured_stderr(monkeypatch)
+    serve_legacy(server, nested_zip)
+    assert main(["fetch", "--base-url", server.url, "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert "Downloading data from" in captured.err and "DIRTI is in" in captured.out

@@ -17,7 +17,7 @@ from sklearn.preprocessing import StandardScaler
 
 from dirti_bench.contracts import TUNED, EvalContext, Scenario
 from dirti_bench.data.ratedset import load_rated_set
-from dirti_bench.errors import LabelConsistencyError, UserError
+from dirti_bench.errors import LabelConsistencyError, ScenarioNotRunnable, UserError
 from dirti_bench.evaluators import probe
 from dirti_bench.evaluators.alignment import cv_predictions, evaluate_probe
 from dirti_bench.evaluators.consistency import check_alignment_result
@@ -29,6 +29,7 @@ from dirti_bench.evaluators.penalty import (
     fit_tuned_ridge,
 )
 from dirti_bench.evaluators.rating_stats import intercept_only_predictions, split_half_ceiling
+from dirti_bench.evaluators.registry import check_runnable
 from dirti_bench.scenarios import REGISTRY
 from helpers import label_space, stimulus_set, write_rated_set
 from known_answer import KnownAnswerEncoder
@@ -194,6 +195,7 @@ def test_no_test_fold_information_reaches_the_logistic_selection():
     again = probe.evaluate_cv(probe_scenario(), ConstructedCtx(space, scrambled))
     assert np.array_equal(folds, [int(f) for f in again.predictions["fold"]])
     before, after = first.extra["penalty"]["per_fold"], again.extra["penalty"]["per_fold"]
+    assert [f["fold"] for f in before] == sorted(set(folds.tolist()))  # the predictions' fold numbers
     assert after[target] == before[target]
     assert any(after[i] != before[i] for i in range(len(before)) if i != target) or \
         first.predictions["y_pred"].tolist() != again.predictions["y_pred"].tolist()
@@ -216,8 +218,16 @@ def test_fixed_c_is_still_available_and_recorded():
 
 def test_tuned_c_needs_two_examples_of_some_class_in_a_training_fold():
     single = np.array([0, 1, 2])
-    with pytest.raises(UserError, match="too few examples per class.*set the probe.s C to a number"):
+    with pytest.raises(ScenarioNotRunnable, match="too few examples per class.*set the probe.s C to a number"):
         TunedLogisticRegression().fit(np.eye(3), single)
+
+
+def test_a_set_too_small_to_tune_c_skips_the_probe_before_encoding_unless_c_is_fixed():
+    space = label_space({"a": 2, "b": 2, "c": 2})  # 2-fold CV: one example of each class per training fold
+    with pytest.raises(ScenarioNotRunnable, match="too few examples per class to choose C"):
+        check_runnable(probe_scenario(), ConstructedCtx(space, None))
+    check_runnable(probe_scenario(C=1.0), ConstructedCtx(space, None))
+    check_runnable(probe_scenario(), ConstructedCtx(label_space({"a": 4, "b": 4, "c": 4}), None))
 
 
 # ---------------------------------------------------------------- options
@@ -341,18 +351,20 @@ def test_probe_reports_published_style_metrics_recomputable_from_predictions():
     from scipy import stats
 
     per_repeat = []
-    for _, rows in pred.groupby(pred.fold.str.split("f").str[0]):
+    for _, rows in pred.groupby("repeat"):
         fold = rows.fold.to_numpy()
-        means = {f: rows.y_true[fold != f].mean() for f in set(fold)}
-        per_repeat.append((stats.pearsonr(rows.y_true, rows.y_pred).statistic,
-                           r2_score(rows.y_true, [means[f] for f in fold])))
+        means = {f: rows.rating[fold != f].mean() for f in set(fold)}
+        per_repeat.append((stats.pearsonr(rows.rating, rows.score).statistic,
+                           r2_score(rows.rating, [means[f] for f in fold])))
     assert m["pearson_r"] == pytest.approx(np.mean([r for r, _ in per_repeat]))
     assert m["r2_intercept_only"] == pytest.approx(np.mean([b for _, b in per_repeat]))
     assert m["r2_gain_over_intercept_only"] == pytest.approx(m["r2"] - m["r2_intercept_only"])
     assert m["pearson_r_over_ceiling"] == pytest.approx(m["pearson_r"] / m["noise_ceiling_pearson"])
     assert result.ci["pearson_r"][0] <= m["pearson_r"] <= result.ci["pearson_r"][1]
     penalty = result.extra["penalty"]
-    assert [f["fold"] for f in penalty["per_fold"]] == [f"r{r}f{f}" for r in range(2) for f in range(5)]
+    # Each fold's choice names its repeat and fold as alignment_predictions.csv numbers them.
+    assert [(f["repeat"], f["fold"]) for f in penalty["per_fold"]] == [(r, f) for r in range(2) for f in range(5)]
+    assert sorted(set(zip(pred["repeat"], pred["fold"], strict=True))) == [(r, f) for r in range(2) for f in range(5)]
     alphas = [f["alpha"] for f in penalty["per_fold"]]
     assert penalty["median"] == pytest.approx(np.median(alphas))
     assert (penalty["min"], penalty["max"]) == (min(alphas), max(alphas))

@@ -19,7 +19,7 @@ from dirti_bench.data.dirti import DIRTI_CATEGORIES
 from dirti_bench.evaluators.metrics import classification_metrics
 from dirti_bench.reporting.published import rederived_clip_baseline
 from dirti_bench.reporting.report import write_report
-from dirti_bench.results import PREDICTION_COLUMNS, write_results
+from dirti_bench.results import ALIGNMENT_COLUMNS, CLASSIFICATION_RESULT_COLUMNS, write_results
 
 CATS = list(DIRTI_CATEGORIES)
 DISGUST = ["food", "disgusting food", "disgusting body products", "never seen"]
@@ -28,13 +28,14 @@ DISGUST = ["food", "disgusting food", "disgusting body products", "never seen"]
 def _classification(sid: str, task: str, labels: list[str], truth: list[str], pred: list[str],
                     ids: list[str], dropped=(), ci=None) -> ScenarioResult:
     scored = classification_metrics(truth, pred, labels)
-    frame = pd.DataFrame({"scenario": sid, "stimulus": ids, "y_true": truth, "y_pred": pred, "fold": ""})
+    frame = pd.DataFrame({"scenario": sid, "stimulus": ids, "y_true": truth, "y_pred": pred, "confidence": 0.5,
+                          "fold": None})
     return ScenarioResult(sid, task, labels, len(truth), scored["metrics"], scored["per_class"], scored["confusion"],
-                          list(dropped), {}, ci or {}, predictions=frame[PREDICTION_COLUMNS])
+                          list(dropped), {}, ci or {}, predictions=frame[CLASSIFICATION_RESULT_COLUMNS])
 
 
 def make_results_dir(root: Path, n_per_class: int = 10, smoke: bool = True, features: bool = True,
-                     device: str = "cpu", run_extra: dict | None = None) -> Path:
+                     device: str = "cpu", run_extra: dict | None = None, skipped: dict | None = None) -> Path:
     """6 categories x n stimuli; zero-shot predictions wrong on every 4th stimulus; one alignment scenario."""
     rng = np.random.default_rng(0)
     ids = [f"{1000 + i}" for i in range(6 * n_per_class)]
@@ -51,13 +52,16 @@ def make_results_dir(root: Path, n_per_class: int = 10, smoke: bool = True, feat
     disgust = _classification("zeroshot-disgust", "disgust", DISGUST, d_true, d_pred, d_ids,
                               dropped=["disgusting animals"])
     score = rating * 0.5 + rng.normal(0, 0.3, len(ids))
-    align_frame = pd.DataFrame({"scenario": "align-disgust-zeroshot", "stimulus": ids, "y_true": rating,
-                                "y_pred": score, "fold": ""})
+    align_frame = pd.DataFrame({"scenario": "align-disgust-zeroshot", "stimulus": ids, "category": cats,
+                                "rating": rating, "score": score, "repeat": None, "fold": None})
     align = ScenarioResult("align-disgust-zeroshot", "alignment", CATS, len(ids),
                            {"spearman_rho": 0.912, "spearman_p_perm": 0.001, "noise_ceiling_spearman": 0.95},
-                           options={"rating": "disg_mean_all"}, ci={"spearman_rho": [0.85, 0.95]},
+                           options={"rating": "disg_mean_all", "prompts_high": ["This is a disgusting photo"],
+                                    "prompts_low": ["This is a photo"], "score": "softmax", "n_raters": 30,
+                                    "n_raters_source": "assumed default (30)", "sd_column": "disg_SD_all"},
+                           ci={"spearman_rho": [0.85, 0.95]},
                            extra={"within_category": {c: {"n": n_per_class, "spearman_rho": 0.5} for c in CATS}},
-                           predictions=align_frame[PREDICTION_COLUMNS])
+                           predictions=align_frame[ALIGNMENT_COLUMNS])
     run = {"model": "dirti-tiny", "pretrained": "random" if smoke else "openai", "weights_sha256": "ab" * 32,
            "device": device, "smoke_run": smoke, "seed": 0, "dataset": "constructed", "dataset_sha256": "cd" * 32,
            "n_stimuli": len(ids), "created": "2026-01-01T00:00:00+00:00", "versions": {"torch": "x"},
@@ -71,9 +75,10 @@ def make_results_dir(root: Path, n_per_class: int = 10, smoke: bool = True, feat
         buf = io.BytesIO()
         centres = rng.normal(0, 1, (6, 16))
         feats = np.stack([centres[CATS.index(c)] + 0.05 * rng.normal(0, 1, 16) for c in cats]).astype(np.float32)
-        np.savez_compressed(buf, features=feats, stimulus=np.array(ids))
+        np.savez_compressed(buf, features=feats, stimulus=np.array(ids, dtype=np.int64))
         extra["features.npz"] = buf.getvalue()
-    return write_results(root, run, [baseline, disgust, align], extra, comparisons=comparisons)
+    return write_results(root, run, [baseline, disgust, align], extra, comparisons=comparisons,
+                         file_names={i: f"{i}.jpg" for i in ids}, integer_ids=True, skipped=skipped)
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +198,7 @@ def test_failed_render_leaves_nothing_half_written(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("renderer crashed")
 
-    monkeypatch.setattr("dirti_bench.reporting.figures.confusion_png", broken)
+    monkeypatch.setattr("dirti_bench.reporting.figures.confusion_figure", broken)
     with pytest.raises(RuntimeError):
         write_report([results], results)
     assert (results / "report.md").read_text() == "old report\n"
@@ -234,9 +239,9 @@ def _probe_results(root: Path, r2: float, gain_ci: list[float], all_mean: bool) 
     """A ridge alignment probe with the given R² (its penalty tuned) and a tuned logistic probe."""
     ids = [f"{1000 + i}" for i in range(12)]
     rating = np.linspace(1, 9, 12)
-    frame = pd.DataFrame({"scenario": "align-disgust-probe", "stimulus": ids, "y_true": rating,
-                          "y_pred": rating[::-1], "fold": [f"r0f{i % 2}" for i in range(12)]})
-    folds = [{"fold": f"r0f{i}", "alpha": a, "edge": e, "widened": 0, "grid_min": 1e-3, "grid_max": 1e8}
+    frame = pd.DataFrame({"scenario": "align-disgust-probe", "stimulus": ids, "category": CATS[0], "rating": rating,
+                          "score": rating[::-1], "repeat": 0, "fold": [i % 2 for i in range(12)]})
+    folds = [{"repeat": 0, "fold": i, "alpha": a, "edge": e, "widened": 0, "grid_min": 1e-3, "grid_max": 1e8}
              for i, (a, e) in enumerate([(1e8, "high"), (1e8 if all_mean else 31.6, "high" if all_mean else None)])]
     penalty = {"name": "alpha", "mode": "tuned", "method": "RidgeCV leave-one-out", "median": 5e7, "min": 31.6,
                "max": 1e8, "n_folds": 2, "n_widened": 0, "n_strongest": 2 if all_mean else 1, "n_weakest": 0,
@@ -246,7 +251,7 @@ def _probe_results(root: Path, r2: float, gain_ci: list[float], all_mean: bool) 
                            options={"rating": "disg_mean_all", "model": "StandardScaler + Ridge", "repeats": 1,
                                     "folds_used": 2, "alpha": "tuned"},
                            ci={"r2": [r2 - 0.1, r2 + 0.1], "r2_gain_over_intercept_only": gain_ci},
-                           extra={"penalty": penalty}, predictions=frame[PREDICTION_COLUMNS])
+                           extra={"penalty": penalty}, predictions=frame[ALIGNMENT_COLUMNS])
     truth = [CATS[i % 2] for i in range(12)]
     logistic = _classification("linear-probe-cv10-baseline", "category", CATS[:2], truth, truth, ids)
     logistic.options = {"model": "StandardScaler -> LogisticRegression", "folds_effective": 2, "C": "tuned"}

@@ -267,3 +267,45 @@ def test_cli_run_with_a_corrupt_image(tmp_path, capsys):
     assert len(lines) == 1 and lines[0].startswith("error: corrupt or unreadable image")
     assert "1001_food.jpg" in lines[0]
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("sheet_name", "column", "value", "rule"), [
+    ("disgust", "disg_mean_all", 42, "outside DIRTI's 1-9 rating scale"),
+    ("disgust", "disg_mean_all", -7, "outside DIRTI's 1-9 rating scale"),
+    ("fear", "fear_mean_all", 0.5, "outside DIRTI's 1-9 rating scale"),
+    ("disgust", "disg_SD_all", -0.5, "not a standard deviation >= 0"),
+    ("disgust", "disg_mean_all", "inf", "outside DIRTI's 1-9 rating scale"),
+    ("fear", "fear_mean_all", "-inf", "outside DIRTI's 1-9 rating scale"),
+    ("fear", "n_raters", "inf", "not a finite number"),
+])
+def test_ratings_off_the_scale_or_not_finite_are_named_by_file_sheet_row_and_column(
+        tmp_path, sheet_name, column, value, rule):
+    names = [Path(n).stem for n in FOUR]
+    sheets = {"disgust": rows(*names),
+              "fear": [{"name": n, "fear_mean_all": 2.0 + i, "n_raters": 30} for i, n in enumerate(names)]}
+    sheets[sheet_name][2][column] = value  # the third data row: spreadsheet row 4
+    root = write_set(tmp_path / "d", FOUR, sheets)
+    with pytest.raises(UserError) as err:
+        load_dirti(root)
+    message = str(err.value)
+    assert str(root / RATINGS_FILE) in message and f"sheet {sheet_name!r}" in message
+    assert f"row 4 column {column!r}" in message and rule in message and "\n" not in message
+
+
+def test_the_scale_ends_and_empty_cells_are_accepted(tmp_path):
+    sheet = rows(*(Path(n).stem for n in FOUR))
+    sheet[0]["disg_mean_all"], sheet[3]["disg_mean_all"], sheet[1]["disg_SD_all"] = 1, 9, None
+    stimuli = load_dirti(write_set(tmp_path / "d", FOUR, {"disgust": sheet}))
+    assert [s.ratings["disg_mean_all"] for s in stimuli] == [1.0, 2.5, 3.5, 9.0]
+    assert "disg_SD_all" not in stimuli.stimuli[1].ratings
+
+
+def test_cli_run_with_an_infinite_rating_is_exit_2_before_encoding(tmp_path, capsys):
+    sheet = rows(*(Path(n).stem for n in FOUR))
+    sheet[1]["disg_mean_all"] = "inf"
+    root = write_set(tmp_path / "d", FOUR, {"disgust": sheet}, csv=True)
+    code = main(["run", "--data", str(root), "--model", "dirti-tiny", "--pretrained", "random",
+                 "--no-progress", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "line 3 column 'disg_mean_all' holds inf, outside" in err
+    assert not (tmp_path / "home" / "embeddings").exists()

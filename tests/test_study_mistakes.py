@@ -52,7 +52,7 @@ def study_result():
     space = category_space()
     ids = np.array([CATEGORIES.index(c) for c in y_true]), np.array([CATEGORIES.index(c) for c in y_pred])
     sc = Scenario("zeroshot-baseline", "category", "zeroshot")
-    return space, classification_result(sc, space, CATEGORIES, space.stimulus_ids, *ids)
+    return space, classification_result(sc, space, CATEGORIES, space.stimulus_ids, *ids, np.ones(len(y_true)))
 
 
 def test_confusion_reproduces_the_printed_study_table():
@@ -112,8 +112,8 @@ def test_inverted_twelve_prompt_order_is_caught(demo_stimuli):
     sc = Scenario("zeroshot-disgust", "disgust", "zeroshot", {"empty_class_policy": "keep"})
     y = space.y_true
     with pytest.raises(LabelConsistencyError, match="ordered differently"):
-        classification_result(sc, space, study_order, space.stimulus_ids, y, y)
-    result = classification_result(sc, space, space.names, space.stimulus_ids, y, y)
+        classification_result(sc, space, study_order, space.stimulus_ids, y, y, np.ones(len(y)))
+    result = classification_result(sc, space, space.names, space.stimulus_ids, y, y, np.ones(len(y)))
     with pytest.raises(LabelConsistencyError, match="ordered differently"):
         check_result(result, space, study_order)
 

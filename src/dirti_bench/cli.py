@@ -9,16 +9,30 @@ import argparse
 import importlib
 import sys
 
+from . import __version__
 from .errors import LabelConsistencyError, UserError
 
+DESCRIPTION = """\
+Benchmark CLIP-family models on the DIRTI disgust photos (or any rated image set): how well
+they recover the photos' categories and people's disgust ratings, from zero-shot prompts to
+linear probes, with 95% CIs, a report, and a drift check against a baseline."""
+
+EPILOG = """\
+first steps:
+  dirti-bench run --demo                 offline smoke run: generated photos, a tiny random model
+  dirti-bench run --data PATH/TO/DIRTI   DIRTI with ViT-B-32 / openai weights
+  dirti-bench run --data PATH/TO/SET     any rated set with a dirti-bench.json sidecar
+  dirti-bench scenarios                  what a run evaluates
+  dirti-bench COMMAND --help             every option of a command"""
+
 COMMANDS = {
-    "run": "Encode a stimulus set and run the evaluation scenarios.",
-    "make-demo": "Write a small procedurally generated DIRTI-format set.",
-    "fetch": "Download DIRTI from its Zenodo record into the cache.",
-    "report": "Render report.md / report.html from results directories.",
+    "run": "Encode a stimulus set once and run the evaluation scenarios: summary, results and report.",
+    "scenarios": "List the scenarios a run evaluates (and those --templates / --ratings would add).",
+    "report": "Render report.md / report.html from one or more results directories (side by side).",
     "check-drift": "Compare results with a committed baseline; exit 1 on drift.",
-    "bench": "Measure encoding throughput, warm re-runs and memory.",
-    "scenarios": "List the registered scenarios.",
+    "make-demo": "Write the small generated DIRTI-format demo set into a folder.",
+    "fetch": "Download DIRTI from its Zenodo record into the cache.",
+    "bench": "Measure encoding throughput, the first and warm runs, and memory.",
 }
 
 
@@ -26,22 +40,40 @@ def _module(name: str):
     return importlib.import_module(f"dirti_bench.commands.{name.replace('-', '_')}")
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions as written; every option that has a default says which."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if ("default" in text or default is None or default is False or default == argparse.SUPPRESS
+                or action.option_strings == [] and action.nargs in ("*", "+")):
+            return text
+        shown = " ".join(map(str, default)) if isinstance(default, list | tuple) else default
+        return f"{text} (default: {shown})"
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, but a bad option ends like every other user error: one ``error:`` line, exit 2."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         self.exit(2, f"error: {message}; see '{self.prog} --help'\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="dirti-bench", description=__doc__.splitlines()[0])
+    parser = Parser(prog="dirti-bench", description=DESCRIPTION, epilog=EPILOG)
+    parser.add_argument("--version", action="version", version=f"dirti-bench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        _module(name).add_arguments(p)
+        module = _module(name)
+        p = sub.add_parser(name, help=help_text, description=getattr(module, "DESCRIPTION", help_text),
+                           epilog=getattr(module, "EPILOG", None))
+        module.add_arguments(p)
     return parser
-
-
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,8 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     except LabelConsistencyError as exc:  # a result failed its check: a bug, never a file
         print(f"error: internal check failed, nothing was written: {exc}; please report this", file=sys.stderr)
         return 3
-    except KeyboardInterrupt:
-        print("error: interrupted; nothing was written", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # a command may say what it had written (see commands/run.py)
+        print(f"error: interrupted; {str(exc) or 'nothing was written'}", file=sys.stderr)
         return 130
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .data.stimuli import DISGUST_RATING, StimulusSet
-from .errors import UserError
+from .errors import ScenarioNotRunnable, UserError
 from .labels import (
     DEFAULT_THRESHOLD,
     EMPTY_CLASS_POLICIES,
@@ -35,6 +35,13 @@ ALIGNMENT_TASK = "alignment"
 ALL_TASKS = (*TASKS, ALIGNMENT_TASK)
 SMALL_CLASS_POLICIES = ("reduce-folds", "drop")
 SCORE_RULES = ("softmax", "cosine-diff")
+# How KNN settles a vote that several classes share: scikit-learn's rule (the lowest class id, the
+# study's behaviour) or the tied class of the nearest neighbour.
+TIE_BREAKS = ("lowest-id", "nearest")
+# The disgust thresholds a threshold sweep visits: the rating scale's middle range in half steps
+# around the study's 5.0, plus the data-driven rule the study motivated 5.0 with.
+DEFAULT_SWEEP_THRESHOLDS = (3.0, 3.5, 4.0, 4.5, 5.0, 5.5, 6.0, 6.5, 7.0, "mean+1sd")
+SELECTION_METRICS = ("accuracy", "f1_macro")
 DEFAULT_SPLIT_SEED = 42
 DEFAULT_LOGIT_SCALE = 100.0  # CLIP's learned temperature, fixed as the study did
 DEFAULT_N_BOOT = 1000
@@ -99,6 +106,34 @@ class ZeroShotOptions(LabelSpaceOptions):
 
 
 @dataclass(frozen=True)
+class ThresholdSweepOptions(ZeroShotOptions):
+    """Zero-shot at each threshold of ``thresholds``; ``threshold`` is the reference point (the headline)."""
+
+    thresholds: tuple[float | str, ...] = DEFAULT_SWEEP_THRESHOLDS
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.thresholds:
+            raise UserError("option thresholds is empty; give at least one threshold (a number or 'mean+1sd')")
+        points = tuple(check_threshold(t) for t in self.thresholds)
+        repeated = sorted({str(t) for t in points if points.count(t) > 1})
+        if repeated:
+            raise UserError(f"option thresholds lists {', '.join(repeated)} more than once; give each threshold once")
+        object.__setattr__(self, "thresholds", points)
+
+
+@dataclass(frozen=True)
+class TemplateSweepOptions(LabelSpaceOptions):
+    """Each template of ``ensemble`` alone, and the template chosen by cross-validation (the headline)."""
+
+    ensemble: str = "clip80"  # a shipped ensemble name or a prompt file path with a template list
+    logit_scale: float = field(default=DEFAULT_LOGIT_SCALE, metadata=_minimum(0.0))
+    folds: int = field(default=10, metadata=_minimum(2))
+    split_seed: int = DEFAULT_SPLIT_SEED
+    select_by: str = field(default="accuracy", metadata=_choices(*SELECTION_METRICS))
+
+
+@dataclass(frozen=True)
 class SupervisedOptions(LabelSpaceOptions):
     split_seed: int = DEFAULT_SPLIT_SEED
     small_class_policy: str = field(default="reduce-folds", metadata=_choices(*SMALL_CLASS_POLICIES))
@@ -108,12 +143,14 @@ class SupervisedOptions(LabelSpaceOptions):
 class KnnSplitOptions(SupervisedOptions):
     k: int = field(default=6, metadata=_minimum(1))
     test_size: float = field(default=0.3, metadata={"min": 0.0, "max": 1.0})
+    tie_break: str = field(default="lowest-id", metadata=_choices(*TIE_BREAKS))
 
 
 @dataclass(frozen=True)
 class KnnCvOptions(SupervisedOptions):
     k: int = field(default=6, metadata=_minimum(1))
     folds: int = field(default=10, metadata=_minimum(2))
+    tie_break: str = field(default="lowest-id", metadata=_choices(*TIE_BREAKS))
 
 
 @dataclass(frozen=True)
@@ -158,6 +195,8 @@ class AlignProbeOptions(AlignmentOptions):
 # evaluator name -> its options; evaluators/__init__.py maps the same names to functions
 OPTIONS: dict[str, type[Options]] = {
     "zeroshot": ZeroShotOptions,
+    "threshold-sweep": ThresholdSweepOptions,
+    "template-sweep": TemplateSweepOptions,
     "knn-split": KnnSplitOptions,
     "knn-cv": KnnCvOptions,
     "linear-probe-cv": ProbeCvOptions,
@@ -186,12 +225,20 @@ def _type_ok(value, hint) -> tuple[bool, Any]:
         return isinstance(value, bool), value
     if hint is str:
         return isinstance(value, str), value
+    if origin is tuple:  # tuple[X, ...]: a list or tuple whose every item is an X
+        (item_hint, *_) = typing.get_args(hint)
+        if not isinstance(value, list | tuple):
+            return False, value
+        items = [_type_ok(v, item_hint) for v in value]
+        return all(ok for ok, _ in items), tuple(v for _, v in items)
     if hint is Mapping or origin is Mapping:
         return isinstance(value, Mapping), dict(value) if isinstance(value, Mapping) else value
     return True, value
 
 
 def _hint_name(hint) -> str:
+    if typing.get_origin(hint) is tuple:
+        return f"a list of {_hint_name(typing.get_args(hint)[0])}"
     return " or ".join(getattr(a, "__name__", str(a)).replace("NoneType", "None")
                        for a in (typing.get_args(hint) or (hint,)))
 
@@ -300,9 +347,21 @@ class EvalContext:
         """The scenario's rating; DIRTI's disgust column stands for a rated set's own disgust column."""
         return self.stimuli.resolve_rating(scenario.options.rating)
 
+    def rated_column(self, scenario: Scenario) -> str:
+        """The scenario's rating column, or ScenarioNotRunnable where the set has none."""
+        stimuli, column = self.stimuli, self.rating_column(scenario)
+        if column in stimuli.rating_columns:
+            return column
+        if scenario.options.rating == DISGUST_RATING:
+            raise ScenarioNotRunnable(f"{stimuli.name} has no disgust rating (no {DISGUST_RATING!r} column, no "
+                                      "'disgust_column' in its dirti-bench.json)")
+        raise ScenarioNotRunnable(f"{stimuli.name} has no rating column {column!r}")
+
     def label_space(self, scenario: Scenario) -> LabelSpace:
         """The scenario's label space before any evaluator drops classes (built once per rule)."""
         opts = scenario.options
+        if scenario.task != "category":
+            self.rated_column(scenario)
         key = (scenario.task, opts.threshold, opts.empty_class_policy,
                None if scenario.task == "category" else self.rating_column(scenario))
         if key not in self._spaces:
@@ -332,6 +391,11 @@ class ScenarioResult:
     predictions: pd.DataFrame | None = None
     # The classes the prompts were written for (zero-shot): checked against the labels, not written.
     prompt_classes: tuple[str, ...] | None = None
+    # Every prompt the scenario encoded, as (class, prompt) rows of prompts.csv ("high"/"low" for alignment).
+    prompts: tuple[tuple[str, str], ...] | None = None
+    # A sweep's points (results.json "sweep"; sweeps.csv) and their predictions (sweep_predictions.csv).
+    sweep: list[dict] | None = None
+    sweep_predictions: pd.DataFrame | None = None
 
     @property
     def is_classification(self) -> bool:
@@ -347,4 +411,6 @@ class ScenarioResult:
             out["folds"] = self.folds
         if self.extra:
             out["extra"] = self.extra
+        if self.sweep is not None:
+            out["sweep"] = self.sweep
         return out

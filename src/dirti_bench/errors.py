@@ -11,3 +11,11 @@ class UserError(Exception):
 
 class LabelConsistencyError(ValueError):
     """Prompts, ground truth and predictions do not share one label space."""
+
+
+class ScenarioNotRunnable(UserError):
+    """The data cannot support a scenario (one category, no disgust rating, too few examples).
+
+    A run checks this for every scenario before encoding, skips those that cannot run with one
+    line of reason, records them in results.json under ``skipped``, and runs the rest.
+    """

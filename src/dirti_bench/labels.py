@@ -49,6 +49,7 @@ class LabelSpace:
     policy: str = "drop"
     rating: str | None = None  # the rating column behind the threshold (None for the category task)
     drop_reasons: tuple[tuple[str, str], ...] = ()  # (class, why) for classes dropped after building
+    categories: tuple[str, ...] = ()  # the stimulus set's category order (figures group classes by it)
 
     def without(self, names: Sequence[str], reason: str) -> LabelSpace:
         """This space minus ``names`` and their stimuli (ids re-indexed); they join ``dropped``."""
@@ -85,6 +86,15 @@ class LabelSpace:
     def support(self) -> dict[str, int]:
         counts = np.bincount(self.y_true, minlength=len(self.classes))
         return dict(zip(self.names, counts.tolist(), strict=True))
+
+    def display_order(self) -> list[str]:
+        """Class names as figures show them: each category's plain and disgusting class side by side
+        (the disgust task), else the space's own order."""
+        if self.task != "disgust":
+            return list(self.names)
+        categories = list(dict.fromkeys([*self.categories, *(c.category for c in self.classes)]))
+        ranked = sorted(self.classes, key=lambda c: (categories.index(c.category), bool(c.disgusting)))
+        return [c.name for c in ranked]
 
     def options(self) -> dict:
         return {"task": self.task, "threshold": self.threshold, "threshold_rule": self.threshold_rule,
@@ -203,6 +213,7 @@ def build_label_space(
         task=task, classes=classes, dropped=dropped,
         stimulus_ids=tuple(s.id for s in stimuli.stimuli), y_true=y_true,
         threshold=thr, threshold_rule=rule, policy=empty, rating=None if task == "category" else rating,
+        categories=tuple(stimuli.categories),
     )
 
 

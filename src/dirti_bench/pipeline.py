@@ -2,23 +2,24 @@
 
 stimuli -> label spaces -> prompts -> encoder (+cache) -> evaluators -> results -> report.
 
-``prepare`` loads and encodes; ``evaluate_scenario`` runs one scenario and always
+``prepare`` loads and encodes (``run`` first checks which scenarios the data
+supports, before encoding); ``evaluate_scenario`` runs one scenario and always
 checks its result (label-set consistency, or an alignment result's numbers
 against its own predictions); ``write_run`` writes results, comparisons and the
-report the same way for both callers.
+report into a folder beside the output and swaps it in whole, the same way for
+both callers. What the run says on the terminal goes through a ``Reporter``.
 """
 
 from __future__ import annotations
 
 import io
-import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from .atomic import write_text
+from .atomic import StagedDir, write_text
 from .contracts import EvalContext, Scenario, ScenarioResult
 from .data.demo import make_demo
 from .data.dirti import load_dirti
@@ -29,15 +30,36 @@ from .encoding.cache import CachedEncoder
 from .encoding.imaging import DEFAULT_DECODE
 from .encoding.models import TINY_MODEL, ClipEncoder, fp32_twin
 from .encoding.precision import DEFAULT_PRECISION, category_agreement, describe
-from .errors import UserError
+from .errors import ScenarioNotRunnable, UserError
 from .evaluators.consistency import check_scenario_result
-from .evaluators.registry import run_evaluator
-from .paths import cache_home, embedding_cache_dir
+from .evaluators.registry import check_runnable, run_evaluator
+from .labels import DEFAULT_THRESHOLD, check_threshold
+from .paths import cache_home, check_cache_home, check_writable_dir, embedding_cache_dir
 from .reporting.compare import comparisons_for
+from .reporting.console import Reporter, skipped_lines
 from .reporting.report import write_report
-from .results import FEATURES_FILE, STIMULI_FILE, now_iso, versions, write_results
-from .scenarios import alignment_scenarios, select, template_scenarios
+from .results import (
+    FEATURES_FILE,
+    RESULTS_FILE,
+    STIMULI_FILE,
+    ids_are_integers,
+    now_iso,
+    read_results,
+    results_document,
+    typed_ids,
+    versions,
+    write_results,
+)
+from .scenarios import (
+    PromptFilePlan,
+    alignment_scenarios,
+    check_prompt_file_ids,
+    data_scenarios,
+    prompt_file_plan,
+    select,
+)
 
+DISGUST_TASKS = ("disgust", "disgust-binary")  # the tasks --threshold applies to
 DEFAULT_MODEL = "ViT-B-32"
 DEFAULT_PRETRAINED = "openai"
 
@@ -54,6 +76,7 @@ class RunConfig:
     scenarios: list[str] | None = None
     templates: list[Path] | None = None
     ratings: list[str] | None = None  # extra rating columns to align with (fear, valence, ...)
+    threshold: float | str | None = None  # disgust threshold of every disgust task (None: the study's 5.0)
     n_raters: int | None = None  # raters behind each mean rating, for the alignment noise ceiling
     batch_size: int = 32
     num_workers: int | None = None
@@ -61,6 +84,8 @@ class RunConfig:
     precision: str = DEFAULT_PRECISION  # bf16/int8 are opt-in and always checked against fp32
     progress: bool = True
     report: bool = True
+    quiet: bool = False  # only the summary on the terminal
+    projection: str | None = None  # the report's feature projection: umap, pca (None: pca with --demo, else umap)
 
     def resolved_model(self) -> tuple[str, str]:
         if self.demo:
@@ -72,10 +97,13 @@ def demo_dir(seed: int) -> Path:
     return cache_home() / "demo" / f"seed-{seed}"
 
 
-def load_stimuli(cfg: RunConfig) -> StimulusSet:
+def load_stimuli(cfg: RunConfig, reporter: Reporter | None = None) -> StimulusSet:
+    """The run's stimulus set; a rated set's files read from outside its folder are announced as
+    stage lines (``reporter``, by default the run's own)."""
     if cfg.data is not None:
         if is_rated_set(cfg.data):  # any rated image set: a ratings CSV + a dirti-bench.json sidecar
-            return load_rated_set(cfg.data)
+            reporter = reporter or Reporter("quiet" if cfg.quiet else "normal", progress=cfg.progress)
+            return load_rated_set(cfg.data, note=lambda line: reporter.stage(f"note: {line}"))
         return load_dirti(cfg.data)
     if cfg.demo:
         root = demo_dir(cfg.seed)
@@ -90,39 +118,107 @@ def load_stimuli(cfg: RunConfig) -> StimulusSet:
     return load_dirti(root)
 
 
-def build_encoder(cfg: RunConfig) -> CachedEncoder:
+def build_encoder(cfg: RunConfig, reporter: Reporter | None = None) -> CachedEncoder:
     model, pretrained = cfg.resolved_model()
+    progress = reporter.shows_progress if reporter is not None else cfg.progress
     clip = ClipEncoder(model, pretrained, device=cfg.device, seed=cfg.seed, batch_size=cfg.batch_size,
-                       num_workers=cfg.num_workers, progress=cfg.progress, decode=cfg.decode,
+                       num_workers=cfg.num_workers, progress=progress, decode=cfg.decode,
                        precision=cfg.precision)
     return CachedEncoder(clip, embedding_cache_dir())
 
 
-def prepare(cfg: RunConfig, encoder=None, rating_columns=()) -> EvalContext:
-    """Check the options, load the stimuli, then encode every image once (through the cache)."""
-    encoder = encoder or build_encoder(cfg)  # validates model, weights and device before any data work
-    stimuli = load_stimuli(cfg)
-    for column in rating_columns:  # before the (possibly long) cold encode
-        stimuli.require_rating(column)
+def is_results_dir(path: Path) -> bool:
+    """A folder some run wrote (results.json at its top), e.g. pytest's results/benchmarks in results/."""
+    return path.is_dir() and (path / RESULTS_FILE).is_file()
+
+
+def check_out(out: Path, option: str = "--out") -> Path:
+    """``out`` can be created and written, and so can its parent, where the new results folder is
+    staged before it replaces ``out`` (checked before the model loads)."""
+    fix = f"pass a writable folder as {option}"
+    check_writable_dir(out, f"results folder {option}", fix)
+    if Path(out).expanduser().is_dir():
+        check_writable_dir(Path(out).expanduser().resolve().parent, f"the folder of {option}", fix)
+    return Path(out)
+
+
+def check_out_dir(out: Path, option: str = "--out") -> None:
+    """A run replaces ``out`` whole, so it must be new, empty, or an earlier run's folder (other
+    runs' results folders nested in it are kept)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{option} {out} is a file; pass a directory (new, empty, or an earlier results folder)")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    try:
+        read_results(out)
+    except UserError:
+        others = sorted(p.name for p in out.iterdir())
+        raise UserError(f"{option} {out} holds files that are not dirti-bench results ({', '.join(others[:5])}"
+                        f"{', ...' if len(others) > 5 else ''}); a run replaces its output folder whole, so pass "
+                        "a new or empty directory, or one an earlier run wrote") from None
+
+
+def describe_stimuli(stimuli: StimulusSet) -> str:
+    columns = stimuli.rating_columns
+    disgust = f" (disgust: {stimuli.disgust_column})" if stimuli.disgust_column in columns else " (no disgust rating)"
+    return (f"stimuli: {len(stimuli)} images, {len(stimuli.categories)} categories, {len(columns)} rating "
+            f"column{'s' if len(columns) != 1 else ''}{disgust} from {stimuli.name} ({stimuli.root})")
+
+
+def describe_model(encoder) -> list[str]:
+    info = encoder.run_info()
+    lines = [f"model: {info.get('model')} · weights {info.get('pretrained')} · device {info.get('device')}"
+             + (f" · {info.get('precision')}" if info.get("precision") not in (None, DEFAULT_PRECISION) else "")]
+    if info.get("smoke_run"):
+        lines.append(f"random weights (seed {info.get('seed')}): a smoke run that shows the pipeline works; "
+                     "its numbers mean nothing (pass --pretrained for real weights)")
+    return lines
+
+
+def encode(cfg: RunConfig, ctx: EvalContext, reporter: Reporter) -> EvalContext:
+    """Every image once, through the embedding cache; fills ``ctx.image_features``."""
+    encoder, stimuli = ctx.encoder, ctx.stimuli
     paths = [s.path for s in stimuli.stimuli]
     shas = [s.sha256 for s in stimuli.stimuli]
+    cache = getattr(encoder, "cache", None)
+    if cache is not None and all(shas):
+        cached = sum(cache.has("image", key) for key in shas)
+        reporter.stage(f"images: {cached} of {len(paths)} embeddings cached"
+                       + (f", encoding {len(paths) - cached}" if cached < len(paths) else ""))
     if isinstance(encoder, CachedEncoder) and all(shas):  # the loader already hashed every image
-        features = encoder.encode_images(paths, keys=shas)
+        ctx.image_features = encoder.encode_images(paths, keys=shas)
     else:
-        features = encoder.encode_images(paths)
+        ctx.image_features = encoder.encode_images(paths)
     clip = getattr(encoder, "encoder", encoder)
     if getattr(clip, "precision", DEFAULT_PRECISION) != DEFAULT_PRECISION:
-        check_precision_agreement(clip, stimuli)
-    return EvalContext(stimuli=stimuli, encoder=encoder, image_features=features, seed=cfg.seed)
+        reporter.stage(check_precision_agreement(clip, stimuli))
+    return ctx
 
 
-def check_precision_agreement(clip: ClipEncoder, stimuli: StimulusSet) -> dict:
+def prepare(cfg: RunConfig, encoder=None, rating_columns=(), reporter: Reporter | None = None,
+            stimuli: StimulusSet | None = None) -> EvalContext:
+    """Check the options, load the stimuli (unless given), then encode every image once (through the cache)."""
+    encoder = encoder or build_encoder(cfg, reporter)  # validates model, weights and device before any data work
+    check_cache_home()  # downloads, the demo set and embeddings go there
+    stimuli = load_stimuli(cfg, reporter) if stimuli is None else stimuli
+    reporter = reporter or Reporter("silent")
+    for column in rating_columns:  # before the (possibly long) cold encode
+        stimuli.require_rating(column)
+    return encode(cfg, EvalContext(stimuli=stimuli, encoder=encoder, image_features=_no_features(stimuli),
+                                   seed=cfg.seed), reporter)
+
+
+def _no_features(stimuli: StimulusSet) -> np.ndarray:
+    return np.zeros((len(stimuli), 0), dtype=np.float32)
+
+
+def check_precision_agreement(clip: ClipEncoder, stimuli: StimulusSet) -> str:
     """bf16/int8 against an fp32 twin on a spread sample of the images, category zero-shot with the
-    study's prompts; printed and recorded in run info (``precision_check``). Runs every time, cache
-    or not, so a reduced-precision result never comes without it."""
+    study's prompts; recorded in run info (``precision_check``) and returned as one line. Runs every
+    time, cache or not, so a reduced-precision result never comes without it."""
     clip.precision_check = category_agreement(fp32_twin(clip), clip, stimuli)
-    print(describe(clip.precision_check), file=sys.stderr)
-    return clip.precision_check
+    return describe(clip.precision_check)
 
 
 def run_info(ctx: EvalContext) -> dict:
@@ -130,6 +226,7 @@ def run_info(ctx: EvalContext) -> dict:
     info.update({
         "dataset": ctx.stimuli.name, "dataset_sha256": ctx.stimuli.sha256, "n_stimuli": len(ctx.stimuli),
         "disgust_column": ctx.stimuli.disgust_column,
+        "rating_scale": list(ctx.stimuli.rating_scale) if ctx.stimuli.rating_scale else None,
         "seed": ctx.seed, "created": now_iso(), "versions": versions(),
         "forward_calls": ctx.encoder.forward_calls,
     })
@@ -141,26 +238,77 @@ def run_info(ctx: EvalContext) -> dict:
 
 
 def feature_files(ctx: EvalContext) -> dict[str, bytes]:
+    """features.npz (stimulus ids typed as in the CSVs) and stimuli.csv."""
+    ids = [s.id for s in ctx.stimuli.stimuli]
+    integers = ids_are_integers(ids)
     buf = io.BytesIO()
-    np.savez_compressed(buf, features=ctx.image_features,
-                        stimulus=np.array([s.id for s in ctx.stimuli.stimuli]))
-    return {FEATURES_FILE: buf.getvalue(), STIMULI_FILE: ctx.stimuli.to_frame().to_csv(index=False).encode()}
+    np.savez_compressed(buf, features=ctx.image_features, stimulus=typed_ids(ids, integers))
+    table = ctx.stimuli.to_frame().assign(stimulus=typed_ids(ids, integers))
+    return {FEATURES_FILE: buf.getvalue(), STIMULI_FILE: table.to_csv(index=False).encode()}
 
 
-def scenarios_for(cfg: RunConfig) -> list[Scenario]:
-    """The scenarios a run asked for, with the options its flags set; unknown ids fail before any work."""
-    extra = [s for path in (cfg.templates or []) for s in template_scenarios(path)]
+def run_threshold(cfg: RunConfig) -> float | str | None:
+    """``--threshold`` checked: a finite number or ``mean+1sd`` (None: each scenario's own)."""
+    if cfg.threshold is None:
+        return None
+    try:
+        return check_threshold(cfg.threshold)
+    except UserError as exc:
+        raise UserError(f"--threshold: {exc}") from None
+
+
+def plan_scenarios(cfg: RunConfig, stimuli: StimulusSet | None = None) -> tuple[list[Scenario], list[PromptFilePlan]]:
+    """The scenarios a run asked for, with the options its flags set, and what each prompt file made.
+
+    Without ``stimuli`` only what needs no data is checked (ids, options, prompt files and the
+    ids a template list makes); with them, per-class and pair files are matched to this set's
+    label spaces and ratings too, and their ids checked, all before any image is encoded.
+    """
+    threshold = run_threshold(cfg)
+    if cfg.n_raters is not None and cfg.n_raters < 2:
+        raise UserError(f"--n-raters {cfg.n_raters} is too small; the split-half noise ceiling needs >= 2 raters")
+    files = list(dict.fromkeys(Path(p).resolve() for p in cfg.templates or []))  # one file named twice runs once
+    plans = [prompt_file_plan(path, stimuli, DEFAULT_THRESHOLD if threshold is None else threshold)
+             for path in files]
+    check_prompt_file_ids(plans)  # per-class and pair files join once the stimuli are known
+    extra = [s for plan in plans for s in plan.scenarios]
     extra += [s for column in (cfg.ratings or []) for s in alignment_scenarios(column)]
     patterns = cfg.scenarios
+    if patterns and any(not plan.resolved for plan in plans):
+        return [], plans  # a pattern may name a scenario of a file that is matched once the data is loaded
     if patterns and extra:  # scenarios the user asked for by option are always run
         patterns = [*patterns, *(s.id for s in extra)]
+    if stimuli is not None:
+        extra += [s for s in data_scenarios(stimuli) if s.id not in {e.id for e in extra}]
     chosen = select(patterns, extra)
+    if threshold is not None:
+        chosen = [s.with_options(threshold=threshold) if s.task in DISGUST_TASKS else s for s in chosen]
     if cfg.n_raters is not None:
-        if cfg.n_raters < 2:
-            raise UserError(f"--n-raters {cfg.n_raters} is too small; the split-half noise ceiling needs >= 2 raters")
         chosen = [s.with_options(n_raters=cfg.n_raters, n_raters_source="--n-raters") if not s.is_classification
                   else s for s in chosen]
-    return chosen
+    return chosen, plans
+
+
+def scenarios_for(cfg: RunConfig, stimuli: StimulusSet | None = None) -> list[Scenario]:
+    """The scenarios of ``plan_scenarios``; unknown ids and bad options fail before any work."""
+    return plan_scenarios(cfg, stimuli)[0]
+
+
+def split_runnable(scenarios: Iterable[Scenario], ctx: EvalContext) -> tuple[list[Scenario], dict[str, str]]:
+    """Split ``scenarios`` into those the stimuli support and those skipped (id -> reason); reads
+    the stimuli only, so it runs before any image is encoded."""
+    runnable, skipped = [], {}
+    for scenario in scenarios:
+        try:
+            check_runnable(scenario, ctx)
+        except ScenarioNotRunnable as exc:
+            skipped[scenario.id] = str(exc)
+        else:
+            runnable.append(scenario)
+    if not runnable:
+        reasons = "; ".join(skipped_lines(skipped))
+        raise UserError(f"none of the chosen scenarios can run on {ctx.stimuli.name}: {reasons}")
+    return runnable, skipped
 
 
 def evaluate_scenario(scenario: Scenario, ctx: EvalContext) -> ScenarioResult:
@@ -170,21 +318,84 @@ def evaluate_scenario(scenario: Scenario, ctx: EvalContext) -> ScenarioResult:
     return result
 
 
-def evaluate(scenarios: Iterable[Scenario], ctx: EvalContext) -> list[ScenarioResult]:
-    return [evaluate_scenario(scenario, ctx) for scenario in scenarios]
+def evaluate(scenarios: Iterable[Scenario], ctx: EvalContext, reporter: Reporter | None = None,
+             skipped: dict[str, str] | None = None) -> list[ScenarioResult]:
+    """Every scenario (progress bar in ``reporter``); one the data turns out not to support after all
+    is added to ``skipped`` instead of stopping the run."""
+    reporter = reporter or Reporter("silent")
+    scenarios = list(scenarios)
+    results = []
+    for scenario in reporter.bar(scenarios, total=len(scenarios), desc="scenarios"):
+        try:
+            results.append(evaluate_scenario(scenario, ctx))
+        except ScenarioNotRunnable as exc:
+            if skipped is None:
+                raise
+            skipped[scenario.id] = str(exc)
+            reporter.skipped({scenario.id: str(exc)})
+    return results
+
+
+def projection_for(cfg: RunConfig) -> str:
+    return cfg.projection or ("pca" if cfg.demo else "umap")
 
 
 def write_run(out: Path, ctx: EvalContext, results: list[ScenarioResult], extra_info: dict | None = None,
-              report: bool = True) -> Path:
-    """results.json, predictions.csv, features, comparisons and (optionally) the report into ``out``."""
-    info = {**run_info(ctx), **(extra_info or {})}
-    out = write_results(out, info, results, feature_files(ctx), comparisons=comparisons_for(results, seed=ctx.seed))
-    if report:
-        write_report([out], out)
-    return out
+              report: bool = True, reporter: Reporter | None = None, skipped: dict[str, str] | None = None,
+              projection: str = "umap") -> Path:
+    """results.json, the CSVs, features, comparisons and (optionally) the report, written into a
+    folder beside ``out`` and swapped in whole: no file of an earlier run survives, and a failure or
+    Ctrl-C before the swap leaves ``out`` as it was."""
+    reporter = reporter or Reporter("silent")
+    check_out_dir(out)
+    info = {**run_info(ctx), "projection": projection, **(extra_info or {})}
+    stimuli = ctx.stimuli.stimuli
+    try:
+        with StagedDir(out) as staged:
+            write_results(staged.path, info, results, feature_files(ctx),
+                          comparisons=comparisons_for(results, seed=ctx.seed), skipped=skipped,
+                          file_names={s.id: s.file_name for s in stimuli},
+                          integer_ids=ids_are_integers(s.id for s in stimuli))
+            if report:
+                reporter.stage(f"writing the report ({projection.upper()} projection of the image features)")
+                write_report([staged.path], staged.path, shown_as=[Path(out)], projection=projection)
+            replaced = staged.commit(keep=is_results_dir)
+    except OSError as exc:  # checked writable at the start; a full disk can still stop it here
+        raise UserError(f"cannot write the results into {out} ({exc.strerror or exc}); free some space or "
+                        "pass another --out") from None
+    reporter.outputs(out, report, replaced)
+    return Path(out)
 
 
-def run(cfg: RunConfig, encoder=None) -> Path:
-    chosen = scenarios_for(cfg)
-    ctx = prepare(cfg, encoder, rating_columns=cfg.ratings or ())
-    return write_run(cfg.out, ctx, evaluate(chosen, ctx), report=cfg.report)
+def run(cfg: RunConfig, encoder=None, reporter: Reporter | None = None) -> Path:
+    """``dirti-bench run``: check everything checkable before the model loads, load the stimuli, plan
+    the scenarios they support, encode once, evaluate, print the summary, then write results and
+    report together."""
+    reporter = reporter or Reporter("quiet" if cfg.quiet else "normal", progress=cfg.progress)
+    # Ids, options and prompt files that need no data fail before the model loads. A rated set adds
+    # scenarios for its own rating columns, so --scenarios patterns are checked once it is loaded.
+    plan_scenarios(cfg if cfg.data is None or not is_rated_set(cfg.data) else replace(cfg, scenarios=None))
+    check_out(cfg.out)  # writable, before the model loads and anything is encoded
+    check_out_dir(cfg.out)  # replaced whole at the end: an earlier run's folder, or new, or empty
+    encoder = encoder or build_encoder(cfg, reporter)  # model, weights and device, before any data work
+    check_cache_home()  # the demo set, downloads and embeddings go there
+    stimuli = load_stimuli(cfg, reporter)
+    for column in cfg.ratings or ():  # asked for by name: a missing column is the user's to fix
+        stimuli.require_rating(column)
+    scenarios, plans = plan_scenarios(cfg, stimuli)  # prompt files matched to this set, still before encoding
+    reporter.stage(describe_stimuli(stimuli))  # once the set passed every check that needs no image
+    for prompt_plan in plans:
+        reporter.stage(prompt_plan.line())
+    ctx = EvalContext(stimuli=stimuli, encoder=encoder, image_features=_no_features(stimuli), seed=cfg.seed)
+    chosen, skipped = split_runnable(scenarios, ctx)
+    reporter.skipped(skipped)
+    for line in describe_model(encoder):
+        reporter.stage(line)
+    encode(cfg, ctx, reporter)
+    results = evaluate(chosen, ctx, reporter, skipped)
+    info = {"prompt_files": [prompt_plan.to_json() for prompt_plan in plans]} if plans else {}
+    # The summary comes first: on a first run the report (figures, projection) takes longer.
+    reporter.summary(results_document({**run_info(ctx), "projection": projection_for(cfg), **info}, results,
+                                      skipped=skipped))
+    return write_run(cfg.out, ctx, results, extra_info=info, report=cfg.report, reporter=reporter,
+                     skipped=skipped, projection=projection_for(cfg))

@@ -20,6 +20,8 @@ STUDY_DISGUST_TEMPLATE = "This is a disgusting photo of {c}"
 PLACEHOLDER = "{c}"
 NAMED_ENSEMBLES = {"clip80": "clip80.json", "affect": "affect.json"}
 WRAPPER_KEYS = {"name", "source", "description", "templates"}
+RATING_KEY = "rating"  # marks a prompt file as a high/low pair for an alignment scenario
+PAIR_KEYS = ("high", "low")
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,10 @@ class PromptSet:
 
     def class_of_prompt(self) -> list[int]:
         return [i for i, group in enumerate(self.prompts) for _ in group]
+
+    def rows(self) -> tuple[tuple[str, str], ...]:
+        """(class, prompt) for every prompt, in class order: the scenario's rows of prompts.csv."""
+        return tuple((c, p) for c, group in zip(self.classes, self.prompts, strict=True) for p in group)
 
 
 def fill(template: str, phrase: str) -> str:
@@ -69,6 +75,13 @@ class Ensemble:
     source: str
     templates: tuple[str, ...] | None = None
     per_class: dict[str, tuple[str, ...]] | None = None
+    rating: str | None = None  # a high/low prompt pair scores this rating column (an alignment file)
+
+    @property
+    def kind(self) -> str:
+        if self.templates is not None:
+            return "template list"
+        return "high/low pair" if self.rating is not None else "per-class prompts"
 
     def bind(self, space: LabelSpace) -> PromptSet:
         if self.templates is not None:
@@ -107,6 +120,8 @@ def parse_ensemble(data, name: str, source: str) -> Ensemble:
             if PLACEHOLDER not in t:
                 raise _bad(source, f"template {t!r} has no {PLACEHOLDER} placeholder for the class name")
         return Ensemble(name=name, source=source, templates=tuple(data))
+    if isinstance(data, dict) and RATING_KEY in data:
+        return _parse_pair(data, name, source)
     if isinstance(data, dict):
         if not data:
             raise _bad(source, "the class -> prompts mapping is empty")
@@ -121,6 +136,29 @@ def parse_ensemble(data, name: str, source: str) -> Ensemble:
             per_class[str(cls)] = tuple(prompts)
         return Ensemble(name=name, source=source, per_class=per_class)
     raise _bad(source, "expected a JSON list of templates or an object mapping class -> list of prompts")
+
+
+def _parse_pair(data: dict, name: str, source: str) -> Ensemble:
+    """``{"rating": COLUMN, "high": [...], "low": [...]}``: prompts for the two ends of a rating."""
+    rating = data[RATING_KEY]
+    if not isinstance(rating, str) or not rating.strip():
+        raise _bad(source, f"'{RATING_KEY}' must name a rating column, e.g. \"fear_mean_all\"")
+    keys = sorted(set(data) - {RATING_KEY})
+    if keys != sorted(PAIR_KEYS):
+        raise _bad(source, f"a file with a '{RATING_KEY}' key needs exactly a 'high' and a 'low' list of "
+                           f"prompts beside it, not {keys}")
+    pair = {}
+    for side in PAIR_KEYS:
+        prompts = [data[side]] if isinstance(data[side], str) else data[side]
+        if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) and p.strip() for p in prompts):
+            raise _bad(source, f"'{side}' needs a non-empty list of non-empty prompt strings")
+        pair[side] = tuple(prompts)
+    return Ensemble(name=name, source=source, per_class=pair, rating=rating.strip())
+
+
+def shipped_file(name: str) -> str:
+    """Where a shipped ensemble's JSON lives (for messages that name it)."""
+    return str(resources.files("dirti_bench.templates").joinpath(NAMED_ENSEMBLES[name]))
 
 
 def load_ensemble(name_or_path: str | Path) -> Ensemble:
@@ -160,6 +198,12 @@ ENSEMBLE_PAIRS = {"affect": ("affect", "something disgusting", "something neutra
 DEFAULT_PAIR = {"disgust": "study", "fear": "fear", "valence": "valence", "arousal": "arousal"}
 
 
+def neutral_pair(quality: str) -> dict:
+    """A plain high/low pair for a rating without a pair of its own (``beauty``, ``dominance``)."""
+    return {"name": "neutral", "high": [f"This is a photo high in {quality}"],
+            "low": [f"This is a photo low in {quality}"]}
+
+
 def resolve_pair(pair: str | Mapping) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
     """(name, high prompts, low prompts) of a named or explicit prompt pair."""
     if isinstance(pair, Mapping):
@@ -168,7 +212,7 @@ def resolve_pair(pair: str | Mapping) -> tuple[str, tuple[str, ...], tuple[str, 
             if (not isinstance(prompts, list | tuple) or not prompts
                     or not all(isinstance(p, str) and p.strip() for p in prompts)):
                 raise UserError(f"prompt pair {dict(pair)!r}: '{side}' must be a non-empty list of prompts")
-        return "custom", tuple(high), tuple(low)
+        return str(pair.get("name", "custom")), tuple(high), tuple(low)
     if pair in PROMPT_PAIRS:
         return pair, PROMPT_PAIRS[pair]["high"], PROMPT_PAIRS[pair]["low"]
     if pair in ENSEMBLE_PAIRS:

@@ -1,28 +1,49 @@
-"""The output contract: ``results.json`` and ``predictions.csv`` (keep stable, extend only).
+"""The output contract: ``results.json``, ``predictions.csv`` and ``alignment_predictions.csv``
+(keep stable, extend only).
 
 results.json
   run:       model, pretrained, weights_sha256, device, versions, dataset,
              dataset_sha256, seed, created, smoke_run, ...
   scenarios: id -> task, labels, n, metrics, per_class, confusion,
              dropped_classes, options, ci, (folds), (extra)
+  skipped:   id -> why the data cannot support that scenario ({} when none was skipped)
   (comparisons): list of paired comparisons {a, b, n, accuracy_a, accuracy_b,
              accuracy_difference, ci, mcnemar | null} or {a, b, skipped}
-predictions.csv
-  scenario, stimulus, y_true, y_pred, fold   (class names; fold empty for zero-shot)
+predictions.csv            (classification scenarios)
+  scenario, stimulus, file_name, y_true, y_pred, confidence, fold
+  class names; confidence = the predicted class's probability (zero-shot softmax,
+  KNN vote share, probe probability); fold an integer, empty for fixed classifiers
+alignment_predictions.csv  (alignment scenarios)
+  scenario, stimulus, category, rating, score, repeat, fold
+  rating = the mean human rating, score = the model's; repeat and fold integers
+  for the cross-validated probe, empty for zero-shot
+prompts.csv
+  scenario, class, prompt   (every prompt a zero-shot or alignment scenario encoded; class
+                             "high"/"low" for an alignment prompt pair, whose scores are the
+                             alignment_predictions.csv rows of the same scenario)
+sweeps.csv
+  scenario, point, metric, value, ci_low, ci_high   (one row per sweep point and metric;
+                             n and n_classes have no CI)
+sweep_predictions.csv
+  scenario, point, stimulus, y_true, y_pred, fold   (each sweep point's predictions; fold an
+                             integer or empty, as in predictions.csv)
 
-Every metric in results.json is recomputable from predictions.csv with
-scikit-learn (y_true first, labels= the scenario's labels, zero_division=0).
-Files are staged and moved into place with results.json last, so a failed run
-never leaves a half-written set.
+Stimulus ids are integers in every file (and in features.npz) when every id of the set
+is one, else strings. Every metric in results.json is recomputable from the CSVs with
+scikit-learn / scipy (y_true first, labels= the scenario's labels, zero_division=0),
+and every value in sweeps.csv (and a sweep's points in results.json) from
+sweep_predictions.csv with the point's labels.
+``write_results`` fills a folder; ``pipeline.write_run`` stages that folder beside
+the output directory and swaps it in whole, so a failed or interrupted run leaves
+the earlier results as they were.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import platform
-import shutil
-import tempfile
+import re
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -37,8 +58,21 @@ RESULTS_FILE = "results.json"
 PREDICTIONS_FILE = "predictions.csv"
 FEATURES_FILE = "features.npz"
 STIMULI_FILE = "stimuli.csv"
-PREDICTION_COLUMNS = ["scenario", "stimulus", "y_true", "y_pred", "fold"]
-SCHEMA_VERSION = 1
+ALIGNMENT_PREDICTIONS_FILE = "alignment_predictions.csv"
+PREDICTION_COLUMNS = ["scenario", "stimulus", "file_name", "y_true", "y_pred", "confidence", "fold"]
+ALIGNMENT_COLUMNS = ["scenario", "stimulus", "category", "rating", "score", "repeat", "fold"]
+# What an evaluator's classification frame holds; file_name is joined from the stimulus set on writing.
+CLASSIFICATION_RESULT_COLUMNS = [c for c in PREDICTION_COLUMNS if c != "file_name"]
+PROMPTS_FILE = "prompts.csv"
+PROMPT_COLUMNS = ["scenario", "class", "prompt"]
+SWEEPS_FILE = "sweeps.csv"
+SWEEP_COLUMNS = ["scenario", "point", "metric", "value", "ci_low", "ci_high"]
+SWEEP_PREDICTIONS_FILE = "sweep_predictions.csv"
+SWEEP_PREDICTION_COLUMNS = ["scenario", "point", "stimulus", "y_true", "y_pred", "fold"]
+# A sweep point's counts, written to sweeps.csv beside its metrics (without a CI).
+SWEEP_COUNTS = ("n", "n_classes")
+SCHEMA_VERSION = 2
+_INTEGER_ID = re.compile(r"(0|[1-9][0-9]{0,17})")
 
 
 
@@ -69,34 +103,203 @@ def _jsonable(obj):
     return obj
 
 
-def predictions_frame(results: list[ScenarioResult]) -> pd.DataFrame:
-    frames = [r.predictions for r in results if r.predictions is not None and len(r.predictions)]
+def ids_are_integers(ids: Iterable[str]) -> bool:
+    """Whether every id reads back as the same integer (DIRTI's ``1001``; not ``007`` or ``a1``)."""
+    ids = [str(i) for i in ids]
+    return bool(ids) and all(_INTEGER_ID.fullmatch(i) for i in ids)
+
+
+def typed_ids(ids: Iterable[str], integers: bool) -> np.ndarray:
+    """Stimulus ids as every output file holds them: int64 when the set's ids are integers, else str."""
+    ids = [str(i) for i in ids]
+    return np.array([int(i) for i in ids], dtype=np.int64) if integers else np.array(ids, dtype=str)
+
+
+def _nullable_int(values) -> pd.Series:
+    """Integers with empty cells for missing values (written as ``3`` or nothing, never ``3.0``)."""
+    cells = [None if v is None or (isinstance(v, str) and not v.strip()) or pd.isna(v) else int(v) for v in values]
+    return pd.Series(pd.array(cells, dtype="Int64"))
+
+
+def predictions_frame(results: list[ScenarioResult], file_names: Mapping[str, str] | None = None,
+                      integer_ids: bool = False) -> pd.DataFrame:
+    """Classification rows of every result, typed for pandas and R."""
+    frames = [r.predictions for r in results
+              if r.is_classification and r.predictions is not None and len(r.predictions)]
     if not frames:
         return pd.DataFrame(columns=PREDICTION_COLUMNS)
-    return pd.concat(frames, ignore_index=True)[PREDICTION_COLUMNS]
+    frame = pd.concat(frames, ignore_index=True)
+    ids = frame["stimulus"].astype(str)
+    names = file_names or {}
+    frame["file_name"] = [names.get(i, "") for i in ids]
+    frame["stimulus"] = typed_ids(ids, integer_ids)
+    frame["confidence"] = pd.to_numeric(frame["confidence"]).astype(float)
+    frame["fold"] = _nullable_int(frame["fold"])
+    return frame[PREDICTION_COLUMNS]
+
+
+def alignment_frame(results: list[ScenarioResult], integer_ids: bool = False) -> pd.DataFrame:
+    """Alignment rows of every result: one per stimulus (and CV repeat), numbers as numbers."""
+    frames = [r.predictions for r in results
+              if not r.is_classification and r.predictions is not None and len(r.predictions)]
+    if not frames:
+        return pd.DataFrame(columns=ALIGNMENT_COLUMNS)
+    frame = pd.concat(frames, ignore_index=True)
+    frame["stimulus"] = typed_ids(frame["stimulus"].astype(str), integer_ids)
+    frame["rating"] = frame["rating"].astype(float)
+    frame["score"] = frame["score"].astype(float)
+    frame["repeat"] = _nullable_int(frame["repeat"])
+    frame["fold"] = _nullable_int(frame["fold"])
+    return frame[ALIGNMENT_COLUMNS]
+
+
+def results_document(run: dict, results: list[ScenarioResult], comparisons: list[dict] | None = None,
+                     skipped: Mapping[str, str] | None = None) -> dict:
+    """What results.json holds, JSON-ready (the terminal summary reads the same document)."""
+    doc = {"schema_version": SCHEMA_VERSION, "run": _jsonable(run),
+           "scenarios": {r.id: _jsonable(r.to_json()) for r in results}, "skipped": dict(skipped or {})}
+    if comparisons is not None:  # paired scenario comparisons (dirti_bench.reporting.compare)
+        doc["comparisons"] = _jsonable(comparisons)
+    return doc
+
+
+def prompts_frame(results: list[ScenarioResult]) -> pd.DataFrame:
+    rows = [(r.id, cls, prompt) for r in results for cls, prompt in (r.prompts or ())]
+    return pd.DataFrame(rows, columns=PROMPT_COLUMNS)
+
+
+def sweeps_frame(results: list[ScenarioResult]) -> pd.DataFrame:
+    """Tidy: one row per sweep point and metric (a point's ``metrics`` with their ``ci``, then its counts)."""
+    rows = []
+    for r in results:
+        for point in r.sweep or ():
+            for metric, value in point["metrics"].items():
+                low, high = point.get("ci", {}).get(metric) or (None, None)
+                rows.append((r.id, point["point"], metric, value, low, high))
+            rows += [(r.id, point["point"], count, point[count], None, None) for count in SWEEP_COUNTS]
+    return pd.DataFrame(rows, columns=SWEEP_COLUMNS).astype({"value": float, "ci_low": float, "ci_high": float})
+
+
+def sweep_predictions_frame(results: list[ScenarioResult], integer_ids: bool = False) -> pd.DataFrame:
+    """Every sweep point's predictions, ids and folds typed as in predictions.csv."""
+    frames = [r.sweep_predictions for r in results if r.sweep_predictions is not None and len(r.sweep_predictions)]
+    if not frames:
+        return pd.DataFrame(columns=SWEEP_PREDICTION_COLUMNS)
+    frame = pd.concat(frames, ignore_index=True)
+    frame["stimulus"] = typed_ids(frame["stimulus"].astype(str), integer_ids)
+    frame["fold"] = _nullable_int(frame["fold"])
+    return frame[SWEEP_PREDICTION_COLUMNS]
 
 
 def write_results(out_dir: Path, run: dict, results: list[ScenarioResult],
-                  extra_files: dict[str, bytes] | None = None, comparisons: list[dict] | None = None) -> Path:
-    """Write the contract into ``out_dir`` atomically (results.json moved in last)."""
+                  extra_files: dict[str, bytes] | None = None, comparisons: list[dict] | None = None,
+                  skipped: Mapping[str, str] | None = None, file_names: Mapping[str, str] | None = None,
+                  integer_ids: bool = False) -> Path:
+    """Write the contract into ``out_dir`` (pipeline.write_run gives it a staging folder that is
+    swapped in whole; results.json is written last either way)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    doc = {"schema_version": SCHEMA_VERSION, "run": _jsonable(run),
-           "scenarios": {r.id: _jsonable(r.to_json()) for r in results}}
-    if comparisons is not None:  # paired scenario comparisons (dirti_bench.reporting.compare)
-        doc["comparisons"] = _jsonable(comparisons)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))
-    try:
-        predictions_frame(results).to_csv(staging / PREDICTIONS_FILE, index=False)
-        for name, blob in (extra_files or {}).items():
-            (staging / name).write_bytes(blob)
-        (staging / RESULTS_FILE).write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")
-        names = [p.name for p in staging.iterdir() if p.name != RESULTS_FILE] + [RESULTS_FILE]
-        for name in names:
-            os.replace(staging / name, out_dir / name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    doc = results_document(run, results, comparisons, skipped)
+    predictions_frame(results, file_names, integer_ids).to_csv(out_dir / PREDICTIONS_FILE, index=False)
+    alignment_frame(results, integer_ids).to_csv(out_dir / ALIGNMENT_PREDICTIONS_FILE, index=False)
+    prompts_frame(results).to_csv(out_dir / PROMPTS_FILE, index=False)
+    sweeps_frame(results).to_csv(out_dir / SWEEPS_FILE, index=False)
+    sweep_predictions_frame(results, integer_ids).to_csv(out_dir / SWEEP_PREDICTIONS_FILE, index=False)
+    for name, blob in (extra_files or {}).items():
+        (out_dir / name).write_bytes(blob)
+    (out_dir / RESULTS_FILE).write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")
     return out_dir
+
+
+# ---------------------------------------------------------------- schema of what readers use
+
+RESULTS_FIX = "re-run 'dirti-bench run' to regenerate it"
+
+
+def is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _shown(value) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _require(ok: bool, source, key: str, what: str, value, fix: str) -> None:
+    if not ok:
+        raise UserError(f"{source}: {key} must be {what}, not {_shown(value)}; {fix}")
+
+
+def _pair_or_null(v) -> bool:
+    return v is None or isinstance(v, list) and len(v) == 2 and all(x is None or is_number(x) for x in v)
+
+
+# key -> (check, what it must be); absent keys are fine (readers use defaults)
+SCENARIO_SCHEMA = {
+    "task": (lambda v: isinstance(v, str), "a string"),
+    "labels": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of class names"),
+    "n": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    "per_class": (lambda v: isinstance(v, dict) and all(isinstance(x, dict) for x in v.values()),
+                  "an object of per-class objects"),
+    "confusion": (lambda v: isinstance(v, list) and all(isinstance(r, list) and all(is_number(x) for x in r)
+                                                        for r in v), "a list of rows of numbers"),
+    "dropped_classes": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of class names"),
+    "options": (lambda v: isinstance(v, dict), "an object"),
+    "ci": (lambda v: isinstance(v, dict) and all(_pair_or_null(x) for x in v.values()),
+           "an object of [low, high] pairs"),
+    "folds": (lambda v: isinstance(v, dict), "an object"),
+    "extra": (lambda v: isinstance(v, dict), "an object"),
+}
+PRECISION_CHECK_KEYS = ("precision", "images", "min_cosine", "identical_predictions")
+RUN_SCHEMA = {
+    "seed": (lambda v: v is None or isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    "versions": (lambda v: isinstance(v, dict), "an object"),
+    "smoke_run": (lambda v: isinstance(v, bool), "true or false"),
+    "precision_check": (lambda v: v is None or isinstance(v, dict) and all(k in v for k in PRECISION_CHECK_KEYS)
+                        and all(is_number(v[k]) for k in PRECISION_CHECK_KEYS[1:]),
+                        f"null or an object with {', '.join(PRECISION_CHECK_KEYS)}"),
+}
+
+
+def check_scenario_entry(sid: str, entry, source, fix: str = RESULTS_FIX) -> None:
+    """One ``scenarios`` entry: an object whose ``metrics`` maps names to numbers (null: undefined)."""
+    key = f"scenarios.{sid}"
+    _require(isinstance(entry, dict), source, key, "an object", entry, fix)
+    _require("metrics" in entry, source, f"{key}.metrics", "present", None, fix)
+    _require(isinstance(entry["metrics"], dict), source, f"{key}.metrics", "an object", entry["metrics"], fix)
+    for metric, value in entry["metrics"].items():
+        _require(value is None or is_number(value), source, f"{key}.metrics.{metric}", "a number or null", value, fix)
+    for name, (ok, what) in SCENARIO_SCHEMA.items():
+        if name in entry:
+            _require(ok(entry[name]), source, f"{key}.{name}", what, entry[name], fix)
+
+
+def check_scenarios(doc, source, fix: str = RESULTS_FIX) -> dict:
+    """``doc["scenarios"]``, each entry checked; a UserError naming the file and key otherwise."""
+    _require(isinstance(doc, dict), source, "the document", "a JSON object", doc, fix)
+    _require("scenarios" in doc, source, "'scenarios'", "present", None, fix)
+    _require(isinstance(doc["scenarios"], dict), source, "scenarios", "an object (id -> scenario)",
+             doc["scenarios"], fix)
+    for sid, entry in doc["scenarios"].items():
+        check_scenario_entry(sid, entry, source, fix)
+    return doc["scenarios"]
+
+
+def check_results_doc(doc, source) -> dict:
+    """The keys of results.json its readers (report, check-drift) use, each of the right type."""
+    check_scenarios(doc, source)
+    _require("run" in doc, source, "'run'", "present", None, RESULTS_FIX)
+    _require(isinstance(doc["run"], dict), source, "run", "an object", doc["run"], RESULTS_FIX)
+    for name, (ok, what) in RUN_SCHEMA.items():
+        if name in doc["run"]:
+            _require(ok(doc["run"][name]), source, f"run.{name}", what, doc["run"][name], RESULTS_FIX)
+    skipped = doc.get("skipped")
+    _require(skipped is None or isinstance(skipped, dict) and all(isinstance(v, str) for v in skipped.values()),
+             source, "skipped", "an object (id -> why it was skipped)", skipped, RESULTS_FIX)
+    comparisons = doc.get("comparisons")
+    _require(comparisons is None or isinstance(comparisons, list) and all(isinstance(c, dict) for c in comparisons),
+             source, "comparisons", "a list of objects", comparisons, RESULTS_FIX)
+    return doc
 
 
 def read_results(results_dir: Path) -> dict:
@@ -113,4 +316,4 @@ def read_results(results_dir: Path) -> dict:
         raise UserError(f"cannot read {path} ({exc.strerror}); check the path and its permissions") from None
     if not isinstance(doc, dict) or "scenarios" not in doc or "run" not in doc:
         raise UserError(f"{path} lacks 'run'/'scenarios'; it is not a dirti-bench results file")
-    return doc
+    return check_results_doc(doc, path)

@@ -10,13 +10,22 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from .contracts import ALIGNMENT_TASK, DEFAULT_N_RATERS, Scenario
-from .data.dirti import DIRTI_CATEGORIES
-from .data.stimuli import DISGUST_RATING
+from .data.stimuli import DISGUST_RATING, StimulusSet
 from .errors import UserError
-from .prompts import DEFAULT_PAIR, NAMED_ENSEMBLES, load_ensemble, resolve_pair
+from .labels import DEFAULT_THRESHOLD, TASKS, build_label_space, candidate_classes
+from .prompts import (
+    DEFAULT_PAIR,
+    NAMED_ENSEMBLES,
+    Ensemble,
+    load_ensemble,
+    neutral_pair,
+    resolve_pair,
+    shipped_file,
+)
 
 # A task's name inside scenario ids (the study's "baseline" is the category task).
 TASK_SUFFIX = {"category": "baseline", "disgust": "disgust", "disgust-binary": "disgust-binary"}
@@ -27,6 +36,8 @@ RATING_SHORT_NAMES = {
 }
 # The study's k per task: 6 categories -> k=6, 12 disgust classes -> k=12.
 STUDY_K = {"category": 6, "disgust": 12}
+# The tasks every template ensemble is swept on (each template alone, and a cross-validated choice).
+SWEEP_TASKS = ("category", "disgust")
 
 
 def rating_short_name(column: str) -> str:
@@ -39,8 +50,10 @@ def rating_short_name(column: str) -> str:
     return slug
 
 
-def default_prompt_pair(column: str) -> str | None:
-    return DEFAULT_PAIR.get(rating_short_name(column).split("-")[0])
+def default_prompt_pair(column: str) -> str | Mapping:
+    """The pair for the rating's kind (disgust, fear, valence, arousal), else a neutral high/low pair."""
+    short = rating_short_name(column)
+    return DEFAULT_PAIR.get(short.split("-")[0]) or neutral_pair(short.replace("-", " "))
 
 
 def alignment_scenarios(rating_column: str, prompt_pair: str | Mapping | None = None,
@@ -48,21 +61,25 @@ def alignment_scenarios(rating_column: str, prompt_pair: str | Mapping | None = 
     """``align-<short>-zeroshot`` and ``align-<short>-probe`` for one rating column.
 
     ``prompt_pair`` defaults to the pair for the rating's kind (disgust, fear,
-    valence, arousal); other ratings need one (a name from ``prompts.PROMPT_PAIRS``
-    or ``{"high": [...], "low": [...]}``), else only the probe scenario is made.
+    valence, arousal), else a neutral "high/low in <rating>" pair; give a name from
+    ``prompts.PROMPT_PAIRS`` or ``{"high": [...], "low": [...]}`` to choose another.
     """
     short = rating_short_name(rating_column)
     pair = prompt_pair if prompt_pair is not None else default_prompt_pair(rating_column)
     common = {"rating": rating_column, "n_raters": n_raters, **({"sd_column": sd_column} if sd_column else {})}
-    out = []
-    if pair is not None:
-        resolve_pair(pair)  # a bad pair fails when the scenario is made, not mid-run
-        out.append(Scenario(f"align-{short}-zeroshot", ALIGNMENT_TASK, "align-zeroshot",
-                            {**common, "prompt_pair": pair},
-                            f"zero-shot {short} score vs mean human rating {rating_column} (Spearman, Pearson)"))
+    resolve_pair(pair)  # a bad pair fails when the scenario is made, not mid-run
+    out = [Scenario(f"align-{short}-zeroshot", ALIGNMENT_TASK, "align-zeroshot", {**common, "prompt_pair": pair},
+                    f"zero-shot {short} score vs mean human rating {rating_column} (Spearman, Pearson)")]
     out.append(Scenario(f"align-{short}-probe", ALIGNMENT_TASK, "align-probe", common,
                         f"ridge regression from image features to {rating_column}, repeated stratified 10-fold CV"))
     return out
+
+
+def template_sweeps(ensemble: str, stem: str, what: str) -> list[Scenario]:
+    """``template-sweep-<task>-<stem>``: each template of ``ensemble`` alone, on each sweep task."""
+    return [Scenario(f"template-sweep-{TASK_SUFFIX[t]}-{stem}", t, "template-sweep", {"ensemble": ensemble},
+                     f"each template of {what} alone; headline: the template chosen by 10-fold CV")
+            for t in SWEEP_TASKS]
 
 
 def _default_scenarios() -> list[Scenario]:
@@ -78,6 +95,11 @@ def _default_scenarios() -> list[Scenario]:
                           f"6 categories, {ensemble} prompt ensemble"))
         s.append(Scenario(f"ensemble-disgust-{ensemble}", "disgust", "zeroshot", {"ensemble": ensemble},
                           f"12 disgust classes, {ensemble} prompt ensemble"))
+    for ensemble in NAMED_ENSEMBLES:
+        s += template_sweeps(ensemble, ensemble, f"the shipped {ensemble} ensemble")
+    for task in ("disgust", "disgust-binary"):
+        s.append(Scenario(f"threshold-sweep-{TASK_SUFFIX[task]}", task, "threshold-sweep", {},
+                          "zero-shot with the study wording at disgust thresholds 3.0, 3.5 ... 7.0 and mean+1sd"))
     for task, k in STUDY_K.items():
         name = TASK_SUFFIX[task]
         s.append(Scenario(f"knn-split-{name}", task, "knn-split", {"k": k},
@@ -98,15 +120,139 @@ def register(scenario: Scenario) -> Scenario:
     return scenario
 
 
-def template_scenarios(path: str | Path) -> list[Scenario]:
-    """Custom-ensemble scenarios for a user's prompt file; ids carry the file's stem."""
+# ---------------------------------------------------------------- prompt files (--templates)
+
+@dataclass(frozen=True)
+class PromptFilePlan:
+    """What one prompt file makes: its scenarios, and the tasks it skips with the reason."""
+
+    path: Path
+    kind: str  # Ensemble.kind
+    scenarios: tuple[Scenario, ...] = ()
+    skipped: tuple[tuple[str, str], ...] = ()  # (task, why)
+    resolved: bool = True  # False: a per-class or pair file before the stimuli are known
+
+    def line(self) -> str:
+        made = ", ".join(s.id for s in self.scenarios) or "no scenario"
+        skipped = "; ".join(f"{task} ({why})" for task, why in self.skipped) or "no task"
+        return f"prompt file {self.path} ({self.kind}): made {made}; skipped {skipped}"
+
+    def to_json(self) -> dict:
+        return {"file": str(self.path), "kind": self.kind, "scenarios": [s.id for s in self.scenarios],
+                "skipped": {task: why for task, why in self.skipped}}
+
+
+def _available_spaces(stimuli: StimulusSet | None, threshold) -> tuple[dict, dict[str, str]]:
+    """The classification tasks' label spaces on ``stimuli`` (at the run's threshold), and why the
+    others cannot be built there (e.g. a set without a disgust rating)."""
+    spaces, unavailable = {}, {}
+    if stimuli is None:
+        return spaces, unavailable
+    for task in TASKS:
+        try:
+            spaces[task] = build_label_space(stimuli, task, threshold=threshold)
+        except UserError as exc:
+            unavailable[task] = str(exc)
+    return spaces, unavailable
+
+
+def _per_class_task(ensemble: Ensemble, stimuli: StimulusSet, spaces: dict) -> str:
+    """The task whose class names the file's keys are: DIRTI's or the loaded set's own categories."""
+    keys = set(ensemble.per_class)
+    candidates = {t: [c.name for c in candidate_classes(t, stimuli.categories)] for t in spaces}
+    fits = [t for t in spaces if keys <= set(candidates[t])]
+    if not fits:
+        known = "; ".join(f"{t}: {names}" for t, names in candidates.items())
+        raise UserError(f"prompt file {ensemble.source}: its keys {sorted(keys)} match no task of {stimuli.name} "
+                        f"(keys must be the class names of one task: {known}); rename the keys, or add "
+                        f"a \"rating\" key to a high/low pair")
+    complete = [t for t in fits if set(spaces[t].names) <= keys]
+    if complete:
+        return complete[0]
+    task = min(fits, key=lambda t: len(set(spaces[t].names) - keys))
+    missing = [n for n in spaces[task].names if n not in keys]
+    raise UserError(f"prompt file {ensemble.source} covers the {task} task only partly: no prompts for "
+                    f"{missing}; add a list of prompts for each")
+
+
+def prompt_file_plan(path: str | Path, stimuli: StimulusSet | None = None,
+                     threshold: float | str = DEFAULT_THRESHOLD) -> PromptFilePlan:
+    """The scenarios a user's prompt file makes (ids carry the file's stem).
+
+    A template list makes ``ensemble-<task>-<stem>`` on every classification task and
+    ``template-sweep-<task>-<stem>`` on the sweep tasks. Per-class prompts make the
+    ensemble scenario of the one task whose class names the keys are; a ``rating`` +
+    high/low pair makes ``align-<rating>-zeroshot-<stem>``. Without ``stimuli`` the file
+    is only checked: per-class and pair files need the set's label spaces and ratings.
+    """
     ensemble = load_ensemble(path)  # validates the file (bad file -> error)
-    stem = Path(path).stem
-    tasks = ["category", "disgust"]
-    if ensemble.per_class is not None:
-        tasks = ["category"] if set(ensemble.per_class) <= set(DIRTI_CATEGORIES) else ["disgust"]
-    return [Scenario(f"ensemble-{TASK_SUFFIX[t]}-{stem}", t, "zeroshot", {"ensemble": str(Path(path).resolve())},
-                     f"custom prompt file {Path(path).name}") for t in tasks]
+    path = Path(path)
+    stem, source = path.stem, str(path.resolve())
+    spaces, unavailable = _available_spaces(stimuli, threshold)
+    if ensemble.templates is None and stimuli is None:
+        return PromptFilePlan(path, ensemble.kind, resolved=False)
+    made, skipped = [], []
+    if ensemble.rating is not None:
+        rating = ensemble.rating
+        try:
+            stimuli.require_rating(rating)
+        except UserError as exc:
+            raise UserError(f"prompt file {path}: {exc}") from None
+        pair = {side: list(ensemble.per_class[side]) for side in ("high", "low")}
+        made.append(Scenario(f"align-{rating_short_name(rating)}-zeroshot-{stem}", ALIGNMENT_TASK, "align-zeroshot",
+                             {"rating": rating, "prompt_pair": pair},
+                             f"zero-shot {rating} score from the high/low prompts of {path.name}"))
+        skipped += [(t, "a high/low pair scores a rating, not classes") for t in TASKS]
+        return PromptFilePlan(path, ensemble.kind, tuple(made), tuple(skipped))
+    if ensemble.templates is not None:
+        tasks = [t for t in TASKS if stimuli is None or t in spaces]
+        skipped += [(t, f"cannot be built on this set: {unavailable[t]}") for t in TASKS if t in unavailable]
+    else:
+        tasks = [_per_class_task(ensemble, stimuli, spaces)]
+        skipped += [(t, f"the keys are the {tasks[0]} classes") for t in TASKS if t not in tasks]
+        skipped.append(("template sweep", "per-class prompts have no templates to take one at a time"))
+    for task in tasks:
+        made.append(Scenario(f"ensemble-{TASK_SUFFIX[task]}-{stem}", task, "zeroshot", {"ensemble": source},
+                             f"custom prompt file {path.name}"))
+    if ensemble.templates is not None:
+        made += [s for s in template_sweeps(source, stem, path.name) if s.task in tasks]
+        skipped.append((ALIGNMENT_TASK, "a template list has no high/low pair; give {\"rating\", \"high\", \"low\"}"))
+    return PromptFilePlan(path, ensemble.kind, tuple(made), tuple(skipped))
+
+
+def template_scenarios(path: str | Path, stimuli: StimulusSet | None = None,
+                       threshold: float | str = DEFAULT_THRESHOLD) -> list[Scenario]:
+    """The scenarios of ``prompt_file_plan``."""
+    return list(prompt_file_plan(path, stimuli, threshold).scenarios)
+
+
+def _maker(scenario: Scenario) -> str:
+    """Which file makes a registry scenario (for messages about clashing ids)."""
+    ensemble = getattr(scenario.options, "ensemble", None)
+    if ensemble in NAMED_ENSEMBLES:
+        return f"the shipped ensemble file {shipped_file(ensemble)}"
+    return "the built-in scenario registry"
+
+
+def check_prompt_file_ids(plans: Iterable[PromptFilePlan]) -> None:
+    """A prompt file may not replace a shipped scenario or another file's: its stem names its ids."""
+    makers = {sid: _maker(sc) for sid, sc in REGISTRY.items()}
+    for plan in plans:
+        for scenario in plan.scenarios:
+            other = makers.get(scenario.id)
+            if other is not None and other != f"prompt file {plan.path}":
+                raise UserError(f"prompt file {plan.path} and {other} both make scenario {scenario.id}; "
+                                f"rename {plan.path.name} (its stem names its scenarios)")
+            makers[scenario.id] = f"prompt file {plan.path}"
+
+
+def data_scenarios(stimuli) -> list[Scenario]:
+    """Alignment scenarios for a rated set's own rating columns (``stimuli.aligned_ratings``), except
+    where a registry scenario already has that id."""
+    out = []
+    for column in stimuli.aligned_ratings:
+        out += [s for s in alignment_scenarios(column) if s.id not in REGISTRY]
+    return out
 
 
 def select(patterns: Iterable[str] | None, extra: Iterable[Scenario] = ()) -> list[Scenario]:

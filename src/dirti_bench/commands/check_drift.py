@@ -5,7 +5,14 @@ from pathlib import Path
 
 from ..atomic import write_text
 from ..errors import UserError
-from ..reporting.drift import DEFAULT_TOLERANCE, baseline_document, check, load_baseline
+from ..reporting.drift import (
+    DEFAULT_TOLERANCE,
+    baseline_document,
+    check,
+    check_tolerance,
+    load_baseline,
+    require_comparison,
+)
 from ..results import read_results
 
 
@@ -17,30 +24,37 @@ def add_arguments(p) -> None:
                    help=f"largest allowed |now - baseline| per metric (default {DEFAULT_TOLERANCE}); "
                         "tolerances in the baseline file take precedence")
     p.add_argument("--metrics", nargs="+", metavar="NAME", help="only these metrics (names or globs, e.g. 'f1_*')")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="pass even if scenarios or metrics of the baseline are missing in the results")
     p.add_argument("--update", action="store_true",
                    help="deliberately rewrite the baseline from RESULTS_DIR (keeps its tolerances)")
 
 
-
 def run(args) -> int:
-    if args.tolerance < 0:
-        raise UserError(f"--tolerance {args.tolerance} is negative; pass a value >= 0 such as 0.02")
+    tolerance = check_tolerance(args.tolerance, "--tolerance")
     results = read_results(args.results_dir)
     baseline = load_baseline(args.baseline, allow_missing=args.update)
+    name = str(args.baseline)
     if args.update:
         if baseline is not None:
-            report = check(results, baseline, args.tolerance, args.metrics, baseline_name=str(args.baseline))
+            report = check(results, baseline, tolerance, args.metrics, baseline_name=name, allow_missing=True)
             if report.rows:
                 print(f"metrics that moved (now written to {args.baseline}):\n{report.table()}")
-        write_text(args.baseline, json.dumps(baseline_document(results, baseline), indent=2) + "\n")
+        try:
+            write_text(args.baseline, json.dumps(baseline_document(results, baseline), indent=2) + "\n")
+        except OSError as exc:
+            raise UserError(f"cannot write baseline {args.baseline} ({exc.strerror or exc}); "
+                            "pass a writable --baseline path") from None
         print(f"baseline written to {args.baseline} ({len(results['scenarios'])} scenarios)")
         return 0
-    report = check(results, baseline, args.tolerance, args.metrics, baseline_name=str(args.baseline))
+    report = check(results, baseline, tolerance, args.metrics, baseline_name=name,
+                   allow_missing=args.allow_missing, results_name=str(args.results_dir))
+    require_comparison(report, name, str(args.results_dir))
     for line in report.notes():
         print(f"note: {line}")
+    print(report.summary(name))
     if report.ok:
-        print(f"no drift: {report.checked} metrics within tolerance of {args.baseline}")
         return 0
-    print(f"drift: {len(report.rows)} of {report.checked} metrics moved beyond tolerance of {args.baseline}")
-    print(report.table())
+    if report.rows:
+        print(report.table())
     return 1

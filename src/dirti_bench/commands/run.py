@@ -1,65 +1,110 @@
+"""``dirti-bench run``: one stimulus set, one model, every scenario; summary, results and report."""
+
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from ..encoding.imaging import DECODE_PATHS, DEFAULT_DECODE
-from ..encoding.models import DEVICES
+from ..encoding.models import DEVICES, TINY_MODEL
 from ..encoding.precision import DEFAULT_PRECISION, PRECISIONS
-from ..pipeline import RunConfig
-from ..pipeline import run as run_benchmark
+from ..pipeline import DEFAULT_MODEL, DEFAULT_PRETRAINED, RunConfig
+from ..pipeline import run as run_pipeline
+from ..reporting.console import Reporter
+from ..reporting.projection import PROJECTIONS
+from .options import non_negative_int, positive_int, seed
 
+DESCRIPTION = """\
+Encode a stimulus set once (embeddings are cached, so a second run does no model forward),
+run every evaluation scenario on it, print a summary table, and write results.json, the
+prediction CSVs, features and report.html into --out. An --out that holds an earlier run is
+replaced whole once the new run has finished; until then it stays as it was."""
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
-    return value
+EPILOG = """\
+examples:
+  dirti-bench run --demo
+  dirti-bench run --data PATH/TO/DIRTI --pretrained PATH/TO/ViT-B-32.pt --device cuda
+  dirti-bench run --data PATH/TO/DIRTI --scenarios 'zeroshot-*' 'knn-*' --out results/knn
+  dirti-bench run --data PATH/TO/OASIS   (a folder with a dirti-bench.json sidecar)"""
+
 
 
 def add_arguments(p) -> None:
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--data", type=Path, help="local DIRTI copy (folder with 'DIRTI Database' and the xlsx)")
+    src.add_argument("--data", type=Path, metavar="DIR",
+                     help="the stimulus set: a DIRTI copy (the 'DIRTI Database' folder and its xlsx), or any "
+                     "rated image set with a dirti-bench.json sidecar (default: DIRTI from the cache, "
+                     "downloaded from Zenodo if missing)")
     src.add_argument("--demo", action="store_true",
-                     help="generated demo set + dirti-tiny with seeded random weights (a smoke run)")
-    p.add_argument("--model", help="open_clip model name (default ViT-B-32; dirti-tiny with --demo)")
-    p.add_argument("--pretrained", help="open_clip tag (openai, laion2b_s34b_b79k), checkpoint PATH, "
-                   "hf-hub:ORG/REPO, or 'random' (default openai; random with --demo)")
-    p.add_argument("--device", default="auto", choices=DEVICES)
-    p.add_argument("--out", type=Path, default=Path("results"), help="results directory (default ./results)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--scenarios", nargs="+", metavar="ID", help="scenario ids or globs (default: all)")
+                     help="a smoke run, offline: the generated demo set and the tiny dirti-tiny model with "
+                     "seeded random weights; its numbers mean nothing")
+    p.add_argument("--model", metavar="NAME",
+                   help=f"open_clip model name (default {DEFAULT_MODEL}; {TINY_MODEL} with --demo)")
+    p.add_argument("--pretrained", metavar="WEIGHTS",
+                   help="open_clip tag (openai, laion2b_s34b_b79k), a checkpoint file, hf-hub:ORG/REPO, or "
+                   f"'random' for seeded random weights (default {DEFAULT_PRETRAINED}; random with --demo)")
+    p.add_argument("--device", default="auto", choices=DEVICES,
+                   help="where the model runs; auto picks cuda, then mps, then cpu")
+    p.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
+                   help="results folder: new, empty, or an earlier run's (replaced whole)")
+    p.add_argument("--seed", type=seed, default=0,
+                   help="seeds everything random: the demo set's photos and ratings, random weights, "
+                   "bootstrap CIs and the projection (CV splits keep their own split_seed); 0 to 2**32-1")
+    p.add_argument("--scenarios", nargs="+", metavar="ID",
+                   help="scenario ids or globs such as 'knn-*' (default: all; see 'dirti-bench scenarios')")
     p.add_argument("--templates", nargs="+", type=Path, metavar="FILE",
-                   help="prompt-ensemble JSON files; each adds ensemble-<task>-<stem> scenarios")
+                   help="prompt JSON files: a template list (with {c}) adds ensemble-<task>-<stem> on every "
+                   "classification task and template-sweep-<task>-<stem>; per-class prompts add the scenario of "
+                   "the task whose class names they use; {\"rating\", \"high\", \"low\"} adds "
+                   "align-<rating>-zeroshot-<stem>")
+    p.add_argument("--threshold", metavar="VALUE|mean+1sd",
+                   help="disgust threshold of every disgust task: a rating, or mean+1sd of the set's disgust "
+                   "ratings (default: 5.0, the study's)")
     p.add_argument("--ratings", nargs="+", metavar="COLUMN",
-                   help="more rating columns to align with (e.g. fear_mean_all val_mean_all): "
-                   "adds align-<rating>-zeroshot/-probe scenarios")
+                   help="more rating columns to align with (e.g. fear_mean_all val_mean_all); each adds "
+                   "align-<rating>-zeroshot and -probe scenarios")
     p.add_argument("--n-raters", type=int, metavar="N",
-                   help="raters behind each mean rating, for the alignment noise ceiling (default 30, assumed)")
-    p.add_argument("--batch-size", type=positive_int, default=32)
-    p.add_argument("--workers", type=int, default=None,
-                   help="image decoding threads (default: all cores between forwards on CPU; all but one, decoding ahead, beside a GPU)")
+                   help="raters behind each mean rating, for the alignment noise ceiling (default: 30, an "
+                   "assumption the report states)")
+    p.add_argument("--batch-size", type=positive_int, default=32, metavar="N", help="images per model forward")
+    p.add_argument("--workers", type=non_negative_int, default=None, metavar="N",
+                   help="image decoding threads, 0 = decode in the main thread (default: all cores between "
+                   "forwards on CPU; all but one, decoding ahead, beside a GPU)")
     p.add_argument("--decode", choices=DECODE_PATHS, default=DEFAULT_DECODE,
-                   help="tensor-resize (default: jpeg-draft's decode, then resize + crop as one batched uint8 "
-                   "tensor op), jpeg-draft (JPEGs decoded at the smallest DCT scale the model input allows, then "
-                   "open_clip's PIL steps) or full (open_clip's preprocessing on full decodes); "
-                   "dirti-bench bench checks cosine >= 0.999 to full")
+                   help="tensor-resize: JPEGs decoded at the smallest DCT scale the model input allows, then "
+                   "resize + crop as one batched tensor op; jpeg-draft: the same decode, then open_clip's PIL "
+                   "steps; full: open_clip's preprocessing exactly. Both shortcuts stay within cosine 0.999 "
+                   "of full (checked by dirti-bench bench)")
     p.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION,
-                   help="fp32 (default), bf16 (GPU/CPU with bf16 arithmetic) or int8 (CPU, image tower); "
-                   "a reduced precision prints and records its agreement with fp32 on a sample of the images")
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--no-report", action="store_true")
+                   help="fp32, bf16 (GPU/CPU with bf16 arithmetic) or int8 (CPU, image tower); a reduced "
+                   "precision prints and records its agreement with fp32 on a sample of the images")
+    p.add_argument("--projection", choices=PROJECTIONS,
+                   help="the report's 2-D view of the image features: umap (the first use compiles "
+                   "umap-learn's kernels, ~30 s once) or pca (instant) (default: umap; pca with --demo)")
+    p.add_argument("--quiet", action="store_true",
+                   help="print only the summary table, skipped scenarios and the output paths")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars (stage lines stay; for logs and CI)")
+    p.add_argument("--no-report", action="store_true",
+                   help="write results, CSVs and features but no report.md / report.html / figures "
+                   "('dirti-bench report' renders it later)")
 
 
 def run(args) -> int:
     cfg = RunConfig(data=args.data, demo=args.demo, model=args.model, pretrained=args.pretrained,
                     device=args.device, out=args.out, seed=args.seed, scenarios=args.scenarios,
-                    templates=args.templates, ratings=args.ratings, n_raters=args.n_raters, batch_size=args.batch_size,
+                    templates=args.templates, ratings=args.ratings, threshold=args.threshold, n_raters=args.n_raters,
+                    batch_size=args.batch_size,
                     num_workers=args.workers, decode=args.decode, precision=args.precision,
-                    progress=not args.no_progress, report=not args.no_report)
-    out = run_benchmark(cfg)
-    print(f"results written to {out}")
+                    progress=not args.no_progress, report=not args.no_report, quiet=args.quiet,
+                    projection=args.projection)
+    reporter = Reporter("quiet" if cfg.quiet else "normal", progress=cfg.progress)
+    had_results = (cfg.out / "results.json").is_file()
+    try:
+        run_pipeline(cfg, reporter=reporter)
+    except KeyboardInterrupt:
+        if reporter.written is not None:
+            raise KeyboardInterrupt(f"the results were already written to {reporter.written}") from None
+        kept = "the earlier results there are intact" if had_results else "it was not created"
+        raise KeyboardInterrupt(f"nothing was written to {cfg.out} ({kept}); embeddings computed so far stay "
+                                "in the cache") from None
     return 0

@@ -191,6 +191,9 @@ def make_demo(out_dir: Path, seed: int = 0, n_disgust: int = 8, n_neutral: int =
         if out_dir.exists():  # an earlier demo set (checked above): swap it out
             os.replace(out_dir, staging / "old")
         os.replace(staging / "new", out_dir)
+    except OSError as exc:  # a full disk
+        raise UserError(f"cannot write the demo set to {out_dir} ({exc.strerror or exc}); free some space or "
+                        "choose another folder") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out_dir

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..errors import UserError
@@ -44,6 +45,7 @@ DIRTI_CATEGORY_TOKENS: dict[str, str] = {
     "hygiene": "hygiene",
 }
 RATINGS_FILE = "DIRTI_Supplementary.xlsx"
+RATING_SCALE = (1, 9)  # DIRTI's rating scales (disgust, fear, valence, arousal): every "*mean*" column
 IMAGE_FOLDER = "DIRTI Database"
 
 _DIRTI_NAME = re.compile(r"^(?P<id>\d+)_(?P<cat>.+?)(?P<neutral>\s+neutral)?$", re.IGNORECASE)
@@ -88,6 +90,31 @@ def _reject_stray_text(values: pd.DataFrame, numeric: pd.DataFrame, names: pd.Se
                             "not a number; fix the cell or leave it empty")
 
 
+def _cell(value) -> str:
+    return repr(value) if isinstance(value, str) else format(float(value), "g")
+
+
+def _check_values(numeric: pd.DataFrame, raw: pd.DataFrame, where: str, row_word: str = "row") -> None:
+    """Every rating is finite; ``*_mean_*`` columns lie on DIRTI's 1-9 scale, ``*_SD_*`` are >= 0.
+
+    Rows are numbered as a spreadsheet shows them (the header is row 1)."""
+    low, high = RATING_SCALE
+    for col in numeric.columns:
+        values = numeric[col]
+        tokens = set(re.split(r"[\W_]+", col.lower()))
+        if "mean" in tokens:
+            in_range, rule = values.between(low, high), f"outside DIRTI's {low}-{high} rating scale"
+        elif "sd" in tokens:
+            in_range, rule = values.between(0, np.inf), "not a standard deviation >= 0"
+        else:
+            in_range, rule = values.notna(), "not a finite number"
+        bad = values.notna() & ~(in_range & np.isfinite(values))
+        if bad.any():
+            row = bad.idxmax()
+            raise UserError(f"{where} {row_word} {row + 2} column {col!r} holds {_cell(raw.loc[row, col])}, {rule}; "
+                            "fix the cell (or leave it empty)")
+
+
 def read_ratings(path: Path) -> pd.DataFrame:
     """Read a ratings table (xlsx: every sheet merged by ``name``; or csv).
 
@@ -130,6 +157,10 @@ def read_ratings(path: Path) -> pd.DataFrame:
         # A column is a rating column when its non-empty cells are all numbers.
         rating_cols = [c for c in numeric.columns
                        if numeric[c].notna().sum() == values[c].notna().sum() and numeric[c].notna().any()]
+        if path.suffix.lower() == ".csv":
+            _check_values(numeric[rating_cols], values, f"ratings file {path}", "line")
+        else:
+            _check_values(numeric[rating_cols], values, f"ratings file {path} sheet {sheet_name!r}")
         table = pd.concat([df[["name", "key"]], numeric[rating_cols]], axis=1)
         if merged is None:
             merged = table
@@ -226,5 +257,5 @@ def load_dirti(root: Path, name: str = "DIRTI", verify: bool = True) -> Stimulus
     return StimulusSet(
         name=name, root=Path(root), stimuli=tuple(stimuli),
         categories=DIRTI_CATEGORIES,
-        rating_columns=tuple(rating_cols),
+        rating_columns=tuple(rating_cols), rating_scale=(float(RATING_SCALE[0]), float(RATING_SCALE[1])),
     )

@@ -25,6 +25,7 @@ import requests
 from ..atomic import write_text
 from ..errors import UserError
 from ..paths import HOME_ENV, dataset_dir
+from ..quiet import held_back
 from .dirti import IMAGE_FOLDER, RATINGS_FILE, load_dirti
 from .stimuli import list_images, normalise_name
 
@@ -105,7 +106,7 @@ def _entries(record: dict) -> list[dict]:
     if isinstance(files, dict):  # InvenioRDM form: {"enabled": ..., "entries": {key: {...}} or [...]}
         files = files.get("entries")
         if isinstance(files, dict):
-            files = [{"key": k, **v} for k, v in files.items()]
+            files = [{"key": k, **v} if isinstance(v, dict) else v for k, v in files.items()]
     if not isinstance(files, list) or not files:
         raise ValueError("it lists no files")
     return files
@@ -125,8 +126,12 @@ def parse_record(record: dict, base: str) -> list[RemoteFile]:
         if algo.lower() != "md5" or len(digest) != 32:
             raise ValueError(f"file {key!r} has no md5 checksum (got {checksum!r})")
         links = entry.get("links") or {}
+        if not isinstance(links, dict):
+            raise ValueError(f"file {key!r} has 'links' {links!r}, not an object")
         # InvenioRDM: links.self is the metadata, links.content the bytes; legacy: links.self is the bytes.
         link = links.get("content") or links.get("self") or links.get("download")
+        if link is not None and not isinstance(link, str):
+            raise ValueError(f"file {key!r} has a download link {link!r} that is not a URL")
         size = entry.get("size")
         out.append(RemoteFile(key, download_url(base, link, key), f"md5:{digest.lower()}",
                               int(size) if isinstance(size, int | float) else None))
@@ -252,7 +257,8 @@ def fetch_dirti(base_url: str | None = None, force: bool = False, progress: bool
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".dirti-fetch-", dir=target.parent))
-        _fetch_into(staging, base, remotes, progress)
+        with held_back(pooch.get_logger()):  # pooch's "Downloading ..." lines show only if the whole fetch works
+            _fetch_into(staging, base, remotes, progress)
         _replace_dir(staging / "dirti", target, staging)
         marker = {"record": RECORD_ID, "base_url": base,
                   "files": [{"key": r.key, "url": r.url, "checksum": r.md5} for r in remotes]}

@@ -3,21 +3,30 @@
 same scenarios as DIRTI::
 
     {"name": "oasis",                      # optional, default: the folder's name
-     "images": "images",                   # folder, relative to the sidecar
+     "images": "images",                   # folder, relative to the sidecar (or an absolute path)
      "ratings": "ratings.csv",             # one row per image file
      "file_column": "file",                # file name, with or without extension
      "category_column": "category",
      "categories": ["animal", "object"],   # optional: class order (default: sorted)
      "rating_columns": ["valence_mean"],   # optional (default: every all-numeric column)
-     "disgust_column": "disgust_mean"}     # optional: what disgust tasks read
+     "disgust_column": "disgust_mean",     # optional: what disgust tasks read
+     "rating_scale": [1, 7]}               # optional: the scale of the mean ratings (figure axes)
+
+A default run aligns the model with every rating column (SD, SE and rater-count
+columns such as ``valence_sd`` aside); disgust tasks need ``disgust_column``.
 
 Validation is as strict as DIRTI's: images and rows match 1:1, nothing is
 duplicated, every rating is a finite number, every named column exists.
+
+``images`` and ``ratings`` are relative to the sidecar's folder and may not climb
+out of it with ``..``; files elsewhere need an absolute path, a deliberate choice
+that the run announces (``RatedSetSpec.outside``).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +41,7 @@ from .stimuli import (
     StimulusSet,
     file_sha256,
     images_by_stem,
+    is_spread_column,
     list_images,
     normalise_name,
     verify_image,
@@ -39,7 +49,7 @@ from .stimuli import (
 
 SIDECAR = "dirti-bench.json"
 REQUIRED_KEYS = ("images", "ratings", "file_column", "category_column")
-OPTIONAL_KEYS = ("name", "categories", "rating_columns", "disgust_column")
+OPTIONAL_KEYS = ("name", "categories", "rating_columns", "disgust_column", "rating_scale")
 MAX_LISTED = 10  # names quoted in one error line
 
 
@@ -54,6 +64,14 @@ class RatedSetSpec:
     categories: tuple[str, ...] | None
     rating_columns: tuple[str, ...] | None
     disgust_column: str | None
+    rating_scale: tuple[float, float] | None = None
+
+    def outside(self) -> list[str]:
+        """One line per file or folder read from outside the sidecar's folder (absolute paths)."""
+        base = self.sidecar.parent.resolve()
+        return [f"{what} of {self.name} read from {path} (outside {base}, as {self.sidecar.name} says)"
+                for what, path in (("images", self.images), ("ratings", self.ratings))
+                if not path.resolve().is_relative_to(base)]
 
 
 def _sidecar(path: Path) -> Path:
@@ -110,12 +128,26 @@ def read_spec(path: Path) -> RatedSetSpec:
     if doc["file_column"].strip() == doc["category_column"].strip():
         raise UserError(f"{sidecar}: file_column and category_column are both {doc['file_column']!r}; "
                         "name two different columns")
+    scale = doc.get("rating_scale")
+    if scale is not None:
+        numbers = isinstance(scale, list) and len(scale) == 2 and all(
+            isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v) for v in scale)
+        if not numbers or scale[0] >= scale[1]:
+            raise UserError(f"{sidecar}: 'rating_scale' must be [low, high] with low < high (e.g. [1, 7]), "
+                            f"not {scale!r}")
+        scale = (float(scale[0]), float(scale[1]))
     base = sidecar.parent
+    for key in ("images", "ratings"):
+        given = Path(doc[key]).expanduser()
+        if not given.is_absolute() and os.path.normpath(given).split(os.sep)[0] == os.pardir:
+            raise UserError(f"{sidecar}: {key!r} {doc[key]!r} leads out of the sidecar's folder {base}; "
+                            "give a path inside it, or an absolute path if the files really live elsewhere")
     return RatedSetSpec(
-        sidecar=sidecar, name=doc.get("name", base.name), images=base / doc["images"], ratings=base / doc["ratings"],
+        sidecar=sidecar, name=doc.get("name", base.name), images=base / Path(doc["images"]).expanduser(),
+        ratings=base / Path(doc["ratings"]).expanduser(),
         file_column=doc["file_column"].strip(), category_column=doc["category_column"].strip(),
         categories=lists["categories"], rating_columns=lists["rating_columns"],
-        disgust_column=doc.get("disgust_column"),
+        disgust_column=doc.get("disgust_column"), rating_scale=scale,
     )
 
 
@@ -174,6 +206,19 @@ def parse_ratings(spec: RatedSetSpec, table: pd.DataFrame) -> tuple[pd.DataFrame
     return numeric[list(columns)].astype(float), tuple(columns)
 
 
+def check_scale(spec: RatedSetSpec, ratings: pd.DataFrame, columns) -> None:
+    """Mean ratings outside the declared scale are a typo (or another scale): refuse them."""
+    if spec.rating_scale is None:
+        return
+    low, high = spec.rating_scale
+    for col in columns:
+        bad = ((ratings[col] < low) | (ratings[col] > high)).to_numpy()
+        if bad.any():
+            raise UserError(f"ratings CSV {spec.ratings} column {col!r} has values {_listed(ratings.loc[bad, col].tolist())} "
+                            f"on lines {_listed(_rows(bad))} outside the rating_scale {[low, high]} of "
+                            f"{spec.sidecar.name}; fix the values or the scale")
+
+
 def _categories(spec: RatedSetSpec, table: pd.DataFrame) -> tuple[str, ...]:
     cats = table[spec.category_column]
     empty = cats == ""
@@ -225,13 +270,18 @@ def match_images(spec: RatedSetSpec, table: pd.DataFrame) -> list[Path]:
     return matched
 
 
-def load_rated_set(path: Path, verify: bool = True) -> StimulusSet:
-    """Load and validate a rated set described by a ``dirti-bench.json`` sidecar."""
+def load_rated_set(path: Path, verify: bool = True, note=None) -> StimulusSet:
+    """Load and validate a rated set described by a ``dirti-bench.json`` sidecar. ``note`` (a
+    callable) hears where files outside the sidecar's folder are read from."""
     spec = read_spec(path)
+    for line in spec.outside() if note is not None else ():
+        note(line)
     table = read_table(spec)
     ratings, columns = parse_ratings(spec, table)
     categories = _categories(spec, table)
     paths = match_images(spec, table)
+    aligned = tuple(c for c in columns if c != spec.disgust_column and not is_spread_column(c))
+    check_scale(spec, ratings, [*aligned, *([spec.disgust_column] if spec.disgust_column else [])])
     stimuli = []
     for path_i, category, values in zip(paths, table[spec.category_column], ratings.to_dict("records"), strict=True):
         if verify:
@@ -239,4 +289,5 @@ def load_rated_set(path: Path, verify: bool = True) -> StimulusSet:
         stimuli.append(Stimulus(id=path_i.stem, file_name=path_i.name, path=path_i, category=category,
                                 neutral=False, ratings=values, sha256=file_sha256(path_i)))
     return StimulusSet(name=spec.name, root=spec.sidecar.parent, stimuli=tuple(stimuli), categories=categories,
-                       rating_columns=columns, disgust_column=spec.disgust_column or DISGUST_RATING)
+                       rating_columns=columns, disgust_column=spec.disgust_column or DISGUST_RATING,
+                       aligned_ratings=aligned, rating_scale=spec.rating_scale)

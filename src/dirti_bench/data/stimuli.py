@@ -8,6 +8,7 @@ this boundary so later stages can trust the data.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
@@ -16,9 +17,10 @@ from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from ..errors import UserError
+from .pixels import CHECKED_MODES, check_pixels, too_large
 
 # The rating column disgust tasks read by default (DIRTI's mean disgust, all raters).
 DISGUST_RATING = "disg_mean_all"
@@ -44,6 +46,11 @@ class StimulusSet:
     rating_columns: tuple[str, ...]
     # The column disgust tasks read (a rated set may name its own; DIRTI's by default).
     disgust_column: str = DISGUST_RATING
+    # Rating columns a default run aligns with besides disgust: a rated set's own ratings. DIRTI's
+    # other columns (fear, valence, ...) are opt-in with --ratings.
+    aligned_ratings: tuple[str, ...] = ()
+    # The scale the mean ratings lie on (DIRTI: 1-9); None where the set does not say.
+    rating_scale: tuple[float, float] | None = None
 
     def __len__(self) -> int:
         return len(self.stimuli)
@@ -93,6 +100,12 @@ class StimulusSet:
         return pd.DataFrame(rows)
 
 
+def is_spread_column(name: str) -> bool:
+    """An SD, SE or rater-count column (``valence_SD``, ``Arousal N``): not a rating to align with."""
+    tokens = re.findall(r"[a-z0-9]+", re.sub(r"([a-z])([A-Z])", r"\1 \2", name).lower())
+    return any(t in {"sd", "std", "se", "sem", "n", "count"} for t in tokens)
+
+
 def normalise_name(name: str) -> str:
     """Case- and whitespace-tolerant key for matching file names to rating rows."""
     return re.sub(r"\s+", " ", str(name)).strip().lower()
@@ -116,10 +129,22 @@ def list_images(folder: Path) -> list[Path]:
 
 
 def verify_image(path: Path) -> None:
+    """Refuse, before anything is encoded, an image that is damaged, too large for PIL, or in a
+    pixel mode ``pixels.to_rgb`` cannot convert."""
     try:
         with Image.open(path) as im:
+            mode = im.mode
+            if mode not in CHECKED_MODES:
+                check_pixels(im, path)  # from the header
             im.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        if mode in CHECKED_MODES:  # whether they convert depends on the pixel values
+            with Image.open(path) as im:
+                check_pixels(im, path)
+    except UserError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise too_large(path, exc) from None
+    except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError... for damaged files
         raise UserError(
             f"corrupt or unreadable image {path}: {exc}; replace the file with an intact copy"
         ) from None
@@ -143,5 +168,4 @@ def images_by_stem(images: Sequence[Path], folder: Path) -> dict[str, Path]:
 def subset(stimuli: StimulusSet, ids: Sequence[str]) -> StimulusSet:
     wanted = set(ids)
     kept = tuple(s for s in stimuli.stimuli if s.id in wanted)
-    return StimulusSet(stimuli.name, stimuli.root, kept, stimuli.categories, stimuli.rating_columns,
-                       stimuli.disgust_column)
+    return dataclasses.replace(stimuli, stimuli=kept)

@@ -19,6 +19,8 @@ import numpy as np
 
 from ..atomic import write_bytes, write_text
 from ..data.stimuli import file_sha256
+from ..errors import UserError
+from ..paths import HOME_ENV
 
 DIGEST_BYTES = 32
 
@@ -38,7 +40,13 @@ class EmbeddingCache:
     def _path(self, kind: str, key: str) -> Path:
         return self.dir / kind / key[:2] / f"{key}.npy"
 
-    def get(self, kind: str, key: str) -> np.ndarray | None:
+    def has(self, kind: str, key: str) -> bool:
+        """Whether an entry exists (unchecked: ``get`` verifies it), for saying how much is cached."""
+        return self._path(kind, key).is_file()
+
+    def get(self, kind: str, key: str, width: int | None = None) -> np.ndarray | None:
+        """The cached vector, or None (a miss). A damaged entry, or one whose size is not ``width``
+        (when known), counts as corrupt: it is deleted, to be recomputed."""
         path = self._path(kind, key)
         try:
             blob = path.read_bytes()
@@ -50,7 +58,7 @@ class EmbeddingCache:
             if len(blob) <= DIGEST_BYTES or hashlib.sha256(payload).digest() != digest:
                 raise ValueError("checksum mismatch")
             vec = np.load(io.BytesIO(payload), allow_pickle=False)
-            if vec.ndim != 1 or not np.isfinite(vec).all():
+            if vec.ndim != 1 or not np.isfinite(vec).all() or width is not None and vec.shape[0] != width:
                 raise ValueError("bad array")
         except ValueError:
             self.corrupt += 1
@@ -60,6 +68,16 @@ class EmbeddingCache:
         self.hits += 1
         return vec
 
+    def forget_hits(self, n: int) -> None:
+        """``n`` entries counted as hits turned out to be of the wrong size: corrupt misses after all."""
+        self.hits -= n
+        self.misses += n
+        self.corrupt += n
+
+    def recorded_width(self) -> int | None:
+        width = self.read_meta().get(WIDTH_KEY)
+        return width if isinstance(width, int) and not isinstance(width, bool) and width > 0 else None
+
     def put(self, kind: str, key: str, vec: np.ndarray) -> None:
         buf = io.BytesIO()
         np.save(buf, np.ascontiguousarray(vec, dtype=np.float32), allow_pickle=False)
@@ -67,10 +85,12 @@ class EmbeddingCache:
         write_bytes(self._path(kind, key), payload + hashlib.sha256(payload).digest())
 
     def read_meta(self) -> dict:
+        """What was recorded beside the entries; a missing or damaged file (not a JSON object) is empty."""
         try:
-            return json.loads((self.dir / "meta.json").read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
+            meta = json.loads((self.dir / "meta.json").read_text())
+        except (OSError, ValueError):  # missing, unreadable, not JSON, not UTF-8
             return {}
+        return meta if isinstance(meta, dict) else {}
 
     def write_meta(self, meta: dict) -> None:
         write_text(self.dir / "meta.json", json.dumps({**self.identity, **meta}, indent=2, sort_keys=True, default=str))
@@ -78,6 +98,7 @@ class EmbeddingCache:
 
 # run-info facts only a built model knows; kept beside the cache so a run of all hits still reports them
 RECORDED_IN_CACHE = ("weights_sha256", "text_encoding")
+WIDTH_KEY = "embedding_width"  # recorded with the first fresh embeddings; entries of another size are corrupt
 
 
 class CachedEncoder:
@@ -86,6 +107,8 @@ class CachedEncoder:
     def __init__(self, encoder, cache_root: Path):
         self.encoder = encoder
         self.cache = EmbeddingCache(cache_root, encoder.identity())
+        # Prompt embeddings already read this run: ensembles, template and threshold sweeps share prompts.
+        self._texts: dict[str, np.ndarray] = {}
 
     def run_info(self) -> dict:
         info = dict(self.encoder.run_info())
@@ -99,22 +122,37 @@ class CachedEncoder:
         return self.encoder.identity()
 
     def _encode(self, kind: str, keys: list[str], items: list, compute) -> np.ndarray:
-        vecs: list[np.ndarray | None] = [self.cache.get(kind, k) for k in keys]
+        width = self.cache.recorded_width()
+        vecs: list[np.ndarray | None] = [self.cache.get(kind, k, width) for k in keys]
         todo = [i for i, v in enumerate(vecs) if v is None]
         if todo:
-            fresh = compute([items[i] for i in todo])
-            for i, vec in zip(todo, fresh, strict=True):
+            self._store(kind, keys, todo, compute([items[i] for i in todo]), vecs)
+        if len({v.shape[0] for v in vecs}) > 1:
+            # Entries of several sizes and no (or a wrong) recorded width: the model decides which are
+            # corrupt. Everything is recomputed once; those of another size are replaced and counted.
+            fresh = np.asarray(compute(items))
+            wrong = [i for i, v in enumerate(vecs) if v.shape[0] != fresh.shape[1]]
+            self.cache.forget_hits(len(wrong))  # all cached: fresh ones have the model's size
+            self._store(kind, keys, wrong, fresh[wrong], vecs)
+        return np.stack(vecs).astype(np.float32) if vecs else np.zeros((0, 0), np.float32)
+
+    def _store(self, kind: str, keys: list[str], index: list[int], fresh, vecs: list) -> None:
+        """Put freshly computed vectors (a disk error is the user's to fix) and record what only a
+        built model knows, the embedding width included."""
+        try:
+            for i, vec in zip(index, fresh, strict=True):
                 self.cache.put(kind, keys[i], vec)
                 vecs[i] = vec
             meta = self.cache.read_meta()
             info = self.encoder.run_info()
             fresh_meta = {key: info[key] for key in RECORDED_IN_CACHE if info.get(key)}
+            if len(index):
+                fresh_meta[WIDTH_KEY] = int(np.asarray(vecs[index[0]]).shape[0])
             if any(meta.get(key) != value for key, value in fresh_meta.items()):
                 self.cache.write_meta({**meta, **fresh_meta})
-        dims = {v.shape[0] for v in vecs}
-        if len(dims) > 1:
-            raise RuntimeError(f"cache {self.cache.dir} holds embeddings of several sizes {dims}")
-        return np.stack(vecs).astype(np.float32) if vecs else np.zeros((0, 0), np.float32)
+        except OSError as exc:
+            raise UserError(f"cannot write the embedding cache in {self.cache.dir} ({exc.strerror or exc}); free "
+                            f"some space or point {HOME_ENV} to a writable folder") from None
 
     def encode_images(self, paths: Sequence[Path], keys: Sequence[str] | None = None) -> np.ndarray:
         """``keys``: the images' sha256 when the caller already hashed them (the loaders do)."""
@@ -124,8 +162,13 @@ class CachedEncoder:
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         texts = list(texts)
-        keys = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
-        return self._encode("text", keys, texts, self.encoder.encode_texts)
+        new = list(dict.fromkeys(t for t in texts if t not in self._texts))
+        if new:
+            keys = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in new]
+            self._texts.update(zip(new, self._encode("text", keys, new, self.encoder.encode_texts), strict=True))
+        if not texts:
+            return np.zeros((0, 0), np.float32)
+        return np.stack([self._texts[t] for t in texts]).astype(np.float32)
 
     @property
     def forward_calls(self) -> int:

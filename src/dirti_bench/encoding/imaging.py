@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..data.pixels import orientation, to_rgb, too_large
 from ..errors import UserError
 from .precision import input_dtype
 from .vectors import l2_normalise
@@ -145,11 +146,16 @@ def _sizes(size) -> list[int]:
 
 
 def open_rgb(path: Path, draft_to: int | None) -> Image.Image:
-    """Decoded RGB image; with ``draft_to``, JPEGs decode at the smallest DCT scale keeping both sides >= it."""
-    with Image.open(path) as im:
-        if draft_to and im.format == "JPEG":
-            im.draft("RGB", (draft_to, draft_to))
-        return im.convert("RGB")
+    """Decoded upright 8-bit RGB image, whatever the file's mode (``data.pixels.to_rgb``); with
+    ``draft_to``, JPEGs decode at the smallest DCT scale keeping both sides >= it."""
+    try:
+        with Image.open(path) as im:
+            turn = orientation(im)  # from the header, before draft() and decoding
+            if draft_to and im.format == "JPEG":
+                im.draft("RGB", (draft_to, draft_to))
+            return to_rgb(im, path, turn)
+    except Image.DecompressionBombError as exc:
+        raise too_large(path, exc) from None
 
 
 @dataclass(frozen=True)
@@ -182,14 +188,16 @@ def _decode_one(path: Path, plan: DecodePlan):
 
 
 def _decode_batch(paths: Sequence[Path], plan: DecodePlan, stacked: bool = False):
-    """Decoded items (with ``stacked``, already one batch tensor), or the first failure as a message
-    naming the file (raised in the main thread)."""
+    """Decoded items (with ``stacked``, already one batch tensor), or the first failure as a one-line
+    message naming the file (raised in the main thread)."""
     items = []
     for path in paths:
         try:
             items.append(_decode_one(path, plan))
+        except UserError as exc:  # a mode it cannot convert, a decompression bomb: already one line
+            return None, str(exc)
         except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError... for damaged files
-            return None, f"{path}: {exc}"
+            return None, f"cannot decode image {path}: {exc}; replace the file with an intact copy"
     return (stack_batch(items, plan.split, plan.tensor_resize) if stacked else items), ""
 
 
@@ -293,7 +301,7 @@ def _join_tensors(parts: list):
 def _checked(result):
     items, error = result
     if error:
-        raise UserError(f"cannot decode image {error}; replace the file with an intact copy")
+        raise UserError(error)
     return items
 
 

@@ -12,16 +12,20 @@ double in ``tests/`` also implements:
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
+from ..data.pixels import PIXEL_RULES
 from ..data.stimuli import file_sha256
 from ..errors import UserError
+from ..quiet import held_back
 from .imaging import DEFAULT_DECODE, check_decode, encode_image_paths
 from .precision import DEFAULT_PRECISION, apply_precision, check_precision
 from .text import encode_texts, text_path
@@ -57,11 +61,22 @@ def known_model(name: str) -> bool:
     return name in open_clip.list_models()
 
 
+def _cpu_only_machine() -> bool:
+    """Linux without NVIDIA, AMD (ROCm) or WSL GPU device nodes, and torch not yet loaded: torch could
+    only answer cpu, so a warm run (all embeddings cached) need not import it to ask."""
+    import glob
+    import sys
+
+    if "torch" in sys.modules or not sys.platform.startswith("linux"):
+        return False
+    return not (glob.glob("/dev/nvidia*") or os.path.exists("/dev/kfd") or os.path.exists("/dev/dxg"))
+
+
 def resolve_device(device: str) -> str:
     if device not in DEVICES:
         raise UserError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
-    if device == "cpu":
-        return device  # always there; skipping the torch import keeps warm re-runs fast
+    if device == "cpu" or device == "auto" and _cpu_only_machine():
+        return "cpu"  # always there; skipping the torch import keeps warm re-runs fast
     import torch
 
     cuda = torch.cuda.is_available()
@@ -99,6 +114,28 @@ class WeightsSpec:
                                 "an open_clip tag such as 'openai', or 'random'")
             return cls("file", str(path.resolve()))
         return cls("tag", pretrained)
+
+
+RANDOM_WEIGHTS_WARNING = "No pretrained weights loaded"
+
+
+@contextmanager
+def random_weights_quietly(random: bool = True):
+    """Building a model with random weights on purpose: drop open_clip's "No pretrained weights
+    loaded" warning (it logs through the root logger), which would only read like an error."""
+    if not random:
+        yield
+        return
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not str(record.getMessage()).startswith(RANDOM_WEIGHTS_WARNING)
+
+    root = logging.getLogger()
+    root.addFilter(keep)
+    try:
+        yield
+    finally:
+        root.removeFilter(keep)
 
 
 class ClipEncoder:
@@ -146,7 +183,7 @@ class ClipEncoder:
         weights = {"random": f"random:seed={self.seed}", "file": f"sha256:{self._weights_sha256}",
                    "hf-hub": self.weights.value, "tag": f"tag:{self.weights.value}"}[self.weights.kind]
         identity = {"model": self.model_name, "weights": weights, "open_clip": version("open_clip_torch"),
-                    "preprocess": self.preprocess_id}
+                    "preprocess": self.preprocess_id, "pixels": PIXEL_RULES}
         if self.precision != DEFAULT_PRECISION:  # fp32 keys stay what they were before precisions existed
             identity["precision"] = self.precision
         return identity
@@ -163,7 +200,8 @@ class ClipEncoder:
     def run_info(self) -> dict:
         return {"model": self.model_name, "pretrained": self.weights.value, "weights_kind": self.weights.kind,
                 "weights_sha256": self._weights_sha256, "device": self.device, "smoke_run": self.smoke_run,
-                "seed": self.seed, "preprocess": self.preprocess_id, "text_encoding": self.text_path,
+                "seed": self.seed, "preprocess": self.preprocess_id, "pixels": PIXEL_RULES,
+                "text_encoding": self.text_path,
                 "precision": self.precision, "precision_check": self.precision_check}
 
     # ---------------------------------------------------------------- model
@@ -183,7 +221,12 @@ class ClipEncoder:
         elif self.weights.kind == "hf-hub":
             name, pretrained = self.weights.value, None
         try:
-            model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained, device=self.device)
+            # open_clip logs 'ERROR:root:...' before raising: held back, the user gets our one line.
+            # Random weights are asked for on purpose: the run says so in a line of its own, so
+            # open_clip's "No pretrained weights loaded" warning would only read like an error.
+            with held_back(), random_weights_quietly(self.weights.kind == "random"):
+                model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained,
+                                                                             device=self.device)
         except UserError:
             raise
         except Exception as exc:  # open_clip/torch/hub raise many types; all are the user's to fix

@@ -10,9 +10,9 @@
   out-of-fold R² of the intercept-only model on the same folds, and r and rho
   over their noise ceilings, as published alignment results report them.
 
-Both write one prediction row per stimulus (per CV repeat for the probe) with
-the human rating as ``y_true`` and the model score as ``y_pred``, so every
-number is recomputable from predictions.csv with scipy/scikit-learn.
+Both write one row per stimulus (per CV repeat for the probe) with the mean
+human ``rating`` and the model's ``score``, so every number is recomputable
+from alignment_predictions.csv with scipy/scikit-learn.
 
 scipy and scikit-learn load when a scenario runs, so importing the evaluators stays cheap.
 """
@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 
 from ..contracts import DEFAULT_N_RATERS, TUNED, AlignmentOptions, ScenarioResult
-from ..errors import UserError
+from ..errors import ScenarioNotRunnable, UserError
 from ..prompts import PromptSet, resolve_pair
-from ..results import PREDICTION_COLUMNS
+from ..results import ALIGNMENT_COLUMNS
 from .penalty import RIDGE_ALPHAS, fit_tuned_ridge, fixed_penalty, penalty_summary
 from .rating_stats import (
     correlations,
@@ -49,11 +49,11 @@ N_RATERS_SOURCE = (f"assumed default ({DEFAULT_N_RATERS}), not taken from the DI
 def _rated(ctx, scenario) -> tuple[str, np.ndarray, np.ndarray, list[str], list[str]]:
     """Rating column, rows of the stimuli that carry it, their ratings, ids and categories."""
     stimuli = ctx.stimuli
-    rating = stimuli.require_rating(ctx.rating_column(scenario))
+    rating = ctx.rated_column(scenario)
     rows = np.array([i for i, s in enumerate(stimuli.stimuli) if rating in s.ratings], dtype=int)
     if rows.size < 3:
-        raise UserError(f"only {rows.size} stimuli of {stimuli.name} have a {rating!r} rating; "
-                        "alignment needs at least 3")
+        raise ScenarioNotRunnable(f"only {rows.size} stimuli of {stimuli.name} have a {rating!r} rating; "
+                                  "alignment needs at least 3")
     chosen = [stimuli.stimuli[i] for i in rows]
     y = np.array([s.ratings[rating] for s in chosen], dtype=float)
     return rating, rows, y, [s.id for s in chosen], [s.category for s in chosen]
@@ -88,9 +88,13 @@ def _ceiling(ctx, scenario, rating: str, chosen_ids: list[str], seed: int) -> tu
     return metrics, ci, {**options, "ceiling_sims": sims}, {}
 
 
-def _predictions(scenario_id: str, ids, y_true, y_pred, folds) -> pd.DataFrame:
-    return pd.DataFrame({"scenario": scenario_id, "stimulus": list(ids), "y_true": list(y_true),
-                         "y_pred": list(y_pred), "fold": list(folds)})[PREDICTION_COLUMNS]
+def _predictions(scenario_id: str, ids, categories, rating, score, repeats=None, folds=None) -> pd.DataFrame:
+    """alignment_predictions.csv rows; ``repeats``/``folds`` None (zero-shot) leave the cells empty."""
+    n = len(ids)
+    return pd.DataFrame({"scenario": scenario_id, "stimulus": list(ids), "category": list(categories),
+                         "rating": np.asarray(rating, dtype=float), "score": np.asarray(score, dtype=float),
+                         "repeat": [None] * n if repeats is None else [int(r) for r in repeats],
+                         "fold": [None] * n if folds is None else [int(f) for f in folds]})[ALIGNMENT_COLUMNS]
 
 
 def _result(scenario, ctx, n, metrics, ci, options, extra, predictions) -> ScenarioResult:
@@ -134,11 +138,30 @@ def evaluate_zeroshot(scenario, ctx) -> ScenarioResult:
                "prompts_low": list(low), "score": rule, "logit_scale": scale, "n_boot": n_boot,
                "n_perm": n_perm, **ceiling_opts}
     extra = {"within_category": per_cat, **note}
-    return _result(scenario, ctx, len(y), metrics, ci | within_ci | ceiling_ci, options, extra,
-                   _predictions(scenario.id, ids, y, score, [""] * len(y)))
+    result = _result(scenario, ctx, len(y), metrics, ci | within_ci | ceiling_ci, options, extra,
+                     _predictions(scenario.id, ids, cats, y, score))
+    result.prompts = tuple([("high", p) for p in high] + [("low", p) for p in low])
+    return result
 
 
 # ---------------------------------------------------------------- probe
+
+def check_strata(groups) -> int:
+    """The smallest category's size, or ScenarioNotRunnable where one has a single rated stimulus."""
+    names, counts = np.unique(np.asarray(groups, dtype=object), return_counts=True)
+    if counts.min() < 2:
+        raise ScenarioNotRunnable(f"category {str(names[counts.argmin()])!r} has only 1 rated stimulus; the "
+                                  "probe's folds are stratified by category and need at least 2 per category")
+    return int(counts.min())
+
+
+def check_zeroshot_runnable(scenario, ctx) -> None:
+    _rated(ctx, scenario)
+
+
+def check_probe_runnable(scenario, ctx) -> None:
+    check_strata(_rated(ctx, scenario)[4])
+
 
 def cv_predictions(X: np.ndarray, y: np.ndarray, groups, folds: int, repeats: int, seed: int,
                    alpha: float | str = TUNED) -> tuple[np.ndarray, np.ndarray, int, list[dict]]:
@@ -154,11 +177,7 @@ def cv_predictions(X: np.ndarray, y: np.ndarray, groups, folds: int, repeats: in
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    names, counts = np.unique(np.asarray(groups, dtype=object), return_counts=True)
-    if counts.min() < 2:
-        raise UserError(f"category {str(names[counts.argmin()])!r} has only 1 rated stimulus; the stratified probe "
-                        "needs at least 2 per category (remove it from the set or add images)")
-    used = int(min(folds, counts.min()))
+    used = min(folds, check_strata(groups))
     cv = RepeatedStratifiedKFold(n_splits=used, n_repeats=repeats, random_state=seed)
     oof = np.full((repeats, len(y)), np.nan)
     fold_of = np.zeros((repeats, len(y)), dtype=int)
@@ -173,10 +192,6 @@ def cv_predictions(X: np.ndarray, y: np.ndarray, groups, folds: int, repeats: in
         oof[repeat, test] = model.predict(X[test])
         fold_of[repeat, test] = fold
     return oof, fold_of, used, selections
-
-
-def _fold_label(repeat: int, fold: int) -> str:
-    return f"r{repeat}f{fold}"
 
 
 def evaluate_probe(scenario, ctx) -> ScenarioResult:
@@ -194,7 +209,8 @@ def evaluate_probe(scenario, ctx) -> ScenarioResult:
     ceiling, ceiling_ci, ceiling_opts, note = _ceiling(ctx, scenario, rating, ids, ctx.seed)
     metrics |= ceiling | over_ceiling(metrics, ceiling)
     if alpha == TUNED:
-        penalty = penalty_summary("alpha", selections, [_fold_label(r, f) for r in range(repeats) for f in range(used)])
+        penalty = penalty_summary("alpha", selections, [{"repeat": r, "fold": f} for r in range(repeats)
+                                                            for f in range(used)])
         alpha_opts = {"alpha": TUNED, "alpha_grid_initial": [min(RIDGE_ALPHAS), max(RIDGE_ALPHAS)]}
     else:
         penalty, alpha_opts = fixed_penalty("alpha", alpha), {"alpha": alpha}
@@ -204,6 +220,6 @@ def evaluate_probe(scenario, ctx) -> ScenarioResult:
     extra = {"within_category": per_cat, "penalty": penalty, **note}
     if used < folds:
         extra["folds_note"] = f"reduced from {folds} to {used} folds: the smallest category has {used} stimuli"
-    fold_labels = [_fold_label(r, fold_of[r, i]) for r in range(repeats) for i in range(len(y))]
-    predictions = _predictions(scenario.id, ids * repeats, np.tile(y, repeats), oof.ravel(), fold_labels)
+    predictions = _predictions(scenario.id, ids * repeats, cats * repeats, np.tile(y, repeats), oof.ravel(),
+                               np.repeat(np.arange(repeats), len(y)), fold_of.ravel())
     return _result(scenario, ctx, len(y), metrics, ci | ceiling_ci, options, extra, predictions)

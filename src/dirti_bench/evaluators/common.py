@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 
 from ..contracts import ScenarioResult
+from ..errors import ScenarioNotRunnable
 from ..labels import LabelSpace, check_consistency
-from ..results import PREDICTION_COLUMNS
+from ..results import CLASSIFICATION_RESULT_COLUMNS
 from .metrics import bootstrap_ci, classification_metrics
 
 _limited = 0  # nesting depth of one_thread: only the outermost call sets the limit
@@ -36,6 +37,17 @@ def one_thread() -> Iterator[None]:
         _limited -= 1
 
 
+def runnable_space(scenario, ctx) -> LabelSpace:
+    """The scenario's label space, or ScenarioNotRunnable where the data has no rating for it
+    (``ctx.label_space``) or gives it fewer than 2 classes."""
+    space = ctx.label_space(scenario)
+    if len(space) < 2:
+        only = f" ({space.names[0]!r})" if space.names else ""
+        what = "category" if space.task == "category" else f"{space.task} class"
+        raise ScenarioNotRunnable(f"only one {what}{only} in the data; a classification needs at least 2")
+    return space
+
+
 def dropped_reasons(space: LabelSpace) -> dict[str, str]:
     """Why each dropped class left the space; build_label_space only drops classes without stimuli."""
     reasons = dict(space.drop_reasons)
@@ -44,19 +56,23 @@ def dropped_reasons(space: LabelSpace) -> dict[str, str]:
 
 def classification_result(
     scenario, space: LabelSpace, prompt_classes: Sequence[str] | None,
-    stimulus_ids: Sequence[str], y_true: np.ndarray, y_pred: np.ndarray,
+    stimulus_ids: Sequence[str], y_true: np.ndarray, y_pred: np.ndarray, confidence: np.ndarray,
     folds: Sequence | None = None, seed: int = 0, options: dict | None = None,
     fold_metrics: dict | None = None, extra: dict | None = None,
 ) -> ScenarioResult:
-    """Validate against the label space, then score with scikit-learn."""
+    """Validate against the label space, then score with scikit-learn.
+
+    ``confidence``: the predicted class's probability per stimulus (how sure the model was).
+    """
     check_consistency(space, space.names if prompt_classes is None else prompt_classes, y_true, y_pred)
     labels = space.names
     true_names, pred_names = space.decode(y_true), space.decode(y_pred)
     scored = classification_metrics(true_names, pred_names, labels)
     predictions = pd.DataFrame({
         "scenario": scenario.id, "stimulus": list(stimulus_ids), "y_true": true_names, "y_pred": pred_names,
-        "fold": [""] * len(true_names) if folds is None else list(folds),
-    })[PREDICTION_COLUMNS]
+        "confidence": np.asarray(confidence, dtype=float),
+        "fold": [None] * len(true_names) if folds is None else [int(f) for f in folds],
+    })[CLASSIFICATION_RESULT_COLUMNS]
     return ScenarioResult(
         id=scenario.id, task=space.task, labels=labels, n=len(true_names),
         metrics=scored["metrics"], per_class=scored["per_class"], confusion=scored["confusion"],
@@ -65,6 +81,6 @@ def classification_result(
         options={**scenario.options.to_dict(), **space.options(), "dropped_reasons": dropped_reasons(space),
                  **(options or {})},
         ci=bootstrap_ci(true_names, pred_names, labels, seed=seed), folds=fold_metrics,
-        extra=extra or {}, predictions=predictions,
+        extra={"display_order": space.display_order(), **(extra or {})}, predictions=predictions,
         prompt_classes=None if prompt_classes is None else tuple(prompt_classes),
     )

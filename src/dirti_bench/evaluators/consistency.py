@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 
 from ..errors import LabelConsistencyError
 from ..labels import LabelSpace, check_consistency
@@ -62,31 +63,31 @@ def check_result(result, space: LabelSpace, prompt_classes: Sequence[str] | None
 
 
 def _recomputed_alignment(preds) -> dict[str, float]:
-    """Spearman/Pearson (zero-shot: one row per stimulus) or per-repeat R², Pearson's r, rho and
-    RMSE averaged over repeats, and the intercept-only model's out-of-fold R² (each fold's
-    training mean predicted for its test part), for the probe (fold labels ``r<repeat>f<fold>``),
-    from the predictions alone."""
+    """Spearman/Pearson (zero-shot: one row per stimulus, no repeat) or, for the probe, per-repeat R²,
+    Pearson's r, rho and RMSE averaged over repeats, and the intercept-only model's out-of-fold R²
+    (each fold's training mean predicted for its test part), from the alignment_predictions rows alone."""
     from scipy.stats import pearsonr, spearmanr
     from sklearn.metrics import r2_score, root_mean_squared_error
 
-    y_true = preds["y_true"].astype(float).to_numpy()
-    y_pred = preds["y_pred"].astype(float).to_numpy()
-    folds = preds["fold"].astype(str)
-    if (folds.str.strip() == "").all():
-        return {"spearman_rho": float(spearmanr(y_true, y_pred).statistic),
-                "pearson_r": float(pearsonr(y_true, y_pred).statistic)}
-    parts = folds.str.extract(r"^r(\d+)f(\d+)$")
+    rating = preds["rating"].astype(float).to_numpy()
+    score = preds["score"].astype(float).to_numpy()
+    repeats = pd.Series(preds["repeat"]).reset_index(drop=True)
+    if repeats.isna().all():
+        return {"spearman_rho": float(spearmanr(rating, score).statistic),
+                "pearson_r": float(pearsonr(rating, score).statistic)}
+    folds = pd.Series(preds["fold"]).reset_index(drop=True).to_numpy()
     per = {"r2": [], "pearson_r": [], "spearman_rho": [], "rmse": [], "r2_intercept_only": []}
-    for _, rows in preds.assign(_fold=parts[1].to_numpy()).groupby(parts[0].to_numpy(), sort=True):
-        t, p = rows["y_true"].astype(float), rows["y_pred"].astype(float)
+    for repeat in sorted(repeats.dropna().unique()):
+        rows = (repeats == repeat).to_numpy()
+        t, p, fold = rating[rows], score[rows], folds[rows]
         per["r2"].append(r2_score(t, p))
         with warnings.catch_warnings():  # constant predictions: r is undefined (nan), as recorded
             warnings.simplefilter("ignore")
             per["pearson_r"].append(pearsonr(t, p).statistic)
             per["spearman_rho"].append(spearmanr(t, p).statistic)
         per["rmse"].append(root_mean_squared_error(t, p))
-        training_mean = {f: t[rows["_fold"] != f].mean() for f in rows["_fold"].unique()}
-        per["r2_intercept_only"].append(r2_score(t, rows["_fold"].map(training_mean)))
+        training_mean = {f: t[fold != f].mean() for f in np.unique(fold)}
+        per["r2_intercept_only"].append(r2_score(t, [training_mean[f] for f in fold]))
     out = {name: float(np.mean(values)) for name, values in per.items()}
     return out | {"r2_gain_over_intercept_only": out["r2"] - out["r2_intercept_only"]}
 
@@ -118,6 +119,27 @@ def check_alignment_result(result) -> None:
                          recomputed[name] / result.metrics[ceiling])
 
 
+def check_sweep(result) -> None:
+    """Raise unless every sweep point's predictions lie in its labels and give its n and accuracy."""
+    preds = result.sweep_predictions
+    if preds is None:
+        _fail(result, "sweep result has no sweep predictions to recompute its points from")
+    by_point = dict(tuple(preds.groupby("point", sort=False)))
+    if set(by_point) != {p["point"] for p in result.sweep} or len(by_point) != len(result.sweep):
+        _fail(result, f"sweep points {[p['point'] for p in result.sweep]} differ from the points of its "
+                      f"predictions {list(by_point)}")
+    for point in result.sweep:
+        rows = by_point[point["point"]]
+        outside = sorted((set(rows["y_true"]) | set(rows["y_pred"])) - set(point["labels"]))
+        if outside:
+            _fail(result, f"sweep point {point['point']!r} predicts classes {outside} outside its labels")
+        accuracy = float((rows["y_true"] == rows["y_pred"]).mean()) if len(rows) else float("nan")
+        if point["n"] != len(rows) or point["n_classes"] != len(point["labels"]) or not np.isclose(
+                point["metrics"]["accuracy"], accuracy, rtol=1e-9, atol=1e-12, equal_nan=True):
+            _fail(result, f"sweep point {point['point']!r} records n={point['n']}, accuracy "
+                          f"{point['metrics']['accuracy']}, but its predictions give n={len(rows)}, accuracy {accuracy}")
+
+
 def check_scenario_result(result, scenario, ctx) -> None:
     """The check every result passes before it is written, whichever path ran it."""
     if result.id != scenario.id or result.task != scenario.task:
@@ -126,3 +148,5 @@ def check_scenario_result(result, scenario, ctx) -> None:
         check_result(result, ctx.label_space(scenario), result.prompt_classes)
     else:
         check_alignment_result(result)
+    if result.sweep is not None:
+        check_sweep(result)

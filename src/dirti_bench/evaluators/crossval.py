@@ -16,9 +16,9 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from ..errors import UserError
+from ..errors import ScenarioNotRunnable
 from ..labels import LabelSpace
-from .common import classification_result
+from .common import classification_result, runnable_space
 from .metrics import HEADLINE_METRICS, classification_metrics
 from .penalty import penalty_summary
 
@@ -41,8 +41,9 @@ def stratifiable_space(scenario, space: LabelSpace, folds: int) -> tuple[LabelSp
         space = space.without([n for n, c in counts.items() if c < folds],
                               f"fewer than {folds} examples for {folds} stratified parts (small_class_policy=drop)")
     if len(space) < 2:
-        raise UserError(f"scenario {scenario.id}: fewer than 2 classes have enough examples "
-                        f"(support {counts}); use small_class_policy=reduce-folds or a larger stimulus set")
+        need = 2 if policy == "reduce-folds" else folds
+        raise ScenarioNotRunnable(f"fewer than 2 {space.task} classes have {need} or more examples to stratify "
+                                  f"(support {counts})")
     return space, min(folds, min(space.support().values()))
 
 
@@ -59,55 +60,79 @@ def _fold_summary(true_names, pred_names, fold_of, labels, n_splits: int) -> dic
             "sd": {m: float(v.std(ddof=1)) for m, v in values.items()}, "sd_ddof": 1}
 
 
+def predict_with_confidence(model, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The fitted model's own predictions (KNN's tie rule included) and each one's probability
+    (KNN: the predicted class's vote share; the probe: its predicted probability)."""
+    y_pred = model.predict(x)
+    proba = model.predict_proba(x)
+    column = np.searchsorted(np.asarray(model.classes_), y_pred)
+    return y_pred, proba[np.arange(len(y_pred)), column]
+
+
+def holdout_space(scenario, ctx) -> LabelSpace:
+    """The space a stratified holdout split can hold on both sides, or ScenarioNotRunnable."""
+    space, _ = stratifiable_space(scenario, runnable_space(scenario, ctx), 2)
+    n, n_classes = len(space.stimulus_ids), len(space)
+    n_test = math.ceil(scenario.options.test_size * n)
+    if n_test < n_classes or n - n_test < n_classes:
+        raise ScenarioNotRunnable(f"a stratified {n - n_test}/{n_test} split of {n} stimuli cannot hold all "
+                                  f"{n_classes} classes on both sides")
+    return space
+
+
+def cv_space(scenario, ctx) -> tuple[LabelSpace, int]:
+    return stratifiable_space(scenario, runnable_space(scenario, ctx), scenario.options.folds)
+
+
+def cv_splits(y: np.ndarray, n_splits: int, seed: int) -> list:
+    """The (train, test) parts of the stratified K-fold CV: they depend on the labels alone, so a
+    runnable check can make them before any image is encoded."""
+    cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    return list(cv.split(np.zeros(len(y)), y))
+
+
 def holdout(scenario, ctx, make_model: ModelFactory):
     """The study protocol done right: one stratified split (default 70/30, seed 42)."""
     test_size, seed = scenario.options.test_size, scenario.options.split_seed
-    space, _ = stratifiable_space(scenario, ctx.label_space(scenario), 2)
-    n, n_classes = len(space.stimulus_ids), len(space)
-    n_test = math.ceil(test_size * n)
-    if n_test < n_classes or n - n_test < n_classes:
-        raise UserError(f"scenario {scenario.id}: a stratified {n - n_test}/{n_test} split of {n} stimuli cannot "
-                        f"hold all {n_classes} classes on both sides; change test_size or use more stimuli")
-    rows = np.arange(n)
+    space = holdout_space(scenario, ctx)
+    rows = np.arange(len(space.stimulus_ids))
     train, test = train_test_split(rows, test_size=test_size, random_state=seed, stratify=space.y_true)
     test = np.sort(test)  # predictions in stimulus-set order
     model, model_opts = make_model(len(train))
     x = ctx.features_for(space)
     model.fit(x[train], space.y_true[train])
-    y_pred = model.predict(x[test])
+    y_pred, confidence = predict_with_confidence(model, x[test])
     return classification_result(
         scenario, space, None, [space.stimulus_ids[i] for i in test], space.y_true[test], y_pred,
-        seed=ctx.seed, options={"n_train": len(train), "n_test": len(test), **model_opts},
+        confidence, seed=ctx.seed, options={"n_train": len(train), "n_test": len(test), **model_opts},
     )
 
 
 def cross_validated(scenario, ctx, make_model: ModelFactory):
     """Stratified K-fold CV: per-fold metrics plus pooled out-of-fold predictions."""
-    folds, seed = scenario.options.folds, scenario.options.split_seed
-    space, n_splits = stratifiable_space(scenario, ctx.label_space(scenario), folds)
-    cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    seed = scenario.options.split_seed
+    space, n_splits = cv_space(scenario, ctx)
     x, y = ctx.features_for(space), space.y_true
-    splits = list(cv.split(x, y))
-    fold_of = np.empty(len(y), dtype=int)
-    for fold, (_, test) in enumerate(splits):
-        fold_of[test] = fold
-    smallest_train = len(y) - int(np.bincount(fold_of).max())
+    splits = cv_splits(y, n_splits, seed)
+    smallest_train = min(len(train) for train, _ in splits)
     model, model_opts = make_model(smallest_train)
-    # One fresh model per fold, fitted on its training part only (cross_val_predict does the same but
-    # discards the fitted models, and with them any penalty a model chose on its training part).
-    y_pred = np.empty_like(y)
+    # One fresh model per fold, fitted on its training part only, predicting and scoring from that fit
+    # (cross_val_predict does the same but discards the fitted models, and with them any penalty a
+    # model chose on its training part).
+    fold_of, y_pred, confidence = np.empty(len(y), dtype=int), np.empty(len(y), dtype=int), np.empty(len(y))
     selections = []
-    for train, test in splits:
+    for fold, (train, test) in enumerate(splits):
         fitted = clone(model).fit(x[train], y[train])
-        y_pred[test] = fitted.predict(x[test])
+        y_pred[test], confidence[test] = predict_with_confidence(fitted, x[test])
+        fold_of[test] = fold
         selection = getattr(fitted[-1], "selection_", None)
         if selection is not None:
             selections.append(selection)
     names = np.array(space.names, dtype=object)
     summary = _fold_summary(names[y], names[y_pred], fold_of, space.names, n_splits)
-    extra = {"penalty": penalty_summary("C", selections, [str(f) for f in range(n_splits)])} if selections else None
+    extra = {"penalty": penalty_summary("C", selections, [{"fold": f} for f in range(n_splits)])} if selections else None
     return classification_result(
-        scenario, space, None, space.stimulus_ids, y, y_pred, folds=fold_of.tolist(), seed=ctx.seed,
-        fold_metrics=summary, extra=extra,
+        scenario, space, None, space.stimulus_ids, y, y_pred, confidence, folds=fold_of.tolist(),
+        seed=ctx.seed, fold_metrics=summary, extra=extra,
         options={"folds_effective": n_splits, "smallest_train_size": smallest_train, **model_opts},
     )

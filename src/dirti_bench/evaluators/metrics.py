@@ -117,3 +117,55 @@ def bootstrap_ci(
     tail = (1 - level) / 2 * 100
     return {name: [float(np.percentile(v, tail)), float(np.percentile(v, 100 - tail))]
             for name, v in (("accuracy", accuracy_from_confusion(cm)), ("f1_macro", macro_f1_from_confusion(cm)))}
+
+
+# ---------------------------------------------------------------- many classifiers on one label space
+
+SWEEP_METRICS = ("accuracy", "balanced_accuracy", "f1_macro")
+
+
+def balanced_accuracy_from_confusion(cm: np.ndarray) -> np.ndarray:
+    """Mean recall over the classes with true examples: scikit-learn's ``balanced_accuracy_score``."""
+    tp = np.diagonal(cm, axis1=-2, axis2=-1).astype(float)
+    support = cm.sum(axis=-1)
+    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
+    return recall.sum(axis=-1) / np.maximum((support > 0).sum(axis=-1), 1)
+
+
+def _scores(cm: np.ndarray) -> dict[str, np.ndarray]:
+    return {"accuracy": accuracy_from_confusion(cm), "balanced_accuracy": balanced_accuracy_from_confusion(cm),
+            "f1_macro": macro_f1_from_confusion(cm)}
+
+
+def scores_of_rows(true_idx: np.ndarray, pred_rows: np.ndarray, n_labels: int) -> dict[str, np.ndarray]:
+    """Accuracy, balanced accuracy and macro F1 of each row of ``pred_rows`` against ``true_idx``."""
+    pred_rows = np.atleast_2d(np.asarray(pred_rows, dtype=np.int64))
+    true_idx = np.broadcast_to(np.asarray(true_idx, dtype=np.int64), pred_rows.shape)
+    return _scores(confusion_stack(true_idx, pred_rows, n_labels))
+
+
+def score_rows(true_idx: np.ndarray, pred_rows: np.ndarray, n_labels: int, n_boot: int = N_BOOTSTRAP,
+               seed: int = 0, level: float = CI_LEVEL, chunk: int = 16) -> tuple[dict, dict]:
+    """Accuracy, balanced accuracy and macro F1 of many classifiers at once (one row of ``pred_rows``
+    each, over the same stimuli and labels), with stratified percentile-bootstrap CIs.
+
+    Every row is resampled with the same draws as ``bootstrap_ci`` with the same seed, so a single
+    row's accuracy and macro-F1 CIs are ``bootstrap_ci``'s. Returns ({metric: (rows,)}, {metric: (rows, 2)}).
+    """
+    true_idx = np.asarray(true_idx, dtype=np.int64)
+    pred_rows = np.atleast_2d(np.asarray(pred_rows, dtype=np.int64))
+    rows = pred_rows.shape[0]
+    point = scores_of_rows(true_idx, pred_rows, n_labels)
+    if true_idx.size == 0:
+        return point, {m: np.full((rows, 2), np.nan) for m in SWEEP_METRICS}
+    draws = stratified_draws(true_idx, n_boot, np.random.default_rng(seed))
+    drawn_true = true_idx[draws]
+    tail = (1 - level) / 2 * 100
+    ci = {m: np.empty((rows, 2)) for m in SWEEP_METRICS}
+    for start in range(0, rows, chunk):  # a chunk of rows at a time keeps the (rows, draws, n) codes small
+        block = pred_rows[start:start + chunk]
+        cm = confusion_stack(np.tile(drawn_true, (len(block), 1)), block[:, draws].reshape(-1, draws.shape[1]),
+                             n_labels).reshape(len(block), n_boot, n_labels, n_labels)
+        for metric, values in _scores(cm).items():
+            ci[metric][start:start + len(block)] = np.percentile(values, [tail, 100 - tail], axis=1).T
+    return point, ci

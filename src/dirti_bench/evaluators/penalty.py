@@ -32,7 +32,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from ..errors import UserError
+from ..errors import ScenarioNotRunnable
 from .common import one_thread
 
 # Ridge alpha on standardised features: from far below any eigenvalue of a training gram matrix
@@ -179,7 +179,9 @@ class TunedLogisticRegression(ClassifierMixin, BaseEstimator):
     def _model(self, **params) -> LogisticRegression:
         return LogisticRegression(solver=self.solver, max_iter=self.max_iter, **params)
 
-    def _inner_splits(self, y: np.ndarray) -> list:
+    def inner_splits(self, y: np.ndarray) -> list:
+        """The inner (train, validation) splits of training labels ``y``, or ScenarioNotRunnable where
+        none holds two classes to fit (a data limit: the run skips the scenario with this reason)."""
         counts = np.unique(y, return_counts=True)[1]
         folds = min(self.inner_folds, int(counts.max()))
         splits = []
@@ -193,8 +195,9 @@ class TunedLogisticRegression(ClassifierMixin, BaseEstimator):
                 splits = [(train, val) for train, val in cv.split(np.zeros(len(y)), y)
                           if np.unique(y[train]).size > 1]
         if not splits:
-            raise UserError("a training fold holds too few examples per class to choose C by inner "
-                            "cross-validation; set the probe's C to a number (e.g. C=1.0) or use more stimuli")
+            raise ScenarioNotRunnable("a training fold holds too few examples per class to choose C by inner "
+                                      "cross-validation; set the probe's C to a number (e.g. C=1.0) or use more "
+                                      "stimuli")
         return splits
 
     def _inner_parts(self, X, y, splits) -> list:
@@ -225,7 +228,7 @@ class TunedLogisticRegression(ClassifierMixin, BaseEstimator):
             return self._fit(np.asarray(X, dtype=float), np.asarray(y))
 
     def _fit(self, X, y):
-        labels, splits = np.unique(y), self._inner_splits(y)
+        labels, splits = np.unique(y), self.inner_splits(y)
         grid, widened, losses = tuple(self.Cs), 0, {}
         per_decade = _per_decade(grid)
         with warnings.catch_warnings():
@@ -265,8 +268,10 @@ class TunedLogisticRegression(ClassifierMixin, BaseEstimator):
 STRONGEST = {"alpha": "high", "C": "low"}
 
 
-def penalty_summary(name: str, records: list[dict], labels: list[str]) -> dict:
-    """Per-fold choices and their median and range, the edge counts and a note for the report."""
+def penalty_summary(name: str, records: list[dict], folds: list[dict]) -> dict:
+    """Per-fold choices and their median and range, the edge counts and a note for the report.
+    ``folds``: each record's fold as integer keys ({"fold": f}, or {"repeat": r, "fold": f}), the
+    same numbers as the fold (and repeat) columns of the predictions files."""
     values = np.array([r[name] for r in records], dtype=float)
     edges = [r["edge"] for r in records]
     strong = STRONGEST[name]
@@ -276,9 +281,9 @@ def penalty_summary(name: str, records: list[dict], labels: list[str]) -> dict:
                "median": float(np.median(values)), "min": float(values.min()), "max": float(values.max()),
                "n_folds": len(records), "n_widened": widened,
                "n_strongest": edges.count(strong), "n_weakest": edges.count(weak),
-               "per_fold": [{"fold": label, name: r[name], "edge": r["edge"], "widened": r["widened"],
+               "per_fold": [{**fold, name: r[name], "edge": r["edge"], "widened": r["widened"],
                              "grid_min": r["grid_min"], "grid_max": r["grid_max"]}
-                            for label, r in zip(labels, records, strict=True)]}
+                            for fold, r in zip(folds, records, strict=True)]}
     notes = []
     if widened:
         notes.append(f"the grid was widened in {widened} of {len(records)} folds because the best value was on its edge")

@@ -12,7 +12,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from ..contracts import TUNED
-from .crossval import cross_validated
+from .crossval import cross_validated, cv_space, cv_splits
 from .penalty import INNER_FOLDS, LOGISTIC_CS, MAX_ITER, SOLVER, TunedLogisticRegression
 
 
@@ -33,3 +33,14 @@ def probe_factory(scenario):
 
 def evaluate_cv(scenario, ctx):
     return cross_validated(scenario, ctx, probe_factory(scenario))
+
+
+def check_runnable(scenario, ctx) -> None:
+    """ScenarioNotRunnable unless the CV can stratify the classes and, for a tuned C, every training
+    fold can be split again to choose it (labels only: before any image is encoded)."""
+    space, n_splits = cv_space(scenario, ctx)
+    if scenario.options.C == TUNED:
+        seed = scenario.options.split_seed
+        model = TunedLogisticRegression(random_state=seed)
+        for train, _ in cv_splits(space.y_true, n_splits, seed):
+            model.inner_splits(space.y_true[train])

@@ -1,10 +1,13 @@
 """Paired comparison of two scenarios on the same stimuli, from their predictions.
 
-Scenarios with different label spaces (6 categories vs 12 disgust classes)
-are compared on what they share: whether each stimulus was classified
-correctly. The accuracy difference gets a paired bootstrap CI; fixed
-classifiers (zero-shot, one holdout split: no ``fold`` values) also get
-McNemar's exact test on the discordant stimuli.
+Every prompt set (a shipped or custom ensemble, the cross-validated best template)
+is paired with the study wording on the same label space: the accuracy and macro-F1
+differences get paired bootstrap CIs (the same resampled stimuli for both) and
+McNemar's exact test. Supervised models are paired with zero-shot on what both
+share: whether each stimulus was classified correctly (McNemar only for fixed
+classifiers: zero-shot, one holdout split, no ``fold`` values). Scenarios on
+different label spaces (6 categories vs 11 disgust classes) are not paired: their
+chance levels differ, so the report shows them as two scores with their chance levels.
 """
 
 from __future__ import annotations
@@ -16,18 +19,17 @@ import pandas as pd
 from scipy.stats import binomtest
 
 from ..errors import UserError
-from ..prompts import NAMED_ENSEMBLES
+from ..evaluators.metrics import confusion_stack, label_indices, macro_f1_from_confusion
 
 N_BOOTSTRAP = 1000
 CI_LEVEL = 0.95
+PROMPT_KIND = "prompt set vs study wording"
+STUDY_PROMPT_SET = "study"
 
 
 def default_comparisons() -> list[tuple[str, str]]:
-    """Pairs worth comparing: baseline vs disgust prompts, single prompt vs ensemble, supervised vs zero-shot."""
-    pairs = [("zeroshot-baseline", "zeroshot-disgust")]
-    for ensemble in NAMED_ENSEMBLES:
-        pairs += [("zeroshot-baseline", f"ensemble-baseline-{ensemble}"),
-                  ("zeroshot-disgust", f"ensemble-disgust-{ensemble}")]
+    """Supervised vs zero-shot and probe vs KNN per task (prompt sets: ``prompt_pairs``)."""
+    pairs = []
     for task in ("baseline", "disgust"):
         pairs += [(f"knn-cv10-{task}", f"zeroshot-{task}"), (f"linear-probe-cv10-{task}", f"knn-cv10-{task}")]
     return pairs
@@ -51,11 +53,31 @@ def _name(frame: pd.DataFrame, default: str) -> str:
     return str(frame["scenario"].iloc[0]) if "scenario" in frame and len(frame) else default
 
 
+def _paired_f1(a: pd.DataFrame, b: pd.DataFrame, labels: list[str], idx: np.ndarray, level: float,
+               names: tuple[str, str]) -> dict:
+    """Macro F1 of a and b (scikit-learn's, over ``labels``) and the CI of their difference on ``idx`` draws."""
+    a, b = a.set_index("stimulus"), b.set_index("stimulus")
+    b = b.loc[a.index]
+    if not (a["y_true"].astype(str) == b["y_true"].astype(str)).all():
+        raise UserError(f"cannot pair the macro F1 of {names[0]} and {names[1]}: their true classes differ; "
+                        "compare scenarios on the same label space")
+    true = label_indices(a["y_true"].astype(str), labels)
+    pred_a, pred_b = label_indices(a["y_pred"].astype(str), labels), label_indices(b["y_pred"].astype(str), labels)
+    f1_a, f1_b = (float(macro_f1_from_confusion(confusion_stack(true, p, len(labels)))[0]) for p in (pred_a, pred_b))
+    diff = (macro_f1_from_confusion(confusion_stack(true[idx], pred_a[idx], len(labels)))
+            - macro_f1_from_confusion(confusion_stack(true[idx], pred_b[idx], len(labels))))
+    tail = (1 - level) / 2 * 100
+    return {"f1_macro_a": f1_a, "f1_macro_b": f1_b, "f1_macro_difference": f1_a - f1_b,
+            "f1_macro_ci": [float(np.percentile(diff, tail)), float(np.percentile(diff, 100 - tail))]}
+
+
 def compare(results_a: pd.DataFrame, results_b: pd.DataFrame, n_boot: int = N_BOOTSTRAP, seed: int = 0,
-            level: float = CI_LEVEL) -> dict:
+            level: float = CI_LEVEL, labels: list[str] | None = None, mcnemar: bool | None = None) -> dict:
     """Paired bootstrap CI of accuracy(a) - accuracy(b) and, for fixed classifiers, McNemar's exact test.
 
     Both frames are predictions.csv rows (stimulus, y_true, y_pred, fold) of one scenario each.
+    With ``labels`` (the shared label space) the macro-F1 difference gets a CI from the same draws.
+    ``mcnemar`` forces the test on or off; by default it runs for fixed classifiers only.
     """
     name_a, name_b = _name(results_a, "a"), _name(results_b, "b")
     a, b = _correctness(results_a, name_a), _correctness(results_b, name_b)
@@ -67,7 +89,8 @@ def compare(results_a: pd.DataFrame, results_b: pd.DataFrame, n_boot: int = N_BO
     b = b.loc[a.index]
     diff = (a.to_numpy() - b.to_numpy()).astype(float)
     rng = np.random.default_rng(seed)
-    draws = diff[rng.integers(0, len(diff), size=(n_boot, len(diff)))].mean(axis=1)
+    idx = rng.integers(0, len(diff), size=(n_boot, len(diff)))
+    draws = diff[idx].mean(axis=1)
     tail = (1 - level) / 2 * 100
     out = {
         "a": name_a, "b": name_b, "n": len(diff),
@@ -76,11 +99,13 @@ def compare(results_a: pd.DataFrame, results_b: pd.DataFrame, n_boot: int = N_BO
         "ci": [float(np.percentile(draws, tail)), float(np.percentile(draws, 100 - tail))],
         "ci_level": level, "n_boot": n_boot, "seed": seed, "mcnemar": None,
     }
-    if _is_fixed_classifier(results_a) and _is_fixed_classifier(results_b):
+    if mcnemar or (mcnemar is None and _is_fixed_classifier(results_a) and _is_fixed_classifier(results_b)):
         only_a, only_b = int(((a == 1) & (b == 0)).sum()), int(((a == 0) & (b == 1)).sum())
         p = binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
         out["mcnemar"] = {"only_a_correct": only_a, "only_b_correct": only_b, "p_value": float(p),
                           "test": "exact (binomial on discordant pairs)"}
+    if labels is not None:
+        out |= _paired_f1(results_a, results_b, list(labels), idx, level, (name_a, name_b))
     return out
 
 
@@ -98,7 +123,34 @@ def run_comparisons(predictions: dict[str, pd.DataFrame], pairs: Iterable[tuple[
     return out
 
 
+def prompt_pairs(results) -> list[tuple[object, object]]:
+    """(prompt-set result, study-wording result) for every zero-shot prompt set that has a study-wording
+    scenario on the same label space (task, classes, threshold, rating and stimuli)."""
+    groups: dict[tuple, list] = {}
+    for r in results:
+        if not r.is_classification or "prompt_set" not in r.options or r.predictions is None or not len(r.predictions):
+            continue
+        key = (r.task, tuple(r.labels), r.options.get("threshold"), r.options.get("rating"),
+               frozenset(r.predictions["stimulus"]))
+        groups.setdefault(key, []).append(r)
+    pairs = []
+    for members in groups.values():
+        study = next((r for r in members if r.options["prompt_set"] == STUDY_PROMPT_SET and r.sweep is None), None)
+        if study is not None:
+            pairs += [(r, study) for r in members if r.options["prompt_set"] != STUDY_PROMPT_SET]
+    return pairs
+
+
+def prompt_comparisons(results, seed: int = 0) -> list[dict]:
+    """Each prompt set against the study wording on its label space: Δ accuracy and Δ macro F1, and
+    McNemar's test (a cross-validated template choice too: its pooled predictions are one per stimulus,
+    each from a template chosen without that stimulus)."""
+    return [{"kind": PROMPT_KIND, "task": a.task, "prompt_set": a.options["prompt_set"],
+             **compare(a.predictions, b.predictions, seed=seed, labels=list(a.labels), mcnemar=True)}
+            for a, b in prompt_pairs(results)]
+
+
 def comparisons_for(results, pairs: Iterable[tuple[str, str]] | None = None, seed: int = 0) -> list[dict]:
-    """``run_comparisons`` over ScenarioResults (those with predictions)."""
+    """Prompt sets against the study wording, then ``run_comparisons`` over ScenarioResults (with predictions)."""
     frames = {r.id: r.predictions for r in results if r.predictions is not None and len(r.predictions)}
-    return run_comparisons(frames, pairs, seed)
+    return prompt_comparisons(results, seed) + run_comparisons(frames, pairs, seed)

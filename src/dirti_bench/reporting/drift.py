@@ -1,10 +1,17 @@
 """Metric drift: compare a results document with a committed baseline.
 
-Every numeric metric in ``scenarios[id]["metrics"]`` of every scenario present
-on both sides is compared. A baseline is a results.json, or the slimmer file
+Every metric in ``scenarios[id]["metrics"]`` of every scenario present on both
+sides is compared. A baseline is a results.json, or the slimmer file
 ``baseline_document`` writes; either may carry tolerances, most specific first:
 
   scenarios[id]["tolerances"][metric]  >  tolerances[metric]  >  the caller's default
+
+The gate cannot pass by accident: a metric that is not a number (or null), a
+scenario entry that is not an object, or a tolerance that is negative or not
+finite is a user error (exit 2); so is a check that compared no metric, or a
+``--metrics`` pattern that matched none. A baseline scenario or metric the
+results lack fails the check unless missing ones are allowed; ``scope`` limits
+the baseline to the scenarios a session set out to run (``pytest -k``).
 """
 
 from __future__ import annotations
@@ -19,11 +26,13 @@ from pathlib import Path
 from tabulate import tabulate
 
 from ..errors import UserError
+from ..results import check_scenarios, is_number
 
 DEFAULT_TOLERANCE = 0.02
 BASELINE_VERSION = 1
 # What identifies the configuration a baseline came from; nothing time- or path-dependent.
 IDENTITY_KEYS = ("model", "pretrained", "weights_sha256", "dataset", "dataset_sha256", "seed", "smoke_run")
+BASELINE_FIX = "restore it from git or rewrite it with 'dirti-bench check-drift RESULTS_DIR --baseline FILE --update'"
 
 
 @dataclass(frozen=True)
@@ -51,11 +60,20 @@ class DriftReport:
     missing: list[Missing] = field(default_factory=list)
     checked: int = 0
     identity_differs: dict[str, tuple] = field(default_factory=dict)  # run key -> (baseline, now)
+    allow_missing: bool = False
+    out_of_scope: list[str] = field(default_factory=list)  # baseline scenarios the session did not set out to run
+    unmatched_patterns: list[str] = field(default_factory=list)  # --metrics patterns that matched no metric
+
+    @property
+    def lost(self) -> list[Missing]:
+        """Baseline scenarios and metrics the results lack: they fail the check unless allowed."""
+        return [m for m in self.missing if m.missing_in == "results"]
 
     @property
     def ok(self) -> bool:
-        """True when every compared metric is within tolerance (missing ones are reported, not failed)."""
-        return not self.rows
+        """True when every compared metric is within tolerance and nothing of the baseline is lost
+        (or losing it is allowed); metrics new in the results are reported, not failed."""
+        return not self.rows and (self.allow_missing or not self.lost)
 
     def __iter__(self) -> Iterator[dict]:
         return (asdict(r) for r in self.rows)
@@ -70,37 +88,44 @@ class DriftReport:
 
     def notes(self) -> list[str]:
         lines = [f"{m.scenario}" + (f" / {m.metric}" if m.metric else "") + f": missing in {m.missing_in}"
+                 + (" (fails the check; --allow-missing accepts it)" if m.missing_in == "results"
+                    and not self.allow_missing else "")
                  for m in self.missing]
+        if self.out_of_scope:
+            lines.append(f"{len(self.out_of_scope)} baseline scenario(s) not selected in this session, not checked")
         return lines + [f"run.{key} differs: baseline {base!r}, results {now!r}"
                         for key, (base, now) in self.identity_differs.items()]
 
+    def summary(self, baseline_name: str) -> str:
+        """One line: no drift, or what failed."""
+        if self.ok:
+            return f"no drift: {self.checked} metrics within tolerance of {baseline_name}"
+        parts = [f"{len(self.rows)} of {self.checked} metrics moved beyond tolerance"] if self.rows else []
+        if self.lost and not self.allow_missing:
+            parts.append(f"{len(self.lost)} scenario(s)/metric(s) of the baseline missing in the results")
+        return f"drift: {'; '.join(parts)} of {baseline_name}"
 
-def _is_number(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+
+def check_tolerance(value, where: str) -> float:
+    """A finite, non-negative tolerance, or a UserError (NaN would make every comparison pass)."""
+    if not is_number(value) or not math.isfinite(value) or value < 0:
+        raise UserError(f"{where} must be a finite number >= 0, not {value!r}; use e.g. 0.02")
+    return float(value)
 
 
-def _numeric_metrics(scenario: dict) -> dict[str, float]:
-    metrics = scenario.get("metrics", {}) if isinstance(scenario, dict) else {}
+def _metrics(scenario: dict) -> dict[str, float]:
     # null is how results.json writes an undefined (NaN) metric: compare it as NaN, so a
     # metric that turns undefined drifts instead of looking merely "missing".
-    return {k: (math.nan if v is None else float(v)) for k, v in metrics.items() if v is None or _is_number(v)}
+    return {k: (math.nan if v is None else float(v)) for k, v in scenario["metrics"].items()}
 
 
 def _tolerances(raw, where: str) -> dict[str, float]:
     if raw is None:
         return {}
-    if not isinstance(raw, dict) or not all(_is_number(v) and v >= 0 for v in raw.values()):
+    if not isinstance(raw, dict):
         raise UserError(f"{where} must map metric names to non-negative numbers, got {raw!r}; "
                         "fix the baseline file, e.g. {\"accuracy\": 0.01}")
-    return {k: float(v) for k, v in raw.items()}
-
-
-def _scenarios(doc, name: str) -> dict:
-    scenarios = doc.get("scenarios") if isinstance(doc, dict) else None
-    if not isinstance(scenarios, dict):
-        raise UserError(f"{name} has no 'scenarios' mapping; pass a results.json or a baseline "
-                        "written by 'dirti-bench check-drift --update'")
-    return scenarios
+    return {k: check_tolerance(v, f"{where}.{k}") for k, v in raw.items()}
 
 
 def _selected(metric: str, patterns: Iterable[str] | None) -> bool:
@@ -108,21 +133,34 @@ def _selected(metric: str, patterns: Iterable[str] | None) -> bool:
 
 
 def _drifted(base: float, now: float, tolerance: float) -> bool:
-    if math.isnan(base) or math.isnan(now):
-        return math.isnan(base) != math.isnan(now)
+    if not (math.isfinite(base) and math.isfinite(now)):  # NaN (undefined) or a hand-written Infinity
+        return not (base == now or math.isnan(base) and math.isnan(now))
     return abs(now - base) > tolerance + 1e-12  # slack for float noise at exactly the tolerance
 
 
 def check(results_doc: dict, baseline_doc: dict, tolerance: float = DEFAULT_TOLERANCE,
-          metrics: Iterable[str] | None = None, baseline_name: str = "baseline") -> DriftReport:
-    """Compare every numeric metric (or those matching ``metrics`` globs) of the shared scenarios."""
+          metrics: Iterable[str] | None = None, baseline_name: str = "baseline",
+          allow_missing: bool = False, scope: Iterable[str] | None = None,
+          results_name: str = "results") -> DriftReport:
+    """Compare every metric (or those matching ``metrics`` globs) of the shared scenarios.
+
+    ``scope``: the scenario ids a session set out to run; baseline scenarios outside it are
+    neither compared nor missing. Both documents are schema-checked first (UserError)."""
+    tolerance = check_tolerance(tolerance, "the tolerance")
     patterns = list(metrics) if metrics is not None else None
-    now_all, base_all = _scenarios(results_doc, "results"), _scenarios(baseline_doc, baseline_name)
-    global_tol = _tolerances(baseline_doc.get("tolerances"), f"{baseline_name}: 'tolerances'")
-    report = DriftReport()
-    base_run, now_run = baseline_doc.get("run") or {}, results_doc.get("run") or {}
+    now_all = check_scenarios(results_doc, results_name)
+    base_all = check_scenarios(baseline_doc, baseline_name, BASELINE_FIX)
+    global_tol = _tolerances(baseline_doc.get("tolerances"), f"{baseline_name}: tolerances")
+    report = DriftReport(allow_missing=allow_missing)
+    if scope is not None:
+        wanted = set(scope)
+        report.out_of_scope = sorted(sid for sid in base_all if sid not in wanted)
+        base_all = {sid: sc for sid, sc in base_all.items() if sid in wanted}
+    base_run, now_run = baseline_doc.get("run"), results_doc.get("run")
+    base_run, now_run = (r if isinstance(r, dict) else {} for r in (base_run, now_run))
     report.identity_differs = {k: (base_run[k], now_run[k]) for k in IDENTITY_KEYS
                                if k in base_run and k in now_run and base_run[k] != now_run[k]}
+    matched: set[str] = set()
     for sid in base_all:
         if sid not in now_all:
             report.missing.append(Missing(sid, None, "results"))
@@ -130,9 +168,11 @@ def check(results_doc: dict, baseline_doc: dict, tolerance: float = DEFAULT_TOLE
         if sid not in base_all:
             report.missing.append(Missing(sid, None, "baseline"))
             continue
-        base_sc = base_all[sid] if isinstance(base_all[sid], dict) else {}
+        base_sc = base_all[sid]
         local_tol = _tolerances(base_sc.get("tolerances"), f"{baseline_name}: scenarios.{sid}.tolerances")
-        now, base = _numeric_metrics(now_all[sid]), _numeric_metrics(base_sc)
+        now, base = _metrics(now_all[sid]), _metrics(base_sc)
+        if patterns is not None:
+            matched |= {p for p in patterns for m in (*now, *base) if fnmatch.fnmatchcase(m, p)}
         for metric in base:
             if metric not in now and _selected(metric, patterns):
                 report.missing.append(Missing(sid, metric, "results"))
@@ -146,7 +186,20 @@ def check(results_doc: dict, baseline_doc: dict, tolerance: float = DEFAULT_TOLE
             report.checked += 1
             if _drifted(base[metric], value, tol):
                 report.rows.append(DriftRow(sid, metric, base[metric], value, value - base[metric], tol))
+    report.unmatched_patterns = [p for p in patterns or () if p not in matched]
     return report
+
+
+def require_comparison(report: DriftReport, baseline_name: str, results_name: str = "the results") -> None:
+    """A check that compared nothing is a user error, never a pass: an empty baseline, no shared
+    scenario, or ``--metrics`` patterns that match no metric."""
+    if report.unmatched_patterns:
+        raise UserError(f"--metrics {' '.join(report.unmatched_patterns)} matched no metric of {results_name} "
+                        f"or {baseline_name}; use metric names such as accuracy or globs such as 'f1_*'")
+    if report.checked == 0:
+        raise UserError(f"the drift check compared no metric: {results_name} and {baseline_name} share no "
+                        "scenario with metrics; check that the baseline belongs to these results, or rewrite "
+                        "it with --update")
 
 
 def baseline_document(results_doc: dict, previous: dict | None = None) -> dict:
@@ -154,7 +207,7 @@ def baseline_document(results_doc: dict, previous: dict | None = None) -> dict:
 
     Tolerances of the previous baseline are kept, so ``--update`` never loosens or drops them.
     """
-    run = results_doc.get("run", {})
+    run = results_doc.get("run") if isinstance(results_doc.get("run"), dict) else {}
     doc: dict = {"baseline_version": BASELINE_VERSION,
                  "run": {k: run[k] for k in IDENTITY_KEYS if k in run}}
     previous = previous or {}
@@ -162,8 +215,8 @@ def baseline_document(results_doc: dict, previous: dict | None = None) -> dict:
         doc["tolerances"] = previous["tolerances"]
     old_scenarios = previous.get("scenarios") if isinstance(previous.get("scenarios"), dict) else {}
     scenarios = {}
-    for sid, sc in sorted(_scenarios(results_doc, "results").items()):
-        entry: dict = {"metrics": dict(sorted(_numeric_metrics(sc).items()))}
+    for sid, sc in sorted(check_scenarios(results_doc, "results").items()):
+        entry: dict = {"metrics": dict(sorted(sc["metrics"].items()))}
         old = old_scenarios.get(sid)
         if isinstance(old, dict) and old.get("tolerances"):
             entry["tolerances"] = old["tolerances"]
@@ -175,7 +228,7 @@ def baseline_document(results_doc: dict, previous: dict | None = None) -> dict:
 def load_baseline(path: Path, allow_missing: bool = False) -> dict | None:
     try:
         doc = json.loads(Path(path).read_text())
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no such file (or a file where a folder should be)
         if allow_missing:
             return None
         raise UserError(f"baseline {path} does not exist; create it with 'dirti-bench check-drift RESULTS_DIR "
@@ -185,7 +238,13 @@ def load_baseline(path: Path, allow_missing: bool = False) -> dict | None:
                         "--update after deleting it") from None
     except IsADirectoryError:
         raise UserError(f"baseline {path} is a directory; pass the baseline JSON file") from None
+    except OSError as exc:
+        raise UserError(f"cannot read baseline {path} ({exc.strerror or exc}); check the path") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("scenarios"), dict):
         raise UserError(f"baseline {path} has no 'scenarios' mapping; restore it from git or rewrite it with "
                         "--update after deleting it")
+    check_scenarios(doc, f"baseline {path}", BASELINE_FIX)
+    _tolerances(doc.get("tolerances"), f"baseline {path}: tolerances")
+    for sid, entry in doc["scenarios"].items():
+        _tolerances(entry.get("tolerances"), f"baseline {path}: scenarios.{sid}.tolerances")
     return doc

@@ -1,4 +1,10 @@
-"""The report's figures as PNG bytes (matplotlib, Agg): confusion matrices, UMAP, alignment scatter."""
+"""The report's figures (matplotlib, Agg): confusion matrices, the feature projection, alignment scatter,
+threshold and template sweeps, and prompt sets against the study wording.
+
+Each ``*_figure`` builder returns the matplotlib Figure (tests read its titles and labels);
+``png`` turns one into bytes. Every figure stands alone when pasted into slides: its title
+names the scenario and the run (model, weights, dataset), random weights included.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +16,11 @@ import matplotlib
 matplotlib.use("Agg")  # files only; never open a window
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
 
 DPI = 110
 
 
-def _png(fig) -> bytes:
+def png(fig) -> bytes:
     buf = io.BytesIO()
     # No metadata: the same inputs give byte-identical files.
     fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
@@ -29,27 +34,49 @@ def _category_colours(categories: Sequence[str]) -> dict[str, tuple]:
     return {name: cmap(i % 10) for i, name in enumerate(names)}
 
 
-def confusion_png(labels: Sequence[str], confusion: Sequence[Sequence[int]], title: str) -> bytes:
-    """Counts heatmap, rows = true class, columns = predicted; tick labels rotated to fit."""
-    n = len(labels)
-    size = max(4.5, 0.55 * n + 2.5)
-    fig, ax = plt.subplots(figsize=(size, size))
-    display = ConfusionMatrixDisplay(np.asarray(confusion, dtype=int), display_labels=list(labels))
-    # every cell carries its count, so a colour bar would only take space
-    display.plot(ax=ax, cmap="Blues", colorbar=False, xticks_rotation=45,
-                 text_kw={"fontsize": 9 if n <= 8 else 8})
-    plt.setp(ax.get_xticklabels(), ha="right", rotation_mode="anchor")
+def row_shares(counts: np.ndarray) -> np.ndarray:
+    """Each row divided by its total (the true class's recall on the diagonal); empty rows stay 0."""
+    counts = np.asarray(counts, dtype=float)
+    totals = counts.sum(axis=1, keepdims=True)
+    return np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+
+
+def confusion_figure(labels: Sequence[str], confusion: Sequence[Sequence[int]], title: str,
+                     order: Sequence[str] | None = None, dropped: Sequence[str] = ()):
+    """Rows true, columns predicted, in ``order`` (a permutation of ``labels``); colour = share of the
+    row (recall on the diagonal), each cell annotated with its count; dropped classes named below."""
+    labels = list(labels)
+    order = list(order) if order is not None and sorted(order) == sorted(labels) else labels
+    index = [labels.index(name) for name in order]
+    counts = np.asarray(confusion, dtype=int)[np.ix_(index, index)]
+    shares = row_shares(counts)
+    n = len(order)
+    size = max(5.0, 0.55 * n + 3.0)
+    fig, ax = plt.subplots(figsize=(size + 1.0, size))
+    image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
+    fontsize = 9 if n <= 8 else 8
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=fontsize,
+                    color="white" if shares[i, j] > 0.5 else "black")
+    fig.colorbar(image, ax=ax, shrink=0.8, label="share of the true class (row)")
+    ax.set_xticks(range(n), order, rotation=45, ha="right", rotation_mode="anchor")
+    ax.set_yticks(range(n), order)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     ax.set_title(title, fontsize=10)
-    return _png(fig)
+    if dropped:  # just below the x-axis label, wherever the rotated tick labels put it
+        ax.annotate(f"dropped (no stimuli in the label space): {', '.join(dropped)}", xy=(0.5, 0.0),
+                    xycoords=ax.xaxis.label, xytext=(0, -6), textcoords="offset points", ha="center",
+                    va="top", fontsize=8, color="#900")
+    return fig
 
 
-def umap_png(embedding: np.ndarray, categories: Sequence[str], rating: np.ndarray | None,
-             rating_name: str, title: str) -> bytes:
+def projection_figure(embedding: np.ndarray, categories: Sequence[str], rating: np.ndarray | None,
+                      rating_name: str, title: str, axis_names: tuple[str, str] = ("UMAP 1", "UMAP 2")):
     """Two panels of the same projection: coloured by category, and by the rating (if any)."""
     panels = 2 if rating is not None else 1
-    fig, axes = plt.subplots(1, panels, figsize=(6.2 * panels, 5.2), squeeze=False)
+    fig, axes = plt.subplots(1, panels, figsize=(6.2 * panels, 5.4), squeeze=False)
     ax = axes[0, 0]
     for name, colour in _category_colours(categories).items():
         mask = np.asarray(categories) == name
@@ -62,24 +89,138 @@ def umap_png(embedding: np.ndarray, categories: Sequence[str], rating: np.ndarra
         fig.colorbar(points, ax=ax, label=rating_name)
         ax.set_title(f"by {rating_name}", fontsize=10)
     for ax in axes[0]:
-        ax.set_xlabel("UMAP 1")
-        ax.set_ylabel("UMAP 2")
-    fig.suptitle(title, fontsize=11)
-    return _png(fig)
+        ax.set_xlabel(axis_names[0])
+        ax.set_ylabel(axis_names[1])
+    fig.suptitle(title, fontsize=10)
+    return fig
 
 
-def alignment_png(human: np.ndarray, model: np.ndarray, categories: Sequence[str] | None,
-                  title: str, xlabel: str = "human rating", ylabel: str = "model score") -> bytes:
-    """Human rating vs model score, one point per stimulus, coloured by category when known."""
-    fig, ax = plt.subplots(figsize=(6.4, 5.0))
+def alignment_figure(human: np.ndarray, model: np.ndarray, categories: Sequence[str] | None, title: str,
+                     xlabel: str, ylabel: str, scale: tuple[float, float] | None = None,
+                     identity_line: bool = False):
+    """Human rating vs model score, one point per stimulus (coloured by category when known), with
+    a least-squares line, or y = x where the score predicts the rating itself (the ridge probe).
+    The x axis spans the rating scale."""
+    human, model = np.asarray(human, dtype=float), np.asarray(model, dtype=float)
+    fig, ax = plt.subplots(figsize=(7.6, 5.2))
     if categories is None:
         ax.scatter(human, model, s=18, alpha=0.85)
     else:
         for name, colour in _category_colours(categories).items():
             mask = np.asarray(categories) == name
             ax.scatter(human[mask], model[mask], s=18, color=colour, label=name, alpha=0.85)
-        ax.legend(fontsize=8, loc="best", title="category", title_fontsize=8)
+    low, high = scale if scale is not None else (float(np.floor(human.min())), float(np.ceil(human.max())))
+    margin = 0.02 * (high - low or 1.0)
+    xs = np.array([low, high])
+    if identity_line:
+        ax.plot(xs, xs, "k--", linewidth=1, label="y = x (perfect prediction)")
+        ax.set_ylim(low - margin, high + margin)
+    elif len(human) >= 2 and np.ptp(human) > 0:
+        slope, intercept = np.polyfit(human, model, 1)
+        ax.plot(xs, slope * xs + intercept, "k-", linewidth=1, label="least-squares line")
+    ax.set_xlim(low - margin, high + margin)
+    # outside the axes: points are never hidden behind it
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0,
+              title="category" if categories is not None else None, title_fontsize=8)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
-    return _png(fig)
+    return fig
+
+
+# ---------------------------------------------------------------- prompt experiments
+
+SWEEP_COLOURS = {"accuracy": "tab:blue", "balanced_accuracy": "tab:green", "f1_macro": "tab:orange"}
+SWEEP_LABELS = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "f1_macro": "macro F1"}
+
+
+def _panels(n: int, width: float, height: float, vertical: bool = False):
+    shape, size = ((n, 1), (width, height * n)) if vertical else ((1, n), (width * n, height))
+    fig, axes = plt.subplots(*shape, figsize=size, squeeze=False, layout="constrained")
+    return fig, axes.ravel()
+
+
+def threshold_sweep_figure(panels: Sequence[dict], study_threshold: float, title: str):
+    """Metric vs disgust threshold with its 95% CI band, one panel per sweep scenario.
+
+    Each panel: ``{"title", "x": thresholds, "metrics": {name: values}, "ci": {name: (n, 2)},
+    "rule_points": [(x, label)]}``; the study's threshold is a dashed line, a data-driven rule
+    (mean+1sd) a labelled dotted one.
+    """
+    fig, axes = _panels(len(panels), 5.6, 4.2)
+    for ax, panel in zip(axes, panels, strict=True):
+        x = np.asarray(panel["x"], dtype=float)
+        order = np.argsort(x, kind="stable")
+        for name, values in panel["metrics"].items():
+            ci = np.asarray(panel["ci"][name], dtype=float)
+            colour = SWEEP_COLOURS.get(name)
+            ax.plot(x[order], np.asarray(values, dtype=float)[order], marker="o", ms=3.5, color=colour,
+                    label=SWEEP_LABELS.get(name, name))
+            ax.fill_between(x[order], ci[order, 0], ci[order, 1], color=colour, alpha=0.15, linewidth=0)
+        ax.axvline(study_threshold, color="black", linestyle="--", linewidth=1, label=f"study: {study_threshold:g}")
+        for value, label in panel.get("rule_points", ()):
+            ax.axvline(value, color="grey", linestyle=":", linewidth=1)
+            ax.annotate(label, (value, 1.0), xycoords=("data", "axes fraction"), fontsize=7, ha="left",
+                        va="top", rotation=90, color="dimgrey")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("disgust threshold (mean rating)")
+        ax.set_ylabel("score (95% CI band)")
+        ax.set_title(panel["title"], fontsize=9)
+        ax.legend(fontsize=7, loc="best")
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def template_sweep_figure(panels: Sequence[dict], title: str):
+    """Each template's score as one dot (jittered), per metric, with reference lines.
+
+    Each panel: ``{"title", "metrics": {name: values over templates}, "references": {label: {name: value}}}``.
+    """
+    fig, axes = _panels(len(panels), 4.6, 4.2)
+    rng = np.random.default_rng(0)  # fixed jitter: identical figures for identical inputs
+    styles = ({"color": "black", "linestyle": "--"}, {"color": "tab:red", "linestyle": "-"},
+              {"color": "tab:purple", "linestyle": ":"})
+    for ax, panel in zip(axes, panels, strict=True):
+        names = list(panel["metrics"])
+        for i, name in enumerate(names):
+            values = np.asarray(panel["metrics"][name], dtype=float)
+            ax.scatter(i + rng.uniform(-0.18, 0.18, len(values)), values, s=10, alpha=0.6,
+                       color=SWEEP_COLOURS.get(name))
+        for (label, refs), style in zip(panel["references"].items(), styles, strict=False):
+            for i, name in enumerate(names):
+                if refs.get(name) is not None:
+                    ax.hlines(refs[name], i - 0.35, i + 0.35, linewidth=1.6, label=label if i == 0 else None, **style)
+        ax.set_xticks(range(len(names)), [SWEEP_LABELS.get(n, n) for n in names], fontsize=8)
+        ax.set_xlim(-0.6, len(names) - 0.4)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_ylabel("score of one template alone")
+        ax.set_title(panel["title"], fontsize=9)
+        ax.legend(fontsize=7, loc="best")
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def forest_figure(panels: Sequence[dict], title: str):
+    """Δ (prompt set − study wording) with 95% CI per prompt set, one panel per task.
+
+    Each panel: ``{"title", "rows": [{"label", "accuracy": (d, lo, hi), "f1_macro": (d, lo, hi)}]}``.
+    """
+    height = max(2.2, 0.38 * max(len(p["rows"]) for p in panels) + 1.2)
+    fig, axes = _panels(len(panels), 7.0, height, vertical=True)
+    offsets = {"accuracy": -0.13, "f1_macro": 0.13}
+    markers = {"accuracy": "o", "f1_macro": "s"}
+    for ax, panel in zip(axes, panels, strict=True):
+        rows = panel["rows"]
+        y = np.arange(len(rows))[::-1]
+        for name, offset in offsets.items():
+            values = [(r[name] if r.get(name) else (np.nan, np.nan, np.nan)) for r in rows]
+            d, lo, hi = (np.array(v, dtype=float) for v in zip(*values, strict=True))
+            ax.errorbar(d, y + offset, xerr=[d - lo, hi - d], fmt=markers[name], ms=4, capsize=2,
+                        color=SWEEP_COLOURS[name], label=f"Δ {SWEEP_LABELS[name]}")
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.set_yticks(y, [r["label"] for r in rows], fontsize=7)
+        ax.set_xlabel("difference to the study wording (95% CI)")
+        ax.set_title(panel["title"], fontsize=9)
+        ax.legend(fontsize=7, loc="best")
+    fig.suptitle(title, fontsize=10)
+    return fig

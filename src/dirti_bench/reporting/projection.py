@@ -1,8 +1,10 @@
-"""A seeded 2-D UMAP projection of image features, fast on warm re-runs.
+"""2-D projections of the image features for the report: a seeded UMAP, or PCA.
 
 umap-learn's numba kernels are not compiled with ``cache=True``, so every
 process would recompile them (tens of seconds). Turning numba's on-disk cache on for
-them makes a warm projection of 300 points take well under a second.
+them makes a warm projection of 300 points take well under a second; the first one
+still compiles, which is why the demo's smoke run draws PCA (instant, no compiler)
+unless asked for ``--projection umap``.
 """
 
 from __future__ import annotations
@@ -60,3 +62,27 @@ def umap_projection(features: np.ndarray, seed: int = 0) -> np.ndarray:
         warnings.simplefilter("ignore", UserWarning)
         reducer = umap.UMAP(n_neighbors=min(15, len(features) - 1), random_state=seed)
         return np.asarray(reducer.fit_transform(features))
+
+
+PROJECTIONS = ("umap", "pca")
+
+
+def pca_projection(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 2) principal components of the features and their share of the variance."""
+    from sklearn.decomposition import PCA
+
+    features = np.asarray(features, dtype=np.float64)
+    if len(features) < MIN_POINTS:
+        raise ValueError(f"a projection needs at least {MIN_POINTS} points, got {len(features)}")
+    pca = PCA(n_components=2, svd_solver="full")
+    return pca.fit_transform(features), pca.explained_variance_ratio_
+
+
+def project(features: np.ndarray, method: str, seed: int = 0) -> tuple[np.ndarray, tuple[str, str]]:
+    """The 2-D embedding and its axis names for ``method`` (umap or pca)."""
+    if method == "pca":
+        embedding, share = pca_projection(features)
+        return embedding, (f"PC 1 ({share[0]:.0%} of variance)", f"PC 2 ({share[1]:.0%} of variance)")
+    if method == "umap":
+        return umap_projection(features, seed=seed), ("UMAP 1", "UMAP 2")
+    raise ValueError(f"unknown projection {method!r}; choose one of {', '.join(PROJECTIONS)}")

@@ -16,13 +16,26 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..atomic import write_bytes, write_text
+from ..atomic import StagedDir, write_bytes, write_text
 from ..data.stimuli import DISGUST_RATING
 from ..encoding.precision import describe as describe_precision
 from ..errors import UserError
 from ..labels import TASKS
-from ..results import FEATURES_FILE, PREDICTIONS_FILE, STIMULI_FILE, read_results
-from .projection import MIN_POINTS, umap_projection
+from ..results import (
+    ALIGNMENT_COLUMNS,
+    ALIGNMENT_PREDICTIONS_FILE,
+    FEATURES_FILE,
+    PREDICTION_COLUMNS,
+    PREDICTIONS_FILE,
+    PROMPT_COLUMNS,
+    PROMPTS_FILE,
+    STIMULI_FILE,
+    read_results,
+)
+from .compare import PROMPT_KIND
+from .console import figure_title as run_figure_title
+from .projection import MIN_POINTS, PROJECTIONS, project
+from .prompt_report import prompt_sections
 from .published import HEADLINE, PUBLISHED_TABLES, rederived_clip_baseline, swap_note
 from .render import Banner, Figure, Heading, Para, Table, to_html, to_markdown
 
@@ -43,6 +56,8 @@ class RunData:
     predictions: pd.DataFrame | None
     features: tuple[np.ndarray, list[str]] | None
     stimuli: pd.DataFrame | None
+    alignment: pd.DataFrame | None = None  # alignment_predictions.csv
+    prompts: pd.DataFrame | None = None  # prompts.csv, every cell a string
     label: str = ""
 
     @property
@@ -54,13 +69,19 @@ class RunData:
         return self.doc.get("scenarios", {})
 
 
-def _read_csv(path: Path) -> pd.DataFrame | None:
+def _read_csv(path: Path, columns: list[str], text: bool = False) -> pd.DataFrame | None:
+    """The CSV with at least ``columns``; ``text``: every cell a string, none read as missing."""
     if not path.is_file():
         return None
     try:
-        return pd.read_csv(path, dtype={"stimulus": str})
+        frame = (pd.read_csv(path, dtype=str, keep_default_na=False) if text
+                 else pd.read_csv(path, dtype={"stimulus": str}))
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise UserError(f"{path} is not a readable CSV ({exc}); re-run 'dirti-bench run' to regenerate it") from None
+    absent = [c for c in columns if c not in frame.columns]
+    if absent:
+        raise UserError(f"{path} lacks the columns {absent}; re-run 'dirti-bench run' to regenerate it")
+    return frame
 
 
 def _read_features(path: Path) -> tuple[np.ndarray, list[str]] | None:
@@ -68,17 +89,25 @@ def _read_features(path: Path) -> tuple[np.ndarray, list[str]] | None:
         return None
     try:
         with np.load(path, allow_pickle=False) as npz:
-            return np.asarray(npz["features"], dtype=np.float32), [str(s) for s in npz["stimulus"]]
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+            features, ids = np.asarray(npz["features"], dtype=np.float32), [str(s) for s in npz["stimulus"]]
+    except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile) as exc:
         raise UserError(f"{path} is not a features file ({exc}); re-run 'dirti-bench run' to regenerate it") from None
+    if features.ndim != 2 or len(features) != len(ids) or not np.isfinite(features).all():
+        raise UserError(f"{path} holds features of shape {features.shape} for {len(ids)} stimuli (or non-finite "
+                        "values); re-run 'dirti-bench run' to regenerate it")
+    return features, ids
 
 
-def load_run(results_dir: Path) -> RunData:
+def load_run(results_dir: Path, shown_as: Path | None = None) -> RunData:
+    """A results directory's files; ``shown_as``: the path the report names (a staged run's final one)."""
     results_dir = Path(results_dir)
     doc = read_results(results_dir)  # UserError for a missing or invalid directory
     base = results_dir if results_dir.is_dir() else results_dir.parent
-    return RunData(base, doc, _read_csv(base / PREDICTIONS_FILE), _read_features(base / FEATURES_FILE),
-                   _read_csv(base / STIMULI_FILE))
+    return RunData(Path(shown_as) if shown_as is not None else base, doc,
+                   _read_csv(base / PREDICTIONS_FILE, PREDICTION_COLUMNS), _read_features(base / FEATURES_FILE),
+                   _read_csv(base / STIMULI_FILE, ["stimulus"]), _read_csv(base / ALIGNMENT_PREDICTIONS_FILE,
+                                                                           ALIGNMENT_COLUMNS),
+                   _read_csv(base / PROMPTS_FILE, PROMPT_COLUMNS, text=True))
 
 
 def _label_runs(runs: list[RunData]) -> None:
@@ -148,6 +177,11 @@ def _scenario_ids(runs: list[RunData], classification: bool) -> list[str]:
 
 def _with_run(runs: list[RunData], row: dict, run: RunData) -> dict:
     return {"run": run.label, **row} if len(runs) > 1 else row
+
+
+def figure_title(run: RunData, what: str) -> str:
+    """A figure's title: what it shows, then model · weights · dataset, so it stands alone on a slide."""
+    return run_figure_title(run.run, what)
 
 
 # ---------------------------------------------------------------- sections
@@ -240,28 +274,81 @@ def _study(runs: list[RunData]) -> list:
     return blocks
 
 
+def _quote(prompts) -> str:
+    prompts = [str(p) for p in prompts or []]
+    if not prompts:
+        return "?"
+    more = f" (+{len(prompts) - 1} more)" if len(prompts) > 1 else ""
+    return f"'{prompts[0]}'{more}"
+
+
+def score_label(sc: dict, repeated: bool) -> str:
+    """What an alignment scenario's model score is, in words (the y axis of its scatter)."""
+    opts = sc.get("options", {})
+    if "prompts_high" in opts:
+        high, low = _quote(opts.get("prompts_high")), _quote(opts.get("prompts_low"))
+        if opts.get("score") == "cosine-diff":
+            return f"cos(image, {high}) − cos(image, {low})"
+        return f"P({high}) vs {low}"
+    rating = opts.get("rating", "the rating")
+    return f"ridge prediction of {rating} (out-of-fold" + (", mean over CV repeats)" if repeated else ")")
+
+
+def _rating_scale(run: RunData) -> tuple[float, float] | None:
+    scale = run.run.get("rating_scale")
+    if isinstance(scale, list | tuple) and len(scale) == 2 and all(isinstance(v, int | float) for v in scale):
+        return float(scale[0]), float(scale[1])
+    return None
+
+
+def _alignment_title(run: RunData, sid: str, sc: dict) -> str:
+    metrics = sc.get("metrics", {})
+    ci = sc.get("ci", {}).get("spearman_rho")
+    rho = f"Spearman ρ = {_num(metrics.get('spearman_rho'), 2)}"
+    if isinstance(ci, list | tuple) and len(ci) == 2 and all(isinstance(v, int | float) for v in ci):
+        rho += f" (95% CI {ci[0]:.2f} to {ci[1]:.2f})"
+    ceiling = metrics.get("noise_ceiling_spearman")
+    ceiling_text = f"noise ceiling {_num(ceiling, 2)}" if isinstance(ceiling, int | float) else "noise ceiling not estimated"
+    return figure_title(run, f"{sid}: {rho}; {ceiling_text}")
+
+
 def _alignment_scatter(run: RunData, sid: str, sc: dict, name: str) -> Figure | Para:
-    if run.predictions is None:
-        return Para(f"No scatter plot for {sid}: {PREDICTIONS_FILE} is missing in {run.path}.")
-    rows = run.predictions[run.predictions["scenario"] == sid]
-    human = pd.to_numeric(rows["y_true"], errors="coerce")
-    model = pd.to_numeric(rows["y_pred"], errors="coerce")
-    points = pd.DataFrame({"stimulus": rows["stimulus"].astype(str), "human": human, "model": model}).dropna()
+    if run.alignment is None:
+        return Para(f"No scatter plot for {sid}: {ALIGNMENT_PREDICTIONS_FILE} is missing in {run.path}.")
+    rows = run.alignment[run.alignment["scenario"] == sid]
+    human = pd.to_numeric(rows["rating"], errors="coerce")
+    model = pd.to_numeric(rows["score"], errors="coerce")
+    points = pd.DataFrame({"stimulus": rows["stimulus"].astype(str), "category": rows["category"].astype(str),
+                           "human": human, "model": model}).dropna()
     if points.empty:
         return Para(f"No scatter plot for {sid}: its predictions hold no numeric rating/score pairs.")
     repeated = points["stimulus"].duplicated().any()
-    points = points.groupby("stimulus", sort=False).mean().reset_index()  # CV repeats -> one point each
-    categories = None
-    if run.stimuli is not None and "category" in run.stimuli:
-        lookup = dict(zip(run.stimuli["stimulus"].astype(str), run.stimuli["category"].astype(str), strict=True))
-        categories = [lookup.get(s, "unknown") for s in points["stimulus"]]
-    from .figures import alignment_png  # matplotlib loads only when a figure is drawn
+    # CV repeats -> one point per stimulus
+    points = points.groupby(["stimulus", "category"], sort=False)[["human", "model"]].mean().reset_index()
+    from .figures import alignment_figure, png  # matplotlib loads only when a figure is drawn
 
     rating = sc.get("options", {}).get("rating", "human rating")
-    png = alignment_png(points["human"].to_numpy(), points["model"].to_numpy(), categories,
-                        f"{sid}: human {rating} vs model score", xlabel=f"human rating ({rating})",
-                        ylabel="model score" + (" (mean over CV repeats)" if repeated else ""))
-    return Figure(f"{FIGURES_DIR}/{name}.png", png, f"{sid}: human rating vs model score, one point per stimulus")
+    probe = "prompts_high" not in sc.get("options", {})
+    figure = alignment_figure(points["human"].to_numpy(), points["model"].to_numpy(), points["category"].tolist(),
+                              _alignment_title(run, sid, sc), xlabel=f"mean human rating ({rating})",
+                              ylabel=score_label(sc, repeated), scale=_rating_scale(run), identity_line=probe)
+    return Figure(f"{FIGURES_DIR}/{name}.png", png(figure),
+                  f"{sid}: mean human rating vs model score, one point per stimulus")
+
+
+def ceiling_note(sc: dict) -> str | None:
+    """The noise ceiling's assumption in words, for the report next to the ceiling."""
+    opts = sc.get("options", {})
+    if "n_raters" not in opts:
+        return None
+    if not isinstance(sc.get("metrics", {}).get("noise_ceiling_spearman"), int | float):
+        note = sc.get("extra", {}).get("noise_ceiling")
+        return f"Noise ceiling {note}." if note else None
+    n, source = opts.get("n_raters"), opts.get("n_raters_source") or "scenario option"
+    given = source in ("--n-raters", "scenario option")
+    how = f"given by {source}" if given else f"assumed {n}: {source}"
+    return (f"Noise ceiling: simulated split halves of {n} raters per image from the per-image SDs in "
+            f"{opts.get('sd_column')} ({how}); more raters give a higher ceiling.")
 
 
 def _other_scenarios(runs: list[RunData]) -> list:
@@ -279,7 +366,8 @@ def _other_scenarios(runs: list[RunData]) -> list:
         for run in present:
             sc = run.scenarios[sid]
             prefix = f"{run.label}: " if len(runs) > 1 else ""
-            blocks += [Para(prefix + text) for text in (_probe_sentence(sc), _r2_statement(sc)) if text]
+            texts = (_probe_sentence(sc), _r2_statement(sc), ceiling_note(sc))
+            blocks += [Para(prefix + text) for text in texts if text]
             within = sc.get("extra", {}).get("within_category")
             if isinstance(within, dict) and within and all(isinstance(v, dict) for v in within.values()):
                 table = pd.DataFrame([{"category": c} | {k: _num(v) for k, v in row.items()}
@@ -371,6 +459,8 @@ def _comparisons(runs: list[RunData]) -> list:
     rows = []
     for run in runs:
         for comparison in run.doc.get("comparisons") or []:
+            if comparison.get("kind") == PROMPT_KIND:  # shown with the prompt sections
+                continue
             flat = {k: _num(v) for k, v in _flatten(comparison).items()}
             rows.append(_with_run(runs, flat, run))
     if not rows:
@@ -395,7 +485,7 @@ def _throughput(runs: list[RunData]) -> list:
 
 
 def _per_class(runs: list[RunData]) -> list:
-    from .figures import confusion_png  # matplotlib loads only when a figure is drawn
+    from .figures import confusion_figure, png  # matplotlib loads only when a figure is drawn
 
     blocks = [Heading(2, "Per-class results")]
     for sid in _scenario_ids(runs, classification=True):
@@ -415,17 +505,23 @@ def _per_class(runs: list[RunData]) -> list:
             if rows:
                 blocks.append(Table(pd.DataFrame(rows)))
             labels, confusion = sc.get("labels", []), sc.get("confusion", [])
-            if labels and confusion and len(confusion) == len(labels):
-                title = f"{sid}" + (f"\n{run.label}" if len(runs) > 1 else "")
+            if labels and confusion and len(confusion) == len(labels) and "sweep" not in sc:  # sweeps: own figures
                 name = _slug(f"confusion-{sid}" + (f"-{run.label}" if len(runs) > 1 else ""))
-                blocks.append(Figure(f"{FIGURES_DIR}/{name}.png", confusion_png(labels, confusion, title),
-                                     f"{sid}: confusion matrix (rows true, columns predicted)"))
+                order = sc.get("extra", {}).get("display_order")
+                figure = confusion_figure(labels, confusion, figure_title(run, f"{sid}: confusion matrix"),
+                                          order=order, dropped=sc.get("dropped_classes", []))
+                blocks.append(Figure(f"{FIGURES_DIR}/{name}.png", png(figure),
+                                     f"{sid}: confusion matrix (rows true, columns predicted; colour = share "
+                                     "of the true class, numbers = counts)"))
     return blocks
 
 
-def _umap(runs: list[RunData]) -> list:
-    blocks = [Heading(2, "UMAP projection of the image features")]
+def _projection(runs: list[RunData], method: str | None) -> list:
+    """Each run's image features in 2-D: ``method``, else what the run recorded (umap by default)."""
+    blocks = [Heading(2, "Projection of the image features")]
     for run in runs:
+        chosen = method or run.run.get("projection") or "umap"
+        chosen = chosen if chosen in PROJECTIONS else "umap"
         prefix = f"{run.label}: " if len(runs) > 1 else ""
         reason = None
         if run.features is None:
@@ -433,51 +529,88 @@ def _umap(runs: list[RunData]) -> list:
         elif run.stimuli is None or "category" not in run.stimuli:
             reason = f"no {STIMULI_FILE} with a category column in {run.path}"
         elif len(run.features[0]) < MIN_POINTS:
-            reason = f"only {len(run.features[0])} stimuli (UMAP needs at least {MIN_POINTS})"
+            reason = f"only {len(run.features[0])} stimuli (a projection needs at least {MIN_POINTS})"
         if reason:
-            blocks.append(Para(f"{prefix}UMAP skipped: {reason}."))
+            blocks.append(Para(f"{prefix}{chosen.upper()} skipped: {reason}."))
             continue
-        from .figures import umap_png  # matplotlib loads only when a figure is drawn
+        from .figures import png, projection_figure  # matplotlib loads only when a figure is drawn
 
         features, ids = run.features
         table = run.stimuli.assign(stimulus=run.stimuli["stimulus"].astype(str)).set_index("stimulus")
         table = table.reindex(ids)
         column = run.run.get("disgust_column") or DISGUST_RATING  # a rated set's own disgust column
-        rating = table[column].to_numpy(dtype=float) if column in table else None
+        rating = None
+        if column in table:
+            rating = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=float)
+            if np.isnan(rating).any() and table[column].notna().all():
+                raise UserError(f"{run.path / STIMULI_FILE} column {column!r} holds non-numbers; "
+                                "re-run 'dirti-bench run' to regenerate it")
         seed = int(run.run.get("seed", 0) or 0)
-        embedding = umap_projection(features, seed=seed)
-        title = f"{prefix}UMAP of {len(ids)} image embeddings (random_state={seed})"
-        png = umap_png(embedding, table["category"].fillna("unknown").astype(str).tolist(), rating,
-                       column, title)
-        name = _slug("umap" + (f"-{run.label}" if len(runs) > 1 else ""))
-        caption = f"{prefix}UMAP of the image features, coloured by category" + (
+        embedding, axes = project(features, chosen, seed=seed)
+        what = f"{chosen.upper()} of {len(ids)} image embeddings" + (f" (random_state={seed})" if chosen == "umap" else "")
+        figure = projection_figure(embedding, table["category"].fillna("unknown").astype(str).tolist(), rating,
+                                   column, figure_title(run, what).replace("\n", " — "), axis_names=axes)
+        name = _slug(chosen + (f"-{run.label}" if len(runs) > 1 else ""))
+        caption = f"{prefix}{chosen.upper()} of the image features, coloured by category" + (
             f" and by {column}" if rating is not None else f" (no {column} column)")
-        blocks.append(Figure(f"{FIGURES_DIR}/{name}.png", png, caption))
+        blocks.append(Figure(f"{FIGURES_DIR}/{name}.png", png(figure), caption))
+        if chosen == "pca":
+            blocks.append(Para("PCA keeps the first run fast; 'dirti-bench report RESULTS_DIR --projection umap' "
+                               "(or 'dirti-bench run --projection umap') draws the UMAP."))
     return blocks
 
 
-def build_blocks(runs: list[RunData]) -> list:
+def _skipped(runs: list[RunData]) -> list:
+    rows = []
+    for run in runs:
+        skipped = run.doc.get("skipped")
+        if isinstance(skipped, dict):
+            rows += [_with_run(runs, {"scenario": sid, "why it cannot run on this data": str(reason)}, run)
+                     for sid, reason in skipped.items()]
+    if not rows:
+        return []
+    return [Heading(2, "Skipped scenarios"),
+            Para("The data cannot support these scenarios; every other scenario ran."), Table(pd.DataFrame(rows))]
+
+
+def build_blocks(runs: list[RunData], projection: str | None = None) -> list:
     _label_runs(runs)
-    return (_header(runs) + _dropped_and_empty(runs) + _headline(runs) + _study(runs) + _other_scenarios(runs)
-            + _probe_penalties(runs) + _comparisons(runs) + _throughput(runs) + _per_class(runs) + _umap(runs))
+    return (_header(runs) + _skipped(runs) + _dropped_and_empty(runs) + _headline(runs) + prompt_sections(runs)
+            + _study(runs) + _other_scenarios(runs) + _probe_penalties(runs) + _comparisons(runs) + _throughput(runs)
+            + _per_class(runs) + _projection(runs, projection))
 
 
-def write_report(results_dirs: list[Path], out: Path) -> Path:
+def write_report(results_dirs: list[Path], out: Path, shown_as: list[Path] | None = None,
+                 projection: str | None = None) -> Path:
     """Render everything in memory, then write figures, report.md and report.html atomically.
 
-    Returns the path of report.md. A failure while rendering leaves no new file behind.
+    ``shown_as``: the paths the report names for ``results_dirs`` (a run writes into a staging
+    folder first); ``projection``: umap or pca (default: what each run recorded, else umap).
+    Returns the path of report.md. A failure while rendering leaves no new file behind, and the
+    figures folder is replaced whole, so no figure of an earlier report survives.
     """
     if not results_dirs:
         raise UserError("no results directory given; pass one or more directories written by 'dirti-bench run'")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"report output {out} is a file; pass a directory with --out")
-    blocks = build_blocks([load_run(Path(d)) for d in results_dirs])
+    if projection is not None and projection not in PROJECTIONS:
+        raise UserError(f"unknown projection {projection!r}; choose one of {', '.join(PROJECTIONS)}")
+    shown = list(shown_as) if shown_as is not None else [None] * len(results_dirs)
+    blocks = build_blocks([load_run(Path(d), s) for d, s in zip(results_dirs, shown, strict=True)], projection)
     html, markdown = to_html(TITLE, blocks), to_markdown(TITLE, blocks)
+    figures = [block for block in blocks if isinstance(block, Figure)]
+    folder = out / FIGURES_DIR
+    if folder.is_dir() and any(folder.iterdir()) and not (out / REPORT_MD).exists() and not (out / REPORT_HTML).exists():
+        raise UserError(f"{folder} holds files that no dirti-bench report wrote (the report replaces its figures "
+                        "folder whole); pass another --out")
     try:
-        for block in blocks:
-            if isinstance(block, Figure):
-                write_bytes(out / block.file, block.png)
+        out.mkdir(parents=True, exist_ok=True)
+        if figures or (out / FIGURES_DIR).exists():
+            with StagedDir(out / FIGURES_DIR) as staged:
+                for block in figures:
+                    write_bytes(staged.path / Path(block.file).relative_to(FIGURES_DIR), block.png)
+                staged.commit()
         write_text(out / REPORT_HTML, html)
         write_text(out / REPORT_MD, markdown)
     except OSError as exc:

@@ -1,0 +1,144 @@
+"""What a run says on the terminal: one line per stage, progress bars, and the summary table.
+
+A ``Reporter`` is passed down the pipeline instead of printing from evaluators, so one
+run (or one of many, each into its own folder) is told the same way everywhere:
+
+* ``normal``: stage lines and progress bars on stderr, the summary on stdout;
+* ``quiet``:  only the summary (with the skipped scenarios' reasons and the output paths);
+* ``silent``: nothing (``pytest benchmarks`` prints its own summary at the end of the session).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from ..labels import TASKS
+
+MODES = ("normal", "quiet", "silent")
+MISSING = "–"
+
+
+class Reporter:
+    def __init__(self, mode: str = "normal", progress: bool = True):
+        if mode not in MODES:
+            raise ValueError(f"unknown reporter mode {mode!r}; choose one of {', '.join(MODES)}")
+        self.mode = mode
+        self.progress = progress
+        self.written: Path | None = None  # set once a run's output folder is in place
+
+    @property
+    def shows_progress(self) -> bool:
+        return self.mode == "normal" and self.progress
+
+    def stage(self, text: str) -> None:
+        """One line about what the run is doing (stderr; normal mode only)."""
+        if self.mode == "normal":
+            print(text, file=sys.stderr, flush=True)
+
+    def bar(self, items: Iterable, total: int | None = None, desc: str = ""):
+        """``items`` with a progress bar on stderr where progress is shown; without, a stage line."""
+        from tqdm.auto import tqdm
+
+        if not self.shows_progress:
+            self.stage(f"{desc}: {total}" if total is not None else desc)
+        return tqdm(items, total=total, desc=desc, disable=not self.shows_progress, file=sys.stderr,
+                    unit="", leave=True, dynamic_ncols=True)
+
+    def skipped(self, skipped: Mapping[str, str]) -> None:
+        for line in skipped_lines(skipped):
+            self.stage(line)
+
+    def summary(self, doc: dict) -> None:
+        """The summary table of a results document (results.json's shape), on stdout."""
+        if self.mode == "silent":
+            return
+        print(summary_text(doc, with_skipped=self.mode == "quiet"), file=sys.stdout, flush=True)
+
+    def outputs(self, out: Path, report: bool, replaced: bool) -> None:
+        """Where the results went (part of the summary, so quiet runs print it too)."""
+        self.written = Path(out)
+        if replaced:
+            self.stage(f"replaced the earlier results in {out}")
+        if self.mode == "silent":
+            return
+        lines = [f"results: {Path(out) / 'results.json'}"]
+        if report:
+            lines.append(f"report:  {Path(out) / 'report.html'}")
+        print("\n".join(lines), file=sys.stdout, flush=True)
+
+
+def skipped_lines(skipped: Mapping[str, str]) -> list[str]:
+    """One line per distinct reason: which scenarios cannot run, and why."""
+    by_reason: dict[str, list[str]] = {}
+    for sid, reason in skipped.items():
+        by_reason.setdefault(reason, []).append(sid)
+    lines = []
+    for reason, ids in by_reason.items():
+        count = f"{len(ids)} scenarios" if len(ids) > 1 else "1 scenario"
+        lines.append(f"skipped {count} ({', '.join(ids)}): {reason}")
+    return lines
+
+
+def _ci_cell(scenario: dict, metric: str) -> str:
+    value = (scenario.get("metrics") or {}).get(metric)
+    if not isinstance(value, int | float):
+        return MISSING
+    ci = (scenario.get("ci") or {}).get(metric)
+    if isinstance(ci, list | tuple) and len(ci) == 2 and all(isinstance(v, int | float) for v in ci):
+        return f"{value:.3f} [{ci[0]:.2f}, {ci[1]:.2f}]"
+    return f"{value:.3f}"
+
+
+def weights_label(run: dict, short: bool = False) -> str:
+    """``weights openai``, or the loud mark of a random-weights smoke run."""
+    if run.get("smoke_run"):
+        return "random weights — smoke run" + ("" if short else ", numbers mean nothing")
+    return f"weights {run.get('pretrained', MISSING)}"
+
+
+def figure_title(run: dict, what: str) -> str:
+    """A figure's title: what it shows, then model · weights · dataset of the run (results.json's
+    ``run``), so the figure stands alone on a slide."""
+    return f"{what}\n{run.get('model', MISSING)} · {weights_label(run, short=True)} · {run.get('dataset', MISSING)}"
+
+
+def run_title(run: dict) -> str:
+    """``model · weights · dataset (n images) · device``: what produced these numbers."""
+    precision = run.get("precision")
+    reduced = f" · {precision}, checked against fp32" if precision not in (None, "fp32") else ""
+    return (f"{run.get('model', MISSING)} · {weights_label(run)} · {run.get('dataset', MISSING)} "
+            f"({run.get('n_stimuli', MISSING)} images) · {run.get('device', MISSING)}{reduced}")
+
+
+def summary_rows(scenarios: Mapping[str, dict]) -> list[dict]:
+    rows = []
+    for sid, sc in scenarios.items():
+        classification = sc.get("task") in TASKS
+        rows.append({
+            "scenario": sid, "task": sc.get("task", MISSING), "n": str(sc.get("n", MISSING)),
+            "classes": str(len(sc.get("labels", []))) if classification else MISSING,
+            "accuracy [95% CI]": _ci_cell(sc, "accuracy") if classification else MISSING,
+            "macro-F1 [95% CI]": _ci_cell(sc, "f1_macro") if classification else MISSING,
+            "ρ [95% CI]": MISSING if classification else _ci_cell(sc, "spearman_rho"),
+        })
+    return rows
+
+
+def summary_table(scenarios: Mapping[str, dict]) -> str:
+    from tabulate import tabulate
+
+    rows = summary_rows(scenarios)
+    if not rows:
+        return "(no scenario results)"
+    return tabulate([list(r.values()) for r in rows], headers=list(rows[0]), disable_numparse=True,
+                    colalign=("left", "left", "right", "right", "left", "left", "left"))
+
+
+def summary_text(doc: dict, with_skipped: bool = True) -> str:
+    """Title line, one row per scenario with its headline metric and 95% CI, skipped scenarios."""
+    lines = ["", run_title(doc.get("run") or {}), summary_table(doc.get("scenarios") or {})]
+    if with_skipped:
+        lines += skipped_lines(doc.get("skipped") or {})
+    return "\n".join(lines)

@@ -1,0 +1,400 @@
+"""The report's prompt-engineering sections: what was asked, under which label-space rule, and
+how much the wording and the threshold matter.
+
+* prompt files: what each ``--templates`` file made and skipped;
+* label spaces: each classification scenario's threshold and rule, class counts, dropped
+  classes with their reason, the folds a CV scenario really ran, KNN's tied votes;
+* two scores, two chance levels: the study's category and disgust tasks side by side;
+* prompts: the study wording in full, each other prompt set's size with a few examples;
+* threshold and template sweeps, and every prompt set against the study wording (forest plot).
+
+Each section reads only results.json and the CSVs beside it, so ``dirti-bench report``
+renders old and new results alike (a section without data is left out).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pandas as pd
+
+from ..labels import TASKS
+from ..results import PROMPTS_FILE
+from .compare import PROMPT_KIND
+from .console import figure_title
+from .render import Figure, Heading, Para, Table
+
+FIGURES_DIR = "figures"
+MISSING = "–"
+STUDY_THRESHOLD = 5.0
+EXAMPLES = 3  # prompts shown per ensemble; the rest are in prompts.csv
+BEST_WORST = 5
+
+
+# ---------------------------------------------------------------- helpers
+
+def _num(value, digits: int = 3) -> str:
+    if value is None:
+        return MISSING
+    if isinstance(value, bool) or isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.{digits}f}"
+    return str(value)
+
+
+def _with_ci(value, ci) -> str:
+    if value is None:
+        return MISSING
+    if ci and len(ci) == 2 and all(isinstance(v, int | float) for v in ci):
+        return f"{_num(value)} [{_num(ci[0])}, {_num(ci[1])}]"
+    return _num(value)
+
+
+def _metric(sc: dict, name: str) -> str:
+    return _with_ci(sc.get("metrics", {}).get(name), sc.get("ci", {}).get(name))
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "x"
+
+
+def _prefix(runs, run) -> str:
+    return f"{run.label}: " if len(runs) > 1 else ""
+
+
+def _frame(rows: list[dict], runs, run_of: list) -> pd.DataFrame:
+    """Rows as a table of strings, with a ``run`` column when several runs are shown."""
+    if len(runs) > 1:
+        rows = [{"run": r.label, **row} for r, row in zip(run_of, rows, strict=True)]
+    return pd.DataFrame(rows).fillna(MISSING).astype(str)
+
+
+def _is_sweep(sc: dict) -> bool:
+    return isinstance(sc.get("sweep"), list)
+
+
+def _prompts_table(run) -> pd.DataFrame | None:
+    """prompts.csv as loaded with the run (every cell a string), or None where the run has none."""
+    return run.prompts
+
+
+# ---------------------------------------------------------------- prompt files
+
+def prompt_files(runs) -> list:
+    rows, owners = [], []
+    for run in runs:
+        for plan in run.run.get("prompt_files") or []:
+            skipped = plan.get("skipped") or {}
+            rows.append({"file": plan.get("file"), "kind": plan.get("kind"),
+                         "made": ", ".join(plan.get("scenarios") or []) or "no scenario",
+                         "skipped": "; ".join(f"{t} ({why})" for t, why in skipped.items()) or "no task"})
+            owners.append(run)
+    if not rows:
+        return []
+    return [Heading(2, "Prompt files"),
+            Para("Each --templates file: the scenarios it made and the tasks it skipped (also printed on stderr)."),
+            Table(_frame(rows, runs, owners))]
+
+
+# ---------------------------------------------------------------- label spaces
+
+def _folds(options: dict, per_class: dict) -> str:
+    asked, used = options.get("folds"), options.get("folds_effective")
+    if used is None:
+        if options.get("n_test") is not None:
+            return f"holdout {options.get('n_train')}/{options.get('n_test')}"
+        return MISSING
+    if asked is not None and used < asked:
+        smallest = min((v.get("support", 0) for v in per_class.values()), default=0)
+        return f"{used} of {asked} asked (smallest class: {smallest} stimuli)"
+    return str(used)
+
+
+def _ties(options: dict, n) -> str:
+    if "tied_votes" not in options:
+        return MISSING
+    return f"{options['tied_votes']} of {n} ({options.get('tie_break', 'lowest-id')})"
+
+
+def label_spaces(runs) -> list:
+    rows, owners = [], []
+    for run in runs:
+        for sid, sc in run.scenarios.items():
+            if sc.get("task") not in TASKS:
+                continue
+            opts = sc.get("options", {})
+            rule = opts.get("threshold_rule")
+            threshold = MISSING if rule is None else (
+                f"{_num(opts.get('threshold'), 2)} ({'mean+1sd of the ratings' if rule == 'mean+1sd' else 'fixed'})")
+            reasons = opts.get("dropped_reasons") or {}
+            dropped = "; ".join(f"{c}: {reasons.get(c, 'dropped')}" for c in sc.get("dropped_classes", []))
+            counts = ", ".join(f"{c} {v.get('support')}" for c, v in sc.get("per_class", {}).items())
+            rows.append({"scenario": sid, "task": sc.get("task"), "rating": opts.get("rating") or MISSING,
+                         "threshold (rule)": threshold, "classes": len(sc.get("labels", [])),
+                         "stimuli per class": counts or MISSING, "dropped (reason)": dropped or MISSING,
+                         "folds run": _folds(opts, sc.get("per_class", {})),
+                         "KNN tied votes": _ties(opts, sc.get("n"))})
+            owners.append(run)
+    if not rows:
+        return []
+    return [Heading(2, "Label spaces"),
+            Para("Each classification scenario's rule: the disgust threshold (a rating is disgusting at or above "
+                 "it) and how it was set, the classes and their stimuli, classes dropped and why, the folds a CV "
+                 "scenario actually ran, and how many KNN predictions were tied votes (settled by the scenario's "
+                 "tie_break: lowest-id is scikit-learn's rule and the study's, nearest gives the tie to the nearest "
+                 "neighbour's class)."),
+            Table(_frame(rows, runs, owners))]
+
+
+# ---------------------------------------------------------------- chance levels
+
+CHANCE_SCENARIOS = ("zeroshot-baseline", "zeroshot-disgust", "zeroshot-disgust-binary")
+
+
+def chance_levels(runs) -> list:
+    rows, owners = [], []
+    for run in runs:
+        for sid in CHANCE_SCENARIOS:
+            sc = run.scenarios.get(sid)
+            if not sc or not sc.get("labels"):
+                continue
+            support = [v.get("support", 0) for v in sc.get("per_class", {}).values()]
+            k = len(sc["labels"])
+            rows.append({"scenario": sid, "classes": k, "chance (1/classes)": _num(1 / k),
+                         "majority class share": _num(max(support) / sum(support)) if sum(support) else MISSING,
+                         "accuracy": _metric(sc, "accuracy"), "macro F1": _metric(sc, "f1_macro")})
+            owners.append(run)
+    if len(rows) < 2:
+        return []
+    return [Heading(2, "Study wording on each task: two scores, two chance levels"),
+            Para("The study contrasts its category and disgust prompts, but the two tasks have different label "
+                 "spaces (and chance levels), so they are not paired in a test: each score stands beside its own "
+                 "chance level."),
+            Table(_frame(rows, runs, owners))]
+
+
+# ---------------------------------------------------------------- prompts
+
+def _prompt_rows(run) -> dict[str, list[tuple[str, str]]]:
+    table = _prompts_table(run)
+    if table is None:
+        return {}
+    return {sid: list(zip(g["class"], g["prompt"], strict=True)) for sid, g in table.groupby("scenario", sort=False)}
+
+
+def prompts_shown(runs) -> list:
+    study_rows, set_rows, study_owners, set_owners = [], [], [], []
+    for run in runs:
+        by_scenario = _prompt_rows(run)
+        for sid, sc in run.scenarios.items():
+            prompts = by_scenario.get(sid)
+            if not prompts or _is_sweep(sc):
+                continue
+            opts = sc.get("options", {})
+            is_study = opts.get("prompt_set") == "study" or opts.get("prompt_pair") == "study"
+            if is_study:
+                study_rows += [{"scenario": sid, "class": c, "prompt": p} for c, p in prompts]
+                study_owners += [run] * len(prompts)
+                continue
+            per_class = pd.Series([c for c, _ in prompts]).value_counts()
+            examples = " · ".join(p for _, p in prompts[:EXAMPLES])  # the first class's first prompts
+            set_rows.append({"scenario": sid, "prompt set": opts.get("prompt_set") or opts.get("prompt_pair") or
+                             MISSING, "prompts": len(prompts), "per class": _num(int(per_class.max()))
+                             if per_class.nunique() == 1 else f"{per_class.min()}–{per_class.max()}",
+                             "examples": examples})
+            set_owners.append(run)
+    if not study_rows and not set_rows:
+        return []
+    blocks = [Heading(2, "Prompts")]
+    if study_rows:
+        blocks += [Para("The study's wording, in full, for each class:"), Table(_frame(study_rows, runs, study_owners))]
+    if set_rows:
+        blocks += [Para(f"Other prompt sets: their size and a few examples; every prompt of every scenario is in "
+                        f"{PROMPTS_FILE} (scenario, class, prompt)."), Table(_frame(set_rows, runs, set_owners))]
+    return blocks
+
+
+# ---------------------------------------------------------------- threshold sweeps
+
+def _sweeps(run, kind: str) -> list[tuple[str, dict]]:
+    return [(sid, sc) for sid, sc in run.scenarios.items() if _is_sweep(sc) and sc.get("extra", {}).get("sweep") == kind]
+
+
+def threshold_sweeps(runs) -> list:
+    blocks = []
+    for run in runs:
+        sweeps = _sweeps(run, "threshold")
+        if not sweeps:
+            continue
+        panels = []
+        for sid, sc in sweeps:
+            rows = [{"point": p["point"], "threshold": _num(p.get("threshold"), 2), "classes": p.get("n_classes"),
+                     "dropped": ", ".join(p.get("dropped_classes") or []) or MISSING,
+                     "stimuli per class": ", ".join(f"{c} {n}" for c, n in (p.get("class_counts") or {}).items()),
+                     "accuracy": _with_ci(p["metrics"].get("accuracy"), p["ci"].get("accuracy")),
+                     "balanced acc.": _with_ci(p["metrics"].get("balanced_accuracy"), p["ci"].get("balanced_accuracy")),
+                     "macro F1": _with_ci(p["metrics"].get("f1_macro"), p["ci"].get("f1_macro"))}
+                    for p in sc["sweep"]]
+            blocks += [Heading(3, f"{_prefix(runs, run)}{sid}"), Table(pd.DataFrame(rows).astype(str))]
+            numeric = [p for p in sc["sweep"] if isinstance(p.get("threshold"), int | float)]
+            panels.append({"title": sid, "x": [p["threshold"] for p in numeric],
+                           "metrics": {m: [p["metrics"][m] for p in numeric] for m in ("accuracy", "balanced_accuracy",
+                                                                                      "f1_macro")},
+                           "ci": {m: [p["ci"][m] for p in numeric] for m in ("accuracy", "balanced_accuracy",
+                                                                             "f1_macro")},
+                           "rule_points": [(p["threshold"], p["point"]) for p in numeric if p.get("rule") != "fixed"]})
+            reference, rule = sc.get("options", {}).get("threshold"), sc.get("options", {}).get("threshold_rule")
+            if rule == "fixed" and isinstance(reference, int | float) and reference != STUDY_THRESHOLD:  # --threshold
+                panels[-1]["rule_points"].append((reference, "this run's threshold"))
+        from .figures import png, threshold_sweep_figure  # matplotlib loads only for a figure
+
+        name = _slug("threshold-sweeps" + (f"-{run.label}" if len(runs) > 1 else ""))
+        figure = threshold_sweep_figure(panels, STUDY_THRESHOLD,
+                                        figure_title(run.run, "zero-shot score vs disgust threshold"))
+        blocks.append(Figure(f"{FIGURES_DIR}/{name}.png", png(figure),
+                             f"{_prefix(runs, run)}score vs disgust threshold (95% CI bands); dashed: the study's "
+                             f"{STUDY_THRESHOLD:g}, dotted: a data-driven rule"))
+    if not blocks:
+        return []
+    return [Heading(2, "Threshold sweeps"),
+            Para("The zero-shot disgust tasks with the study wording at each threshold: the label space is rebuilt "
+                 "at every point, and classes a threshold empties are dropped and listed. Points and predictions: "
+                 "sweeps.csv and sweep_predictions.csv.")] + blocks
+
+
+# ---------------------------------------------------------------- template sweeps
+
+def _template_table(points: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame([{"rank": p.get("rank", {}).get("accuracy", MISSING), "template": p["point"],
+                          "accuracy": _with_ci(p["metrics"]["accuracy"], p["ci"].get("accuracy")),
+                          "macro F1": _with_ci(p["metrics"]["f1_macro"], p["ci"].get("f1_macro")),
+                          "macro F1 rank": p.get("rank", {}).get("f1_macro", MISSING)} for p in points]).astype(str)
+
+
+def _summary(sc: dict) -> str:
+    extra, opts = sc.get("extra", {}), sc.get("options", {})
+    dist = extra.get("distribution", {})
+    parts = []
+    for name, label in (("accuracy", "accuracy"), ("f1_macro", "macro F1")):
+        d = dist.get(name)
+        if d:
+            parts.append(f"{label} over templates: median {_num(d['median'])} (quartiles {_num(d['q1'])}–"
+                         f"{_num(d['q3'])}, range {_num(d['min'])}–{_num(d['max'])})")
+    rank, ranked = extra.get("study_rank", {}), extra.get("n_ranked")
+    text = f"{opts.get('n_templates', MISSING)} templates; " + "; ".join(parts) + "."
+    if rank:
+        text += (f" The study wording ranks {rank.get('accuracy')} of {ranked} by accuracy and "
+                 f"{rank.get('f1_macro')} of {ranked} by macro F1.")
+    return text
+
+
+def _selection(sc: dict) -> str:
+    extra, opts = sc.get("extra", {}), sc.get("options", {})
+    chosen = pd.Series([s["template"] for s in extra.get("selection", [])]).value_counts()
+    picks = "; ".join(f"'{t}' on {n} fold(s)" for t, n in chosen.items())
+    best = extra.get("in_sample_best", {})
+    return (f"Cross-validated choice (the headline): the best template on the training folds "
+            f"({opts.get('folds_effective')} stratified folds, by {opts.get('select_by', 'accuracy')}), scored on the "
+            f"held-out fold: accuracy {_metric(sc, 'accuracy')}, macro F1 {_metric(sc, 'f1_macro')}. Chosen: {picks}. "
+            f"The in-sample best ('{best.get('template')}', accuracy {_num(best.get('accuracy'))}) is optimistic: "
+            "it was picked on the images it is scored on.")
+
+
+def template_sweeps(runs) -> list:
+    blocks = []
+    for run in runs:
+        sweeps = _sweeps(run, "template")
+        if not sweeps:
+            continue
+        panels = []
+        for sid, sc in sweeps:
+            points = sc["sweep"]
+            templates = [p for p in points if p.get("kind") == "template"]
+            refs = {p["kind"]: p for p in points if p.get("kind") in ("study", "ensemble")}
+            by = sc.get("options", {}).get("select_by", "accuracy")
+            ordered = sorted(templates, key=lambda p: (p.get("rank", {}).get(by, 0), templates.index(p)))
+            reference = pd.DataFrame([{"prompt set": label, "accuracy": _metric(src, "accuracy"),
+                                       "macro F1": _metric(src, "f1_macro")}
+                                      for label, src in (("study wording", refs.get("study")),
+                                                         ("full ensemble", refs.get("ensemble")),
+                                                         ("cross-validated choice", sc)) if src]).astype(str)
+            blocks += [Heading(3, f"{_prefix(runs, run)}{sid}"), Para(_summary(sc)), Para(_selection(sc)),
+                       Table(reference)]
+            if len(ordered) <= 2 * BEST_WORST:
+                blocks += [Para(f"All {len(ordered)} templates (in-sample, ranked by {by}):"),
+                           Table(_template_table(ordered))]
+            else:
+                blocks += [Para(f"Best {BEST_WORST} templates (in-sample, ranked by {by}):"),
+                           Table(_template_table(ordered[:BEST_WORST])),
+                           Para(f"Worst {BEST_WORST} templates:"), Table(_template_table(ordered[-BEST_WORST:]))]
+            panels.append({"title": sid, "metrics": {m: [p["metrics"][m] for p in templates]
+                                                     for m in ("accuracy", "f1_macro")},
+                           "references": {"study wording": refs.get("study", {}).get("metrics", {}),
+                                          "full ensemble": refs.get("ensemble", {}).get("metrics", {}),
+                                          "CV choice": sc.get("metrics", {})}})
+        from .figures import png, template_sweep_figure  # matplotlib loads only for a figure
+
+        name = _slug("template-sweeps" + (f"-{run.label}" if len(runs) > 1 else ""))
+        figure = template_sweep_figure(panels, figure_title(run.run, "each template alone (one dot each)"))
+        blocks.append(Figure(f"{FIGURES_DIR}/{name}.png", png(figure),
+                             f"{_prefix(runs, run)}score of each template alone, with the study wording, the full "
+                             "ensemble and the cross-validated choice"))
+    if not blocks:
+        return []
+    return [Heading(2, "Template sweeps"),
+            Para("Each template of an ensemble alone as a 1-prompt classifier, on the same images and label space. "
+                 "Every template's scores: sweeps.csv; its predictions: sweep_predictions.csv.")] + blocks
+
+
+# ---------------------------------------------------------------- prompt sets vs the study wording
+
+def _delta(comparison: dict, name: str):
+    key, ci_key = ("accuracy_difference", "ci") if name == "accuracy" else ("f1_macro_difference", "f1_macro_ci")
+    value, ci = comparison.get(key), comparison.get(ci_key)
+    return None if value is None or not ci else (value, ci[0], ci[1])
+
+
+def _label(comparison: dict) -> str:
+    chosen = "template chosen" in str(comparison.get("prompt_set"))
+    return f"{comparison['a']} (CV choice)" if chosen else comparison["a"]
+
+
+def prompt_comparisons(runs) -> list:
+    blocks, rows, owners = [], [], []
+    for run in runs:
+        found = [c for c in run.doc.get("comparisons") or [] if c.get("kind") == PROMPT_KIND and "skipped" not in c]
+        if not found:
+            continue
+        for c in found:
+            mcnemar = c.get("mcnemar") or {}
+            rows.append({"task": c.get("task"), "prompt set": c.get("a"), "vs": c.get("b"), "n": c.get("n"),
+                         "Δ accuracy [95% CI]": _with_ci(c.get("accuracy_difference"), c.get("ci")),
+                         "Δ macro F1 [95% CI]": _with_ci(c.get("f1_macro_difference"), c.get("f1_macro_ci")),
+                         "McNemar p": _num(mcnemar.get("p_value"))})
+            owners.append(run)
+        tasks = list(dict.fromkeys(c.get("task") for c in found))
+        panels = [{"title": task, "rows": [{"label": _label(c), "accuracy": _delta(c, "accuracy"),
+                                            "f1_macro": _delta(c, "f1_macro")} for c in found if c.get("task") == task]}
+                  for task in tasks]
+        from .figures import forest_figure, png  # matplotlib loads only when a figure is drawn
+
+        name = _slug("prompt-sets-vs-study" + (f"-{run.label}" if len(runs) > 1 else ""))
+        figure = forest_figure(panels, figure_title(run.run, "prompt sets minus the study wording"))
+        blocks.append(Figure(f"{FIGURES_DIR}/{name}.png", png(figure),
+                             f"{_prefix(runs, run)}Δ accuracy and Δ macro F1 against the study wording, 95% paired "
+                             "bootstrap CI, one panel per task"))
+    if not rows:
+        return []
+    return [Heading(2, "Prompt sets against the study wording"),
+            Para("Each prompt set minus the study wording on the same label space and stimuli: paired bootstrap "
+                 "95% CIs (the same resampled stimuli for both) and McNemar's exact test on the discordant "
+                 "stimuli. Ensembles and single templates are fixed in advance; a template sweep's entry is its "
+                 "cross-validated choice, never the in-sample best."), Table(_frame(rows, runs, owners))] + blocks
+
+
+def prompt_sections(runs) -> list:
+    """Every section of this module, in report order."""
+    return (prompt_files(runs) + label_spaces(runs) + chance_levels(runs) + prompts_shown(runs)
+            + threshold_sweeps(runs) + template_sweeps(runs) + prompt_comparisons(runs))
