@@ -54,6 +54,10 @@ def test_scenario(model_spec, scenario, bench_ctx, benchmark, record_result, rec
         benchmark.extra_info.update(classification_info(result))
     else:
         benchmark.extra_info.update({k: v for k, v in result.metrics.items() if isinstance(v, int | float)})
+        if "r2_gain_over_intercept_only" in result.ci:
+            # No probe scores below predicting the training mean by more than noise (the paired
+            # bootstrap CI of its R² gain over the intercept-only model reaches 0).
+            assert result.ci["r2_gain_over_intercept_only"][1] >= 0, result.metrics
     record_result(result)
 
 

@@ -18,7 +18,7 @@ def test_bench_prints_one_table_with_every_figure(capsys):
     out = capsys.readouterr().out
     assert "dirti-tiny on cpu, 6 images of 1024x768, batch 2, decode tensor-resize" in out
     assert "--precision int8" in out.splitlines()[0]
-    skipped = {"warm_run_s", "warm_forward_calls", "cold_run_s", "peak_rss_mb",  # --no-warm
+    skipped = {"warm_run_s", "warm_scenarios_s", "warm_forward_calls", "cold_run_s", "peak_rss_mb",  # --no-warm
                "first_run_summary_s", "first_run_total_s", "demo_warm_run_s"}  # --no-first-run
     skipped |= {key for key, _, _ in ROWS if key.startswith("sweep_")}  # no --sweep
     for key, label, _ in ROWS:

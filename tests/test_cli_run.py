@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import (
@@ -87,6 +88,48 @@ def test_every_metric_is_recomputable_from_predictions_csv(demo_run):
         assert confusion_matrix(rows["y_true"], rows["y_pred"], labels=sc["labels"]).tolist() == sc["confusion"]
         support = rows["y_true"].value_counts()
         assert {c: v["support"] for c, v in sc["per_class"].items()} == {c: int(support.get(c, 0)) for c in sc["labels"]}
+
+
+def _recompute_alignment(rows: pd.DataFrame) -> dict:
+    """An alignment scenario's headline numbers from its alignment_predictions.csv rows alone."""
+    from scipy import stats
+    from sklearn.metrics import r2_score, root_mean_squared_error
+
+    if rows["repeat"].isna().all():  # zero-shot: one row per stimulus
+        return {"spearman_rho": stats.spearmanr(rows.rating, rows.score).statistic,
+                "pearson_r": stats.pearsonr(rows.rating, rows.score).statistic}
+    per = []
+    for _, mine in rows.groupby("repeat"):
+        tr, pr, fr = mine.rating.to_numpy(), mine.score.to_numpy(), mine.fold.to_numpy()
+        mean_pred = np.array([tr[fr != f].mean() for f in fr])  # each fold's training mean
+        per.append({"r2": r2_score(tr, pr), "pearson_r": stats.pearsonr(tr, pr).statistic,
+                    "spearman_rho": stats.spearmanr(tr, pr).statistic, "rmse": root_mean_squared_error(tr, pr),
+                    "r2_intercept_only": r2_score(tr, mean_pred)})
+    out = {k: float(np.mean([row[k] for row in per])) for k in per[0]}
+    return out | {"r2_gain_over_intercept_only": out["r2"] - out["r2_intercept_only"]}
+
+
+def test_alignment_metrics_are_recomputable_from_alignment_predictions_csv(tmp_path, capsys):
+    from dirti_bench.reporting.report import _probe_sentence, _r2_statement
+
+    out = tmp_path / "out"
+    doc = demo_results(capsys, out, "--scenarios", "align-*")
+    preds = pd.read_csv(out / "alignment_predictions.csv")
+    for sid, sc in doc["scenarios"].items():
+        metrics = sc["metrics"]
+        for name, value in _recompute_alignment(preds[preds["scenario"] == sid]).items():
+            assert metrics[name] == pytest.approx(value, abs=1e-9), (sid, name)
+        for name, ceiling in (("spearman_rho", "noise_ceiling_spearman"), ("pearson_r", "noise_ceiling_pearson")):
+            assert metrics[f"{name}_over_ceiling"] == pytest.approx(metrics[name] / metrics[ceiling]), (sid, name)
+    probe = doc["scenarios"]["align-disgust-probe"]
+    penalty = probe["extra"]["penalty"]
+    assert probe["options"]["alpha"] == "tuned" and penalty["n_folds"] == len(penalty["per_fold"]) == 30
+    # On the demo set the probe is not below predicting the training mean by more than noise ...
+    assert probe["ci"]["r2_gain_over_intercept_only"][1] >= 0, probe["metrics"]
+    # ... and where its R² is <= 0, the report says so.
+    statement = _r2_statement(probe) or ""
+    assert ("≤ 0: out of fold the probe predicts" in statement) == (probe["metrics"]["r2"] <= 0)
+    assert "alpha median" in _probe_sentence(probe)
 
 
 def test_second_run_hits_the_cache_and_reproduces_metrics(demo_run, tmp_path, capsys):

@@ -27,6 +27,7 @@ from dirti_bench.evaluators.metrics import (
     macro_f1_from_confusion,
     stratified_draws,
 )
+from dirti_bench.evaluators.penalty import TunedLogisticRegression
 from dirti_bench.labels import LabelSpace, build_label_space
 from dirti_bench.prompts import PromptSet, study_prompts
 from helpers import label_space
@@ -328,12 +329,15 @@ def test_knn_confidence_is_the_vote_share_of_the_predicted_class():
 
 
 @pytest.mark.filterwarnings("error")
-def test_probe_confidence_is_the_out_of_fold_probability_of_the_predicted_class():
+@pytest.mark.parametrize("c", [1.0, "tuned"])
+def test_probe_confidence_is_the_out_of_fold_probability_of_the_predicted_class(c):
     space = label_space(BALANCED)
     features = separable(space, noise=0.9, seed=5)
-    result = probe.evaluate_cv(scenario("linear-probe-cv", folds=5, split_seed=3), ConstructedCtx(space, features))
-    model = Pipeline([("scale", StandardScaler()),
-                      ("lr", LogisticRegression(C=1.0, solver="newton-cg", max_iter=1000))])
+    result = probe.evaluate_cv(scenario("linear-probe-cv", folds=5, split_seed=3, C=c), ConstructedCtx(space, features))
+    # a fixed C, or the tuned one (chosen inside each training fold, seeded by split_seed)
+    classifier = (LogisticRegression(C=c, solver="newton-cg", max_iter=1000) if c != "tuned"
+                  else TunedLogisticRegression(random_state=3))
+    model = Pipeline([("scale", StandardScaler()), ("lr", classifier)])
     proba = cross_val_predict(model, features, space.y_true, method="predict_proba",
                               cv=StratifiedKFold(5, shuffle=True, random_state=3))
     np.testing.assert_allclose(result.predictions["confidence"], proba.max(axis=1), rtol=1e-6)
@@ -341,4 +345,8 @@ def test_probe_confidence_is_the_out_of_fold_probability_of_the_predicted_class(
     # and the predictions are the estimator's own predict
     again = cross_val_predict(model, features, space.y_true, cv=StratifiedKFold(5, shuffle=True, random_state=3))
     assert result.predictions["y_pred"].tolist() == [CATEGORIES[i] for i in again]
+    # one fit per fold: the tuned C of each fold is recorded
+    assert ("penalty" in result.extra) == (c == "tuned")
+    if c == "tuned":
+        assert len(result.extra["penalty"]["per_fold"]) == 5
     assert result.predictions["fold"].tolist() == result.predictions["fold"].astype(int).tolist()

@@ -233,3 +233,59 @@ def test_cli_unwritable_out_is_one_error_line(tmp_path, capsys):
     assert main(["report", str(results), "--out", str(blocker / "sub")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and str(blocker) in err[0]
+
+
+def _probe_results(root: Path, r2: float, gain_ci: list[float], all_mean: bool) -> Path:
+    """A ridge alignment probe with the given R² (its penalty tuned) and a tuned logistic probe."""
+    ids = [f"{1000 + i}" for i in range(12)]
+    rating = np.linspace(1, 9, 12)
+    frame = pd.DataFrame({"scenario": "align-disgust-probe", "stimulus": ids, "category": CATS[0], "rating": rating,
+                          "score": rating[::-1], "repeat": 0, "fold": [i % 2 for i in range(12)]})
+    folds = [{"repeat": 0, "fold": i, "alpha": a, "edge": e, "widened": 0, "grid_min": 1e-3, "grid_max": 1e8}
+             for i, (a, e) in enumerate([(1e8, "high"), (1e8 if all_mean else 31.6, "high" if all_mean else None)])]
+    penalty = {"name": "alpha", "mode": "tuned", "method": "RidgeCV leave-one-out", "median": 5e7, "min": 31.6,
+               "max": 1e8, "n_folds": 2, "n_widened": 0, "n_strongest": 2 if all_mean else 1, "n_weakest": 0,
+               "per_fold": folds, "note": "folds took the strongest penalty"}
+    ridge = ScenarioResult("align-disgust-probe", "alignment", CATS[:2], 12,
+                           {"r2": r2, "r2_intercept_only": -0.05, "r2_gain_over_intercept_only": r2 + 0.05},
+                           options={"rating": "disg_mean_all", "model": "StandardScaler + Ridge", "repeats": 1,
+                                    "folds_used": 2, "alpha": "tuned"},
+                           ci={"r2": [r2 - 0.1, r2 + 0.1], "r2_gain_over_intercept_only": gain_ci},
+                           extra={"penalty": penalty}, predictions=frame[ALIGNMENT_COLUMNS])
+    truth = [CATS[i % 2] for i in range(12)]
+    logistic = _classification("linear-probe-cv10-baseline", "category", CATS[:2], truth, truth, ids)
+    logistic.options = {"model": "StandardScaler -> LogisticRegression", "folds_effective": 2, "C": "tuned"}
+    logistic.extra = {"penalty": {"name": "C", "mode": "tuned", "method": "inner stratified 3-fold CV",
+                                  "median": 0.1, "min": 0.01, "max": 1.0, "n_folds": 2, "n_widened": 0,
+                                  "n_strongest": 0, "n_weakest": 0, "per_fold": []}}
+    fixed = _classification("linear-probe-cv10-disgust", "category", CATS[:2], truth, truth, ids)
+    fixed.options = {"model": "StandardScaler -> LogisticRegression", "folds_effective": 2, "C": 1.0}
+    run = {"model": "m", "pretrained": "openai", "device": "cpu", "seed": 0}
+    return write_results(root, run, [ridge, logistic, fixed])
+
+
+def test_each_probe_says_what_it_fitted_and_how_its_penalty_was_chosen(tmp_path):
+    results = _probe_results(tmp_path / "r", r2=0.3, gain_ci=[0.2, 0.4], all_mean=False)
+    write_report([results], results)
+    section = (results / "report.md").read_text().split("## Probe penalties")[1].split("\n## ")[0]
+    assert re.search(r"align-disgust-probe\s*\|\s*Ridge regression \(StandardScaler \+ Ridge\) from the image "
+                     r"features to disg_mean_all in 1× repeated stratified 2-fold CV; penalty chosen inside each "
+                     r"training fold only, never seeing its test fold \(RidgeCV leave-one-out\): alpha median 5e\+07, "
+                     r"range 31\.6–1e\+08 over 2 folds", section)
+    assert "C median 0.1, range 0.01–1 over 2 folds" in section
+    assert "penalty C fixed at 1.0000 (scenario option, not tuned)" in section
+    assert "R² =" not in (results / "report.md").read_text()  # R² > 0: nothing to state
+
+
+@pytest.mark.parametrize(("r2", "gain_ci", "all_mean", "says"), [
+    (-0.04, [-0.01, 0.02], True, "within noise of predicting the mean"),
+    (-0.30, [-0.40, -0.10], False, "below it by more than noise"),
+])
+def test_r2_at_or_below_zero_is_stated(tmp_path, r2, gain_ci, all_mean, says):
+    results = _probe_results(tmp_path / "r", r2=r2, gain_ci=gain_ci, all_mean=all_mean)
+    write_report([results], results)
+    md = (results / "report.md").read_text()
+    assert (f"R² = {r2:.3f} ≤ 0: out of fold the probe predicts disg_mean_all no better than the training-fold "
+            "mean (intercept-only model on the same folds: R² = -0.050)") in md
+    assert says in md
+    assert ("Every fold predicts its training mean" in md) == all_mean

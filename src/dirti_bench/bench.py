@@ -9,7 +9,8 @@ the best round of each is kept (the least disturbed one).
   texts    the truncated forward on 12 classes x 80 templates vs ``model.encode_text``
            (77 tokens, so the same cost for any prompt) on an evenly spread sample
   warm     ``dirti-bench run`` twice in a fresh cache home: the second run's
-           wall time and forward count; peak RSS of the first (cold) run
+           wall time and forward count; peak RSS of the first (cold) run; then a
+           third, warm run with ``--no-report``: every scenario, without the report
   first    a newcomer's first ``dirti-bench run --demo``, every cache empty (dirti-bench's
            home, numba's compiled kernels, matplotlib's font cache): seconds until the
            summary table is printed and until the whole run (report included) ends;
@@ -263,8 +264,10 @@ def _dirti_bench_run(args: list[str], env: dict, rss_file: Path) -> float:
     return seconds
 
 
-def measure_warm_rerun(run_args: list[str]) -> dict:
-    """Run twice in one fresh cache home; the second run must find every embedding cached."""
+def measure_warm_rerun(run_args: list[str], scenarios_only: bool = True) -> dict:
+    """Run twice in one fresh cache home; the second run must find every embedding cached. With
+    ``scenarios_only``, a third, warm run without the report times the scenarios alone (process
+    start and loading included)."""
 
     with tempfile.TemporaryDirectory(prefix="dirti-bench-warm-") as tmp:
         tmp = Path(tmp)
@@ -273,10 +276,13 @@ def measure_warm_rerun(run_args: list[str]) -> dict:
         env["NUMBA_CACHE_DIR"] = numba_cache_dir()
         cold_s = _dirti_bench_run([*run_args, "--out", str(tmp / "cold")], env, tmp / "cold.rss")
         warm_s = _dirti_bench_run([*run_args, "--out", str(tmp / "warm")], env, tmp / "warm.rss")
+        scenarios = {"warm_scenarios_s": _dirti_bench_run([*run_args, "--no-report", "--out", str(tmp / "scenarios")],
+                                                          env, tmp / "scenarios.rss")} if scenarios_only else {}
         run = json.loads((tmp / "warm" / "results.json").read_text())["run"]
         cold_rss_kib = int((tmp / "cold.rss").read_text())
     cache = run.get("cache") or {}
-    return {"cold_run_s": cold_s, "warm_run_s": warm_s, "warm_forward_calls": int(run.get("forward_calls", -1)),
+    return {"cold_run_s": cold_s, "warm_run_s": warm_s, **scenarios,
+            "warm_forward_calls": int(run.get("forward_calls", -1)),
             "warm_cache_misses": int(cache.get("misses", -1)), "peak_rss_mb": cold_rss_kib / 1024}
 
 
@@ -443,6 +449,7 @@ ROWS = [  # key, label, format
     ("sweep_ratio", "sweep / (bare forwards + loads) (target <= 1.10)", "{:.3f}"),
     ("sweep_peak_rss_mb", "peak RSS of the sweep (MB)", "{:.0f}"),
     ("warm_run_s", "warm re-run incl. report (s, target <= 15)", "{:.1f}"),
+    ("warm_scenarios_s", "warm re-run of every scenario, no report (s, target <= 10)", "{:.1f}"),
     ("warm_forward_calls", "warm re-run model forwards (target 0)", "{}"),
     ("cold_run_s", "cold run (s)", "{:.1f}"),
     ("peak_rss_mb", "peak RSS of the cold run (MB, target <= 3072)", "{:.0f}"),

@@ -48,6 +48,9 @@ DEFAULT_N_BOOT = 1000
 # Raters per image behind DIRTI's means. The DIRTI paper's number was not verified here: 30 is an
 # assumption, and every alignment result records it and where it came from.
 DEFAULT_N_RATERS = 30
+# A probe's penalty (ridge alpha, logistic C) set to TUNED is chosen by cross-validation inside each
+# training fold (evaluators/penalty.py); a number fixes it, for comparison with a fixed-penalty probe.
+TUNED = "tuned"
 
 
 # ---------------------------------------------------------------- options
@@ -58,6 +61,16 @@ def _minimum(low):
 
 def _choices(*values):
     return {"choices": values}
+
+
+def check_penalty(name: str, value: float | str, low: float, inclusive: bool) -> None:
+    """A probe's penalty: TUNED, or a number above ``low`` (``inclusive``: or equal to it)."""
+    if value == TUNED:
+        return
+    if isinstance(value, str) or value < low or (value == low and not inclusive):
+        bound = f"{'>=' if inclusive else '>'} {low:g}"
+        raise UserError(f"option {name}={value!r} must be {TUNED!r} (chosen by cross-validation inside each "
+                        f"training fold) or a number {bound}")
 
 
 @dataclass(frozen=True)
@@ -143,7 +156,11 @@ class KnnCvOptions(SupervisedOptions):
 @dataclass(frozen=True)
 class ProbeCvOptions(SupervisedOptions):
     folds: int = field(default=10, metadata=_minimum(2))
-    C: float = field(default=1.0, metadata=_minimum(0.0))
+    C: float | str = TUNED  # inverse L2 penalty: TUNED (inner CV on each training fold) or a fixed number > 0
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_penalty("C", self.C, 0.0, inclusive=False)
 
 
 @dataclass(frozen=True)
@@ -169,7 +186,10 @@ class AlignProbeOptions(AlignmentOptions):
     folds: int = field(default=10, metadata=_minimum(2))
     repeats: int = field(default=3, metadata=_minimum(1))
     split_seed: int = DEFAULT_SPLIT_SEED
-    alpha: float = field(default=1.0, metadata=_minimum(0.0))
+    alpha: float | str = TUNED  # ridge penalty: TUNED (leave-one-out on each training fold) or a fixed number >= 0
+
+    def __post_init__(self):
+        check_penalty("alpha", self.alpha, 0.0, inclusive=True)
 
 
 # evaluator name -> its options; evaluators/__init__.py maps the same names to functions

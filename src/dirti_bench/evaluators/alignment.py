@@ -5,7 +5,10 @@
   low end of the rating), correlated with the mean rating overall and within
   each category.
 * ``evaluate_probe``: ridge regression from image features to the rating in
-  repeated stratified k-fold CV; out-of-fold R², Spearman's rho and RMSE.
+  repeated stratified k-fold CV, its penalty chosen inside each training fold
+  (``penalty.py``); out-of-fold R², Pearson's r, Spearman's rho and RMSE, the
+  out-of-fold R² of the intercept-only model on the same folds, and r and rho
+  over their noise ceilings, as published alignment results report them.
 
 Both write one row per stimulus (per CV repeat for the probe) with the mean
 human ``rating`` and the model's ``score``, so every number is recomputable
@@ -21,12 +24,15 @@ import re
 import numpy as np
 import pandas as pd
 
-from ..contracts import DEFAULT_N_RATERS, AlignmentOptions, ScenarioResult
+from ..contracts import DEFAULT_N_RATERS, TUNED, AlignmentOptions, ScenarioResult
 from ..errors import ScenarioNotRunnable, UserError
 from ..prompts import PromptSet, resolve_pair
 from ..results import ALIGNMENT_COLUMNS
+from .penalty import RIDGE_ALPHAS, fit_tuned_ridge, fixed_penalty, penalty_summary
 from .rating_stats import (
     correlations,
+    intercept_only_comparison,
+    over_ceiling,
     regression_metrics,
     split_half_ceiling,
     within_category,
@@ -127,9 +133,7 @@ def evaluate_zeroshot(scenario, ctx) -> ScenarioResult:
     metrics, ci = correlations(y, score, n_boot, n_perm, ctx.seed)
     per_cat, within, within_ci = within_category(y, score, cats, n_boot, n_perm, ctx.seed)
     ceiling, ceiling_ci, ceiling_opts, note = _ceiling(ctx, scenario, rating, ids, ctx.seed)
-    metrics |= within | ceiling
-    if ceiling.get("noise_ceiling_spearman"):
-        metrics["spearman_rho_over_ceiling"] = metrics["spearman_rho"] / ceiling["noise_ceiling_spearman"]
+    metrics |= within | ceiling | over_ceiling(metrics, ceiling)
     options = {**opts.to_dict(), "rating": rating, "prompt_pair": pair_name, "prompts_high": list(high),
                "prompts_low": list(low), "score": rule, "logit_scale": scale, "n_boot": n_boot,
                "n_perm": n_perm, **ceiling_opts}
@@ -160,8 +164,10 @@ def check_probe_runnable(scenario, ctx) -> None:
 
 
 def cv_predictions(X: np.ndarray, y: np.ndarray, groups, folds: int, repeats: int, seed: int,
-                   alpha: float) -> tuple[np.ndarray, np.ndarray, int]:
-    """Out-of-fold ridge predictions, one row per repeat, stratified by ``groups``.
+                   alpha: float | str = TUNED) -> tuple[np.ndarray, np.ndarray, int, list[dict]]:
+    """Out-of-fold ridge predictions, one row per repeat, stratified by ``groups``; the fold of
+    every prediction; the number of folds used; and, for a tuned ``alpha``, the penalty each
+    fold chose on its training part alone (repeat by repeat, fold by fold).
 
     Folds are reduced to the smallest category's size (stated in the result)
     so every fold holds every category.
@@ -175,29 +181,43 @@ def cv_predictions(X: np.ndarray, y: np.ndarray, groups, folds: int, repeats: in
     cv = RepeatedStratifiedKFold(n_splits=used, n_repeats=repeats, random_state=seed)
     oof = np.full((repeats, len(y)), np.nan)
     fold_of = np.zeros((repeats, len(y)), dtype=int)
+    selections = []
     for i, (train, test) in enumerate(cv.split(X, groups)):
         repeat, fold = divmod(i, used)
-        model = make_pipeline(StandardScaler(), Ridge(alpha=alpha)).fit(X[train], y[train])
+        if alpha == TUNED:
+            model, selection = fit_tuned_ridge(X[train], y[train])
+            selections.append(selection)
+        else:
+            model = make_pipeline(StandardScaler(), Ridge(alpha=alpha)).fit(X[train], y[train])
         oof[repeat, test] = model.predict(X[test])
         fold_of[repeat, test] = fold
-    return oof, fold_of, used
+    return oof, fold_of, used, selections
 
 
 def evaluate_probe(scenario, ctx) -> ScenarioResult:
     opts = scenario.options
     rating, rows, y, ids, cats = _rated(ctx, scenario)
     folds, repeats, seed, alpha, n_boot = opts.folds, opts.repeats, opts.split_seed, opts.alpha, opts.n_boot
-    oof, fold_of, used = cv_predictions(ctx.image_features[rows], y, cats, folds, repeats, seed, alpha)
+    oof, fold_of, used, selections = cv_predictions(ctx.image_features[rows], y, cats, folds, repeats, seed, alpha)
 
     metrics, ci = regression_metrics(y, oof, n_boot, ctx.seed)
+    versus_mean, versus_mean_ci = intercept_only_comparison(y, oof, fold_of, n_boot, ctx.seed)
+    metrics |= versus_mean
+    ci |= versus_mean_ci
     per_cat, within = within_category_points(y, oof, cats)
     metrics |= within
     ceiling, ceiling_ci, ceiling_opts, note = _ceiling(ctx, scenario, rating, ids, ctx.seed)
-    metrics |= ceiling
+    metrics |= ceiling | over_ceiling(metrics, ceiling)
+    if alpha == TUNED:
+        penalty = penalty_summary("alpha", selections, [{"repeat": r, "fold": f} for r in range(repeats)
+                                                            for f in range(used)])
+        alpha_opts = {"alpha": TUNED, "alpha_grid_initial": [min(RIDGE_ALPHAS), max(RIDGE_ALPHAS)]}
+    else:
+        penalty, alpha_opts = fixed_penalty("alpha", alpha), {"alpha": alpha}
     options = {**opts.to_dict(), "rating": rating, "folds": folds, "folds_used": used, "repeats": repeats,
-               "split_seed": seed, "alpha": alpha, "n_boot": n_boot, "model": "StandardScaler + Ridge",
+               "split_seed": seed, **alpha_opts, "n_boot": n_boot, "model": "StandardScaler + Ridge",
                "stratify": "category", **ceiling_opts}
-    extra = {"within_category": per_cat, **note}
+    extra = {"within_category": per_cat, "penalty": penalty, **note}
     if used < folds:
         extra["folds_note"] = f"reduced from {folds} to {used} folds: the smallest category has {used} stimuli"
     predictions = _predictions(scenario.id, ids * repeats, cats * repeats, np.tile(y, repeats), oof.ravel(),

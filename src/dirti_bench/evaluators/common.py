@@ -1,8 +1,10 @@
-"""Shared finishing step: ids -> names -> metrics, CIs and the predictions table."""
+"""Shared pieces of the evaluators: the finishing step (ids -> names -> metrics, CIs and the
+predictions table) and the one-thread limit their numerics run under."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
@@ -12,6 +14,27 @@ from ..errors import ScenarioNotRunnable
 from ..labels import LabelSpace, check_consistency
 from ..results import CLASSIFICATION_RESULT_COLUMNS
 from .metrics import bootstrap_ci, classification_metrics
+
+_limited = 0  # nesting depth of one_thread: only the outermost call sets the limit
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Evaluators' numerics (BLAS, scikit-learn's OpenMP loops) on one thread. Their matrices have
+    a few hundred rows, where more threads cost more in synchronisation than they save, and
+    multi-threaded BLAS stalls badly (10x and worse) when other processes share the cores."""
+    global _limited
+    if _limited:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    _limited += 1
+    try:
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        _limited -= 1
 
 
 def runnable_space(scenario, ctx) -> LabelSpace:

@@ -8,6 +8,7 @@ vanished from the report.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -62,8 +63,9 @@ def check_result(result, space: LabelSpace, prompt_classes: Sequence[str] | None
 
 
 def _recomputed_alignment(preds) -> dict[str, float]:
-    """Spearman/Pearson (zero-shot: one row per stimulus, no repeat) or per-repeat R², rho and RMSE
-    averaged over repeats (probe), from the alignment_predictions rows alone."""
+    """Spearman/Pearson (zero-shot: one row per stimulus, no repeat) or, for the probe, per-repeat R²,
+    Pearson's r, rho and RMSE averaged over repeats, and the intercept-only model's out-of-fold R²
+    (each fold's training mean predicted for its test part), from the alignment_predictions rows alone."""
     from scipy.stats import pearsonr, spearmanr
     from sklearn.metrics import r2_score, root_mean_squared_error
 
@@ -73,30 +75,48 @@ def _recomputed_alignment(preds) -> dict[str, float]:
     if repeats.isna().all():
         return {"spearman_rho": float(spearmanr(rating, score).statistic),
                 "pearson_r": float(pearsonr(rating, score).statistic)}
-    per = {"r2": [], "spearman_rho": [], "rmse": []}
+    folds = pd.Series(preds["fold"]).reset_index(drop=True).to_numpy()
+    per = {"r2": [], "pearson_r": [], "spearman_rho": [], "rmse": [], "r2_intercept_only": []}
     for repeat in sorted(repeats.dropna().unique()):
         rows = (repeats == repeat).to_numpy()
-        t, p = rating[rows], score[rows]
+        t, p, fold = rating[rows], score[rows], folds[rows]
         per["r2"].append(r2_score(t, p))
-        per["spearman_rho"].append(spearmanr(t, p).statistic)
+        with warnings.catch_warnings():  # constant predictions: r is undefined (nan), as recorded
+            warnings.simplefilter("ignore")
+            per["pearson_r"].append(pearsonr(t, p).statistic)
+            per["spearman_rho"].append(spearmanr(t, p).statistic)
         per["rmse"].append(root_mean_squared_error(t, p))
-    return {name: float(np.mean(values)) for name, values in per.items()}
+        training_mean = {f: t[fold != f].mean() for f in np.unique(fold)}
+        per["r2_intercept_only"].append(r2_score(t, [training_mean[f] for f in fold]))
+    out = {name: float(np.mean(values)) for name, values in per.items()}
+    return out | {"r2_gain_over_intercept_only": out["r2"] - out["r2_intercept_only"]}
+
+
+def _check_close(result, name: str, recorded, value) -> None:
+    if recorded is None or not np.isclose(recorded, value, rtol=1e-9, atol=1e-9, equal_nan=True):
+        _fail(result, f"{name} is {recorded}, but its predictions give {value}")
 
 
 def check_alignment_result(result) -> None:
-    """Raise unless an alignment result's headline numbers follow from its own predictions."""
+    """Raise unless an alignment result's headline numbers follow from its own predictions (and
+    its correlations over their noise ceilings from those and the recorded ceilings)."""
+    from .rating_stats import CEILINGS
+
     preds = result.predictions
     if preds is None or not len(preds):
         _fail(result, "alignment result has no predictions to recompute its metrics from")
     if preds["stimulus"].nunique() != result.n:
         _fail(result, f"n={result.n} but predictions cover {preds['stimulus'].nunique()} stimuli")
-    for name, value in _recomputed_alignment(preds).items():
-        recorded = result.metrics.get(name)
-        if recorded is None or not np.isclose(recorded, value, rtol=1e-9, atol=1e-9, equal_nan=True):
-            _fail(result, f"{name} is {recorded}, but its predictions give {value}")
+    recomputed = _recomputed_alignment(preds)
+    for name, value in recomputed.items():
+        _check_close(result, name, result.metrics.get(name), value)
         low, high = result.ci.get(name, (None, None))
         if low is not None and high is not None and low > high:
             _fail(result, f"{name} CI [{low}, {high}] is not an interval")
+    for name, ceiling in CEILINGS.items():
+        if result.metrics.get(ceiling):
+            _check_close(result, f"{name}_over_ceiling", result.metrics.get(f"{name}_over_ceiling"),
+                         recomputed[name] / result.metrics[ceiling])
 
 
 def check_sweep(result) -> None:

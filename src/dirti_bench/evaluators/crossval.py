@@ -20,6 +20,7 @@ from ..errors import ScenarioNotRunnable
 from ..labels import LabelSpace
 from .common import classification_result, runnable_space
 from .metrics import HEADLINE_METRICS, classification_metrics
+from .penalty import penalty_summary
 
 # model factory: smallest training-set size -> (estimator, options to record)
 ModelFactory = Callable[[int], tuple[object, dict]]
@@ -83,6 +84,13 @@ def cv_space(scenario, ctx) -> tuple[LabelSpace, int]:
     return stratifiable_space(scenario, runnable_space(scenario, ctx), scenario.options.folds)
 
 
+def cv_splits(y: np.ndarray, n_splits: int, seed: int) -> list:
+    """The (train, test) parts of the stratified K-fold CV: they depend on the labels alone, so a
+    runnable check can make them before any image is encoded."""
+    cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    return list(cv.split(np.zeros(len(y)), y))
+
+
 def holdout(scenario, ctx, make_model: ModelFactory):
     """The study protocol done right: one stratified split (default 70/30, seed 42)."""
     test_size, seed = scenario.options.test_size, scenario.options.split_seed
@@ -104,22 +112,27 @@ def cross_validated(scenario, ctx, make_model: ModelFactory):
     """Stratified K-fold CV: per-fold metrics plus pooled out-of-fold predictions."""
     seed = scenario.options.split_seed
     space, n_splits = cv_space(scenario, ctx)
-    cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     x, y = ctx.features_for(space), space.y_true
-    splits = list(cv.split(x, y))
+    splits = cv_splits(y, n_splits, seed)
     smallest_train = min(len(train) for train, _ in splits)
     model, model_opts = make_model(smallest_train)
-    # One fit per fold (cross_val_predict's folds and fits), predicting and scoring from the same fit.
+    # One fresh model per fold, fitted on its training part only, predicting and scoring from that fit
+    # (cross_val_predict does the same but discards the fitted models, and with them any penalty a
+    # model chose on its training part).
     fold_of, y_pred, confidence = np.empty(len(y), dtype=int), np.empty(len(y), dtype=int), np.empty(len(y))
+    selections = []
     for fold, (train, test) in enumerate(splits):
         fitted = clone(model).fit(x[train], y[train])
         y_pred[test], confidence[test] = predict_with_confidence(fitted, x[test])
         fold_of[test] = fold
+        selection = getattr(fitted[-1], "selection_", None)
+        if selection is not None:
+            selections.append(selection)
     names = np.array(space.names, dtype=object)
     summary = _fold_summary(names[y], names[y_pred], fold_of, space.names, n_splits)
+    extra = {"penalty": penalty_summary("C", selections, [{"fold": f} for f in range(n_splits)])} if selections else None
     return classification_result(
         scenario, space, None, space.stimulus_ids, y, y_pred, confidence, folds=fold_of.tolist(),
-        seed=ctx.seed,
-        fold_metrics=summary,
+        seed=ctx.seed, fold_metrics=summary, extra=extra,
         options={"folds_effective": n_splits, "smallest_train_size": smallest_train, **model_opts},
     )

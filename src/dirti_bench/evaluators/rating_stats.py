@@ -146,49 +146,68 @@ def within_category_points(y, preds, groups: Sequence[str]) -> tuple[dict, dict]
 
 
 def split_half_ceiling(means, sds, n_raters: int, n_sim: int, seed: int) -> tuple[dict, dict]:
-    """Noise ceiling from per-image rating means and SDs.
+    """Noise ceilings from per-image rating means and SDs.
 
     Two half-samples of ``n_raters/2`` raters each are simulated per image as
-    ``mean + N(0, SD / sqrt(n_raters/2))``; their Spearman correlation across
-    images, Spearman-Brown corrected to the full sample, estimates the
-    reliability of the mean ratings. A model's correlation with noisy means
-    cannot exceed sqrt(reliability), reported as ``noise_ceiling_spearman``.
+    ``mean + N(0, SD / sqrt(n_raters/2))``; their correlation across images,
+    Spearman-Brown corrected to the full sample, estimates the reliability of
+    the mean ratings. A model's correlation with noisy means cannot exceed
+    sqrt(reliability): ``noise_ceiling_spearman`` from the halves' Spearman
+    correlation (reported as ``split_half_reliability``), ``noise_ceiling_pearson``
+    from their Pearson correlation on the same simulated halves, the ceiling for
+    Pearson's r as published alignment results divide by.
     """
     means, sds = np.asarray(means, float), np.asarray(sds, float)
     rng = _rng(seed, STREAM_CEILING)
     se = sds / np.sqrt(n_raters / 2)
     half_a = means + rng.standard_normal((n_sim, means.size)) * se
     half_b = means + rng.standard_normal((n_sim, means.size)) * se
-    r_half = spearman(half_a, half_b, axis=-1)
-    reliability = np.clip(2 * r_half / (1 + r_half), 0.0, 1.0)  # Spearman-Brown, 2 halves
-    ceiling = np.sqrt(reliability)
-    metrics = {"split_half_reliability": float(np.mean(reliability)),
-               "noise_ceiling_spearman": float(np.mean(ceiling))}
-    return metrics, {"noise_ceiling_spearman": _percentile_ci(ceiling)}
+    metrics, ci = {}, {}
+    for name, func in (("spearman", spearman), ("pearson", pearson)):
+        r_half = func(half_a, half_b, axis=-1)
+        reliability = np.clip(2 * r_half / (1 + r_half), 0.0, 1.0)  # Spearman-Brown, 2 halves
+        ceiling = np.sqrt(reliability)
+        if name == "spearman":
+            metrics["split_half_reliability"] = float(np.mean(reliability))
+        metrics[f"noise_ceiling_{name}"] = float(np.mean(ceiling))
+        ci[f"noise_ceiling_{name}"] = _percentile_ci(ceiling)
+    return metrics, ci
+
+
+# correlation metric -> the noise ceiling it is divided by
+CEILINGS = {"spearman_rho": "noise_ceiling_spearman", "pearson_r": "noise_ceiling_pearson"}
+
+
+def over_ceiling(metrics: dict, ceilings: dict) -> dict:
+    """``<correlation>_over_ceiling`` for each correlation with a positive ceiling."""
+    return {f"{name}_over_ceiling": metrics[name] / ceilings[ceiling] for name, ceiling in CEILINGS.items()
+            if name in metrics and ceilings.get(ceiling)}
 
 
 def _per_repeat_metrics(y_true, y_pred, axis=-1):
-    """R², Spearman's rho and RMSE per row of ``y_pred`` (shape (..., repeats, n)), averaged
-    over repeats. ``y_true`` broadcasts against it."""
+    """R², Pearson's r, Spearman's rho and RMSE per row of ``y_pred`` (shape (..., repeats, n)),
+    averaged over repeats. ``y_true`` broadcasts against it."""
     y_pred = np.asarray(y_pred, float)
     y_true = np.broadcast_to(y_true, y_pred.shape)
     n = y_pred.shape[-1]
     flat_true, flat_pred = y_true.reshape(-1, n).T, y_pred.reshape(-1, n).T  # (n, columns)
     r2 = r2_score(flat_true, flat_pred, multioutput="raw_values").reshape(y_pred.shape[:-1])
     rmse = root_mean_squared_error(flat_true, flat_pred, multioutput="raw_values").reshape(y_pred.shape[:-1])
+    r = pearson(y_true, y_pred, axis=-1)
     rho = spearman(y_true, y_pred, axis=-1)
-    return r2.mean(axis=-1), rho.mean(axis=-1), rmse.mean(axis=-1)
+    return r2.mean(axis=-1), r.mean(axis=-1), rho.mean(axis=-1), rmse.mean(axis=-1)
 
 
-REGRESSION_METRICS = ("r2", "spearman_rho", "rmse")
+REGRESSION_METRICS = ("r2", "pearson_r", "spearman_rho", "rmse")
 
 
 def regression_metrics(y_true, oof: np.ndarray, n_boot: int, seed: int) -> tuple[dict, dict]:
-    """Out-of-fold R², Spearman's rho and RMSE (sklearn/scipy), each the mean over CV
-    repeats (``oof`` has one row per repeat), with percentile-bootstrap CIs that
-    resample stimuli."""
+    """Out-of-fold R², Pearson's r, Spearman's rho and RMSE (sklearn/scipy), each the mean over
+    CV repeats (``oof`` has one row per repeat), with percentile-bootstrap CIs that resample
+    stimuli."""
     y_true, oof = np.asarray(y_true, float), np.asarray(oof, float)
-    point = _per_repeat_metrics(y_true, oof)
+    with _quiet():  # constant predictions (a fully shrunk probe) have no correlation: nan
+        point = _per_repeat_metrics(y_true, oof)
     idx = _rng(seed, STREAM_BOOT).integers(0, y_true.size, size=(n_boot, y_true.size))
     with _quiet():
         # (n_boot, repeats, n): every repeat scored on the same resampled stimuli.
@@ -196,3 +215,42 @@ def regression_metrics(y_true, oof: np.ndarray, n_boot: int, seed: int) -> tuple
     metrics = {name: float(v) for name, v in zip(REGRESSION_METRICS, point, strict=True)}
     ci = {name: _percentile_ci(d) for name, d in zip(REGRESSION_METRICS, draws, strict=True)}
     return metrics, ci
+
+
+def intercept_only_predictions(y_true, fold_of: np.ndarray) -> np.ndarray:
+    """What the intercept-only model predicts out of fold: each fold's training-part mean
+    (``fold_of`` has one row of fold numbers per CV repeat)."""
+    y_true, fold_of = np.asarray(y_true, float), np.atleast_2d(fold_of)
+    out = np.empty(fold_of.shape)
+    for repeat, folds in enumerate(fold_of):
+        for fold in np.unique(folds):
+            out[repeat, folds == fold] = y_true[folds != fold].mean()
+    return out
+
+
+def _r2_per_repeat(y_true, y_pred) -> np.ndarray:
+    """Mean over repeats of R² for ``y_pred`` of shape (..., repeats, n)."""
+    y_pred = np.asarray(y_pred, float)
+    y_true = np.broadcast_to(y_true, y_pred.shape)
+    n = y_pred.shape[-1]
+    r2 = r2_score(y_true.reshape(-1, n).T, y_pred.reshape(-1, n).T, multioutput="raw_values")
+    return r2.reshape(y_pred.shape[:-1]).mean(axis=-1)
+
+
+def intercept_only_comparison(y_true, oof: np.ndarray, fold_of: np.ndarray, n_boot: int,
+                              seed: int) -> tuple[dict, dict]:
+    """The intercept-only model on the probe's own folds (each fold's training mean), as
+    ``r2_intercept_only`` (slightly below 0: a training mean misses its test fold's mean), and
+    the probe's gain over it, ``r2_gain_over_intercept_only``, with a paired bootstrap CI: both
+    models are scored on the same resampled stimuli (the draws of ``regression_metrics``). A
+    gain whose CI lies below 0 is a probe worse than predicting the mean by more than noise."""
+    y_true, oof = np.asarray(y_true, float), np.asarray(oof, float)
+    baseline = intercept_only_predictions(y_true, fold_of)
+    base = float(_r2_per_repeat(y_true, baseline))
+    gain = float(_r2_per_repeat(y_true, oof)) - base
+    idx = _rng(seed, STREAM_BOOT).integers(0, y_true.size, size=(n_boot, y_true.size))
+    with _quiet():
+        draws = (_r2_per_repeat(y_true[idx][:, None, :], oof[:, idx].transpose(1, 0, 2))
+                 - _r2_per_repeat(y_true[idx][:, None, :], baseline[:, idx].transpose(1, 0, 2)))
+    return ({"r2_intercept_only": base, "r2_gain_over_intercept_only": gain},
+            {"r2_gain_over_intercept_only": _percentile_ci(draws)})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..contracts import EvalContext, Scenario, ScenarioResult
 from . import alignment, crossval, knn, probe, sweeps, zeroshot
+from .common import one_thread
 
 EVALUATORS = {
     "zeroshot": zeroshot.evaluate,
@@ -24,7 +25,7 @@ RUNNABLE_CHECKS = {
     "template-sweep": sweeps.check_template_sweep_runnable,
     "knn-split": crossval.holdout_space,
     "knn-cv": crossval.cv_space,
-    "linear-probe-cv": crossval.cv_space,
+    "linear-probe-cv": probe.check_runnable,
     "align-zeroshot": alignment.check_zeroshot_runnable,
     "align-probe": alignment.check_probe_runnable,
 }
@@ -37,4 +38,5 @@ def check_runnable(scenario: Scenario, ctx: EvalContext) -> None:
 
 def run_evaluator(scenario: Scenario, ctx: EvalContext) -> ScenarioResult:
     """The scenario's evaluator on ``ctx`` (unchecked; ``pipeline.evaluate_scenario`` checks it)."""
-    return EVALUATORS[scenario.evaluator](scenario, ctx)
+    with one_thread():
+        return EVALUATORS[scenario.evaluator](scenario, ctx)

@@ -355,7 +355,7 @@ def _other_scenarios(runs: list[RunData]) -> list:
     ids = _scenario_ids(runs, classification=False)
     if not ids:
         return []
-    blocks = [Heading(2, "Alignment with human ratings")]
+    blocks = [Heading(2, "Alignment with human ratings"), Para(ALIGNMENT_METRICS_NOTE)]
     for sid in ids:
         present = [r for r in runs if sid in r.scenarios]
         metrics = list(dict.fromkeys(m for r in present for m in r.scenarios[sid].get("metrics", {})))
@@ -365,9 +365,9 @@ def _other_scenarios(runs: list[RunData]) -> list:
         blocks += [Heading(3, sid), Table(frame)]
         for run in present:
             sc = run.scenarios[sid]
-            note = ceiling_note(sc)
-            if note:
-                blocks.append(Para(note if len(runs) == 1 else f"{run.label}: {note}"))
+            prefix = f"{run.label}: " if len(runs) > 1 else ""
+            texts = (_probe_sentence(sc), _r2_statement(sc), ceiling_note(sc))
+            blocks += [Para(prefix + text) for text in texts if text]
             within = sc.get("extra", {}).get("within_category")
             if isinstance(within, dict) and within and all(isinstance(v, dict) for v in within.values()):
                 table = pd.DataFrame([{"category": c} | {k: _num(v) for k, v in row.items()}
@@ -376,6 +376,83 @@ def _other_scenarios(runs: list[RunData]) -> list:
             name = _slug(f"alignment-{sid}" + (f"-{run.label}" if len(runs) > 1 else ""))
             blocks.append(_alignment_scatter(run, sid, sc, name))
     return blocks
+
+
+ALIGNMENT_METRICS_NOTE = (
+    "Probe metrics are out of fold, averaged over CV repeats: R², Pearson's r, Spearman's rho, RMSE, "
+    "r2_intercept_only (the R² of predicting each training fold's mean on the same folds) and the probe's "
+    "r2_gain_over_intercept_only (paired bootstrap CI). The noise ceilings "
+    "are sqrt of the split-half reliability of the mean ratings (halves simulated from the per-image SDs, "
+    "Spearman-Brown corrected): noise_ceiling_pearson from the halves' Pearson r, noise_ceiling_spearman "
+    "from their Spearman rho; *_over_ceiling is the correlation divided by its ceiling.")
+
+
+def _penalty_range(penalty: dict) -> str:
+    name = penalty.get("name", "penalty")
+    if penalty.get("mode") != "tuned":
+        return f"{name} fixed at {_num(penalty.get('value'), 4)} (scenario option, not tuned)"
+    text = (f"chosen inside each training fold only, never seeing its test fold ({penalty['method']}): {name} "
+            f"median {penalty['median']:.3g}, range {penalty['min']:.3g}–{penalty['max']:.3g} over "
+            f"{penalty['n_folds']} folds")
+    return text + (f"; {penalty['note']}" if penalty.get("note") else "")
+
+
+def _probe_sentence(sc: dict) -> str | None:
+    """One sentence on what a probe fitted and how its penalty was chosen (from the recorded options)."""
+    options = sc.get("options", {})
+    model = str(options.get("model", ""))
+    if "Ridge" in model:
+        fitted = (f"Ridge regression ({model}) from the image features to {options.get('rating', 'the rating')} "
+                  f"in {options.get('repeats', '?')}× repeated stratified {options.get('folds_used', '?')}-fold CV")
+        name = "alpha"
+    elif "LogisticRegression" in model:
+        fitted = (f"Multinomial logistic regression ({model}, L2) on the image features in stratified "
+                  f"{options.get('folds_effective', '?')}-fold CV")
+        name = "C"
+    else:
+        return None
+    penalty = sc.get("extra", {}).get("penalty") or {"name": name, "mode": "fixed", "value": options.get(name)}
+    return f"{fitted}; penalty {_penalty_range(penalty)}."
+
+
+def _r2_statement(sc: dict) -> str | None:
+    """Say so when a probe's out-of-fold R² is <= 0, and whether it is below the intercept-only model
+    by more than its own bootstrap CI."""
+    metrics = sc.get("metrics", {})
+    r2 = metrics.get("r2")
+    if r2 is None or r2 > 0:
+        return None
+    rating = sc.get("options", {}).get("rating", "the rating")
+    base = metrics.get("r2_intercept_only")
+    text = f"R² = {r2:.3f} ≤ 0: out of fold the probe predicts {rating} no better than the training-fold mean"
+    if base is None:
+        return text + "."
+    text += f" (intercept-only model on the same folds: R² = {base:.3f})"
+    high = (sc.get("ci", {}).get("r2_gain_over_intercept_only") or [None, None])[1]
+    if high is not None and high < 0:
+        return text + (", and below it by more than noise (the paired 95% CI of the difference lies below 0): "
+                       "the probe overfits, so this measures its penalty, not the features.")
+    text += (": within noise of predicting the mean, so the features carry no linearly decodable information "
+             "about this rating at this sample size.")
+    penalty = sc.get("extra", {}).get("penalty") or {}
+    if penalty.get("mode") == "tuned" and penalty.get("n_strongest") == penalty.get("n_folds"):
+        text += (" Every fold predicts its training mean, so r and rho here only reflect how the training means "
+                 "differ between folds (negative by construction), not the features.")
+    return text
+
+
+def _probe_penalties(runs: list[RunData]) -> list:
+    """Each supervised probe: what was fitted, and the penalty each training fold chose."""
+    rows = []
+    for run in runs:
+        for sid, sc in run.scenarios.items():
+            sentence = _probe_sentence(sc)
+            if sentence:
+                rows.append(_with_run(runs, {"scenario": sid, "what was fitted and how the penalty was chosen":
+                                             sentence}, run))
+    if not rows:
+        return []
+    return [Heading(2, "Probe penalties"), Table(pd.DataFrame(rows))]
 
 
 def _comparisons(runs: list[RunData]) -> list:
@@ -499,8 +576,8 @@ def _skipped(runs: list[RunData]) -> list:
 def build_blocks(runs: list[RunData], projection: str | None = None) -> list:
     _label_runs(runs)
     return (_header(runs) + _skipped(runs) + _dropped_and_empty(runs) + _headline(runs) + prompt_sections(runs)
-            + _study(runs) + _other_scenarios(runs) + _comparisons(runs) + _throughput(runs) + _per_class(runs)
-            + _projection(runs, projection))
+            + _study(runs) + _other_scenarios(runs) + _probe_penalties(runs) + _comparisons(runs) + _throughput(runs)
+            + _per_class(runs) + _projection(runs, projection))
 
 
 def write_report(results_dirs: list[Path], out: Path, shown_as: list[Path] | None = None,
