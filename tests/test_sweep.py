@@ -261,6 +261,46 @@ def test_models_of_one_preprocessing_share_their_decodes(models_dir, demo_master
     np.testing.assert_array_equal(shared, alone)
 
 
+def test_each_checkpoint_is_hashed_once_ahead_and_recorded(models_dir, tmp_path, capsys, monkeypatch):
+    """The sweep hashes checkpoint files on a background thread; the encoder does not read them again,
+    and each run records the file's true sha256."""
+    import hashlib
+
+    import dirti_bench.encoding.models as models_module
+    import dirti_bench.sweep as sweep_module
+
+    hashed = []
+    original = sweep_module.file_sha256
+    monkeypatch.setattr(sweep_module, "file_sha256", lambda path: hashed.append(Path(path).name) or original(path))
+    monkeypatch.setattr(models_module, "file_sha256", lambda path: pytest.fail(f"{path} hashed again"))
+    code, _, _ = sweep(capsys, models_dir / "three.txt", tmp_path / "out", "--scenarios", "zeroshot-baseline",
+                       "--no-report")
+    assert code == 0 and sorted(hashed) == ["seed1.pt", "seed2.pt"]  # 'random' has no file to hash
+    for name in ("seed1.pt", "seed2.pt"):
+        run = read_results(tmp_path / "out" / "runs" / f"dirti-tiny__{name}")["run"]
+        assert run["weights_sha256"] == hashlib.sha256((models_dir / name).read_bytes()).hexdigest()
+
+
+def test_an_unreadable_checkpoint_hash_falls_back_to_the_encoder(models_dir, monkeypatch):
+    import dirti_bench.sweep as sweep_module
+
+    def unreadable(path):
+        if Path(path).name == "seed2.pt":
+            raise PermissionError(f"cannot read {path}")
+        return sweep_module.file_sha256.__wrapped__(path)
+
+    unreadable.__wrapped__ = sweep_module.file_sha256
+    monkeypatch.setattr(sweep_module, "file_sha256", unreadable)
+    good, bad = (ModelSpec("dirti-tiny", str(models_dir / name)) for name in ("seed1.pt", "seed2.pt"))
+    random = ModelSpec("dirti-tiny", "random")
+    hashes = sweep_module.CheckpointHashes([good, bad, random])
+    try:
+        assert hashes.get(bad) is None and hashes.get(random) is None  # the encoder hashes (and reports) itself
+        assert hashes.get(good) == ClipEncoder("dirti-tiny", str(models_dir / "seed1.pt")).weights_file_sha256()
+    finally:
+        hashes.close()
+
+
 def test_skip_existing_does_no_model_forward_on_a_complete_rerun(models_dir, tmp_path, capsys, monkeypatch):
     args = ("--scenarios", "zeroshot-baseline", "--no-report")
     assert sweep(capsys, models_dir / "three.txt", tmp_path / "out", *args)[0] == 0

@@ -118,13 +118,14 @@ def load_stimuli(cfg: RunConfig, reporter: Reporter | None = None) -> StimulusSe
 
 
 def build_encoder(cfg: RunConfig, reporter: Reporter | None = None,
-                  decoded: DecodedImages | None = None) -> CachedEncoder:
-    """``decoded``: crops shared by the models of a sweep (each image decoded once per preprocessing)."""
+                  decoded: DecodedImages | None = None, weights_sha256: str | None = None) -> CachedEncoder:
+    """``decoded``: crops shared by the models of a sweep (each image decoded once per preprocessing);
+    ``weights_sha256``: the checkpoint file's hash, when a sweep has computed it already."""
     model, pretrained = cfg.resolved_model()
     progress = reporter.shows_progress if reporter is not None else cfg.progress
     clip = ClipEncoder(model, pretrained, device=cfg.device, seed=cfg.seed, batch_size=cfg.batch_size,
                        num_workers=cfg.num_workers, progress=progress, decode=cfg.decode,
-                       precision=cfg.precision, decoded=decoded)
+                       precision=cfg.precision, decoded=decoded, weights_sha256=weights_sha256)
     return CachedEncoder(clip, embedding_cache_dir())
 
 

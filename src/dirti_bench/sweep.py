@@ -13,6 +13,7 @@ one ``error:`` line; the others still run. Unsharded, the sweep ends with
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -89,12 +90,46 @@ def run_dir(out: Path, spec: ModelSpec) -> Path:
     return Path(out) / RUNS_DIR / spec.slug
 
 
-def _weights_identity(spec: ModelSpec) -> str | None:
+def _checkpoint_file(spec: ModelSpec) -> Path | None:
     weights = WeightsSpec.parse(spec.pretrained)
-    return file_sha256(Path(weights.value)) if weights.kind == "file" else None
+    return Path(weights.value) if weights.kind == "file" else None
 
 
-def is_complete(folder: Path, spec: ModelSpec, dataset_sha256: str, config: str) -> bool:
+class CheckpointHashes:
+    """The sha256 of every checkpoint file of the list, hashed on one background thread from the
+    start of the sweep (hashlib releases the GIL), so reading hundreds of MB per model overlaps the
+    imports, the stimuli and the model builds instead of delaying each model's start."""
+
+    def __init__(self, specs: list[ModelSpec]):
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dirti-hash")
+        self._hashes: dict[Path, Future] = {}
+        for spec in specs:
+            path = _checkpoint_file(spec)
+            if path is not None and path not in self._hashes:
+                self._hashes[path] = self._pool.submit(file_sha256, path)
+
+    def get(self, spec: ModelSpec) -> str | None:
+        """The file's hash, or None (not a file, or unreadable: the encoder hashes it itself and
+        reports the problem as it always does)."""
+        future = self._hashes.get(_checkpoint_file(spec))
+        try:
+            return future.result() if future is not None else None
+        except OSError:
+            return None
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _weights_identity(spec: ModelSpec, hashes: CheckpointHashes | None = None) -> str | None:
+    path = _checkpoint_file(spec)
+    if path is None:
+        return None
+    return (hashes.get(spec) if hashes is not None else None) or file_sha256(path)
+
+
+def is_complete(folder: Path, spec: ModelSpec, dataset_sha256: str, config: str,
+                hashes: CheckpointHashes | None = None) -> bool:
     """Whether ``folder`` holds this model's finished run on the same data, scenarios and options."""
     if not (folder / RESULTS_FILE).is_file() or not (folder / PREDICTIONS_FILE).is_file():
         return False
@@ -104,7 +139,7 @@ def is_complete(folder: Path, spec: ModelSpec, dataset_sha256: str, config: str)
         return False  # unreadable: run it again
     same = (run.get("model") == spec.model and run.get("pretrained") == WeightsSpec.parse(spec.pretrained).value
             and run.get("dataset_sha256") == dataset_sha256 and run.get("config_sha256") == config)
-    file_sha = _weights_identity(spec) if same else None
+    file_sha = _weights_identity(spec, hashes) if same else None
     return same and (file_sha is None or run.get("weights_sha256") == file_sha)
 
 
@@ -121,51 +156,56 @@ def run_sweep(cfg: RunConfig, specs: list[ModelSpec], skip_existing: bool = Fals
     for spec in specs:
         if problems[spec.slug]:
             reporter.error(problems[spec.slug])
-    check_cache_home()
-    stimuli = load_stimuli(cfg, reporter)  # loaded and hashed once for every model
-    for column in cfg.ratings or ():
-        stimuli.require_rating(column)
-    scenarios, plans = plan_scenarios(cfg, stimuli)
-    reporter.stage(describe_stimuli(stimuli))
-    for plan in plans:
-        reporter.stage(plan.line())
-    chosen, skipped = split_runnable(scenarios, EvalContext(stimuli, None, _no_features(stimuli), cfg.seed))
-    reporter.skipped(skipped)
-    config = config_sha256(chosen, cfg)
-    info = {"config_sha256": config, **({"prompt_files": [p.to_json() for p in plans]} if plans else {})}
-    decoded = DecodedImages()
-    for number, spec in enumerate(specs, 1):
-        if problems[spec.slug]:
-            outcome.failed.append((spec, problems[spec.slug]))
-            continue
-        folder = run_dir(cfg.out, spec)
-        if skip_existing and is_complete(folder, spec, stimuli.sha256, config):
-            reporter.stage(f"model {number}/{len(specs)}: {spec.label}: complete in {folder}, skipped "
-                           "(--skip-existing)")
-            outcome.skipped.append(spec)
-            continue
-        reporter.stage(f"model {number}/{len(specs)}: {spec.label}")
-        encoder = None
-        try:
-            encoder = build_encoder(replace(cfg, model=spec.model, pretrained=spec.pretrained), reporter, decoded)
-            for line in describe_model(encoder):
-                reporter.stage(line)
-            ctx = encode(cfg, EvalContext(stimuli, encoder, _no_features(stimuli), cfg.seed), reporter)
-            model_skipped = dict(skipped)
-            results = evaluate(chosen, ctx, reporter, model_skipped)
-            write_run(folder, ctx, results, extra_info={**info, "sweep": {"model_source": spec.source}},
-                      report=cfg.report, reporter=reporter, skipped=model_skipped, projection=projection_for(cfg))
-            outcome.done.append(spec)
-        except UserError as exc:
-            message = f"{spec.label} ({spec.source}): {exc}"
-            reporter.error(message)
-            outcome.failed.append((spec, message))
-        finally:
-            if encoder is not None:
-                encoder.encoder.release()  # peak memory: one model, not the sum
-    finished = [run_dir(cfg.out, s) for s in specs if s in outcome.done or s in outcome.skipped]
-    if merge and finished:
-        written = write_comparison(finished, cfg.out, reference=reference, report=cfg.report)
-        outcome.merged = True
-        outcome.report = written if cfg.report else None
+    hashes = CheckpointHashes([spec for spec in specs if not problems[spec.slug]])
+    try:
+        check_cache_home()
+        stimuli = load_stimuli(cfg, reporter)  # loaded and hashed once for every model
+        for column in cfg.ratings or ():
+            stimuli.require_rating(column)
+        scenarios, plans = plan_scenarios(cfg, stimuli)
+        reporter.stage(describe_stimuli(stimuli))
+        for plan in plans:
+            reporter.stage(plan.line())
+        chosen, skipped = split_runnable(scenarios, EvalContext(stimuli, None, _no_features(stimuli), cfg.seed))
+        reporter.skipped(skipped)
+        config = config_sha256(chosen, cfg)
+        info = {"config_sha256": config, **({"prompt_files": [p.to_json() for p in plans]} if plans else {})}
+        decoded = DecodedImages()
+        for number, spec in enumerate(specs, 1):
+            if problems[spec.slug]:
+                outcome.failed.append((spec, problems[spec.slug]))
+                continue
+            folder = run_dir(cfg.out, spec)
+            if skip_existing and is_complete(folder, spec, stimuli.sha256, config, hashes):
+                reporter.stage(f"model {number}/{len(specs)}: {spec.label}: complete in {folder}, skipped "
+                               "(--skip-existing)")
+                outcome.skipped.append(spec)
+                continue
+            reporter.stage(f"model {number}/{len(specs)}: {spec.label}")
+            encoder = None
+            try:
+                encoder = build_encoder(replace(cfg, model=spec.model, pretrained=spec.pretrained), reporter,
+                                        decoded, hashes.get(spec))
+                for line in describe_model(encoder):
+                    reporter.stage(line)
+                ctx = encode(cfg, EvalContext(stimuli, encoder, _no_features(stimuli), cfg.seed), reporter)
+                model_skipped = dict(skipped)
+                results = evaluate(chosen, ctx, reporter, model_skipped)
+                write_run(folder, ctx, results, extra_info={**info, "sweep": {"model_source": spec.source}},
+                          report=cfg.report, reporter=reporter, skipped=model_skipped, projection=projection_for(cfg))
+                outcome.done.append(spec)
+            except UserError as exc:
+                message = f"{spec.label} ({spec.source}): {exc}"
+                reporter.error(message)
+                outcome.failed.append((spec, message))
+            finally:
+                if encoder is not None:
+                    encoder.encoder.release()  # peak memory: one model, not the sum
+        finished = [run_dir(cfg.out, s) for s in specs if s in outcome.done or s in outcome.skipped]
+        if merge and finished:
+            written = write_comparison(finished, cfg.out, reference=reference, report=cfg.report)
+            outcome.merged = True
+            outcome.report = written if cfg.report else None
+    finally:
+        hashes.close()
     return outcome

@@ -144,7 +144,7 @@ class ClipEncoder:
     def __init__(self, model: str = "ViT-B-32", pretrained: str = "openai", device: str = "auto",
                  seed: int = 0, batch_size: int = DEFAULT_BATCH_SIZE, num_workers: int | None = None,
                  progress: bool = True, decode: str = DEFAULT_DECODE, precision: str = DEFAULT_PRECISION,
-                 decoded: DecodedImages | None = None):
+                 decoded: DecodedImages | None = None, weights_sha256: str | None = None):
         self.model_name = model
         self.weights = WeightsSpec.parse(pretrained)
         if self.weights.kind != "hf-hub" and not known_model(model):
@@ -166,7 +166,9 @@ class ClipEncoder:
         self._model = None
         self._preprocess = None
         self._tokenizer = None
-        self._weights_sha256 = self.weights_file_sha256()
+        # A sweep hashes its checkpoint files ahead, in the background; given, it is not read again.
+        self._weights_sha256 = weights_sha256 if self.weights.kind == "file" and weights_sha256 \
+            else self.weights_file_sha256()
 
     # ---------------------------------------------------------------- identity
 
