@@ -102,7 +102,6 @@ def load_model(name: str, device: str, seed: int = 0):
     import open_clip
     import torch
 
-
     register_model_configs()
     torch.manual_seed(seed)
     with random_weights_quietly():
@@ -310,7 +309,8 @@ def measure_sweep(model: str, folder: Path, n_models: int, batch_size: int, devi
         tensors = None
         for i in range(n_models):
             torch.manual_seed(seed + i)
-            net = open_clip.create_model(model)
+            with random_weights_quietly():  # random on purpose: the checkpoints of the sweep
+                net = open_clip.create_model(model)
             checkpoint = tmp / f"{model}-seed{seed + i}.pt"
             torch.save(net.state_dict(), checkpoint)
             del net
