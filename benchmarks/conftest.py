@@ -2,13 +2,17 @@
 
 At the end of the session the results directory is written the way ``dirti-bench run`` writes
 it (replaced whole) and a summary of every scenario's headline metric follows pytest's own
-summary; ``--benchmark-json`` holds every metric in each benchmark's ``extra_info``.
+summary; ``--benchmark-json`` holds every metric in each benchmark's ``extra_info``. With a
+models file every case runs once per model (its id starts with the model), and the session
+writes what ``dirti-bench run --models`` writes: ``runs/<model>__<weights>/`` per model, the
+leaderboard and the comparison report.
 
 Every option also reads an environment variable (the option wins):
 
   --dirti-data DIR      DIRTI_BENCH_DATA        DIRTI copy (default: the generated demo set)
   --model NAME          DIRTI_BENCH_MODEL       open_clip model (default dirti-tiny)
   --pretrained TAG      DIRTI_BENCH_PRETRAINED  weights tag/path, or random (default random, seeded)
+  --models FILE         DIRTI_BENCH_MODELS      a models file: every case runs once per model
   --device DEV          DIRTI_BENCH_DEVICE      auto, cpu, cuda, mps (default auto)
   --results-dir DIR     DIRTI_BENCH_RESULTS_DIR where the session's results go (default results/benchmarks)
   --drift-baseline F    DIRTI_BENCH_DRIFT_BASELINE  results.json to check for drift (fails the session)
@@ -21,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from dirti_bench.encoding.model_list import ModelSpec, parse_models_file, with_slugs
 from dirti_bench.encoding.models import DEVICES
 from dirti_bench.errors import UserError
 
@@ -28,6 +33,7 @@ OPTIONS = {  # option -> (environment variable, default, help)
     "--dirti-data": ("DIRTI_BENCH_DATA", None, "local DIRTI copy (default: the generated demo set)"),
     "--model": ("DIRTI_BENCH_MODEL", "dirti-tiny", "open_clip model name (default dirti-tiny)"),
     "--pretrained": ("DIRTI_BENCH_PRETRAINED", "random", "open_clip tag, checkpoint path or random (default)"),
+    "--models": ("DIRTI_BENCH_MODELS", None, "models file ('MODEL PRETRAINED' per line): every case runs per model"),
     "--device": ("DIRTI_BENCH_DEVICE", "auto", f"one of {', '.join(DEVICES)} (default auto)"),
     "--results-dir": ("DIRTI_BENCH_RESULTS_DIR", "results/benchmarks", "results directory of this session"),
     "--drift-baseline": ("DIRTI_BENCH_DRIFT_BASELINE", None, "baseline results.json; drift fails the session"),
@@ -46,20 +52,37 @@ def option(config, flag: str):
     return config.getoption(flag) or os.environ.get(env) or default
 
 
+def model_specs(config) -> list[ModelSpec]:
+    """The session's models: the --models file, else the one --model/--pretrained pair."""
+    models = option(config, "--models")
+    if models is None:
+        return with_slugs([ModelSpec(option(config, "--model"), option(config, "--pretrained"))])
+    try:
+        return parse_models_file(Path(models))
+    except UserError as exc:
+        raise pytest.UsageError(f"error: {exc}") from None
+
+
+def case_id(spec: ModelSpec) -> str:
+    """The model's part of a case id: ``ViT-B-32-openai`` in ``test_scenario[ViT-B-32-openai-zeroshot-disgust]``."""
+    return spec.slug.replace("__", "-")
+
+
 def pytest_configure(config):
     device = option(config, "--device")
     if device not in DEVICES:
         raise pytest.UsageError(f"--device {device!r} unknown; choose one of {', '.join(DEVICES)}")
-    config.stash[STATE] = {"results": {}, "throughput": {}, "skipped": {}, "cfg": None, "ctx": None,
-                           "summary": [], "selected": set()}
+    config.stash[STATE] = {"specs": model_specs(config), "multi": option(config, "--models") is not None,
+                           "runs": {}, "current": None, "summary": [], "selected": set()}
 
 
-def run_config(config):
+def run_config(config, spec: ModelSpec | None = None):
     from dirti_bench.pipeline import RunConfig
 
+    spec = spec or config.stash[STATE]["specs"][0]
     data = option(config, "--dirti-data")
-    return RunConfig(data=Path(data) if data else None, demo=data is None, model=option(config, "--model"),
-                     pretrained=option(config, "--pretrained"), device=option(config, "--device"),
+    return RunConfig(data=Path(data) if data else None, demo=data is None, model=spec.model,
+                     pretrained=spec.pretrained, device=option(config, "--device"),
                      out=Path(option(config, "--results-dir")), progress=False, report=True, quiet=True)
 
 
@@ -79,32 +102,65 @@ def session_scenarios(config) -> list:
 
 
 def pytest_generate_tests(metafunc):
+    """Cases per model: a scenario case of a model list carries the model in its id; one model keeps
+    the bare scenario id, so ``-k disgust`` selects the same cases either way."""
+    state = metafunc.config.stash[STATE]
+    specs, multi = state["specs"], state["multi"]
     if "scenario" in metafunc.fixturenames:
-        scenarios = session_scenarios(metafunc.config)
-        metafunc.parametrize("scenario", scenarios, ids=[s.id for s in scenarios])
+        cases = [(spec, sc) for spec in specs for sc in session_scenarios(metafunc.config)]
+        ids = [f"{case_id(spec)}-{sc.id}" if multi else sc.id for spec, sc in cases]
+        metafunc.parametrize(("model_spec", "scenario"), cases, ids=ids)
+    elif "model_spec" in metafunc.fixturenames:
+        metafunc.parametrize("model_spec", specs, ids=[case_id(s) for s in specs])
 
 
-@pytest.fixture(scope="session")
-def bench_ctx(pytestconfig):
-    """Stimuli, encoder (with its embedding cache) and image features, built once per session."""
+def _spec_of(request) -> ModelSpec:
+    callspec = getattr(getattr(request, "node", None), "callspec", None)
+    params = callspec.params if callspec is not None else {}
+    return params.get("model_spec") or request.config.stash[STATE]["specs"][0]
+
+
+def model_run(config, spec: ModelSpec) -> dict:
+    """The session's state of one model: built when its first case runs; the model used before is
+    released first (one model in memory at a time; cases are ordered by model). A model that cannot
+    load fails its own cases, and the other models still run."""
     from dirti_bench.pipeline import check_out, check_out_dir, prepare
 
-    cfg = run_config(pytestconfig)
-    try:
-        check_out(cfg.out, "--results-dir")  # writable, before the encode
-        check_out_dir(cfg.out, "--results-dir")  # the session's folder is replaced whole at its end
-        ctx = prepare(cfg)
-    except UserError as exc:
-        pytest.exit(f"error: {exc}", returncode=2)
-    state = pytestconfig.stash[STATE]
-    state["cfg"], state["ctx"] = cfg, ctx
-    return ctx
+    state = config.stash[STATE]
+    runs = state["runs"]
+    if spec.slug not in runs:
+        previous = runs.get(state["current"])
+        if previous is not None and previous["ctx"] is not None:
+            previous["ctx"].encoder.encoder.release()
+        cfg = run_config(config, spec)
+        try:
+            check_out(cfg.out, "--results-dir")  # writable, before the encode
+            if not state["multi"]:
+                check_out_dir(cfg.out, "--results-dir")  # the session's folder is replaced whole at its end
+            ctx, error = prepare(cfg), None
+        except UserError as exc:
+            if not state["multi"]:
+                pytest.exit(f"error: {exc}", returncode=2)
+            ctx, error = None, f"error: {spec.label} ({spec.source}): {exc}"
+        runs[spec.slug] = {"spec": spec, "cfg": cfg, "ctx": ctx, "error": error, "results": {}, "skipped": {},
+                           "throughput": {}}
+    state["current"] = spec.slug
+    run = runs[spec.slug]
+    if run["error"]:
+        pytest.fail(run["error"], pytrace=False)
+    return run
 
 
 @pytest.fixture
-def record_result(pytestconfig):
-    """Keep a checked ScenarioResult for the session's results directory."""
-    results = pytestconfig.stash[STATE]["results"]
+def bench_ctx(request):
+    """Stimuli, encoder (with its embedding cache) and image features of this case's model."""
+    return model_run(request.config, _spec_of(request))["ctx"]
+
+
+@pytest.fixture
+def record_result(request):
+    """Keep a checked ScenarioResult for the model's results directory."""
+    results = model_run(request.config, _spec_of(request))["results"]
 
     def record(result) -> None:
         results[result.id] = result
@@ -113,9 +169,9 @@ def record_result(pytestconfig):
 
 
 @pytest.fixture
-def record_skip(pytestconfig):
+def record_skip(request):
     """Keep a scenario the data cannot support (results.json's ``skipped``)."""
-    skipped = pytestconfig.stash[STATE]["skipped"]
+    skipped = model_run(request.config, _spec_of(request))["skipped"]
 
     def record(scenario_id: str, reason: str) -> None:
         skipped[scenario_id] = reason
@@ -124,9 +180,9 @@ def record_skip(pytestconfig):
 
 
 @pytest.fixture
-def record_throughput(pytestconfig):
+def record_throughput(request):
     """Keep a throughput measurement for results.json's ``run.throughput``."""
-    throughput = pytestconfig.stash[STATE]["throughput"]
+    throughput = model_run(request.config, _spec_of(request))["throughput"]
 
     def record(name: str, value: dict) -> None:
         throughput[name] = value
@@ -135,19 +191,32 @@ def record_throughput(pytestconfig):
 
 
 def write_session_results(session, state) -> Path:
-    """The CLI's own writer: the same results.json, CSVs, comparisons and report, swapped in whole."""
+    """The CLI's own writers: one results folder (the same results.json, CSVs, comparisons and report,
+    swapped in whole), or with a models file ``runs/<model>__<weights>/`` per model plus the
+    leaderboard and comparison report of ``dirti-bench run --models``."""
     from dirti_bench.pipeline import projection_for, write_run
     from dirti_bench.reporting.console import summary_text
+    from dirti_bench.reporting.runs_report import RUNS_DIR, write_comparison
     from dirti_bench.results import read_results
 
-    cfg, ctx = state["cfg"], state["ctx"]
-    results = list(state["results"].values())
-    out = write_run(cfg.out, ctx, results, extra_info={"runner": "pytest benchmarks",
-                                                      "throughput": state["throughput"]},
-                    skipped=state["skipped"], projection=projection_for(cfg))
-    state["summary"] += summary_text(read_results(out)).strip("\n").splitlines()
-    state["summary"].append(f"{len(results)} scenario results written to {out} (report: {out / 'report.html'}); "
-                            "--benchmark-json holds every metric in each benchmark's extra_info")
+    out = Path(option(session.config, "--results-dir"))
+    done = [run for run in state["runs"].values() if run["results"]]
+    for run in done:
+        folder = out / RUNS_DIR / run["spec"].slug if state["multi"] else out
+        extra = {"runner": "pytest benchmarks", "throughput": run["throughput"]}
+        if state["multi"]:
+            extra["sweep"] = {"model_source": run["spec"].source}
+        write_run(folder, run["ctx"], list(run["results"].values()), extra_info=extra, skipped=run["skipped"],
+                  projection=projection_for(run["cfg"]))
+        if not state["multi"]:
+            state["summary"] += summary_text(read_results(folder)).strip("\n").splitlines()
+        state["summary"].append(f"{len(run['results'])} scenario results of {run['spec'].label} written to {folder} "
+                                f"(report: {folder / 'report.html'})")
+    if state["multi"]:
+        report = write_comparison([out], out)
+        state["summary"].append(f"leaderboard and comparison of {len(done)} models: {out / 'leaderboard.csv'}, "
+                                f"{report.with_name('report.html')}")
+    state["summary"].append("--benchmark-json holds every metric in each benchmark's extra_info")
     return out
 
 
@@ -182,7 +251,7 @@ def check_drift(state, out: Path, baseline: str, selected) -> bool:
 def pytest_sessionfinish(session, exitstatus):
     state = session.config.stash.get(STATE, None)
     baseline = option(session.config, "--drift-baseline")
-    if not state or state["ctx"] is None or not state["results"]:
+    if not state or not any(run["results"] for run in state["runs"].values()):
         if baseline and state and not session.config.option.collectonly:
             if state.get("selected"):  # a drift check must not pass on nothing
                 state["summary"].append(f"error: the drift check against {baseline} compared no metric: no "
@@ -192,6 +261,9 @@ def pytest_sessionfinish(session, exitstatus):
                 state["summary"].append(f"no scenario selected, so no drift check against {baseline}")
         return  # nothing ran (e.g. --collect-only): leave the results directory alone
     try:
+        if baseline and state["multi"]:
+            raise UserError("--drift-baseline compares one model's results with a baseline; drop --models, or "
+                            "check each OUT/runs/* with 'dirti-bench check-drift'")
         out = write_session_results(session, state)
         if baseline and not check_drift(state, out, baseline, state["selected"]):
             session.exitstatus = 1

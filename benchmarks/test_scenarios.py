@@ -38,8 +38,9 @@ def classification_info(result) -> dict:
     return info
 
 
-# parametrized over the registry (and a rated set's own rating columns) by conftest.pytest_generate_tests
-def test_scenario(scenario, bench_ctx, benchmark, record_result, record_skip):
+# parametrized over the registry (and a rated set's own rating columns), per model of a --models file,
+# by conftest.pytest_generate_tests
+def test_scenario(model_spec, scenario, bench_ctx, benchmark, record_result, record_skip):
     try:  # a rated set without a disgust rating cannot run the disgust tasks: skipped, and recorded
         check_runnable(scenario, bench_ctx)
     except ScenarioNotRunnable as exc:
@@ -78,13 +79,13 @@ def _record_rate(ctx, benchmark, record_throughput, name: str, encode, items: li
     record_throughput(name, rate)
 
 
-def test_image_encoding_throughput(bench_ctx, benchmark, record_throughput):
+def test_image_encoding_throughput(model_spec, bench_ctx, benchmark, record_throughput):
     paths = [s.path for s in bench_ctx.stimuli.stimuli]
     _record_rate(bench_ctx, benchmark, record_throughput, "image_encoding",
                  _raw_encoder(bench_ctx).encode_images, paths, "images")
 
 
-def test_prompt_encoding_throughput(bench_ctx, benchmark, record_throughput):
+def test_prompt_encoding_throughput(model_spec, bench_ctx, benchmark, record_throughput):
     from dirti_bench.prompts import load_ensemble
 
     space = bench_ctx.label_space(REGISTRY["zeroshot-baseline"])

@@ -20,6 +20,7 @@ def test_bench_prints_one_table_with_every_figure(capsys):
     assert "--precision int8" in out.splitlines()[0]
     skipped = {"warm_run_s", "warm_scenarios_s", "warm_forward_calls", "cold_run_s", "peak_rss_mb",  # --no-warm
                "first_run_summary_s", "first_run_total_s", "demo_warm_run_s"}  # --no-first-run
+    skipped |= {key for key, _, _ in ROWS if key.startswith("sweep_")}  # no --sweep
     for key, label, _ in ROWS:
         shown = label.format(image_ratio_method="paired per batch")
         assert (shown in out) == (key not in skipped), key
@@ -37,3 +38,23 @@ def test_bench_user_errors_are_one_line(capsys, monkeypatch, args, message):
     assert main([*TINY, *args]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and message in err and "\n" not in err
+
+
+def test_bench_times_a_cold_sweep_against_its_models(capsys, monkeypatch):
+    from dirti_bench import bench
+
+    seen = {}
+    original = bench.measure_sweep
+
+    def spy(*args, **kwargs):
+        seen.update(original(*args, **kwargs))
+        return seen
+
+    monkeypatch.setattr(bench, "measure_sweep", spy)
+    assert main([*TINY, "--sweep", "2"]) == 0
+    out = capsys.readouterr().out
+    assert seen["sweep_models"] == 2 and seen["sweep_images"] == 6
+    assert seen["sweep_ratio"] == seen["sweep_s"] / (seen["sweep_bare_forward_s"] + seen["sweep_checkpoint_load_s"])
+    row = next(line for line in out.splitlines() if "sweep / (bare forwards + loads)" in line)
+    assert float(row.split("|")[2]) == round(seen["sweep_ratio"], 3)
+

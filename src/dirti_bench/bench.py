@@ -31,8 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import write_text
-from .data.demo import make_demo
+from .data.demo import ensure_demo
 from .data.dirti import DIRTI_CATEGORIES, load_dirti
 from .encoding.imaging import DEFAULT_DECODE, decode_ahead, encode_image_paths
 from .encoding.models import (
@@ -66,6 +65,7 @@ class BenchConfig:
     warm: bool = True
     first_run: bool = True  # time a newcomer's first 'dirti-bench run --demo' and its re-run
     precision: str | None = None  # bf16 / int8: also time it against fp32 and print the agreement
+    sweep: int = 0  # models in a timed cold sweep (0: no sweep timing)
 
 
 # ---------------------------------------------------------------- inputs
@@ -81,13 +81,9 @@ def photo_split(n: int) -> tuple[int, int]:
 
 def bench_photos(n: int, seed: int = 0, root: Path | None = None) -> Path:
     """A DIRTI-layout set of >= n generated 1024x768 JPEGs, made once and kept in the cache home."""
-
     disgust, neutral = photo_split(n)
     folder = (root or cache_home() / "bench") / f"photos-v2-{disgust}-{neutral}-seed{seed}"
-    if not (folder / ".complete").is_file():
-        make_demo(folder, seed=seed, n_disgust=disgust, n_neutral=neutral, size=PHOTO_SIZE)
-        write_text(folder / ".complete", "ok\n")
-    return folder
+    return ensure_demo(folder, seed=seed, n_disgust=disgust, n_neutral=neutral, size=PHOTO_SIZE)
 
 
 def photo_paths(photos, n: int) -> list[Path]:
@@ -105,7 +101,6 @@ def prompt_ensemble() -> list[str]:
 def load_model(name: str, device: str, seed: int = 0):
     import open_clip
     import torch
-
 
     register_model_configs()
     torch.manual_seed(seed)
@@ -264,7 +259,7 @@ def _dirti_bench_run(args: list[str], env: dict, rss_file: Path) -> float:
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise UserError(f"'dirti-bench run {' '.join(args)}' failed during the warm re-run check: {last}")
+        raise UserError(f"'dirti-bench run {' '.join(args)}' failed during the benchmark: {last}")
     return seconds
 
 
@@ -288,6 +283,83 @@ def measure_warm_rerun(run_args: list[str], scenarios_only: bool = True) -> dict
     return {"cold_run_s": cold_s, "warm_run_s": warm_s, **scenarios,
             "warm_forward_calls": int(run.get("forward_calls", -1)),
             "warm_cache_misses": int(cache.get("misses", -1)), "peak_rss_mb": cold_rss_kib / 1024}
+
+
+SWEEP_SCENARIOS = ["zeroshot-baseline"]  # the evaluation a sweep timing includes: the cheapest scenario
+
+
+def measure_sweep(model: str, folder: Path, n_models: int, batch_size: int, device: str, seed: int = 0,
+                  rounds: int = 1) -> dict:
+    """A cold ``dirti-bench run --models`` of ``n_models`` checkpoints of ``model`` (seeded random weights,
+    written to files) against the sum of their bare forwards plus checkpoint loads, both here.
+
+    The sweep runs one cheap scenario and no report, so its wall time is the pipeline's overhead around
+    the models (imports, stimuli, decoding, caching, writing); scenario evaluation and reports are model
+    work measured elsewhere (warm re-run). As everywhere in this tool, each is measured ``rounds`` times
+    and its best round kept: a shared machine's speed swings by more than the overhead being measured
+    (each sweep round is cold: a fresh cache home)."""
+    import open_clip
+    import torch
+
+    register_model_configs()
+    paths = photo_paths(load_dirti(folder), 10 ** 9)
+    with tempfile.TemporaryDirectory(prefix="dirti-bench-sweep-") as tmp:
+        tmp = Path(tmp)
+        lines, bare_s, load_s = [], 0.0, 0.0
+        tensors = None
+        for i in range(n_models):
+            torch.manual_seed(seed + i)
+            with random_weights_quietly():  # random on purpose: the checkpoints of the sweep
+                net = open_clip.create_model(model)
+            checkpoint = tmp / f"{model}-seed{seed + i}.pt"
+            torch.save(net.state_dict(), checkpoint)
+            del net
+            lines.append(f"{model} {checkpoint.name}")
+            start = time.perf_counter()
+            net, _, preprocess = open_clip.create_model_and_transforms(model, pretrained=str(checkpoint), device=device)
+            net.eval()
+            load_s += time.perf_counter() - start
+            if tensors is None:
+                tensors = _preprocessed(preprocess, paths)
+            bare_s += min(_bare_forward(net, tensors, batch_size, device) for _ in range(rounds))
+            del net
+        models_file = tmp / "models.txt"
+        models_file.write_text("\n".join(lines) + "\n")
+        sweep_s, peak_rss_mb = float("inf"), 0.0
+        for r in range(rounds):
+            env = {**os.environ, "DIRTI_BENCH_HOME": str(tmp / f"home{r}"), "MPLBACKEND": "Agg"}
+            seconds = _dirti_bench_run(["--data", str(folder), "--models", str(models_file), "--scenarios",
+                                        *SWEEP_SCENARIOS, "--no-report", "--device", device, "--batch-size",
+                                        str(batch_size), "--out", str(tmp / f"out{r}")], env, tmp / "sweep.rss")
+            sweep_s = min(sweep_s, seconds)
+            peak_rss_mb = max(peak_rss_mb, int((tmp / "sweep.rss").read_text()) / 1024)
+    return {"sweep_models": n_models, "sweep_images": len(paths), "sweep_s": sweep_s,
+            "sweep_bare_forward_s": bare_s, "sweep_checkpoint_load_s": load_s,
+            "sweep_ratio": sweep_s / (bare_s + load_s), "sweep_peak_rss_mb": peak_rss_mb}
+
+
+def _bare_forward(net, tensors, batch_size: int, device: str) -> float:
+    import torch
+
+    if device == "cuda":
+        torch.cuda.synchronize()
+    with torch.inference_mode():
+        start = time.perf_counter()
+        for j in range(0, len(tensors), batch_size):
+            net.encode_image(tensors[j:j + batch_size].to(device)).float().cpu()
+        return time.perf_counter() - start
+
+
+def _preprocessed(preprocess, paths: list[Path]):
+    """open_clip's own preprocessing of every photo, stacked: the bare forward's input."""
+    import torch
+    from PIL import Image
+
+    tensors = []
+    for p in paths:
+        with Image.open(p) as im:
+            tensors.append(preprocess(im))
+    return torch.stack(tensors)
 
 
 SUMMARY_MARK = "results: "  # the summary's first output path: the table is printed just before it
@@ -354,6 +426,9 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] = lambda s: None
     progress("texts: stock vs truncated")
     figures.update(measure_texts(model, tokenizer, prompt_ensemble(), device, cfg.rounds, cfg.text_sample))
     del model
+    if cfg.sweep:
+        progress(f"sweep: {cfg.sweep} checkpoints of {cfg.model}, cold, vs their bare forwards + loads")
+        figures.update(measure_sweep(cfg.model, folder, cfg.sweep, cfg.batch_size, device, cfg.seed, cfg.rounds))
     if cfg.warm:
         progress("warm re-run: dirti-bench run, cold then warm")
         figures.update(measure_warm_rerun(["--data", str(folder), "--model", cfg.model, "--pretrained", "random",
@@ -382,6 +457,11 @@ ROWS = [  # key, label, format
     ("truncated_prompts_s", "truncated (prompts/s, all prompts)", "{:.1f}"),
     ("text_ratio", "truncated / stock (target >= 5)", "{:.2f}"),
     ("text_max_diff", "max abs diff after normalisation (<= 1e-4)", "{:.2e}"),
+    ("sweep_s", "cold sweep of --sweep checkpoints, one scenario, no report (s)", "{:.1f}"),
+    ("sweep_bare_forward_s", "  their bare forwards (s)", "{:.1f}"),
+    ("sweep_checkpoint_load_s", "  their checkpoint loads (s)", "{:.1f}"),
+    ("sweep_ratio", "sweep / (bare forwards + loads) (target <= 1.10)", "{:.3f}"),
+    ("sweep_peak_rss_mb", "peak RSS of the sweep (MB)", "{:.0f}"),
     ("warm_run_s", "warm re-run incl. report (s, target <= 15)", "{:.1f}"),
     ("warm_scenarios_s", "warm re-run of every scenario, no report (s, target <= 10)", "{:.1f}"),
     ("warm_forward_calls", "warm re-run model forwards (target 0)", "{}"),

@@ -32,7 +32,8 @@ COMMANDS = {
     "check-drift": "Compare results with a committed baseline; exit 1 on drift.",
     "make-demo": "Write the small generated DIRTI-format demo set into a folder.",
     "fetch": "Download DIRTI from its Zenodo record into the cache.",
-    "bench": "Measure encoding throughput, the first and warm runs, and memory.",
+    "bench": "Measure encoding throughput, the first and warm runs, a cold model sweep, and memory.",
+    "models": "List open_clip's models and pretrained weights, in the --models file format.",
 }
 
 

@@ -12,22 +12,24 @@ both callers. What the run says on the terminal goes through a ``Reporter``.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from .atomic import StagedDir, write_text
+from .atomic import StagedDir
 from .contracts import EvalContext, Scenario, ScenarioResult
-from .data.demo import make_demo
+from .data.demo import ensure_demo
 from .data.dirti import load_dirti
 from .data.fetch import ensure_dirti
 from .data.ratedset import is_rated_set, load_rated_set
 from .data.stimuli import StimulusSet
 from .encoding.cache import CachedEncoder
-from .encoding.imaging import DEFAULT_DECODE
+from .encoding.imaging import DEFAULT_DECODE, DecodedImages
 from .encoding.models import TINY_MODEL, ClipEncoder, fp32_twin
 from .encoding.precision import DEFAULT_PRECISION, category_agreement, describe
 from .errors import ScenarioNotRunnable, UserError
@@ -106,10 +108,7 @@ def load_stimuli(cfg: RunConfig, reporter: Reporter | None = None) -> StimulusSe
             return load_rated_set(cfg.data, note=lambda line: reporter.stage(f"note: {line}"))
         return load_dirti(cfg.data)
     if cfg.demo:
-        root = demo_dir(cfg.seed)
-        if not (root / ".complete").is_file():
-            make_demo(root, seed=cfg.seed)
-            write_text(root / ".complete", "ok\n")
+        root = ensure_demo(demo_dir(cfg.seed), seed=cfg.seed)
         return load_dirti(root, name=f"dirti-demo-seed{cfg.seed}")
     try:
         root = ensure_dirti()
@@ -118,13 +117,24 @@ def load_stimuli(cfg: RunConfig, reporter: Reporter | None = None) -> StimulusSe
     return load_dirti(root)
 
 
-def build_encoder(cfg: RunConfig, reporter: Reporter | None = None) -> CachedEncoder:
+def build_encoder(cfg: RunConfig, reporter: Reporter | None = None,
+                  decoded: DecodedImages | None = None, weights_sha256: str | None = None) -> CachedEncoder:
+    """``decoded``: crops shared by the models of a sweep (each image decoded once per preprocessing);
+    ``weights_sha256``: the checkpoint file's hash, when a sweep has computed it already."""
     model, pretrained = cfg.resolved_model()
     progress = reporter.shows_progress if reporter is not None else cfg.progress
     clip = ClipEncoder(model, pretrained, device=cfg.device, seed=cfg.seed, batch_size=cfg.batch_size,
                        num_workers=cfg.num_workers, progress=progress, decode=cfg.decode,
-                       precision=cfg.precision)
+                       precision=cfg.precision, decoded=decoded, weights_sha256=weights_sha256)
     return CachedEncoder(clip, embedding_cache_dir())
+
+
+def config_sha256(scenarios: Iterable[Scenario], cfg: RunConfig) -> str:
+    """What a run's numbers depend on besides model and data: scenarios with their options, seed,
+    decode path and precision (how ``--skip-existing`` knows a results directory is current)."""
+    doc = {"scenarios": [[s.id, s.task, s.evaluator, s.options.to_dict()] for s in scenarios],
+           "seed": cfg.seed, "decode": cfg.decode, "precision": cfg.precision}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def is_results_dir(path: Path) -> bool:
@@ -393,7 +403,9 @@ def run(cfg: RunConfig, encoder=None, reporter: Reporter | None = None) -> Path:
         reporter.stage(line)
     encode(cfg, ctx, reporter)
     results = evaluate(chosen, ctx, reporter, skipped)
-    info = {"prompt_files": [prompt_plan.to_json() for prompt_plan in plans]} if plans else {}
+    info = {"config_sha256": config_sha256(chosen, cfg)}
+    if plans:
+        info["prompt_files"] = [prompt_plan.to_json() for prompt_plan in plans]
     # The summary comes first: on a first run the report (figures, projection) takes longer.
     reporter.summary(results_document({**run_info(ctx), "projection": projection_for(cfg), **info}, results,
                                       skipped=skipped))

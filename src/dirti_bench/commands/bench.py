@@ -8,6 +8,7 @@ from ..bench import BenchConfig, format_table, run_bench
 from ..encoding.models import DEVICES
 from ..encoding.precision import PRECISIONS
 from ..paths import check_cache_home
+from .options import non_negative_int
 
 
 def add_arguments(p) -> None:
@@ -23,13 +24,16 @@ def add_arguments(p) -> None:
     p.add_argument("--no-warm", action="store_true", help="skip the cold + warm 'dirti-bench run' check on the photos")
     p.add_argument("--no-first-run", action="store_true",
                    help="skip timing a newcomer's first 'dirti-bench run --demo' (every cache empty) and its re-run")
+    p.add_argument("--sweep", type=non_negative_int, default=0, metavar="N",
+                   help="also time a cold 'dirti-bench run --models' of N checkpoints of --model against the "
+                   "sum of their bare forwards + checkpoint loads (target <= 1.10; 0: off)")
 
 
 def run(args) -> int:
     check_cache_home()  # the generated photos and the warm-run check use the cache folder
     cfg = BenchConfig(model=args.model, images=args.images, batch_size=args.batch_size, device=args.device,
                       rounds=args.rounds, text_sample=args.text_sample, warm=not args.no_warm, precision=args.precision,
-                      first_run=not args.no_first_run)
+                      first_run=not args.no_first_run, sweep=args.sweep)
     figures = run_bench(cfg, progress=lambda line: print(f"bench: {line}", file=sys.stderr))
     print(format_table(figures))
     return 0

@@ -1,28 +1,51 @@
-"""``dirti-bench report``: report.md / report.html from results directories."""
+"""``dirti-bench report``: one run's report.md / report.html, or several runs compared side by side."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import UserError
 from ..reporting.projection import PROJECTIONS
 from ..reporting.report import write_report
+from ..reporting.runs_report import find_run_dirs, write_comparison
 
 DESCRIPTION = """\
-Render report.md, a self-contained report.html and figures/*.png from one or more results
-directories written by 'dirti-bench run' (several: every table and figure side by side)."""
+Render report.md, a self-contained report.html and figures/*.png from a results folder written by
+'dirti-bench run'. Several runs (folders, or a sweep's OUT with runs/*) get a comparison instead:
+headline tables with runs side by side, each run paired with a reference run, a heatmap, links to
+each run's own report, and leaderboard.csv."""
 
 
 def add_arguments(p) -> None:
     p.add_argument("results_dirs", nargs="+", type=Path, metavar="RESULTS_DIR",
-                   help="directories written by 'dirti-bench run' (several: shown side by side)")
+                   help="folders written by 'dirti-bench run', or a sweep's OUT (its runs/* are merged); "
+                   "several runs get a comparison report and leaderboard.csv")
     p.add_argument("--out", type=Path, default=None, metavar="DIR",
-                   help="where report.md, report.html and figures/ go (default: the first RESULTS_DIR)")
+                   help="where the report goes (default: the RESULTS_DIR itself for one run or one sweep; "
+                   "required for several separate folders)")
     p.add_argument("--projection", choices=PROJECTIONS,
-                   help="the 2-D view of the image features: umap or pca (default: what each run used)")
+                   help="one run's 2-D view of the image features: umap or pca (default: what the run used)")
+    p.add_argument("--reference", metavar="RUN",
+                   help="several runs: the run every other run is paired with (a folder name or a model; "
+                   "default: the first)")
 
 
 def run(args) -> int:
-    out = args.out if args.out is not None else args.results_dirs[0]
-    report = write_report(args.results_dirs, out, projection=args.projection)
-    print(f"report written to {report} and {report.with_name('report.html')}")
+    runs = find_run_dirs(args.results_dirs)
+    single = len(runs) == 1 and len(args.results_dirs) == 1 and runs[0] == args.results_dirs[0]
+    if single:
+        if args.reference:
+            raise UserError("--reference needs several runs to compare; pass more RESULTS_DIRs")
+        out = args.out if args.out is not None else args.results_dirs[0]
+        report = write_report(runs, out, projection=args.projection)
+        print(f"report written to {report} and {report.with_name('report.html')}")
+        return 0
+    if args.projection:
+        raise UserError("--projection applies to one run's report; each run's own report keeps its projection")
+    if args.out is None:
+        if len(args.results_dirs) != 1:
+            raise UserError("several results folders: pass --out DIR for the comparison report")
+        args.out = args.results_dirs[0]
+    report = write_comparison(args.results_dirs, args.out, reference=args.reference)
+    print(f"{len(runs)} runs compared: {report.with_name('report.html')}, {report.with_name('leaderboard.csv')}")
     return 0

@@ -1,12 +1,15 @@
-"""``dirti-bench run``: one stimulus set, one model, every scenario; summary, results and report."""
+"""``dirti-bench run``: one stimulus set, one model (or a list: --models), every scenario; summary,
+results and report."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from ..encoding.imaging import DECODE_PATHS, DEFAULT_DECODE
+from ..encoding.model_list import parse_models_file, parse_shard, select_shard, shard_from_env
 from ..encoding.models import DEVICES, TINY_MODEL
 from ..encoding.precision import DEFAULT_PRECISION, PRECISIONS
+from ..errors import UserError
 from ..pipeline import DEFAULT_MODEL, DEFAULT_PRETRAINED, RunConfig
 from ..pipeline import run as run_pipeline
 from ..reporting.console import Reporter
@@ -24,8 +27,8 @@ examples:
   dirti-bench run --demo
   dirti-bench run --data PATH/TO/DIRTI --pretrained PATH/TO/ViT-B-32.pt --device cuda
   dirti-bench run --data PATH/TO/DIRTI --scenarios 'zeroshot-*' 'knn-*' --out results/knn
-  dirti-bench run --data PATH/TO/OASIS   (a folder with a dirti-bench.json sidecar)"""
-
+  dirti-bench run --data PATH/TO/OASIS   (a folder with a dirti-bench.json sidecar)
+  dirti-bench run --data PATH/TO/DIRTI --models models.txt --out results/sweep   (many models)"""
 
 
 def add_arguments(p) -> None:
@@ -42,6 +45,20 @@ def add_arguments(p) -> None:
     p.add_argument("--pretrained", metavar="WEIGHTS",
                    help="open_clip tag (openai, laion2b_s34b_b79k), a checkpoint file, hf-hub:ORG/REPO, or "
                    f"'random' for seeded random weights (default {DEFAULT_PRETRAINED}; random with --demo)")
+    sweep = p.add_argument_group("many models")
+    sweep.add_argument("--models", type=Path, metavar="FILE",
+                       help="one 'MODEL PRETRAINED' pair per line ('#' comments); each model writes "
+                       "OUT/runs/<model>__<weights>/, then OUT/leaderboard.csv and a comparison report "
+                       "(start a file with: dirti-bench models > models.txt)")
+    sweep.add_argument("--shard", metavar="I/N",
+                       help="run only the I-th of N disjoint slices of the --models list (default: "
+                       "SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT when set); merge with 'dirti-bench report OUT'")
+    sweep.add_argument("--skip-existing", action="store_true",
+                       help="skip a model whose results folder is complete for the same data, scenarios, "
+                       "options and weights (resume an interrupted sweep)")
+    sweep.add_argument("--reference", metavar="RUN",
+                       help="the run the comparison report pairs every other run with (a folder name under "
+                       "OUT/runs or a model name; default: the first model)")
     p.add_argument("--device", default="auto", choices=DEVICES,
                    help="where the model runs; auto picks cuda, then mps, then cpu")
     p.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
@@ -89,14 +106,22 @@ def add_arguments(p) -> None:
                    "('dirti-bench report' renders it later)")
 
 
+def config_from(args) -> RunConfig:
+    return RunConfig(data=args.data, demo=args.demo, model=args.model, pretrained=args.pretrained,
+                     device=args.device, out=args.out, seed=args.seed, scenarios=args.scenarios,
+                     templates=args.templates, ratings=args.ratings, threshold=args.threshold,
+                     n_raters=args.n_raters, batch_size=args.batch_size, num_workers=args.workers,
+                     decode=args.decode, precision=args.precision, progress=not args.no_progress,
+                     report=not args.no_report, quiet=args.quiet, projection=args.projection)
+
+
 def run(args) -> int:
-    cfg = RunConfig(data=args.data, demo=args.demo, model=args.model, pretrained=args.pretrained,
-                    device=args.device, out=args.out, seed=args.seed, scenarios=args.scenarios,
-                    templates=args.templates, ratings=args.ratings, threshold=args.threshold, n_raters=args.n_raters,
-                    batch_size=args.batch_size,
-                    num_workers=args.workers, decode=args.decode, precision=args.precision,
-                    progress=not args.no_progress, report=not args.no_report, quiet=args.quiet,
-                    projection=args.projection)
+    if args.models is not None:
+        return run_models(args)
+    for flag in ("shard", "skip_existing", "reference"):
+        if getattr(args, flag):
+            raise UserError(f"--{flag.replace('_', '-')} applies to a sweep; pass --models FILE with it")
+    cfg = config_from(args)
     reporter = Reporter("quiet" if cfg.quiet else "normal", progress=cfg.progress)
     had_results = (cfg.out / "results.json").is_file()
     try:
@@ -108,3 +133,28 @@ def run(args) -> int:
         raise KeyboardInterrupt(f"nothing was written to {cfg.out} ({kept}); embeddings computed so far stay "
                                 "in the cache") from None
     return 0
+
+
+def run_models(args) -> int:
+    """``--models FILE``: every model of the list (or of this shard) over one stimulus set."""
+    from ..sweep import run_sweep
+
+    if args.model or args.pretrained:
+        raise UserError("give either --models FILE or --model/--pretrained, not both; "
+                        "put the single model on a line of FILE instead")
+    specs = parse_models_file(args.models)
+    shard = parse_shard(args.shard) if args.shard else shard_from_env()
+    mine = select_shard(specs, shard)
+    if not mine:
+        raise UserError(f"shard {shard[0]}/{shard[1]} of {args.models} holds no model ({len(specs)} listed); "
+                        "use fewer shards")
+    cfg = config_from(args)
+    reporter = Reporter("quiet" if cfg.quiet else "normal", progress=cfg.progress)
+    try:
+        outcome = run_sweep(cfg, mine, skip_existing=args.skip_existing, merge=shard is None,
+                            reference=args.reference, reporter=reporter)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"the sweep stopped; each finished model's results are in {cfg.out / 'runs'} "
+                                "(resume with --skip-existing)") from None
+    print(outcome.summary(shard))
+    return outcome.exit_code

@@ -197,3 +197,37 @@ def make_demo(out_dir: Path, seed: int = 0, n_disgust: int = 8, n_neutral: int =
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out_dir
+
+
+COMPLETE_MARKER = ".complete"
+
+
+def ensure_demo(root: Path, seed: int = 0, **sizes) -> Path:
+    """The demo set at ``root`` (in the cache), generated once. Safe when several processes ask at
+    once (shards sharing a cache home): each builds a complete set, marker included, beside ``root``
+    and renames it into place; a process that finds another's complete set there keeps that one
+    (the same seed gives byte-identical files)."""
+    root = Path(root)
+    if (root / COMPLETE_MARKER).is_file():
+        return root
+    try:
+        root.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+    except OSError as exc:
+        raise UserError(f"cannot write the demo set to {root} ({exc.strerror}); choose a writable folder") from None
+    try:
+        _write_set(staging / "new", seed, **{"n_disgust": 8, "n_neutral": 2, "size": (256, 192), **sizes})
+        (staging / "new" / COMPLETE_MARKER).write_text("ok\n")
+        try:
+            os.rename(staging / "new", root)  # atomic; refused while another set is there
+        except OSError:
+            if not (root / COMPLETE_MARKER).is_file():  # an unfinished set of an older version: replace it
+                os.replace(root, staging / "old")
+                os.rename(staging / "new", root)
+    except OSError as exc:  # a full disk
+        raise UserError(f"cannot write the demo set to {root} ({exc.strerror or exc}); free some space or "
+                        "point DIRTI_BENCH_HOME to another folder") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return root
+

@@ -259,10 +259,13 @@ def fetch_dirti(base_url: str | None = None, force: bool = False, progress: bool
         staging = Path(tempfile.mkdtemp(prefix=".dirti-fetch-", dir=target.parent))
         with held_back(pooch.get_logger()):  # pooch's "Downloading ..." lines show only if the whole fetch works
             _fetch_into(staging, base, remotes, progress)
-        _replace_dir(staging / "dirti", target, staging)
         marker = {"record": RECORD_ID, "base_url": base,
                   "files": [{"key": r.key, "url": r.url, "checksum": r.md5} for r in remotes]}
-        write_text(target / COMPLETE_MARKER, json.dumps(marker, indent=1) + "\n")
+        # The marker goes in before the swap, so the copy appears complete or not at all; a copy that
+        # another process (a shard on the same cache home) completed meanwhile is kept, not swapped.
+        write_text(staging / "dirti" / COMPLETE_MARKER, json.dumps(marker, indent=1) + "\n")
+        if force or local_dirti() is None:
+            _replace_dir(staging / "dirti", target, staging)
         done = True
     except OSError as exc:  # disk full, permissions (network errors are UserErrors by now)
         raise UserError(f"cannot write DIRTI into {target.parent} ({_one_line(exc)}); free some space "

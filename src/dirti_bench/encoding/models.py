@@ -26,7 +26,7 @@ from ..data.pixels import PIXEL_RULES
 from ..data.stimuli import file_sha256
 from ..errors import UserError
 from ..quiet import held_back
-from .imaging import DEFAULT_DECODE, check_decode, encode_image_paths
+from .imaging import DEFAULT_DECODE, DecodedImages, check_decode, encode_image_paths
 from .precision import DEFAULT_PRECISION, apply_precision, check_precision
 from .text import encode_texts, text_path
 from .vectors import l2_normalise
@@ -143,7 +143,8 @@ class ClipEncoder:
 
     def __init__(self, model: str = "ViT-B-32", pretrained: str = "openai", device: str = "auto",
                  seed: int = 0, batch_size: int = DEFAULT_BATCH_SIZE, num_workers: int | None = None,
-                 progress: bool = True, decode: str = DEFAULT_DECODE, precision: str = DEFAULT_PRECISION):
+                 progress: bool = True, decode: str = DEFAULT_DECODE, precision: str = DEFAULT_PRECISION,
+                 decoded: DecodedImages | None = None, weights_sha256: str | None = None):
         self.model_name = model
         self.weights = WeightsSpec.parse(pretrained)
         if self.weights.kind != "hf-hub" and not known_model(model):
@@ -160,11 +161,14 @@ class ClipEncoder:
         self.precision_check: dict | None = None  # agreement with fp32, set by the runner for bf16/int8
         self.text_path: str | None = None  # 'truncated' | 'stock' once the model is built
         self.progress = progress
+        self.decoded = decoded  # crops shared with the other models of a sweep
         self.forward_calls = 0
         self._model = None
         self._preprocess = None
         self._tokenizer = None
-        self._weights_sha256 = self.weights_file_sha256()
+        # A sweep hashes its checkpoint files ahead, in the background; given, it is not read again.
+        self._weights_sha256 = weights_sha256 if self.weights.kind == "file" and weights_sha256 \
+            else self.weights_file_sha256()
 
     # ---------------------------------------------------------------- identity
 
@@ -259,9 +263,23 @@ class ClipEncoder:
         model = self.load()
         feats, forwards = encode_image_paths(
             model, self._preprocess, paths, device=self.device, batch_size=self.batch_size,
-            num_workers=self.num_workers, progress=self.progress, decode=self.decode)
+            num_workers=self.num_workers, progress=self.progress, decode=self.decode, decoded=self.decoded)
         self.forward_calls += forwards
         return feats
+
+    def release(self) -> None:
+        """Drop the model (and its accelerator memory), so the next model of a sweep does not sit
+        beside it; a later encode builds it again."""
+        if self._model is None:
+            return
+        self._model = self._preprocess = self._tokenizer = None
+        import gc
+
+        gc.collect()
+        if self.device == "cuda":
+            import torch
+
+            torch.cuda.empty_cache()
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         model = self.load()

@@ -46,6 +46,10 @@ class Reporter:
         return tqdm(items, total=total, desc=desc, disable=not self.shows_progress, file=sys.stderr,
                     unit="", leave=True, dynamic_ncols=True)
 
+    def error(self, text: str) -> None:
+        """One ``error:`` line that does not stop the run (a model of a sweep); shown in every mode."""
+        print(f"error: {text}", file=sys.stderr, flush=True)
+
     def skipped(self, skipped: Mapping[str, str]) -> None:
         for line in skipped_lines(skipped):
             self.stage(line)

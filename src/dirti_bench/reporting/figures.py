@@ -128,6 +128,22 @@ def alignment_figure(human: np.ndarray, model: np.ndarray, categories: Sequence[
     return fig
 
 
+def heatmap_figure(values: np.ndarray, rows: Sequence[str], columns: Sequence[str], title: str,
+                   colour_label: str):
+    """Scenario x run values, each cell annotated; an empty (NaN) cell was not run."""
+    values = np.asarray(values, dtype=float)
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(columns) + 3.5), max(3.0, 0.42 * len(rows) + 1.8)))
+    image = ax.imshow(np.ma.masked_invalid(values), cmap="viridis", aspect="auto")
+    fig.colorbar(image, ax=ax, label=colour_label)
+    ax.set_xticks(range(len(columns)), labels=list(columns), rotation=35, ha="right", rotation_mode="anchor")
+    ax.set_yticks(range(len(rows)), labels=list(rows))
+    for (i, j), value in np.ndenumerate(values):
+        ax.text(j, i, "–" if np.isnan(value) else f"{value:.2f}", ha="center", va="center", fontsize=8,
+                color="white" if np.isfinite(value) and value < np.nanmean(values) else "black")
+    ax.set_title(title, fontsize=10)
+    return fig
+
+
 # ---------------------------------------------------------------- prompt experiments
 
 SWEEP_COLOURS = {"accuracy": "tab:blue", "balanced_accuracy": "tab:green", "f1_macro": "tab:orange"}

@@ -34,6 +34,13 @@ class Table:
 
 
 @dataclass(frozen=True)
+class Links:
+    """A list of links to files beside the report (paths relative to it)."""
+
+    items: tuple[tuple[str, str], ...]  # (text, relative path)
+
+
+@dataclass(frozen=True)
 class Figure:
     file: str  # relative to the report
     png: bytes
@@ -57,6 +64,8 @@ def to_markdown(title: str, blocks: list) -> str:
             rows, headers = _cells(block.frame)
             # disable_numparse: cells are preformatted ("0.550 [0.49, 0.61]"); keep them verbatim
             out += [tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), ""]
+        elif isinstance(block, Links):
+            out += [f"- [{text}]({href})" for text, href in block.items] + [""]
         elif isinstance(block, Figure):
             out += [f"![{block.caption}]({block.file})", "", f"*{block.caption}*", ""]
     return "\n".join(out).rstrip() + "\n"
@@ -86,6 +95,10 @@ def to_html(title: str, blocks: list) -> str:
         elif isinstance(block, Table):
             rows, headers = _cells(block.frame)
             out.append(tabulate(rows, headers=headers, tablefmt="html", disable_numparse=True))
+        elif isinstance(block, Links):
+            items = "".join(f'<li><a href="{html.escape(href, quote=True)}">{html.escape(text)}</a></li>'
+                            for text, href in block.items)
+            out.append(f"<ul>{items}</ul>")
         elif isinstance(block, Figure):
             data = base64.b64encode(block.png).decode("ascii")
             out.append(f'<figure><img alt="{html.escape(block.caption)}" src="data:image/png;base64,{data}">'

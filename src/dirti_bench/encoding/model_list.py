@@ -1,0 +1,173 @@
+"""Model lists for sweeps: the ``--models FILE`` format, its validation, and cluster-array shards.
+
+One ``MODEL PRETRAINED`` pair per line, as ``--model``/``--pretrained`` take them::
+
+    # architecture   weights (open_clip tag, checkpoint path, hf-hub:ORG/REPO, or random)
+    ViT-B-32         openai
+    ViT-B-32         laion2b_s34b_b79k
+    ViT-B-16         /data/ckpt/my-finetune.pt
+    ViT-B-16-SigLIP  hf-hub:timm/ViT-B-16-SigLIP
+
+``#`` starts a comment; blank lines are ignored; a path with spaces goes in quotes.
+Relative checkpoint paths are read relative to the file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import UserError
+from .models import TINY_MODEL, WeightsSpec, known_model, register_model_configs
+
+SHARD_ENV = ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model of a sweep: an architecture and its weights, and where the pair was written."""
+
+    model: str
+    pretrained: str
+    source: str = "--model/--pretrained"  # "FILE:LINE" for a models file
+    slug: str = ""  # the results folder name under OUT/runs/, unique within the list
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} {self.pretrained}"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.") or "x"
+
+
+def _weights_slug(pretrained: str) -> str:
+    """Tags and hub ids as written; a checkpoint by its file name (the full path only on a clash)."""
+    if pretrained.startswith("hf-hub:"):
+        return _slug(pretrained[len("hf-hub:"):])
+    if os.sep in pretrained or pretrained.endswith((".pt", ".pth", ".bin", ".safetensors")):
+        return _slug(Path(pretrained).name)
+    return _slug(pretrained)
+
+
+def with_slugs(specs: list[ModelSpec]) -> list[ModelSpec]:
+    """``<model>__<weights>`` per spec; two checkpoints with one file name fall back to their paths."""
+    short = [f"{_slug(s.model)}__{_weights_slug(s.pretrained)}" for s in specs]
+    out = []
+    for spec, name in zip(specs, short, strict=True):
+        if short.count(name) > 1:
+            name = f"{_slug(spec.model)}__{_slug(spec.pretrained)}"
+        out.append(ModelSpec(spec.model, spec.pretrained, spec.source, name))
+    return out
+
+
+def parse_models_file(path: Path) -> list[ModelSpec]:
+    """Every line of ``path`` as a ModelSpec; a malformed line is one error naming file and line."""
+    path = Path(path).expanduser()
+    try:
+        text = path.read_text("utf-8")
+    except FileNotFoundError:
+        raise UserError(f"models file {path} not found; write one 'MODEL PRETRAINED' pair per line "
+                        "(start one with: dirti-bench models > models.txt)") from None
+    except (IsADirectoryError, UnicodeDecodeError, OSError) as exc:
+        raise UserError(f"cannot read models file {path} ({exc.__class__.__name__}); pass a UTF-8 text file "
+                        "with one 'MODEL PRETRAINED' pair per line") from None
+    specs, seen = [], {}
+    for number, line in enumerate(text.splitlines(), 1):
+        where = f"{path}:{number}"
+        try:
+            fields = shlex.split(line, comments=True)
+        except ValueError as exc:
+            raise UserError(f"models file {where}: {exc}; close the quote or remove it") from None
+        if not fields:
+            continue
+        if len(fields) != 2:
+            raise UserError(f"models file {where}: expected 'MODEL PRETRAINED', got {line.strip()!r}; "
+                            "quote a path that holds spaces")
+        model, pretrained = fields
+        if not pretrained.startswith("hf-hub:") and _looks_like_path(pretrained):
+            candidate = Path(pretrained).expanduser()
+            pretrained = str(candidate if candidate.is_absolute() else (path.parent / candidate))
+        key = (model, pretrained)
+        if key in seen:
+            raise UserError(f"models file {where}: {model} {pretrained} is already listed on line {seen[key]}; "
+                            "list each model once")
+        seen[key] = number
+        specs.append(ModelSpec(model, pretrained, where))
+    if not specs:
+        raise UserError(f"models file {path} lists no model; write one 'MODEL PRETRAINED' pair per line")
+    return with_slugs(specs)
+
+
+def _looks_like_path(pretrained: str) -> bool:
+    return ("/" in pretrained or os.sep in pretrained
+            or pretrained.endswith((".pt", ".pth", ".bin", ".safetensors")))
+
+
+def check_model(spec: ModelSpec) -> str | None:
+    """Why ``spec`` cannot run, found without loading it (None when it may): an unknown
+    architecture, a missing checkpoint file, a tag open_clip does not know for the architecture."""
+    try:
+        weights = WeightsSpec.parse(spec.pretrained)
+    except UserError as exc:
+        return f"{spec.source}: {exc}"
+    if weights.kind == "hf-hub":
+        return None
+    if not known_model(spec.model):
+        return (f"{spec.source}: unknown model {spec.model!r}; pick one of open_clip.list_models() "
+                f"(e.g. ViT-B-32, {TINY_MODEL}) or run 'dirti-bench models'")
+    if weights.kind == "tag":
+        import open_clip  # only a tag needs open_clip's own table
+
+        tags = open_clip.list_pretrained_tags_by_model(spec.model)
+        if spec.pretrained not in tags:
+            known = ", ".join(tags) or "none"
+            return (f"{spec.source}: open_clip has no {spec.pretrained!r} weights for {spec.model} "
+                    f"(known: {known}); fix the tag or pass a checkpoint path")
+    return None
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``I/N`` (1-based) -> (I, N)."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
+    if not match or not 1 <= int(match[1]) <= int(match[2]):
+        raise UserError(f"--shard {text!r} must be I/N with 1 <= I <= N, e.g. 2/4")
+    return int(match[1]), int(match[2])
+
+
+def shard_from_env(env: dict | None = None) -> tuple[int, int] | None:
+    """The Slurm job-array slice, if this process is one: task id relative to the array's first id."""
+    env = os.environ if env is None else env
+    if "SLURM_ARRAY_TASK_ID" not in env or "SLURM_ARRAY_TASK_COUNT" not in env:
+        return None
+    try:
+        task, count = int(env["SLURM_ARRAY_TASK_ID"]), int(env["SLURM_ARRAY_TASK_COUNT"])
+        first = int(env.get("SLURM_ARRAY_TASK_MIN", 1 if task >= 1 else 0))
+    except ValueError:
+        raise UserError("SLURM_ARRAY_TASK_ID/_COUNT/_MIN are not integers; pass --shard I/N instead") from None
+    index = task - first + 1
+    if not 1 <= index <= count:
+        raise UserError(f"Slurm array task {task} (first {first}) is outside {count} tasks; "
+                        "submit with --array=1-N or pass --shard I/N")
+    return index, count
+
+
+def select_shard(specs: list[ModelSpec], shard: tuple[int, int] | None) -> list[ModelSpec]:
+    """The I-th of N disjoint slices (round robin, so slow models spread over the shards)."""
+    if shard is None:
+        return list(specs)
+    index, count = shard
+    return list(specs[index - 1::count])
+
+
+def pretrained_lines() -> list[str]:
+    """Every (architecture, tag) pair open_clip knows, in the ``--models`` file format."""
+    register_model_configs()
+    import open_clip
+
+    pairs = open_clip.list_pretrained()
+    width = max(len(model) for model, _ in pairs)
+    return [f"{model:<{width}}  {tag}" for model, tag in pairs]
