@@ -76,6 +76,21 @@ _INTEGER_ID = re.compile(r"(0|[1-9][0-9]{0,17})")
 
 
 
+class ResultsView:
+    """What a run read back from disk shows of its results.json (``doc``): the run block and the
+    scenarios, empty when absent."""
+
+    doc: dict
+
+    @property
+    def run(self) -> dict:
+        return self.doc.get("run", {})
+
+    @property
+    def scenarios(self) -> dict:
+        return self.doc.get("scenarios", {})
+
+
 def versions() -> dict[str, str]:
     # Installed distributions' metadata: no need to import torch/open_clip on a warm (all-cache) run.
     from importlib.metadata import version

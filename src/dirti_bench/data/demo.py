@@ -15,6 +15,8 @@ import re
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -181,22 +183,29 @@ def make_demo(out_dir: Path, seed: int = 0, n_disgust: int = 8, n_neutral: int =
     """
     out_dir = Path(out_dir).expanduser()
     _check_target(out_dir)
-    try:
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    except OSError as exc:
-        raise UserError(f"cannot write the demo set to {out_dir} ({exc.strerror}); choose a writable folder") from None
-    try:
+    with _staged(out_dir, "free some space or choose another folder") as staging:
         _write_set(staging / "new", seed, n_disgust, n_neutral, size)
         if out_dir.exists():  # an earlier demo set (checked above): swap it out
             os.replace(out_dir, staging / "old")
         os.replace(staging / "new", out_dir)
-    except OSError as exc:  # a full disk
-        raise UserError(f"cannot write the demo set to {out_dir} ({exc.strerror or exc}); free some space or "
-                        "choose another folder") from None
+    return out_dir
+
+
+@contextmanager
+def _staged(target: Path, fix: str) -> Iterator[Path]:
+    """A temp folder beside ``target`` (one filesystem, so renames into place are atomic), removed
+    afterwards; an OSError (unwritable folder, full disk) is one user error naming ``target``."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    except OSError as exc:
+        raise UserError(f"cannot write the demo set to {target} ({exc.strerror}); choose a writable folder") from None
+    try:
+        yield staging
+    except OSError as exc:
+        raise UserError(f"cannot write the demo set to {target} ({exc.strerror or exc}); {fix}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return out_dir
 
 
 COMPLETE_MARKER = ".complete"
@@ -210,12 +219,7 @@ def ensure_demo(root: Path, seed: int = 0, **sizes) -> Path:
     root = Path(root)
     if (root / COMPLETE_MARKER).is_file():
         return root
-    try:
-        root.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
-    except OSError as exc:
-        raise UserError(f"cannot write the demo set to {root} ({exc.strerror}); choose a writable folder") from None
-    try:
+    with _staged(root, "free some space or point DIRTI_BENCH_HOME to another folder") as staging:
         _write_set(staging / "new", seed, **{"n_disgust": 8, "n_neutral": 2, "size": (256, 192), **sizes})
         (staging / "new" / COMPLETE_MARKER).write_text("ok\n")
         try:
@@ -224,10 +228,4 @@ def ensure_demo(root: Path, seed: int = 0, **sizes) -> Path:
             if not (root / COMPLETE_MARKER).is_file():  # an unfinished set of an older version: replace it
                 os.replace(root, staging / "old")
                 os.rename(staging / "new", root)
-    except OSError as exc:  # a full disk
-        raise UserError(f"cannot write the demo set to {root} ({exc.strerror or exc}); free some space or "
-                        "point DIRTI_BENCH_HOME to another folder") from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return root
-

@@ -30,6 +30,7 @@ from ..results import (
     PROMPT_COLUMNS,
     PROMPTS_FILE,
     STIMULI_FILE,
+    ResultsView,
     read_results,
 )
 from .compare import PROMPT_KIND
@@ -50,7 +51,7 @@ MISSING = "–"
 
 
 @dataclass
-class RunData:
+class RunData(ResultsView):
     path: Path
     doc: dict
     predictions: pd.DataFrame | None
@@ -59,14 +60,6 @@ class RunData:
     alignment: pd.DataFrame | None = None  # alignment_predictions.csv
     prompts: pd.DataFrame | None = None  # prompts.csv, every cell a string
     label: str = ""
-
-    @property
-    def run(self) -> dict:
-        return self.doc.get("run", {})
-
-    @property
-    def scenarios(self) -> dict:
-        return self.doc.get("scenarios", {})
 
 
 def _read_csv(path: Path, columns: list[str], text: bool = False) -> pd.DataFrame | None:

@@ -21,7 +21,13 @@ from ..atomic import write_bytes, write_text
 from ..errors import UserError
 from ..evaluators.rating_stats import spearman
 from ..labels import TASKS
-from ..results import ALIGNMENT_PREDICTIONS_FILE, PREDICTIONS_FILE, RESULTS_FILE, read_results
+from ..results import (
+    ALIGNMENT_PREDICTIONS_FILE,
+    PREDICTIONS_FILE,
+    RESULTS_FILE,
+    ResultsView,
+    read_results,
+)
 from .compare import compare
 from .leaderboard import LEADERBOARD_FILE, leaderboard_frame
 from .render import Banner, Figure, Heading, Links, Para, Table, to_html, to_markdown
@@ -41,20 +47,12 @@ ALIGNMENT_PAIRED_COLUMNS = ["scenario", "stimulus", "rating", "score"]
 
 
 @dataclass
-class Run:
+class Run(ResultsView):
     path: Path
     doc: dict
     predictions: pd.DataFrame | None  # classification rows (predictions.csv)
     alignment: pd.DataFrame | None = None  # alignment rows (alignment_predictions.csv)
     label: str = ""
-
-    @property
-    def run(self) -> dict:
-        return self.doc.get("run", {})
-
-    @property
-    def scenarios(self) -> dict:
-        return self.doc.get("scenarios", {})
 
     @property
     def dataset(self) -> tuple:
