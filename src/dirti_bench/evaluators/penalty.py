@@ -214,14 +214,16 @@ class TunedLogisticRegression(ClassifierMixin, BaseEstimator):
         warm-started from its previous fit. The whole grid is walked: the loss need not be unimodal
         in C (it can rise off the prior and fall again once the model learns to ignore nuisance
         directions), and the warm-started fits at large C are the cheap ones."""
+        y_val = np.concatenate([part[3] for part in parts])
         for c in sorted(Cs):
-            total = 0.0
-            for x_train, y_train, x_val, y_val, model in parts:
+            probas = []
+            for x_train, y_train, x_val, _, model in parts:
                 model.set_params(C=c).fit(x_train, y_train)
-                proba = np.zeros((len(y_val), labels.size))
+                proba = np.zeros((len(x_val), labels.size))
                 proba[:, np.searchsorted(labels, model.classes_)] = model.predict_proba(x_val)
-                total += log_loss(y_val, proba, labels=labels, normalize=False)
-            losses[c] = total
+                probas.append(proba)
+            # One call on the pooled validation parts (the loss is a sum over examples).
+            losses[c] = log_loss(y_val, np.vstack(probas), labels=labels, normalize=False)
 
     def fit(self, X, y):
         with one_thread():
