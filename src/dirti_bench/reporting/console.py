@@ -15,9 +15,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from ..labels import TASKS
+from .formats import MISSING
 
 MODES = ("normal", "quiet", "silent")
-MISSING = "–"
 
 
 class Reporter:

@@ -14,19 +14,15 @@ renders old and new results alike (a section without data is left out).
 
 from __future__ import annotations
 
-import math
-import re
-
 import pandas as pd
 
 from ..labels import TASKS
 from ..results import PROMPTS_FILE
 from .compare import PROMPT_KIND
 from .console import figure_title
+from .formats import MISSING, figure_path, num
 from .render import Figure, Heading, Para, Table
 
-FIGURES_DIR = "figures"
-MISSING = "–"
 STUDY_THRESHOLD = 5.0
 EXAMPLES = 3  # prompts shown per ensemble; the rest are in prompts.csv
 BEST_WORST = 5
@@ -34,30 +30,16 @@ BEST_WORST = 5
 
 # ---------------------------------------------------------------- helpers
 
-def _num(value, digits: int = 3) -> str:
-    if value is None:
-        return MISSING
-    if isinstance(value, bool) or isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return "nan" if math.isnan(value) else f"{value:.{digits}f}"
-    return str(value)
-
-
 def _with_ci(value, ci) -> str:
     if value is None:
         return MISSING
     if ci and len(ci) == 2 and all(isinstance(v, int | float) for v in ci):
-        return f"{_num(value)} [{_num(ci[0])}, {_num(ci[1])}]"
-    return _num(value)
+        return f"{num(value)} [{num(ci[0])}, {num(ci[1])}]"
+    return num(value)
 
 
 def _metric(sc: dict, name: str) -> str:
     return _with_ci(sc.get("metrics", {}).get(name), sc.get("ci", {}).get(name))
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "x"
 
 
 def _prefix(runs, run) -> str:
@@ -127,7 +109,7 @@ def label_spaces(runs) -> list:
             opts = sc.get("options", {})
             rule = opts.get("threshold_rule")
             threshold = MISSING if rule is None else (
-                f"{_num(opts.get('threshold'), 2)} ({'mean+1sd of the ratings' if rule == 'mean+1sd' else 'fixed'})")
+                f"{num(opts.get('threshold'), 2)} ({'mean+1sd of the ratings' if rule == 'mean+1sd' else 'fixed'})")
             reasons = opts.get("dropped_reasons") or {}
             dropped = "; ".join(f"{c}: {reasons.get(c, 'dropped')}" for c in sc.get("dropped_classes", []))
             counts = ", ".join(f"{c} {v.get('support')}" for c, v in sc.get("per_class", {}).items())
@@ -162,8 +144,8 @@ def chance_levels(runs) -> list:
                 continue
             support = [v.get("support", 0) for v in sc.get("per_class", {}).values()]
             k = len(sc["labels"])
-            rows.append({"scenario": sid, "classes": k, "chance (1/classes)": _num(1 / k),
-                         "majority class share": _num(max(support) / sum(support)) if sum(support) else MISSING,
+            rows.append({"scenario": sid, "classes": k, "chance (1/classes)": num(1 / k),
+                         "majority class share": num(max(support) / sum(support)) if sum(support) else MISSING,
                          "accuracy": _metric(sc, "accuracy"), "macro F1": _metric(sc, "f1_macro")})
             owners.append(run)
     if len(rows) < 2:
@@ -201,7 +183,7 @@ def prompts_shown(runs) -> list:
             per_class = pd.Series([c for c, _ in prompts]).value_counts()
             examples = " · ".join(p for _, p in prompts[:EXAMPLES])  # the first class's first prompts
             set_rows.append({"scenario": sid, "prompt set": opts.get("prompt_set") or opts.get("prompt_pair") or
-                             MISSING, "prompts": len(prompts), "per class": _num(int(per_class.max()))
+                             MISSING, "prompts": len(prompts), "per class": num(int(per_class.max()))
                              if per_class.nunique() == 1 else f"{per_class.min()}–{per_class.max()}",
                              "examples": examples})
             set_owners.append(run)
@@ -230,7 +212,7 @@ def threshold_sweeps(runs) -> list:
             continue
         panels = []
         for sid, sc in sweeps:
-            rows = [{"point": p["point"], "threshold": _num(p.get("threshold"), 2), "classes": p.get("n_classes"),
+            rows = [{"point": p["point"], "threshold": num(p.get("threshold"), 2), "classes": p.get("n_classes"),
                      "dropped": ", ".join(p.get("dropped_classes") or []) or MISSING,
                      "stimuli per class": ", ".join(f"{c} {n}" for c, n in (p.get("class_counts") or {}).items()),
                      "accuracy": _with_ci(p["metrics"].get("accuracy"), p["ci"].get("accuracy")),
@@ -250,10 +232,9 @@ def threshold_sweeps(runs) -> list:
                 panels[-1]["rule_points"].append((reference, "this run's threshold"))
         from .figures import png, threshold_sweep_figure  # matplotlib loads only for a figure
 
-        name = _slug("threshold-sweeps" + (f"-{run.label}" if len(runs) > 1 else ""))
         figure = threshold_sweep_figure(panels, STUDY_THRESHOLD,
                                         figure_title(run.run, "zero-shot score vs disgust threshold"))
-        blocks.append(Figure(f"{FIGURES_DIR}/{name}.png", png(figure),
+        blocks.append(Figure(figure_path("threshold-sweeps", runs, run), png(figure),
                              f"{_prefix(runs, run)}score vs disgust threshold (95% CI bands); dashed: the study's "
                              f"{STUDY_THRESHOLD:g}, dotted: a data-driven rule"))
     if not blocks:
@@ -280,8 +261,8 @@ def _summary(sc: dict) -> str:
     for name, label in (("accuracy", "accuracy"), ("f1_macro", "macro F1")):
         d = dist.get(name)
         if d:
-            parts.append(f"{label} over templates: median {_num(d['median'])} (quartiles {_num(d['q1'])}–"
-                         f"{_num(d['q3'])}, range {_num(d['min'])}–{_num(d['max'])})")
+            parts.append(f"{label} over templates: median {num(d['median'])} (quartiles {num(d['q1'])}–"
+                         f"{num(d['q3'])}, range {num(d['min'])}–{num(d['max'])})")
     rank, ranked = extra.get("study_rank", {}), extra.get("n_ranked")
     text = f"{opts.get('n_templates', MISSING)} templates; " + "; ".join(parts) + "."
     if rank:
@@ -298,7 +279,7 @@ def _selection(sc: dict) -> str:
     return (f"Cross-validated choice (the headline): the best template on the training folds "
             f"({opts.get('folds_effective')} stratified folds, by {opts.get('select_by', 'accuracy')}), scored on the "
             f"held-out fold: accuracy {_metric(sc, 'accuracy')}, macro F1 {_metric(sc, 'f1_macro')}. Chosen: {picks}. "
-            f"The in-sample best ('{best.get('template')}', accuracy {_num(best.get('accuracy'))}) is optimistic: "
+            f"The in-sample best ('{best.get('template')}', accuracy {num(best.get('accuracy'))}) is optimistic: "
             "it was picked on the images it is scored on.")
 
 
@@ -336,9 +317,8 @@ def template_sweeps(runs) -> list:
                                           "CV choice": sc.get("metrics", {})}})
         from .figures import png, template_sweep_figure  # matplotlib loads only for a figure
 
-        name = _slug("template-sweeps" + (f"-{run.label}" if len(runs) > 1 else ""))
         figure = template_sweep_figure(panels, figure_title(run.run, "each template alone (one dot each)"))
-        blocks.append(Figure(f"{FIGURES_DIR}/{name}.png", png(figure),
+        blocks.append(Figure(figure_path("template-sweeps", runs, run), png(figure),
                              f"{_prefix(runs, run)}score of each template alone, with the study wording, the full "
                              "ensemble and the cross-validated choice"))
     if not blocks:
@@ -372,7 +352,7 @@ def prompt_comparisons(runs) -> list:
             rows.append({"task": c.get("task"), "prompt set": c.get("a"), "vs": c.get("b"), "n": c.get("n"),
                          "Δ accuracy [95% CI]": _with_ci(c.get("accuracy_difference"), c.get("ci")),
                          "Δ macro F1 [95% CI]": _with_ci(c.get("f1_macro_difference"), c.get("f1_macro_ci")),
-                         "McNemar p": _num(mcnemar.get("p_value"))})
+                         "McNemar p": num(mcnemar.get("p_value"))})
             owners.append(run)
         tasks = list(dict.fromkeys(c.get("task") for c in found))
         panels = [{"title": task, "rows": [{"label": _label(c), "accuracy": _delta(c, "accuracy"),
@@ -380,9 +360,8 @@ def prompt_comparisons(runs) -> list:
                   for task in tasks]
         from .figures import forest_figure, png  # matplotlib loads only when a figure is drawn
 
-        name = _slug("prompt-sets-vs-study" + (f"-{run.label}" if len(runs) > 1 else ""))
         figure = forest_figure(panels, figure_title(run.run, "prompt sets minus the study wording"))
-        blocks.append(Figure(f"{FIGURES_DIR}/{name}.png", png(figure),
+        blocks.append(Figure(figure_path("prompt-sets-vs-study", runs, run), png(figure),
                              f"{_prefix(runs, run)}Δ accuracy and Δ macro F1 against the study wording, 95% paired "
                              "bootstrap CI, one panel per task"))
     if not rows:

@@ -7,8 +7,6 @@ section renders whatever subset of scenarios a directory holds.
 
 from __future__ import annotations
 
-import math
-import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +33,7 @@ from ..results import (
 )
 from .compare import PROMPT_KIND
 from .console import figure_title as run_figure_title
+from .formats import FIGURES_DIR, MISSING, figure_path, num
 from .projection import MIN_POINTS, PROJECTIONS, project
 from .prompt_report import prompt_sections
 from .published import HEADLINE, PUBLISHED_TABLES, rederived_clip_baseline, swap_note
@@ -42,12 +41,10 @@ from .render import Banner, Figure, Heading, Para, Table, to_html, to_markdown
 
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
-FIGURES_DIR = "figures"
 TITLE = "dirti-bench report"
 
 CLASSIFICATION_METRICS = (("accuracy", "accuracy"), ("balanced_accuracy", "balanced acc."),
                           ("precision_macro", "macro P"), ("recall_macro", "macro R"), ("f1_macro", "macro F1"))
-MISSING = "–"
 
 
 @dataclass
@@ -118,30 +115,12 @@ def _label_runs(runs: list[RunData]) -> None:
 # ---------------------------------------------------------------- formatting helpers
 
 
-def _num(value, digits: int = 3) -> str:
-    if value is None:
-        return MISSING
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return "nan" if math.isnan(value) else f"{value:.{digits}f}"
-    if isinstance(value, list | tuple) and len(value) == 2 and all(isinstance(v, int | float) for v in value):
-        return f"[{_num(value[0], digits)}, {_num(value[1], digits)}]"
-    return str(value)
-
-
 def _with_ci(scenario: dict, metric: str) -> str:
     value = scenario.get("metrics", {}).get(metric)
     if value is None:
         return MISSING
     ci = scenario.get("ci", {}).get(metric)
-    return _num(value) + (f" {_num(ci)}" if ci else "")
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "x"
+    return num(value) + (f" {num(ci)}" if ci else "")
 
 
 def _flatten(row: dict, prefix: str = "") -> dict:
@@ -246,14 +225,14 @@ def _study(runs: list[RunData]) -> list:
     corrected = rederived_clip_baseline()
     for table, method, sid, *published in PUBLISHED_TABLES:
         base = {"table": table, "protocol": method}
-        rows.append(base | {"source": "published"} | {m: _num(v, 2) for m, v in zip(HEADLINE, published, strict=True)})
+        rows.append(base | {"source": "published"} | {m: num(v, 2) for m, v in zip(HEADLINE, published, strict=True)})
         if sid == "zeroshot-baseline":
             rows.append(base | {"source": "published, re-derived (P/R unswapped)"}
-                        | {m: _num(corrected[m]) if m in corrected else MISSING for m in HEADLINE})
+                        | {m: num(corrected[m]) if m in corrected else MISSING for m in HEADLINE})
         for run in runs:
             sc = run.scenarios.get(sid)
             source = f"this run: {sid}" + (f" ({run.label})" if len(runs) > 1 else "")
-            values = {m: _num(sc["metrics"].get(m)) if sc else "not run" for m in HEADLINE}
+            values = {m: num(sc["metrics"].get(m)) if sc else "not run" for m in HEADLINE}
             rows.append(base | {"source": source} | values)
     frame = pd.DataFrame(rows).rename(columns={"precision_macro": "macro P", "recall_macro": "macro R",
                                                "f1_macro": "macro F1"})
@@ -297,15 +276,15 @@ def _rating_scale(run: RunData) -> tuple[float, float] | None:
 def _alignment_title(run: RunData, sid: str, sc: dict) -> str:
     metrics = sc.get("metrics", {})
     ci = sc.get("ci", {}).get("spearman_rho")
-    rho = f"Spearman ρ = {_num(metrics.get('spearman_rho'), 2)}"
+    rho = f"Spearman ρ = {num(metrics.get('spearman_rho'), 2)}"
     if isinstance(ci, list | tuple) and len(ci) == 2 and all(isinstance(v, int | float) for v in ci):
         rho += f" (95% CI {ci[0]:.2f} to {ci[1]:.2f})"
     ceiling = metrics.get("noise_ceiling_spearman")
-    ceiling_text = f"noise ceiling {_num(ceiling, 2)}" if isinstance(ceiling, int | float) else "noise ceiling not estimated"
+    ceiling_text = f"noise ceiling {num(ceiling, 2)}" if isinstance(ceiling, int | float) else "noise ceiling not estimated"
     return figure_title(run, f"{sid}: {rho}; {ceiling_text}")
 
 
-def _alignment_scatter(run: RunData, sid: str, sc: dict, name: str) -> Figure | Para:
+def _alignment_scatter(run: RunData, sid: str, sc: dict, path: str) -> Figure | Para:
     if run.alignment is None:
         return Para(f"No scatter plot for {sid}: {ALIGNMENT_PREDICTIONS_FILE} is missing in {run.path}.")
     rows = run.alignment[run.alignment["scenario"] == sid]
@@ -325,8 +304,7 @@ def _alignment_scatter(run: RunData, sid: str, sc: dict, name: str) -> Figure | 
     figure = alignment_figure(points["human"].to_numpy(), points["model"].to_numpy(), points["category"].tolist(),
                               _alignment_title(run, sid, sc), xlabel=f"mean human rating ({rating})",
                               ylabel=score_label(sc, repeated), scale=_rating_scale(run), identity_line=probe)
-    return Figure(f"{FIGURES_DIR}/{name}.png", png(figure),
-                  f"{sid}: mean human rating vs model score, one point per stimulus")
+    return Figure(path, png(figure), f"{sid}: mean human rating vs model score, one point per stimulus")
 
 
 def ceiling_note(sc: dict) -> str | None:
@@ -363,11 +341,10 @@ def _other_scenarios(runs: list[RunData]) -> list:
             blocks += [Para(prefix + text) for text in texts if text]
             within = sc.get("extra", {}).get("within_category")
             if isinstance(within, dict) and within and all(isinstance(v, dict) for v in within.values()):
-                table = pd.DataFrame([{"category": c} | {k: _num(v) for k, v in row.items()}
+                table = pd.DataFrame([{"category": c} | {k: num(v) for k, v in row.items()}
                                       for c, row in within.items()])
                 blocks += [Para(f"Within each category ({run.label}):"), Table(table)]
-            name = _slug(f"alignment-{sid}" + (f"-{run.label}" if len(runs) > 1 else ""))
-            blocks.append(_alignment_scatter(run, sid, sc, name))
+            blocks.append(_alignment_scatter(run, sid, sc, figure_path(f"alignment-{sid}", runs, run)))
     return blocks
 
 
@@ -383,7 +360,7 @@ ALIGNMENT_METRICS_NOTE = (
 def _penalty_range(penalty: dict) -> str:
     name = penalty.get("name", "penalty")
     if penalty.get("mode") != "tuned":
-        return f"{name} fixed at {_num(penalty.get('value'), 4)} (scenario option, not tuned)"
+        return f"{name} fixed at {num(penalty.get('value'), 4)} (scenario option, not tuned)"
     text = (f"chosen inside each training fold only, never seeing its test fold ({penalty['method']}): {name} "
             f"median {penalty['median']:.3g}, range {penalty['min']:.3g}–{penalty['max']:.3g} over "
             f"{penalty['n_folds']} folds")
@@ -454,7 +431,7 @@ def _comparisons(runs: list[RunData]) -> list:
         for comparison in run.doc.get("comparisons") or []:
             if comparison.get("kind") == PROMPT_KIND:  # shown with the prompt sections
                 continue
-            flat = {k: _num(v) for k, v in _flatten(comparison).items()}
+            flat = {k: num(v) for k, v in _flatten(comparison).items()}
             rows.append(_with_run(runs, flat, run))
     if not rows:
         return []
@@ -469,9 +446,9 @@ def _throughput(runs: list[RunData]) -> list:
     for run in runs:
         throughput = run.run.get("throughput")
         if isinstance(throughput, dict):
-            rows += [_with_run(runs, {"measure": k, "value": _num(v)}, run) for k, v in _flatten(throughput).items()]
+            rows += [_with_run(runs, {"measure": k, "value": num(v)}, run) for k, v in _flatten(throughput).items()]
         elif throughput is not None:
-            rows.append(_with_run(runs, {"measure": "throughput", "value": _num(throughput)}, run))
+            rows.append(_with_run(runs, {"measure": "throughput", "value": num(throughput)}, run))
     if not rows:
         return []
     return [Heading(2, "Encoding throughput"), Table(pd.DataFrame(rows))]
@@ -489,8 +466,8 @@ def _per_class(runs: list[RunData]) -> list:
                 continue
             if len(runs) > 1:
                 blocks.append(Para(f"Run: {run.label}"))
-            rows = [{"class": c, "precision": _num(v.get("precision")), "recall": _num(v.get("recall")),
-                     "f1": _num(v.get("f1")), "support": _num(v.get("support")),
+            rows = [{"class": c, "precision": num(v.get("precision")), "recall": num(v.get("recall")),
+                     "f1": num(v.get("f1")), "support": num(v.get("support")),
                      "note": "EMPTY: no stimuli evaluated" if v.get("support", 1) == 0 else ""}
                     for c, v in sc.get("per_class", {}).items()]
             rows += [{"class": c, "precision": MISSING, "recall": MISSING, "f1": MISSING, "support": "0",
@@ -499,11 +476,10 @@ def _per_class(runs: list[RunData]) -> list:
                 blocks.append(Table(pd.DataFrame(rows)))
             labels, confusion = sc.get("labels", []), sc.get("confusion", [])
             if labels and confusion and len(confusion) == len(labels) and "sweep" not in sc:  # sweeps: own figures
-                name = _slug(f"confusion-{sid}" + (f"-{run.label}" if len(runs) > 1 else ""))
                 order = sc.get("extra", {}).get("display_order")
                 figure = confusion_figure(labels, confusion, figure_title(run, f"{sid}: confusion matrix"),
                                           order=order, dropped=sc.get("dropped_classes", []))
-                blocks.append(Figure(f"{FIGURES_DIR}/{name}.png", png(figure),
+                blocks.append(Figure(figure_path(f"confusion-{sid}", runs, run), png(figure),
                                      f"{sid}: confusion matrix (rows true, columns predicted; colour = share "
                                      "of the true class, numbers = counts)"))
     return blocks
@@ -543,10 +519,9 @@ def _projection(runs: list[RunData], method: str | None) -> list:
         what = f"{chosen.upper()} of {len(ids)} image embeddings" + (f" (random_state={seed})" if chosen == "umap" else "")
         figure = projection_figure(embedding, table["category"].fillna("unknown").astype(str).tolist(), rating,
                                    column, figure_title(run, what).replace("\n", " — "), axis_names=axes)
-        name = _slug(chosen + (f"-{run.label}" if len(runs) > 1 else ""))
         caption = f"{prefix}{chosen.upper()} of the image features, coloured by category" + (
             f" and by {column}" if rating is not None else f" (no {column} column)")
-        blocks.append(Figure(f"{FIGURES_DIR}/{name}.png", png(figure), caption))
+        blocks.append(Figure(figure_path(chosen, runs, run), png(figure), caption))
         if chosen == "pca":
             blocks.append(Para("PCA keeps the first run fast; 'dirti-bench report RESULTS_DIR --projection umap' "
                                "(or 'dirti-bench run --projection umap') draws the UMAP."))

@@ -29,9 +29,10 @@ from ..results import (
     read_results,
 )
 from .compare import compare
+from .formats import FIGURES_DIR, num
 from .leaderboard import LEADERBOARD_FILE, leaderboard_frame
 from .render import Banner, Figure, Heading, Links, Para, Table, to_html, to_markdown
-from .report import FIGURES_DIR, REPORT_HTML, REPORT_MD, _num, _read_csv, _with_ci
+from .report import REPORT_HTML, REPORT_MD, _read_csv, _with_ci
 
 RUNS_DIR = "runs"  # a sweep's per-model results directories: OUT/runs/<model>__<weights>/
 TITLE = "dirti-bench comparison"
@@ -157,9 +158,9 @@ def _delta_classification(ref: Run, run: Run, sid: str, seed: int) -> str:
         test = compare(a, b, n_boot=N_BOOTSTRAP, seed=seed, labels=ref.scenarios[sid].get("labels"))
     except UserError:
         return "stimuli differ"
-    text = f"{test['accuracy_difference']:+.3f} {_num(test['ci'])}"
+    text = f"{test['accuracy_difference']:+.3f} {num(test['ci'])}"
     if "f1_macro_difference" in test:
-        text += f"; macro-F1 {test['f1_macro_difference']:+.3f} {_num(test['f1_macro_ci'])}"
+        text += f"; macro-F1 {test['f1_macro_difference']:+.3f} {num(test['f1_macro_ci'])}"
     if test["mcnemar"] is not None:
         text += f"; McNemar p={test['mcnemar']['p_value']:.3g}"
     return text
@@ -184,7 +185,7 @@ def _delta_alignment(ref: Run, run: Run, sid: str, seed: int) -> str:
     if not a[0].index.equals(b[0].index) or not np.allclose(a[0], b[0]):
         return "stimuli or ratings differ"
     estimate, ci = paired_rho_difference(a[0].to_numpy(), a[1].to_numpy(), b[1].to_numpy(), seed)
-    return f"{estimate:+.3f} {_num(ci)}"
+    return f"{estimate:+.3f} {num(ci)}"
 
 
 # ---------------------------------------------------------------- blocks

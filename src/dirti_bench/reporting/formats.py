@@ -1,0 +1,34 @@
+"""What the report, its prompt-experiment sections and the console write the same way: the mark
+for a missing value, numbers, and the file names of figures."""
+
+from __future__ import annotations
+
+import math
+import re
+
+MISSING = "–"
+FIGURES_DIR = "figures"
+
+
+def num(value, digits: int = 3) -> str:
+    """A number as the report shows it (a pair of numbers as ``[low, high]``)."""
+    if value is None:
+        return MISSING
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.{digits}f}"
+    if isinstance(value, list | tuple) and len(value) == 2 and all(isinstance(v, int | float) for v in value):
+        return f"[{num(value[0], digits)}, {num(value[1], digits)}]"
+    return str(value)
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "x"
+
+
+def figure_path(stem: str, runs, run) -> str:
+    """Where ``run``'s figure ``stem`` goes; in a report of several runs its name carries the run's label."""
+    return f"{FIGURES_DIR}/{slug(stem + (f'-{run.label}' if len(runs) > 1 else ''))}.png"
