@@ -138,7 +138,8 @@ def _is_classification(scenario: dict) -> bool:
     return scenario.get("task") in TASKS
 
 
-def _scenario_ids(runs: list[RunData], classification: bool) -> list[str]:
+def _scenario_ids(runs: list[ResultsView], classification: bool) -> list[str]:
+    """Scenario ids of every run, in order of first appearance: the classification ones or the others."""
     ids: dict[str, None] = {}
     for run in runs:
         for sid, sc in run.scenarios.items():

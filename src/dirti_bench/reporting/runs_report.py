@@ -29,10 +29,10 @@ from ..results import (
     read_results,
 )
 from .compare import compare
-from .formats import FIGURES_DIR, num
+from .formats import FIGURES_DIR, MISSING, num
 from .leaderboard import LEADERBOARD_FILE, leaderboard_frame
 from .render import Banner, Figure, Heading, Links, Para, Table, to_html, to_markdown
-from .report import REPORT_HTML, REPORT_MD, _read_csv, _with_ci
+from .report import REPORT_HTML, REPORT_MD, _read_csv, _scenario_ids, _with_ci
 
 RUNS_DIR = "runs"  # a sweep's per-model results directories: OUT/runs/<model>__<weights>/
 TITLE = "dirti-bench comparison"
@@ -191,17 +191,11 @@ def _delta_alignment(ref: Run, run: Run, sid: str, seed: int) -> str:
 # ---------------------------------------------------------------- blocks
 
 
-def _scenario_ids(runs: list[Run], classification: bool) -> list[str]:
-    ids = dict.fromkeys(sid for r in runs for sid, sc in r.scenarios.items()
-                        if (sc.get("task") in TASKS) == classification)
-    return list(ids)
-
-
 def _runs_table(runs: list[Run], ref: Run) -> list:
     rows = [{"run": r.label + (" (reference)" if r is ref else ""), "folder": r.path.name,
-             "model": r.run.get("model", "–"), "weights": _weights_name(r.run),
-             "weights sha256": str(r.run.get("weights_sha256") or "–")[:12], "device": r.run.get("device", "–"),
-             "dataset": r.run.get("dataset", "–"), "dataset sha256": str(r.run.get("dataset_sha256") or "–")[:12],
+             "model": r.run.get("model", MISSING), "weights": _weights_name(r.run),
+             "weights sha256": str(r.run.get("weights_sha256") or MISSING)[:12], "device": r.run.get("device", MISSING),
+             "dataset": r.run.get("dataset", MISSING), "dataset sha256": str(r.run.get("dataset_sha256") or MISSING)[:12],
              "scenarios": len(r.scenarios)} for r in runs]
     return [Heading(2, "Runs"), Table(pd.DataFrame(rows).astype(str))]
 
