@@ -159,12 +159,7 @@ def measure_images(model, preprocess, paths: list[Path], batch_size: int, device
     import torch
     from PIL import Image
 
-
-    tensors = []
-    for p in paths:
-        with Image.open(p) as im:
-            tensors.append(preprocess(im))  # open_clip's own preprocessing, full decode
-    tensors = torch.stack(tensors)
+    tensors = _preprocessed(preprocess, paths)  # open_clip's own preprocessing, full decode
     batches = [tensors[i:i + batch_size] for i in range(0, len(tensors), batch_size)]
     out: dict[str, np.ndarray] = {}
 
