@@ -377,17 +377,28 @@ def write_run(out: Path, ctx: EvalContext, results: list[ScenarioResult], extra_
     return Path(out)
 
 
-def run(cfg: RunConfig, encoder=None, reporter: Reporter | None = None) -> Path:
-    """``dirti-bench run``: check everything checkable before the model loads, load the stimuli, plan
-    the scenarios they support, encode once, evaluate, print the summary, then write results and
-    report together."""
-    reporter = reporter or Reporter("quiet" if cfg.quiet else "normal", progress=cfg.progress)
-    # Ids, options and prompt files that need no data fail before the model loads. A rated set adds
-    # scenarios for its own rating columns, so --scenarios patterns are checked once it is loaded.
+def check_before_loading(cfg: RunConfig) -> None:
+    """Ids, options and prompt files that need no data, and a writable --out: they fail before any model
+    loads. A rated set adds scenarios for its own rating columns, so --scenarios patterns are checked
+    once it is loaded."""
     plan_scenarios(cfg if cfg.data is None or not is_rated_set(cfg.data) else replace(cfg, scenarios=None))
-    check_out(cfg.out)  # writable, before the model loads and anything is encoded
-    check_out_dir(cfg.out)  # replaced whole at the end: an earlier run's folder, or new, or empty
-    encoder = encoder or build_encoder(cfg, reporter)  # model, weights and device, before any data work
+    check_out(cfg.out)
+
+
+@dataclass
+class Planned:
+    """What a run (or each model of a sweep) evaluates: the stimuli, the scenarios they support and
+    those they do not (with the reason), and what results.json records of the plan."""
+
+    stimuli: StimulusSet
+    chosen: list[Scenario]
+    skipped: dict[str, str]
+    info: dict  # config_sha256, and the prompt files matched to the set
+
+
+def load_and_plan(cfg: RunConfig, reporter: Reporter, encoder=None) -> Planned:
+    """Load the stimuli into a checked cache home and plan the scenarios they support, each step said
+    in a line, all before any image is encoded."""
     check_cache_home()  # the demo set, downloads and embeddings go there
     stimuli = load_stimuli(cfg, reporter)
     for column in cfg.ratings or ():  # asked for by name: a missing column is the user's to fix
@@ -396,16 +407,29 @@ def run(cfg: RunConfig, encoder=None, reporter: Reporter | None = None) -> Path:
     reporter.stage(describe_stimuli(stimuli))  # once the set passed every check that needs no image
     for prompt_plan in plans:
         reporter.stage(prompt_plan.line())
-    ctx = EvalContext(stimuli=stimuli, encoder=encoder, image_features=_no_features(stimuli), seed=cfg.seed)
-    chosen, skipped = split_runnable(scenarios, ctx)
+    chosen, skipped = split_runnable(scenarios, EvalContext(stimuli, encoder, _no_features(stimuli), cfg.seed))
     reporter.skipped(skipped)
+    info = {"config_sha256": config_sha256(chosen, cfg)}
+    if plans:
+        info["prompt_files"] = [prompt_plan.to_json() for prompt_plan in plans]
+    return Planned(stimuli, chosen, skipped, info)
+
+
+def run(cfg: RunConfig, encoder=None, reporter: Reporter | None = None) -> Path:
+    """``dirti-bench run``: check everything checkable before the model loads, load the stimuli, plan
+    the scenarios they support, encode once, evaluate, print the summary, then write results and
+    report together."""
+    reporter = reporter or Reporter("quiet" if cfg.quiet else "normal", progress=cfg.progress)
+    check_before_loading(cfg)
+    check_out_dir(cfg.out)  # replaced whole at the end: an earlier run's folder, or new, or empty
+    encoder = encoder or build_encoder(cfg, reporter)  # model, weights and device, before any data work
+    planned = load_and_plan(cfg, reporter, encoder)
+    stimuli, chosen, skipped, info = planned.stimuli, planned.chosen, planned.skipped, planned.info
+    ctx = EvalContext(stimuli=stimuli, encoder=encoder, image_features=_no_features(stimuli), seed=cfg.seed)
     for line in describe_model(encoder):
         reporter.stage(line)
     encode(cfg, ctx, reporter)
     results = evaluate(chosen, ctx, reporter, skipped)
-    info = {"config_sha256": config_sha256(chosen, cfg)}
-    if plans:
-        info["prompt_files"] = [prompt_plan.to_json() for prompt_plan in plans]
     # The summary comes first: on a first run the report (figures, projection) takes longer.
     reporter.summary(results_document({**run_info(ctx), "projection": projection_for(cfg), **info}, results,
                                       skipped=skipped))

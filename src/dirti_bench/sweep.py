@@ -20,27 +20,21 @@ from pathlib import Path
 from tabulate import tabulate
 
 from .contracts import EvalContext
-from .data.ratedset import is_rated_set
 from .data.stimuli import file_sha256
 from .encoding.imaging import DecodedImages
 from .encoding.model_list import ModelSpec, check_model
 from .encoding.models import WeightsSpec
 from .errors import UserError
-from .paths import check_cache_home
 from .pipeline import (
     RunConfig,
     _no_features,
     build_encoder,
-    check_out,
-    config_sha256,
+    check_before_loading,
     describe_model,
-    describe_stimuli,
     encode,
     evaluate,
-    load_stimuli,
-    plan_scenarios,
+    load_and_plan,
     projection_for,
-    split_runnable,
     write_run,
 )
 from .reporting.console import Reporter
@@ -148,35 +142,23 @@ def run_sweep(cfg: RunConfig, specs: list[ModelSpec], skip_existing: bool = Fals
     """Run ``specs`` (already sharded) into ``cfg.out``; ``merge`` writes the leaderboard and report."""
     reporter = reporter or Reporter("quiet" if cfg.quiet else "normal", progress=cfg.progress)
     outcome = SweepOutcome(Path(cfg.out), all_specs=list(specs))
-    # Ids, options and prompt files that need no data, every line of the list, and the output and
-    # cache folders: all checked before any model loads or image is encoded.
-    plan_scenarios(cfg if cfg.data is None or not is_rated_set(cfg.data) else replace(cfg, scenarios=None))
-    check_out(cfg.out)
+    # Options, --out and every line of the list are checked before any model loads or image is encoded.
+    check_before_loading(cfg)
     problems = {spec.slug: check_model(spec) for spec in specs}
     for spec in specs:
         if problems[spec.slug]:
             reporter.error(problems[spec.slug])
     hashes = CheckpointHashes([spec for spec in specs if not problems[spec.slug]])
     try:
-        check_cache_home()
-        stimuli = load_stimuli(cfg, reporter)  # loaded and hashed once for every model
-        for column in cfg.ratings or ():
-            stimuli.require_rating(column)
-        scenarios, plans = plan_scenarios(cfg, stimuli)
-        reporter.stage(describe_stimuli(stimuli))
-        for plan in plans:
-            reporter.stage(plan.line())
-        chosen, skipped = split_runnable(scenarios, EvalContext(stimuli, None, _no_features(stimuli), cfg.seed))
-        reporter.skipped(skipped)
-        config = config_sha256(chosen, cfg)
-        info = {"config_sha256": config, **({"prompt_files": [p.to_json() for p in plans]} if plans else {})}
+        planned = load_and_plan(cfg, reporter)  # stimuli loaded and hashed once for every model
+        stimuli, chosen, skipped, info = planned.stimuli, planned.chosen, planned.skipped, planned.info
         decoded = DecodedImages()
         for number, spec in enumerate(specs, 1):
             if problems[spec.slug]:
                 outcome.failed.append((spec, problems[spec.slug]))
                 continue
             folder = run_dir(cfg.out, spec)
-            if skip_existing and is_complete(folder, spec, stimuli.sha256, config, hashes):
+            if skip_existing and is_complete(folder, spec, stimuli.sha256, info["config_sha256"], hashes):
                 reporter.stage(f"model {number}/{len(specs)}: {spec.label}: complete in {folder}, skipped "
                                "(--skip-existing)")
                 outcome.skipped.append(spec)
