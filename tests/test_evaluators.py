@@ -24,7 +24,9 @@ from dirti_bench.evaluators.metrics import (
     accuracy_from_confusion,
     bootstrap_ci,
     confusion_stack,
+    draw_counts,
     macro_f1_from_confusion,
+    resampled_confusions,
     stratified_draws,
 )
 from dirti_bench.evaluators.penalty import TunedLogisticRegression
@@ -262,6 +264,8 @@ def test_vectorised_scores_equal_sklearn(n_labels, n, seed):
     y_true, y_pred = rng.integers(0, n_labels, n), rng.integers(0, n_labels, n)
     draws = rng.integers(0, n, size=(3, n))
     cm = confusion_stack(y_true[draws], y_pred[draws], n_labels)
+    # The draw-count product gives the same integers (what bootstrap_ci and score_rows use).
+    np.testing.assert_array_equal(resampled_confusions(draw_counts(draws, n), y_true, y_pred, n_labels)[0], cm)
     names = np.array(labels)
     for b, draw in enumerate(draws):
         t, p = names[y_true[draw]], names[y_pred[draw]]

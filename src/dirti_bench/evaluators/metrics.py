@@ -66,6 +66,30 @@ def confusion_stack(true_idx: np.ndarray, pred_idx: np.ndarray, n_labels: int) -
     return np.bincount(codes.ravel(), minlength=draws * n_labels * n_labels).reshape(draws, n_labels, n_labels)
 
 
+def draw_counts(draws: np.ndarray, n: int) -> np.ndarray:
+    """(draws, n): how many times each of ``n`` stimuli is in each row of index ``draws``."""
+    n_draws = draws.shape[0]
+    codes = (np.arange(n_draws)[:, None] * n + draws).ravel()
+    return np.bincount(codes, minlength=n_draws * n).reshape(n_draws, n)
+
+
+def resampled_confusions(counts: np.ndarray, true_idx: np.ndarray, pred_rows: np.ndarray, n_labels: int) -> np.ndarray:
+    """Confusion matrices of each prediction row under each resampling draw: (rows, draws, L, L).
+
+    A draw's confusion matrix is its stimuli's (true, pred) cells weighted by how often it drew
+    them, so all of them are one matrix product of the draw ``counts`` (``draw_counts``) with the
+    rows' one-hot cells: the same integers as ``confusion_stack`` of the drawn indices, without
+    building a (rows x draws x n) index array. float32 holds the counts exactly (each <= n).
+    """
+    pred_rows = np.atleast_2d(pred_rows)
+    rows, n = pred_rows.shape
+    cells = n_labels * n_labels
+    onehot = np.zeros((n, rows * cells), dtype=np.float32)
+    onehot[np.arange(n)[:, None], np.arange(rows)[None, :] * cells + (true_idx[None, :] * n_labels + pred_rows).T] = 1
+    cm = counts.astype(np.float32) @ onehot
+    return np.rint(cm).astype(np.int64).reshape(len(counts), rows, n_labels, n_labels).swapaxes(0, 1)
+
+
 def accuracy_from_confusion(cm: np.ndarray) -> np.ndarray:
     return np.trace(cm, axis1=-2, axis2=-1) / cm.sum(axis=(-2, -1))
 
@@ -113,7 +137,7 @@ def bootstrap_ci(
     if true_idx.size == 0:
         return {"accuracy": [None, None], "f1_macro": [None, None]}  # nothing to resample
     draws = stratified_draws(true_idx, n_boot, np.random.default_rng(seed))
-    cm = confusion_stack(true_idx[draws], pred_idx[draws], len(labels))
+    cm = resampled_confusions(draw_counts(draws, true_idx.size), true_idx, pred_idx, len(labels))[0]
     tail = (1 - level) / 2 * 100
     return {name: [float(np.percentile(v, tail)), float(np.percentile(v, 100 - tail))]
             for name, v in (("accuracy", accuracy_from_confusion(cm)), ("f1_macro", macro_f1_from_confusion(cm)))}
@@ -158,14 +182,11 @@ def score_rows(true_idx: np.ndarray, pred_rows: np.ndarray, n_labels: int, n_boo
     point = scores_of_rows(true_idx, pred_rows, n_labels)
     if true_idx.size == 0:
         return point, {m: np.full((rows, 2), np.nan) for m in SWEEP_METRICS}
-    draws = stratified_draws(true_idx, n_boot, np.random.default_rng(seed))
-    drawn_true = true_idx[draws]
+    counts = draw_counts(stratified_draws(true_idx, n_boot, np.random.default_rng(seed)), true_idx.size)
     tail = (1 - level) / 2 * 100
     ci = {m: np.empty((rows, 2)) for m in SWEEP_METRICS}
-    for start in range(0, rows, chunk):  # a chunk of rows at a time keeps the (rows, draws, n) codes small
-        block = pred_rows[start:start + chunk]
-        cm = confusion_stack(np.tile(drawn_true, (len(block), 1)), block[:, draws].reshape(-1, draws.shape[1]),
-                             n_labels).reshape(len(block), n_boot, n_labels, n_labels)
+    for start in range(0, rows, chunk):  # a chunk of rows at a time keeps the (rows, draws, L, L) counts small
+        cm = resampled_confusions(counts, true_idx, pred_rows[start:start + chunk], n_labels)
         for metric, values in _scores(cm).items():
-            ci[metric][start:start + len(block)] = np.percentile(values, [tail, 100 - tail], axis=1).T
+            ci[metric][start:start + len(cm)] = np.percentile(values, [tail, 100 - tail], axis=1).T
     return point, ci

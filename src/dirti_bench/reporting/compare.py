@@ -19,7 +19,13 @@ import pandas as pd
 from scipy.stats import binomtest
 
 from ..errors import UserError
-from ..evaluators.metrics import confusion_stack, label_indices, macro_f1_from_confusion
+from ..evaluators.metrics import (
+    confusion_stack,
+    draw_counts,
+    label_indices,
+    macro_f1_from_confusion,
+    resampled_confusions,
+)
 
 N_BOOTSTRAP = 1000
 CI_LEVEL = 0.95
@@ -64,8 +70,9 @@ def _paired_f1(a: pd.DataFrame, b: pd.DataFrame, labels: list[str], idx: np.ndar
     true = label_indices(a["y_true"].astype(str), labels)
     pred_a, pred_b = label_indices(a["y_pred"].astype(str), labels), label_indices(b["y_pred"].astype(str), labels)
     f1_a, f1_b = (float(macro_f1_from_confusion(confusion_stack(true, p, len(labels)))[0]) for p in (pred_a, pred_b))
-    diff = (macro_f1_from_confusion(confusion_stack(true[idx], pred_a[idx], len(labels)))
-            - macro_f1_from_confusion(confusion_stack(true[idx], pred_b[idx], len(labels))))
+    f1_drawn = macro_f1_from_confusion(resampled_confusions(draw_counts(idx, true.size), true,
+                                                            np.stack([pred_a, pred_b]), len(labels)))
+    diff = f1_drawn[0] - f1_drawn[1]
     tail = (1 - level) / 2 * 100
     return {"f1_macro_a": f1_a, "f1_macro_b": f1_b, "f1_macro_difference": f1_a - f1_b,
             "f1_macro_ci": [float(np.percentile(diff, tail)), float(np.percentile(diff, 100 - tail))]}
