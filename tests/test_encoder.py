@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from dirti_bench.encoding.models import ClipEncoder, WeightsSpec, resolve_device, state_dict_sha256
+from dirti_bench.encoding.models import (
+    ClipEncoder,
+    WeightsSpec,
+    checkpoint_sets_every_weight,
+    resolve_device,
+    state_dict_sha256,
+)
 from dirti_bench.errors import UserError
 
 TEXTS = ["This is a photo of food", "This is a disgusting photo of death"]
@@ -89,6 +95,71 @@ def test_checkpoint_file_gives_same_embeddings_as_in_memory_model(tmp_path, demo
     assert state_dict_sha256(from_file.load()) == state_dict_sha256(model)
 
 
+TINY_RESNET = {"embed_dim": 32, "vision_cfg": {"image_size": 64, "layers": [1, 1, 1, 1], "width": 16},
+               "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
+
+
+@pytest.fixture(scope="module")
+def tiny_resnet(tmp_path_factory):
+    """A ModifiedResNet CLIP (batch norms, attention pooling) small enough to build in a test."""
+    import json
+
+    import open_clip
+
+    folder = tmp_path_factory.mktemp("configs")
+    (folder / "test-tiny-resnet.json").write_text(json.dumps(TINY_RESNET))
+    open_clip.add_model_config(folder)
+    return "test-tiny-resnet"
+
+
+def _counting_initialiser(monkeypatch) -> list:
+    """Count torch's kaiming_uniform_ calls (every nn.Linear and conv draws its weights with it)."""
+    calls, original = [], torch.nn.init.kaiming_uniform_
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.init, "kaiming_uniform_", counted)
+    return calls
+
+
+@pytest.mark.parametrize("model", ["dirti-tiny", "resnet"])
+def test_checkpoint_load_skips_random_init_and_equals_open_clips_own_load(model, tmp_path, tiny_resnet,
+                                                                           monkeypatch):
+    import open_clip
+
+    name = tiny_resnet if model == "resnet" else model
+    torch.manual_seed(5)
+    ckpt = tmp_path / "w.pt"
+    torch.save(open_clip.create_model(name).state_dict(), ckpt)
+    stock = open_clip.create_model_and_transforms(name, pretrained=str(ckpt))[0].eval()
+    calls = _counting_initialiser(monkeypatch)
+    loaded = ClipEncoder(name, str(ckpt), device="cpu", progress=False).load()
+    assert calls == []  # nothing drawn that the checkpoint overwrites
+    # Every parameter and every buffer (non-persistent ones such as attention masks included) as open_clip's load.
+    for ours, theirs in ((loaded.named_parameters(), stock.named_parameters()),
+                         (loaded.named_buffers(), stock.named_buffers())):
+        ours, theirs = dict(ours), dict(theirs)
+        assert ours.keys() == theirs.keys()
+        for key in ours:
+            assert torch.equal(ours[key], theirs[key]), key
+    images = torch.rand(2, 3, 64, 64)
+    with torch.inference_mode():
+        assert torch.equal(loaded.encode_image(images), stock.encode_image(images))
+    # After the build every initialiser is torch's again: seeded random weights still draw them.
+    ClipEncoder(name, "random", device="cpu", progress=False).load()
+    assert calls
+
+
+def test_only_strictly_loaded_weights_skip_random_init(tmp_path):
+    assert checkpoint_sets_every_weight(WeightsSpec("tag", "openai"))
+    assert checkpoint_sets_every_weight(WeightsSpec("hf-hub", "hf-hub:org/repo"))
+    assert checkpoint_sets_every_weight(WeightsSpec("file", str(tmp_path / "w.safetensors")))
+    assert not checkpoint_sets_every_weight(WeightsSpec("file", str(tmp_path / "big_vision.npz")))
+    assert not checkpoint_sets_every_weight(WeightsSpec("random", "random"))
+
+
 def test_truncated_checkpoint_is_a_user_error(tmp_path):
     ckpt = tmp_path / "tiny.pt"
     torch.save(tiny().load().state_dict(), ckpt)
@@ -112,3 +183,17 @@ def test_hub_weights_offline_fail_fast_with_the_way_out(model, pretrained, patte
     # HF_HUB_OFFLINE=1 (conftest): no DNS retries, one precise error instead.
     with pytest.raises(UserError, match=pattern):
         ClipEncoder(model, pretrained, device="cpu", progress=False).load()
+
+
+@pytest.mark.parametrize("cycle", [False, True])
+def test_release_frees_the_model_even_in_a_reference_cycle(cycle):
+    import weakref
+
+    enc = tiny()
+    model = enc.load()
+    if cycle:
+        model.visual.owner = [model]  # a cycle only the garbage collector can free
+    ref = weakref.ref(model)
+    del model
+    enc.release()
+    assert ref() is None and enc._model is None
