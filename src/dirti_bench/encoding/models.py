@@ -158,7 +158,8 @@ def skip_random_init(skip: bool = True):
     the draws are most of open_clip's build time for a checkpoint (ViT-B-32 on CPU: ~0.9 of
     ~1.5 s). Only for weights where ``checkpoint_sets_every_weight``: the strict load then
     replaces every value the skipped initialisers would have drawn (tests/test_encoder.py checks
-    the loaded model equals open_clip's own load, buffers included)."""
+    the loaded model equals open_clip's own load, buffers included). The patch is process-wide
+    while it lasts: nothing else in dirti-bench builds a model meanwhile."""
     if not skip:
         yield
         return
