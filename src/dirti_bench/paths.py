@@ -27,6 +27,10 @@ def embedding_cache_dir() -> Path:
     return cache_home() / "embeddings"
 
 
+def projection_cache_dir() -> Path:
+    return cache_home() / "projections"
+
+
 def check_writable_dir(path: Path, what: str, fix: str) -> Path:
     """Refuse, before any work, a folder that cannot be created or written: a file in its place or
     above it, or a parent that refuses new files. Creates nothing (a probe file is made and removed

@@ -29,6 +29,22 @@ def identity_hash(identity: dict) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def packed(array: np.ndarray) -> bytes:
+    """``array`` as .npy bytes followed by their sha256, so a damaged file is detected."""
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
+    payload = buf.getvalue()
+    return payload + hashlib.sha256(payload).digest()
+
+
+def unpacked(blob: bytes) -> np.ndarray:
+    """The array of ``packed`` bytes; ValueError where they are damaged."""
+    payload, digest = blob[:-DIGEST_BYTES], blob[-DIGEST_BYTES:]
+    if len(blob) <= DIGEST_BYTES or hashlib.sha256(payload).digest() != digest:
+        raise ValueError("checksum mismatch")
+    return np.load(io.BytesIO(payload), allow_pickle=False)
+
+
 class EmbeddingCache:
     def __init__(self, root: Path, identity: dict):
         self.identity = identity
@@ -53,11 +69,8 @@ class EmbeddingCache:
         except FileNotFoundError:
             self.misses += 1
             return None
-        payload, digest = blob[:-DIGEST_BYTES], blob[-DIGEST_BYTES:]
         try:
-            if len(blob) <= DIGEST_BYTES or hashlib.sha256(payload).digest() != digest:
-                raise ValueError("checksum mismatch")
-            vec = np.load(io.BytesIO(payload), allow_pickle=False)
+            vec = unpacked(blob)
             if vec.ndim != 1 or not np.isfinite(vec).all() or width is not None and vec.shape[0] != width:
                 raise ValueError("bad array")
         except ValueError:
@@ -79,10 +92,7 @@ class EmbeddingCache:
         return width if isinstance(width, int) and not isinstance(width, bool) and width > 0 else None
 
     def put(self, kind: str, key: str, vec: np.ndarray) -> None:
-        buf = io.BytesIO()
-        np.save(buf, np.ascontiguousarray(vec, dtype=np.float32), allow_pickle=False)
-        payload = buf.getvalue()
-        write_bytes(self._path(kind, key), payload + hashlib.sha256(payload).digest())
+        write_bytes(self._path(kind, key), packed(np.asarray(vec, dtype=np.float32)))
 
     def read_meta(self) -> dict:
         """What was recorded beside the entries; a missing or damaged file (not a JSON object) is empty."""
