@@ -11,6 +11,7 @@ path; warm re-run on the 60-image demo with dirti-tiny). The full measurement:
   DIRTI_BENCH_PERF_DEVICE   cpu, cuda or mps                      (default cpu)
   DIRTI_BENCH_PERF_WARM     'demo' (60 images, dirti-tiny) or 'photos' (the photos above
                             with the model above)                 (default demo)
+  DIRTI_BENCH_PERF_SWEEP    checkpoints in the cold model sweep   (default 6; full size only)
 
 e.g. ``DIRTI_BENCH_PERF_IMAGES=300 DIRTI_BENCH_PERF_BATCH=32 DIRTI_BENCH_PERF_PROMPTS=960
 DIRTI_BENCH_PERF_WARM=photos pytest benchmarks/test_performance.py``. Throughput
@@ -29,6 +30,7 @@ from dirti_bench.bench import (
     load_model,
     measure_first_run,
     measure_images,
+    measure_sweep,
     measure_texts,
     measure_warm_rerun,
     photo_paths,
@@ -56,6 +58,10 @@ MAX_WARM_S, MAX_WARM_SCENARIOS_S, MAX_RSS_MB = 15.0, 10.0, 3072
 # A newcomer's first 'dirti-bench run --demo' with every cache empty (dirti-bench's home, numba's
 # kernels, matplotlib's fonts) on 2 cores: the summary table, the whole run, and the run again.
 MAX_FIRST_SUMMARY_S, MAX_FIRST_TOTAL_S, MAX_DEMO_WARM_S = 15.0, 30.0, 10.0
+# A cold sweep of checkpoints against their bare forwards + loads. Its fixed ~7 s (imports, stimuli,
+# decoding) amortises over a sweep: on a 2-core CPU it holds from about 5 ViT-B-32 checkpoints up.
+SWEEP_MODELS = int(os.environ.get("DIRTI_BENCH_PERF_SWEEP", "6"))
+MAX_SWEEP_RATIO, SWEEP_ROUNDS = 1.10, 2
 
 
 # Absolute targets (img/s ratios of the full measurement, seconds) only where asked for: a noisy
@@ -164,3 +170,12 @@ def test_first_demo_run_is_fast(benchmark):
         assert figures["first_run_summary_s"] <= MAX_FIRST_SUMMARY_S, figures
         assert figures["first_run_total_s"] <= MAX_FIRST_TOTAL_S, figures
         assert figures["demo_warm_run_s"] <= MAX_DEMO_WARM_S, figures
+
+
+@pytest.mark.perf
+@pytest.mark.skipif(not DIRTI_SIZED, reason="a sweep's fixed costs amortise only over full-size forwards: "
+                    "asserted with DIRTI_BENCH_PERF_IMAGES=300 (as 'dirti-bench bench --sweep N' measures it)")
+def test_model_sweep_costs_little_beyond_its_forwards(benchmark, photos):
+    figures = _once(benchmark, "sweep", measure_sweep, MODEL, photos[0], SWEEP_MODELS, BATCH, DEVICE, 0,
+                    SWEEP_ROUNDS)
+    assert figures["sweep_ratio"] <= MAX_SWEEP_RATIO, figures
