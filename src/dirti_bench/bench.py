@@ -290,9 +290,9 @@ def measure_sweep(model: str, folder: Path, n_models: int, batch_size: int, devi
 
     The sweep runs one cheap scenario and no report, so its wall time is the pipeline's overhead around
     the models (imports, stimuli, decoding, caching, writing); scenario evaluation and reports are model
-    work measured elsewhere (warm re-run). As everywhere in this tool, each is measured ``rounds`` times
-    and its best round kept: a shared machine's speed swings by more than the overhead being measured
-    (each sweep round is cold: a fresh cache home)."""
+    work measured elsewhere (warm re-run). As everywhere in this tool, each side is measured ``rounds``
+    times, the rounds alternating, and its best kept: a shared machine's speed swings by more than the
+    overhead being measured (each sweep round is cold: a fresh cache home)."""
     import open_clip
     import torch
 
@@ -300,34 +300,40 @@ def measure_sweep(model: str, folder: Path, n_models: int, batch_size: int, devi
     paths = photo_paths(load_dirti(folder), 10 ** 9)
     with tempfile.TemporaryDirectory(prefix="dirti-bench-sweep-") as tmp:
         tmp = Path(tmp)
-        lines, bare_s, load_s = [], 0.0, 0.0
-        tensors = None
+        checkpoints = []
         for i in range(n_models):
             torch.manual_seed(seed + i)
             with random_weights_quietly():  # random on purpose: the checkpoints of the sweep
                 net = open_clip.create_model(model)
-            checkpoint = tmp / f"{model}-seed{seed + i}.pt"
-            torch.save(net.state_dict(), checkpoint)
-            del net
-            lines.append(f"{model} {checkpoint.name}")
-            start = time.perf_counter()
-            net, _, preprocess = open_clip.create_model_and_transforms(model, pretrained=str(checkpoint), device=device)
-            net.eval()
-            load_s += time.perf_counter() - start
-            if tensors is None:
-                tensors = _preprocessed(preprocess, paths)
-            bare_s += min(_bare_forward(net, tensors, batch_size, device) for _ in range(rounds))
+            checkpoints.append(tmp / f"{model}-seed{seed + i}.pt")
+            torch.save(net.state_dict(), checkpoints[-1])
             del net
         models_file = tmp / "models.txt"
-        models_file.write_text("\n".join(lines) + "\n")
+        models_file.write_text("".join(f"{model} {c.name}\n" for c in checkpoints))
+        tensors = None
+        bare = [float("inf")] * n_models
+        loads = [float("inf")] * n_models
         sweep_s, peak_rss_mb = float("inf"), 0.0
+        # Rounds alternate the two sides (every bare load + forward, then one cold sweep), so a
+        # machine that slows down for minutes slows both; the best of each is kept.
         for r in range(rounds):
+            for i, checkpoint in enumerate(checkpoints):
+                start = time.perf_counter()
+                net, _, preprocess = open_clip.create_model_and_transforms(model, pretrained=str(checkpoint),
+                                                                           device=device)
+                net.eval()
+                loads[i] = min(loads[i], time.perf_counter() - start)
+                if tensors is None:
+                    tensors = _preprocessed(preprocess, paths)
+                bare[i] = min(bare[i], _bare_forward(net, tensors, batch_size, device))
+                del net
             env = {**os.environ, "DIRTI_BENCH_HOME": str(tmp / f"home{r}"), "MPLBACKEND": "Agg"}
             seconds = _dirti_bench_run(["--data", str(folder), "--models", str(models_file), "--scenarios",
                                         *SWEEP_SCENARIOS, "--no-report", "--device", device, "--batch-size",
                                         str(batch_size), "--out", str(tmp / f"out{r}")], env, tmp / "sweep.rss")
             sweep_s = min(sweep_s, seconds)
             peak_rss_mb = max(peak_rss_mb, int((tmp / "sweep.rss").read_text()) / 1024)
+    bare_s, load_s = sum(bare), sum(loads)
     return {"sweep_models": n_models, "sweep_images": len(paths), "sweep_s": sweep_s,
             "sweep_bare_forward_s": bare_s, "sweep_checkpoint_load_s": load_s,
             "sweep_ratio": sweep_s / (bare_s + load_s), "sweep_peak_rss_mb": peak_rss_mb}
