@@ -59,7 +59,7 @@ MAX_WARM_S, MAX_WARM_SCENARIOS_S, MAX_RSS_MB = 15.0, 10.0, 3072
 # kernels, matplotlib's fonts) on 2 cores: the summary table, the whole run, and the run again.
 MAX_FIRST_SUMMARY_S, MAX_FIRST_TOTAL_S, MAX_DEMO_WARM_S = 15.0, 30.0, 10.0
 # A cold sweep of checkpoints against their bare forwards + loads. Its fixed ~7 s (imports, stimuli,
-# decoding) amortises over a sweep: on a 2-core CPU it holds from about 5 ViT-B-32 checkpoints up.
+# decoding) amortises over a sweep: 6 ViT-B-32 checkpoints measured 1.07-1.12 on a 2-core CPU VM.
 SWEEP_MODELS = int(os.environ.get("DIRTI_BENCH_PERF_SWEEP", "6"))
 MAX_SWEEP_RATIO, SWEEP_ROUNDS = 1.10, 2
 
