@@ -246,6 +246,11 @@ _CHILD = ("import resource, sys\n"
           "sys.exit(rc)\n")
 
 
+def _last_line(stderr: str) -> str:
+    """A failed child's last stderr line: its ``error:`` line, or the end of its traceback."""
+    return (stderr.strip().splitlines() or ["(no output)"])[-1]
+
+
 def _dirti_bench_run(args: list[str], env: dict, rss_file: Path) -> float:
     """Wall seconds of one ``dirti-bench run`` (imports included) in a child process."""
     start = time.perf_counter()
@@ -253,8 +258,7 @@ def _dirti_bench_run(args: list[str], env: dict, rss_file: Path) -> float:
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise UserError(f"'dirti-bench run {' '.join(args)}' failed during the benchmark: {last}")
+        raise UserError(f"'dirti-bench run {' '.join(args)}' failed during the benchmark: {_last_line(proc.stderr)}")
     return seconds
 
 
@@ -345,8 +349,7 @@ def _bare_side(model: str, checkpoints: list[Path], folder: Path, batch_size: in
     args = json.dumps([model, [str(c) for c in checkpoints], str(folder), batch_size, device])
     proc = subprocess.run([sys.executable, "-c", _BARE_CHILD, args], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise UserError(f"the bare forwards of the sweep benchmark failed: {last}")
+        raise UserError(f"the bare forwards of the sweep benchmark failed: {_last_line(proc.stderr)}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -412,8 +415,7 @@ def _timed_run(args: list[str], env: dict) -> tuple[float, float]:
     code = proc.wait()
     total_s = time.perf_counter() - start
     if code != 0:
-        last = (stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise UserError(f"'dirti-bench run {' '.join(args)}' failed during the first-run check: {last}")
+        raise UserError(f"'dirti-bench run {' '.join(args)}' failed during the first-run check: {_last_line(stderr)}")
     return summary_s if summary_s is not None else total_s, total_s
 
 

@@ -21,7 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
-from .models import TINY_MODEL, WeightsSpec, known_model, register_model_configs
+from .models import (
+    TINY_MODEL,
+    WeightsSpec,
+    known_model,
+    looks_like_checkpoint,
+    register_model_configs,
+)
 
 SHARD_ENV = ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN")
 
@@ -48,7 +54,7 @@ def _weights_slug(pretrained: str) -> str:
     """Tags and hub ids as written; a checkpoint by its file name (the full path only on a clash)."""
     if pretrained.startswith("hf-hub:"):
         return _slug(pretrained[len("hf-hub:"):])
-    if os.sep in pretrained or pretrained.endswith((".pt", ".pth", ".bin", ".safetensors")):
+    if looks_like_checkpoint(pretrained):
         return _slug(Path(pretrained).name)
     return _slug(pretrained)
 
@@ -88,7 +94,7 @@ def parse_models_file(path: Path) -> list[ModelSpec]:
             raise UserError(f"models file {where}: expected 'MODEL PRETRAINED', got {line.strip()!r}; "
                             "quote a path that holds spaces")
         model, pretrained = fields
-        if not pretrained.startswith("hf-hub:") and _looks_like_path(pretrained):
+        if not pretrained.startswith("hf-hub:") and looks_like_checkpoint(pretrained):
             candidate = Path(pretrained).expanduser()
             pretrained = str(candidate if candidate.is_absolute() else (path.parent / candidate))
         key = (model, pretrained)
@@ -100,11 +106,6 @@ def parse_models_file(path: Path) -> list[ModelSpec]:
     if not specs:
         raise UserError(f"models file {path} lists no model; write one 'MODEL PRETRAINED' pair per line")
     return with_slugs(specs)
-
-
-def _looks_like_path(pretrained: str) -> bool:
-    return ("/" in pretrained or os.sep in pretrained
-            or pretrained.endswith((".pt", ".pth", ".bin", ".safetensors")))
 
 
 def check_model(spec: ModelSpec) -> str | None:

@@ -93,6 +93,14 @@ def resolve_device(device: str) -> str:
 
 
 
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
+
+
+def looks_like_checkpoint(pretrained: str) -> bool:
+    """Whether a ``--pretrained`` value is meant as a file (a path or a checkpoint suffix), not a tag."""
+    return "/" in pretrained or os.sep in pretrained or pretrained.endswith(CHECKPOINT_SUFFIXES)
+
+
 @dataclass(frozen=True)
 class WeightsSpec:
     """How ``--pretrained`` was given: ``random``, a local file, an ``hf-hub:`` id, or an open_clip tag."""
@@ -106,8 +114,7 @@ class WeightsSpec:
             return cls("random", "random")
         if pretrained.startswith("hf-hub:"):
             return cls("hf-hub", pretrained)
-        looks_like_path = os.sep in pretrained or pretrained.endswith((".pt", ".pth", ".bin", ".safetensors"))
-        if Path(pretrained).expanduser().is_file() or looks_like_path:
+        if Path(pretrained).expanduser().is_file() or looks_like_checkpoint(pretrained):
             path = Path(pretrained).expanduser()
             if not path.is_file():
                 raise UserError(f"checkpoint file {path} not found; pass --pretrained PATH to an existing file, "
