@@ -138,6 +138,10 @@ def _check_target(out_dir: Path) -> None:
                             "pass a new or empty folder (an earlier demo set is replaced)")
 
 
+# The demo set's default shape: per category, disgusting and neutral photos, and their size.
+DEMO_DISGUST, DEMO_NEUTRAL, DEMO_SIZE = 8, 2, (256, 192)
+
+
 def _write_set(dest: Path, seed: int, n_disgust: int, n_neutral: int, size: tuple[int, int]) -> None:
     rng = np.random.default_rng(seed)
     image_dir = dest / IMAGE_FOLDER
@@ -174,8 +178,8 @@ def _write_set(dest: Path, seed: int, n_disgust: int, n_neutral: int, size: tupl
     (dest / RATINGS_FILE).write_bytes(_deterministic_xlsx(sheets, legend))
 
 
-def make_demo(out_dir: Path, seed: int = 0, n_disgust: int = 8, n_neutral: int = 2,
-              size: tuple[int, int] = (256, 192)) -> Path:
+def make_demo(out_dir: Path, seed: int = 0, n_disgust: int = DEMO_DISGUST, n_neutral: int = DEMO_NEUTRAL,
+              size: tuple[int, int] = DEMO_SIZE) -> Path:
     """Write a DIRTI-layout demo set into ``out_dir`` and return it.
 
     The set is built in a temp folder beside ``out_dir`` and renamed into
@@ -211,7 +215,8 @@ def _staged(target: Path, fix: str) -> Iterator[Path]:
 COMPLETE_MARKER = ".complete"
 
 
-def ensure_demo(root: Path, seed: int = 0, **sizes) -> Path:
+def ensure_demo(root: Path, seed: int = 0, n_disgust: int = DEMO_DISGUST, n_neutral: int = DEMO_NEUTRAL,
+                size: tuple[int, int] = DEMO_SIZE) -> Path:
     """The demo set at ``root`` (in the cache), generated once. Safe when several processes ask at
     once (shards sharing a cache home): each builds a complete set, marker included, beside ``root``
     and renames it into place; a process that finds another's complete set there keeps that one
@@ -220,7 +225,7 @@ def ensure_demo(root: Path, seed: int = 0, **sizes) -> Path:
     if (root / COMPLETE_MARKER).is_file():
         return root
     with _staged(root, "free some space or point DIRTI_BENCH_HOME to another folder") as staging:
-        _write_set(staging / "new", seed, **{"n_disgust": 8, "n_neutral": 2, "size": (256, 192), **sizes})
+        _write_set(staging / "new", seed, n_disgust, n_neutral, size)
         (staging / "new" / COMPLETE_MARKER).write_text("ok\n")
         try:
             os.rename(staging / "new", root)  # atomic; refused while another set is there

@@ -166,7 +166,6 @@ class DecodePlan:
     draft_to: int | None  # JPEG draft target; None decodes every pixel
     tensor_resize: TensorResize | None  # resize + crop batched in ``stack_batch`` instead of PIL per image
 
-
     @property
     def pixels_key(self) -> tuple | None:
         """What the uint8 crops depend on (decode scale, resize + crop steps); None when the

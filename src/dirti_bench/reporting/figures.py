@@ -17,6 +17,8 @@ matplotlib.use("Agg")  # files only; never open a window
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .formats import MISSING  # noqa: E402
+
 DPI = 110
 
 
@@ -138,7 +140,7 @@ def heatmap_figure(values: np.ndarray, rows: Sequence[str], columns: Sequence[st
     ax.set_xticks(range(len(columns)), labels=list(columns), rotation=35, ha="right", rotation_mode="anchor")
     ax.set_yticks(range(len(rows)), labels=list(rows))
     for (i, j), value in np.ndenumerate(values):
-        ax.text(j, i, "–" if np.isnan(value) else f"{value:.2f}", ha="center", va="center", fontsize=8,
+        ax.text(j, i, MISSING if np.isnan(value) else f"{value:.2f}", ha="center", va="center", fontsize=8,
                 color="white" if np.isfinite(value) and value < np.nanmean(values) else "black")
     ax.set_title(title, fontsize=10)
     return fig

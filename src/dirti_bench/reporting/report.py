@@ -549,6 +549,14 @@ def build_blocks(runs: list[RunData], projection: str | None = None) -> list:
             + _per_class(runs) + _projection(runs, projection))
 
 
+def report_dir(out: Path) -> Path:
+    """``out`` as the folder a report goes into; a file in its place is the user's to move."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"report output {out} is a file; pass a directory with --out")
+    return out
+
+
 def write_report(results_dirs: list[Path], out: Path, shown_as: list[Path] | None = None,
                  projection: str | None = None) -> Path:
     """Render everything in memory, then write figures, report.md and report.html atomically.
@@ -560,9 +568,7 @@ def write_report(results_dirs: list[Path], out: Path, shown_as: list[Path] | Non
     """
     if not results_dirs:
         raise UserError("no results directory given; pass one or more directories written by 'dirti-bench run'")
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"report output {out} is a file; pass a directory with --out")
+    out = report_dir(out)
     if projection is not None and projection not in PROJECTIONS:
         raise UserError(f"unknown projection {projection!r}; choose one of {', '.join(PROJECTIONS)}")
     shown = list(shown_as) if shown_as is not None else [None] * len(results_dirs)

@@ -32,7 +32,7 @@ from .compare import compare
 from .formats import FIGURES_DIR, MISSING, num
 from .leaderboard import LEADERBOARD_FILE, leaderboard_frame
 from .render import Banner, Figure, Heading, Links, Para, Table, to_html, to_markdown
-from .report import REPORT_HTML, REPORT_MD, _read_csv, _scenario_ids, _with_ci
+from .report import REPORT_HTML, REPORT_MD, _read_csv, _scenario_ids, _with_ci, report_dir
 
 RUNS_DIR = "runs"  # a sweep's per-model results directories: OUT/runs/<model>__<weights>/
 TITLE = "dirti-bench comparison"
@@ -249,17 +249,15 @@ def _deltas(runs: list[Run], ref: Run) -> list:
         return []
     seed = int(ref.run.get("seed", 0) or 0)
     rows = []
-    for sid in _scenario_ids(runs, True) + _scenario_ids(runs, False):
-        classification = sid in _scenario_ids(runs, True)
-        row = {"scenario": sid, "measure": "Δ accuracy; Δ macro-F1" if classification else "Δ Spearman ρ"}
-        for run in others:
-            problem = pairing_problem(ref, run, sid)
-            if problem:
-                row[run.label] = f"not paired: {problem}"
-            else:
-                delta = _delta_classification if classification else _delta_alignment
-                row[run.label] = delta(ref, run, sid, seed)
-        rows.append(row)
+    for classification in (True, False):
+        measure, delta = (("Δ accuracy; Δ macro-F1", _delta_classification) if classification
+                          else ("Δ Spearman ρ", _delta_alignment))
+        for sid in _scenario_ids(runs, classification):
+            row = {"scenario": sid, "measure": measure}
+            for run in others:
+                problem = pairing_problem(ref, run, sid)
+                row[run.label] = f"not paired: {problem}" if problem else delta(ref, run, sid, seed)
+            rows.append(row)
     return [Heading(2, f"Difference to the reference ({ref.label})"),
             Para("Run minus reference on the same stimuli: accuracy and macro-F1 differences (or the Spearman ρ "
                  "difference for alignment) with paired bootstrap 95% CIs; McNemar's exact test for fixed classifiers "
@@ -310,9 +308,7 @@ def write_comparison(paths: list[Path], out: Path, reference: str | None = None,
     returns report.md's path (the leaderboard's without ``report``)."""
     runs = load_runs(find_run_dirs(paths))
     ref = choose_reference(runs, reference)
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"report output {out} is a file; pass a directory with --out")
+    out = report_dir(out)
     board = leaderboard_frame([r.doc for r in runs])
     if not report:
         try:
