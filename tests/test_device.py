@@ -29,6 +29,10 @@ def test_encoder_runs_on_the_requested_device_and_agrees_with_cpu(demo_stimuli):
     paths = [s.path for s in demo_stimuli.stimuli[:4]]
     on_device = ClipEncoder("dirti-tiny", "random", device=device, seed=0, progress=False)
     assert on_device.run_info()["device"] == resolve_device(device)  # never a silent fallback to CPU
+    if resolve_device(device) == "cuda":
+        import torch
+
+        assert on_device.run_info()["device_name"].startswith(torch.cuda.get_device_name())
     feats = on_device.encode_images(paths)
     assert next(on_device.load().parameters()).device.type == resolve_device(device)
     reference = ClipEncoder("dirti-tiny", "random", device="cpu", seed=0, progress=False).encode_images(paths)

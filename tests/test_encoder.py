@@ -10,6 +10,7 @@ from dirti_bench.encoding.models import (
     ClipEncoder,
     WeightsSpec,
     checkpoint_sets_every_weight,
+    describe_device,
     resolve_device,
     state_dict_sha256,
 )
@@ -46,6 +47,16 @@ def test_unknown_device_and_model_are_user_errors():
         resolve_device("tpu")
     with pytest.raises(UserError, match="unknown model 'ViT-Nope'"):
         ClipEncoder("ViT-Nope", "random", device="cpu")
+
+
+def test_run_info_names_the_hardware(monkeypatch):
+    import os
+
+    assert tiny().run_info()["device_name"].endswith(f", {os.cpu_count()} cores")
+    # a GPU result names the card and CUDA version: results of two GPU generations differ in the last bits
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H100 80GB HBM3")
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    assert describe_device("cuda") == "NVIDIA H100 80GB HBM3, CUDA 13.0"
 
 
 def test_weights_spec_parses_every_source(tmp_path):

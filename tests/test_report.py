@@ -178,8 +178,10 @@ def test_same_inputs_give_identical_report(built, tmp_path):
 
 
 def test_several_runs_side_by_side_and_umap_skipped_with_reason(built, tmp_path):
-    other = make_results_dir(tmp_path / "gpu", smoke=False, features=False, device="cuda")
+    other = make_results_dir(tmp_path / "gpu", smoke=False, features=False, device="cuda",
+                             run_extra={"device_name": "NVIDIA H100 80GB HBM3, CUDA 13.0"})
     md = write_report([built[0], other], tmp_path / "both").read_text()
+    assert "| cuda · NVIDIA H100 80GB HBM3, CUDA 13.0 |" in md  # the runs table names the card
     assert "dirti-tiny · random · cpu" in md and "dirti-tiny · openai · cuda" in md
     assert md.count("| dirti-tiny · openai · cuda") >= 3  # headline, alignment and runs tables
     assert "dirti-tiny · openai · cuda: UMAP skipped: no features.npz" in md

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import platform
 from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -91,6 +92,28 @@ def resolve_device(device: str) -> str:
                         "use --device cpu or auto")
     return device
 
+
+def describe_device(device: str) -> str:
+    """The hardware behind a resolved ``device``, for the record: embeddings differ in the last bits
+    between GPU generations and CUDA versions, so a result names them (e.g. 'NVIDIA H100 80GB HBM3,
+    CUDA 13.0')."""
+    if device == "cuda":
+        import torch
+
+        return f"{torch.cuda.get_device_name()}, CUDA {torch.version.cuda}"
+    if device == "mps":
+        return f"Apple {platform.machine()}, macOS {platform.mac_ver()[0]}"
+    return f"{_cpu_model() or platform.machine()}, {os.cpu_count()} cores"
+
+
+def _cpu_model() -> str | None:
+    try:  # Linux names the CPU model here; elsewhere platform.processor() is the best there is
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
 
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
@@ -252,7 +275,8 @@ class ClipEncoder:
 
     def run_info(self) -> dict:
         return {"model": self.model_name, "pretrained": self.weights.value, "weights_kind": self.weights.kind,
-                "weights_sha256": self._weights_sha256, "device": self.device, "smoke_run": self.smoke_run,
+                "weights_sha256": self._weights_sha256, "device": self.device,
+                "device_name": describe_device(self.device), "smoke_run": self.smoke_run,
                 "seed": self.seed, "preprocess": self.preprocess_id, "pixels": PIXEL_RULES,
                 "text_encoding": self.text_path,
                 "precision": self.precision, "precision_check": self.precision_check}

@@ -175,7 +175,8 @@ def _header(runs: list[RunData]) -> list:
         rows.append({
             "run": run.label, "results": str(run.path), "model": r.get("model", MISSING),
             "weights": r.get("pretrained", MISSING), "weights sha256": str(r.get("weights_sha256") or MISSING)[:12],
-            "device": r.get("device", MISSING), "dataset": r.get("dataset", MISSING),
+            "device": " · ".join(str(r[k]) for k in ("device", "device_name") if r.get(k)) or MISSING,
+            "dataset": r.get("dataset", MISSING),
             "dataset sha256": str(r.get("dataset_sha256") or MISSING)[:12],
             "n stimuli": r.get("n_stimuli", MISSING), "seed": r.get("seed", MISSING),
             "created": r.get("created", MISSING),
