@@ -8,6 +8,7 @@ import pytest
 from dirti_bench.bench import ROWS
 from dirti_bench.cli import main
 from dirti_bench.encoding import precision
+from dirti_bench.encoding.models import describe_device
 
 TINY = ["bench", "--model", "dirti-tiny", "--images", "6", "--batch-size", "2", "--rounds", "1",
         "--text-sample", "4", "--device", "cpu", "--no-warm", "--no-first-run"]
@@ -16,7 +17,8 @@ TINY = ["bench", "--model", "dirti-tiny", "--images", "6", "--batch-size", "2", 
 def test_bench_prints_one_table_with_every_figure(capsys):
     assert main([*TINY, "--precision", "int8"]) == 0
     out = capsys.readouterr().out
-    assert "dirti-tiny on cpu, 6 images of 1024x768, batch 2, decode tensor-resize" in out
+    assert "6 images of 1024x768, batch 2, decode tensor-resize" in out
+    assert out.splitlines()[0].startswith(f"dirti-tiny on cpu ({describe_device('cpu')}), ")  # timings name the hardware
     assert "--precision int8" in out.splitlines()[0]
     skipped = {"warm_run_s", "warm_scenarios_s", "warm_forward_calls", "cold_run_s", "peak_rss_mb",  # --no-warm
                "first_run_summary_s", "first_run_total_s", "demo_warm_run_s"}  # --no-first-run

@@ -36,6 +36,7 @@ from .data.dirti import DIRTI_CATEGORIES, load_dirti
 from .encoding.imaging import DEFAULT_DECODE, decode_ahead, encode_image_paths
 from .encoding.models import (
     ClipEncoder,
+    describe_device,
     fp32_twin,
     known_model,
     random_weights_quietly,
@@ -451,7 +452,8 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] = lambda s: None
     photos = load_dirti(folder)
     paths = photo_paths(photos, cfg.images)
     model, preprocess, tokenizer = load_model(cfg.model, device, cfg.seed)
-    figures = {"model": cfg.model, "device": device, "torch_threads": torch.get_num_threads()}
+    figures = {"model": cfg.model, "device": device, "device_name": describe_device(device),
+               "torch_threads": torch.get_num_threads()}
     progress("images: bare forward vs pipeline")
     figures.update(measure_images(model, preprocess, paths, cfg.batch_size, device, cfg.rounds))
     if cfg.precision not in (None, "fp32"):
@@ -511,7 +513,8 @@ ROWS = [  # key, label, format
 def format_table(figures: dict) -> str:
     from tabulate import tabulate
 
-    head = (f"{figures['model']} on {figures['device']}, {figures.get('images')} images of "
+    # timings compare only on the same hardware: the header names it
+    head = (f"{figures['model']} on {figures['device']} ({figures.get('device_name')}), {figures.get('images')} images of "
             f"{PHOTO_SIZE[0]}x{PHOTO_SIZE[1]}, batch {figures.get('batch_size')}, decode {figures.get('decode')}, "
             f"{figures.get('prompts')} prompts (stock timed on {figures.get('stock_sample')}), torch threads {figures['torch_threads']}"
             + (f", --precision {figures['precision']}" if "precision" in figures else ""))
