@@ -10,6 +10,7 @@ import importlib
 import sys
 
 from . import __version__
+from .allocator import keep_freed_memory
 from .errors import LabelConsistencyError, UserError
 
 DESCRIPTION = """\
@@ -80,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    keep_freed_memory()  # before any model: CPU forwards reuse freed pages instead of faulting new ones
     try:
         return int(_module(args.command).run(args) or 0)
     except UserError as exc:
