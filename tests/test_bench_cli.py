@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from dirti_bench.allocator import keep_freed_memory
 from dirti_bench.bench import ROWS
 from dirti_bench.cli import main
 from dirti_bench.encoding import precision
@@ -57,6 +58,8 @@ def test_bench_times_a_cold_sweep_against_its_models(capsys, monkeypatch):
     out = capsys.readouterr().out
     assert seen["sweep_models"] == 2 and seen["sweep_images"] == 6
     assert seen["sweep_ratio"] == seen["sweep_s"] / (seen["sweep_bare_forward_s"] + seen["sweep_checkpoint_load_s"])
+    # the bare side runs with the sweep's allocator setting, so the ratio is the pipeline's overhead alone
+    assert seen["sweep_bare_keeps_freed_memory"] is keep_freed_memory()
     row = next(line for line in out.splitlines() if "sweep / (bare forwards + loads)" in line)
     assert float(row.split("|")[2]) == round(seen["sweep_ratio"], 3)
 
