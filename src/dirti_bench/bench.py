@@ -319,36 +319,37 @@ def measure_sweep(model: str, folder: Path, n_models: int, batch_size: int, devi
         # Two bare sides: plain open_clip (what a hand-written loop gets: the target's measure) and
         # the same loop with dirti-bench's allocator setting, so the overhead of the pipeline alone
         # is visible too (the setting makes CPU forwards faster, and the target should not hide that).
-        sides = {keep: {"loads": [float("inf")] * n_models, "forwards": [float("inf")] * n_models}
-                 for keep in (False, True)}
-        kept: dict[bool, list[bool]] = {False: [], True: []}  # did each child apply the setting
+        bare: dict[bool, list[dict]] = {False: [], True: []}  # keep_memory -> each round's child result
         sweep_s, peak_rss_mb = float("inf"), 0.0
         # Rounds alternate the sides (every bare load + forward, then one cold sweep), so a machine
         # that slows down for minutes slows all; the best of each is kept. Each side runs in a fresh
         # process: the same forward ran up to 10% faster in a long-lived measuring process than in a
         # fresh one on this project's VM.
         for r in range(rounds):
-            for keep, best in sides.items():
-                side = _bare_side(model, checkpoints, folder, batch_size, device, keep)
-                for key in ("loads", "forwards"):
-                    best[key] = [min(a, b) for a, b in zip(best[key], side[key], strict=True)]
-                kept[keep].append(side["keeps_freed_memory"])
+            for keep, results in bare.items():
+                results.append(_bare_side(model, checkpoints, folder, batch_size, device, keep))
             env = {**os.environ, "DIRTI_BENCH_HOME": str(tmp / f"home{r}"), "MPLBACKEND": "Agg"}
             seconds = _dirti_bench_run(["--data", str(folder), "--models", str(models_file), "--scenarios",
                                         *SWEEP_SCENARIOS, "--no-report", "--device", device, "--batch-size",
                                         str(batch_size), "--out", str(tmp / f"out{r}")], env, tmp / "sweep.rss")
             sweep_s = min(sweep_s, seconds)
             peak_rss_mb = max(peak_rss_mb, int((tmp / "sweep.rss").read_text()) / 1024)
-    plain, tuned = sides[False], sides[True]
-    bare_s, load_s = sum(plain["forwards"]), sum(plain["loads"])
-    tuned_s, tuned_load_s = sum(tuned["forwards"]), sum(tuned["loads"])
+    plain, tuned = bare[False], bare[True]
+    bare_s, load_s = _best_sum(plain, "forwards"), _best_sum(plain, "loads")
+    tuned_s, tuned_load_s = _best_sum(tuned, "forwards"), _best_sum(tuned, "loads")
     return {"sweep_models": n_models, "sweep_images": len(paths), "sweep_s": sweep_s,
             "sweep_bare_forward_s": bare_s, "sweep_checkpoint_load_s": load_s,
             "sweep_ratio": sweep_s / (bare_s + load_s),
             "sweep_tuned_forward_s": tuned_s, "sweep_tuned_load_s": tuned_load_s,
             "sweep_overhead_ratio": sweep_s / (tuned_s + tuned_load_s),
-            "sweep_plain_keeps_freed_memory": any(kept[False]), "sweep_tuned_keeps_freed_memory": all(kept[True]),
+            "sweep_plain_keeps_freed_memory": any(r["keeps_freed_memory"] for r in plain),
+            "sweep_tuned_keeps_freed_memory": all(r["keeps_freed_memory"] for r in tuned),
             "sweep_peak_rss_mb": peak_rss_mb}
+
+
+def _best_sum(rounds: list[dict], key: str) -> float:
+    """Each checkpoint's best time over the rounds, summed."""
+    return sum(min(times) for times in zip(*(r[key] for r in rounds), strict=True))
 
 
 _BARE_CHILD = """
