@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..contracts import EvalContext, Scenario, ScenarioResult
-from . import alignment, crossval, knn, probe, sweeps, zeroshot
+from . import alignment, crossval, knn, layer_eval, probe, sweeps, zeroshot
 from .common import one_thread
 
 EVALUATORS = {
@@ -15,6 +15,9 @@ EVALUATORS = {
     "linear-probe-cv": probe.evaluate_cv,
     "align-zeroshot": alignment.evaluate_zeroshot,
     "align-probe": alignment.evaluate_probe,
+    "align-layers": layer_eval.evaluate_layers,
+    "align-pixels": layer_eval.evaluate_pixels,
+    "align-random-init": layer_eval.evaluate_random_init,
 }
 
 # evaluator -> a check that raises ScenarioNotRunnable where the data cannot support the scenario;
@@ -28,6 +31,9 @@ RUNNABLE_CHECKS = {
     "linear-probe-cv": probe.check_runnable,
     "align-zeroshot": alignment.check_zeroshot_runnable,
     "align-probe": alignment.check_probe_runnable,
+    "align-layers": layer_eval.check_layers_runnable,
+    "align-pixels": layer_eval.check_layers_runnable,
+    "align-random-init": layer_eval.check_layers_runnable,
 }
 
 
