@@ -105,7 +105,8 @@ def load_stimuli(cfg: RunConfig, reporter: Reporter | None = None) -> StimulusSe
     if cfg.data is not None:
         if is_rated_set(cfg.data):  # any rated image set: a ratings CSV + a dirti-bench.json sidecar
             reporter = reporter or Reporter("quiet" if cfg.quiet else "normal", progress=cfg.progress)
-            return load_rated_set(cfg.data, note=lambda line: reporter.stage(f"note: {line}"))
+            return load_rated_set(cfg.data, note=lambda line: reporter.stage(f"note: {line}"),
+                                  progress=reporter.shows_progress)
         return load_dirti(cfg.data)
     if cfg.demo:
         root = ensure_demo(demo_dir(cfg.seed), seed=cfg.seed)
