@@ -181,7 +181,7 @@ def test_unknown_control_or_layers_choice_from_the_api_is_a_user_error(tmp_path)
 
     with pytest.raises(UserError, match="unknown control 'pixel'"):
         plan_scenarios(RunConfig(demo=True, out=tmp_path, controls=["pixel"]))
-    with pytest.raises(UserError, match="--layers 'some'"):
+    with pytest.raises(UserError, match="layers 'some' unknown"):
         plan_scenarios(RunConfig(demo=True, out=tmp_path, layers="some"))
     chosen = [s.id for s in plan_scenarios(RunConfig(demo=True, out=tmp_path, layers="all", ratings=["fear_mean_all"],
                                                      scenarios=["zeroshot-baseline"]))[0]]

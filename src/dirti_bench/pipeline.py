@@ -315,7 +315,7 @@ def plan_scenarios(cfg: RunConfig, stimuli: StimulusSet | None = None) -> tuple[
     extra = [s for plan in plans for s in plan.scenarios]
     extra += [s for column in (cfg.ratings or []) for s in alignment_scenarios(column)]
     if cfg.layers not in LAYERS_CHOICES:
-        raise UserError(f"--layers {cfg.layers!r} unknown; choose one of {', '.join(LAYERS_CHOICES)}")
+        raise UserError(f"layers {cfg.layers!r} unknown; choose one of {', '.join(LAYERS_CHOICES)}", "layers")
     if cfg.layers == "all" or cfg.controls:
         columns = [DISGUST_RATING, *(cfg.ratings or []),
                    *(stimuli.aligned_ratings if stimuli is not None else ())]

@@ -88,7 +88,7 @@ def layer_scenarios(rating_column: str, mode: str | None = None, layers: bool = 
     with_mode = {**common, **({"mode": mode} if mode else {})}
     unknown = sorted(set(controls) - set(LAYER_CONTROLS))
     if unknown:
-        raise UserError(f"unknown control {unknown[0]!r}; choose from {', '.join(LAYER_CONTROLS)}")
+        raise UserError(f"unknown control {unknown[0]!r}; choose from {', '.join(LAYER_CONTROLS)}", "controls")
     out = []
     if layers:
         out.append(Scenario(f"layers-{short}", ALIGNMENT_TASK, "align-layers", with_mode,

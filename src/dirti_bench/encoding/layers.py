@@ -65,7 +65,7 @@ class LayerSpec:
 
     def __post_init__(self):
         if self.mode not in LAYER_MODES:
-            raise UserError(f"unknown layer mode {self.mode!r}; choose one of {', '.join(LAYER_MODES)}")
+            raise UserError(f"unknown layer mode {self.mode!r}; choose one of {', '.join(LAYER_MODES)}", "layer_mode")
 
     def identity(self, n_stimuli: int) -> dict:
         out = {"layer_mode": self.mode}
@@ -100,7 +100,8 @@ def _vision_tower(model):
     visual = getattr(model, "visual", model)
     if not hasattr(visual, "forward_intermediates") or not hasattr(visual, "transformer"):
         raise UserError(f"layer features need a ViT image tower (open_clip VisionTransformer); this model's is "
-                        f"{type(visual).__name__}: pass a ViT model (e.g. --model ViT-B-32) or --layers final")
+                        f"{type(visual).__name__}: use a ViT model (e.g. ViT-B-32), or the final embedding only (layers "
+                        "'final')", "model")
     return visual
 
 
