@@ -185,7 +185,7 @@ def describe_model(encoder) -> list[str]:
              + (f" · {info.get('precision')}" if info.get("precision") not in (None, DEFAULT_PRECISION) else "")]
     if info.get("smoke_run"):
         lines.append(f"random weights (seed {info.get('seed')}): a smoke run that shows the pipeline works; "
-                     "its numbers mean nothing (pass real pretrained weights for real numbers)")
+                     "its numbers mean nothing (pass --pretrained for real weights)")
     return lines
 
 
