@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from tests.helpers import write_rated_set
 
 from dirti_bench import jsonio
 from dirti_bench.cli import main
@@ -18,7 +19,6 @@ from dirti_bench.data.ratedset import load_rated_set
 from dirti_bench.encoding.model_list import ModelSpec, parse_models_file, with_slugs
 from dirti_bench.evaluators.rating_stats import within_category
 from dirti_bench.results import read_results
-from tests.helpers import write_rated_set
 
 DEEP = "[" * 100_000  # deeper than Python's recursion limit: json.loads raises RecursionError
 
