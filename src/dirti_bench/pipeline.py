@@ -306,11 +306,6 @@ def plan_scenarios(cfg: RunConfig, stimuli: StimulusSet | None = None) -> tuple[
     return chosen, plans
 
 
-def scenarios_for(cfg: RunConfig, stimuli: StimulusSet | None = None) -> list[Scenario]:
-    """The scenarios of ``plan_scenarios``; unknown ids and bad options fail before any work."""
-    return plan_scenarios(cfg, stimuli)[0]
-
-
 def split_runnable(scenarios: Iterable[Scenario], ctx: EvalContext) -> tuple[list[Scenario], dict[str, str]]:
     """Split ``scenarios`` into those the stimuli support and those skipped (id -> reason); reads
     the stimuli only, so it runs before any image is encoded."""
