@@ -56,10 +56,12 @@ from .results import (
 )
 from .scenarios import (
     PromptFilePlan,
+    alignment_ids,
     alignment_scenarios,
     layer_scenarios,
     check_prompt_file_ids,
     data_scenarios,
+    matches_any,
     prompt_file_plan,
     select,
 )
@@ -191,7 +193,7 @@ def describe_model(encoder) -> list[str]:
              + (f" · {info.get('precision')}" if info.get("precision") not in (None, DEFAULT_PRECISION) else "")]
     if info.get("smoke_run"):
         lines.append(f"random weights (seed {info.get('seed')}): a smoke run that shows the pipeline works; "
-                     "its numbers mean nothing (pass real pretrained weights for real numbers)")
+                     "its numbers mean nothing (pass --pretrained for real weights)")
     return lines
 
 
@@ -327,7 +329,8 @@ def plan_scenarios(cfg: RunConfig, stimuli: StimulusSet | None = None) -> tuple[
     if patterns and extra:  # scenarios the user asked for by option are always run
         patterns = [*patterns, *(s.id for s in extra)]
     if stimuli is not None:
-        extra += [s for s in data_scenarios(stimuli) if s.id not in {e.id for e in extra}]
+        taken = {e.id for e in extra}
+        extra += [s for s in data_scenarios(stimuli, matches_any(patterns)) if s.id not in taken]
     chosen = select(patterns, extra)
     if threshold is not None:
         chosen = [s.with_options(threshold=threshold) if s.task in DISGUST_TASKS else s for s in chosen]
@@ -352,6 +355,19 @@ def split_runnable(scenarios: Iterable[Scenario], ctx: EvalContext) -> tuple[lis
         reasons = "; ".join(skipped_lines(skipped))
         raise UserError(f"none of the chosen scenarios can run on {ctx.stimuli.name}: {reasons}")
     return runnable, skipped
+
+
+def unused_rating_skips(stimuli: StimulusSet, patterns=None) -> dict[str, str]:
+    """The alignment scenarios (those ``patterns`` select) of the columns a rated set left out although
+    they hold numbers, each with why: recorded as skipped, so no analysis disappears without a word."""
+    wanted, out = matches_any(patterns), {}
+    for column, why in stimuli.unused_ratings:
+        try:
+            ids = alignment_ids(column)
+        except UserError:  # a name without letters or digits makes no id: keep it as written
+            ids = (f"align-{column}",)
+        out.update({sid: why for sid in ids if wanted(sid)})
+    return out
 
 
 def evaluate_scenario(scenario: Scenario, ctx: EvalContext) -> ScenarioResult:
@@ -442,6 +458,7 @@ def load_and_plan(cfg: RunConfig, reporter: Reporter, encoder=None) -> Planned:
     for prompt_plan in plans:
         reporter.stage(prompt_plan.line())
     chosen, skipped = split_runnable(scenarios, EvalContext(stimuli, encoder, _no_features(stimuli), cfg.seed))
+    skipped = {**unused_rating_skips(stimuli, cfg.scenarios), **skipped}
     reporter.skipped(skipped)
     info = {"config_sha256": config_sha256(chosen, cfg)}
     if plans:

@@ -267,13 +267,30 @@ def check_prompt_file_ids(plans: Iterable[PromptFilePlan]) -> None:
             makers[scenario.id] = f"prompt file {plan.path}"
 
 
-def data_scenarios(stimuli) -> list[Scenario]:
+def alignment_ids(rating_column: str) -> tuple[str, str]:
+    """The ids ``alignment_scenarios`` makes for a column, without making the scenarios."""
+    short = rating_short_name(rating_column)
+    return f"align-{short}-zeroshot", f"align-{short}-probe"
+
+
+def data_scenarios(stimuli, wanted=None) -> list[Scenario]:
     """Alignment scenarios for a rated set's own rating columns (``stimuli.aligned_ratings``), except
-    where a registry scenario already has that id."""
+    where a registry scenario already has that id. ``wanted`` (id -> bool) limits them to those a
+    selection can match, so a set with thousands of columns makes no scenario nobody asked for."""
     out = []
     for column in stimuli.aligned_ratings:
+        if wanted is not None and not any(wanted(sid) for sid in alignment_ids(column)):
+            continue
         out += [s for s in alignment_scenarios(column) if s.id not in REGISTRY]
     return out
+
+
+def matches_any(patterns: Iterable[str] | None):
+    """id -> whether ``select(patterns)`` could choose it (every id when ``patterns`` is None)."""
+    if not patterns:
+        return lambda sid: True
+    patterns = list(patterns)
+    return lambda sid: any(fnmatch.fnmatchcase(sid, p) for p in patterns)
 
 
 def select(patterns: Iterable[str] | None, extra: Iterable[Scenario] = ()) -> list[Scenario]:

@@ -122,6 +122,11 @@ def add_arguments(p) -> None:
 
 
 def config_from(args) -> RunConfig:
+    for flag in ("model", "pretrained"):  # '' would silently mean the default model or weights
+        value = getattr(args, flag)
+        if value is not None and not value.strip():
+            raise UserError(f"--{flag} {value!r} is empty; name one (e.g. --model ViT-B-32 --pretrained openai) "
+                            f"or leave --{flag} out for the default")
     return RunConfig(data=args.data, demo=args.demo, model=args.model, pretrained=args.pretrained,
                      device=args.device, out=args.out, seed=args.seed, scenarios=args.scenarios,
                      templates=args.templates, ratings=args.ratings, threshold=args.threshold,

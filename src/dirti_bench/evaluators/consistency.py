@@ -73,8 +73,10 @@ def _recomputed_alignment(preds) -> dict[str, float]:
     score = preds["score"].astype(float).to_numpy()
     repeats = pd.Series(preds["repeat"]).reset_index(drop=True)
     if repeats.isna().all():
-        return {"spearman_rho": float(spearmanr(rating, score).statistic),
-                "pearson_r": float(pearsonr(rating, score).statistic)}
+        with warnings.catch_warnings():  # constant scores: r is undefined (nan), as recorded
+            warnings.simplefilter("ignore")
+            return {"spearman_rho": float(spearmanr(rating, score).statistic),
+                    "pearson_r": float(pearsonr(rating, score).statistic)}
     folds = pd.Series(preds["fold"]).reset_index(drop=True).to_numpy()
     per = {"r2": [], "pearson_r": [], "spearman_rho": [], "rmse": [], "r2_intercept_only": []}
     for repeat in sorted(repeats.dropna().unique()):
