@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from .atomic import StagedDir
 from .contracts import EvalContext, Scenario, ScenarioResult
@@ -27,9 +28,10 @@ from .data.demo import ensure_demo
 from .data.dirti import load_dirti
 from .data.fetch import ensure_dirti
 from .data.ratedset import is_rated_set, load_rated_set
-from .data.stimuli import StimulusSet
+from .data.stimuli import DISGUST_RATING, StimulusSet
 from .encoding.cache import CachedEncoder
 from .encoding.imaging import DEFAULT_DECODE, DecodedImages
+from .encoding.layers import LAYERS_CHOICES
 from .encoding.models import TINY_MODEL, ClipEncoder, fp32_twin
 from .encoding.precision import DEFAULT_PRECISION, category_agreement, describe
 from .errors import ScenarioNotRunnable, UserError
@@ -54,9 +56,12 @@ from .results import (
 )
 from .scenarios import (
     PromptFilePlan,
+    alignment_ids,
     alignment_scenarios,
+    layer_scenarios,
     check_prompt_file_ids,
     data_scenarios,
+    matches_any,
     prompt_file_plan,
     select,
 )
@@ -88,6 +93,9 @@ class RunConfig:
     report: bool = True
     quiet: bool = False  # only the summary on the terminal
     projection: str | None = None  # the report's feature projection: umap, pca (None: pca with --demo, else umap)
+    layers: str = "final"  # "all": every layer of the image tower too (encoding/layers.py), layer-wise scenarios
+    layer_mode: str = "token"  # each layer as its pooled token, or "srp": the whole map by sparse random projection
+    controls: list[str] | None = None  # the layer probe's controls: pixels, random-init (scenarios.LAYER_CONTROLS)
 
     def resolved_model(self) -> tuple[str, str]:
         if self.demo:
@@ -114,7 +122,7 @@ def load_stimuli(cfg: RunConfig, reporter: Reporter | None = None) -> StimulusSe
     try:
         root = ensure_dirti()
     except UserError as exc:  # the default path: say every way out, the offline demo included
-        raise UserError(f"{exc}; or try --demo for an offline smoke run") from None
+        raise UserError(f"{exc}; or try the demo set for an offline smoke run", "demo") from None
     return load_dirti(root)
 
 
@@ -143,31 +151,33 @@ def is_results_dir(path: Path) -> bool:
     return path.is_dir() and (path / RESULTS_FILE).is_file()
 
 
-def check_out(out: Path, option: str = "--out") -> Path:
+def check_out(out: Path, option: str = "out") -> Path:
     """``out`` can be created and written, and so can its parent, where the new results folder is
-    staged before it replaces ``out`` (checked before the model loads)."""
-    fix = f"pass a writable folder as {option}"
-    check_writable_dir(out, f"results folder {option}", fix)
+    staged before it replaces ``out`` (checked before the model loads). ``option``: the setting
+    that names ``out`` (the CLI shows its flag)."""
+    fix = "pass a writable folder"
+    check_writable_dir(out, "results folder", fix, option)
     if Path(out).expanduser().is_dir():
-        check_writable_dir(Path(out).expanduser().resolve().parent, f"the folder of {option}", fix)
+        check_writable_dir(Path(out).expanduser().resolve().parent, "the folder of the results folder", fix, option)
     return Path(out)
 
 
-def check_out_dir(out: Path, option: str = "--out") -> None:
+def check_out_dir(out: Path, option: str = "out") -> None:
     """A run replaces ``out`` whole, so it must be new, empty, or an earlier run's folder (other
     runs' results folders nested in it are kept)."""
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise UserError(f"{option} {out} is a file; pass a directory (new, empty, or an earlier results folder)")
+        raise UserError(f"results folder {out} is a file; pass a directory (new, empty, or an earlier results "
+                        "folder)", option)
     if not out.is_dir() or not any(out.iterdir()):
         return
     try:
         read_results(out)
     except UserError:
         others = sorted(p.name for p in out.iterdir())
-        raise UserError(f"{option} {out} holds files that are not dirti-bench results ({', '.join(others[:5])}"
+        raise UserError(f"results folder {out} holds files that are not dirti-bench results ({', '.join(others[:5])}"
                         f"{', ...' if len(others) > 5 else ''}); a run replaces its output folder whole, so pass "
-                        "a new or empty directory, or one an earlier run wrote") from None
+                        "a new or empty directory, or one an earlier run wrote", option) from None
 
 
 def describe_stimuli(stimuli: StimulusSet) -> str:
@@ -192,6 +202,11 @@ def encode(cfg: RunConfig, ctx: EvalContext, reporter: Reporter) -> EvalContext:
     encoder, stimuli = ctx.encoder, ctx.stimuli
     paths = [s.path for s in stimuli.stimuli]
     shas = [s.sha256 for s in stimuli.stimuli]
+    if cfg.layers == "all" or "random-init" in (cfg.controls or ()):
+        # every layer first: the same forward stores the embeddings read below (one forward per image)
+        from .evaluators.layer_eval import layers_for
+
+        layers_for(ctx, cfg.layer_mode, reporter=reporter)
     cache = getattr(encoder, "cache", None)
     if cache is not None and all(shas):
         cached = sum(cache.has("image", key) for key in shas)
@@ -258,6 +273,33 @@ def feature_files(ctx: EvalContext) -> dict[str, bytes]:
     return {FEATURES_FILE: buf.getvalue(), STIMULI_FILE: table.to_csv(index=False).encode()}
 
 
+def layer_files(results: list[ScenarioResult], figures_dir: Path | None = None, run: dict | None = None) -> dict[str, bytes]:
+    """layer_predictions.csv and layer_scores.csv of the layer-wise scenarios (none without them), and
+    with ``figures_dir`` one layer-profile figure per rating there."""
+    with_layers = [r for r in results if r.layer_scores is not None]
+    if not with_layers:
+        return {}
+    from .reporting.layer_figures import write_layer_profiles
+
+    predictions = pd.concat([r.layer_predictions for r in with_layers], ignore_index=True)
+    scores = pd.concat([r.layer_scores for r in with_layers], ignore_index=True)
+    if figures_dir is not None:
+        write_layer_profiles(with_layers, figures_dir, run or {})
+    return {"layer_predictions.csv": predictions.to_csv(index=False).encode(),
+            "layer_scores.csv": scores.to_csv(index=False).encode()}
+
+
+def layer_rsa_files(ctx: EvalContext) -> tuple[dict[str, bytes], dict | None]:
+    """layer_rsa.csv and layer_rdms.npz for every layer set the run read (evaluators/rsa.py)."""
+    from .evaluators.rsa import layer_rsa
+
+    done = layer_rsa(ctx.stimuli, list(ctx.layers.values()), seed=ctx.seed)
+    if done is None:
+        return {}, None
+    table, rdms, summary = done
+    return {"layer_rsa.csv": table.to_csv(index=False).encode(), "layer_rdms.npz": rdms}, summary
+
+
 def run_threshold(cfg: RunConfig) -> float | str | None:
     """``--threshold`` checked: a finite number or ``mean+1sd`` (None: each scenario's own)."""
     if cfg.threshold is None:
@@ -265,7 +307,7 @@ def run_threshold(cfg: RunConfig) -> float | str | None:
     try:
         return check_threshold(cfg.threshold)
     except UserError as exc:
-        raise UserError(f"--threshold: {exc}") from None
+        raise UserError(f"threshold: {exc}", "threshold") from None
 
 
 def plan_scenarios(cfg: RunConfig, stimuli: StimulusSet | None = None) -> tuple[list[Scenario], list[PromptFilePlan]]:
@@ -277,20 +319,29 @@ def plan_scenarios(cfg: RunConfig, stimuli: StimulusSet | None = None) -> tuple[
     """
     threshold = run_threshold(cfg)
     if cfg.n_raters is not None and cfg.n_raters < 2:
-        raise UserError(f"--n-raters {cfg.n_raters} is too small; the split-half noise ceiling needs >= 2 raters")
+        raise UserError(f"n_raters {cfg.n_raters} is too small; the split-half noise ceiling needs >= 2 raters",
+                        "n_raters")
     files = list(dict.fromkeys(Path(p).resolve() for p in cfg.templates or []))  # one file named twice runs once
     plans = [prompt_file_plan(path, stimuli, DEFAULT_THRESHOLD if threshold is None else threshold)
              for path in files]
     check_prompt_file_ids(plans)  # per-class and pair files join once the stimuli are known
     extra = [s for plan in plans for s in plan.scenarios]
     extra += [s for column in (cfg.ratings or []) for s in alignment_scenarios(column)]
+    if cfg.layers not in LAYERS_CHOICES:
+        raise UserError(f"layers {cfg.layers!r} unknown; choose one of {', '.join(LAYERS_CHOICES)}", "layers")
+    if cfg.layers == "all" or cfg.controls:
+        columns = [DISGUST_RATING, *(cfg.ratings or []),
+                   *(stimuli.aligned_ratings if stimuli is not None else ())]
+        extra += [s for column in dict.fromkeys(columns)
+                  for s in layer_scenarios(column, cfg.layer_mode, cfg.layers == "all", cfg.controls or ())]
     patterns = cfg.scenarios
     if patterns and any(not plan.resolved for plan in plans):
         return [], plans  # a pattern may name a scenario of a file that is matched once the data is loaded
     if patterns and extra:  # scenarios the user asked for by option are always run
         patterns = [*patterns, *(s.id for s in extra)]
     if stimuli is not None:
-        extra += [s for s in data_scenarios(stimuli) if s.id not in {e.id for e in extra}]
+        taken = {e.id for e in extra}
+        extra += [s for s in data_scenarios(stimuli, matches_any(patterns)) if s.id not in taken]
     chosen = select(patterns, extra)
     if threshold is not None:
         chosen = [s.with_options(threshold=threshold) if s.task in DISGUST_TASKS else s for s in chosen]
@@ -298,11 +349,6 @@ def plan_scenarios(cfg: RunConfig, stimuli: StimulusSet | None = None) -> tuple[
         chosen = [s.with_options(n_raters=cfg.n_raters, n_raters_source="--n-raters") if not s.is_classification
                   else s for s in chosen]
     return chosen, plans
-
-
-def scenarios_for(cfg: RunConfig, stimuli: StimulusSet | None = None) -> list[Scenario]:
-    """The scenarios of ``plan_scenarios``; unknown ids and bad options fail before any work."""
-    return plan_scenarios(cfg, stimuli)[0]
 
 
 def split_runnable(scenarios: Iterable[Scenario], ctx: EvalContext) -> tuple[list[Scenario], dict[str, str]]:
@@ -320,6 +366,19 @@ def split_runnable(scenarios: Iterable[Scenario], ctx: EvalContext) -> tuple[lis
         reasons = "; ".join(skipped_lines(skipped))
         raise UserError(f"none of the chosen scenarios can run on {ctx.stimuli.name}: {reasons}")
     return runnable, skipped
+
+
+def unused_rating_skips(stimuli: StimulusSet, patterns=None) -> dict[str, str]:
+    """The alignment scenarios (those ``patterns`` select) of the columns a rated set left out although
+    they hold numbers, each with why: recorded as skipped, so no analysis disappears without a word."""
+    wanted, out = matches_any(patterns), {}
+    for column, why in stimuli.unused_ratings:
+        try:
+            ids = alignment_ids(column)
+        except UserError:  # a name without letters or digits makes no id: keep it as written
+            ids = (f"align-{column}",)
+        out.update({sid: why for sid in ids if wanted(sid)})
+    return out
 
 
 def evaluate_scenario(scenario: Scenario, ctx: EvalContext) -> ScenarioResult:
@@ -360,10 +419,15 @@ def write_run(out: Path, ctx: EvalContext, results: list[ScenarioResult], extra_
     reporter = reporter or Reporter("silent")
     check_out_dir(out)
     info = {**run_info(ctx), "projection": projection, **(extra_info or {})}
+    rsa_files = {}
+    if ctx.layers:  # layer features were read: their representational similarity with the ratings
+        reporter.stage("layers: representational similarity with the rating profiles (RDMs, permutation test)")
+        rsa_files, info["layer_rsa"] = layer_rsa_files(ctx)
     stimuli = ctx.stimuli.stimuli
     try:
         with StagedDir(out) as staged:
-            write_results(staged.path, info, results, feature_files(ctx),
+            files = {**feature_files(ctx), **layer_files(results, staged.path if report else None, info), **rsa_files}
+            write_results(staged.path, info, results, files,
                           comparisons=comparisons_for(results, seed=ctx.seed), skipped=skipped,
                           file_names={s.id: s.file_name for s in stimuli},
                           integer_ids=ids_are_integers(s.id for s in stimuli))
@@ -373,7 +437,7 @@ def write_run(out: Path, ctx: EvalContext, results: list[ScenarioResult], extra_
             replaced = staged.commit(keep=is_results_dir)
     except OSError as exc:  # checked writable at the start; a full disk can still stop it here
         raise UserError(f"cannot write the results into {out} ({exc.strerror or exc}); free some space or "
-                        "pass another --out") from None
+                        "pass another results folder", "out") from None
     reporter.outputs(out, report, replaced)
     return Path(out)
 
@@ -409,6 +473,7 @@ def load_and_plan(cfg: RunConfig, reporter: Reporter, encoder=None) -> Planned:
     for prompt_plan in plans:
         reporter.stage(prompt_plan.line())
     chosen, skipped = split_runnable(scenarios, EvalContext(stimuli, encoder, _no_features(stimuli), cfg.seed))
+    skipped = {**unused_rating_skips(stimuli, cfg.scenarios), **skipped}
     reporter.skipped(skipped)
     info = {"config_sha256": config_sha256(chosen, cfg)}
     if plans:

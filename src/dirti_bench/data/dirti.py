@@ -177,7 +177,8 @@ def read_ratings(path: Path) -> pd.DataFrame:
 def _find_dirti_parts(root: Path) -> tuple[Path, Path]:
     root = Path(root).expanduser()
     if not root.exists():
-        raise UserError(f"data folder {root} does not exist; pass --data PATH to a DIRTI copy or use --demo")
+        raise UserError(f"data folder {root} does not exist; pass the path to a DIRTI copy or use the demo set",
+                        "data")
     if not root.is_dir():
         raise UserError(f"data path {root} is not a folder; pass the folder holding '{IMAGE_FOLDER}' and {RATINGS_FILE}")
     image_dir = root / IMAGE_FOLDER
@@ -200,7 +201,7 @@ def load_dirti(root: Path, name: str = "DIRTI", verify: bool = True) -> Stimulus
     image_dir, ratings_path = _find_dirti_parts(Path(root))
     images = list_images(image_dir)
     if not images:
-        raise UserError(f"no images in {image_dir}; pass --data PATH to the unpacked DIRTI folder")
+        raise UserError(f"no images in {image_dir}; pass the path to the unpacked DIRTI folder", "data")
     table = read_ratings(ratings_path)
     if DISGUST_RATING not in table.columns:
         raise UserError(
