@@ -84,9 +84,11 @@ def template_sweeps(ensemble: str, stem: str, what: str) -> list[Scenario]:
 
 def _default_scenarios() -> list[Scenario]:
     s = [
-        Scenario("zeroshot-baseline", "category", "zeroshot", {},
+        # The study-replica scenarios score as the study did (100 x cosine, softmax): their numbers
+        # sit beside the published ones. Every other zero-shot scenario follows the model.
+        Scenario("zeroshot-baseline", "category", "zeroshot", {"scoring": "study"},
                  "6 categories, study wording 'This is a photo of {c}'"),
-        Scenario("zeroshot-disgust", "disgust", "zeroshot", {},
+        Scenario("zeroshot-disgust", "disgust", "zeroshot", {"scoring": "study"},
                  "12 classes {neutral, disgusting} x category from the rating threshold"),
         Scenario("zeroshot-disgust-binary", "disgust-binary", "zeroshot", {}, "disgusting vs not"),
     ]
