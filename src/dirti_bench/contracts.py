@@ -204,6 +204,39 @@ class AlignProbeOptions(AlignmentOptions):
         check_penalty("alpha", self.alpha, 0.0, inclusive=True)
 
 
+LAYER_MODES = ("token", "srp")  # encoding/layers.py: a pooled token per layer, or the whole map by SRP
+
+
+@dataclass(frozen=True)
+class AlignLayersOptions(AlignmentOptions):
+    """A ridge probe on every layer of the image tower, the layer chosen inside each training fold
+    (evaluators/layerwise.py); ``mode``: how each layer becomes one vector per image."""
+
+    mode: str = field(default="token", metadata=_choices(*LAYER_MODES))
+    srp_seed: int = 0
+    folds: int = field(default=10, metadata=_minimum(2))
+    split_seed: int = DEFAULT_SPLIT_SEED
+
+
+@dataclass(frozen=True)
+class PixelBaselineOptions(AlignmentOptions):
+    """Low-level image statistics (no model) in the same ridge probe: does the model beat pixels?"""
+
+    folds: int = field(default=10, metadata=_minimum(2))
+    split_seed: int = DEFAULT_SPLIT_SEED
+
+
+@dataclass(frozen=True)
+class RandomInitOptions(AlignLayersOptions):
+    """The same architecture with seeded random weights, one run of the layer probe per seed."""
+
+    seeds: tuple[int, ...] = (1, 2, 3)
+
+    def __post_init__(self):
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise UserError(f"option seeds={list(self.seeds)!r} must list at least one seed, each once")
+
+
 # ---------------------------------------------------------------- evaluators
 
 @dataclass(frozen=True)
@@ -438,6 +471,7 @@ class EvalContext:
     image_features: np.ndarray
     seed: int = 0
     _spaces: dict = field(default_factory=dict)
+    layers: dict = field(default_factory=dict)  # (weights, layer mode) -> encoding.layers.LayerFeatures
 
     @cached_property
     def _row(self) -> dict[str, int]:
@@ -498,6 +532,9 @@ class ScenarioResult:
     sweep_predictions: pd.DataFrame | None = None
     # Zero-shot: every class's logit and probability per stimulus (probabilities.csv).
     probabilities: pd.DataFrame | None = None
+    # A layer-wise probe's per-layer predictions (layer_predictions.csv) and profile (layer_scores.csv).
+    layer_predictions: pd.DataFrame | None = None
+    layer_scores: pd.DataFrame | None = None
 
     @property
     def is_classification(self) -> bool:

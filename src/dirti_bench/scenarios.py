@@ -72,6 +72,35 @@ def alignment_scenarios(rating_column: str, prompt_pair: str | Mapping | None = 
             Scenario(f"align-{short}-probe", ALIGNMENT_TASK, "align-probe", common)]
 
 
+LAYER_CONTROLS = ("pixels", "random-init")  # --controls: the layer probe's controls, each a scenario
+
+
+def layer_scenarios(rating_column: str, mode: str | None = None, layers: bool = True,
+                    controls: Iterable[str] = ()) -> list[Scenario]:
+    """``layers-<short>`` (every layer, the best chosen inside each training fold) and the controls
+    asked for: ``pixels-<short>`` (image statistics, no model), ``random-init-<short>`` (the same
+    architecture with random weights, several seeds)."""
+    short = rating_short_name(rating_column)
+    common = {"rating": rating_column}
+    with_mode = {**common, **({"mode": mode} if mode else {})}
+    unknown = sorted(set(controls) - set(LAYER_CONTROLS))
+    if unknown:
+        raise UserError(f"unknown control {unknown[0]!r}; choose from {', '.join(LAYER_CONTROLS)}", "controls")
+    out = []
+    if layers:
+        out.append(Scenario(f"layers-{short}", ALIGNMENT_TASK, "align-layers", with_mode,
+                            f"ridge probe on every layer vs {rating_column}; headline: the layer chosen inside "
+                            "each training fold"))
+    if "pixels" in controls:
+        out.append(Scenario(f"pixels-{short}", ALIGNMENT_TASK, "align-pixels", common,
+                            f"low-level image statistics (no model) in the same ridge probe vs {rating_column}"))
+    if "random-init" in controls:
+        out.append(Scenario(f"random-init-{short}", ALIGNMENT_TASK, "align-random-init", with_mode,
+                            f"the same architecture with random weights (several seeds), layer probe vs "
+                            f"{rating_column}"))
+    return out
+
+
 def template_sweeps(ensemble: str, stem: str, what: str) -> list[Scenario]:
     """``template-sweep-<task>-<stem>``: each template of ``ensemble`` alone, on each sweep task."""
     return [Scenario(f"template-sweep-{TASK_SUFFIX[t]}-{stem}", t, "template-sweep", {"ensemble": ensemble},
@@ -240,13 +269,30 @@ def check_prompt_file_ids(plans: Iterable[PromptFilePlan]) -> None:
             makers[scenario.id] = f"prompt file {plan.path}"
 
 
-def data_scenarios(stimuli) -> list[Scenario]:
+def alignment_ids(rating_column: str) -> tuple[str, str]:
+    """The ids ``alignment_scenarios`` makes for a column, without making the scenarios."""
+    short = rating_short_name(rating_column)
+    return f"align-{short}-zeroshot", f"align-{short}-probe"
+
+
+def data_scenarios(stimuli, wanted=None) -> list[Scenario]:
     """Alignment scenarios for a rated set's own rating columns (``stimuli.aligned_ratings``), except
-    where a registry scenario already has that id."""
+    where a registry scenario already has that id. ``wanted`` (id -> bool) limits them to those a
+    selection can match, so a set with thousands of columns makes no scenario nobody asked for."""
     out = []
     for column in stimuli.aligned_ratings:
+        if wanted is not None and not any(wanted(sid) for sid in alignment_ids(column)):
+            continue
         out += [s for s in alignment_scenarios(column) if s.id not in REGISTRY]
     return out
+
+
+def matches_any(patterns: Iterable[str] | None):
+    """id -> whether ``select(patterns)`` could choose it (every id when ``patterns`` is None)."""
+    if not patterns:
+        return lambda sid: True
+    patterns = list(patterns)
+    return lambda sid: any(fnmatch.fnmatchcase(sid, p) for p in patterns)
 
 
 def select(patterns: Iterable[str] | None, extra: Iterable[Scenario] = ()) -> list[Scenario]:
