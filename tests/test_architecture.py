@@ -15,7 +15,7 @@ PACKAGE = REPO / "src" / "dirti_bench"
 # Lower layers never import higher ones: stimuli -> label space -> prompts -> encoder (+cache)
 # -> contracts -> results -> evaluators / scenarios -> reporting -> pipeline -> commands.
 LAYERS = [
-    ("dirti_bench", "dirti_bench.errors", "dirti_bench.paths", "dirti_bench.atomic"),
+    ("dirti_bench", "dirti_bench.errors", "dirti_bench.constraints", "dirti_bench.paths", "dirti_bench.atomic"),
     ("dirti_bench.data",),
     ("dirti_bench.labels",),
     ("dirti_bench.prompts", "dirti_bench.templates"),
