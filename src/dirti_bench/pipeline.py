@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from .atomic import StagedDir
 from .constraints import (
@@ -38,9 +39,10 @@ from .data.demo import ensure_demo
 from .data.dirti import load_dirti
 from .data.fetch import ensure_dirti
 from .data.ratedset import is_rated_set, load_rated_set
-from .data.stimuli import StimulusSet
+from .data.stimuli import DISGUST_RATING, StimulusSet
 from .encoding.cache import CachedEncoder
 from .encoding.imaging import DECODE_PATHS, DEFAULT_DECODE, DecodedImages
+from .encoding.layers import LAYER_MODES, LAYERS_CHOICES
 from .encoding.models import (
     BATCH_SIZE,
     DEFAULT_BATCH_SIZE,
@@ -74,11 +76,13 @@ from .results import (
     write_results,
 )
 from .scenarios import (
+    LAYER_CONTROLS,
     PromptFilePlan,
     alignment_ids,
     alignment_scenarios,
     check_prompt_file_ids,
     data_scenarios,
+    layer_scenarios,
     matches_any,
     prompt_file_plan,
     select,
@@ -115,6 +119,13 @@ class RunConfig:
     quiet: bool = param(False, Boolean())  # only the summary on the terminal
     # the report's feature projection (None: pca for the demo set, else umap)
     projection: str | None = param(None, IsNone(), StrOptions(PROJECTIONS))
+    # "all": every layer of the image tower too (encoding/layers.py), layer-wise scenarios
+    layers: str = param("final", StrOptions(LAYERS_CHOICES))
+    # each layer as its pooled token, or "srp": the whole map by sparse random projection
+    layer_mode: str = param("token", StrOptions(LAYER_MODES))
+    # the layer probe's controls (scenarios.LAYER_CONTROLS), each a scenario
+    controls: list[str] | None = param(None, IsNone(), ListOf((StrOptions(LAYER_CONTROLS),), unique=True,
+                                                               container=list))
 
     def __post_init__(self):
         check_fields(self)
@@ -224,6 +235,11 @@ def encode(cfg: RunConfig, ctx: EvalContext, reporter: Reporter) -> EvalContext:
     encoder, stimuli = ctx.encoder, ctx.stimuli
     paths = [s.path for s in stimuli.stimuli]
     shas = [s.sha256 for s in stimuli.stimuli]
+    if cfg.layers == "all" or "random-init" in (cfg.controls or ()):
+        # every layer first: the same forward stores the embeddings read below (one forward per image)
+        from .evaluators.layer_eval import layers_for
+
+        layers_for(ctx, cfg.layer_mode, reporter=reporter)
     cache = getattr(encoder, "cache", None)
     if cache is not None and all(shas):
         cached = sum(cache.has("image", key) for key in shas)
@@ -290,6 +306,33 @@ def feature_files(ctx: EvalContext) -> dict[str, bytes]:
     return {FEATURES_FILE: buf.getvalue(), STIMULI_FILE: table.to_csv(index=False).encode()}
 
 
+def layer_files(results: list[ScenarioResult], figures_dir: Path | None = None, run: dict | None = None) -> dict[str, bytes]:
+    """layer_predictions.csv and layer_scores.csv of the layer-wise scenarios (none without them), and
+    with ``figures_dir`` one layer-profile figure per rating there."""
+    with_layers = [r for r in results if r.layer_scores is not None]
+    if not with_layers:
+        return {}
+    from .reporting.layer_figures import write_layer_profiles
+
+    predictions = pd.concat([r.layer_predictions for r in with_layers], ignore_index=True)
+    scores = pd.concat([r.layer_scores for r in with_layers], ignore_index=True)
+    if figures_dir is not None:
+        write_layer_profiles(with_layers, figures_dir, run or {})
+    return {"layer_predictions.csv": predictions.to_csv(index=False).encode(),
+            "layer_scores.csv": scores.to_csv(index=False).encode()}
+
+
+def layer_rsa_files(ctx: EvalContext) -> tuple[dict[str, bytes], dict | None]:
+    """layer_rsa.csv and layer_rdms.npz for every layer set the run read (evaluators/rsa.py)."""
+    from .evaluators.rsa import layer_rsa
+
+    done = layer_rsa(ctx.stimuli, list(ctx.layers.values()), seed=ctx.seed)
+    if done is None:
+        return {}, None
+    table, rdms, summary = done
+    return {"layer_rsa.csv": table.to_csv(index=False).encode(), "layer_rdms.npz": rdms}, summary
+
+
 def plan_scenarios(cfg: RunConfig, stimuli: StimulusSet | None = None) -> tuple[list[Scenario], list[PromptFilePlan]]:
     """The scenarios a run asked for, with the options its flags set, and what each prompt file made.
 
@@ -304,6 +347,11 @@ def plan_scenarios(cfg: RunConfig, stimuli: StimulusSet | None = None) -> tuple[
     check_prompt_file_ids(plans)  # per-class and pair files join once the stimuli are known
     extra = [s for plan in plans for s in plan.scenarios]
     extra += [s for column in (cfg.ratings or []) for s in alignment_scenarios(column)]
+    if cfg.layers == "all" or cfg.controls:
+        columns = [DISGUST_RATING, *(cfg.ratings or []),
+                   *(stimuli.aligned_ratings if stimuli is not None else ())]
+        extra += [s for column in dict.fromkeys(columns)
+                  for s in layer_scenarios(column, cfg.layer_mode, cfg.layers == "all", cfg.controls or ())]
     patterns = cfg.scenarios
     if patterns and any(not plan.resolved for plan in plans):
         return [], plans  # a pattern may name a scenario of a file that is matched once the data is loaded
@@ -389,10 +437,15 @@ def write_run(out: Path, ctx: EvalContext, results: list[ScenarioResult], extra_
     reporter = reporter or Reporter("silent")
     check_out_dir(out)
     info = {**run_info(ctx), "projection": projection, **(extra_info or {})}
+    rsa_files = {}
+    if ctx.layers:  # layer features were read: their representational similarity with the ratings
+        reporter.stage("layers: representational similarity with the rating profiles (RDMs, permutation test)")
+        rsa_files, info["layer_rsa"] = layer_rsa_files(ctx)
     stimuli = ctx.stimuli.stimuli
     try:
         with StagedDir(out) as staged:
-            write_results(staged.path, info, results, feature_files(ctx),
+            files = {**feature_files(ctx), **layer_files(results, staged.path if report else None, info), **rsa_files}
+            write_results(staged.path, info, results, files,
                           comparisons=comparisons_for(results, seed=ctx.seed), skipped=skipped,
                           file_names={s.id: s.file_name for s in stimuli},
                           integer_ids=ids_are_integers(s.id for s in stimuli))
