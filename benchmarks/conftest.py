@@ -124,6 +124,7 @@ def model_run(config, spec: ModelSpec) -> dict:
     """The session's state of one model: built when its first case runs; the model used before is
     released first (one model in memory at a time; cases are ordered by model). A model that cannot
     load fails its own cases, and the other models still run."""
+    from dirti_bench.cli import flag_hint
     from dirti_bench.pipeline import check_out, check_out_dir, prepare
 
     state = config.stash[STATE]
@@ -134,13 +135,13 @@ def model_run(config, spec: ModelSpec) -> dict:
             previous["ctx"].encoder.encoder.release()
         cfg = run_config(config, spec)
         try:
-            check_out(cfg.out, "--results-dir")  # writable, before the encode
+            check_out(cfg.out, "results_dir")  # writable, before the encode
             if not state["multi"]:
-                check_out_dir(cfg.out, "--results-dir")  # the session's folder is replaced whole at its end
+                check_out_dir(cfg.out, "results_dir")  # the session's folder is replaced whole at its end
             ctx, error = prepare(cfg), None
         except UserError as exc:
             if not state["multi"]:
-                pytest.exit(f"error: {exc}", returncode=2)
+                pytest.exit(f"error: {exc}{flag_hint(exc)}", returncode=2)
             ctx, error = None, f"error: {spec.label} ({spec.source}): {exc}"
         runs[spec.slug] = {"spec": spec, "cfg": cfg, "ctx": ctx, "error": error, "results": {}, "skipped": {},
                            "throughput": {}}

@@ -55,7 +55,7 @@ def test_out_that_is_or_lies_below_a_file_is_refused_before_the_model_loads(a_fi
     out = a_file if where == "is" else a_file / "results"
     assert demo_run("--out", str(out)) == 2
     line = one_error(capsys)
-    assert f"--out {out}" in line and "not a folder" in line
+    assert f"results folder {out}" in line and "not a folder" in line and line.endswith("(command-line option --out)")
     assert not (tmp_path / "home").exists()  # nothing encoded, not even the demo set made
     assert a_file.read_text() == "not a folder"
 
@@ -111,7 +111,8 @@ def test_the_benchmark_session_checks_its_results_dir_first(a_file, tmp_path):
          "-k", "test_scenario and zeroshot-baseline", "--benchmark-disable", "--results-dir", str(a_file)],
         cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 2, proc.stdout[-2000:]
-    assert f"error: results folder --results-dir {a_file} is a file" in proc.stdout + proc.stderr
+    assert f"error: results folder {a_file} is a file" in proc.stdout + proc.stderr
+    assert "(command-line option --results-dir)" in proc.stdout + proc.stderr
     assert not (tmp_path / "home" / "embeddings").exists()
 
 

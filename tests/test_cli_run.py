@@ -150,11 +150,11 @@ def test_second_run_hits_the_cache_and_reproduces_metrics(demo_run, tmp_path, ca
 
 
 @pytest.mark.parametrize(("args", "pattern"), [
-    (["--data", "/nonexistent/dirti"], "data folder /nonexistent/dirti does not exist.*--data PATH.*--demo"),
+    (["--data", "/nonexistent/dirti"], "data folder /nonexistent/dirti does not exist.*demo set.*option --data"),
     (["--demo", "--model", "ViT-Nope"], "unknown model 'ViT-Nope'"),
     (["--demo", "--scenarios", "no-such-scenario"], "unknown scenario 'no-such-scenario'"),
     (["--demo", "--templates", "/nonexistent/t.json"], "template file /nonexistent/t.json not found"),
-    ([], "DIRTI.*--data PATH.*--demo"),
+    ([], "DIRTI.*--data PATH.*demo set.*option --demo"),
 ])
 def test_user_errors_exit_2_with_one_error_line(tmp_path, capsys, args, pattern):
     out = tmp_path / "out"
@@ -173,7 +173,7 @@ def test_unavailable_device_exits_2(tmp_path, capsys, monkeypatch):
     code, _, err = run_cli(capsys, "--demo", "--device", "cuda", "--out", str(tmp_path / "o"))
     assert code == 2 and error_lines(err) == [
         "error: device 'cuda' is not available on this machine (torch.cuda.is_available() is False); "
-        "use --device cpu or auto, or install a CUDA build of torch"]
+        "use device cpu or auto, or install a CUDA build of torch (command-line option --device)"]
 
 
 def test_truncated_checkpoint_exits_2_and_writes_nothing(tmp_path, capsys, demo_master):
@@ -235,7 +235,7 @@ def test_n_raters_sets_the_noise_ceiling_of_alignment_scenarios(tmp_path, capsys
         ceilings[n] = sc["metrics"]["noise_ceiling_spearman"]
     assert ceilings["4"] < ceilings["200"]  # more raters -> more reliable means -> higher ceiling
     code, _, err = run_cli(capsys, "--demo", "--out", str(tmp_path / "x"), "--n-raters", "1")
-    assert code == 2 and len(error_lines(err)) == 1 and "--n-raters 1" in err
+    assert code == 2 and len(error_lines(err)) == 1 and "n_raters 1 is too small" in err and "(command-line option --n-raters)" in err
 
 
 @pytest.mark.parametrize("args", [["--batch-size", "0"], ["--batch-size", "x"], ["--no-such-option"]])

@@ -38,7 +38,7 @@ def test_auto_device_prefers_cuda_then_mps_then_cpu(monkeypatch):
 def test_unavailable_device_is_a_user_error(monkeypatch, device):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
-    with pytest.raises(UserError, match=f"device '{device}' is not available.*--device cpu"):
+    with pytest.raises(UserError, match=f"device '{device}' is not available.*use device cpu"):
         resolve_device(device)
 
 
@@ -181,14 +181,14 @@ def test_truncated_checkpoint_is_a_user_error(tmp_path):
 
 def test_unavailable_pretrained_tag_is_a_user_error_offline():
     # dirti-tiny has no published weights; offline, any tag must fail fast with the way out.
-    with pytest.raises(UserError, match="cannot get 'openai' weights for dirti-tiny.*--pretrained PATH"):
+    with pytest.raises(UserError, match="cannot get 'openai' weights for dirti-tiny.*local checkpoint as pretrained weights"):
         tiny(pretrained="openai").load()
 
 
 @pytest.mark.parametrize(("model", "pretrained", "pattern"), [
-    ("ViT-B-32", "openai", r"cannot get 'openai' weights for ViT-B-32 .*offline, pass --pretrained PATH"),
+    ("ViT-B-32", "openai", r"cannot get 'openai' weights for ViT-B-32 .*offline, pass the path to a local checkpoint"),
     ("ViT-B-32", "hf-hub:timm/vit_base_patch32_clip_224.openai",
-     r"cannot load hf-hub:timm/vit_base_patch32_clip_224.openai .*--pretrained PATH"),
+     r"cannot load hf-hub:timm/vit_base_patch32_clip_224.openai .*local checkpoint as pretrained weights"),
 ])
 def test_hub_weights_offline_fail_fast_with_the_way_out(model, pretrained, pattern):
     # HF_HUB_OFFLINE=1 (conftest): no DNS retries, one precise error instead.

@@ -92,7 +92,7 @@ def test_an_out_with_other_files_is_refused_before_any_encoding(tmp_path, capsys
     (out / "chapter1.docx").write_text("precious")
     assert demo(out, *ZEROSHOT) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith(f"error: --out {out} holds files that are not dirti-bench results "
+    assert len(err) == 1 and err[0].startswith(f"error: results folder {out} holds files that are not dirti-bench results "
                                                "(chapter1.docx)")
     assert tree(out) == {"chapter1.docx"}
     (tmp_path / "file").write_text("x")

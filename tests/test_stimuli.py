@@ -309,3 +309,22 @@ def test_cli_run_with_an_infinite_rating_is_exit_2_before_encoding(tmp_path, cap
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "line 3 column 'disg_mean_all' holds inf, outside" in err
     assert not (tmp_path / "home" / "embeddings").exists()
+
+
+def test_threaded_check_and_hash_matches_a_loop_and_names_the_first_bad_file_in_order(tmp_path):
+    """check_and_hash runs in threads, but its hashes and its first error are a plain loop's."""
+    import hashlib
+
+    from dirti_bench.data.stimuli import CHECK_THREADS, check_and_hash
+
+    paths = []
+    for i in range(4 * CHECK_THREADS):
+        path = tmp_path / f"img{i:03d}.jpg"
+        path.write_bytes(jpeg(i))
+        paths.append(path)
+    assert check_and_hash(paths) == [hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]
+    paths[-2].write_bytes(b"not an image")
+    paths[3].write_bytes(b"not an image either")
+    with pytest.raises(UserError, match="img003.jpg"):
+        check_and_hash(paths)
+    assert len(check_and_hash(paths, verify=False)) == len(paths)  # hashing alone reads any bytes

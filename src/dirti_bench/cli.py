@@ -78,6 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def flag_hint(exc: UserError) -> str:
+    """The command-line flag of the setting a library error names (``option="n_raters"`` -> ``--n-raters``)."""
+    option = getattr(exc, "option", None)
+    if not option:
+        return ""
+    flag = "--" + option.replace("_", "-")
+    return "" if flag in str(exc) else f" (command-line option {flag})"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -85,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(_module(args.command).run(args) or 0)
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc}{flag_hint(exc)}", file=sys.stderr)
         return 2
     except LabelConsistencyError as exc:  # a result failed its check: a bug, never a file
         print(f"error: internal check failed, nothing was written: {exc}; please report this", file=sys.stderr)

@@ -1,12 +1,22 @@
 """The one exception type a user can fix.
 
-The CLI turns it into a single ``error: ...`` line and exit code 2; every
-message names the offending file or value and says how to fix it.
+The library's messages are neutral (an API caller never typed ``--out``): a message names the
+offending file or value and says how to fix it, and ``option`` names the setting to change by its
+Python name (``out``, ``n_raters``). The CLI turns the error into a single ``error: ...`` line,
+adds the command-line flag for ``option``, and exits with code 2.
 """
 
 
-class UserError(Exception):
-    """A problem with the user's input, environment or options (exit code 2)."""
+class UserError(ValueError):
+    """A problem with the user's input, environment or options (exit code 2).
+
+    ``option``: the setting that fixes it, by its keyword name (``RunConfig``'s field or an
+    evaluator option); None where no single setting does.
+    """
+
+    def __init__(self, message: str, option: str | None = None):
+        super().__init__(message)
+        self.option = option
 
 
 class LabelConsistencyError(ValueError):

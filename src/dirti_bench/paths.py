@@ -31,7 +31,7 @@ def projection_cache_dir() -> Path:
     return cache_home() / "projections"
 
 
-def check_writable_dir(path: Path, what: str, fix: str) -> Path:
+def check_writable_dir(path: Path, what: str, fix: str, option: str | None = None) -> Path:
     """Refuse, before any work, a folder that cannot be created or written: a file in its place or
     above it, or a parent that refuses new files. Creates nothing (a probe file is made and removed
     in the nearest existing folder)."""
@@ -41,13 +41,14 @@ def check_writable_dir(path: Path, what: str, fix: str) -> Path:
         existing = existing.parent
     if not existing.is_dir():
         where = "is a file" if existing == path else f"lies below {existing}, which is a file"
-        raise UserError(f"{what} {path} {where}, not a folder; {fix}")
+        raise UserError(f"{what} {path} {where}, not a folder; {fix}", option)
     try:
         fd, probe = tempfile.mkstemp(prefix=".dirti-bench-write-check-", dir=existing)
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise UserError(f"{what} {path} is not writable ({exc.strerror or exc} in {existing}); {fix}") from None
+        raise UserError(f"{what} {path} is not writable ({exc.strerror or exc} in {existing}); {fix}",
+                        option) from None
     return path
 
 

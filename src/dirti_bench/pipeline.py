@@ -105,7 +105,8 @@ def load_stimuli(cfg: RunConfig, reporter: Reporter | None = None) -> StimulusSe
     if cfg.data is not None:
         if is_rated_set(cfg.data):  # any rated image set: a ratings CSV + a dirti-bench.json sidecar
             reporter = reporter or Reporter("quiet" if cfg.quiet else "normal", progress=cfg.progress)
-            return load_rated_set(cfg.data, note=lambda line: reporter.stage(f"note: {line}"))
+            return load_rated_set(cfg.data, note=lambda line: reporter.stage(f"note: {line}"),
+                                  progress=reporter.shows_progress)
         return load_dirti(cfg.data)
     if cfg.demo:
         root = ensure_demo(demo_dir(cfg.seed), seed=cfg.seed)
@@ -113,7 +114,7 @@ def load_stimuli(cfg: RunConfig, reporter: Reporter | None = None) -> StimulusSe
     try:
         root = ensure_dirti()
     except UserError as exc:  # the default path: say every way out, the offline demo included
-        raise UserError(f"{exc}; or try --demo for an offline smoke run") from None
+        raise UserError(f"{exc}; or try the demo set for an offline smoke run", "demo") from None
     return load_dirti(root)
 
 
@@ -142,31 +143,33 @@ def is_results_dir(path: Path) -> bool:
     return path.is_dir() and (path / RESULTS_FILE).is_file()
 
 
-def check_out(out: Path, option: str = "--out") -> Path:
+def check_out(out: Path, option: str = "out") -> Path:
     """``out`` can be created and written, and so can its parent, where the new results folder is
-    staged before it replaces ``out`` (checked before the model loads)."""
-    fix = f"pass a writable folder as {option}"
-    check_writable_dir(out, f"results folder {option}", fix)
+    staged before it replaces ``out`` (checked before the model loads). ``option``: the setting
+    that names ``out`` (the CLI shows its flag)."""
+    fix = "pass a writable folder"
+    check_writable_dir(out, "results folder", fix, option)
     if Path(out).expanduser().is_dir():
-        check_writable_dir(Path(out).expanduser().resolve().parent, f"the folder of {option}", fix)
+        check_writable_dir(Path(out).expanduser().resolve().parent, "the folder of the results folder", fix, option)
     return Path(out)
 
 
-def check_out_dir(out: Path, option: str = "--out") -> None:
+def check_out_dir(out: Path, option: str = "out") -> None:
     """A run replaces ``out`` whole, so it must be new, empty, or an earlier run's folder (other
     runs' results folders nested in it are kept)."""
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise UserError(f"{option} {out} is a file; pass a directory (new, empty, or an earlier results folder)")
+        raise UserError(f"results folder {out} is a file; pass a directory (new, empty, or an earlier results "
+                        "folder)", option)
     if not out.is_dir() or not any(out.iterdir()):
         return
     try:
         read_results(out)
     except UserError:
         others = sorted(p.name for p in out.iterdir())
-        raise UserError(f"{option} {out} holds files that are not dirti-bench results ({', '.join(others[:5])}"
+        raise UserError(f"results folder {out} holds files that are not dirti-bench results ({', '.join(others[:5])}"
                         f"{', ...' if len(others) > 5 else ''}); a run replaces its output folder whole, so pass "
-                        "a new or empty directory, or one an earlier run wrote") from None
+                        "a new or empty directory, or one an earlier run wrote", option) from None
 
 
 def describe_stimuli(stimuli: StimulusSet) -> str:
@@ -182,7 +185,7 @@ def describe_model(encoder) -> list[str]:
              + (f" · {info.get('precision')}" if info.get("precision") not in (None, DEFAULT_PRECISION) else "")]
     if info.get("smoke_run"):
         lines.append(f"random weights (seed {info.get('seed')}): a smoke run that shows the pipeline works; "
-                     "its numbers mean nothing (pass --pretrained for real weights)")
+                     "its numbers mean nothing (pass real pretrained weights for real numbers)")
     return lines
 
 
@@ -264,7 +267,7 @@ def run_threshold(cfg: RunConfig) -> float | str | None:
     try:
         return check_threshold(cfg.threshold)
     except UserError as exc:
-        raise UserError(f"--threshold: {exc}") from None
+        raise UserError(f"threshold: {exc}", "threshold") from None
 
 
 def plan_scenarios(cfg: RunConfig, stimuli: StimulusSet | None = None) -> tuple[list[Scenario], list[PromptFilePlan]]:
@@ -276,7 +279,8 @@ def plan_scenarios(cfg: RunConfig, stimuli: StimulusSet | None = None) -> tuple[
     """
     threshold = run_threshold(cfg)
     if cfg.n_raters is not None and cfg.n_raters < 2:
-        raise UserError(f"--n-raters {cfg.n_raters} is too small; the split-half noise ceiling needs >= 2 raters")
+        raise UserError(f"n_raters {cfg.n_raters} is too small; the split-half noise ceiling needs >= 2 raters",
+                        "n_raters")
     files = list(dict.fromkeys(Path(p).resolve() for p in cfg.templates or []))  # one file named twice runs once
     plans = [prompt_file_plan(path, stimuli, DEFAULT_THRESHOLD if threshold is None else threshold)
              for path in files]
@@ -373,7 +377,7 @@ def write_run(out: Path, ctx: EvalContext, results: list[ScenarioResult], extra_
             replaced = staged.commit(keep=is_results_dir)
     except OSError as exc:  # checked writable at the start; a full disk can still stop it here
         raise UserError(f"cannot write the results into {out} ({exc.strerror or exc}); free some space or "
-                        "pass another --out") from None
+                        "pass another results folder", "out") from None
     reporter.outputs(out, report, replaced)
     return Path(out)
 

@@ -8,6 +8,7 @@ extension).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -19,11 +20,10 @@ from .stimuli import (
     DISGUST_RATING,
     Stimulus,
     StimulusSet,
-    file_sha256,
+    check_and_hash,
     images_by_stem,
     list_images,
     normalise_name,
-    verify_image,
 )
 
 # Canonical category names, in the documented class order used by every label space.
@@ -177,7 +177,8 @@ def read_ratings(path: Path) -> pd.DataFrame:
 def _find_dirti_parts(root: Path) -> tuple[Path, Path]:
     root = Path(root).expanduser()
     if not root.exists():
-        raise UserError(f"data folder {root} does not exist; pass --data PATH to a DIRTI copy or use --demo")
+        raise UserError(f"data folder {root} does not exist; pass the path to a DIRTI copy or use the demo set",
+                        "data")
     if not root.is_dir():
         raise UserError(f"data path {root} is not a folder; pass the folder holding '{IMAGE_FOLDER}' and {RATINGS_FILE}")
     image_dir = root / IMAGE_FOLDER
@@ -200,7 +201,7 @@ def load_dirti(root: Path, name: str = "DIRTI", verify: bool = True) -> Stimulus
     image_dir, ratings_path = _find_dirti_parts(Path(root))
     images = list_images(image_dir)
     if not images:
-        raise UserError(f"no images in {image_dir}; pass --data PATH to the unpacked DIRTI folder")
+        raise UserError(f"no images in {image_dir}; pass the path to the unpacked DIRTI folder", "data")
     table = read_ratings(ratings_path)
     if DISGUST_RATING not in table.columns:
         raise UserError(
@@ -246,12 +247,12 @@ def load_dirti(root: Path, name: str = "DIRTI", verify: bool = True) -> Stimulus
         if DISGUST_RATING not in ratings:
             raise UserError(f"{ratings_path}: image {row['name']!r} has no {DISGUST_RATING} value; fill it in")
         path = by_key[key]
-        if verify:
-            verify_image(path)
         stimuli.append(Stimulus(
             id=sid, file_name=path.name, path=path, category=DIRTI_CATEGORY_TOKENS[token],
-            neutral=bool(m["neutral"]), ratings=ratings, sha256=file_sha256(path),
+            neutral=bool(m["neutral"]), ratings=ratings,
         ))
+    hashes = check_and_hash([s.path for s in stimuli], verify=verify)  # threaded, after the cheap checks
+    stimuli = [dataclasses.replace(s, sha256=sha) for s, sha in zip(stimuli, hashes, strict=True)]
     # All six categories always: a category without images is an empty class,
     # which the label space's policy reports instead of silently losing it.
     return StimulusSet(

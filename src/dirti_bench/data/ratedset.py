@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,12 +40,11 @@ from .stimuli import (
     IMAGE_SUFFIXES,
     Stimulus,
     StimulusSet,
-    file_sha256,
+    check_and_hash,
     images_by_stem,
     is_spread_column,
     list_images,
     normalise_name,
-    verify_image,
 )
 
 SIDECAR = "dirti-bench.json"
@@ -121,7 +121,7 @@ def read_spec(path: Path) -> RatedSetSpec:
             continue
         if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):
             raise UserError(f"{sidecar}: {key!r} must be a non-empty list of names, not {value!r}")
-        repeated = sorted({v for v in value if value.count(v) > 1})
+        repeated = sorted(v for v, k in Counter(value).items() if k > 1)
         if repeated:
             raise UserError(f"{sidecar}: {key!r} lists {repeated} more than once; name each once")
         lists[key] = tuple(v.strip() for v in value)
@@ -258,7 +258,7 @@ def match_images(spec: RatedSetSpec, table: pd.DataFrame) -> list[Path]:
         if path is None:
             missing.append(value)
     paths = [p for p in matched if p is not None]
-    dup = sorted({p.name for p in paths if paths.count(p) > 1})
+    dup = sorted(p.name for p, k in Counter(paths).items() if k > 1)  # a Counter: linear, not paths.count
     if dup:
         raise UserError(f"ratings CSV {spec.ratings} lists images {_listed(dup)} more than once; keep one row per image")
     unrated = sorted(p.name for p in set(images) - set(paths))
@@ -270,9 +270,10 @@ def match_images(spec: RatedSetSpec, table: pd.DataFrame) -> list[Path]:
     return matched
 
 
-def load_rated_set(path: Path, verify: bool = True, note=None) -> StimulusSet:
+def load_rated_set(path: Path, verify: bool = True, note=None, progress: bool = False) -> StimulusSet:
     """Load and validate a rated set described by a ``dirti-bench.json`` sidecar. ``note`` (a
-    callable) hears where files outside the sidecar's folder are read from."""
+    callable) hears where files outside the sidecar's folder are read from; ``progress`` shows a bar
+    while a large set's images are checked and hashed (threaded, linear in n)."""
     spec = read_spec(path)
     for line in spec.outside() if note is not None else ():
         note(line)
@@ -282,12 +283,11 @@ def load_rated_set(path: Path, verify: bool = True, note=None) -> StimulusSet:
     paths = match_images(spec, table)
     aligned = tuple(c for c in columns if c != spec.disgust_column and not is_spread_column(c))
     check_scale(spec, ratings, [*aligned, *([spec.disgust_column] if spec.disgust_column else [])])
-    stimuli = []
-    for path_i, category, values in zip(paths, table[spec.category_column], ratings.to_dict("records"), strict=True):
-        if verify:
-            verify_image(path_i)
-        stimuli.append(Stimulus(id=path_i.stem, file_name=path_i.name, path=path_i, category=category,
-                                neutral=False, ratings=values, sha256=file_sha256(path_i)))
+    hashes = check_and_hash(paths, verify=verify, progress=progress)
+    stimuli = [Stimulus(id=path_i.stem, file_name=path_i.name, path=path_i, category=category, neutral=False,
+                        ratings=values, sha256=sha)
+               for path_i, category, values, sha in zip(paths, table[spec.category_column],
+                                                        ratings.to_dict("records"), hashes, strict=True)]
     return StimulusSet(name=spec.name, root=spec.sidecar.parent, stimuli=tuple(stimuli), categories=categories,
                        rating_columns=columns, disgust_column=spec.disgust_column or DISGUST_RATING,
                        aligned_ratings=aligned, rating_scale=spec.rating_scale)

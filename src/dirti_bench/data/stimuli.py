@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import re
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -148,6 +150,30 @@ def verify_image(path: Path) -> None:
         raise UserError(
             f"corrupt or unreadable image {path}: {exc}; replace the file with an intact copy"
         ) from None
+
+
+# Threads, not processes: hashing (hashlib) and reading release the GIL, so a few threads keep the
+# disk busy; a 118k-file set is then read about as fast as its bytes arrive.
+CHECK_THREADS = min(8, (os.cpu_count() or 1) * 2)
+PROGRESS_FROM = 2000  # files: a set this large shows a progress bar while it is checked and hashed
+
+
+def check_and_hash(paths: Sequence[Path], verify: bool = True, progress: bool = False) -> list[str]:
+    """Each file's sha256 in ``paths`` order, after ``verify_image`` when ``verify``; linear in n,
+    threaded. The first bad file in ``paths`` order raises, as a loop over them would."""
+    def one(path: Path) -> str:
+        if verify:
+            verify_image(path)
+        return file_sha256(path)
+
+    paths = list(paths)
+    if len(paths) < 2 * CHECK_THREADS:
+        return [one(p) for p in paths]
+    from tqdm.auto import tqdm
+
+    with ThreadPoolExecutor(CHECK_THREADS) as pool:
+        return list(tqdm(pool.map(one, paths), total=len(paths), unit="file", leave=False,
+                         desc="checking and hashing images", disable=not progress or len(paths) < PROGRESS_FROM))
 
 
 def images_by_stem(images: Sequence[Path], folder: Path) -> dict[str, Path]:

@@ -165,10 +165,11 @@ def select_shard(specs: list[ModelSpec], shard: tuple[int, int] | None) -> list[
 
 
 def pretrained_lines() -> list[str]:
-    """Every (architecture, tag) pair open_clip knows, in the ``--models`` file format."""
+    """Every (architecture, tag) pair open_clip knows, in the ``--models`` file format; first the
+    suite's own seeded test model with random weights (it has no pretrained tag)."""
     register_model_configs()
     import open_clip
 
-    pairs = open_clip.list_pretrained()
+    pairs = [(TINY_MODEL, "random"), *open_clip.list_pretrained()]
     width = max(len(model) for model, _ in pairs)
     return [f"{model:<{width}}  {tag}" for model, tag in pairs]

@@ -18,7 +18,6 @@ import platform
 from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,7 @@ from ..data.pixels import PIXEL_RULES
 from ..data.stimuli import file_sha256
 from ..errors import UserError
 from ..quiet import held_back
+from . import register_with_open_clip
 from .imaging import DEFAULT_DECODE, DecodedImages, check_decode, encode_image_paths
 from .precision import DEFAULT_PRECISION, apply_precision, check_precision
 from .text import encode_texts, text_path
@@ -38,13 +38,11 @@ DEFAULT_BATCH_SIZE = 32
 
 
 def register_model_configs() -> None:
-    """Register the suite's JSON configs (``dirti-tiny``) with open_clip's registry."""
-    import open_clip
+    """Import open_clip with the suite's JSON configs (``dirti-tiny``) in its registry (importing this
+    package registers them already; this makes sure, and loads open_clip)."""
+    import open_clip  # noqa: F401  (the package's import hook registers the configs)
 
-    if TINY_MODEL in open_clip.list_models():
-        return
-    with resources.as_file(resources.files("dirti_bench.model_configs")) as folder:
-        open_clip.add_model_config(folder)
+    register_with_open_clip()
 
 
 def known_model(name: str) -> bool:
@@ -86,10 +84,10 @@ def resolve_device(device: str) -> str:
         return "cuda" if cuda else "mps" if mps else "cpu"
     if device == "cuda" and not cuda:
         raise UserError("device 'cuda' is not available on this machine (torch.cuda.is_available() is False); "
-                        "use --device cpu or auto, or install a CUDA build of torch")
+                        "use device cpu or auto, or install a CUDA build of torch", "device")
     if device == "mps" and not mps:
         raise UserError("device 'mps' is not available on this machine (torch.backends.mps.is_available() is False); "
-                        "use --device cpu or auto")
+                        "use device cpu or auto", "device")
     return device
 
 
@@ -140,8 +138,8 @@ class WeightsSpec:
         if Path(pretrained).expanduser().is_file() or looks_like_checkpoint(pretrained):
             path = Path(pretrained).expanduser()
             if not path.is_file():
-                raise UserError(f"checkpoint file {path} not found; pass --pretrained PATH to an existing file, "
-                                "an open_clip tag such as 'openai', or 'random'")
+                raise UserError(f"checkpoint file {path} not found; pass as pretrained weights an existing file, "
+                                "an open_clip tag such as 'openai', or 'random'", "pretrained")
             return cls("file", str(path.resolve()))
         return cls("tag", pretrained)
 
@@ -221,11 +219,11 @@ class ClipEncoder:
         self.weights = WeightsSpec.parse(pretrained)
         if self.weights.kind != "hf-hub" and not known_model(model):
             raise UserError(f"unknown model {model!r}; pick one of open_clip.list_models() "
-                            f"(e.g. ViT-B-32, {TINY_MODEL}) or pass --pretrained hf-hub:ORG/REPO")
+                            f"(e.g. ViT-B-32, {TINY_MODEL}) or pass the weights as hf-hub:ORG/REPO", "model")
         self.device = resolve_device(device)
         self.seed = seed
         if batch_size < 1:
-            raise UserError(f"batch size {batch_size} must be a positive integer; use e.g. 32")
+            raise UserError(f"batch size {batch_size} must be a positive integer; use e.g. 32", "batch_size")
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.decode = check_decode(decode)
@@ -307,7 +305,7 @@ class ClipEncoder:
         except UserError:
             raise
         except Exception as exc:  # open_clip/torch/hub raise many types; all are the user's to fix
-            raise UserError(self._load_error(exc)) from None
+            raise UserError(self._load_error(exc), "model" if self.weights.kind == "random" else "pretrained") from None
         model.eval()
         if self._weights_sha256 is None:  # of the weights as loaded, before any precision change
             self._weights_sha256 = state_dict_sha256(model)
@@ -321,14 +319,14 @@ class ClipEncoder:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if self.weights.kind == "file":
             return (f"cannot load checkpoint {self.weights.value} ({first}); the file is truncated or not an "
-                    f"open_clip checkpoint for {self.model_name}: re-download it or pass the matching --model")
+                    f"open_clip checkpoint for {self.model_name}: re-download it or pass the matching model")
         if self.weights.kind == "tag":
             return (f"cannot get '{self.weights.value}' weights for {self.model_name} ({first}); offline, pass "
-                    "--pretrained PATH to a local checkpoint, or try --demo")
+                    "the path to a local checkpoint as pretrained weights, or try the demo set")
         if self.weights.kind == "hf-hub":
-            return (f"cannot load {self.weights.value} ({first}); offline, pass --pretrained PATH to a local "
-                    "checkpoint, or try --demo")
-        return f"cannot build {self.model_name} ({first}); check --model"
+            return (f"cannot load {self.weights.value} ({first}); offline, pass the path to a local "
+                    "checkpoint as pretrained weights, or try the demo set")
+        return f"cannot build {self.model_name} ({first}); check the model name"
 
     # ---------------------------------------------------------------- encoding
 

@@ -38,12 +38,12 @@ def check_precision(precision: str, device: str) -> str:
     if precision not in PRECISIONS:
         raise UserError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if precision == "int8" and device != "cpu":
-        raise UserError(f"--precision int8 (dynamic int8 quantisation) runs on CPU kernels only, not on {device}; "
-                        "use --precision bf16 there, or --device cpu")
+        raise UserError(f"precision int8 (dynamic int8 quantisation) runs on CPU kernels only, not on {device}; "
+                        "use precision bf16 there, or device cpu", "precision")
     if precision == "bf16" and not bf16_supported(device):
-        raise UserError(f"--precision bf16 needs bf16 arithmetic, which this {device} lacks "
+        raise UserError(f"precision bf16 needs bf16 arithmetic, which this {device} lacks "
                         "(CUDA: torch.cuda.is_bf16_supported(); MPS: macOS 14+; CPU: AVX512-BF16 or AMX); "
-                        "use --precision fp32" + (" or int8" if device == "cpu" else ""))
+                        "use precision fp32" + (" or int8" if device == "cpu" else ""), "precision")
     return precision
 
 

@@ -41,7 +41,7 @@ from .rating_stats import (
 from .zeroshot import class_embeddings, zero_shot_logits
 
 N_RATERS_SOURCE = (f"assumed default ({DEFAULT_N_RATERS}), not taken from the DIRTI paper; "
-                   "set option n_raters or --n-raters")
+                   "set option n_raters")
 
 
 # ---------------------------------------------------------------- shared pieces

@@ -1,0 +1,92 @@
+"""Growth with n (perf tests, off the default run): a synthetic rated set of tiny files is loaded,
+checked and hashed, and every scenario is evaluated on synthetic features, at each size of
+``DIRTI_BENCH_PERF_SCALE`` (default ``1000,10000``; ``1000,10000,100000`` for the full check).
+Each stage records its seconds and its peak RSS (sampled) in the benchmark's ``extra_info``.
+
+Targets (issue "From 300 photos to the large affective sets", 2 cores): 100k files load and hash
+in <= 120 s; every scenario on 100k rows of 512-d features (8 categories, 3 ratings) in <= 15 min
+with peak RSS <= 8 GB. Sizes below 100k are extrapolated linearly from the largest measured size
+(the stages are linear by construction; the ratio between sizes is recorded to show it), so a
+busy shared machine can check the trend without running the full size.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from synthetic import make_rated_set
+
+from dirti_bench.data.ratedset import load_rated_set
+
+SIZES = [int(v) for v in os.environ.get("DIRTI_BENCH_PERF_SCALE", "1000,10000").split(",")]
+FULL = 100_000
+LOAD_TARGET_S = 120.0
+
+
+class PeakRSS:
+    """Peak resident memory of this process while the block runs (sampled every 20 ms from
+    /proc/self/statm; ru_maxrss cannot be reset between stages)."""
+
+    def __init__(self, interval: float = 0.02):
+        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+
+    @staticmethod
+    def now() -> int:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def _sample(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.now())
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self.peak = self.now()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.now())
+
+
+def timed(fn, *args, **kwargs):
+    with PeakRSS() as rss:
+        start = time.perf_counter()
+        value = fn(*args, **kwargs)
+        seconds = time.perf_counter() - start
+    return value, seconds, rss.peak
+
+
+@pytest.fixture(scope="module")
+def rated_sets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("scale")
+    return {n: make_rated_set(root / f"rated{n}", n) for n in SIZES}
+
+
+@pytest.mark.perf
+def test_rated_set_loads_and_hashes_in_linear_time(benchmark, rated_sets):
+    def run():
+        return {n: timed(load_rated_set, rated_sets[n]) for n in SIZES}
+
+    out = benchmark.pedantic(run, rounds=1, iterations=1)
+    for n, (stimuli, seconds, peak) in out.items():
+        assert len(stimuli) == n
+        benchmark.extra_info[f"load_{n}_s"] = seconds
+        benchmark.extra_info[f"load_{n}_peak_rss_mb"] = peak / 2**20
+    largest = max(SIZES)
+    projected = out[largest][1] * FULL / largest
+    benchmark.extra_info.update({"load_100k_s_projected": projected, "load_average": os.getloadavg()[0]})
+    if len(SIZES) > 1:
+        small = min(SIZES)
+        benchmark.extra_info["load_growth_exponent"] = (
+            math.log(out[largest][1] / out[small][1]) / math.log(largest / small))
+    assert projected <= LOAD_TARGET_S, benchmark.extra_info
