@@ -1,5 +1,5 @@
 """Names that a spreadsheet would read as formulas (=, +, -, @) are written exactly into the CSVs
-(the data is not altered; the README warns about opening them in a spreadsheet), and the HTML
+(the data is not altered; the docs' errors page warns about opening them in a spreadsheet), and the HTML
 report escapes them."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dirti_bench.results import PREDICTIONS_FILE, STIMULI_FILE
 from helpers import write_rated_set
 from known_answer import KnownAnswerEncoder
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ERRORS_PAGE = Path(__file__).resolve().parents[1] / "docs" / "reference" / "errors.md"
 FORMULA_LIKE = ["=1+1", "+2", "-3", "@<i>x"]
 
 
@@ -40,7 +40,7 @@ def test_formula_like_names_round_trip_exactly_and_are_escaped_in_html(tmp_path)
     assert "@&lt;i&gt;x" in html and "@<i>x" not in html
 
 
-def test_the_readme_warns_about_opening_the_csvs_in_a_spreadsheet():
-    text = README.read_text()
-    errors = text[text.index("## Errors"):]
+def test_the_errors_page_warns_about_opening_the_csvs_in_a_spreadsheet():
+    text = ERRORS_PAGE.read_text()
+    errors = text[text.index("## CSV files and spreadsheets"):]
     assert "spreadsheet" in errors and all(f"`{c}`" in errors for c in "=+-@")

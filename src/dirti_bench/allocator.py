@@ -3,9 +3,9 @@
 A CPU forward allocates and frees tens of MB of activations per layer and batch. By default glibc
 serves blocks that large from fresh ``mmap`` pages (zeroed by the kernel on first touch) until its
 dynamic threshold has caught up, and trims its heap back to the system after frees, so the same
-memory is faulted in again and again. Raising both thresholds keeps it: on this project's 2-core
-VM a cold 3-checkpoint ViT-B-32 sweep took 55.7-57.0 s instead of 59.9-61.4 s, at 100-180 MB more
-peak RSS (PyTorch's CPU tuning guide gets the same from jemalloc or tcmalloc; this needs neither).
+memory is faulted in again and again. Raising both thresholds keeps it, for a little more peak
+RSS (what it saves, measured: docs/performance.md). PyTorch's CPU tuning guide gets the same from
+jemalloc or tcmalloc; this needs neither.
 """
 
 from __future__ import annotations
