@@ -50,6 +50,12 @@ BELOW_CHANCE = "below-chance"
 NOT_COMPARABLE = "not-comparable"
 FLAGS = (INTERCEPT_ONLY, DEGENERATE, BELOW_CHANCE, NOT_COMPARABLE)
 
+# Each flag's rule in a few words (the terminal's Findings; the module docstring has them in full).
+FLAG_RULES = {"intercept-only": "over half of the probe's folds predict the training mean: its correlations are no "
+                                "finding",
+              "degenerate": "one class predicted for >= 95% of the stimuli",
+              "below-chance": "accuracy's 95% CI below the majority class share",
+              "not-comparable": "another dataset, label space, threshold, options, model or weights"}
 INTERCEPT_ONLY_SHARE = 0.5  # flagged when strictly more than this share of folds is intercept-only
 DEGENERATE_SHARE = 0.95  # flagged when one class takes at least this share of the predictions
 NO_SIGNAL = "no signal: predicts the training mean"
@@ -279,6 +285,10 @@ def _threshold(sc: Mapping):
     return (sc.get("options") or {}).get("threshold")
 
 
+# Option fields that describe a value in words (where it came from), not configure it.
+DESCRIPTIVE_OPTIONS = frozenset({"n_raters_source"})
+
+
 def config_options() -> frozenset[str]:
     """The option names a scenario is configured with (every field of contracts' option classes); the
     rest of a result's ``options`` (chosen templates, tie counts, ...) are outcomes, not configuration."""
@@ -292,7 +302,7 @@ def config_options() -> frozenset[str]:
         todo += cls.__subclasses__()
         if dataclasses.is_dataclass(cls):
             names |= {f.name for f in dataclasses.fields(cls)}
-    return frozenset(names)
+    return frozenset(names - DESCRIPTIVE_OPTIONS)
 
 
 def scenario_differences(a: Mapping, b: Mapping) -> list[str]:

@@ -140,7 +140,7 @@ def summary_table(scenarios: Mapping[str, dict], deltas: Mapping[str, str] | Non
 
 SUMMARY_NOTE = (f"chance: the majority class share; brackets: {interval_note()}; (zero width): no stratified "
                 "draw can vary the score; Δ acc. vs study: accuracy minus the study wording's on the same "
-                "stimuli, McNemar p Holm-corrected within the task's prompt sets.")
+                "stimuli, McNemar p Holm-corrected within the task's prompt sets.\nFindings:")
 
 
 def summary_text(doc: dict, with_skipped: bool = True) -> str:
@@ -150,10 +150,10 @@ def summary_text(doc: dict, with_skipped: bool = True) -> str:
 
     scenarios = doc.get("scenarios") or {}
     lines = ["", run_title(doc.get("run") or {}), summary_table(scenarios, study_deltas(doc))]
-    if scenarios:
-        lines.append(SUMMARY_NOTE)
     if with_skipped:
         lines += skipped_lines(doc.get("skipped") or {})
     if scenarios:
-        lines += ["", findings_text(doc)]
+        lines.append(SUMMARY_NOTE)
+    if scenarios:
+        lines.append(findings_text(doc).removeprefix("Findings:\n"))
     return "\n".join(lines)

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 from ..labels import TASKS
 from ..validity import (
+    FLAG_RULES,
     NO_SIGNAL,
     adjust_comparisons,
     chance_level,
@@ -62,8 +63,9 @@ def _threshold_text(sc: Mapping) -> str:
             "disgusting when its mean rating is >= the threshold)")
 
 
-def finding_lines(doc: Mapping) -> list[str]:
-    """The Findings block as plain lines (the report and the terminal show the same lines)."""
+def finding_lines(doc: Mapping, grouped: bool = False) -> list[str]:
+    """The Findings block as plain lines; ``grouped``: one line per flag naming its scenarios (the
+    terminal), else one per flagged scenario with its reason (the report)."""
     scenarios = doc.get("scenarios") or {}
     lines = []
     for study, tests in prompt_findings(doc).items():
@@ -99,11 +101,18 @@ def finding_lines(doc: Mapping) -> list[str]:
         else:
             text += " (noise ceiling not estimated)"
         lines.append(text + ".")
-    for sid, sc in scenarios.items():
-        for flag in flags_of(sc):
-            lines.append(f"flag {flag['flag']}: {sid}: {flag['reason']}.")
+    if grouped:  # one line per flag: its rule and the scenarios it marks
+        marked: dict[str, list[str]] = {}
+        for sid, sc in scenarios.items():
+            for flag in flags_of(sc):
+                marked.setdefault(flag["flag"], []).append(sid)
+        lines += [f"flag {code} ({FLAG_RULES.get(code, code)}): {', '.join(ids)}." for code, ids in marked.items()]
+    else:
+        lines += [f"flag {flag['flag']}: {sid}: {flag['reason']}." for sid, sc in scenarios.items()
+                  for flag in flags_of(sc)]
     return lines or ["No classification or alignment scenario to summarise."]
 
 
 def findings_text(doc: Mapping) -> str:
-    return "\n".join(["Findings:"] + [f"- {line}" for line in finding_lines(doc)])
+    """The terminal's Findings: flags grouped one line each (the report gives every flag's reason)."""
+    return "\n".join(["Findings:"] + [f"- {line}" for line in finding_lines(doc, grouped=True)])
