@@ -137,3 +137,26 @@ def test_the_site_builds_with_warnings_as_errors(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     api = (tmp_path / "site" / "reference" / "api" / "index.html").read_text()
     assert "Scenario" in api  # mkdocstrings rendered the docstrings
+
+
+def test_the_output_contract_page_names_every_file_and_column_the_code_writes():
+    from dirti_bench import results
+
+    page = (ROOT / "docs" / "reference" / "output.md").read_text()
+    files = {name: value for name, value in vars(results).items() if name.endswith("_FILE") and isinstance(value, str)}
+    missing = [f for f in files.values() if f"`{f}`" not in page]
+    assert not missing, f"docs/reference/output.md does not describe {missing}"
+    for name, columns in vars(results).items():
+        if name.endswith("_COLUMNS") and name != "CLASSIFICATION_RESULT_COLUMNS" and isinstance(columns, list):
+            assert ",".join(columns) in page, f"docs/reference/output.md lacks the {name} header {','.join(columns)}"
+
+
+def test_the_schema_version_is_stated_in_the_docs_and_the_changelog():
+    from dirti_bench.results import SCHEMA_VERSION
+
+    page = (ROOT / "docs" / "reference" / "output.md").read_text()
+    assert f"currently {SCHEMA_VERSION}" in page
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    unreleased = changelog[changelog.index("## [Unreleased]"):changelog.index("\n## [", changelog.index("## [Unreleased]") + 1)]
+    assert f"schema version {SCHEMA_VERSION}" in unreleased, \
+        "CHANGELOG.md's Unreleased section must state the output contract's schema version (results.SCHEMA_VERSION)"

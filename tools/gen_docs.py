@@ -81,6 +81,11 @@ def cli_markdown() -> str:
     out = [HEADER, "# CLI reference\n\n", "Every command and option of `dirti-bench`, as `--help` gives them. ",
            "Every user error ends with exit code 2 and one `error:` line ([Errors](errors.md)).\n\n",
            "```text\n", parser.format_usage(), "```\n\n", _cell(parser.description), "\n\n"]
+    out += ["| option | what it does |\n|---|---|\n"]
+    for action in parser._actions:
+        if action is not sub and not isinstance(action, argparse._HelpAction):
+            out.append(f"| {_invocation(action)} | {_cell(action.help or '')} |\n")
+    out.append("\n")
     help_of = {a.dest: a.help for a in sub._choices_actions}
     for name, p in sub.choices.items():
         out += [f"## `dirti-bench {name}`\n\n", _cell(help_of.get(name, "")), "\n\n",
@@ -127,7 +132,7 @@ def scenarios_markdown() -> str:
            "Each option is shown with the value the scenario uses.\n\n",
            "| id | task | evaluator | what it measures |\n|---|---|---|---|\n"]
     for s in REGISTRY.values():
-        out.append(f"| `{s.id}` | {s.task} | `{s.evaluator}` | {_cell(s.description)} |\n")
+        out.append(f"| `{s.id}` | {s.task} | `{s.evaluator}` | {_cell(s.summary)} |\n")
     out.append("\n## Options\n\n")
     for s in REGISTRY.values():
         out.append(f"- `{s.id}`: {_options(s)}\n")

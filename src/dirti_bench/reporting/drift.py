@@ -31,6 +31,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from .. import jsonio
 from ..errors import UserError
 from ..results import check_scenarios, is_number
 from ..validity import comparability, config_options
@@ -261,7 +262,7 @@ def baseline_document(results_doc: dict, previous: dict | None = None) -> dict:
 
 def load_baseline(path: Path, allow_missing: bool = False) -> dict | None:
     try:
-        doc = json.loads(Path(path).read_text())
+        doc = jsonio.loads(Path(path).read_text())
     except (FileNotFoundError, NotADirectoryError):  # no such file (or a file where a folder should be)
         if allow_missing:
             return None
