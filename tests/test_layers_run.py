@@ -187,3 +187,20 @@ def test_unknown_control_or_layers_choice_from_the_api_is_a_user_error(tmp_path)
                                                      scenarios=["zeroshot-baseline"]))[0]]
     assert {"layers-disgust", "layers-fear", "zeroshot-baseline"} <= set(chosen)
     assert not any(s.startswith(("pixels-", "random-init-")) for s in chosen)
+
+
+def test_layer_rsa_is_written_and_recomputes_from_the_saved_rdms(layered_run):
+    cold, _ = layered_run
+    doc = json.loads((cold / "results.json").read_text())
+    table = pd.read_csv(cold / "layer_rsa.csv")
+    saved = np.load(cold / "layer_rdms.npz")
+    assert set(table.weights) == {"random:seed=0", "random:seed=1", "random:seed=2", "random:seed=3"}
+    assert len(table) == 4 * 3
+    from scipy.stats import spearmanr
+
+    for row in table.itertuples():
+        rho = spearmanr(saved[f"{row.weights}|{row.layer}"], saved["human"]).statistic
+        assert rho == pytest.approx(row.spearman_rho, abs=1e-9)
+        assert 0 < row.p_perm <= 1 and row.ci_low <= row.ci_high
+    assert doc["run"]["layer_rsa"]["ratings"] == table.ratings.iloc[0].split(";")
+    assert "correlation distance" in doc["run"]["layer_rsa"]["model_distance"]

@@ -289,6 +289,17 @@ def layer_files(results: list[ScenarioResult], figures_dir: Path | None = None, 
             "layer_scores.csv": scores.to_csv(index=False).encode()}
 
 
+def layer_rsa_files(ctx: EvalContext) -> tuple[dict[str, bytes], dict | None]:
+    """layer_rsa.csv and layer_rdms.npz for every layer set the run read (evaluators/rsa.py)."""
+    from .evaluators.rsa import layer_rsa
+
+    done = layer_rsa(ctx.stimuli, list(ctx.layers.values()), seed=ctx.seed)
+    if done is None:
+        return {}, None
+    table, rdms, summary = done
+    return {"layer_rsa.csv": table.to_csv(index=False).encode(), "layer_rdms.npz": rdms}, summary
+
+
 def run_threshold(cfg: RunConfig) -> float | str | None:
     """``--threshold`` checked: a finite number or ``mean+1sd`` (None: each scenario's own)."""
     if cfg.threshold is None:
@@ -408,10 +419,14 @@ def write_run(out: Path, ctx: EvalContext, results: list[ScenarioResult], extra_
     reporter = reporter or Reporter("silent")
     check_out_dir(out)
     info = {**run_info(ctx), "projection": projection, **(extra_info or {})}
+    rsa_files = {}
+    if ctx.layers:  # layer features were read: their representational similarity with the ratings
+        reporter.stage("layers: representational similarity with the rating profiles (RDMs, permutation test)")
+        rsa_files, info["layer_rsa"] = layer_rsa_files(ctx)
     stimuli = ctx.stimuli.stimuli
     try:
         with StagedDir(out) as staged:
-            files = {**feature_files(ctx), **layer_files(results, staged.path if report else None, info)}
+            files = {**feature_files(ctx), **layer_files(results, staged.path if report else None, info), **rsa_files}
             write_results(staged.path, info, results, files,
                           comparisons=comparisons_for(results, seed=ctx.seed) if comparisons is None else comparisons,
                           skipped=skipped,
