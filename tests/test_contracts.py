@@ -13,19 +13,47 @@ import pytest
 
 from dirti_bench import contracts
 from dirti_bench.cli import main
-from dirti_bench.contracts import OPTIONS, Encoder, Scenario
+from dirti_bench.contracts import Encoder, EvaluatorSpec, Scenario, evaluators, register_evaluator
 from dirti_bench.encoding.cache import CachedEncoder
 from dirti_bench.encoding.models import ClipEncoder
 from dirti_bench.errors import UserError
-from dirti_bench.evaluators.registry import EVALUATORS
-from dirti_bench.scenarios import REGISTRY
+from dirti_bench.scenarios import REGISTRY, _by_id
 from known_answer import KnownAnswerEncoder
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_every_evaluator_has_its_options_and_every_options_class_an_evaluator():
-    assert set(EVALUATORS) == set(OPTIONS)
+def test_every_evaluator_is_one_spec_with_its_own_options_class():
+    specs = evaluators()
+    assert list(specs) == ["zeroshot", "threshold-sweep", "template-sweep", "knn-split", "knn-cv",
+                           "linear-probe-cv", "align-zeroshot", "align-probe", "align-layers", "align-pixels",
+                           "align-random-init"]
+    assert all(name == spec.name for name, spec in specs.items())
+    assert len({spec.options for spec in specs.values()}) == len(specs)
+    for scenario in REGISTRY.values():  # each registry scenario is described from its own options
+        assert scenario.summary.startswith(specs[scenario.evaluator].describe(scenario))
+
+
+def test_registering_a_taken_evaluator_name_fails_and_keeps_the_first():
+    spec = evaluators()["knn-cv"]
+    with pytest.raises(UserError, match="evaluator 'knn-cv' is registered already"):
+        register_evaluator(dataclasses.replace(spec, evaluate=lambda scenario, ctx: None))
+    assert evaluators()["knn-cv"] is spec
+
+
+def test_a_new_evaluator_is_one_registration(monkeypatch):
+    monkeypatch.setattr(contracts, "EVALUATORS", dict(contracts.EVALUATORS))
+    spec = EvaluatorSpec("knn-cv-copy", contracts.KnnCvOptions, lambda s, c: None, lambda s, c: None,
+                         lambda s: f"a copy with k={s.options.k}")
+    register_evaluator(spec)
+    scenario = Scenario("copy", "category", "knn-cv-copy", {"k": 3})
+    assert scenario.options == contracts.KnnCvOptions(k=3) and scenario.summary == "a copy with k=3"
+
+
+def test_two_scenarios_with_one_id_are_an_error():
+    one = Scenario("same", "category", "zeroshot")
+    with pytest.raises(UserError, match="two scenarios have the id 'same'"):
+        _by_id([one, Scenario("same", "disgust", "zeroshot")])
 
 
 @pytest.mark.parametrize(("evaluator", "options", "message"), [
@@ -86,14 +114,14 @@ def test_the_encoders_provide_the_encoder_protocol(tmp_path):
 
 def test_the_cli_checks_every_result_before_writing(tmp_path, capsys, monkeypatch):
     """A result whose labels disagree with its label space stops the run: exit 3, nothing written."""
-    original = EVALUATORS["zeroshot"]
+    spec = evaluators()["zeroshot"]
 
     def mislabelled(scenario, ctx):
-        result = original(scenario, ctx)
+        result = spec.evaluate(scenario, ctx)
         result.per_class = dict(reversed(list(result.per_class.items())))
         return result
 
-    monkeypatch.setitem(EVALUATORS, "zeroshot", mislabelled)
+    monkeypatch.setitem(contracts.EVALUATORS, "zeroshot", dataclasses.replace(spec, evaluate=mislabelled))
     out = tmp_path / "out"
     code = main(["run", "--demo", "--no-progress", "--out", str(out), "--scenarios", "zeroshot-baseline"])
     err = capsys.readouterr().err
@@ -105,14 +133,14 @@ def test_the_cli_checks_every_result_before_writing(tmp_path, capsys, monkeypatc
 
 
 def test_the_cli_checks_alignment_numbers_against_their_predictions(tmp_path, capsys, monkeypatch):
-    original = EVALUATORS["align-probe"]
+    spec = evaluators()["align-probe"]
 
     def inflated(scenario, ctx):
-        result = original(scenario, ctx)
+        result = spec.evaluate(scenario, ctx)
         result.metrics["spearman_rho"] += 0.1
         return result
 
-    monkeypatch.setitem(EVALUATORS, "align-probe", inflated)
+    monkeypatch.setitem(contracts.EVALUATORS, "align-probe", dataclasses.replace(spec, evaluate=inflated))
     code = main(["run", "--demo", "--no-progress", "--out", str(tmp_path / "o"), "--scenarios", "align-disgust-probe"])
     assert code == 3 and "spearman_rho is" in capsys.readouterr().err
 

@@ -132,7 +132,7 @@ def scenarios_markdown() -> str:
            "Each option is shown with the value the scenario uses.\n\n",
            "| id | task | evaluator | what it measures |\n|---|---|---|---|\n"]
     for s in REGISTRY.values():
-        out.append(f"| `{s.id}` | {s.task} | `{s.evaluator}` | {_cell(s.description)} |\n")
+        out.append(f"| `{s.id}` | {s.task} | `{s.evaluator}` | {_cell(s.summary)} |\n")
     out.append("\n## Options\n\n")
     for s in REGISTRY.values():
         out.append(f"- `{s.id}`: {_options(s)}\n")

@@ -9,9 +9,11 @@ the scenario and the key, so a typo such as ``fold=5`` can never be ignored.
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import sys
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -192,17 +194,85 @@ class AlignProbeOptions(AlignmentOptions):
         check_penalty("alpha", self.alpha, 0.0, inclusive=True)
 
 
-# evaluator name -> its options; evaluators/__init__.py maps the same names to functions
-OPTIONS: dict[str, type[Options]] = {
-    "zeroshot": ZeroShotOptions,
-    "threshold-sweep": ThresholdSweepOptions,
-    "template-sweep": TemplateSweepOptions,
-    "knn-split": KnnSplitOptions,
-    "knn-cv": KnnCvOptions,
-    "linear-probe-cv": ProbeCvOptions,
-    "align-zeroshot": AlignZeroShotOptions,
-    "align-probe": AlignProbeOptions,
-}
+LAYER_MODES = ("token", "srp")  # encoding/layers.py: a pooled token per layer, or the whole map by SRP
+
+
+@dataclass(frozen=True)
+class AlignLayersOptions(AlignmentOptions):
+    """A ridge probe on every layer of the image tower, the layer chosen inside each training fold
+    (evaluators/layerwise.py); ``mode``: how each layer becomes one vector per image."""
+
+    mode: str = field(default="token", metadata=_choices(*LAYER_MODES))
+    srp_seed: int = 0
+    folds: int = field(default=10, metadata=_minimum(2))
+    split_seed: int = DEFAULT_SPLIT_SEED
+
+
+@dataclass(frozen=True)
+class PixelBaselineOptions(AlignmentOptions):
+    """Low-level image statistics (no model) in the same ridge probe: does the model beat pixels?"""
+
+    folds: int = field(default=10, metadata=_minimum(2))
+    split_seed: int = DEFAULT_SPLIT_SEED
+
+
+@dataclass(frozen=True)
+class RandomInitOptions(AlignLayersOptions):
+    """The same architecture with seeded random weights, one run of the layer probe per seed."""
+
+    seeds: tuple[int, ...] = (1, 2, 3)
+
+    def __post_init__(self):
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise UserError(f"option seeds={list(self.seeds)!r} must list at least one seed, each once")
+
+
+# ---------------------------------------------------------------- evaluators
+
+@dataclass(frozen=True)
+class EvaluatorSpec:
+    """One evaluator, all a scenario needs of it: its name (``Scenario.evaluator``), its options
+    class, the function that runs a scenario, the check that raises ScenarioNotRunnable where the
+    data cannot support one (it reads only the stimuli, so a run makes it before encoding), and what
+    a scenario of it measures, worded from its options (``dirti-bench scenarios``)."""
+
+    name: str
+    options: type[Options]
+    evaluate: Callable[[Scenario, EvalContext], ScenarioResult]
+    check_runnable: Callable[[Scenario, EvalContext], object]
+    describe: Callable[[Scenario], str]
+
+
+# name -> spec; filled by register_evaluator (the built-in evaluators: BUILTIN_EVALUATORS)
+EVALUATORS: dict[str, EvaluatorSpec] = {}
+# The module that registers the built-in evaluators. It sits above this one (evaluators need the
+# contracts), so it is loaded on first lookup, as a plugin would be, not imported here.
+BUILTIN_EVALUATORS = "dirti_bench.evaluators.registry"
+
+
+def register_evaluator(spec: EvaluatorSpec) -> EvaluatorSpec:
+    """Add ``spec`` to the evaluators; a name taken already is an error, never a silent replacement."""
+    taken = EVALUATORS.get(spec.name)
+    if taken is not None:
+        raise UserError(f"evaluator {spec.name!r} is registered already (by {taken.evaluate.__module__}); "
+                        "give the new evaluator another name")
+    EVALUATORS[spec.name] = spec
+    return spec
+
+
+def evaluators() -> dict[str, EvaluatorSpec]:
+    """Every registered evaluator (the built-in ones loaded on first use)."""
+    if BUILTIN_EVALUATORS not in sys.modules:
+        importlib.import_module(BUILTIN_EVALUATORS)
+    return EVALUATORS
+
+
+def evaluator_spec(name: str, scenario_id: str | None = None) -> EvaluatorSpec:
+    specs = evaluators()
+    if name not in specs:
+        where = f"scenario {scenario_id}: " if scenario_id else ""
+        raise UserError(f"{where}unknown evaluator {name!r}; choose one of {', '.join(specs)}")
+    return specs[name]
 
 
 def _type_ok(value, hint) -> tuple[bool, Any]:
@@ -280,15 +350,13 @@ class Scenario:
     task: str
     evaluator: str
     options: Any = None  # an Options instance; a mapping is validated into one
-    description: str = ""
+    description: str = ""  # a note beside what ``summary`` words from the options (e.g. the prompt file)
 
     def __post_init__(self):
-        if self.evaluator not in OPTIONS:
-            raise UserError(f"scenario {self.id}: unknown evaluator {self.evaluator!r}; "
-                            f"choose one of {', '.join(OPTIONS)}")
+        spec = evaluator_spec(self.evaluator, self.id)
         if self.task not in ALL_TASKS:
             raise UserError(f"scenario {self.id}: unknown task {self.task!r}; choose one of {', '.join(ALL_TASKS)}")
-        cls = OPTIONS[self.evaluator]
+        cls = spec.options
         opts = self.options
         if opts is None:
             opts = cls()
@@ -301,6 +369,12 @@ class Scenario:
     @property
     def is_classification(self) -> bool:
         return self.task in TASKS
+
+    @property
+    def summary(self) -> str:
+        """What the scenario measures, worded from its evaluator and options (then its own note)."""
+        what = evaluator_spec(self.evaluator).describe(self)
+        return f"{what}; {self.description}" if self.description else what
 
     def with_options(self, **changes) -> Scenario:
         """A copy with ``changes`` applied to the options (validated like any option)."""
@@ -338,6 +412,7 @@ class EvalContext:
     image_features: np.ndarray
     seed: int = 0
     _spaces: dict = field(default_factory=dict)
+    layers: dict = field(default_factory=dict)  # (weights, layer mode) -> encoding.layers.LayerFeatures
 
     @cached_property
     def _row(self) -> dict[str, int]:
@@ -396,6 +471,9 @@ class ScenarioResult:
     # A sweep's points (results.json "sweep"; sweeps.csv) and their predictions (sweep_predictions.csv).
     sweep: list[dict] | None = None
     sweep_predictions: pd.DataFrame | None = None
+    # A layer-wise probe's per-layer predictions (layer_predictions.csv) and profile (layer_scores.csv).
+    layer_predictions: pd.DataFrame | None = None
+    layer_scores: pd.DataFrame | None = None
 
     @property
     def is_classification(self) -> bool:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from .atomic import StagedDir
 from .contracts import EvalContext, Scenario, ScenarioResult
@@ -27,9 +28,10 @@ from .data.demo import ensure_demo
 from .data.dirti import load_dirti
 from .data.fetch import ensure_dirti
 from .data.ratedset import is_rated_set, load_rated_set
-from .data.stimuli import StimulusSet
+from .data.stimuli import DISGUST_RATING, StimulusSet
 from .encoding.cache import CachedEncoder
 from .encoding.imaging import DEFAULT_DECODE, DecodedImages
+from .encoding.layers import LAYERS_CHOICES
 from .encoding.models import TINY_MODEL, ClipEncoder, fp32_twin
 from .encoding.precision import DEFAULT_PRECISION, category_agreement, describe
 from .errors import ScenarioNotRunnable, UserError
@@ -54,9 +56,12 @@ from .results import (
 )
 from .scenarios import (
     PromptFilePlan,
+    alignment_ids,
     alignment_scenarios,
+    layer_scenarios,
     check_prompt_file_ids,
     data_scenarios,
+    matches_any,
     prompt_file_plan,
     select,
 )
@@ -88,6 +93,9 @@ class RunConfig:
     report: bool = True
     quiet: bool = False  # only the summary on the terminal
     projection: str | None = None  # the report's feature projection: umap, pca (None: pca with --demo, else umap)
+    layers: str = "final"  # "all": every layer of the image tower too (encoding/layers.py), layer-wise scenarios
+    layer_mode: str = "token"  # each layer as its pooled token, or "srp": the whole map by sparse random projection
+    controls: list[str] | None = None  # the layer probe's controls: pixels, random-init (scenarios.LAYER_CONTROLS)
 
     def resolved_model(self) -> tuple[str, str]:
         if self.demo:
@@ -185,7 +193,7 @@ def describe_model(encoder) -> list[str]:
              + (f" · {info.get('precision')}" if info.get("precision") not in (None, DEFAULT_PRECISION) else "")]
     if info.get("smoke_run"):
         lines.append(f"random weights (seed {info.get('seed')}): a smoke run that shows the pipeline works; "
-                     "its numbers mean nothing (pass real pretrained weights for real numbers)")
+                     "its numbers mean nothing (pass --pretrained for real weights)")
     return lines
 
 
@@ -194,6 +202,11 @@ def encode(cfg: RunConfig, ctx: EvalContext, reporter: Reporter) -> EvalContext:
     encoder, stimuli = ctx.encoder, ctx.stimuli
     paths = [s.path for s in stimuli.stimuli]
     shas = [s.sha256 for s in stimuli.stimuli]
+    if cfg.layers == "all" or "random-init" in (cfg.controls or ()):
+        # every layer first: the same forward stores the embeddings read below (one forward per image)
+        from .evaluators.layer_eval import layers_for
+
+        layers_for(ctx, cfg.layer_mode, reporter=reporter)
     cache = getattr(encoder, "cache", None)
     if cache is not None and all(shas):
         cached = sum(cache.has("image", key) for key in shas)
@@ -260,6 +273,33 @@ def feature_files(ctx: EvalContext) -> dict[str, bytes]:
     return {FEATURES_FILE: buf.getvalue(), STIMULI_FILE: table.to_csv(index=False).encode()}
 
 
+def layer_files(results: list[ScenarioResult], figures_dir: Path | None = None, run: dict | None = None) -> dict[str, bytes]:
+    """layer_predictions.csv and layer_scores.csv of the layer-wise scenarios (none without them), and
+    with ``figures_dir`` one layer-profile figure per rating there."""
+    with_layers = [r for r in results if r.layer_scores is not None]
+    if not with_layers:
+        return {}
+    from .reporting.layer_figures import write_layer_profiles
+
+    predictions = pd.concat([r.layer_predictions for r in with_layers], ignore_index=True)
+    scores = pd.concat([r.layer_scores for r in with_layers], ignore_index=True)
+    if figures_dir is not None:
+        write_layer_profiles(with_layers, figures_dir, run or {})
+    return {"layer_predictions.csv": predictions.to_csv(index=False).encode(),
+            "layer_scores.csv": scores.to_csv(index=False).encode()}
+
+
+def layer_rsa_files(ctx: EvalContext) -> tuple[dict[str, bytes], dict | None]:
+    """layer_rsa.csv and layer_rdms.npz for every layer set the run read (evaluators/rsa.py)."""
+    from .evaluators.rsa import layer_rsa
+
+    done = layer_rsa(ctx.stimuli, list(ctx.layers.values()), seed=ctx.seed)
+    if done is None:
+        return {}, None
+    table, rdms, summary = done
+    return {"layer_rsa.csv": table.to_csv(index=False).encode(), "layer_rdms.npz": rdms}, summary
+
+
 def run_threshold(cfg: RunConfig) -> float | str | None:
     """``--threshold`` checked: a finite number or ``mean+1sd`` (None: each scenario's own)."""
     if cfg.threshold is None:
@@ -287,13 +327,21 @@ def plan_scenarios(cfg: RunConfig, stimuli: StimulusSet | None = None) -> tuple[
     check_prompt_file_ids(plans)  # per-class and pair files join once the stimuli are known
     extra = [s for plan in plans for s in plan.scenarios]
     extra += [s for column in (cfg.ratings or []) for s in alignment_scenarios(column)]
+    if cfg.layers not in LAYERS_CHOICES:
+        raise UserError(f"layers {cfg.layers!r} unknown; choose one of {', '.join(LAYERS_CHOICES)}", "layers")
+    if cfg.layers == "all" or cfg.controls:
+        columns = [DISGUST_RATING, *(cfg.ratings or []),
+                   *(stimuli.aligned_ratings if stimuli is not None else ())]
+        extra += [s for column in dict.fromkeys(columns)
+                  for s in layer_scenarios(column, cfg.layer_mode, cfg.layers == "all", cfg.controls or ())]
     patterns = cfg.scenarios
     if patterns and any(not plan.resolved for plan in plans):
         return [], plans  # a pattern may name a scenario of a file that is matched once the data is loaded
     if patterns and extra:  # scenarios the user asked for by option are always run
         patterns = [*patterns, *(s.id for s in extra)]
     if stimuli is not None:
-        extra += [s for s in data_scenarios(stimuli) if s.id not in {e.id for e in extra}]
+        taken = {e.id for e in extra}
+        extra += [s for s in data_scenarios(stimuli, matches_any(patterns)) if s.id not in taken]
     chosen = select(patterns, extra)
     if threshold is not None:
         chosen = [s.with_options(threshold=threshold) if s.task in DISGUST_TASKS else s for s in chosen]
@@ -301,11 +349,6 @@ def plan_scenarios(cfg: RunConfig, stimuli: StimulusSet | None = None) -> tuple[
         chosen = [s.with_options(n_raters=cfg.n_raters, n_raters_source="--n-raters") if not s.is_classification
                   else s for s in chosen]
     return chosen, plans
-
-
-def scenarios_for(cfg: RunConfig, stimuli: StimulusSet | None = None) -> list[Scenario]:
-    """The scenarios of ``plan_scenarios``; unknown ids and bad options fail before any work."""
-    return plan_scenarios(cfg, stimuli)[0]
 
 
 def split_runnable(scenarios: Iterable[Scenario], ctx: EvalContext) -> tuple[list[Scenario], dict[str, str]]:
@@ -323,6 +366,19 @@ def split_runnable(scenarios: Iterable[Scenario], ctx: EvalContext) -> tuple[lis
         reasons = "; ".join(skipped_lines(skipped))
         raise UserError(f"none of the chosen scenarios can run on {ctx.stimuli.name}: {reasons}")
     return runnable, skipped
+
+
+def unused_rating_skips(stimuli: StimulusSet, patterns=None) -> dict[str, str]:
+    """The alignment scenarios (those ``patterns`` select) of the columns a rated set left out although
+    they hold numbers, each with why: recorded as skipped, so no analysis disappears without a word."""
+    wanted, out = matches_any(patterns), {}
+    for column, why in stimuli.unused_ratings:
+        try:
+            ids = alignment_ids(column)
+        except UserError:  # a name without letters or digits makes no id: keep it as written
+            ids = (f"align-{column}",)
+        out.update({sid: why for sid in ids if wanted(sid)})
+    return out
 
 
 def evaluate_scenario(scenario: Scenario, ctx: EvalContext) -> ScenarioResult:
@@ -363,10 +419,15 @@ def write_run(out: Path, ctx: EvalContext, results: list[ScenarioResult], extra_
     reporter = reporter or Reporter("silent")
     check_out_dir(out)
     info = {**run_info(ctx), "projection": projection, **(extra_info or {})}
+    rsa_files = {}
+    if ctx.layers:  # layer features were read: their representational similarity with the ratings
+        reporter.stage("layers: representational similarity with the rating profiles (RDMs, permutation test)")
+        rsa_files, info["layer_rsa"] = layer_rsa_files(ctx)
     stimuli = ctx.stimuli.stimuli
     try:
         with StagedDir(out) as staged:
-            write_results(staged.path, info, results, feature_files(ctx),
+            files = {**feature_files(ctx), **layer_files(results, staged.path if report else None, info), **rsa_files}
+            write_results(staged.path, info, results, files,
                           comparisons=comparisons_for(results, seed=ctx.seed), skipped=skipped,
                           file_names={s.id: s.file_name for s in stimuli},
                           integer_ids=ids_are_integers(s.id for s in stimuli))
@@ -412,6 +473,7 @@ def load_and_plan(cfg: RunConfig, reporter: Reporter, encoder=None) -> Planned:
     for prompt_plan in plans:
         reporter.stage(prompt_plan.line())
     chosen, skipped = split_runnable(scenarios, EvalContext(stimuli, encoder, _no_features(stimuli), cfg.seed))
+    skipped = {**unused_rating_skips(stimuli, cfg.scenarios), **skipped}
     reporter.skipped(skipped)
     info = {"config_sha256": config_sha256(chosen, cfg)}
     if plans:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from . import jsonio
 from .errors import UserError
 from .labels import LabelSpace
 
@@ -174,7 +175,7 @@ def load_ensemble(name_or_path: str | Path) -> Ensemble:
             f"({', '.join(NAMED_ENSEMBLES)})"
         )
     try:
-        data = json.loads(path.read_text("utf-8"))
+        data = jsonio.loads(path.read_text("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise _bad(str(path), f"not valid JSON ({exc}); fix the syntax") from None
     return parse_ensemble(data, path.stem, str(path))

@@ -50,7 +50,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import __version__
+from . import __version__, jsonio
 from .contracts import ScenarioResult
 from .errors import UserError
 
@@ -322,7 +322,7 @@ def read_results(results_dir: Path) -> dict:
     if path.is_dir():
         path = path / RESULTS_FILE
     try:
-        doc = json.loads(path.read_text())
+        doc = jsonio.loads(path.read_text())
     except FileNotFoundError:
         raise UserError(f"no {RESULTS_FILE} at {path}; pass a directory written by 'dirti-bench run'") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

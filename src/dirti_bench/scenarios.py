@@ -68,56 +68,78 @@ def alignment_scenarios(rating_column: str, prompt_pair: str | Mapping | None = 
     pair = prompt_pair if prompt_pair is not None else default_prompt_pair(rating_column)
     common = {"rating": rating_column, "n_raters": n_raters, **({"sd_column": sd_column} if sd_column else {})}
     resolve_pair(pair)  # a bad pair fails when the scenario is made, not mid-run
-    out = [Scenario(f"align-{short}-zeroshot", ALIGNMENT_TASK, "align-zeroshot", {**common, "prompt_pair": pair},
-                    f"zero-shot {short} score vs mean human rating {rating_column} (Spearman, Pearson)")]
-    out.append(Scenario(f"align-{short}-probe", ALIGNMENT_TASK, "align-probe", common,
-                        f"ridge regression from image features to {rating_column}, repeated stratified 10-fold CV"))
+    return [Scenario(f"align-{short}-zeroshot", ALIGNMENT_TASK, "align-zeroshot", {**common, "prompt_pair": pair}),
+            Scenario(f"align-{short}-probe", ALIGNMENT_TASK, "align-probe", common)]
+
+
+LAYER_CONTROLS = ("pixels", "random-init")  # --controls: the layer probe's controls, each a scenario
+
+
+def layer_scenarios(rating_column: str, mode: str | None = None, layers: bool = True,
+                    controls: Iterable[str] = ()) -> list[Scenario]:
+    """``layers-<short>`` (every layer, the best chosen inside each training fold) and the controls
+    asked for: ``pixels-<short>`` (image statistics, no model), ``random-init-<short>`` (the same
+    architecture with random weights, several seeds)."""
+    short = rating_short_name(rating_column)
+    common = {"rating": rating_column}
+    with_mode = {**common, **({"mode": mode} if mode else {})}
+    unknown = sorted(set(controls) - set(LAYER_CONTROLS))
+    if unknown:
+        raise UserError(f"unknown control {unknown[0]!r}; choose from {', '.join(LAYER_CONTROLS)}", "controls")
+    out = []
+    if layers:
+        out.append(Scenario(f"layers-{short}", ALIGNMENT_TASK, "align-layers", with_mode,
+                            f"ridge probe on every layer vs {rating_column}; headline: the layer chosen inside "
+                            "each training fold"))
+    if "pixels" in controls:
+        out.append(Scenario(f"pixels-{short}", ALIGNMENT_TASK, "align-pixels", common,
+                            f"low-level image statistics (no model) in the same ridge probe vs {rating_column}"))
+    if "random-init" in controls:
+        out.append(Scenario(f"random-init-{short}", ALIGNMENT_TASK, "align-random-init", with_mode,
+                            f"the same architecture with random weights (several seeds), layer probe vs "
+                            f"{rating_column}"))
     return out
 
 
 def template_sweeps(ensemble: str, stem: str, what: str) -> list[Scenario]:
     """``template-sweep-<task>-<stem>``: each template of ``ensemble`` alone, on each sweep task."""
     return [Scenario(f"template-sweep-{TASK_SUFFIX[t]}-{stem}", t, "template-sweep", {"ensemble": ensemble},
-                     f"each template of {what} alone; headline: the template chosen by 10-fold CV")
-            for t in SWEEP_TASKS]
+                     f"templates of {what}") for t in SWEEP_TASKS]
 
 
 def _default_scenarios() -> list[Scenario]:
     s = [
-        Scenario("zeroshot-baseline", "category", "zeroshot", {},
-                 "6 categories, study wording 'This is a photo of {c}'"),
-        Scenario("zeroshot-disgust", "disgust", "zeroshot", {},
-                 "12 classes {neutral, disgusting} x category from the rating threshold"),
-        Scenario("zeroshot-disgust-binary", "disgust-binary", "zeroshot", {}, "disgusting vs not"),
+        Scenario("zeroshot-baseline", "category", "zeroshot", {}),
+        Scenario("zeroshot-disgust", "disgust", "zeroshot", {}),
+        Scenario("zeroshot-disgust-binary", "disgust-binary", "zeroshot", {}),
     ]
     for ensemble in NAMED_ENSEMBLES:
-        s.append(Scenario(f"ensemble-baseline-{ensemble}", "category", "zeroshot", {"ensemble": ensemble},
-                          f"6 categories, {ensemble} prompt ensemble"))
-        s.append(Scenario(f"ensemble-disgust-{ensemble}", "disgust", "zeroshot", {"ensemble": ensemble},
-                          f"12 disgust classes, {ensemble} prompt ensemble"))
+        s.append(Scenario(f"ensemble-baseline-{ensemble}", "category", "zeroshot", {"ensemble": ensemble}))
+        s.append(Scenario(f"ensemble-disgust-{ensemble}", "disgust", "zeroshot", {"ensemble": ensemble}))
     for ensemble in NAMED_ENSEMBLES:
         s += template_sweeps(ensemble, ensemble, f"the shipped {ensemble} ensemble")
     for task in ("disgust", "disgust-binary"):
-        s.append(Scenario(f"threshold-sweep-{TASK_SUFFIX[task]}", task, "threshold-sweep", {},
-                          "zero-shot with the study wording at disgust thresholds 3.0, 3.5 ... 7.0 and mean+1sd"))
+        s.append(Scenario(f"threshold-sweep-{TASK_SUFFIX[task]}", task, "threshold-sweep", {}))
     for task, k in STUDY_K.items():
         name = TASK_SUFFIX[task]
-        s.append(Scenario(f"knn-split-{name}", task, "knn-split", {"k": k},
-                          "study protocol: 70/30 stratified split, scaler inside the pipeline"))
-        s.append(Scenario(f"knn-cv10-{name}", task, "knn-cv", {"k": k},
-                          "stratified 10-fold CV, scaler inside the pipeline"))
-        s.append(Scenario(f"linear-probe-cv10-{name}", task, "linear-probe-cv", {},
-                          "logistic regression in stratified 10-fold CV"))
+        s.append(Scenario(f"knn-split-{name}", task, "knn-split", {"k": k}, "the study's protocol"))
+        s.append(Scenario(f"knn-cv10-{name}", task, "knn-cv", {"k": k}))
+        s.append(Scenario(f"linear-probe-cv10-{name}", task, "linear-probe-cv", {}))
     s.extend(alignment_scenarios(DISGUST_RATING))
     return s
 
 
-REGISTRY: dict[str, Scenario] = {sc.id: sc for sc in _default_scenarios()}
+def _by_id(scenarios: Iterable[Scenario]) -> dict[str, Scenario]:
+    """Scenarios by id; two with one id is an error, never a silent replacement."""
+    out: dict[str, Scenario] = {}
+    for scenario in scenarios:
+        if scenario.id in out:
+            raise UserError(f"two scenarios have the id {scenario.id!r}; give each scenario its own id")
+        out[scenario.id] = scenario
+    return out
 
 
-def register(scenario: Scenario) -> Scenario:
-    REGISTRY[scenario.id] = scenario
-    return scenario
+REGISTRY: dict[str, Scenario] = _by_id(_default_scenarios())
 
 
 # ---------------------------------------------------------------- prompt files (--templates)
@@ -200,8 +222,7 @@ def prompt_file_plan(path: str | Path, stimuli: StimulusSet | None = None,
             raise UserError(f"prompt file {path}: {exc}") from None
         pair = {side: list(ensemble.per_class[side]) for side in ("high", "low")}
         made.append(Scenario(f"align-{rating_short_name(rating)}-zeroshot-{stem}", ALIGNMENT_TASK, "align-zeroshot",
-                             {"rating": rating, "prompt_pair": pair},
-                             f"zero-shot {rating} score from the high/low prompts of {path.name}"))
+                             {"rating": rating, "prompt_pair": pair}, f"the high/low prompts of {path.name}"))
         skipped += [(t, "a high/low pair scores a rating, not classes") for t in TASKS]
         return PromptFilePlan(path, ensemble.kind, tuple(made), tuple(skipped))
     if ensemble.templates is not None:
@@ -213,7 +234,7 @@ def prompt_file_plan(path: str | Path, stimuli: StimulusSet | None = None,
         skipped.append(("template sweep", "per-class prompts have no templates to take one at a time"))
     for task in tasks:
         made.append(Scenario(f"ensemble-{TASK_SUFFIX[task]}-{stem}", task, "zeroshot", {"ensemble": source},
-                             f"custom prompt file {path.name}"))
+                             f"prompt file {path.name}"))
     if ensemble.templates is not None:
         made += [s for s in template_sweeps(source, stem, path.name) if s.task in tasks]
         skipped.append((ALIGNMENT_TASK, "a template list has no high/low pair; give {\"rating\", \"high\", \"low\"}"))
@@ -246,13 +267,30 @@ def check_prompt_file_ids(plans: Iterable[PromptFilePlan]) -> None:
             makers[scenario.id] = f"prompt file {plan.path}"
 
 
-def data_scenarios(stimuli) -> list[Scenario]:
+def alignment_ids(rating_column: str) -> tuple[str, str]:
+    """The ids ``alignment_scenarios`` makes for a column, without making the scenarios."""
+    short = rating_short_name(rating_column)
+    return f"align-{short}-zeroshot", f"align-{short}-probe"
+
+
+def data_scenarios(stimuli, wanted=None) -> list[Scenario]:
     """Alignment scenarios for a rated set's own rating columns (``stimuli.aligned_ratings``), except
-    where a registry scenario already has that id."""
+    where a registry scenario already has that id. ``wanted`` (id -> bool) limits them to those a
+    selection can match, so a set with thousands of columns makes no scenario nobody asked for."""
     out = []
     for column in stimuli.aligned_ratings:
+        if wanted is not None and not any(wanted(sid) for sid in alignment_ids(column)):
+            continue
         out += [s for s in alignment_scenarios(column) if s.id not in REGISTRY]
     return out
+
+
+def matches_any(patterns: Iterable[str] | None):
+    """id -> whether ``select(patterns)`` could choose it (every id when ``patterns`` is None)."""
+    if not patterns:
+        return lambda sid: True
+    patterns = list(patterns)
+    return lambda sid: any(fnmatch.fnmatchcase(sid, p) for p in patterns)
 
 
 def select(patterns: Iterable[str] | None, extra: Iterable[Scenario] = ()) -> list[Scenario]:

@@ -35,6 +35,6 @@ def run(args) -> int:
     rows = []
     for s in select(patterns, extra):
         origin = added[s.id][1] if s.id in added else "registry"
-        rows.append((s.id, s.task, s.evaluator, origin, s.description))
+        rows.append((s.id, s.task, s.evaluator, origin, s.summary))
     print(tabulate(rows, headers=["id", "task", "evaluator", "from", "what"]))
     return 0

@@ -22,6 +22,7 @@ from urllib.parse import quote, urlsplit
 import pooch
 import requests
 
+from .. import jsonio
 from ..atomic import write_text
 from ..errors import UserError
 from ..paths import HOME_ENV, dataset_dir
@@ -146,7 +147,7 @@ def record_files(base: str) -> list[RemoteFile]:
     except requests.RequestException as exc:
         raise _unreachable(url, exc) from None
     try:
-        record = json.loads(response.content)
+        record = jsonio.loads(response.content)
     except ValueError as exc:  # the body is not JSON (a proxy's or maintenance page)
         raise UserError(f"Zenodo records API {url} did not answer JSON ({_one_line(exc)}); "
                         f"check --base-url/{BASE_URL_ENV}, {MANUAL}") from None

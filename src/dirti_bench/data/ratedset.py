@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .. import jsonio
 from ..errors import UserError
 from .stimuli import (
     DISGUST_RATING,
@@ -97,7 +98,7 @@ def read_spec(path: Path) -> RatedSetSpec:
     if not sidecar.is_file():
         raise UserError(f"no {SIDECAR} at {sidecar}; write one naming the images folder and ratings CSV")
     try:
-        doc = json.loads(sidecar.read_text("utf-8"))
+        doc = jsonio.loads(sidecar.read_text("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{sidecar} is not valid JSON ({exc}); fix the syntax") from None
     except OSError as exc:
@@ -173,37 +174,66 @@ def read_table(spec: RatedSetSpec) -> pd.DataFrame:
     if absent:
         raise UserError(f"ratings CSV {path} has no columns {absent} (it has {list(table.columns)}); "
                         f"fix the names in {spec.sidecar.name} or the CSV header")
-    return table.apply(lambda col: col.str.strip())
+    return table.map(str.strip)  # one pass over the cells, not one pandas call per column
 
 
 def _rows(mask) -> list[int]:
     return (np.flatnonzero(np.asarray(mask)) + 2).tolist()  # CSV line numbers: header is line 1
 
 
+def _numbers(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every cell as a float (NaN where it is not a number), in one call for all columns: a table
+    with thousands of columns costs no per-column pandas call."""
+    cells = pd.to_numeric(pd.Series(frame.to_numpy(dtype=object).ravel()), errors="coerce")
+    return pd.DataFrame(cells.to_numpy(dtype=float).reshape(frame.shape), columns=frame.columns, index=frame.index)
+
+
 def parse_ratings(spec: RatedSetSpec, table: pd.DataFrame) -> tuple[pd.DataFrame, tuple[str, ...]]:
     """Rating columns as floats; every cell must be a finite number."""
+    columns, _ = rating_columns(spec, table)
+    return _numbers(table[list(columns)]), columns
+
+
+def rating_columns(spec: RatedSetSpec, table: pd.DataFrame) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The rating columns, checked, and (without ``rating_columns`` in the sidecar) the columns left
+    out although they hold some numbers: column -> why (a typo in one cell must not drop an analysis
+    without a word)."""
     path = spec.ratings
     ids = {spec.file_column, spec.category_column}
-    numeric = table.drop(columns=list(ids)).apply(pd.to_numeric, errors="coerce")
+    unusable = {}
     if spec.rating_columns is not None:
         columns = spec.rating_columns
+        numeric = _numbers(table[[c for c in dict.fromkeys(columns) if c not in ids]])
     else:  # every column whose cells are all numbers
-        columns = tuple(c for c in numeric.columns if numeric[c].notna().all())
+        numeric = _numbers(table.drop(columns=list(ids)))
+        present = numeric.notna()
+        complete, some = present.all().to_numpy(), present.any().to_numpy()
+        columns = tuple(numeric.columns[complete])
+        for col in numeric.columns[some & ~complete]:
+            bad = ~present[col].to_numpy()
+            unusable[col] = (f"ratings column {col!r} is not used: missing or non-numeric values "
+                             f"{_listed(table.loc[bad, col].tolist())} on lines {_listed(_rows(bad))} of "
+                             f"{path.name}; fix them, or list the rating columns in 'rating_columns' of "
+                             f"{spec.sidecar.name}")
         if not columns:
             raise UserError(f"ratings CSV {path} has no all-numeric rating column; "
                             f"list the rating columns in 'rating_columns' of {spec.sidecar.name}")
+    if spec.disgust_column in unusable:  # the disgust tasks cannot do without it: its cells are the fix
+        columns = (*columns, spec.disgust_column)
     if spec.disgust_column and spec.disgust_column not in columns:
         raise UserError(f"{spec.sidecar}: disgust_column {spec.disgust_column!r} is not among the rating columns "
                         f"{list(columns)}; add it to 'rating_columns'")
     for col in columns:
         if col in ids:
             raise UserError(f"{spec.sidecar}: {col!r} is the file or category column, not a rating column")
+    finite = np.isfinite(numeric[list(columns)].to_numpy(dtype=float))
+    for col in np.asarray(columns, dtype=object)[~finite.all(axis=0)]:  # only the columns at fault
         bad = ~np.isfinite(numeric[col].to_numpy(dtype=float))
         if bad.any():
             values = table.loc[bad, col].tolist()
             raise UserError(f"ratings CSV {path} column {col!r} has missing or non-numeric values "
                             f"{_listed(values)} on lines {_listed(_rows(bad))}; every rating must be a number")
-    return numeric[list(columns)].astype(float), tuple(columns)
+    return tuple(columns), unusable
 
 
 def check_scale(spec: RatedSetSpec, ratings: pd.DataFrame, columns) -> None:
@@ -211,7 +241,9 @@ def check_scale(spec: RatedSetSpec, ratings: pd.DataFrame, columns) -> None:
     if spec.rating_scale is None:
         return
     low, high = spec.rating_scale
-    for col in columns:
+    columns = list(columns)
+    outside = ((ratings[columns] < low) | (ratings[columns] > high)).to_numpy()
+    for col in np.asarray(columns, dtype=object)[outside.any(axis=0)]:  # only the columns at fault
         bad = ((ratings[col] < low) | (ratings[col] > high)).to_numpy()
         if bad.any():
             raise UserError(f"ratings CSV {spec.ratings} column {col!r} has values {_listed(ratings.loc[bad, col].tolist())} "
@@ -278,7 +310,8 @@ def load_rated_set(path: Path, verify: bool = True, note=None, progress: bool = 
     for line in spec.outside() if note is not None else ():
         note(line)
     table = read_table(spec)
-    ratings, columns = parse_ratings(spec, table)
+    columns, unusable = rating_columns(spec, table)
+    ratings = _numbers(table[list(columns)])
     categories = _categories(spec, table)
     paths = match_images(spec, table)
     aligned = tuple(c for c in columns if c != spec.disgust_column and not is_spread_column(c))
@@ -290,4 +323,5 @@ def load_rated_set(path: Path, verify: bool = True, note=None, progress: bool = 
                                                         ratings.to_dict("records"), hashes, strict=True)]
     return StimulusSet(name=spec.name, root=spec.sidecar.parent, stimuli=tuple(stimuli), categories=categories,
                        rating_columns=columns, disgust_column=spec.disgust_column or DISGUST_RATING,
-                       aligned_ratings=aligned, rating_scale=spec.rating_scale)
+                       aligned_ratings=aligned, rating_scale=spec.rating_scale,
+                       unused_ratings=tuple(unusable.items()))

@@ -53,6 +53,9 @@ class StimulusSet:
     aligned_ratings: tuple[str, ...] = ()
     # The scale the mean ratings lie on (DIRTI: 1-9); None where the set does not say.
     rating_scale: tuple[float, float] | None = None
+    # (column, why) of columns a rated set left out although they hold some numbers: each is reported
+    # and its alignment scenarios recorded as skipped, never dropped without a word.
+    unused_ratings: tuple[tuple[str, str], ...] = ()
 
     def __len__(self) -> int:
         return len(self.stimuli)

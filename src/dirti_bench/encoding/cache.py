@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import jsonio
 from ..atomic import write_bytes, write_text
 from ..data.stimuli import file_sha256
 from ..errors import UserError
@@ -97,7 +98,7 @@ class EmbeddingCache:
     def read_meta(self) -> dict:
         """What was recorded beside the entries; a missing or damaged file (not a JSON object) is empty."""
         try:
-            meta = json.loads((self.dir / "meta.json").read_text())
+            meta = jsonio.loads((self.dir / "meta.json").read_text())
         except (OSError, ValueError):  # missing, unreadable, not JSON, not UTF-8
             return {}
         return meta if isinstance(meta, dict) else {}

@@ -14,6 +14,7 @@ Relative checkpoint paths are read relative to the file.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shlex
@@ -29,6 +30,7 @@ from .models import (
     register_model_configs,
 )
 
+MAX_SLUG = 120  # characters of a run folder's name
 SHARD_ENV = ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN")
 
 
@@ -59,15 +61,29 @@ def _weights_slug(pretrained: str) -> str:
     return _slug(pretrained)
 
 
+def _clashing(names: list[str]) -> list[bool]:
+    """Which names another one shares, letter case aside (a case-insensitive disk holds one folder)."""
+    folded = [n.casefold() for n in names]
+    return [folded.count(n) > 1 for n in folded]
+
+
+def _identity_hash(spec: ModelSpec) -> str:
+    return hashlib.sha256(f"{spec.model}\n{spec.pretrained}".encode()).hexdigest()[:8]
+
+
 def with_slugs(specs: list[ModelSpec]) -> list[ModelSpec]:
-    """``<model>__<weights>`` per spec; two checkpoints with one file name fall back to their paths."""
-    short = [f"{_slug(s.model)}__{_weights_slug(s.pretrained)}" for s in specs]
-    out = []
-    for spec, name in zip(specs, short, strict=True):
-        if short.count(name) > 1:
-            name = f"{_slug(spec.model)}__{_slug(spec.pretrained)}"
-        out.append(ModelSpec(spec.model, spec.pretrained, spec.source, name))
-    return out
+    """``<model>__<weights>`` per spec; two checkpoints with one file name fall back to their paths,
+    and names that still clash (paths that differ only in characters a slug drops, ``ck a.pt`` and
+    ``ck-a.pt``) get a short hash of model and weights: one run folder per model, never shared."""
+    names = [f"{_slug(s.model)}__{_weights_slug(s.pretrained)}" for s in specs]
+    names = [f"{_slug(spec.model)}__{_slug(spec.pretrained)}" if clash else name
+             for spec, name, clash in zip(specs, names, _clashing(names), strict=True)]
+    names = [f"{name}-{_identity_hash(spec)}" if clash else name
+             for spec, name, clash in zip(specs, names, _clashing(names), strict=True)]
+    # a folder name longer than a file system allows (255 bytes) is cut, and the hash keeps it unique
+    names = [name if len(name) <= MAX_SLUG else f"{name[:MAX_SLUG - 9]}-{_identity_hash(spec)}"
+             for spec, name in zip(specs, names, strict=True)]
+    return [ModelSpec(spec.model, spec.pretrained, spec.source, name) for spec, name in zip(specs, names, strict=True)]
 
 
 def parse_models_file(path: Path) -> list[ModelSpec]:

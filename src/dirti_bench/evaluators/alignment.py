@@ -56,6 +56,9 @@ def _rated(ctx, scenario) -> tuple[str, np.ndarray, np.ndarray, list[str], list[
                                   "alignment needs at least 3")
     chosen = [stimuli.stimuli[i] for i in rows]
     y = np.array([s.ratings[rating] for s in chosen], dtype=float)
+    if np.ptp(y) == 0:  # no correlation is defined with a constant: say so rather than let scipy warn
+        raise ScenarioNotRunnable(f"undefined: constant ratings (every {rating!r} rating of {stimuli.name} is "
+                                  f"{y[0]:g}); a correlation needs ratings that vary")
     return rating, rows, y, [s.id for s in chosen], [s.category for s in chosen]
 
 

@@ -73,8 +73,10 @@ def _recomputed_alignment(preds) -> dict[str, float]:
     score = preds["score"].astype(float).to_numpy()
     repeats = pd.Series(preds["repeat"]).reset_index(drop=True)
     if repeats.isna().all():
-        return {"spearman_rho": float(spearmanr(rating, score).statistic),
-                "pearson_r": float(pearsonr(rating, score).statistic)}
+        with warnings.catch_warnings():  # constant scores: r is undefined (nan), as recorded
+            warnings.simplefilter("ignore")
+            return {"spearman_rho": float(spearmanr(rating, score).statistic),
+                    "pearson_r": float(pearsonr(rating, score).statistic)}
     folds = pd.Series(preds["fold"]).reset_index(drop=True).to_numpy()
     per = {"r2": [], "pearson_r": [], "spearman_rho": [], "rmse": [], "r2_intercept_only": []}
     for repeat in sorted(repeats.dropna().unique()):
@@ -148,5 +150,9 @@ def check_scenario_result(result, scenario, ctx) -> None:
         check_result(result, ctx.label_space(scenario), result.prompt_classes)
     else:
         check_alignment_result(result)
+    if result.layer_scores is not None:
+        from .layer_eval import check_layer_result
+
+        check_layer_result(result)
     if result.sweep is not None:
         check_sweep(result)

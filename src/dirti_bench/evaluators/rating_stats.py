@@ -117,13 +117,22 @@ def within_category(x, y, groups: Sequence[str], n_boot: int, n_perm: int, seed:
         return per, {}, {}
     # Independent draws per category, averaged draw by draw = stratified resampling.
     observed = float(np.mean([r["spearman_rho"] for r in per.values() if "spearman_rho" in r]))
-    boot_mean = np.nanmean(np.stack(boots), axis=0)
-    null_mean = np.nanmean(np.stack(nulls), axis=0)
+    boot_mean, null_mean = _mean_of_defined(boots), _mean_of_defined(nulls)
     # scipy's convention for random permutations: (hits + 1) / (draws + 1).
     p = float((np.sum(np.abs(null_mean) >= abs(observed) - 1e-12) + 1) / (null_mean.size + 1))
     metrics = {"mean_within_category_spearman_rho": observed, "mean_within_category_spearman_p_perm": p,
                "n_categories_within": len(boots)}
     return per, metrics, {"mean_within_category_spearman_rho": _percentile_ci(boot_mean)}
+
+
+def _mean_of_defined(draws: list[np.ndarray]) -> np.ndarray:
+    """Draw-by-draw mean over the categories whose correlation that draw defines; NaN (undefined,
+    dropped from the CI) where none does, e.g. a constant resample of a single category."""
+    stacked = np.stack(draws)
+    defined = np.isfinite(stacked)
+    count = defined.sum(axis=0)
+    total = np.where(defined, stacked, 0.0).sum(axis=0)
+    return np.divide(total, count, out=np.full(total.shape, np.nan), where=count > 0)
 
 
 def within_category_points(y, preds, groups: Sequence[str]) -> tuple[dict, dict]:

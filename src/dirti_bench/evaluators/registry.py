@@ -1,42 +1,153 @@
-"""Evaluator name -> function, for each evaluator name of ``contracts.OPTIONS``."""
+"""The built-in evaluators, each registered once with its options, function, runnable check and
+description (``contracts.EvaluatorSpec``). Adding an evaluator is one ``register_evaluator`` call
+here (or in a plugin); a name taken already is an error."""
 
 from __future__ import annotations
 
-from ..contracts import EvalContext, Scenario, ScenarioResult
-from . import alignment, crossval, knn, probe, sweeps, zeroshot
+from ..contracts import AlignLayersOptions as AlignLayers
+from ..contracts import AlignProbeOptions as AlignProbe
+from ..contracts import AlignZeroShotOptions as AlignZeroShot
+from ..contracts import (
+    EvalContext,
+    EvaluatorSpec,
+    Scenario,
+    ScenarioResult,
+    evaluator_spec,
+    register_evaluator,
+)
+from ..contracts import KnnCvOptions as KnnCv
+from ..contracts import KnnSplitOptions as KnnSplit
+from ..contracts import PixelBaselineOptions as PixelBaseline
+from ..contracts import ProbeCvOptions as ProbeCv
+from ..contracts import RandomInitOptions as RandomInit
+from ..contracts import TemplateSweepOptions as TemplateSweep
+from ..contracts import ThresholdSweepOptions as ThresholdSweep
+from ..contracts import ZeroShotOptions as ZeroShot
+from ..prompts import STUDY_TEMPLATE, resolve_pair
+from . import alignment, crossval, knn, layer_eval, probe, sweeps, zeroshot
 from .common import one_thread
 
-EVALUATORS = {
-    "zeroshot": zeroshot.evaluate,
-    "threshold-sweep": sweeps.evaluate_threshold_sweep,
-    "template-sweep": sweeps.evaluate_template_sweep,
-    "knn-split": knn.evaluate_split,
-    "knn-cv": knn.evaluate_cv,
-    "linear-probe-cv": probe.evaluate_cv,
-    "align-zeroshot": alignment.evaluate_zeroshot,
-    "align-probe": alignment.evaluate_probe,
-}
+# ---------------------------------------------------------------- descriptions from the options
 
-# evaluator -> a check that raises ScenarioNotRunnable where the data cannot support the scenario;
-# it reads only the stimuli, so a run makes it for every scenario before any image is encoded
-RUNNABLE_CHECKS = {
-    "zeroshot": zeroshot.check_runnable,
-    "threshold-sweep": zeroshot.check_runnable,  # the headline is the zero-shot run at the scenario's threshold
-    "template-sweep": sweeps.check_template_sweep_runnable,
-    "knn-split": crossval.holdout_space,
-    "knn-cv": crossval.cv_space,
-    "linear-probe-cv": probe.check_runnable,
-    "align-zeroshot": alignment.check_zeroshot_runnable,
-    "align-probe": alignment.check_probe_runnable,
-}
+def _classes(scenario: Scenario) -> str:
+    o = scenario.options
+    if scenario.task == "category":
+        return "the stimulus categories"
+    at = f"disgust threshold {o.threshold}"
+    if scenario.task == "disgust":
+        return f"{{neutral, disgusting}} x category at {at}"
+    return f"disgusting vs not at {at}"
+
+
+# The study's wording per task (prompts.study_prompts): disgusting classes add "disgusting".
+STUDY_WORDING = {"category": STUDY_TEMPLATE, "disgust": "This is a (disgusting) photo of {c}",
+                 "disgust-binary": "This is a (disgusting) photo"}
+
+
+def _prompts(s: Scenario) -> str:
+    o = s.options
+    if getattr(o, "template", None):
+        return f"the template {o.template!r}"
+    if getattr(o, "ensemble", None):
+        return f"the {o.ensemble} prompt ensemble"
+    return f"the study wording {STUDY_WORDING[s.task]!r}"
+
+
+def _zeroshot(s: Scenario) -> str:
+    return f"zero-shot with {_prompts(s)}; classes: {_classes(s)}"
+
+
+def _threshold_sweep(s: Scenario) -> str:
+    o = s.options
+    return (f"zero-shot with {_prompts(s)} at disgust thresholds {', '.join(map(str, o.thresholds))}; "
+            f"headline at {o.threshold}")
+
+
+def _template_sweep(s: Scenario) -> str:
+    o = s.options
+    return (f"each template alone; headline: the template chosen by {o.folds}-fold CV "
+            f"on {o.select_by}; classes: {_classes(s)}")
+
+
+def _knn_split(s: Scenario) -> str:
+    o = s.options
+    return (f"KNN (k={o.k}, ties: {o.tie_break}) on a stratified {1 - o.test_size:.0%}/{o.test_size:.0%} "
+            f"split, scaler inside the pipeline; classes: {_classes(s)}")
+
+
+def _knn_cv(s: Scenario) -> str:
+    o = s.options
+    return (f"KNN (k={o.k}, ties: {o.tie_break}) in stratified {o.folds}-fold CV, scaler inside the "
+            f"pipeline; classes: {_classes(s)}")
+
+
+def _probe_cv(s: Scenario) -> str:
+    o = s.options
+    return f"logistic regression (C: {o.C}) in stratified {o.folds}-fold CV; classes: {_classes(s)}"
+
+
+def _align_zeroshot(s: Scenario) -> str:
+    o = s.options
+    name = resolve_pair(o.prompt_pair)[0]
+    return (f"zero-shot {o.rating} score from the {name!r} high/low prompts ({o.score}) vs the mean human "
+            f"rating (Spearman, Pearson)")
+
+
+def _align_probe(s: Scenario) -> str:
+    o = s.options
+    return (f"ridge regression (alpha: {o.alpha}) from image features to {o.rating}, {o.repeats}x repeated "
+            f"stratified {o.folds}-fold CV")
+
+
+def _align_layers(s: Scenario) -> str:
+    o = s.options
+    return (f"ridge (RidgeCV leave-one-out alpha) on every layer of the image tower ({o.mode}) vs {o.rating}; "
+            f"headline: the layer chosen inside each training fold of stratified {o.folds}-fold CV, the "
+            "same-data superlative choice beside it")
+
+
+def _align_pixels(s: Scenario) -> str:
+    o = s.options
+    return (f"low-level image statistics (no model) in the same ridge probe vs {o.rating}, stratified "
+            f"{o.folds}-fold CV; the model's final embedding beside it")
+
+
+def _align_random_init(s: Scenario) -> str:
+    o = s.options
+    return (f"the run's architecture with random weights (seeds {', '.join(map(str, o.seeds))}), the layer "
+            f"probe ({o.mode}) vs {o.rating} per seed; band over seeds and trained - random")
+
+
+for _spec in (
+    EvaluatorSpec("zeroshot", ZeroShot, zeroshot.evaluate, zeroshot.check_runnable, _zeroshot),
+    # the headline is the zero-shot run at the scenario's threshold, so the runnable check is zero-shot's
+    EvaluatorSpec("threshold-sweep", ThresholdSweep, sweeps.evaluate_threshold_sweep, zeroshot.check_runnable,
+                  _threshold_sweep),
+    EvaluatorSpec("template-sweep", TemplateSweep, sweeps.evaluate_template_sweep,
+                  sweeps.check_template_sweep_runnable, _template_sweep),
+    EvaluatorSpec("knn-split", KnnSplit, knn.evaluate_split, crossval.holdout_space, _knn_split),
+    EvaluatorSpec("knn-cv", KnnCv, knn.evaluate_cv, crossval.cv_space, _knn_cv),
+    EvaluatorSpec("linear-probe-cv", ProbeCv, probe.evaluate_cv, probe.check_runnable, _probe_cv),
+    EvaluatorSpec("align-zeroshot", AlignZeroShot, alignment.evaluate_zeroshot, alignment.check_zeroshot_runnable,
+                  _align_zeroshot),
+    EvaluatorSpec("align-probe", AlignProbe, alignment.evaluate_probe, alignment.check_probe_runnable,
+                  _align_probe),
+    EvaluatorSpec("align-layers", AlignLayers, layer_eval.evaluate_layers, layer_eval.check_layers_runnable,
+                  _align_layers),
+    EvaluatorSpec("align-pixels", PixelBaseline, layer_eval.evaluate_pixels, layer_eval.check_layers_runnable,
+                  _align_pixels),
+    EvaluatorSpec("align-random-init", RandomInit, layer_eval.evaluate_random_init,
+                  layer_eval.check_layers_runnable, _align_random_init),
+):
+    register_evaluator(_spec)
 
 
 def check_runnable(scenario: Scenario, ctx: EvalContext) -> None:
     """Raise ScenarioNotRunnable unless ``ctx.stimuli`` can support ``scenario`` (no features needed)."""
-    RUNNABLE_CHECKS[scenario.evaluator](scenario, ctx)
+    evaluator_spec(scenario.evaluator).check_runnable(scenario, ctx)
 
 
 def run_evaluator(scenario: Scenario, ctx: EvalContext) -> ScenarioResult:
     """The scenario's evaluator on ``ctx`` (unchecked; ``pipeline.evaluate_scenario`` checks it)."""
     with one_thread():
-        return EVALUATORS[scenario.evaluator](scenario, ctx)
+        return evaluator_spec(scenario.evaluator).evaluate(scenario, ctx)

@@ -132,6 +132,9 @@ def cv_folds(y: np.ndarray, n_labels: int, folds: int) -> int:
     n_splits = max(2, min(folds, int(counts[counts > 0].min())))
     if n_splits > len(y):
         raise ScenarioNotRunnable(f"{len(y)} stimuli are too few for a cross-validated template choice")
+    if counts.max() < n_splits:  # StratifiedKFold needs one class that fills every fold
+        raise ScenarioNotRunnable(f"no class has {n_splits} or more stimuli for a {n_splits}-fold cross-validated "
+                                  f"template choice (largest class: {int(counts.max())})")
     return n_splits
 
 

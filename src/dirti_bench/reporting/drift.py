@@ -25,6 +25,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from .. import jsonio
 from ..errors import UserError
 from ..results import check_scenarios, is_number
 
@@ -227,7 +228,7 @@ def baseline_document(results_doc: dict, previous: dict | None = None) -> dict:
 
 def load_baseline(path: Path, allow_missing: bool = False) -> dict | None:
     try:
-        doc = json.loads(Path(path).read_text())
+        doc = jsonio.loads(Path(path).read_text())
     except (FileNotFoundError, NotADirectoryError):  # no such file (or a file where a folder should be)
         if allow_missing:
             return None

@@ -11,18 +11,9 @@ import math
 
 import pandas as pd
 
-from ..labels import TASKS
-
 LEADERBOARD_FILE = "leaderboard.csv"
 LEADERBOARD_COLUMNS = ["model", "pretrained", "weights_sha256", "scenario", "task", "metric", "value",
                        "ci_low", "ci_high"]
-# The number that stands for a scenario in a side-by-side table, by task kind.
-CLASSIFICATION_HEADLINES = ("accuracy", "f1_macro")
-ALIGNMENT_HEADLINES = ("spearman_rho",)
-
-
-def headline_metrics(task: str) -> tuple[str, ...]:
-    return CLASSIFICATION_HEADLINES if task in TASKS else ALIGNMENT_HEADLINES
 
 
 def _number(value) -> float | None:

@@ -1,0 +1,230 @@
+"""Hardening round 3 (issue 28): what a hostile or careless user hands the tool ends in a stated
+result or in exit 2 with one ``error:`` line, never a traceback, a library warning, a silently lost
+analysis or two models sharing one results folder."""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from tests.helpers import write_rated_set
+
+from dirti_bench import jsonio
+from dirti_bench.cli import main
+from dirti_bench.data.ratedset import load_rated_set
+from dirti_bench.encoding.model_list import ModelSpec, parse_models_file, with_slugs
+from dirti_bench.evaluators.rating_stats import within_category
+from dirti_bench.results import read_results
+
+DEEP = "[" * 100_000  # deeper than Python's recursion limit: json.loads raises RecursionError
+
+
+def one_error(capsys) -> str:
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in captured.err, captured.err
+    return lines[0]
+
+
+def rated_run(data, out, *args) -> int:
+    return main(["run", "--data", str(data), "--model", "dirti-tiny", "--pretrained", "random", "--out", str(out),
+                 "--no-progress", "--no-report", *args])
+
+
+# ---------------------------------------------------------------- 0: one run folder per model and weights
+
+
+@pytest.mark.parametrize("paths", [("x/ck a.pt", "x/ck-a.pt"), ("a b/ck.pt", "a-b/ck.pt"), ("p/A.pt", "q/a.pt"),
+                                   ("p/CK.pt", "p/ck.pt")])
+def test_checkpoints_whose_paths_slug_alike_get_their_own_run_folders(tmp_path, paths):
+    specs = with_slugs([ModelSpec("m", str(tmp_path / p)) for p in paths])
+    folded = [s.slug.casefold() for s in specs]  # a case-insensitive disk holds one folder for both
+    assert len(set(folded)) == len(paths), [s.slug for s in specs]
+    assert all(re.fullmatch(r"[A-Za-z0-9._-]+", s.slug) for s in specs)
+    assert with_slugs([ModelSpec("m", str(tmp_path / p)) for p in paths]) == specs  # same names every time
+
+
+def test_models_file_with_slug_alike_checkpoints_makes_distinct_slugs(tmp_path):
+    (tmp_path / "x").mkdir()
+    for name in ("ck a.pt", "ck-a.pt"):
+        (tmp_path / "x" / name).write_bytes(b"weights")
+    models = tmp_path / "models.txt"
+    models.write_text('dirti-tiny "x/ck a.pt"\ndirti-tiny x/ck-a.pt\n')
+    slugs = [s.slug for s in parse_models_file(models)]
+    assert len(set(slugs)) == 2 and all(re.fullmatch(r"dirti-tiny__.*-x-ck-a\.pt-[0-9a-f]{8}", s) for s in slugs), slugs
+
+
+def test_a_very_long_checkpoint_path_makes_a_folder_name_a_disk_can_hold(tmp_path):
+    long_a, long_b = ("d" * 200 + "/a/ck.pt"), ("d" * 200 + "/b/ck.pt")
+    specs = with_slugs([ModelSpec("m", long_a), ModelSpec("m", long_b)])
+    assert all(len(s.slug) <= 120 for s in specs) and specs[0].slug != specs[1].slug
+
+
+# ---------------------------------------------------------------- 1: no analysis lost without a word
+
+
+def _one_bad_valence_cell(table):
+    table = table.astype({"valence": object})
+    table.loc[3, "valence"] = "n/a"
+    return table
+
+
+def test_an_unnamed_rating_column_with_one_bad_cell_is_reported_and_recorded(tmp_path, capsys):
+    root = write_rated_set(tmp_path / "set", n_per_cat=4, table_edit=_one_bad_valence_cell)
+    stimuli = load_rated_set(root, verify=False)
+    assert "valence" not in stimuli.rating_columns
+    assert [column for column, _ in stimuli.unused_ratings] == ["valence"]
+    assert rated_run(root, tmp_path / "out") == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "valence" in line]
+    assert len(lines) == 1 and lines[0].startswith("skipped 2 scenarios (align-valence-zeroshot, align-valence-probe)")
+    assert "'n/a'" in lines[0] and "lines [5]" in lines[0] and "rating_columns" in lines[0]
+    skipped = read_results(tmp_path / "out")["skipped"]
+    assert set(skipped) >= {"align-valence-zeroshot", "align-valence-probe"}
+    assert "'valence' is not used" in skipped["align-valence-probe"]
+
+
+def test_an_unused_column_is_recorded_only_for_the_scenarios_selected(tmp_path, capsys):
+    root = write_rated_set(tmp_path / "set", n_per_cat=4, table_edit=_one_bad_valence_cell)
+    assert rated_run(root, tmp_path / "out", "--scenarios", "zeroshot-baseline") == 0
+    assert read_results(tmp_path / "out")["skipped"] == {}
+
+
+def test_a_text_only_column_stays_out_of_the_ratings_without_a_skip(tmp_path):
+    stimuli = load_rated_set(write_rated_set(tmp_path / "set", n_per_cat=3), verify=False)
+    assert "note" not in stimuli.rating_columns and stimuli.unused_ratings == ()
+
+
+def test_a_disgust_column_with_a_bad_cell_names_the_cell(tmp_path, capsys):
+    def bad_disgust(table):
+        table = table.astype({"disgust": object})
+        table.loc[0, "disgust"] = "x"
+        return table
+
+    root = write_rated_set(tmp_path / "set", n_per_cat=3, table_edit=bad_disgust)
+    assert rated_run(root, tmp_path / "out") == 2
+    line = one_error(capsys)
+    assert "column 'disgust' has missing or non-numeric values ['x'] on lines [2]" in line
+
+
+# ---------------------------------------------------------------- 2: a tiny set skips, before encoding
+
+
+def test_a_two_image_set_skips_what_it_cannot_support_before_encoding(tmp_path, capsys):
+    root = write_rated_set(tmp_path / "set", n_per_cat=1, categories=["a", "b"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert rated_run(root, tmp_path / "out", "--scenarios", "*") == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "Warning" not in err
+    skipped = read_results(tmp_path / "out")["skipped"]
+    assert "no class has 2 or more stimuli" in skipped["template-sweep-baseline-clip80"]
+    assert err.index("template-sweep-baseline-clip80") < err.index("images:")  # said before encoding
+
+
+# ---------------------------------------------------------------- 3 and 8: hostile JSON in every loader
+
+
+def test_deep_json_is_a_decode_error_not_a_recursion_error():
+    with pytest.raises(json.JSONDecodeError, match="nested too deeply"):
+        jsonio.loads(DEEP)
+    assert jsonio.loads('{"a": [1]}') == {"a": [1]}
+
+
+@pytest.mark.parametrize("where", ["sidecar", "templates", "baseline", "results", "report"])
+def test_deeply_nested_json_is_one_error_line_in_every_loader(tmp_path, capsys, where):
+    deep = tmp_path / "deep.json"
+    deep.write_text(DEEP)
+    root = write_rated_set(tmp_path / "set", n_per_cat=3)
+    if where == "sidecar":
+        (root / "dirti-bench.json").write_text(DEEP)
+        code = rated_run(root, tmp_path / "out")
+    elif where == "templates":
+        code = rated_run(root, tmp_path / "out", "--templates", str(deep))
+    else:
+        results = tmp_path / "results"
+        assert rated_run(root, results, "--scenarios", "zeroshot-baseline") == 0
+        capsys.readouterr()
+        if where != "baseline":
+            (results / "results.json").write_text(DEEP)
+        if where == "report":
+            code = main(["report", str(results)])
+        else:
+            code = main(["check-drift", str(results), "--baseline", str(deep)])
+    assert code == 2
+    line = one_error(capsys)
+    assert "nested too deeply" in line and ("results.json" in line if where in ("results", "report") else True)
+    assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------- 4: no per-column work nobody asked for
+
+
+def test_ten_thousand_unselected_columns_make_no_scenarios(tmp_path, monkeypatch):
+    from dirti_bench import scenarios
+    from dirti_bench.pipeline import RunConfig, plan_scenarios
+
+    def wide(table):
+        extra = pd.DataFrame(np.random.default_rng(0).uniform(1, 9, (len(table), 10_000)).round(2),
+                             columns=[f"r{i}" for i in range(10_000)])
+        return pd.concat([table, extra], axis=1)
+
+    stimuli = load_rated_set(write_rated_set(tmp_path / "set", n_per_cat=2, table_edit=wide), verify=False)
+    assert len(stimuli.aligned_ratings) == 10_001  # valence and every r column are still ratings
+    made = []
+    real = scenarios.alignment_scenarios
+    monkeypatch.setattr(scenarios, "alignment_scenarios", lambda column, *a, **k: made.append(column) or real(column, *a, **k))
+    chosen, _ = plan_scenarios(RunConfig(data=tmp_path / "set", scenarios=["zeroshot-baseline"]), stimuli)
+    assert [s.id for s in chosen] == ["zeroshot-baseline"] and made == []
+    chosen, _ = plan_scenarios(RunConfig(data=tmp_path / "set", scenarios=["align-r7-*"]), stimuli)
+    assert [s.id for s in chosen] == ["align-r7-zeroshot", "align-r7-probe"] and made == ["r7"]
+
+
+# ---------------------------------------------------------------- 6: stated results, not library warnings
+
+
+def test_constant_ratings_are_a_stated_skip_not_a_warning(tmp_path, capsys):
+    def constant(table):
+        return table.assign(valence=5.0)
+
+    root = write_rated_set(tmp_path / "set", n_per_cat=4, table_edit=constant)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert rated_run(root, tmp_path / "out", "--scenarios", "align-*") == 0
+    err = capsys.readouterr().err
+    assert "Warning" not in err
+    skipped = read_results(tmp_path / "out")["skipped"]
+    assert skipped["align-valence-zeroshot"].startswith("undefined: constant ratings")
+
+
+def test_within_category_mean_of_one_category_does_not_warn():
+    x = np.array([1.0, 1.0, 1.0, 2.0, 3.0])  # many resamples of 5 tied values are constant
+    y = np.array([5.0, 4.0, 3.0, 2.0, 1.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        per, metrics, ci = within_category(x, y, ["a"] * 5, n_boot=200, n_perm=50, seed=0)
+    assert metrics["n_categories_within"] == 1
+    low, high = ci["mean_within_category_spearman_rho"]
+    assert -1 <= low <= high <= 1
+
+
+def test_a_single_category_set_runs_without_a_library_warning(tmp_path, capsys):
+    root = write_rated_set(tmp_path / "set", n_per_cat=5, categories=["only"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert rated_run(root, tmp_path / "out", "--scenarios", "align-*") == 0
+    assert "Warning" not in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- 9: empty names
+
+
+@pytest.mark.parametrize("flag", ["--model", "--pretrained"])
+def test_an_empty_model_or_weights_name_is_refused(tmp_path, capsys, flag):
+    assert main(["run", "--demo", flag, "", "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    assert f"{flag} '' is empty" in one_error(capsys)
+    assert not (tmp_path / "out").exists()
