@@ -53,8 +53,13 @@ def _prompts(s: Scenario) -> str:
     return f"the study wording {STUDY_WORDING[s.task]!r}"
 
 
+def _scoring(s: Scenario) -> str:
+    """Only the exception is named: by default a model is scored by its own scale, bias and rule."""
+    return "; scored as the study (100 x cosine, softmax)" if getattr(s.options, "scoring", "") == "study" else ""
+
+
 def _zeroshot(s: Scenario) -> str:
-    return f"zero-shot with {_prompts(s)}; classes: {_classes(s)}"
+    return f"zero-shot with {_prompts(s)}; classes: {_classes(s)}{_scoring(s)}"
 
 
 def _threshold_sweep(s: Scenario) -> str:

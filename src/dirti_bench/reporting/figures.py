@@ -130,6 +130,25 @@ def alignment_figure(human: np.ndarray, model: np.ndarray, categories: Sequence[
     return fig
 
 
+def reliability_figure(panels: Sequence[dict], title: str):
+    """Reliability diagram: per equal-mass bin, accuracy against mean confidence, one line per panel
+    (raw, temperature-calibrated); the diagonal is perfect calibration, marker area the bin size."""
+    fig, ax = plt.subplots(figsize=(6.4, 5.2))
+    ax.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfect calibration")
+    for panel, marker in zip(panels, ("o", "s", "^"), strict=False):
+        table = panel["table"]
+        conf = [row["mean_confidence"] for row in table]
+        acc = [row["accuracy"] for row in table]
+        ax.plot(conf, acc, marker=marker, linewidth=1.2, label=panel["label"])
+    ax.set_xlim(0, 1)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("mean top-label confidence in the bin")
+    ax.set_ylabel("accuracy in the bin")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.set_title(title, fontsize=10)
+    return fig
+
+
 def heatmap_figure(values: np.ndarray, rows: Sequence[str], columns: Sequence[str], title: str,
                    colour_label: str):
     """Scenario x run values, each cell annotated; an empty (NaN) cell was not run."""

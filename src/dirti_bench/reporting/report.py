@@ -263,6 +263,8 @@ def score_label(sc: dict, repeated: bool) -> str:
         high, low = _quote(opts.get("prompts_high")), _quote(opts.get("prompts_low"))
         if opts.get("score") == "cosine-diff":
             return f"cos(image, {high}) − cos(image, {low})"
+        if opts.get("score") == "probability" and opts.get("probability_rule") == "sigmoid":
+            return f"sigmoid P({high}) (the model's own rule; {low} not used)"
         return f"P({high}) vs {low}"
     rating = opts.get("rating", "the rating")
     return f"ridge prediction of {rating} (out-of-fold" + (", mean over CV repeats)" if repeated else ")")
@@ -487,6 +489,43 @@ def _per_class(runs: list[RunData]) -> list:
     return blocks
 
 
+def _calibration(runs: list[RunData]) -> list:
+    """Zero-shot confidences: ECE and Brier raw and temperature-calibrated, with a reliability diagram."""
+    from .figures import png, reliability_figure  # matplotlib loads only when a figure is drawn
+
+    rows, figures = [], []
+    for sid in _scenario_ids(runs, classification=True):
+        for run in runs:
+            sc = run.scenarios.get(sid) or {}
+            record, metrics, opts = sc.get("extra", {}).get("calibration"), sc.get("metrics", {}), sc.get("options", {})
+            if not isinstance(record, dict):
+                continue
+            temperature = record.get("temperature", {})
+            rows.append(_with_run(runs, {
+                "scenario": sid, "scoring": f"{opts.get('scoring', '?')}: {opts.get('probability_rule', '?')}, "
+                                            f"scale {num(opts.get('logit_scale'))}, bias {num(opts.get('logit_bias'))}",
+                "ECE": num(metrics.get("ece")), "ECE calibrated": num(metrics.get("ece_calibrated")),
+                "Brier": num(metrics.get("brier")), "Brier calibrated": num(metrics.get("brier_calibrated")),
+                "median T": num(temperature.get("median")), "T folds": num(temperature.get("folds"))}, run))
+            panels = [{"label": f"raw (ECE {num(metrics.get('ece'))})", "table": record.get("reliability", [])},
+                      {"label": f"temperature, out-of-fold (ECE {num(metrics.get('ece_calibrated'))})",
+                       "table": record.get("reliability_calibrated", [])}]
+            if all(isinstance(p["table"], list) and p["table"] for p in panels):
+                figure = reliability_figure(panels, figure_title(run, f"{sid}: reliability"))
+                figures.append(Figure(figure_path(f"reliability-{sid}", runs, run), png(figure),
+                                      f"{sid}: reliability diagram, {record.get('ece_bins')} equal-mass bins"))
+    if not rows:
+        return []
+    binning = next((r.get("binning") for run in runs for sc in run.scenarios.values()
+                    for r in [sc.get("extra", {}).get("calibration")] if isinstance(r, dict)), "")
+    return [Heading(2, "Calibration of zero-shot confidences"),
+            Para("Can the confidences be trusted? Expected calibration error (ECE) of the top-label probability, "
+                 f"bins {binning}; Brier score summed over classes (one-vs-rest). 'calibrated': one temperature "
+                 "fitted on the CV training folds only and applied to the held-out fold. Point estimates, no "
+                 "interval drawn. Probabilities per class: probabilities.csv."),
+            Table(pd.DataFrame(rows))] + figures
+
+
 def _projection(runs: list[RunData], method: str | None) -> list:
     """Each run's image features in 2-D: ``method``, else what the run recorded (umap by default)."""
     blocks = [Heading(2, "Projection of the image features")]
@@ -547,7 +586,7 @@ def build_blocks(runs: list[RunData], projection: str | None = None) -> list:
     _label_runs(runs)
     return (_header(runs) + _skipped(runs) + _dropped_and_empty(runs) + _headline(runs) + prompt_sections(runs)
             + _study(runs) + _other_scenarios(runs) + _probe_penalties(runs) + _comparisons(runs) + _throughput(runs)
-            + _per_class(runs) + _projection(runs, projection))
+            + _calibration(runs) + _per_class(runs) + _projection(runs, projection))
 
 
 def report_dir(out: Path) -> Path:
