@@ -5,10 +5,11 @@ results.json
   run:       model, pretrained, weights_sha256, device, versions, dataset,
              dataset_sha256, seed, created, smoke_run, ...
   scenarios: id -> task, labels, n, metrics, per_class, confusion,
-             dropped_classes, options, ci, (folds), (extra)
+             dropped_classes, options, ci, (folds), (extra), flags (validity.py: [{flag, reason}])
   skipped:   id -> why the data cannot support that scenario ({} when none was skipped)
   (comparisons): list of paired comparisons {a, b, n, accuracy_a, accuracy_b,
-             accuracy_difference, ci, mcnemar | null} or {a, b, skipped}
+             accuracy_difference, ci, mcnemar | null, (family, family_size, p_holm, q_bh)}
+             or {a, b, skipped}
 predictions.csv            (classification scenarios)
   scenario, stimulus, file_name, y_true, y_pred, confidence, fold
   class names; confidence = the predicted class's probability (zero-shot softmax,
@@ -61,6 +62,7 @@ from . import __version__, jsonio
 from .constraints import AnyMapping, Boolean, Constraint, Interval, IsNone, ListOf, Text, describe
 from .contracts import ScenarioResult
 from .errors import UserError
+from .validity import with_flags
 
 RESULTS_FILE = "results.json"
 PREDICTIONS_FILE = "predictions.csv"
@@ -183,7 +185,7 @@ def results_document(run: dict, results: list[ScenarioResult], comparisons: list
                      skipped: Mapping[str, str] | None = None) -> dict:
     """What results.json holds, JSON-ready (the terminal summary reads the same document)."""
     doc = {"schema_version": SCHEMA_VERSION, "run": _jsonable(run),
-           "scenarios": {r.id: _jsonable(r.to_json()) for r in results}, "skipped": dict(skipped or {})}
+           "scenarios": {r.id: with_flags(_jsonable(r.to_json())) for r in results}, "skipped": dict(skipped or {})}
     if comparisons is not None:  # paired scenario comparisons (dirti_bench.reporting.compare)
         doc["comparisons"] = _jsonable(comparisons)
     return doc
@@ -288,6 +290,17 @@ class PrecisionCheck(Constraint):
         return f"null or an object with {', '.join(PRECISION_CHECK_KEYS)}"
 
 
+@dataclass(frozen=True)
+class FlagObject(Constraint):
+    """One validity flag of a scenario (validity.py): an object whose "flag" is a string."""
+
+    def accepts(self, value) -> bool:
+        return isinstance(value, dict) and isinstance(value.get("flag"), str)
+
+    def __str__(self) -> str:
+        return "a {flag, reason} object"
+
+
 _NUMBER = Interval(float)
 _NAMES = ListOf((Text(non_empty=False),), what="a list of class names")
 _OBJECT = AnyMapping()
@@ -303,6 +316,7 @@ SCENARIO_SCHEMA = {
     "ci": (AnyMapping((IsNone(), ListOf((IsNone(), _NUMBER), length=2)), what="an object of [low, high] pairs"),),
     "folds": (_OBJECT,),
     "extra": (_OBJECT,),
+    "flags": (ListOf((FlagObject(),), what="a list of {flag, reason} objects"),),
 }
 RUN_SCHEMA = {
     "seed": (IsNone(), Interval(int)),
