@@ -20,6 +20,8 @@ DEVICE_ENV = "DIRTI_BENCH_DEVICE"
 def pytest_configure(config):
     config.addinivalue_line("markers", f"device: runs on ${DEVICE_ENV}; skipped where that device is missing")
     config.addinivalue_line("markers", "perf: asserts timings or runs at full size; deselected by default, run with 'pytest -m perf'")
+    config.addinivalue_line("markers", "slow: a heavy end-to-end case (subprocess runs, full reports, sweeps); "
+                                       "deselected by default, run with 'pytest -m slow' (CI runs them)")
     # umap's numba kernels compile once and are cached here across sessions (see dirti_bench.reporting.projection).
     if getattr(config, "cache", None) is not None:  # absent with -p no:cacheprovider
         os.environ.setdefault("NUMBA_CACHE_DIR", str(config.cache.mkdir("numba")))
