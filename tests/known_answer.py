@@ -17,11 +17,18 @@ import numpy as np
 
 class KnownAnswerEncoder:
     def __init__(self, image_vectors: Mapping[str, np.ndarray], text_vector: Callable[[str], np.ndarray],
-                 name: str = "known-answer"):
+                 name: str = "known-answer", logit_scale: float = 100.0, logit_bias: float | None = None,
+                 rule: str = "softmax"):
         self.image_vectors = {Path(k).name: np.asarray(v, np.float32) for k, v in image_vectors.items()}
         self.text_vector = text_vector
         self.name = name
         self.forward_calls = 0
+        # The scoring a trained model would report (encoding.models.model_scoring): CLIP-like by default.
+        self.logit_scale, self.logit_bias, self.rule = logit_scale, logit_bias, rule
+
+    def scoring(self) -> dict:
+        return {"logit_scale": self.logit_scale, "logit_bias": self.logit_bias, "rule": self.rule,
+                "source": "constructed"}
 
     def identity(self) -> dict:
         return {"model": self.name, "weights": "constructed", "preprocess": "none"}

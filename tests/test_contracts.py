@@ -26,7 +26,8 @@ REPO = Path(__file__).resolve().parents[1]
 def test_every_evaluator_is_one_spec_with_its_own_options_class():
     specs = evaluators()
     assert list(specs) == ["zeroshot", "threshold-sweep", "template-sweep", "knn-split", "knn-cv",
-                           "linear-probe-cv", "align-zeroshot", "align-probe"]
+                           "linear-probe-cv", "align-zeroshot", "align-probe", "align-layers", "align-pixels",
+                           "align-random-init"]
     assert all(name == spec.name for name, spec in specs.items())
     assert len({spec.options for spec in specs.values()}) == len(specs)
     for scenario in REGISTRY.values():  # each registry scenario is described from its own options
@@ -64,7 +65,9 @@ def test_two_scenarios_with_one_id_are_an_error():
     ("knn-split", {"test_size": 1.5}, r"option test_size=1.5 must be in \[0.0, 1.0\]"),
     ("knn-cv", {"small_class_policy": "sometimes"}, "small_class_policy='sometimes' unknown; choose one of"),
     ("zeroshot", {"threshold": "median"}, "scenario s: threshold 'median' is neither a finite number"),
-    ("zeroshot", {"logit_scale": None}, "option logit_scale=None must be float"),
+    ("zeroshot", {"logit_scale": "100"}, "option logit_scale='100' must be float or None"),
+    ("zeroshot", {"logit_scale": -1.0}, "option logit_scale=-1.0 must be >= 0"),
+    ("zeroshot", {"scoring": "clip"}, "option scoring='clip' unknown; choose one of model, study"),
     ("align-zeroshot", {"prompt_pair": 3}, "option prompt_pair=3 must be str or Mapping"),
     ("align-probe", {"n_raters": 1}, "option n_raters=1 must be >= 2"),
 ])
@@ -86,8 +89,11 @@ def test_options_are_coerced_and_defaults_are_defined_once():
         opts = scenario.options
         if hasattr(opts, "split_seed"):
             assert opts.split_seed == contracts.DEFAULT_SPLIT_SEED, scenario.id
-        if hasattr(opts, "logit_scale"):
-            assert opts.logit_scale == contracts.DEFAULT_LOGIT_SCALE, scenario.id
+        if hasattr(opts, "logit_scale"):  # the scoring rule's own scale unless a scenario fixes one
+            assert opts.logit_scale is None, scenario.id
+    # Only the study-replica scenarios score as the study did; everything else follows the model.
+    study = {s.id for s in REGISTRY.values() if getattr(s.options, "scoring", None) == "study"}
+    assert study == {"zeroshot-baseline", "zeroshot-disgust"}
     assert REGISTRY["knn-cv10-baseline"].options.k == 6 and REGISTRY["knn-cv10-disgust"].options.k == 12
 
 

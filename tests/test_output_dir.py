@@ -70,12 +70,13 @@ def test_a_subset_run_leaves_no_figure_or_file_of_the_earlier_run(tmp_path, caps
     assert demo(out, "--scenarios", "zeroshot-*", "knn-split-baseline") == 0
     assert (out / "figures" / "confusion-knn-split-baseline.png").is_file()
     assert demo(out, *ZEROSHOT) == 0
-    assert sorted(p.name for p in (out / "figures").iterdir()) == ["confusion-zeroshot-baseline.png", "pca.png"]
+    assert sorted(p.name for p in (out / "figures").iterdir()) == ["confusion-zeroshot-baseline.png", "pca.png",
+                                                                  "reliability-zeroshot-baseline.png"]
     assert set(json.loads((out / "results.json").read_text())["scenarios"]) == {"zeroshot-baseline"}
     # --no-report after a report: the old report does not sit next to the new results
     assert demo(out, *ZEROSHOT, "--no-report") == 0
     assert tree(out) == {"results.json", "predictions.csv", "alignment_predictions.csv", "features.npz",
-                         "stimuli.csv", "prompts.csv", "sweeps.csv", "sweep_predictions.csv"}
+                         "stimuli.csv", "prompts.csv", "sweeps.csv", "sweep_predictions.csv", "probabilities.csv"}
     assert not leftovers(out)
     assert capsys.readouterr().err.count(f"replaced the earlier results in {out}") == 2
 

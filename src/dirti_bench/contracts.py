@@ -36,7 +36,14 @@ from .labels import (
 ALIGNMENT_TASK = "alignment"
 ALL_TASKS = (*TASKS, ALIGNMENT_TASK)
 SMALL_CLASS_POLICIES = ("reduce-folds", "drop")
-SCORE_RULES = ("softmax", "cosine-diff")
+# An alignment zero-shot score: the model's probability of the "high" prompt under its scoring rule,
+# the 2-way softmax P(high) whatever the model (the study-era rule), or cos(high) - cos(low).
+SCORE_RULES = ("probability", "softmax", "cosine-diff")
+# How zero-shot logits become probabilities: "model" reads the model's own logit scale and bias and
+# follows its training objective (softmax for contrastive CLIP, a per-class sigmoid for SigLIP);
+# "study" is the replicated study's fixed 100 x cosine with a softmax.
+SCORINGS = ("model", "study")
+PROBABILITY_RULES = ("softmax", "sigmoid")
 # How KNN settles a vote that several classes share: scikit-learn's rule (the lowest class id, the
 # study's behaviour) or the tied class of the nearest neighbour.
 TIE_BREAKS = ("lowest-id", "nearest")
@@ -102,7 +109,8 @@ class LabelSpaceOptions(Options):
 
 @dataclass(frozen=True)
 class ZeroShotOptions(LabelSpaceOptions):
-    logit_scale: float = field(default=DEFAULT_LOGIT_SCALE, metadata=_minimum(0.0))
+    scoring: str = field(default="model", metadata=_choices(*SCORINGS))
+    logit_scale: float | None = field(default=None, metadata=_minimum(0.0))  # None: the scoring rule's own
     ensemble: str | None = None  # a shipped ensemble name or a prompt file path
     template: str | None = None  # one template with {c}
 
@@ -129,7 +137,8 @@ class TemplateSweepOptions(LabelSpaceOptions):
     """Each template of ``ensemble`` alone, and the template chosen by cross-validation (the headline)."""
 
     ensemble: str = "clip80"  # a shipped ensemble name or a prompt file path with a template list
-    logit_scale: float = field(default=DEFAULT_LOGIT_SCALE, metadata=_minimum(0.0))
+    scoring: str = field(default="model", metadata=_choices(*SCORINGS))
+    logit_scale: float | None = field(default=None, metadata=_minimum(0.0))  # None: the scoring rule's own
     folds: int = field(default=10, metadata=_minimum(2))
     split_seed: int = DEFAULT_SPLIT_SEED
     select_by: str = field(default="accuracy", metadata=_choices(*SELECTION_METRICS))
@@ -178,8 +187,9 @@ class AlignmentOptions(Options):
 @dataclass(frozen=True)
 class AlignZeroShotOptions(AlignmentOptions):
     prompt_pair: str | Mapping = "study"  # a name from prompts.PROMPT_PAIRS or {"high": [...], "low": [...]}
-    score: str = field(default="softmax", metadata=_choices(*SCORE_RULES))
-    logit_scale: float = field(default=DEFAULT_LOGIT_SCALE, metadata=_minimum(0.0))
+    score: str = field(default="probability", metadata=_choices(*SCORE_RULES))
+    scoring: str = field(default="model", metadata=_choices(*SCORINGS))
+    logit_scale: float | None = field(default=None, metadata=_minimum(0.0))  # None: the scoring rule's own
     n_perm: int = field(default=1000, metadata=_minimum(1))
 
 
@@ -192,6 +202,39 @@ class AlignProbeOptions(AlignmentOptions):
 
     def __post_init__(self):
         check_penalty("alpha", self.alpha, 0.0, inclusive=True)
+
+
+LAYER_MODES = ("token", "srp")  # encoding/layers.py: a pooled token per layer, or the whole map by SRP
+
+
+@dataclass(frozen=True)
+class AlignLayersOptions(AlignmentOptions):
+    """A ridge probe on every layer of the image tower, the layer chosen inside each training fold
+    (evaluators/layerwise.py); ``mode``: how each layer becomes one vector per image."""
+
+    mode: str = field(default="token", metadata=_choices(*LAYER_MODES))
+    srp_seed: int = 0
+    folds: int = field(default=10, metadata=_minimum(2))
+    split_seed: int = DEFAULT_SPLIT_SEED
+
+
+@dataclass(frozen=True)
+class PixelBaselineOptions(AlignmentOptions):
+    """Low-level image statistics (no model) in the same ridge probe: does the model beat pixels?"""
+
+    folds: int = field(default=10, metadata=_minimum(2))
+    split_seed: int = DEFAULT_SPLIT_SEED
+
+
+@dataclass(frozen=True)
+class RandomInitOptions(AlignLayersOptions):
+    """The same architecture with seeded random weights, one run of the layer probe per seed."""
+
+    seeds: tuple[int, ...] = (1, 2, 3)
+
+    def __post_init__(self):
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise UserError(f"option seeds={list(self.seeds)!r} must list at least one seed, each once")
 
 
 # ---------------------------------------------------------------- evaluators
@@ -297,7 +340,7 @@ def parse_options(cls: type[Options], scenario_id: str, raw: Mapping) -> Options
         if "choices" in meta and coerced not in meta["choices"]:
             raise UserError(f"scenario {scenario_id}: option {key}={value!r} unknown; "
                             f"choose one of {', '.join(meta['choices'])}")
-        if "min" in meta and coerced < meta["min"] or "max" in meta and coerced > meta["max"]:
+        if coerced is not None and ("min" in meta and coerced < meta["min"] or "max" in meta and coerced > meta["max"]):
             bounds = f">= {meta['min']}" if "max" not in meta else f"in [{meta.get('min')}, {meta['max']}]"
             raise UserError(f"scenario {scenario_id}: option {key}={value!r} must be {bounds}")
         values[key] = coerced
@@ -369,6 +412,55 @@ class Encoder(Protocol):
     def run_info(self) -> dict:
         """model, pretrained, weights_sha256, device, ..."""
 
+    # Optional (not a protocol member, so older encoders still satisfy the protocol):
+    #   scoring() -> {"logit_scale": float, "logit_bias": float | None, "rule": "softmax" | "sigmoid"}
+    # the model's own zero-shot scoring (read by ``encoder_scoring``).
+
+
+@dataclass(frozen=True)
+class ModelScoring:
+    """How zero-shot logits (``scale * cos + bias``) become probabilities, and where that came from."""
+
+    scoring: str  # "model" | "study"
+    logit_scale: float
+    logit_bias: float | None
+    rule: str  # "softmax" | "sigmoid"
+    source: str
+
+    def to_dict(self) -> dict:
+        return {"scoring": self.scoring, "logit_scale": self.logit_scale, "logit_bias": self.logit_bias,
+                "probability_rule": self.rule, "scoring_source": self.source}
+
+
+def encoder_scoring(encoder) -> ModelScoring:
+    """The encoder's own scoring; an encoder that does not report one is scored as the study was,
+    and the record says so."""
+    report = getattr(encoder, "scoring", None)
+    info = report() if callable(report) else None
+    if not info:
+        return ModelScoring("model", DEFAULT_LOGIT_SCALE, None, "softmax",
+                            "the encoder reports no scale: the study's fixed 100 with a softmax")
+    rule = info.get("rule", "softmax")
+    if rule not in PROBABILITY_RULES:
+        raise ValueError(f"encoder scoring rule {rule!r} is not one of {PROBABILITY_RULES}")
+    bias = info.get("logit_bias")
+    return ModelScoring("model", float(info["logit_scale"]), None if bias is None else float(bias), rule,
+                        info.get("source", "read from the model"))
+
+
+def resolve_scoring(options, encoder) -> ModelScoring:
+    """A zero-shot scenario's scoring: its ``scoring`` option, with a fixed ``logit_scale`` option
+    replacing the rule's own scale."""
+    if options.scoring == "study":
+        scoring = ModelScoring("study", DEFAULT_LOGIT_SCALE, None, "softmax",
+                               "the study's fixed 100 x cosine with a softmax (scoring=study)")
+    else:
+        scoring = encoder_scoring(encoder)
+    if options.logit_scale is not None:
+        scoring = dataclasses.replace(scoring, logit_scale=float(options.logit_scale),
+                                      source=f"{scoring.source}; scale fixed by option logit_scale")
+    return scoring
+
 
 @dataclass
 class EvalContext:
@@ -379,6 +471,7 @@ class EvalContext:
     image_features: np.ndarray
     seed: int = 0
     _spaces: dict = field(default_factory=dict)
+    layers: dict = field(default_factory=dict)  # (weights, layer mode) -> encoding.layers.LayerFeatures
 
     @cached_property
     def _row(self) -> dict[str, int]:
@@ -437,6 +530,11 @@ class ScenarioResult:
     # A sweep's points (results.json "sweep"; sweeps.csv) and their predictions (sweep_predictions.csv).
     sweep: list[dict] | None = None
     sweep_predictions: pd.DataFrame | None = None
+    # Zero-shot: every class's logit and probability per stimulus (probabilities.csv).
+    probabilities: pd.DataFrame | None = None
+    # A layer-wise probe's per-layer predictions (layer_predictions.csv) and profile (layer_scores.csv).
+    layer_predictions: pd.DataFrame | None = None
+    layer_scores: pd.DataFrame | None = None
 
     @property
     def is_classification(self) -> bool:

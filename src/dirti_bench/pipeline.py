@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from .atomic import StagedDir
 from .contracts import EvalContext, Scenario, ScenarioResult
@@ -27,9 +28,10 @@ from .data.demo import ensure_demo
 from .data.dirti import load_dirti
 from .data.fetch import ensure_dirti
 from .data.ratedset import is_rated_set, load_rated_set
-from .data.stimuli import StimulusSet
+from .data.stimuli import DISGUST_RATING, StimulusSet
 from .encoding.cache import CachedEncoder
 from .encoding.imaging import DEFAULT_DECODE, DecodedImages
+from .encoding.layers import LAYERS_CHOICES
 from .encoding.models import TINY_MODEL, ClipEncoder, fp32_twin
 from .encoding.precision import DEFAULT_PRECISION, category_agreement, describe
 from .errors import ScenarioNotRunnable, UserError
@@ -56,6 +58,7 @@ from .scenarios import (
     PromptFilePlan,
     alignment_ids,
     alignment_scenarios,
+    layer_scenarios,
     check_prompt_file_ids,
     data_scenarios,
     matches_any,
@@ -90,6 +93,9 @@ class RunConfig:
     report: bool = True
     quiet: bool = False  # only the summary on the terminal
     projection: str | None = None  # the report's feature projection: umap, pca (None: pca with --demo, else umap)
+    layers: str = "final"  # "all": every layer of the image tower too (encoding/layers.py), layer-wise scenarios
+    layer_mode: str = "token"  # each layer as its pooled token, or "srp": the whole map by sparse random projection
+    controls: list[str] | None = None  # the layer probe's controls: pixels, random-init (scenarios.LAYER_CONTROLS)
 
     def resolved_model(self) -> tuple[str, str]:
         if self.demo:
@@ -187,7 +193,7 @@ def describe_model(encoder) -> list[str]:
              + (f" · {info.get('precision')}" if info.get("precision") not in (None, DEFAULT_PRECISION) else "")]
     if info.get("smoke_run"):
         lines.append(f"random weights (seed {info.get('seed')}): a smoke run that shows the pipeline works; "
-                     "its numbers mean nothing (pass real pretrained weights for real numbers)")
+                     "its numbers mean nothing (pass --pretrained for real weights)")
     return lines
 
 
@@ -196,6 +202,11 @@ def encode(cfg: RunConfig, ctx: EvalContext, reporter: Reporter) -> EvalContext:
     encoder, stimuli = ctx.encoder, ctx.stimuli
     paths = [s.path for s in stimuli.stimuli]
     shas = [s.sha256 for s in stimuli.stimuli]
+    if cfg.layers == "all" or "random-init" in (cfg.controls or ()):
+        # every layer first: the same forward stores the embeddings read below (one forward per image)
+        from .evaluators.layer_eval import layers_for
+
+        layers_for(ctx, cfg.layer_mode, reporter=reporter)
     cache = getattr(encoder, "cache", None)
     if cache is not None and all(shas):
         cached = sum(cache.has("image", key) for key in shas)
@@ -262,6 +273,33 @@ def feature_files(ctx: EvalContext) -> dict[str, bytes]:
     return {FEATURES_FILE: buf.getvalue(), STIMULI_FILE: table.to_csv(index=False).encode()}
 
 
+def layer_files(results: list[ScenarioResult], figures_dir: Path | None = None, run: dict | None = None) -> dict[str, bytes]:
+    """layer_predictions.csv and layer_scores.csv of the layer-wise scenarios (none without them), and
+    with ``figures_dir`` one layer-profile figure per rating there."""
+    with_layers = [r for r in results if r.layer_scores is not None]
+    if not with_layers:
+        return {}
+    from .reporting.layer_figures import write_layer_profiles
+
+    predictions = pd.concat([r.layer_predictions for r in with_layers], ignore_index=True)
+    scores = pd.concat([r.layer_scores for r in with_layers], ignore_index=True)
+    if figures_dir is not None:
+        write_layer_profiles(with_layers, figures_dir, run or {})
+    return {"layer_predictions.csv": predictions.to_csv(index=False).encode(),
+            "layer_scores.csv": scores.to_csv(index=False).encode()}
+
+
+def layer_rsa_files(ctx: EvalContext) -> tuple[dict[str, bytes], dict | None]:
+    """layer_rsa.csv and layer_rdms.npz for every layer set the run read (evaluators/rsa.py)."""
+    from .evaluators.rsa import layer_rsa
+
+    done = layer_rsa(ctx.stimuli, list(ctx.layers.values()), seed=ctx.seed)
+    if done is None:
+        return {}, None
+    table, rdms, summary = done
+    return {"layer_rsa.csv": table.to_csv(index=False).encode(), "layer_rdms.npz": rdms}, summary
+
+
 def run_threshold(cfg: RunConfig) -> float | str | None:
     """``--threshold`` checked: a finite number or ``mean+1sd`` (None: each scenario's own)."""
     if cfg.threshold is None:
@@ -289,6 +327,13 @@ def plan_scenarios(cfg: RunConfig, stimuli: StimulusSet | None = None) -> tuple[
     check_prompt_file_ids(plans)  # per-class and pair files join once the stimuli are known
     extra = [s for plan in plans for s in plan.scenarios]
     extra += [s for column in (cfg.ratings or []) for s in alignment_scenarios(column)]
+    if cfg.layers not in LAYERS_CHOICES:
+        raise UserError(f"layers {cfg.layers!r} unknown; choose one of {', '.join(LAYERS_CHOICES)}", "layers")
+    if cfg.layers == "all" or cfg.controls:
+        columns = [DISGUST_RATING, *(cfg.ratings or []),
+                   *(stimuli.aligned_ratings if stimuli is not None else ())]
+        extra += [s for column in dict.fromkeys(columns)
+                  for s in layer_scenarios(column, cfg.layer_mode, cfg.layers == "all", cfg.controls or ())]
     patterns = cfg.scenarios
     if patterns and any(not plan.resolved for plan in plans):
         return [], plans  # a pattern may name a scenario of a file that is matched once the data is loaded
@@ -367,18 +412,24 @@ def projection_for(cfg: RunConfig) -> str:
 
 def write_run(out: Path, ctx: EvalContext, results: list[ScenarioResult], extra_info: dict | None = None,
               report: bool = True, reporter: Reporter | None = None, skipped: dict[str, str] | None = None,
-              projection: str = "umap") -> Path:
-    """results.json, the CSVs, features, comparisons and (optionally) the report, written into a
+              projection: str = "umap", comparisons: list[dict] | None = None) -> Path:
+    """results.json, the CSVs, features, comparisons (computed here unless given) and (optionally) the report, written into a
     folder beside ``out`` and swapped in whole: no file of an earlier run survives, and a failure or
     Ctrl-C before the swap leaves ``out`` as it was."""
     reporter = reporter or Reporter("silent")
     check_out_dir(out)
     info = {**run_info(ctx), "projection": projection, **(extra_info or {})}
+    rsa_files = {}
+    if ctx.layers:  # layer features were read: their representational similarity with the ratings
+        reporter.stage("layers: representational similarity with the rating profiles (RDMs, permutation test)")
+        rsa_files, info["layer_rsa"] = layer_rsa_files(ctx)
     stimuli = ctx.stimuli.stimuli
     try:
         with StagedDir(out) as staged:
-            write_results(staged.path, info, results, feature_files(ctx),
-                          comparisons=comparisons_for(results, seed=ctx.seed), skipped=skipped,
+            files = {**feature_files(ctx), **layer_files(results, staged.path if report else None, info), **rsa_files}
+            write_results(staged.path, info, results, files,
+                          comparisons=comparisons_for(results, seed=ctx.seed) if comparisons is None else comparisons,
+                          skipped=skipped,
                           file_names={s.id: s.file_name for s in stimuli},
                           integer_ids=ids_are_integers(s.id for s in stimuli))
             if report:
@@ -446,8 +497,10 @@ def run(cfg: RunConfig, encoder=None, reporter: Reporter | None = None) -> Path:
         reporter.stage(line)
     encode(cfg, ctx, reporter)
     results = evaluate(chosen, ctx, reporter, skipped)
-    # The summary comes first: on a first run the report (figures, projection) takes longer.
+    # The summary comes first: on a first run the report (figures, projection) takes longer. Its Δ to
+    # the study wording and its Findings need the comparisons, so they are computed once for both.
+    comparisons = comparisons_for(results, seed=ctx.seed)
     reporter.summary(results_document({**run_info(ctx), "projection": projection_for(cfg), **info}, results,
-                                      skipped=skipped))
+                                      comparisons, skipped=skipped))
     return write_run(cfg.out, ctx, results, extra_info=info, report=cfg.report, reporter=reporter,
-                     skipped=skipped, projection=projection_for(cfg))
+                     skipped=skipped, projection=projection_for(cfg), comparisons=comparisons)

@@ -5,10 +5,11 @@ results.json
   run:       model, pretrained, weights_sha256, device, versions, dataset,
              dataset_sha256, seed, created, smoke_run, ...
   scenarios: id -> task, labels, n, metrics, per_class, confusion,
-             dropped_classes, options, ci, (folds), (extra)
+             dropped_classes, options, ci, (folds), (extra), flags (validity.py: [{flag, reason}])
   skipped:   id -> why the data cannot support that scenario ({} when none was skipped)
   (comparisons): list of paired comparisons {a, b, n, accuracy_a, accuracy_b,
-             accuracy_difference, ci, mcnemar | null} or {a, b, skipped}
+             accuracy_difference, ci, mcnemar | null, (family, family_size, p_holm, q_bh)}
+             or {a, b, skipped}
 predictions.csv            (classification scenarios)
   scenario, stimulus, file_name, y_true, y_pred, confidence, fold
   class names; confidence = the predicted class's probability (zero-shot softmax,
@@ -27,6 +28,12 @@ sweeps.csv
 sweep_predictions.csv
   scenario, point, stimulus, y_true, y_pred, fold   (each sweep point's predictions; fold an
                              integer or empty, as in predictions.csv)
+probabilities.csv          (zero-shot scenarios; tidy: one row per stimulus and class)
+  scenario, stimulus, class, logit, probability, calibrated_probability, calibration_fold
+                             logit = scale * cos + bias as scored (options record scale, bias and
+                             probability_rule); probability by that rule; calibrated_probability
+                             from the temperature fitted on the other folds, calibration_fold the
+                             held-out fold it was in. ECE and Brier recompute from it.
 
 Stimulus ids are integers in every file (and in features.npz) when every id of the set
 is one, else strings. Every metric in results.json is recomputable from the CSVs with
@@ -53,6 +60,7 @@ import pandas as pd
 from . import __version__, jsonio
 from .contracts import ScenarioResult
 from .errors import UserError
+from .validity import with_flags
 
 RESULTS_FILE = "results.json"
 PREDICTIONS_FILE = "predictions.csv"
@@ -69,6 +77,9 @@ SWEEPS_FILE = "sweeps.csv"
 SWEEP_COLUMNS = ["scenario", "point", "metric", "value", "ci_low", "ci_high"]
 SWEEP_PREDICTIONS_FILE = "sweep_predictions.csv"
 SWEEP_PREDICTION_COLUMNS = ["scenario", "point", "stimulus", "y_true", "y_pred", "fold"]
+PROBABILITIES_FILE = "probabilities.csv"
+PROBABILITY_COLUMNS = ["scenario", "stimulus", "class", "logit", "probability", "calibrated_probability",
+                       "calibration_fold"]
 # A sweep point's counts, written to sweeps.csv beside its metrics (without a CI).
 SWEEP_COUNTS = ("n", "n_classes")
 SCHEMA_VERSION = 2
@@ -172,7 +183,7 @@ def results_document(run: dict, results: list[ScenarioResult], comparisons: list
                      skipped: Mapping[str, str] | None = None) -> dict:
     """What results.json holds, JSON-ready (the terminal summary reads the same document)."""
     doc = {"schema_version": SCHEMA_VERSION, "run": _jsonable(run),
-           "scenarios": {r.id: _jsonable(r.to_json()) for r in results}, "skipped": dict(skipped or {})}
+           "scenarios": {r.id: with_flags(_jsonable(r.to_json())) for r in results}, "skipped": dict(skipped or {})}
     if comparisons is not None:  # paired scenario comparisons (dirti_bench.reporting.compare)
         doc["comparisons"] = _jsonable(comparisons)
     return doc
@@ -206,6 +217,17 @@ def sweep_predictions_frame(results: list[ScenarioResult], integer_ids: bool = F
     return frame[SWEEP_PREDICTION_COLUMNS]
 
 
+def probabilities_frame(results: list[ScenarioResult], integer_ids: bool = False) -> pd.DataFrame:
+    """Every zero-shot scenario's class probabilities, ids typed as in predictions.csv."""
+    frames = [r.probabilities for r in results if r.probabilities is not None and len(r.probabilities)]
+    if not frames:
+        return pd.DataFrame(columns=PROBABILITY_COLUMNS)
+    frame = pd.concat(frames, ignore_index=True)
+    frame["stimulus"] = typed_ids(frame["stimulus"].astype(str), integer_ids)
+    frame["calibration_fold"] = _nullable_int(frame["calibration_fold"])
+    return frame[PROBABILITY_COLUMNS]
+
+
 def write_results(out_dir: Path, run: dict, results: list[ScenarioResult],
                   extra_files: dict[str, bytes] | None = None, comparisons: list[dict] | None = None,
                   skipped: Mapping[str, str] | None = None, file_names: Mapping[str, str] | None = None,
@@ -220,6 +242,7 @@ def write_results(out_dir: Path, run: dict, results: list[ScenarioResult],
     prompts_frame(results).to_csv(out_dir / PROMPTS_FILE, index=False)
     sweeps_frame(results).to_csv(out_dir / SWEEPS_FILE, index=False)
     sweep_predictions_frame(results, integer_ids).to_csv(out_dir / SWEEP_PREDICTIONS_FILE, index=False)
+    probabilities_frame(results, integer_ids).to_csv(out_dir / PROBABILITIES_FILE, index=False)
     for name, blob in (extra_files or {}).items():
         (out_dir / name).write_bytes(blob)
     (out_dir / RESULTS_FILE).write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")
@@ -264,6 +287,8 @@ SCENARIO_SCHEMA = {
            "an object of [low, high] pairs"),
     "folds": (lambda v: isinstance(v, dict), "an object"),
     "extra": (lambda v: isinstance(v, dict), "an object"),
+    "flags": (lambda v: isinstance(v, list) and all(isinstance(f, dict) and isinstance(f.get("flag"), str)
+                                                    for f in v), "a list of {flag, reason} objects"),
 }
 PRECISION_CHECK_KEYS = ("precision", "images", "min_cosine", "identical_predictions")
 RUN_SCHEMA = {

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..contracts import LAYER_MODES
 from ..encoding.imaging import DECODE_PATHS, DEFAULT_DECODE
+from ..encoding.layers import LAYERS_CHOICES
 from ..encoding.model_list import parse_models_file, parse_shard, select_shard, shard_from_env
 from ..encoding.models import DEVICES, TINY_MODEL
 from ..encoding.precision import DEFAULT_PRECISION, PRECISIONS
@@ -14,6 +16,7 @@ from ..pipeline import DEFAULT_MODEL, DEFAULT_PRETRAINED, RunConfig
 from ..pipeline import run as run_pipeline
 from ..reporting.console import Reporter
 from ..reporting.projection import PROJECTIONS
+from ..scenarios import LAYER_CONTROLS
 from .options import non_negative_int, positive_int, seed
 
 DESCRIPTION = """\
@@ -97,6 +100,18 @@ def add_arguments(p) -> None:
     p.add_argument("--projection", choices=PROJECTIONS,
                    help="the report's 2-D view of the image features: umap (the first use compiles "
                    "umap-learn's kernels, ~30 s once) or pca (instant) (default: umap; pca with --demo)")
+    layers = p.add_argument_group("layers")
+    layers.add_argument("--layers", choices=LAYERS_CHOICES, default="final",
+                        help="final: the final embedding only (default); all: every block of the ViT image "
+                        "tower and its pooled output too, a ridge probe per layer for every aligned rating "
+                        "(scenarios layers-<rating>), the best layer chosen inside each training fold")
+    layers.add_argument("--layer-mode", choices=LAYER_MODES, default="token",
+                        help="each layer as its class token (token, default), or its whole feature map reduced "
+                        "by a seeded sparse random projection to the Johnson-Lindenstrauss dimension (srp)")
+    layers.add_argument("--controls", nargs="+", choices=LAYER_CONTROLS, metavar="CONTROL",
+                        help="controls as scenarios of their own: pixels (low-level image statistics, no "
+                        "model: pixels-<rating>), random-init (the same architecture with random weights, "
+                        "3 seeds: random-init-<rating>)")
     p.add_argument("--quiet", action="store_true",
                    help="print only the summary table, skipped scenarios and the output paths")
     p.add_argument("--no-progress", action="store_true",
@@ -117,7 +132,8 @@ def config_from(args) -> RunConfig:
                      templates=args.templates, ratings=args.ratings, threshold=args.threshold,
                      n_raters=args.n_raters, batch_size=args.batch_size, num_workers=args.workers,
                      decode=args.decode, precision=args.precision, progress=not args.no_progress,
-                     report=not args.no_report, quiet=args.quiet, projection=args.projection)
+                     report=not args.no_report, quiet=args.quiet, projection=args.projection,
+                     layers=args.layers, layer_mode=args.layer_mode, controls=args.controls)
 
 
 def run(args) -> int:

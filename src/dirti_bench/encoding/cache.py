@@ -108,7 +108,7 @@ class EmbeddingCache:
 
 
 # run-info facts only a built model knows; kept beside the cache so a run of all hits still reports them
-RECORDED_IN_CACHE = ("weights_sha256", "text_encoding")
+RECORDED_IN_CACHE = ("weights_sha256", "text_encoding", "scoring")
 WIDTH_KEY = "embedding_width"  # recorded with the first fresh embeddings; entries of another size are corrupt
 
 
@@ -131,6 +131,24 @@ class CachedEncoder:
 
     def identity(self) -> dict:
         return self.encoder.identity()
+
+    def scoring(self) -> dict | None:
+        """The model's own scoring: recorded beside the cache, so a run of all hits does not build
+        the model for it; asked of the model (and recorded) otherwise. None where the encoder has none."""
+        recorded = self.run_info().get("scoring")
+        if recorded:
+            return recorded
+        ask = getattr(self.encoder, "scoring", None)
+        if not callable(ask):
+            return None
+        scoring = ask()
+        meta = self.cache.read_meta()
+        if scoring and meta.get("scoring") != scoring:
+            try:
+                self.cache.write_meta({**meta, "scoring": scoring})
+            except OSError:
+                pass  # only a shortcut for the next run; the scoring itself is known
+        return scoring
 
     def _encode(self, kind: str, keys: list[str], items: list, compute) -> np.ndarray:
         width = self.cache.recorded_width()

@@ -355,9 +355,10 @@ def decode_ahead(device: str) -> int:
 
 def encode_image_paths(model, preprocess, paths: Sequence[Path], device: str, batch_size: int,
                        num_workers: int | None, progress: bool, decode: str = DEFAULT_DECODE,
-                       decoded: DecodedImages | None = None) -> tuple[np.ndarray, int]:
+                       decoded: DecodedImages | None = None, forward: Callable | None = None) -> tuple[np.ndarray, int]:
     """L2-normalised image embeddings (n, d) and the number of forward passes. With ``decoded``,
-    crops of an earlier model with the same preprocessing are reused and new ones kept."""
+    crops of an earlier model with the same preprocessing are reused and new ones kept. ``forward``
+    replaces ``model.encode_image`` (the layer-wise run reads every block in the same forward)."""
     import torch
     from tqdm.auto import tqdm
 
@@ -372,6 +373,7 @@ def encode_image_paths(model, preprocess, paths: Sequence[Path], device: str, ba
     out, forwards = [], 0
     pin = device == "cuda"
     dtype = input_dtype(getattr(model, "visual", model))  # bf16 models take bf16 images
+    forward = forward or model.encode_image
     with torch.inference_mode(), tqdm(total=len(paths), desc="encoding images", unit="img",
                                       disable=not progress) as bar:
         key = plan.pixels_key if decoded is not None else None
@@ -387,7 +389,7 @@ def encode_image_paths(model, preprocess, paths: Sequence[Path], device: str, ba
             if key is not None and held is None:
                 decoded.put(key, paths[index * batch_size:(index + 1) * batch_size], batch)
             images = normalise_batch(batch, plan.split, device, pin).to(dtype)
-            out.append(model.encode_image(images).float())  # left on the device: no sync per batch
+            out.append(forward(images).float())  # left on the device: no sync per batch
             forwards += 1
             bar.update(len(batch))
     return l2_normalise(torch.cat(out).cpu().numpy()), forwards

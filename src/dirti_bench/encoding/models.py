@@ -7,6 +7,7 @@ double in ``tests/`` also implements:
     encode_images(paths) -> (n, d)   L2-normalised float32
     encode_texts(texts) -> (m, d)    L2-normalised float32
     run_info() -> dict               model, pretrained, weights_sha256, device, ...
+    scoring() -> dict                the model's own logit scale, bias and probability rule
 """
 
 from __future__ import annotations
@@ -236,6 +237,7 @@ class ClipEncoder:
         self._model = None
         self._preprocess = None
         self._tokenizer = None
+        self._scoring: dict | None = None  # read from the model when it is built
         # A sweep hashes its checkpoint files ahead, in the background; given, it is not read again.
         self._weights_sha256 = weights_sha256 if self.weights.kind == "file" and weights_sha256 \
             else self.weights_file_sha256()
@@ -276,7 +278,7 @@ class ClipEncoder:
                 "weights_sha256": self._weights_sha256, "device": self.device,
                 "device_name": describe_device(self.device), "smoke_run": self.smoke_run,
                 "seed": self.seed, "preprocess": self.preprocess_id, "pixels": PIXEL_RULES,
-                "text_encoding": self.text_path,
+                "text_encoding": self.text_path, "scoring": self._scoring,
                 "precision": self.precision, "precision_check": self.precision_check}
 
     # ---------------------------------------------------------------- model
@@ -313,7 +315,13 @@ class ClipEncoder:
         self._model, self._preprocess = model, preprocess
         self._tokenizer = open_clip.get_tokenizer(name)
         self.text_path = text_path(model)
+        self._scoring = model_scoring(model)
         return model
+
+    def scoring(self) -> dict:
+        """The model's own zero-shot scoring (builds the model if it is not built yet)."""
+        self.load()
+        return self._scoring
 
     def _load_error(self, exc: Exception) -> str:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -361,6 +369,18 @@ class ClipEncoder:
         feats, forwards = encode_texts(model, self._tokenizer, texts, device=self.device)
         self.forward_calls += forwards
         return l2_normalise(feats) if len(feats) else feats
+
+
+def model_scoring(model) -> dict:
+    """The logit scale and bias an open_clip model was trained with, and its probability rule: a
+    model with a learned ``logit_bias`` (SigLIP, SigLIP2: ``init_logit_bias`` in its config) was
+    trained with a per-class sigmoid, any other with a softmax across classes (contrastive CLIP).
+    open_clip keeps the scale as its logarithm and applies ``exp`` in its forward."""
+    bias = getattr(model, "logit_bias", None)
+    scale = float(model.logit_scale.detach().float().exp().item())
+    rule = "softmax" if bias is None else "sigmoid"
+    return {"logit_scale": scale, "logit_bias": None if bias is None else float(bias.detach().float().item()),
+            "rule": rule, "source": f"read from the model ({'logit_bias present: sigmoid' if bias is not None else 'no logit_bias: softmax'})"}
 
 
 def state_dict_sha256(model) -> str:

@@ -24,7 +24,14 @@ import re
 import numpy as np
 import pandas as pd
 
-from ..contracts import DEFAULT_N_RATERS, TUNED, AlignmentOptions, ScenarioResult
+from ..contracts import (
+    DEFAULT_N_RATERS,
+    TUNED,
+    AlignmentOptions,
+    ModelScoring,
+    ScenarioResult,
+    resolve_scoring,
+)
 from ..errors import ScenarioNotRunnable, UserError
 from ..prompts import PromptSet, resolve_pair
 from ..results import ALIGNMENT_COLUMNS
@@ -108,39 +115,61 @@ def _result(scenario, ctx, n, metrics, ci, options, extra, predictions) -> Scena
 
 # ---------------------------------------------------------------- zero-shot
 
-def zeroshot_scores(image_features: np.ndarray, encoder, high, low, rule: str, logit_scale: float) -> np.ndarray:
-    """Per-image score: P(high) of a 2-way softmax over logit_scale * cosine, or cos(high) - cos(low).
+def zeroshot_scores(image_features: np.ndarray, encoder, high, low, rule: str,
+                    scoring: ModelScoring) -> tuple[np.ndarray, dict | None]:
+    """Per-image score and, where the model's rule offers one, an alternative score with its name.
 
-    Both rules order images identically (the softmax is a monotone function of
-    the cosine difference) until the softmax saturates at 1.0 or 0.0 and ties
-    images; Pearson's r differs.
+    ``probability``: the model's own probability that the image is "high": for a contrastive
+    (softmax) model the 2-way softmax P(high) at its scale (a bias cancels); for a sigmoid-trained
+    model sigmoid(scale * cos(high) + bias), which never looks at the low prompt, with
+    P(high) - P(low) as the recorded alternative. ``softmax``: the 2-way softmax whatever the model.
+    ``cosine-diff``: cos(high) - cos(low). The softmax orders images as the cosine difference does
+    until it saturates at 1.0 or 0.0 and ties images; Pearson's r differs.
     """
-    from scipy.special import softmax
+    from scipy.special import expit, softmax
 
     pair = PromptSet("pair", ("low", "high"), (tuple(low), tuple(high)))
     embs = class_embeddings(encoder, pair)
+    cos = zero_shot_logits(image_features, embs, 1.0).astype(np.float64)
     if rule == "cosine-diff":
-        cos = zero_shot_logits(image_features, embs, 1.0)
-        return cos[:, 1] - cos[:, 0]
+        return cos[:, 1] - cos[:, 0], None
+    logits = scoring.logit_scale * cos
+    if rule == "probability" and scoring.rule == "sigmoid":
+        p = expit(logits + (scoring.logit_bias or 0.0))
+        return p[:, 1], {"score": "sigmoid-difference", "what": "P(high) - P(low), each a sigmoid", "values": p[:, 1] - p[:, 0]}
     # float64 delays saturation at P = 1.0 (ties) for strongly separated images.
-    return softmax(zero_shot_logits(image_features, embs, logit_scale).astype(np.float64), axis=1)[:, 1]
+    return softmax(logits, axis=1)[:, 1], None
+
+
+def _alternative(y: np.ndarray, alternative: dict | None) -> dict:
+    """The alternative score's correlations with the rating (point estimates, no interval drawn)."""
+    if alternative is None:
+        return {}
+    from scipy.stats import pearsonr, spearmanr
+
+    values = alternative["values"]
+    return {"alternative_score": {"score": alternative["score"], "what": alternative["what"],
+                                  "pearson_r": float(pearsonr(y, values)[0]),
+                                  "spearman_rho": float(spearmanr(y, values)[0]),
+                                  "interval": "none drawn: a point estimate beside the headline score"}}
 
 
 def evaluate_zeroshot(scenario, ctx) -> ScenarioResult:
     opts = scenario.options
     rating, rows, y, ids, cats = _rated(ctx, scenario)
     pair_name, high, low = resolve_pair(opts.prompt_pair)
-    rule, scale, n_boot, n_perm = opts.score, opts.logit_scale, opts.n_boot, opts.n_perm
-    score = zeroshot_scores(ctx.image_features[rows], ctx.encoder, high, low, rule, scale)
+    rule, n_boot, n_perm = opts.score, opts.n_boot, opts.n_perm
+    scoring = resolve_scoring(opts, ctx.encoder)
+    score, alternative = zeroshot_scores(ctx.image_features[rows], ctx.encoder, high, low, rule, scoring)
 
     metrics, ci = correlations(y, score, n_boot, n_perm, ctx.seed)
     per_cat, within, within_ci = within_category(y, score, cats, n_boot, n_perm, ctx.seed)
     ceiling, ceiling_ci, ceiling_opts, note = _ceiling(ctx, scenario, rating, ids, ctx.seed)
     metrics |= within | ceiling | over_ceiling(metrics, ceiling)
     options = {**opts.to_dict(), "rating": rating, "prompt_pair": pair_name, "prompts_high": list(high),
-               "prompts_low": list(low), "score": rule, "logit_scale": scale, "n_boot": n_boot,
+               "prompts_low": list(low), "score": rule, **scoring.to_dict(), "n_boot": n_boot,
                "n_perm": n_perm, **ceiling_opts}
-    extra = {"within_category": per_cat, **note}
+    extra = {"within_category": per_cat, **note, **_alternative(y, alternative)}
     result = _result(scenario, ctx, len(y), metrics, ci | within_ci | ceiling_ci, options, extra,
                      _predictions(scenario.id, ids, cats, y, score))
     result.prompts = tuple([("high", p) for p in high] + [("low", p) for p in low])

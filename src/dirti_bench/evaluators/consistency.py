@@ -150,6 +150,10 @@ def check_scenario_result(result, scenario, ctx) -> None:
         check_result(result, ctx.label_space(scenario), result.prompt_classes)
     else:
         check_alignment_result(result)
+    if result.layer_scores is not None:
+        from .layer_eval import check_layer_result
+
+        check_layer_result(result)
     if result.sweep is not None:
         check_sweep(result)
 

@@ -4,6 +4,7 @@ here (or in a plugin); a name taken already is an error."""
 
 from __future__ import annotations
 
+from ..contracts import AlignLayersOptions as AlignLayers
 from ..contracts import AlignProbeOptions as AlignProbe
 from ..contracts import AlignZeroShotOptions as AlignZeroShot
 from ..contracts import (
@@ -16,12 +17,14 @@ from ..contracts import (
 )
 from ..contracts import KnnCvOptions as KnnCv
 from ..contracts import KnnSplitOptions as KnnSplit
+from ..contracts import PixelBaselineOptions as PixelBaseline
 from ..contracts import ProbeCvOptions as ProbeCv
+from ..contracts import RandomInitOptions as RandomInit
 from ..contracts import TemplateSweepOptions as TemplateSweep
 from ..contracts import ThresholdSweepOptions as ThresholdSweep
 from ..contracts import ZeroShotOptions as ZeroShot
 from ..prompts import STUDY_TEMPLATE, resolve_pair
-from . import alignment, crossval, knn, probe, sweeps, zeroshot
+from . import alignment, crossval, knn, layer_eval, probe, sweeps, zeroshot
 from .common import one_thread
 
 # ---------------------------------------------------------------- descriptions from the options
@@ -50,8 +53,13 @@ def _prompts(s: Scenario) -> str:
     return f"the study wording {STUDY_WORDING[s.task]!r}"
 
 
+def _scoring(s: Scenario) -> str:
+    """Only the exception is named: by default a model is scored by its own scale, bias and rule."""
+    return "; scored as the study (100 x cosine, softmax)" if getattr(s.options, "scoring", "") == "study" else ""
+
+
 def _zeroshot(s: Scenario) -> str:
-    return f"zero-shot with {_prompts(s)}; classes: {_classes(s)}"
+    return f"zero-shot with {_prompts(s)}; classes: {_classes(s)}{_scoring(s)}"
 
 
 def _threshold_sweep(s: Scenario) -> str:
@@ -96,6 +104,25 @@ def _align_probe(s: Scenario) -> str:
             f"stratified {o.folds}-fold CV")
 
 
+def _align_layers(s: Scenario) -> str:
+    o = s.options
+    return (f"ridge (RidgeCV leave-one-out alpha) on every layer of the image tower ({o.mode}) vs {o.rating}; "
+            f"headline: the layer chosen inside each training fold of stratified {o.folds}-fold CV, the "
+            "same-data superlative choice beside it")
+
+
+def _align_pixels(s: Scenario) -> str:
+    o = s.options
+    return (f"low-level image statistics (no model) in the same ridge probe vs {o.rating}, stratified "
+            f"{o.folds}-fold CV; the model's final embedding beside it")
+
+
+def _align_random_init(s: Scenario) -> str:
+    o = s.options
+    return (f"the run's architecture with random weights (seeds {', '.join(map(str, o.seeds))}), the layer "
+            f"probe ({o.mode}) vs {o.rating} per seed; band over seeds and trained - random")
+
+
 for _spec in (
     EvaluatorSpec("zeroshot", ZeroShot, zeroshot.evaluate, zeroshot.check_runnable, _zeroshot),
     # the headline is the zero-shot run at the scenario's threshold, so the runnable check is zero-shot's
@@ -110,6 +137,12 @@ for _spec in (
                   _align_zeroshot),
     EvaluatorSpec("align-probe", AlignProbe, alignment.evaluate_probe, alignment.check_probe_runnable,
                   _align_probe),
+    EvaluatorSpec("align-layers", AlignLayers, layer_eval.evaluate_layers, layer_eval.check_layers_runnable,
+                  _align_layers),
+    EvaluatorSpec("align-pixels", PixelBaseline, layer_eval.evaluate_pixels, layer_eval.check_layers_runnable,
+                  _align_pixels),
+    EvaluatorSpec("align-random-init", RandomInit, layer_eval.evaluate_random_init,
+                  layer_eval.check_layers_runnable, _align_random_init),
 ):
     register_evaluator(_spec)
 

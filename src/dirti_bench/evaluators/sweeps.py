@@ -21,7 +21,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from ..contracts import Scenario, ZeroShotOptions
+from ..contracts import Scenario, ZeroShotOptions, resolve_scoring
 from ..encoding.vectors import l2_normalise
 from ..errors import ScenarioNotRunnable, UserError
 from ..labels import LabelSpace, check_consistency
@@ -72,8 +72,8 @@ def evaluate_threshold_sweep(scenario, ctx):
         space = ctx.label_space(at)
         prompt_set = prompts_for(at, space)
         check_consistency(space, prompt_set.classes)
-        logits = zero_shot_logits(ctx.features_for(space), class_embeddings(ctx.encoder, prompt_set), opts.logit_scale)
-        y_pred = logits.argmax(axis=1)
+        # argmax only: the same for any positive scale and any bias
+        y_pred = zero_shot_logits(ctx.features_for(space), class_embeddings(ctx.encoder, prompt_set)).argmax(axis=1)
         name = point_name(threshold)
         (scored,) = _scored_points(space, y_pred[None], ctx.seed)
         points.append({"point": name, "threshold": space.threshold, "rule": space.threshold_rule,
@@ -96,14 +96,15 @@ def _ranks(scores: np.ndarray, against: np.ndarray) -> np.ndarray:
     return 1 + (against[None, :] > scores[:, None]).sum(axis=1)
 
 
-def _template_predictions(ctx, space: LabelSpace, text: np.ndarray, n_templates: int, logit_scale: float):
+def _template_predictions(ctx, space: LabelSpace, text: np.ndarray, n_templates: int, scoring):
     """(templates, n) predictions and their winning probabilities, each template's class embeddings
     exactly as a 1-prompt zero-shot run."""
     x = ctx.features_for(space)
     by_class = text.reshape(len(space), n_templates, -1)  # bound prompts are class-major
-    logits = [zero_shot_logits(x, l2_normalise(by_class[:, t]), logit_scale) for t in range(n_templates)]
+    logits = [zero_shot_logits(x, l2_normalise(by_class[:, t]), scoring.logit_scale, scoring.logit_bias)
+              for t in range(n_templates)]
     return (np.stack([lg.argmax(axis=1) for lg in logits]),
-            np.stack([winning_probability(lg) for lg in logits]))
+            np.stack([winning_probability(lg, scoring.rule) for lg in logits]))
 
 
 def _cv_selection(y: np.ndarray, template_preds: np.ndarray, n_labels: int, opts) -> tuple:
@@ -161,13 +162,14 @@ def evaluate_template_sweep(scenario, ctx):
     bound, study = ensemble.bind(space), study_prompts(space)
     check_consistency(space, bound.classes)
     x = ctx.features_for(space)
+    scoring = resolve_scoring(opts, ctx.encoder)
     every, every_confidence = _template_predictions(ctx, space, ctx.encoder.encode_texts(bound.all_prompts()),
-                                  len(ensemble.templates), opts.logit_scale)
+                                  len(ensemble.templates), scoring)
     templates = list(dict.fromkeys(ensemble.templates))  # a repeated template counts once
     first = [ensemble.templates.index(t) for t in templates]
     rows = np.concatenate([
-        zero_shot_logits(x, class_embeddings(ctx.encoder, study), opts.logit_scale).argmax(axis=1)[None],
-        zero_shot_logits(x, class_embeddings(ctx.encoder, bound), opts.logit_scale).argmax(axis=1)[None],
+        zero_shot_logits(x, class_embeddings(ctx.encoder, study)).argmax(axis=1)[None],
+        zero_shot_logits(x, class_embeddings(ctx.encoder, bound)).argmax(axis=1)[None],
         every[first]])
     names = [STUDY_POINT, ENSEMBLE_POINT, *templates]
     scored = _scored_points(space, rows, ctx.seed)
@@ -187,7 +189,7 @@ def evaluate_template_sweep(scenario, ctx):
     template_scores = {m: np.array([p["metrics"][m] for p in scored[2:]]) for m in SWEEP_METRICS}
 
     oof, fold_of, template_of, n_splits, chosen = _cv_selection(y, rows[2:], len(space), opts)
-    # how sure the chosen template was of each held-out image (its zero-shot softmax, as a plain zero-shot run)
+    # how sure the chosen template was of each held-out image (its zero-shot probability, as a plain zero-shot run)
     confidence = every_confidence[first][template_of, np.arange(len(y))]
     best_in_sample = int(np.argmax(template_scores[opts.select_by]))
     selection = [{"fold": fold, "template": templates[t], f"train_{opts.select_by}": score, "n_test": n_test}
@@ -196,7 +198,7 @@ def evaluate_template_sweep(scenario, ctx):
         scenario, space, bound.classes, space.stimulus_ids, y, oof, confidence, folds=fold_of.tolist(), seed=ctx.seed,
         options={"prompt_set": f"{ensemble.name}: template chosen by {n_splits}-fold CV", "ensemble_name": ensemble.name,
                  "n_templates": len(templates), "folds_effective": n_splits,
-                 "selected_templates": [s["template"] for s in selection]},
+                 "selected_templates": [s["template"] for s in selection], **scoring.to_dict()},
         extra={"sweep": "template", "selection": selection,
                "in_sample_best": {"template": templates[best_in_sample],
                                   **points[2 + best_in_sample]["metrics"]},

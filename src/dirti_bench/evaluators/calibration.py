@@ -1,0 +1,151 @@
+"""Zero-shot probabilities by the model's own rule, and whether they can be trusted (calibration).
+
+* Probabilities: ``scale * cos + bias`` per class, then a softmax across classes (contrastive CLIP)
+  or a sigmoid per class (SigLIP: each class is a yes/no question, so they need not sum to 1).
+* Expected calibration error of the top-label confidence, over ``ECE_BINS`` bins of equal mass:
+  the images sorted by confidence (stable sort, ties keep their order) and split into bins of equal
+  count (``np.array_split``: sizes differ by at most one). Equal-mass bins, because zero-shot
+  confidences crowd into a narrow range where equal-width bins would leave most bins empty.
+* Brier score: the sum over classes of scikit-learn's one-vs-rest ``brier_score_loss`` (for a
+  softmax this is the usual multi-class Brier score, 0 perfect, 2 worst).
+* Temperature: one number T dividing the logits, fitted by minimising scikit-learn's log loss on the
+  CV training folds only, applied to the held-out fold: out-of-fold calibrated probabilities
+  (Guo et al. 2017; one temperature per model transfers across prompts, LeVine et al. 2023).
+
+Everything is recomputable from probabilities.csv (one row per stimulus and class).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from ..contracts import DEFAULT_SPLIT_SEED
+from ..results import PROBABILITY_COLUMNS
+
+ECE_BINS = 10
+CALIBRATION_FOLDS = 10
+BINNING = (f"equal-mass: images sorted by top-label confidence and split into {ECE_BINS} bins of equal "
+           "count (sizes differ by at most one)")
+# log T is searched in this range: T from 1/50 to 50 covers any usable zero-shot scale
+LOG_T_BOUNDS = (-np.log(50.0), np.log(50.0))
+
+
+def probabilities(logits: np.ndarray, rule: str) -> np.ndarray:
+    """Class probabilities (float64: near-ties stay apart) by the model's rule."""
+    from scipy.special import expit, softmax
+
+    logits = np.asarray(logits, dtype=np.float64)
+    if rule == "sigmoid":
+        return expit(logits)
+    return softmax(logits, axis=1)
+
+
+def equal_mass_bins(confidence: np.ndarray, n_bins: int = ECE_BINS) -> list[np.ndarray]:
+    """Row indices of each bin: sorted by confidence, split into ``n_bins`` parts of equal count."""
+    order = np.argsort(np.asarray(confidence, dtype=np.float64), kind="stable")
+    return [b for b in np.array_split(order, min(n_bins, len(order))) if len(b)]
+
+
+def reliability_table(confidence: np.ndarray, correct: np.ndarray, n_bins: int = ECE_BINS) -> list[dict]:
+    """Per equal-mass bin: its size, mean confidence, accuracy (the reliability diagram's points)."""
+    confidence, correct = np.asarray(confidence, dtype=np.float64), np.asarray(correct, dtype=float)
+    return [{"bin": i, "n": int(len(b)), "confidence_low": float(confidence[b].min()),
+             "confidence_high": float(confidence[b].max()), "mean_confidence": float(confidence[b].mean()),
+             "accuracy": float(correct[b].mean())} for i, b in enumerate(equal_mass_bins(confidence, n_bins))]
+
+
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, n_bins: int = ECE_BINS) -> float:
+    """Sum over equal-mass bins of (bin share) x |accuracy - mean confidence|."""
+    table = reliability_table(confidence, correct, n_bins)
+    n = sum(row["n"] for row in table)
+    return float(sum(row["n"] / n * abs(row["accuracy"] - row["mean_confidence"]) for row in table))
+
+
+def brier_score(y_true: np.ndarray, probs: np.ndarray) -> float:
+    """Sum over classes of the one-vs-rest Brier score (scikit-learn's ``brier_score_loss``)."""
+    from sklearn.metrics import brier_score_loss
+
+    y_true = np.asarray(y_true)
+    return float(sum(brier_score_loss((y_true == k).astype(int), probs[:, k], pos_label=1)
+                     for k in range(probs.shape[1])))
+
+
+def _log_loss(y: np.ndarray, logits: np.ndarray, rule: str, temperature: float) -> float:
+    from sklearn.metrics import log_loss
+
+    probs = probabilities(logits / temperature, rule)
+    k = logits.shape[1]
+    if rule == "sigmoid":  # every (image, class) cell is its own yes/no question
+        return float(log_loss((y[:, None] == np.arange(k)).ravel().astype(int), probs.ravel(), labels=[0, 1]))
+    return float(log_loss(y, probs, labels=list(range(k))))
+
+
+def fit_temperature(logits: np.ndarray, y: np.ndarray, rule: str) -> float:
+    """The temperature minimising the log loss of ``logits / T`` on these rows (and only these)."""
+    from scipy.optimize import minimize_scalar
+
+    best = minimize_scalar(lambda log_t: _log_loss(y, logits, rule, float(np.exp(log_t))),
+                           bounds=LOG_T_BOUNDS, method="bounded", options={"xatol": 1e-4})
+    return float(np.exp(best.x))
+
+
+def calibration_folds(y: np.ndarray, n_classes: int, folds: int = CALIBRATION_FOLDS) -> int:
+    """``folds``, fewer where the smallest present class is smaller (at least 2)."""
+    counts = np.bincount(y, minlength=n_classes)
+    return max(2, min(folds, int(counts[counts > 0].min()), len(y)))
+
+
+def out_of_fold_calibration(logits: np.ndarray, y: np.ndarray, rule: str, folds: int = CALIBRATION_FOLDS,
+                            seed: int = DEFAULT_SPLIT_SEED) -> tuple[np.ndarray, np.ndarray, list[float], int]:
+    """Calibrated probabilities of each image from a temperature fitted on the other folds; the fold
+    of each image; each fold's temperature; the number of folds used."""
+    from sklearn.model_selection import StratifiedKFold
+
+    n_splits = calibration_folds(y, logits.shape[1], folds)
+    cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    calibrated = np.empty_like(logits, dtype=np.float64)
+    fold_of = np.empty(len(y), dtype=int)
+    temperatures = []
+    with warnings.catch_warnings():  # a class smaller than the folds only misses some test folds
+        warnings.simplefilter("ignore", UserWarning)
+        splits = list(cv.split(np.zeros(len(y)), y))
+    for fold, (train, test) in enumerate(splits):
+        t = fit_temperature(logits[train], y[train], rule)
+        calibrated[test] = probabilities(logits[test] / t, rule)
+        fold_of[test] = fold
+        temperatures.append(t)
+    return calibrated, fold_of, temperatures, n_splits
+
+
+def calibration(scenario_id: str, stimulus_ids, class_names, y: np.ndarray, logits: np.ndarray, rule: str,
+                seed: int = DEFAULT_SPLIT_SEED) -> tuple[dict, dict, pd.DataFrame]:
+    """Metrics (raw and out-of-fold calibrated ECE and Brier), the record of how they were drawn,
+    and the probabilities.csv rows."""
+    probs = probabilities(logits, rule)
+    y_pred = logits.argmax(axis=1)
+    calibrated, fold_of, temperatures, used = out_of_fold_calibration(logits, y, rule, seed=seed)
+    correct = y_pred == y
+    # the temperature is positive, so the calibrated argmax is the raw one: only confidence moves
+    metrics = {"ece": expected_calibration_error(probs.max(axis=1), correct),
+               "brier": brier_score(y, probs),
+               "ece_calibrated": expected_calibration_error(calibrated.max(axis=1), correct),
+               "brier_calibrated": brier_score(y, calibrated)}
+    record = {"binning": BINNING, "ece_bins": ECE_BINS, "confidence": "top-label probability",
+              "brier": "sum over classes of one-vs-rest brier_score_loss",
+              "temperature": {"fitted_on": "CV training folds only (log loss); applied to the held-out fold",
+                              "folds": used, "split_seed": seed, "stratify": "true class",
+                              "per_fold": temperatures, "median": float(np.median(temperatures)),
+                              "search_bounds": [float(np.exp(b)) for b in LOG_T_BOUNDS]},
+              "reliability": reliability_table(probs.max(axis=1), correct),
+              "reliability_calibrated": reliability_table(calibrated.max(axis=1), correct)}
+    n, k = logits.shape
+    frame = pd.DataFrame({"scenario": scenario_id, "stimulus": np.repeat(np.asarray(list(stimulus_ids),
+                                                                                    dtype=object), k),
+                          "class": np.tile(np.asarray(list(class_names), dtype=object), n),
+                          "logit": logits.astype(np.float64).ravel(), "probability": probs.ravel(),
+                          "calibrated_probability": calibrated.ravel(),
+                          "calibration_fold": np.repeat(fold_of, k)})[PROBABILITY_COLUMNS]
+    return metrics, record, frame

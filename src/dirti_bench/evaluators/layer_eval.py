@@ -1,0 +1,194 @@
+"""The layer-wise scenarios: ``align-layers`` (the nested best layer, with the superlative choice and
+the gap beside it), ``align-pixels`` and ``align-random-init`` (controls.py).
+
+Each is an alignment result: its headline predictions (one per stimulus, per seed for the
+random-init control) go to alignment_predictions.csv and recompute like the alignment probe's; the
+per-layer predictions go to layer_predictions.csv and the profile to layer_scores.csv.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..contracts import ScenarioResult
+from ..errors import LabelConsistencyError
+from .alignment import _ceiling, _predictions, _rated, _result, check_strata
+from .controls import PIXEL_FEATURES, pixel_features, random_init_encoders
+from .layerwise import (
+    bootstrap_r,
+    choice_summary,
+    layer_predictions_frame,
+    layer_probe,
+    layer_profile,
+    layer_scores_from_predictions,
+    pearson,
+    percentile_ci,
+)
+from .rating_stats import intercept_only_comparison, over_ceiling, regression_metrics, within_category_points
+
+LAYER_SCORE_COLUMNS = ["scenario", "weights", "layer", "depth", "pearson_r", "ci_low", "ci_high", "published_loo_r",
+                       "published_alpha", "n_folds_chosen"]
+
+
+def layers_for(ctx, mode: str, srp_seed: int = 0, encoder=None, reporter=None):
+    """The layer features of ``encoder`` (default the run's) on the run's stimuli, kept on ``ctx``."""
+    from ..encoding.layers import LayerSpec, extract_layers
+
+    encoder = encoder or ctx.encoder
+    clip = getattr(encoder, "encoder", encoder)
+    key = (repr(getattr(clip, "identity", dict)()), mode, srp_seed)
+    if key not in ctx.layers:
+        stimuli = ctx.stimuli.stimuli
+        ctx.layers[key] = extract_layers(encoder, [s.path for s in stimuli], [s.sha256 for s in stimuli],
+                                         LayerSpec(mode, srp_seed), reporter)
+    return ctx.layers[key]
+
+
+def check_layers_runnable(scenario, ctx) -> None:
+    check_strata(_rated(ctx, scenario)[4])
+
+
+def _headline(scenario, ctx, rating, ids, cats, y, oof: np.ndarray, fold_of: np.ndarray):
+    """Alignment metrics of out-of-fold predictions ``oof`` (rows: repeats or seeds), as the probe's."""
+    opts = scenario.options
+    metrics, ci = regression_metrics(y, oof, opts.n_boot, ctx.seed)
+    versus, versus_ci = intercept_only_comparison(y, oof, fold_of, opts.n_boot, ctx.seed)
+    per_cat, within = within_category_points(y, oof, cats)
+    ceiling, ceiling_ci, ceiling_opts, note = _ceiling(ctx, scenario, rating, ids, ctx.seed)
+    metrics |= versus | within | ceiling
+    metrics |= over_ceiling(metrics, ceiling)
+    repeats = oof.shape[0]
+    predictions = _predictions(scenario.id, ids * repeats, cats * repeats, np.tile(y, repeats), oof.ravel(),
+                               np.repeat(np.arange(repeats), len(y)), fold_of.ravel())
+    return metrics, ci | versus_ci | ceiling_ci, ceiling_opts, {"within_category": per_cat, **note}, predictions
+
+
+def _profile_frame(scenario_id: str, weights: str, rows: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame([{"scenario": scenario_id, "weights": weights, **row} for row in rows])[LAYER_SCORE_COLUMNS]
+
+
+def check_layer_result(result) -> None:
+    """Every per-layer r of ``layer_scores`` recomputes from ``layer_predictions``."""
+    if result.layer_scores is None:
+        return
+    recomputed = layer_scores_from_predictions(result.layer_predictions)
+    cv = recomputed[recomputed["kind"] == "cv"].set_index(["weights", "layer"])["pearson_r"]
+    loo = recomputed[recomputed["kind"] == "loo-all-data"].set_index(["weights", "layer"])["pearson_r"]
+    for row in result.layer_scores.itertuples():
+        for name, recorded, table in (("pearson_r", row.pearson_r, cv), ("published_loo_r", row.published_loo_r, loo)):
+            value = table.get((row.weights, row.layer), np.nan)
+            if not np.isclose(recorded, value, rtol=1e-9, atol=1e-9, equal_nan=True):
+                raise LabelConsistencyError(f"scenario {result.id}: layer {row.layer} ({row.weights}) {name} is "
+                                            f"{recorded}, but its predictions give {value}")
+
+
+def _options(scenario, rating, probe, features, ceiling_opts) -> dict:
+    opts = scenario.options
+    return {**opts.to_dict(), "rating": rating, "folds_used": probe.folds_used, "model": "StandardScaler + RidgeCV",
+            "alpha_rule": "RidgeCV closed-form leave-one-out predictions; the alpha with the best Pearson r",
+            "layer_rule": "the layer with the best leave-one-out r on each training fold", "stratify": "category",
+            **({"layers": features.describe()} if features is not None else {}), **ceiling_opts}
+
+
+def evaluate_layers(scenario, ctx) -> ScenarioResult:
+    opts = scenario.options
+    rating, rows, y, ids, cats = _rated(ctx, scenario)
+    features = layers_for(ctx, opts.mode, opts.srp_seed)
+    probe = layer_probe([a[rows] for a in features.arrays], y, cats, opts.folds, opts.split_seed,
+                        features.names, features.depths)
+    metrics, ci, ceiling_opts, extra, predictions = _headline(scenario, ctx, rating, ids, cats, y,
+                                                              probe.nested_oof[None], probe.fold_of[None])
+    choice = choice_summary(probe, y, opts.n_boot, ctx.seed)
+    metrics |= {"nested_modal_depth": choice["nested"]["modal_depth"],
+                "superlative_r": choice["superlative"]["pearson_r"], "superlative_depth": choice["superlative"]["depth"],
+                "superlative_minus_nested": choice["gap"]["superlative_minus_nested"],
+                "published_loo_r": choice["published"]["loo_r"], "published_depth": choice["published"]["depth"]}
+    ci |= {"superlative_r": choice["superlative"]["ci"], "superlative_minus_nested": choice["gap"]["ci"]}
+    profile = layer_profile(probe, y, opts.n_boot, ctx.seed)
+    extra |= {"layer_choice": choice, "layer_profile": profile,
+              "ci_method": "percentile bootstrap over stimuli (the per-layer and the paired choice CIs)"}
+    result = _result(scenario, ctx, len(y), metrics, ci, _options(scenario, rating, probe, features, ceiling_opts),
+                     extra, predictions)
+    result.layer_predictions = layer_predictions_frame(scenario.id, features.weights, probe, ids, y)
+    result.layer_scores = _profile_frame(scenario.id, features.weights, profile)
+    check_layer_result(result)
+    return result
+
+
+def _final_embedding_oof(ctx, rows, y, cats, folds, split_seed) -> np.ndarray:
+    """The model's final embedding in the same probe and folds (the model side of pixels vs model)."""
+    probe = layer_probe([ctx.image_features[rows]], y, cats, folds, split_seed, ["final"], [1.0], published=False)
+    return probe.nested_oof
+
+
+def evaluate_pixels(scenario, ctx) -> ScenarioResult:
+    opts = scenario.options
+    rating, rows, y, ids, cats = _rated(ctx, scenario)
+    stimuli = ctx.stimuli.stimuli
+    X = pixel_features([stimuli[i].path for i in rows])
+    probe = layer_probe([X], y, cats, opts.folds, opts.split_seed, ["pixels"], [0.0])
+    metrics, ci, ceiling_opts, extra, predictions = _headline(scenario, ctx, rating, ids, cats, y,
+                                                              probe.nested_oof[None], probe.fold_of[None])
+    options = {**_options(scenario, rating, probe, None, ceiling_opts), "features": PIXEL_FEATURES,
+               "n_features": int(X.shape[1])}
+    if ctx.image_features.shape[1]:
+        model_oof = _final_embedding_oof(ctx, rows, y, cats, opts.folds, opts.split_seed)
+        draws = bootstrap_r(y, np.vstack([model_oof, probe.nested_oof]), opts.n_boot, ctx.seed)
+        metrics["model_final_r"] = pearson(y, model_oof)
+        metrics["model_minus_pixels_r"] = metrics["model_final_r"] - pearson(y, probe.nested_oof)
+        ci["model_minus_pixels_r"] = percentile_ci(draws[:, 0] - draws[:, 1])
+        extra["model_vs_pixels"] = ("the model's final embedding in the same ridge probe on the same folds; "
+                                    "CI: paired percentile bootstrap over stimuli")
+    profile = layer_profile(probe, y, opts.n_boot, ctx.seed)
+    result = _result(scenario, ctx, len(y), metrics, ci, options, extra, predictions)
+    result.layer_predictions = layer_predictions_frame(scenario.id, "none (image statistics)", probe, ids, y)
+    result.layer_scores = _profile_frame(scenario.id, "none (image statistics)", profile)
+    check_layer_result(result)
+    return result
+
+
+def evaluate_random_init(scenario, ctx) -> ScenarioResult:
+    opts = scenario.options
+    rating, rows, y, ids, cats = _rated(ctx, scenario)
+    trained = layers_for(ctx, opts.mode, opts.srp_seed)
+    trained_probe = layer_probe([a[rows] for a in trained.arrays], y, cats, opts.folds, opts.split_seed,
+                                trained.names, trained.depths, published=False)
+    oofs, folds, frames, profiles, per_seed = [], [], [], [], []
+    for seed, encoder in zip(opts.seeds, random_init_encoders(ctx, opts.seeds), strict=True):
+        features = layers_for(ctx, opts.mode, opts.srp_seed, encoder=encoder)
+        probe = layer_probe([a[rows] for a in features.arrays], y, cats, opts.folds, opts.split_seed,
+                            features.names, features.depths)
+        choice = choice_summary(probe, y, opts.n_boot, ctx.seed)
+        oofs.append(probe.nested_oof)
+        folds.append(probe.fold_of)
+        frames.append(layer_predictions_frame(scenario.id, features.weights, probe, ids, y))
+        profile = layer_profile(probe, y, opts.n_boot, ctx.seed)
+        profiles.append(_profile_frame(scenario.id, features.weights, profile))
+        per_seed.append({"seed": int(seed), "weights": features.weights, "nested_r": choice["nested"]["pearson_r"],
+                         "nested_modal_depth": choice["nested"]["modal_depth"],
+                         "superlative_r": choice["superlative"]["pearson_r"],
+                         "superlative_depth": choice["superlative"]["depth"]})
+    oof, fold_of = np.vstack(oofs), np.vstack(folds)
+    metrics, ci, ceiling_opts, extra, predictions = _headline(scenario, ctx, rating, ids, cats, y, oof, fold_of)
+    nested = np.array([s["nested_r"] for s in per_seed])
+    # paired over stimuli: the trained model's nested r minus the mean over seeds of each seed's nested r
+    draws = bootstrap_r(y, np.vstack([trained_probe.nested_oof, oof]), opts.n_boot, ctx.seed)
+    difference = draws[:, 0] - np.nanmean(draws[:, 1:], axis=1)
+    trained_r = pearson(y, trained_probe.nested_oof)
+    metrics |= {"band_min_r": float(np.nanmin(nested)), "band_max_r": float(np.nanmax(nested)),
+                "trained_nested_r": trained_r, "trained_minus_random_r": float(trained_r - np.nanmean(nested))}
+    ci["trained_minus_random_r"] = percentile_ci(difference)
+    extra |= {"per_seed": per_seed, "trained_weights": trained.weights,
+              "band": f"min and max of the nested r over {len(opts.seeds)} random-init seeds",
+              "difference": "trained nested r - mean random-init nested r; CI: paired percentile bootstrap over stimuli"}
+    clip = getattr(ctx.encoder, "encoder", ctx.encoder)
+    if getattr(clip, "smoke_run", False):
+        extra["note"] = "the run's own model has random weights: the trained side of this control is random too"
+    result = _result(scenario, ctx, len(y), metrics, ci,
+                     {**_options(scenario, rating, trained_probe, trained, ceiling_opts), "seeds": list(opts.seeds)},
+                     extra, predictions)
+    result.layer_predictions = pd.concat(frames, ignore_index=True)
+    result.layer_scores = pd.concat(profiles, ignore_index=True)
+    check_layer_result(result)
+    return result

@@ -1,0 +1,99 @@
+"""Calibration of zero-shot confidences: ECE over equal-mass bins, Brier score, and a temperature
+fitted on the CV training folds only; everything recomputed from probabilities.csv."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import brier_score_loss
+
+from dirti_bench.evaluators import calibration as cal
+from dirti_bench.results import PROBABILITIES_FILE, PROBABILITY_COLUMNS, write_results
+from test_scoring import zeroshot_run
+
+
+def reference_ece(confidence, correct, n_bins=10) -> float:
+    """Written out plainly: sort by confidence, cut into n_bins runs of (nearly) equal count, the
+    first len % n_bins runs one longer; weight each |accuracy - confidence| by its share."""
+    order = sorted(range(len(confidence)), key=lambda i: confidence[i])
+    n = len(order)
+    size, extra = divmod(n, n_bins)
+    total, start = 0.0, 0
+    for b in range(n_bins):
+        stop = start + size + (1 if b < extra else 0)
+        rows = order[start:stop]
+        if rows:
+            acc = sum(correct[i] for i in rows) / len(rows)
+            conf = sum(confidence[i] for i in rows) / len(rows)
+            total += len(rows) / n * abs(acc - conf)
+        start = stop
+    return total
+
+
+def test_ece_known_answers():
+    assert cal.expected_calibration_error(np.full(20, 1.0), np.r_[np.ones(10), np.zeros(10)]) == 0.5
+    assert cal.expected_calibration_error(np.full(20, 0.5), np.tile([1, 0], 10)) == 0.0
+    # bins of equal mass: 25 images in 10 bins hold 3,3,3,3,3,2,2,2,2,2
+    assert [row["n"] for row in cal.reliability_table(np.linspace(0, 1, 25), np.ones(25))] == [3] * 5 + [2] * 5
+
+
+@pytest.mark.parametrize(("rule", "scale", "bias"), [("softmax", 14.3, None), ("sigmoid", 10.0, -4.0)])
+def test_ece_and_brier_recompute_from_probabilities_csv(tmp_path, rule, scale, bias):
+    result, _ = zeroshot_run(rule, scale, bias)
+    write_results(tmp_path, {"model": "known-answer"}, [result])
+    probs = pd.read_csv(tmp_path / PROBABILITIES_FILE)
+    assert list(probs.columns) == PROBABILITY_COLUMNS
+    truth = result.predictions.set_index("stimulus")["y_true"]
+    probs["is_true"] = (probs["class"] == probs["stimulus"].map(truth)).astype(int)
+    for column, suffix in (("probability", ""), ("calibrated_probability", "_calibrated")):
+        wide = probs.pivot(index="stimulus", columns="class", values=column)
+        onehot = probs.pivot(index="stimulus", columns="class", values="is_true")
+        top = wide.idxmax(axis=1)
+        correct = (top == truth.reindex(wide.index)).astype(int).tolist()
+        ece = reference_ece(wide.max(axis=1).tolist(), correct)
+        assert result.metrics[f"ece{suffix}"] == pytest.approx(ece, abs=1e-9)
+        # Brier: the multi-class sum written out, and scikit-learn's one-vs-rest, agree with the result
+        brier = float(((wide - onehot) ** 2).sum(axis=1).mean())
+        ovr = sum(brier_score_loss(onehot[c], wide[c]) for c in wide.columns)
+        assert result.metrics[f"brier{suffix}"] == pytest.approx(brier, abs=1e-9) == pytest.approx(ovr, abs=1e-9)
+    # predictions.csv's confidence is the raw top probability of the same file
+    conf = probs.groupby("stimulus")["probability"].max()
+    np.testing.assert_allclose(result.predictions.set_index("stimulus")["confidence"].loc[conf.index], conf)
+    record = result.extra["calibration"]
+    assert record["ece_bins"] == 10 and "equal-mass" in record["binning"]
+    assert len(record["temperature"]["per_fold"]) == record["temperature"]["folds"]
+
+
+def constructed_logits(n=60, k=3, seed=1):
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(k), n // k)
+    logits = 8.0 * (np.eye(k)[y] + 0.8 * rng.standard_normal((n, k)))  # overconfident: T > 1 helps
+    return logits, y
+
+
+@pytest.mark.parametrize("rule", ["softmax", "sigmoid"])
+def test_temperature_fitting_never_sees_the_test_fold(rule):
+    logits, y = constructed_logits()
+    _, fold_of, temps, used = cal.out_of_fold_calibration(logits, y, rule, folds=5, seed=3)
+    rng = np.random.default_rng(0)
+    for fold in range(used):
+        test = np.flatnonzero(fold_of == fold)
+        shuffled = logits.copy()
+        shuffled[test] = rng.permuted(logits[test], axis=1) * 3  # scramble the held-out rows
+        calibrated, fold_again, temps_again, _ = cal.out_of_fold_calibration(shuffled, y, rule, folds=5, seed=3)
+        assert np.array_equal(fold_again, fold_of)
+        assert temps_again[fold] == temps[fold]  # its own temperature did not move
+        np.testing.assert_allclose(calibrated[test], cal.probabilities(shuffled[test] / temps[fold], rule))
+        # the control: the same rows are training rows of every other fold, whose temperature moves
+        assert all(temps_again[f] != temps[f] for f in range(used) if f != fold)
+
+
+def test_temperature_lowers_the_log_loss_of_overconfident_logits():
+    from sklearn.metrics import log_loss
+
+    logits, y = constructed_logits(n=300)
+    t = cal.fit_temperature(logits, y, "softmax")
+    assert t > 1.5
+    raw = log_loss(y, cal.probabilities(logits, "softmax"), labels=[0, 1, 2])
+    assert log_loss(y, cal.probabilities(logits / t, "softmax"), labels=[0, 1, 2]) < raw

@@ -1,0 +1,206 @@
+"""``dirti-bench run --layers all --controls ...`` end to end on the demo set (dirti-tiny)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import pearsonr
+
+from dirti_bench.cli import main
+from dirti_bench.encoding.layers import LayerSpec, extract_layers, jl_dim
+
+LAYERED = ["--layers", "all", "--controls", "pixels", "random-init", "--scenarios", "align-disgust-probe"]
+
+
+def run(capsys, out, *args, report=False):
+    code = main(["run", "--no-progress", *([] if report else ["--no-report"]), "--demo", "--out", str(out), *args])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return json.loads((out / "results.json").read_text()), captured
+
+
+@pytest.fixture(scope="module")
+def layered_run(tmp_path_factory):
+    """One cold layer-wise run with the report, and a warm re-run, in the same isolated cache home."""
+    import os
+
+    home = tmp_path_factory.mktemp("home")
+    old = os.environ.get("DIRTI_BENCH_HOME")
+    os.environ["DIRTI_BENCH_HOME"] = str(home)
+    try:
+        cold_out, warm_out = home / "cold", home / "warm"
+        assert main(["run", "--no-progress", "--demo", "--out", str(cold_out), *LAYERED]) == 0
+        assert main(["run", "--no-progress", "--no-report", "--demo", "--out", str(warm_out), *LAYERED]) == 0
+    finally:
+        if old is None:
+            os.environ.pop("DIRTI_BENCH_HOME", None)
+        else:
+            os.environ["DIRTI_BENCH_HOME"] = old
+    return cold_out, warm_out
+
+
+def test_layer_scenarios_write_their_files_and_figure(layered_run):
+    cold, _ = layered_run
+    doc = json.loads((cold / "results.json").read_text())
+    for sid in ("layers-disgust", "pixels-disgust", "random-init-disgust"):
+        assert sid in doc["scenarios"], sid
+    layers = doc["scenarios"]["layers-disgust"]
+    assert layers["options"]["layers"]["layers"] == ["block01", "block02", "pooled"]
+    assert layers["options"]["layers"]["depths"] == pytest.approx([1 / 3, 2 / 3, 1.0])
+    assert layers["options"]["layers"]["pooling"] == "class token"
+    assert {"superlative_r", "superlative_minus_nested", "nested_modal_depth", "published_loo_r"} <= set(layers["metrics"])
+    assert len(layers["extra"]["layer_choice"]["nested"]["per_fold"]) == layers["options"]["folds_used"]
+    random_init = doc["scenarios"]["random-init-disgust"]
+    assert [s["seed"] for s in random_init["extra"]["per_seed"]] == [1, 2, 3]
+    assert random_init["metrics"]["band_min_r"] <= random_init["metrics"]["band_max_r"]
+    assert "model_minus_pixels_r" in doc["scenarios"]["pixels-disgust"]["metrics"]
+    assert (cold / "layer_profile_disg_mean_all.png").stat().st_size > 10_000
+
+
+def test_every_layer_score_and_headline_recomputes_from_its_predictions_files(layered_run):
+    cold, _ = layered_run
+    doc = json.loads((cold / "results.json").read_text())
+    predictions = pd.read_csv(cold / "layer_predictions.csv")
+    scores = pd.read_csv(cold / "layer_scores.csv")
+    assert list(predictions.columns) == ["scenario", "weights", "layer", "depth", "kind", "stimulus", "fold",
+                                         "rating", "prediction"]
+    for row in scores.itertuples():
+        part = predictions[(predictions.scenario == row.scenario) & (predictions.weights == row.weights)
+                           & (predictions.layer == row.layer)]
+        cv, loo = part[part.kind == "cv"], part[part.kind == "loo-all-data"]
+        assert len(cv) == 60 and len(loo) == 60
+        assert pearsonr(cv.rating, cv.prediction).statistic == pytest.approx(row.pearson_r, abs=1e-9)
+        assert pearsonr(loo.rating, loo.prediction).statistic == pytest.approx(row.published_loo_r, abs=1e-9)
+    # the superlative choice is the best per-layer cv r; the nested headline recomputes from alignment_predictions
+    layers = doc["scenarios"]["layers-disgust"]
+    own = scores[scores.scenario == "layers-disgust"]
+    assert own.loc[own.pearson_r.idxmax(), "layer"] == layers["extra"]["layer_choice"]["superlative"]["layer"]
+    aligned = pd.read_csv(cold / "alignment_predictions.csv")
+    nested = aligned[aligned.scenario == "layers-disgust"]
+    assert pearsonr(nested.rating, nested.score).statistic == pytest.approx(layers["metrics"]["pearson_r"], abs=1e-9)
+    # each fold's nested prediction is the chosen layer's own out-of-fold prediction
+    chosen = {f["fold"]: f["layer"] for f in layers["extra"]["layer_choice"]["nested"]["per_fold"]}
+    cv = predictions[(predictions.scenario == "layers-disgust") & (predictions.kind == "cv")]
+    picked = cv[cv.apply(lambda r: chosen[r.fold] == r.layer, axis=1)].set_index("stimulus")["prediction"]
+    assert np.allclose(nested.set_index("stimulus")["score"].loc[picked.index], picked)
+    # random-init: one prediction row per stimulus and seed
+    assert (aligned.scenario == "random-init-disgust").sum() == 60 * 3
+
+
+def test_warm_layer_wise_rerun_does_no_forward_and_reproduces(layered_run):
+    cold, warm = layered_run
+    cold_doc = json.loads((cold / "results.json").read_text())
+    warm_doc = json.loads((warm / "results.json").read_text())
+    assert warm_doc["run"]["forward_calls"] == 0
+    for sid in ("layers-disgust", "pixels-disgust", "random-init-disgust"):
+        assert warm_doc["scenarios"][sid]["metrics"] == cold_doc["scenarios"][sid]["metrics"]
+
+
+def test_cold_layer_wise_run_shares_the_forward_with_the_embeddings(demo_master, tmp_path, capsys):
+    """The layer forward fills the embedding cache: batches of 32 over 60 images make 2 forwards, not 4."""
+    doc, captured = run(capsys, tmp_path / "out", "--layers", "all", "--scenarios", "align-disgust-probe",
+                        "--batch-size", "32")
+    assert doc["run"]["forward_calls"] == 2
+    assert "layers (token): 0 of 60 images cached, encoding 60" in captured.err
+    assert "images: 60 of 60 embeddings cached" in captured.err
+
+
+def test_srp_mode_reduces_to_the_jl_dimension_and_projects_the_same_way_each_batch(demo_stimuli):
+    from dirti_bench.encoding.cache import CachedEncoder
+    from dirti_bench.encoding.models import ClipEncoder
+    from dirti_bench.paths import embedding_cache_dir
+
+    paths = [s.path for s in demo_stimuli.stimuli][:12]
+    keys = [s.sha256 for s in demo_stimuli.stimuli][:12]
+    k = jl_dim(12)
+    assert k == 2841 or k > 0  # sklearn's bound for n=12, eps=0.1
+    # ViT-B-32 tower shape with a tiny width: 50 tokens x 128 = 6400 > k, so the map is projected
+    clip = ClipEncoder("dirti-tiny", "random", progress=False, batch_size=5)
+    small = extract_layers(CachedEncoder(clip, embedding_cache_dir()), paths, keys, LayerSpec("srp"))
+    assert [a.shape for a in small.arrays] == [(12, 17 * 64), (12, 17 * 64), (12, 64)]
+    assert small.reduction["block01"] == f"kept whole ({17 * 64})"
+    # batch size must not change the features: the projection is fitted once and applied per batch
+    clip2 = ClipEncoder("dirti-tiny", "random", progress=False, batch_size=12)
+    whole = extract_layers(clip2, paths, keys, LayerSpec("srp", srp_seed=1))
+    assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(small.arrays, whole.arrays, strict=True))
+
+
+def test_srp_projection_is_seeded_and_batch_independent():
+    import torch
+
+    from dirti_bench.encoding.layers import _Reducer
+
+    class Tower:  # a stand-in with a wide feature map, so the projection really reduces
+        pool_type = "tok"
+
+        class transformer:  # noqa: N801
+            resblocks = [0, 1]
+
+        def forward_intermediates(self, x, **_):
+            tokens = [x.reshape(len(x), 40, -1) * (i + 1) for i in range(2)]
+            return {"image_intermediates": [t[:, 1:] for t in tokens],
+                    "image_intermediates_prefix": [t[:, :1] for t in tokens], "image_features": x[:, :8]}
+
+        def _pool(self, x):
+            return x[:, 0], x[:, 1:]
+
+    x = torch.randn(20, 40 * 200, generator=torch.Generator().manual_seed(0))
+    one = _Reducer(Tower(), LayerSpec("srp", srp_seed=3), n_stimuli=20)
+    one(x)
+    two = _Reducer(Tower(), LayerSpec("srp", srp_seed=3), n_stimuli=20)
+    for part in (x[:7], x[7:]):
+        two(part)
+    k = jl_dim(20)
+    assert k < 40 * 200
+    assert [a.shape[1] for a in one.arrays()] == [k, k, 200]
+    assert all(np.allclose(a, b, atol=1e-4) for a, b in zip(one.arrays(), two.arrays(), strict=True))
+    other = _Reducer(Tower(), LayerSpec("srp", srp_seed=4), n_stimuli=20)
+    other(x)
+    assert not np.allclose(one.arrays()[0], other.arrays()[0])
+    # Johnson-Lindenstrauss: pairwise distances survive the projection within ~eps
+    from scipy.spatial.distance import pdist
+
+    ratio = pdist(one.arrays()[0]) / pdist(x.numpy())
+    assert np.all(np.abs(ratio - 1) < 0.25)
+
+
+def test_bad_layer_options_are_one_line_errors(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--no-progress", "--no-report", "--demo", "--out", str(tmp_path / "o"), "--controls", "pixel"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert err.count("\n") == 1 and err.startswith("error: ") and "'pixel'" in err
+
+
+def test_unknown_control_or_layers_choice_from_the_api_is_a_user_error(tmp_path):
+    from dirti_bench.errors import UserError
+    from dirti_bench.pipeline import RunConfig, plan_scenarios
+
+    with pytest.raises(UserError, match="unknown control 'pixel'"):
+        plan_scenarios(RunConfig(demo=True, out=tmp_path, controls=["pixel"]))
+    with pytest.raises(UserError, match="layers 'some' unknown"):
+        plan_scenarios(RunConfig(demo=True, out=tmp_path, layers="some"))
+    chosen = [s.id for s in plan_scenarios(RunConfig(demo=True, out=tmp_path, layers="all", ratings=["fear_mean_all"],
+                                                     scenarios=["zeroshot-baseline"]))[0]]
+    assert {"layers-disgust", "layers-fear", "zeroshot-baseline"} <= set(chosen)
+    assert not any(s.startswith(("pixels-", "random-init-")) for s in chosen)
+
+
+def test_layer_rsa_is_written_and_recomputes_from_the_saved_rdms(layered_run):
+    cold, _ = layered_run
+    doc = json.loads((cold / "results.json").read_text())
+    table = pd.read_csv(cold / "layer_rsa.csv")
+    saved = np.load(cold / "layer_rdms.npz")
+    assert set(table.weights) == {"random:seed=0", "random:seed=1", "random:seed=2", "random:seed=3"}
+    assert len(table) == 4 * 3
+    from scipy.stats import spearmanr
+
+    for row in table.itertuples():
+        rho = spearmanr(saved[f"{row.weights}|{row.layer}"], saved["human"]).statistic
+        assert rho == pytest.approx(row.spearman_rho, abs=1e-9)
+        assert 0 < row.p_perm <= 1 and row.ci_low <= row.ci_high
+    assert doc["run"]["layer_rsa"]["ratings"] == table.ratings.iloc[0].split(";")
+    assert "correlation distance" in doc["run"]["layer_rsa"]["model_distance"]
