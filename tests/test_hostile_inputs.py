@@ -373,3 +373,15 @@ def test_a_signal_while_the_report_is_written_leaves_nothing_behind(tmp_path, si
     assert "Traceback" not in rest and rest.strip().startswith("error: "), rest
     assert len(rest.strip().splitlines()) == 1
     assert sorted(p.name for p in out.parent.iterdir()) == []  # no .out.staging-*, no half-written out
+
+
+def test_calibration_of_one_image_per_class_is_stated_undefined():
+    from dirti_bench.evaluators.calibration import calibration
+
+    logits = np.array([[2.0, 0.5], [0.1, 1.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        metrics, record, frame = calibration("s", ["a", "b"], ["x", "y"], np.array([0, 1]), logits, "softmax")
+    assert np.isfinite(metrics["ece"]) and np.isnan(metrics["ece_calibrated"]) and np.isnan(metrics["brier_calibrated"])
+    assert record["temperature"]["undefined"].startswith("undefined: no class has 2 stimuli")
+    assert frame["calibration_fold"].isna().all() and len(frame) == 4
