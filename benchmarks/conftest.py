@@ -16,6 +16,9 @@ Every option also reads an environment variable (the option wins):
   --device DEV          DIRTI_BENCH_DEVICE      auto, cpu, cuda, mps (default auto)
   --results-dir DIR     DIRTI_BENCH_RESULTS_DIR where the session's results go (default results/benchmarks)
   --drift-baseline F    DIRTI_BENCH_DRIFT_BASELINE  results.json to check for drift (fails the session)
+  --layers all|final    DIRTI_BENCH_LAYERS      all: every layer too, layers-<rating> cases (default final)
+  --layer-mode M        DIRTI_BENCH_LAYER_MODE  token (default) or srp: how each layer becomes one vector
+  --controls LIST       DIRTI_BENCH_CONTROLS    comma-separated: pixels, random-init (cases of their own)
 """
 
 from __future__ import annotations
@@ -37,6 +40,10 @@ OPTIONS = {  # option -> (environment variable, default, help)
     "--device": ("DIRTI_BENCH_DEVICE", "auto", f"one of {', '.join(DEVICES)} (default auto)"),
     "--results-dir": ("DIRTI_BENCH_RESULTS_DIR", "results/benchmarks", "results directory of this session"),
     "--drift-baseline": ("DIRTI_BENCH_DRIFT_BASELINE", None, "baseline results.json; drift fails the session"),
+    "--layers": ("DIRTI_BENCH_LAYERS", "final", "all: every layer of the image tower too (layers-<rating> cases)"),
+    "--layer-mode": ("DIRTI_BENCH_LAYER_MODE", "token", "token (class token per layer) or srp (sparse random "
+                     "projection of the whole map)"),
+    "--controls": ("DIRTI_BENCH_CONTROLS", None, "comma-separated controls: pixels, random-init"),
 }
 STATE = pytest.StashKey[dict]()
 
@@ -76,6 +83,21 @@ def pytest_configure(config):
                            "runs": {}, "current": None, "summary": [], "selected": set()}
 
 
+def layer_settings(config) -> dict:
+    """--layers, --layer-mode and --controls as RunConfig fields (a bad value stops the session)."""
+    from dirti_bench.contracts import LAYER_MODES
+    from dirti_bench.encoding.layers import LAYERS_CHOICES
+    from dirti_bench.scenarios import LAYER_CONTROLS
+
+    layers, mode = option(config, "--layers"), option(config, "--layer-mode")
+    controls = [c.strip() for c in (option(config, "--controls") or "").split(",") if c.strip()]
+    for flag, value, choices in (("--layers", layers, LAYERS_CHOICES), ("--layer-mode", mode, LAYER_MODES),
+                                 *(("--controls", c, LAYER_CONTROLS) for c in controls)):
+        if value not in choices:
+            raise pytest.UsageError(f"error: {flag} {value!r} unknown; choose one of {', '.join(choices)}")
+    return {"layers": layers, "layer_mode": mode, "controls": controls or None}
+
+
 def run_config(config, spec: ModelSpec | None = None):
     from dirti_bench.pipeline import RunConfig
 
@@ -83,21 +105,31 @@ def run_config(config, spec: ModelSpec | None = None):
     data = option(config, "--dirti-data")
     return RunConfig(data=Path(data) if data else None, demo=data is None, model=spec.model,
                      pretrained=spec.pretrained, device=option(config, "--device"),
-                     out=Path(option(config, "--results-dir")), progress=False, report=True, quiet=True)
+                     out=Path(option(config, "--results-dir")), progress=False, report=True, quiet=True,
+                     **layer_settings(config))
 
 
 def session_scenarios(config) -> list:
     """The registry's scenarios, plus a rated set's alignment scenarios for its own rating columns."""
     from dirti_bench.data.ratedset import is_rated_set, load_rated_set
-    from dirti_bench.scenarios import REGISTRY, data_scenarios
+    from dirti_bench.data.stimuli import DISGUST_RATING
+    from dirti_bench.scenarios import REGISTRY, data_scenarios, layer_scenarios
 
     scenarios = list(REGISTRY.values())
     data = option(config, "--dirti-data")
+    columns = [DISGUST_RATING]
     if data and is_rated_set(Path(data)):
         try:
-            scenarios += data_scenarios(load_rated_set(Path(data), verify=False))
+            rated = load_rated_set(Path(data), verify=False)
         except UserError as exc:
             raise pytest.UsageError(f"error: {exc}") from None
+        scenarios += data_scenarios(rated)
+        columns += list(rated.aligned_ratings)
+    layers = layer_settings(config)
+    if layers["layers"] == "all" or layers["controls"]:
+        scenarios += [s for column in dict.fromkeys(columns)
+                      for s in layer_scenarios(column, layers["layer_mode"], layers["layers"] == "all",
+                                               layers["controls"] or ())]
     return scenarios
 
 

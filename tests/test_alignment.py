@@ -248,3 +248,26 @@ def test_ensemble_prompt_pair_averages_filled_templates(rated):
     assert res.options["prompt_pair"] == "affect" and len(res.options["prompts_high"]) > 1
     assert all("something disgusting" in p for p in res.options["prompts_high"])
     assert res.metrics["spearman_rho"] == pytest.approx(1.0)
+
+
+def test_resampling_in_blocks_gives_the_same_numbers_as_all_draws_at_once(monkeypatch):
+    """Bounded memory at any n: bootstrap, permutation and ceiling draws are made and scored in
+    blocks, and the blocks change no number (the random streams continue across blocks)."""
+    from dirti_bench.evaluators import rating_stats as rs
+
+    rng = np.random.default_rng(7)
+    n = 120
+    y = rng.uniform(1, 9, n).round(1)
+    oof = y + rng.normal(0, 2, (3, n))
+    folds = rng.integers(0, 10, (3, n))
+    sds = rng.uniform(0.5, 2, n)
+
+    def everything():
+        return (rs.correlations(y, oof[0], 200, 150, 1), rs.regression_metrics(y, oof, 200, 2),
+                rs.intercept_only_comparison(y, oof, folds, 200, 3), rs.split_half_ceiling(y, sds, 20, 150, 4))
+
+    whole = everything()  # default budget: every draw in one block at this n
+    assert rs.draw_block(n, 8) >= 200
+    monkeypatch.setattr(rs, "BLOCK_ELEMENTS", 1)  # the smallest blocks there are
+    assert rs.draw_block(n, 8) == 1
+    assert everything() == whole

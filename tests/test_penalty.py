@@ -389,3 +389,27 @@ def test_repeated_folds_follow_the_registry_cv():
                                                                                                         groups)):
         expected[i // 5, test] = i % 5
     assert used == 5 and np.array_equal(fold_of, expected)
+
+
+@pytest.mark.parametrize(("n", "d"), [(300, 40), (700, 256)])
+def test_closed_form_leave_one_out_errors_are_ridgecvs_and_choose_the_same_alpha(monkeypatch, n, d):
+    """With n > d the LOO errors come from one eigendecomposition instead of RidgeCV's per-alpha hat
+    diagonal; they match RidgeCV's cv_results_ to rounding, and the tuned fit is the same."""
+    from sklearn.linear_model import RidgeCV
+    from sklearn.preprocessing import StandardScaler
+
+    from dirti_bench.evaluators import penalty
+
+    rng = np.random.default_rng(d)
+    X = rng.standard_normal((n, d)) @ rng.standard_normal((d, d)) * 0.3
+    y = X[:, 0] * 0.2 + rng.standard_normal(n)
+    Xs = StandardScaler().fit_transform(X)
+    expected = RidgeCV(alphas=penalty.RIDGE_ALPHAS, store_cv_results=True).fit(Xs, y).cv_results_
+    got = penalty._loo_errors_fn(Xs, y)(penalty.RIDGE_ALPHAS)
+    np.testing.assert_allclose(got, expected, rtol=1e-7, atol=1e-10 * expected.max())
+    fast_model, fast_record = penalty.fit_tuned_ridge(X, y)
+    monkeypatch.setattr(penalty, "_loo_errors_fn", lambda Xs, y: lambda grid: RidgeCV(
+        alphas=grid, store_cv_results=True).fit(Xs, y).cv_results_)
+    model, record = penalty.fit_tuned_ridge(X, y)
+    assert fast_record == record
+    assert np.array_equal(fast_model.predict(X), model.predict(X))

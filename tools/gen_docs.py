@@ -150,7 +150,8 @@ def demo_sample(timeout: float = 600) -> str:
     with tempfile.TemporaryDirectory(prefix="dirti-bench-docgen-") as tmp:
         home = Path(tmp) / "home"
         env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "MPLBACKEND": "Agg", "HF_HUB_OFFLINE": "1",
-               "PYTHONUNBUFFERED": "1", "DIRTI_BENCH_HOME": str(home), "NUMBA_CACHE_DIR": str(home / "numba")}
+               "PYTHONUNBUFFERED": "1", "DIRTI_BENCH_HOME": str(home), "NUMBA_CACHE_DIR": str(home / "numba"),
+               "CUDA_VISIBLE_DEVICES": ""}  # the sample shows the CPU run a laptop gets, on a GPU machine too
         proc = subprocess.run([sys.executable, "-m", "dirti_bench.cli", "run", "--demo"], cwd=tmp, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
         text = proc.stdout.decode()  # bytes: text mode would turn a progress bar's \r frames into lines

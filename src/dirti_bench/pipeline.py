@@ -412,8 +412,8 @@ def projection_for(cfg: RunConfig) -> str:
 
 def write_run(out: Path, ctx: EvalContext, results: list[ScenarioResult], extra_info: dict | None = None,
               report: bool = True, reporter: Reporter | None = None, skipped: dict[str, str] | None = None,
-              projection: str = "umap") -> Path:
-    """results.json, the CSVs, features, comparisons and (optionally) the report, written into a
+              projection: str = "umap", comparisons: list[dict] | None = None) -> Path:
+    """results.json, the CSVs, features, comparisons (computed here unless given) and (optionally) the report, written into a
     folder beside ``out`` and swapped in whole: no file of an earlier run survives, and a failure or
     Ctrl-C before the swap leaves ``out`` as it was."""
     reporter = reporter or Reporter("silent")
@@ -428,7 +428,8 @@ def write_run(out: Path, ctx: EvalContext, results: list[ScenarioResult], extra_
         with StagedDir(out) as staged:
             files = {**feature_files(ctx), **layer_files(results, staged.path if report else None, info), **rsa_files}
             write_results(staged.path, info, results, files,
-                          comparisons=comparisons_for(results, seed=ctx.seed), skipped=skipped,
+                          comparisons=comparisons_for(results, seed=ctx.seed) if comparisons is None else comparisons,
+                          skipped=skipped,
                           file_names={s.id: s.file_name for s in stimuli},
                           integer_ids=ids_are_integers(s.id for s in stimuli))
             if report:
@@ -496,8 +497,10 @@ def run(cfg: RunConfig, encoder=None, reporter: Reporter | None = None) -> Path:
         reporter.stage(line)
     encode(cfg, ctx, reporter)
     results = evaluate(chosen, ctx, reporter, skipped)
-    # The summary comes first: on a first run the report (figures, projection) takes longer.
+    # The summary comes first: on a first run the report (figures, projection) takes longer. Its Δ to
+    # the study wording and its Findings need the comparisons, so they are computed once for both.
+    comparisons = comparisons_for(results, seed=ctx.seed)
     reporter.summary(results_document({**run_info(ctx), "projection": projection_for(cfg), **info}, results,
-                                      skipped=skipped))
+                                      comparisons, skipped=skipped))
     return write_run(cfg.out, ctx, results, extra_info=info, report=cfg.report, reporter=reporter,
-                     skipped=skipped, projection=projection_for(cfg))
+                     skipped=skipped, projection=projection_for(cfg), comparisons=comparisons)

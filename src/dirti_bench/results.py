@@ -5,10 +5,11 @@ results.json
   run:       model, pretrained, weights_sha256, device, versions, dataset,
              dataset_sha256, seed, created, smoke_run, ...
   scenarios: id -> task, labels, n, metrics, per_class, confusion,
-             dropped_classes, options, ci, (folds), (extra)
+             dropped_classes, options, ci, (folds), (extra), flags (validity.py: [{flag, reason}])
   skipped:   id -> why the data cannot support that scenario ({} when none was skipped)
   (comparisons): list of paired comparisons {a, b, n, accuracy_a, accuracy_b,
-             accuracy_difference, ci, mcnemar | null} or {a, b, skipped}
+             accuracy_difference, ci, mcnemar | null, (family, family_size, p_holm, q_bh)}
+             or {a, b, skipped}
 predictions.csv            (classification scenarios)
   scenario, stimulus, file_name, y_true, y_pred, confidence, fold
   class names; confidence = the predicted class's probability (zero-shot softmax,
@@ -59,6 +60,7 @@ import pandas as pd
 from . import __version__, jsonio
 from .contracts import ScenarioResult
 from .errors import UserError
+from .validity import with_flags
 
 RESULTS_FILE = "results.json"
 PREDICTIONS_FILE = "predictions.csv"
@@ -181,7 +183,7 @@ def results_document(run: dict, results: list[ScenarioResult], comparisons: list
                      skipped: Mapping[str, str] | None = None) -> dict:
     """What results.json holds, JSON-ready (the terminal summary reads the same document)."""
     doc = {"schema_version": SCHEMA_VERSION, "run": _jsonable(run),
-           "scenarios": {r.id: _jsonable(r.to_json()) for r in results}, "skipped": dict(skipped or {})}
+           "scenarios": {r.id: with_flags(_jsonable(r.to_json())) for r in results}, "skipped": dict(skipped or {})}
     if comparisons is not None:  # paired scenario comparisons (dirti_bench.reporting.compare)
         doc["comparisons"] = _jsonable(comparisons)
     return doc
@@ -285,6 +287,8 @@ SCENARIO_SCHEMA = {
            "an object of [low, high] pairs"),
     "folds": (lambda v: isinstance(v, dict), "an object"),
     "extra": (lambda v: isinstance(v, dict), "an object"),
+    "flags": (lambda v: isinstance(v, list) and all(isinstance(f, dict) and isinstance(f.get("flag"), str)
+                                                    for f in v), "a list of {flag, reason} objects"),
 }
 PRECISION_CHECK_KEYS = ("precision", "images", "min_cosine", "identical_predictions")
 RUN_SCHEMA = {

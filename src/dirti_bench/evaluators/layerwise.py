@@ -3,9 +3,13 @@ training fold, beside the published same-data ("superlative") choice.
 
 Per layer, as in the published method (Conwell et al., PNAS 2025; ColinConwell/AffectExMachina
 ``mapping_methods.gcv_ridge_regression``): ``RidgeCV`` over a grid of alphas with the closed-form
-leave-one-out (generalised cross-validation) predictions, the alpha whose leave-one-out
-predictions have the highest Pearson r. Here the features are standardised first (fitted on the
-training part only).
+leave-one-out (generalised cross-validation) predictions, layers ranked by the Pearson r of those
+leave-one-out predictions. The features are standardised first (on the training part only). The
+published rule takes the alpha with the best leave-one-out r; r is blind to the predictions' scale,
+so that alpha is often tiny and the predictions far off in scale (R^2 well below predicting the
+mean). The probes here take the alpha by leave-one-out squared error with the one-standard-error
+rule (the alignment probe's, ``penalty.fit_tuned_ridge``); the ``published`` column keeps the
+published rule.
 
 * ``nested``: stratified k-fold (by category). Inside each training fold every layer's leave-one-out
   r on that training fold alone ranks the layers; the best layer's ridge, refitted on the whole
@@ -61,30 +65,63 @@ class GcvFit:
     alpha: float
     loo_r: float  # Pearson r of the leave-one-out predictions at ``alpha``
     loo: np.ndarray  # (n,) leave-one-out predictions at ``alpha``
-    model: object
+    model: object  # fitted: predict(X)
+    edge: str | None = None  # 'high': the intercept-only limit (predicts the training mean)
 
 
-def gcv_ridge(X: np.ndarray, y: np.ndarray, alphas=RIDGE_ALPHAS) -> GcvFit:
-    """StandardScaler + RidgeCV's closed-form leave-one-out predictions for every alpha; the alpha
-    with the best leave-one-out Pearson r (the published rule), refitted on all of (X, y)."""
-    from sklearn.linear_model import Ridge, RidgeCV
+ALPHA_RULES = {
+    "one-se": ("RidgeCV leave-one-out squared error, one-standard-error rule (the alignment probe's, "
+               "evaluators/penalty.py): calibrated predictions"),
+    "pearson": ("RidgeCV leave-one-out predictions, the alpha with the best Pearson r (the published rule; "
+                "blind to the predictions' scale)"),
+}
+
+
+def _loo_predictions(Xs: np.ndarray, y: np.ndarray, alphas) -> np.ndarray:
+    """(n, len(alphas)) closed-form leave-one-out predictions of ridge on standardised ``Xs``."""
+    from sklearn.linear_model import RidgeCV
+
+    # scoring given: cv_results_ holds the leave-one-out predictions, not squared errors
+    loo = RidgeCV(alphas=list(alphas), store_cv_results=True, scoring="explained_variance").fit(Xs, y).cv_results_
+    return loo.reshape(len(y), len(alphas))
+
+
+def gcv_ridge(X: np.ndarray, y: np.ndarray, alphas=RIDGE_ALPHAS, rule: str = "one-se") -> GcvFit:
+    """StandardScaler + ridge with its alpha chosen from the closed-form leave-one-out predictions on
+    (X, y) alone (``rule``: ``ALPHA_RULES``), refitted on all of (X, y); and the Pearson r of the
+    leave-one-out predictions at that alpha, which ranks the layers."""
+    from sklearn.linear_model import Ridge
     from sklearn.preprocessing import StandardScaler
 
+    from .penalty import fit_tuned_ridge
+
     X, y = np.asarray(X, float), np.asarray(y, float)
+    if rule == "one-se":
+        model, selection = fit_tuned_ridge(X, y, alphas)
+        if selection["edge"] == "high":  # the training mean, left out one at a time
+            loo = (y.sum() - y) / (y.size - 1)
+        else:
+            loo = _loo_predictions(StandardScaler().fit_transform(X), y, [selection["alpha"]])[:, 0]
+        return GcvFit(float(selection["alpha"]), pearson(y, loo), loo, model, selection["edge"])
     scaler = StandardScaler().fit(X)
     Xs = scaler.transform(X)
-    # scoring given: cv_results_ holds the leave-one-out predictions (n, alphas), not squared errors
-    loo = RidgeCV(alphas=alphas, store_cv_results=True, scoring="explained_variance").fit(Xs, y).cv_results_
-    loo = loo.reshape(len(y), len(alphas))
+    loo = _loo_predictions(Xs, y, alphas)
     r = _pearson_columns(y, loo)
     best = int(np.nanargmax(r)) if np.isfinite(r).any() else len(alphas) - 1  # no signal: strongest penalty
     ridge = Ridge(alpha=alphas[best]).fit(Xs, y)
-    return GcvFit(float(alphas[best]), float(r[best]), loo[:, best], (scaler, ridge))
+    return GcvFit(float(alphas[best]), float(r[best]), loo[:, best], _Scaled(scaler, ridge))
+
+
+class _Scaled:
+    def __init__(self, scaler, ridge):
+        self.scaler, self.ridge = scaler, ridge
+
+    def predict(self, X):
+        return self.ridge.predict(self.scaler.transform(X))
 
 
 def _predict(fit: GcvFit, X: np.ndarray) -> np.ndarray:
-    scaler, ridge = fit.model
-    return ridge.predict(scaler.transform(np.asarray(X, float)))
+    return np.asarray(fit.model.predict(np.asarray(X, float)), float)
 
 
 @dataclass
@@ -146,14 +183,14 @@ def _layer_probe(layers, y, groups, folds, seed, names, depths, alphas, publishe
             fits.append(fit)
             train_scores[f, i], chosen_alphas[f, i] = fit.loo_r, fit.alpha
             per_layer[i, test] = _predict(fit, X[test])
-        scores = np.where(np.isfinite(train_scores[f]), train_scores[f], -np.inf)
+        scores = np.where(np.isfinite(train_scores[f]), train_scores[f], -np.inf)  # nan: constant predictions
         best = int(np.argmax(scores))  # ties: the shallowest layer
         chosen.append(best)
         nested[test] = per_layer[best, test]
     loo, loo_alphas = np.full((n_layers, n), np.nan), []
     if published:
         for i, X in enumerate(layers):
-            fit = gcv_ridge(X, y, alphas)
+            fit = gcv_ridge(X, y, alphas, rule="pearson")  # the published number, as published
             loo[i], _ = fit.loo, loo_alphas.append(fit.alpha)
     return LayerProbe(names, depths, fold_of, per_layer, nested, chosen, train_scores, chosen_alphas, loo,
                       loo_alphas, used)

@@ -6,10 +6,17 @@ Everything is vectorised over resamples (scipy's ``vectorized=True``) so 1000
 draws on a few hundred stimuli take milliseconds. Every random draw comes from
 its own ``default_rng([seed, stream])``, so adding one statistic never shifts
 another's numbers.
+
+Resamples are drawn and scored in blocks of draws (``draw_block``), so memory stays
+bounded at any n (1000 draws x 3 repeats x 100k stimuli would be GBs at once). The
+blocks do not change a single number: ``Generator.integers`` and ``Generator.permuted``
+(what scipy's ``batch`` and the loops here call) continue the same random stream across
+calls, and every draw is scored on its own row.
 """
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -22,6 +29,22 @@ CI_LEVEL = 0.95
 MIN_N = 3  # fewer points have no meaningful correlation
 # Independent random streams (the second entry of each rng's seed).
 STREAM_BOOT, STREAM_PERM, STREAM_CEILING, STREAM_WITHIN = 1, 2, 3, 4
+# Resampled values held at once per array (~16 MB of float64): a block's draws x stimuli x columns.
+BLOCK_ELEMENTS = 2_000_000
+
+
+def draw_block(n: int, width: int = 1) -> int:
+    """How many resamples of ``n`` stimuli (``width`` arrays each) to draw and score at once."""
+    return max(1, BLOCK_ELEMENTS // max(1, n * width))
+
+
+def _bootstrap_indices(n: int, n_boot: int, seed: int, width: int):
+    """Blocks of ``rng.integers(0, n, (n_boot, n))`` rows, the same draws as one call."""
+    rng = _rng(seed, STREAM_BOOT)
+    # At least 2 draws: a block of one would score a stride-0 view of y_true, summed in another order.
+    block = max(2, draw_block(n, width))
+    for start in range(0, n_boot, block):
+        yield rng.integers(0, n, size=(min(block, n_boot - start), n))
 
 
 def _rng(seed: int, stream: int) -> np.random.Generator:
@@ -60,12 +83,13 @@ def correlation_test(x, y, name: str, n_boot: int, n_perm: int, seed: int) -> di
     """Point estimate, bootstrap distribution, permutation null and p-value of one correlation."""
     func = CORRELATIONS[name]
     x, y = np.asarray(x, float), np.asarray(y, float)
+    block = draw_block(x.size, 4)  # x, y and their ranks per resample
     with _quiet():
         estimate = float(func(x, y))
-        boot = stats.bootstrap((x, y), func, paired=True, vectorized=True, n_resamples=n_boot,
+        boot = stats.bootstrap((x, y), func, paired=True, vectorized=True, n_resamples=n_boot, batch=block,
                                method="percentile", rng=_rng(seed, STREAM_BOOT))
         perm = stats.permutation_test((x, y), func, permutation_type="pairings", vectorized=True,
-                                      n_resamples=n_perm, rng=_rng(seed, STREAM_PERM))
+                                      n_resamples=n_perm, batch=block, rng=_rng(seed, STREAM_PERM))
     return {"estimate": estimate, "boot": np.asarray(boot.bootstrap_distribution, float),
             "null": np.asarray(perm.null_distribution, float), "p": float(perm.pvalue)}
 
@@ -167,13 +191,24 @@ def split_half_ceiling(means, sds, n_raters: int, n_sim: int, seed: int) -> tupl
     Pearson's r as published alignment results divide by.
     """
     means, sds = np.asarray(means, float), np.asarray(sds, float)
-    rng = _rng(seed, STREAM_CEILING)
     se = sds / np.sqrt(n_raters / 2)
-    half_a = means + rng.standard_normal((n_sim, means.size)) * se
-    half_b = means + rng.standard_normal((n_sim, means.size)) * se
+    # All of half A's draws come first in the stream, then half B's: walk past A's once to find
+    # where B's start, then draw both in blocks (the same numbers as two whole (n_sim, n) arrays).
+    block = draw_block(means.size, 6)
+    sizes = [min(block, n_sim - start) for start in range(0, n_sim, block)]
+    rng_a = _rng(seed, STREAM_CEILING)
+    for size in sizes:
+        rng_a.standard_normal((size, means.size))
+    rng_b, rng_a = copy.deepcopy(rng_a), _rng(seed, STREAM_CEILING)
+    r_halves = {"spearman": [], "pearson": []}
+    for size in sizes:
+        half_a = means + rng_a.standard_normal((size, means.size)) * se
+        half_b = means + rng_b.standard_normal((size, means.size)) * se
+        for name, func in (("spearman", spearman), ("pearson", pearson)):
+            r_halves[name].append(func(half_a, half_b, axis=-1))
     metrics, ci = {}, {}
-    for name, func in (("spearman", spearman), ("pearson", pearson)):
-        r_half = func(half_a, half_b, axis=-1)
+    for name in ("spearman", "pearson"):
+        r_half = np.concatenate(r_halves[name])
         reliability = np.clip(2 * r_half / (1 + r_half), 0.0, 1.0)  # Spearman-Brown, 2 halves
         ceiling = np.sqrt(reliability)
         if name == "spearman":
@@ -217,10 +252,12 @@ def regression_metrics(y_true, oof: np.ndarray, n_boot: int, seed: int) -> tuple
     y_true, oof = np.asarray(y_true, float), np.asarray(oof, float)
     with _quiet():  # constant predictions (a fully shrunk probe) have no correlation: nan
         point = _per_repeat_metrics(y_true, oof)
-    idx = _rng(seed, STREAM_BOOT).integers(0, y_true.size, size=(n_boot, y_true.size))
+    blocks = []
     with _quiet():
-        # (n_boot, repeats, n): every repeat scored on the same resampled stimuli.
-        draws = _per_repeat_metrics(y_true[idx][:, None, :], oof[:, idx].transpose(1, 0, 2))
+        for idx in _bootstrap_indices(y_true.size, n_boot, seed, 2 * (len(oof) + 1)):
+            # (draws, repeats, n): every repeat scored on the same resampled stimuli.
+            blocks.append(_per_repeat_metrics(y_true[idx][:, None, :], oof[:, idx].transpose(1, 0, 2)))
+    draws = [np.concatenate(parts) for parts in zip(*blocks, strict=True)]
     metrics = {name: float(v) for name, v in zip(REGRESSION_METRICS, point, strict=True)}
     ci = {name: _percentile_ci(d) for name, d in zip(REGRESSION_METRICS, draws, strict=True)}
     return metrics, ci
@@ -257,9 +294,11 @@ def intercept_only_comparison(y_true, oof: np.ndarray, fold_of: np.ndarray, n_bo
     baseline = intercept_only_predictions(y_true, fold_of)
     base = float(_r2_per_repeat(y_true, baseline))
     gain = float(_r2_per_repeat(y_true, oof)) - base
-    idx = _rng(seed, STREAM_BOOT).integers(0, y_true.size, size=(n_boot, y_true.size))
+    blocks = []
     with _quiet():
-        draws = (_r2_per_repeat(y_true[idx][:, None, :], oof[:, idx].transpose(1, 0, 2))
-                 - _r2_per_repeat(y_true[idx][:, None, :], baseline[:, idx].transpose(1, 0, 2)))
+        for idx in _bootstrap_indices(y_true.size, n_boot, seed, 2 * (2 * len(oof) + 1)):
+            blocks.append(_r2_per_repeat(y_true[idx][:, None, :], oof[:, idx].transpose(1, 0, 2))
+                          - _r2_per_repeat(y_true[idx][:, None, :], baseline[:, idx].transpose(1, 0, 2)))
+    draws = np.concatenate(blocks)
     return ({"r2_intercept_only": base, "r2_gain_over_intercept_only": gain},
             {"r2_gain_over_intercept_only": _percentile_ci(draws)})
