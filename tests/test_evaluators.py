@@ -228,6 +228,7 @@ def test_split_applies_the_small_class_policy():
     assert result.labels == ["a", "b"] and result.dropped_classes == ["c"]
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
 @pytest.mark.filterwarnings("error")
 def test_probe_cv_separable_and_constant_features():
     space = label_space(BALANCED)
