@@ -45,8 +45,8 @@ def test_a_demo_run_talks_in_stages_then_prints_the_summary(tmp_path):
     doc = json.loads((out / "results.json").read_text())
     lines = proc.stdout.strip().splitlines()
     assert lines[0] == "dirti-tiny · random weights — smoke run, numbers mean nothing · dirti-demo-seed0 (60 images) · cpu"
-    assert lines[1].split() == ["scenario", "task", "n", "classes", "accuracy", "[95%", "CI]", "macro-F1", "[95%",
-                                "CI]", "ρ", "[95%", "CI]"]
+    assert lines[1].split() == ["scenario", "task", "n", "classes", "chance", "accuracy", "[95%", "CI]", "macro-F1",
+                                "[95%", "CI]", "ρ", "[95%", "CI]", "Δ", "acc.", "vs", "study", "flags"]
     rows = {line.split()[0]: line for line in lines[3:6]}
     assert list(rows) == SCENARIOS
     for sid in ("zeroshot-baseline", "knn-cv10-disgust"):
@@ -55,9 +55,23 @@ def test_a_demo_run_talks_in_stages_then_prints_the_summary(tmp_path):
         assert cell(sc["metrics"]["f1_macro"], sc["ci"]["f1_macro"]) in rows[sid]
         assert f" {sc['n']} " in rows[sid] and f" {len(sc['labels'])} " in rows[sid]
     align = doc["scenarios"]["align-disgust-zeroshot"]
-    assert rows["align-disgust-zeroshot"].rstrip().endswith(cell(align["metrics"]["spearman_rho"],
-                                                                 align["ci"]["spearman_rho"]))
-    assert lines[6:] == [f"results: {out / 'results.json'}", f"report:  {out / 'report.html'}"]
+    assert cell(align["metrics"]["spearman_rho"], align["ci"]["spearman_rho"]) in rows["align-disgust-zeroshot"]
+    # the chance level (majority class share) of each classification, from its per-class support
+    for sid in ("zeroshot-baseline", "knn-cv10-disgust"):
+        support = [v["support"] for v in doc["scenarios"][sid]["per_class"].values()]
+        assert f" {max(support) / sum(support):.3f} " in rows[sid]
+    assert lines[6].startswith("chance: the majority class share; brackets: 95% percentile bootstrap CI, 1000 draws")
+    findings = lines[lines.index("Findings:") + 1:-2]
+    assert any(line.startswith("- align-disgust-zeroshot: ρ ") for line in findings)
+    # one line per flag, naming every scenario results.json flags with it
+    marked = {}
+    for sid, sc in doc["scenarios"].items():
+        for f in sc["flags"]:
+            marked.setdefault(f["flag"], []).append(sid)
+    assert [line.split(" (")[0].removeprefix("- flag ") for line in findings if line.startswith("- flag ")] == list(marked)
+    for code, ids in marked.items():
+        assert next(line for line in findings if line.startswith(f"- flag {code} ")).endswith(f": {', '.join(ids)}.")
+    assert lines[-2:] == [f"results: {out / 'results.json'}", f"report:  {out / 'report.html'}"]
 
 
 def test_quiet_prints_only_the_summary_and_paths(tmp_path, capsys):
@@ -67,7 +81,8 @@ def test_quiet_prints_only_the_summary_and_paths(tmp_path, capsys):
     assert captured.err == ""
     lines = captured.out.strip().splitlines()
     assert lines[0].startswith("dirti-tiny · random weights — smoke run") and lines[1].startswith("scenario ")
-    assert lines[3].startswith("zeroshot-baseline ") and lines[4:] == [f"results: {out / 'results.json'}"]
+    assert lines[3].startswith("zeroshot-baseline ") and lines[-1] == f"results: {out / 'results.json'}"
+    assert "Findings:" in lines
 
 
 def test_a_second_run_says_it_replaced_the_earlier_results(tmp_path, capsys):
@@ -152,7 +167,7 @@ def test_summary_rows_from_a_results_document():
     assert rows[1]["ρ [95% CI]"] == "0.610 [0.52, 0.68]" and rows[1]["accuracy [95% CI]"] == "–"
     text = summary_text(doc)
     assert "ViT-B-32 · weights openai · dirti (300 images) · cuda" in text and "smoke" not in text
-    assert text.strip().splitlines()[-1] == ("skipped 2 scenarios (zeroshot-disgust, knn-cv10-disgust): "
-                                             "no disgust rating")
+    assert "skipped 2 scenarios (zeroshot-disgust, knn-cv10-disgust): no disgust rating" in text.splitlines()
+    assert text.strip().splitlines()[-1] == "- align-disgust-probe: ρ 0.610 [0.52, 0.68], r – (noise ceiling not estimated)."
     assert skipped_lines({"x": "one reason", "y": "another"}) == ["skipped 1 scenario (x): one reason",
                                                                   "skipped 1 scenario (y): another"]

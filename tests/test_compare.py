@@ -128,6 +128,10 @@ def test_run_writes_comparisons_recomputable_from_predictions_csv(demo_master, t
     a, b = (preds[preds["scenario"] == s] for s in ("ensemble-disgust-affect", "zeroshot-disgust"))
     labels = doc["scenarios"]["zeroshot-disgust"]["labels"]
     again = compare(a, b, labels=labels, mcnemar=True)
+    # its family of one test: Holm and BH leave a single p-value as it is
+    assert {k: found.pop(k) for k in ("family", "family_size", "p_holm", "q_bh")} == {
+        "family": "prompt sets vs the study wording zeroshot-disgust (task disgust; McNemar)", "family_size": 1,
+        "p_holm": found["mcnemar"]["p_value"], "q_bh": found["mcnemar"]["p_value"]}
     assert found == json.loads(json.dumps({"kind": PROMPT_KIND, "task": "disgust", "prompt_set": "affect", **again}))
     f1 = [f1_score(x["y_true"], x["y_pred"], labels=labels, average="macro", zero_division=0) for x in (a, b)]
     assert found["f1_macro_difference"] == pytest.approx(f1[0] - f1[1], abs=1e-12)

@@ -91,12 +91,14 @@ def test_missing_scenarios_and_metrics_are_reported_on_both_sides():
     assert check(now, base).ok
 
 
-def test_a_baseline_from_another_configuration_is_noted():
+def test_a_baseline_from_another_configuration_is_noted_and_not_comparable():
     other = results_doc()
     other["run"]["model"] = "ViT-B-32"
     report = check(results_doc(), other)
     assert report.identity_differs == {"model": ("ViT-B-32", "dirti-tiny")}
     assert "run.model differs: baseline 'ViT-B-32', results 'dirti-tiny'" in report.notes()
+    assert report.not_comparable == {"run: model 'ViT-B-32' vs 'dirti-tiny'": []}
+    assert check(results_doc(), results_doc()).not_comparable == {}
 
 
 def test_metric_globs_restrict_the_comparison():
@@ -120,8 +122,9 @@ def test_bad_tolerances_are_a_user_error(tolerances):
 def test_baseline_document_keeps_only_identity_and_metrics():
     doc = baseline_document(results_doc())
     text = json.dumps(doc)
-    assert "created" not in text and "/somewhere" not in text and "task" not in text
+    assert "created" not in text and "/somewhere" not in text
     assert doc["run"] == {"model": "dirti-tiny", "seed": 0}
+    assert doc["scenarios"]["knn-split-baseline"]["task"] == "category"  # what makes results comparable
     assert doc["scenarios"]["knn-split-baseline"]["metrics"] == {"accuracy": 0.80, "f1_macro": 0.70}
     assert check(results_doc(), doc).ok
 
@@ -312,3 +315,44 @@ def test_cli_update_to_an_unwritable_path_is_exit_2(tmp_path, capsys, monkeypatc
     assert main(["check-drift", str(res), "--baseline", str(tmp_path / "b.json"), "--update"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot write baseline" in err and "Permission denied" in err
+
+
+def configured(threshold=5.0, dataset="dirti-demo-seed0", labels=("food", "disgusting food"), **metrics) -> dict:
+    doc = results_doc()
+    doc["run"] |= {"dataset": dataset, "dataset_sha256": dataset[:1] * 64}
+    doc["scenarios"]["zeroshot-disgust"] = {
+        "task": "disgust", "labels": list(labels), "metrics": {"accuracy": 0.3, **metrics},
+        "options": {"threshold": threshold, "logit_scale": 100.0, "tied_votes": 3, "n_raters_source": "assumed"}}
+    return doc
+
+
+def test_cli_a_run_at_another_threshold_is_exit_2_naming_the_threshold(tmp_path, capsys):
+    base = tmp_path / "baseline.json"
+    assert main(["check-drift", str(write_results_dir(tmp_path / "five", configured())), "--baseline", str(base),
+                 "--update"]) == 0
+    stored = json.loads(base.read_text())["scenarios"]["zeroshot-disgust"]
+    # configured options only: an outcome (tied_votes) or a description is not configuration
+    assert stored["options"] == {"logit_scale": 100.0, "threshold": 5.0} and stored["labels"] == ["food", "disgusting food"]
+    capsys.readouterr()
+    six = write_results_dir(tmp_path / "six", configured(threshold=6.0, accuracy=0.9))
+    assert main(["check-drift", str(six), "--baseline", str(base)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {six} is not comparable with {base}")
+    assert "threshold 5.0 vs 6.0 in zeroshot-disgust" in err[0] and "--accept-differences" in err[0]
+    # the explicit flag compares anyway: then the moved accuracy is drift
+    assert main(["check-drift", str(six), "--baseline", str(base), "--accept-differences"]) == 1
+    # outcomes and descriptions that differ do not make results incomparable
+    same = configured()
+    same["scenarios"]["zeroshot-disgust"]["options"] |= {"tied_votes": 9, "n_raters_source": "other words"}
+    assert main(["check-drift", str(write_results_dir(tmp_path / "same", same)), "--baseline", str(base)]) == 0
+
+
+def test_cli_another_dataset_or_label_space_is_exit_2_naming_it(tmp_path, capsys):
+    base = write_baseline(tmp_path / "baseline.json", baseline_document(configured()))
+    other = write_results_dir(tmp_path / "oasis", configured(dataset="oasis-like"))
+    assert main(["check-drift", str(other), "--baseline", str(base)]) == 2
+    err = capsys.readouterr().err
+    assert "dataset 'dirti-demo-seed0' vs 'oasis-like'" in err and "dataset content" in err and "drift" not in err
+    fewer = write_results_dir(tmp_path / "fewer", configured(labels=("food",)))
+    assert main(["check-drift", str(fewer), "--baseline", str(base)]) == 2
+    assert "label space (2 classes vs 1) in zeroshot-disgust" in capsys.readouterr().err

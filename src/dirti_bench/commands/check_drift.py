@@ -11,6 +11,7 @@ from ..reporting.drift import (
     check,
     check_tolerance,
     load_baseline,
+    require_comparable,
     require_comparison,
 )
 from ..results import read_results
@@ -26,6 +27,9 @@ def add_arguments(p) -> None:
     p.add_argument("--metrics", nargs="+", metavar="NAME", help="only these metrics (names or globs, e.g. 'f1_*')")
     p.add_argument("--allow-missing", action="store_true",
                    help="pass even if scenarios or metrics of the baseline are missing in the results")
+    p.add_argument("--accept-differences", action="store_true",
+                   help="compare even where the results differ from the baseline in dataset, model, weights, "
+                        "label space, threshold or scenario options (otherwise exit 2 naming the difference)")
     p.add_argument("--update", action="store_true",
                    help="deliberately rewrite the baseline from RESULTS_DIR (keeps its tolerances)")
 
@@ -50,6 +54,8 @@ def run(args) -> int:
     report = check(results, baseline, tolerance, args.metrics, baseline_name=name,
                    allow_missing=args.allow_missing, results_name=str(args.results_dir))
     require_comparison(report, name, str(args.results_dir))
+    if not args.accept_differences:
+        require_comparable(report, name, str(args.results_dir))
     for line in report.notes():
         print(f"note: {line}")
     print(report.summary(name))

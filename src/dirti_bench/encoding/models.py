@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..constraints import Interval, check_value
 from ..data.pixels import PIXEL_RULES
 from ..data.stimuli import file_sha256
 from ..errors import UserError
@@ -34,8 +35,11 @@ from .text import encode_texts, text_path
 from .vectors import l2_normalise
 
 TINY_MODEL = "dirti-tiny"
+DEFAULT_MODEL = "ViT-B-32"  # what a run on DIRTI uses unless told otherwise (the study's model)
+DEFAULT_PRETRAINED = "openai"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DEFAULT_BATCH_SIZE = 32
+BATCH_SIZE = (Interval(int, 1),)
 
 
 def register_model_configs() -> None:
@@ -212,7 +216,7 @@ def skip_random_init(skip: bool = True):
 class ClipEncoder:
     """open_clip model built lazily, so a warm cache never loads weights."""
 
-    def __init__(self, model: str = "ViT-B-32", pretrained: str = "openai", device: str = "auto",
+    def __init__(self, model: str = DEFAULT_MODEL, pretrained: str = DEFAULT_PRETRAINED, device: str = "auto",
                  seed: int = 0, batch_size: int = DEFAULT_BATCH_SIZE, num_workers: int | None = None,
                  progress: bool = True, decode: str = DEFAULT_DECODE, precision: str = DEFAULT_PRECISION,
                  decoded: DecodedImages | None = None, weights_sha256: str | None = None):
@@ -223,9 +227,7 @@ class ClipEncoder:
                             f"(e.g. ViT-B-32, {TINY_MODEL}) or pass the weights as hf-hub:ORG/REPO", "model")
         self.device = resolve_device(device)
         self.seed = seed
-        if batch_size < 1:
-            raise UserError(f"batch size {batch_size} must be a positive integer; use e.g. 32", "batch_size")
-        self.batch_size = batch_size
+        self.batch_size = check_value("batch_size", batch_size, BATCH_SIZE)
         self.num_workers = num_workers
         self.decode = check_decode(decode)
         self.precision = check_precision(precision, self.device)

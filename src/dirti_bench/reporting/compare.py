@@ -26,6 +26,7 @@ from ..evaluators.metrics import (
     macro_f1_from_confusion,
     resampled_confusions,
 )
+from ..validity import adjust_comparisons
 
 N_BOOTSTRAP = 1000
 CI_LEVEL = 0.95
@@ -158,6 +159,7 @@ def prompt_comparisons(results, seed: int = 0) -> list[dict]:
 
 
 def comparisons_for(results, pairs: Iterable[tuple[str, str]] | None = None, seed: int = 0) -> list[dict]:
-    """Prompt sets against the study wording, then ``run_comparisons`` over ScenarioResults (with predictions)."""
+    """Prompt sets against the study wording, then ``run_comparisons`` over ScenarioResults (with predictions);
+    each family's McNemar p-values get Holm and Benjamini-Hochberg adjustments (validity.adjust_comparisons)."""
     frames = {r.id: r.predictions for r in results if r.predictions is not None and len(r.predictions)}
-    return prompt_comparisons(results, seed) + run_comparisons(frames, pairs, seed)
+    return adjust_comparisons(prompt_comparisons(results, seed) + run_comparisons(frames, pairs, seed), PROMPT_KIND)

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from ..labels import TASKS
+from ..validity import chance_level, flag_text, interval_note, value_with_ci
 from .formats import MISSING
 
 MODES = ("normal", "quiet", "silent")
@@ -85,16 +86,6 @@ def skipped_lines(skipped: Mapping[str, str]) -> list[str]:
     return lines
 
 
-def _ci_cell(scenario: dict, metric: str) -> str:
-    value = (scenario.get("metrics") or {}).get(metric)
-    if not isinstance(value, int | float):
-        return MISSING
-    ci = (scenario.get("ci") or {}).get(metric)
-    if isinstance(ci, list | tuple) and len(ci) == 2 and all(isinstance(v, int | float) for v in ci):
-        return f"{value:.3f} [{ci[0]:.2f}, {ci[1]:.2f}]"
-    return f"{value:.3f}"
-
-
 def weights_label(run: dict, short: bool = False) -> str:
     """``weights openai``, or the loud mark of a random-weights smoke run."""
     if run.get("smoke_run"):
@@ -116,33 +107,53 @@ def run_title(run: dict) -> str:
             f"({run.get('n_stimuli', MISSING)} images) · {run.get('device', MISSING)}{reduced}")
 
 
-def summary_rows(scenarios: Mapping[str, dict]) -> list[dict]:
+def summary_rows(scenarios: Mapping[str, dict], deltas: Mapping[str, str] | None = None) -> list[dict]:
+    """One row per scenario: its headline numbers as ``validity.value_with_ci`` shows them, its chance
+    level, its difference to the study wording (``deltas``) and its validity flags."""
     rows = []
+    deltas = deltas or {}
     for sid, sc in scenarios.items():
         classification = sc.get("task") in TASKS
+        chance = chance_level(sc)
         rows.append({
             "scenario": sid, "task": sc.get("task", MISSING), "n": str(sc.get("n", MISSING)),
             "classes": str(len(sc.get("labels", []))) if classification else MISSING,
-            "accuracy [95% CI]": _ci_cell(sc, "accuracy") if classification else MISSING,
-            "macro-F1 [95% CI]": _ci_cell(sc, "f1_macro") if classification else MISSING,
-            "ρ [95% CI]": MISSING if classification else _ci_cell(sc, "spearman_rho"),
+            "chance": f"{chance:.3f}" if chance is not None else MISSING,
+            "accuracy [95% CI]": value_with_ci(sc, "accuracy") if classification else MISSING,
+            "macro-F1 [95% CI]": value_with_ci(sc, "f1_macro") if classification else MISSING,
+            "ρ [95% CI]": MISSING if classification else value_with_ci(sc, "spearman_rho", short=True),
+            "Δ acc. vs study": deltas.get(sid, MISSING),
+            "flags": flag_text(sc, short=True) or MISSING,
         })
     return rows
 
 
-def summary_table(scenarios: Mapping[str, dict]) -> str:
+def summary_table(scenarios: Mapping[str, dict], deltas: Mapping[str, str] | None = None) -> str:
     from tabulate import tabulate
 
-    rows = summary_rows(scenarios)
+    rows = summary_rows(scenarios, deltas)
     if not rows:
         return "(no scenario results)"
     return tabulate([list(r.values()) for r in rows], headers=list(rows[0]), disable_numparse=True,
-                    colalign=("left", "left", "right", "right", "left", "left", "left"))
+                    colalign=("left", "left", "right", "right", "right", "left", "left", "left", "left", "left"))
+
+
+SUMMARY_NOTE = (f"chance: the majority class share; brackets: {interval_note()}; (zero width): no stratified "
+                "draw can vary the score; Δ acc. vs study: accuracy minus the study wording's on the same "
+                "stimuli, McNemar p Holm-corrected within the task's prompt sets.\nFindings:")
 
 
 def summary_text(doc: dict, with_skipped: bool = True) -> str:
-    """Title line, one row per scenario with its headline metric and 95% CI, skipped scenarios."""
-    lines = ["", run_title(doc.get("run") or {}), summary_table(doc.get("scenarios") or {})]
+    """Title line, one row per scenario with its headline metric and 95% CI, skipped scenarios, then
+    the Findings block."""
+    from .findings import findings_text, study_deltas
+
+    scenarios = doc.get("scenarios") or {}
+    lines = ["", run_title(doc.get("run") or {}), summary_table(scenarios, study_deltas(doc))]
     if with_skipped:
         lines += skipped_lines(doc.get("skipped") or {})
+    if scenarios:
+        lines.append(SUMMARY_NOTE)
+    if scenarios:
+        lines.append(findings_text(doc).removeprefix("Findings:\n"))
     return "\n".join(lines)

@@ -12,6 +12,12 @@ finite is a user error (exit 2); so is a check that compared no metric, or a
 ``--metrics`` pattern that matched none. A baseline scenario or metric the
 results lack fails the check unless missing ones are allowed; ``scope`` limits
 the baseline to the scenarios a session set out to run (``pytest -k``).
+
+A check is made only where it means something: results that differ from the baseline in
+dataset, model, weights, a scenario's label space, threshold or configured options
+(``validity.comparability``) are *not comparable*, which ``require_comparable`` turns into a user
+error (exit 2) naming each difference, never "drift"; ``--accept-differences`` overrides it. A
+baseline records each scenario's task, labels and configured options for this.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from tabulate import tabulate
 from .. import jsonio
 from ..errors import UserError
 from ..results import check_scenarios, is_number
+from ..validity import comparability, config_options
 
 DEFAULT_TOLERANCE = 0.02
 BASELINE_VERSION = 1
@@ -64,6 +71,8 @@ class DriftReport:
     allow_missing: bool = False
     out_of_scope: list[str] = field(default_factory=list)  # baseline scenarios the session did not set out to run
     unmatched_patterns: list[str] = field(default_factory=list)  # --metrics patterns that matched no metric
+    # what makes the results not comparable with the baseline: difference -> the scenarios it concerns
+    not_comparable: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def lost(self) -> list[Missing]:
@@ -161,6 +170,12 @@ def check(results_doc: dict, baseline_doc: dict, tolerance: float = DEFAULT_TOLE
     base_run, now_run = (r if isinstance(r, dict) else {} for r in (base_run, now_run))
     report.identity_differs = {k: (base_run[k], now_run[k]) for k in IDENTITY_KEYS
                                if k in base_run and k in now_run and base_run[k] != now_run[k]}
+    for difference in comparability(base_run, None, now_run, None, same_model=True):
+        report.not_comparable[f"run: {difference}"] = []
+    for sid in now_all:
+        if sid in base_all:
+            for difference in comparability({}, base_all[sid], {}, now_all[sid]):
+                report.not_comparable.setdefault(difference, []).append(sid)
     matched: set[str] = set()
     for sid in base_all:
         if sid not in now_all:
@@ -203,8 +218,23 @@ def require_comparison(report: DriftReport, baseline_name: str, results_name: st
                         "it with --update")
 
 
+def require_comparable(report: DriftReport, baseline_name: str, results_name: str = "the results") -> None:
+    """Results not comparable with the baseline are a user error naming each difference (baseline value
+    first), never drift."""
+    if not report.not_comparable:
+        return
+    parts = []
+    for difference, ids in report.not_comparable.items():
+        where = "" if not ids else f" in {ids[0]}" if len(ids) == 1 else f" in {len(ids)} scenarios ({ids[0]}, ...)"
+        parts.append(difference.removeprefix("run: ") + where)
+    raise UserError(f"{results_name} is not comparable with {baseline_name} (baseline vs results: "
+                    f"{'; '.join(parts)}); check against a baseline of the same configuration, rewrite it with "
+                    "--update, or pass --accept-differences to compare anyway")
+
+
 def baseline_document(results_doc: dict, previous: dict | None = None) -> dict:
-    """A baseline from a results document: identity + metrics only (no times, paths or caches).
+    """A baseline from a results document: identity, each scenario's task, labels and configured options
+    (what makes results comparable) and its metrics (no times, paths or caches).
 
     Tolerances of the previous baseline are kept, so ``--update`` never loosens or drops them.
     """
@@ -217,7 +247,11 @@ def baseline_document(results_doc: dict, previous: dict | None = None) -> dict:
     old_scenarios = previous.get("scenarios") if isinstance(previous.get("scenarios"), dict) else {}
     scenarios = {}
     for sid, sc in sorted(check_scenarios(results_doc, "results").items()):
-        entry: dict = {"metrics": dict(sorted(sc["metrics"].items()))}
+        configured = config_options()
+        entry: dict = {key: sc[key] for key in ("task", "labels") if key in sc}
+        if isinstance(sc.get("options"), dict):
+            entry["options"] = {k: v for k, v in sorted(sc["options"].items()) if k in configured}
+        entry["metrics"] = dict(sorted(sc["metrics"].items()))
         old = old_scenarios.get(sid)
         if isinstance(old, dict) and old.get("tolerances"):
             entry["tolerances"] = old["tolerances"]

@@ -150,17 +150,26 @@ def reliability_figure(panels: Sequence[dict], title: str):
 
 
 def heatmap_figure(values: np.ndarray, rows: Sequence[str], columns: Sequence[str], title: str,
-                   colour_label: str):
-    """Scenario x run values, each cell annotated; an empty (NaN) cell was not run."""
+                   colour_label: str, annotations: Sequence[Sequence[str | None]] | None = None,
+                   limits: tuple[float, float] | None = None):
+    """Scenario x run values, each cell annotated (``annotations`` replaces a cell's number where given,
+    e.g. a flag); an empty (NaN) cell was not run or has no valid value. ``limits``: the colour scale."""
     values = np.asarray(values, dtype=float)
     fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(columns) + 3.5), max(3.0, 0.42 * len(rows) + 1.8)))
-    image = ax.imshow(np.ma.masked_invalid(values), cmap="viridis", aspect="auto")
+    vmin, vmax = limits if limits is not None else (None, None)
+    image = ax.imshow(np.ma.masked_invalid(values), cmap="viridis", aspect="auto", vmin=vmin, vmax=vmax)
     fig.colorbar(image, ax=ax, label=colour_label)
     ax.set_xticks(range(len(columns)), labels=list(columns), rotation=35, ha="right", rotation_mode="anchor")
     ax.set_yticks(range(len(rows)), labels=list(rows))
+    middle = np.nanmean(values) if np.isfinite(values).any() else 0.0
+    if limits is not None:
+        middle = (limits[0] + limits[1]) / 2
     for (i, j), value in np.ndenumerate(values):
-        ax.text(j, i, MISSING if np.isnan(value) else f"{value:.2f}", ha="center", va="center", fontsize=8,
-                color="white" if np.isfinite(value) and value < np.nanmean(values) else "black")
+        text = MISSING if np.isnan(value) else f"{value:.2f}"
+        if annotations is not None and annotations[i][j]:
+            text = annotations[i][j]
+        ax.text(j, i, text, ha="center", va="center", fontsize=7 if "\n" in text else 8,
+                color="white" if np.isfinite(value) and value < middle else "black")
     ax.set_title(title, fontsize=10)
     return fig
 

@@ -352,7 +352,8 @@ def prompt_comparisons(runs) -> list:
             rows.append({"task": c.get("task"), "prompt set": c.get("a"), "vs": c.get("b"), "n": c.get("n"),
                          "Δ accuracy [95% CI]": _with_ci(c.get("accuracy_difference"), c.get("ci")),
                          "Δ macro F1 [95% CI]": _with_ci(c.get("f1_macro_difference"), c.get("f1_macro_ci")),
-                         "McNemar p": num(mcnemar.get("p_value"))})
+                         "McNemar p": num(mcnemar.get("p_value")), "Holm p": num(c.get("p_holm")),
+                         "BH q": num(c.get("q_bh")), "family": c.get("family", MISSING)})
             owners.append(run)
         tasks = list(dict.fromkeys(c.get("task") for c in found))
         panels = [{"title": task, "rows": [{"label": _label(c), "accuracy": _delta(c, "accuracy"),
@@ -369,7 +370,8 @@ def prompt_comparisons(runs) -> list:
     return [Heading(2, "Prompt sets against the study wording"),
             Para("Each prompt set minus the study wording on the same label space and stimuli: paired bootstrap "
                  "95% CIs (the same resampled stimuli for both) and McNemar's exact test on the discordant "
-                 "stimuli. Ensembles and single templates are fixed in advance; a template sweep's entry is its "
+                 "stimuli, its p-value Holm-adjusted (Holm p) and Benjamini-Hochberg-adjusted (BH q) within the "
+                 "family of prompt sets tested against the same study wording. Ensembles and single templates are fixed in advance; a template sweep's entry is its "
                  "cross-validated choice, never the in-sample best."), Table(_frame(rows, runs, owners))] + blocks
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import StagedDir, write_bytes, write_text
+from ..data.dirti import DIRTI_CATEGORIES
 from ..data.stimuli import DISGUST_RATING
 from ..encoding.precision import describe as describe_precision
 from ..errors import UserError
@@ -31,8 +32,18 @@ from ..results import (
     ResultsView,
     read_results,
 )
+from ..validity import (
+    NO_SIGNAL,
+    chance_level,
+    flag_text,
+    interval_note,
+    suppressed,
+    value_with_ci,
+    zero_width_reason,
+)
 from .compare import PROMPT_KIND
 from .console import figure_title as run_figure_title
+from .findings import finding_lines
 from .formats import FIGURES_DIR, MISSING, figure_path, num
 from .projection import MIN_POINTS, PROJECTIONS, project
 from .prompt_report import prompt_sections
@@ -116,11 +127,34 @@ def _label_runs(runs: list[RunData]) -> None:
 
 
 def _with_ci(scenario: dict, metric: str) -> str:
-    value = scenario.get("metrics", {}).get(metric)
-    if value is None:
-        return MISSING
-    ci = scenario.get("ci", {}).get(metric)
-    return num(value) + (f" {num(ci)}" if ci else "")
+    """value [CI] as validity.value_with_ci shows it: no CI for an intercept-only probe's correlation,
+    a zero-width interval marked (its reason: ``_zero_width_notes``)."""
+    return value_with_ci(scenario, metric, ci_digits=3)
+
+
+def _zero_width_notes(runs: list[RunData], metrics, only: str | None = None) -> list:
+    """One line per scenario whose shown interval has zero width, saying why (never shown without it)."""
+    lines = []
+    for run in runs:
+        for sid, sc in run.scenarios.items():
+            if only is not None and sid != only:
+                continue
+            reasons = {zero_width_reason(sc, m) for m in metrics} - {None}
+            lines += [f"{sid}" + (f" ({run.label})" if len(runs) > 1 else "") + f": {r}" for r in sorted(reasons)]
+    return [Para("Zero-width intervals: " + "; ".join(lines) + ".")] if lines else []
+
+
+def _is_dirti(run: RunData) -> bool:
+    """Whether a run's stimuli are DIRTI (or a DIRTI-shaped subset such as the demo), recognised by their
+    contents, not their folder's name: exactly DIRTI's six categories and DIRTI's disgust rating column."""
+    categories = None
+    if run.stimuli is not None and "category" in run.stimuli:
+        categories = set(run.stimuli["category"].dropna().astype(str))
+    else:
+        labels = [sc.get("labels") for sc in run.scenarios.values() if sc.get("task") == "category"]
+        categories = set(labels[0]) if labels and labels[0] else None
+    return (categories == set(DIRTI_CATEGORIES)
+            and run.run.get("disgust_column", DISGUST_RATING) == DISGUST_RATING)
 
 
 def _flatten(row: dict, prefix: str = "") -> dict:
@@ -211,18 +245,25 @@ def _headline(runs: list[RunData]) -> list:
             sc = run.scenarios.get(sid)
             if sc is None:
                 continue
+            chance = chance_level(sc)
             row = {"scenario": sid, "task": sc.get("task", MISSING), "n": sc.get("n", MISSING),
-                   "classes": len(sc.get("labels", []))}
+                   "classes": len(sc.get("labels", [])), "chance": num(chance) if chance is not None else MISSING}
             row |= {header: _with_ci(sc, metric) for metric, header in CLASSIFICATION_METRICS}
+            row["flags"] = flag_text(sc) or MISSING
             rows.append(_with_run(runs, row, run))
     blocks = [Heading(2, "Headline metrics")]
     if not rows:
         return blocks + [Para("No classification scenario in these results.")]
-    return blocks + [Para("Macro averages over the scenario's classes; brackets: 95% bootstrap CI where recorded."),
-                     Table(pd.DataFrame(rows).astype(str))]
+    return blocks + [Para(f"Macro averages over the scenario's classes; chance: the majority class share (what "
+                          f"always guessing that class scores); brackets: {interval_note()}, for accuracy and "
+                          "macro F1 where recorded; flags: see Findings."),
+                     Table(pd.DataFrame(rows).astype(str))] + _zero_width_notes(runs, ("accuracy", "f1_macro"))
 
 
 def _study(runs: list[RunData]) -> list:
+    runs = [run for run in runs if _is_dirti(run)]
+    if not runs:  # another rated set: DIRTI's published tables do not apply to it
+        return []
     rows = []
     corrected = rederived_clip_baseline()
     for table, method, sid, *published in PUBLISHED_TABLES:
@@ -281,7 +322,9 @@ def _alignment_title(run: RunData, sid: str, sc: dict) -> str:
     metrics = sc.get("metrics", {})
     ci = sc.get("ci", {}).get("spearman_rho")
     rho = f"Spearman ρ = {num(metrics.get('spearman_rho'), 2)}"
-    if isinstance(ci, list | tuple) and len(ci) == 2 and all(isinstance(v, int | float) for v in ci):
+    if suppressed(sc, "spearman_rho"):  # an intercept-only probe's ρ is an artefact of its folds
+        rho = f"{NO_SIGNAL} (intercept-only probe; ρ not a finding)"
+    elif isinstance(ci, list | tuple) and len(ci) == 2 and all(isinstance(v, int | float) for v in ci):
         rho += f" (95% CI {ci[0]:.2f} to {ci[1]:.2f})"
     ceiling = metrics.get("noise_ceiling_spearman")
     ceiling_text = f"noise ceiling {num(ceiling, 2)}" if isinstance(ceiling, int | float) else "noise ceiling not estimated"
@@ -337,16 +380,18 @@ def _other_scenarios(runs: list[RunData]) -> list:
         frame = pd.DataFrame({"metric": metrics} | {
             (r.label if len(runs) > 1 else "value [95% CI]"): [_with_ci(r.scenarios[sid], m) for m in metrics]
             for r in present})
-        blocks += [Heading(3, sid), Table(frame)]
+        blocks += [Heading(3, sid), Table(frame)] + _zero_width_notes(
+            [r for r in present], metrics, only=sid)
         for run in present:
             sc = run.scenarios[sid]
             prefix = f"{run.label}: " if len(runs) > 1 else ""
-            texts = (_probe_sentence(sc), _r2_statement(sc), ceiling_note(sc))
+            flags = flag_text(sc)
+            texts = (f"Flags: {flags}." if flags else None, _probe_sentence(sc), _r2_statement(sc), ceiling_note(sc))
             blocks += [Para(prefix + text) for text in texts if text]
             within = sc.get("extra", {}).get("within_category")
             if isinstance(within, dict) and within and all(isinstance(v, dict) for v in within.values()):
-                table = pd.DataFrame([{"category": c} | {k: num(v) for k, v in row.items()}
-                                      for c, row in within.items()])
+                table = pd.DataFrame([{"category": c} | {k: NO_SIGNAL if suppressed(sc, k) else num(v)
+                                                         for k, v in row.items()} for c, row in within.items()])
                 blocks += [Para(f"Within each category ({run.label}):"), Table(table)]
             blocks.append(_alignment_scatter(run, sid, sc, figure_path(f"alignment-{sid}", runs, run)))
     return blocks
@@ -445,8 +490,9 @@ def _comparisons(runs: list[RunData]) -> list:
         return []
     frame = pd.DataFrame(rows).fillna(MISSING)
     return [Heading(2, "Paired comparisons"),
-            Para("Same stimuli, two scenarios: accuracy difference (a − b) with a paired bootstrap CI and, "
-                 "for fixed classifiers, McNemar's exact test."), Table(frame)]
+            Para("Same stimuli, two scenarios: accuracy difference (a − b) with a paired percentile bootstrap CI "
+                 "(the same stimuli resampled for both) and, for fixed classifiers, McNemar's exact test; p_holm "
+                 "(Holm) and q_bh (Benjamini-Hochberg) correct its p_value within the family named."), Table(frame)]
 
 
 def _throughput(runs: list[RunData]) -> list:
@@ -586,9 +632,19 @@ def _skipped(runs: list[RunData]) -> list:
             Para("The data cannot support these scenarios; every other scenario ran."), Table(pd.DataFrame(rows))]
 
 
+def _findings(runs: list[RunData]) -> list:
+    """The generated Findings block (reporting/findings.py), first in the report."""
+    blocks = [Heading(2, "Findings")]
+    for run in runs:
+        if len(runs) > 1:
+            blocks.append(Para(f"**{run.label}**"))
+        blocks += [Para(f"- {line}") for line in finding_lines(run.doc)]
+    return blocks
+
+
 def build_blocks(runs: list[RunData], projection: str | None = None) -> list:
     _label_runs(runs)
-    return (_header(runs) + _skipped(runs) + _dropped_and_empty(runs) + _headline(runs) + prompt_sections(runs)
+    return (_findings(runs) + _header(runs) + _skipped(runs) + _dropped_and_empty(runs) + _headline(runs) + prompt_sections(runs)
             + _study(runs) + _other_scenarios(runs) + _probe_penalties(runs) + _comparisons(runs) + _throughput(runs)
             + _calibration(runs) + _per_class(runs) + _projection(runs, projection))
 

@@ -28,6 +28,17 @@ from ..results import (
     ResultsView,
     read_results,
 )
+from ..validity import (
+    INTERCEPT_ONLY,
+    NO_SIGNAL,
+    NOT_COMPARABLE,
+    adjust_pvalues,
+    cohen_kappa,
+    comparability,
+    flag_codes,
+    interval_note,
+    suppressed,
+)
 from .compare import compare
 from .formats import FIGURES_DIR, MISSING, num
 from .leaderboard import LEADERBOARD_FILE, leaderboard_frame
@@ -139,7 +150,8 @@ def _alignment_scores(run: Run, sid: str) -> tuple[pd.Series, pd.Series] | None:
 
 
 def pairing_problem(ref: Run, run: Run, sid: str) -> str | None:
-    """Why ``run``'s ``sid`` cannot be paired with the reference's (None when it can)."""
+    """Why ``run``'s ``sid`` cannot be paired with the reference's (None when it can): another dataset,
+    label space, threshold or scenario option (validity.comparability)."""
     if ref.dataset != run.dataset:
         return "another dataset"
     a, b = ref.scenarios.get(sid), run.scenarios.get(sid)
@@ -147,7 +159,8 @@ def pairing_problem(ref: Run, run: Run, sid: str) -> str | None:
         return "not run"
     if a.get("task") != b.get("task") or (a.get("task") in TASKS and a.get("labels") != b.get("labels")):
         return "another label space"
-    return None
+    differences = comparability(ref.run, a, run.run, b)
+    return "; ".join(differences) if differences else None
 
 
 def _delta_classification(ref: Run, run: Run, sid: str, seed: int) -> str:
@@ -214,30 +227,90 @@ def _banners(runs: list[Run], ref: Run) -> list:
     return blocks
 
 
-def _headline_table(runs: list[Run], metric: str, classification: bool) -> pd.DataFrame | None:
+def _best_vs_runner_up(best: Run, runner: Run, sid: str, metric: str, seed: int) -> float | None:
+    """The p-value of best vs runner-up on the same stimuli: McNemar's exact test on correctness
+    (classification), or a two-sided paired bootstrap p of the Spearman ρ difference (alignment)."""
+    if metric in ("accuracy", "f1_macro"):
+        a, b = _classification_rows(best, sid), _classification_rows(runner, sid)
+        if a is None or b is None:
+            return None
+        try:
+            return compare(a, b, n_boot=1, seed=seed, mcnemar=True)["mcnemar"]["p_value"]
+        except UserError:
+            return None
+    a, b = _alignment_scores(best, sid), _alignment_scores(runner, sid)
+    if a is None or b is None or not a[0].index.equals(b[0].index) or not np.allclose(a[0], b[0]):
+        return None
+    rating, sa, sb = (np.asarray(x, float) for x in (a[0], a[1], b[1]))
+    idx = np.random.default_rng(seed).integers(0, rating.size, size=(N_BOOTSTRAP, rating.size))
+    with np.errstate(invalid="ignore"):
+        draws = spearman(rating[idx], sa[idx], axis=-1) - spearman(rating[idx], sb[idx], axis=-1)
+    draws = draws[np.isfinite(draws)]
+    if not draws.size:
+        return None
+    return float(min(1.0, 2 * min((draws <= 0).mean(), (draws >= 0).mean())))
+
+
+def _rankable(ref: Run, run: Run, sid: str, metric: str) -> bool:
+    """A run competes for ★ in a row only on the reference's dataset and label space, with a valid value."""
+    sc = run.scenarios.get(sid)
+    if sc is None or pairing_problem(ref, run, sid) is not None or suppressed(sc, metric):
+        return False
+    value = sc.get("metrics", {}).get(metric)
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def _headline_table(runs: list[Run], metric: str, classification: bool, ref: Run | None = None) -> pd.DataFrame | None:
+    """Scenarios x runs. ★ marks the best run of a row only among runs on the reference's dataset and
+    label space, and only where it beats the runner-up after Holm's correction over the rows of this
+    table (the family); otherwise the best value is marked "tied"."""
+    ref = ref or runs[0]
     ids = [sid for sid in _scenario_ids(runs, classification)
            if any(metric in r.scenarios.get(sid, {}).get("metrics", {}) for r in runs)]
     if not ids:
         return None
+    seed = int(ref.run.get("seed", 0) or 0)
+    leaders: dict[str, tuple[Run, float | None]] = {}
+    for sid in ids:
+        ranked = sorted((r for r in runs if _rankable(ref, r, sid, metric)),
+                        key=lambda r: r.scenarios[sid]["metrics"][metric], reverse=True)
+        if len(ranked) > 1:
+            leaders[sid] = (ranked[0], _best_vs_runner_up(ranked[0], ranked[1], sid, metric, seed))
+    tested = [sid for sid, (_, p) in leaders.items() if p is not None]
+    holm = dict(zip(tested, adjust_pvalues([leaders[sid][1] for sid in tested])[0], strict=True))
     rows = []
     for sid in ids:
-        values = [r.scenarios.get(sid, {}).get("metrics", {}).get(metric) for r in runs]
-        finite = [v for v in values if isinstance(v, int | float) and math.isfinite(v)]
-        best = max(finite) if len(finite) > 1 else None
         row = {"scenario": sid}
-        for run, value in zip(runs, values, strict=True):
-            cell = _with_ci(run.scenarios[sid], metric) if sid in run.scenarios else "not run"
-            row[run.label] = cell + (f" {BEST}" if best is not None and value == best else "")
+        leader = leaders.get(sid, (None, None))[0]
+        for run in runs:
+            sc = run.scenarios.get(sid)
+            cell = _with_ci(sc, metric) if sc is not None else "not run"
+            if sc is not None and (problem := pairing_problem(ref, run, sid)) not in (None, "not run"):
+                cell += f" ({NOT_COMPARABLE}: {problem})"
+            codes = [c for c in flag_codes(sc) if c != INTERCEPT_ONLY] if sc is not None else []
+            if codes:
+                cell += f" ({'; '.join(codes)})"
+            if run is leader:
+                cell += f" {BEST}" if holm.get(sid, 1.0) < 0.05 else " (best, tied after correction)"
+            row[run.label] = cell
+        if sid in holm:
+            row["best vs runner-up: Holm p"] = f"{holm[sid]:.3g}"
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).fillna(MISSING)
 
 
-def _headlines(runs: list[Run]) -> list:
+def _headlines(runs: list[Run], ref: Run | None = None) -> list:
     blocks = [Heading(2, "Headline metrics"),
-              Para(f"Scenarios as rows, runs as columns; brackets: 95% bootstrap CI; {BEST}: the best run of the "
-                   "row. Every metric of every run is in leaderboard.csv.")]
+              Para(f"Scenarios as rows, runs as columns; brackets: {interval_note()} (accuracy, macro-F1) or "
+                   f"percentile bootstrap (ρ); {BEST}: the best run of the row among the runs on the reference's "
+                   "dataset and label space, only where it beats the runner-up after Holm's correction over the "
+                   "rows of its table (McNemar's exact test on the same stimuli for accuracy and macro-F1, a "
+                   "paired bootstrap of the ρ difference for alignment); otherwise \"tied\". Flags in brackets: "
+                   "degenerate (one class for ≥95% of the stimuli), below-chance, not-comparable; an intercept-only "
+                   f"probe's ρ reads \"{NO_SIGNAL}\". Every metric of every run, with its flags, is in "
+                   "leaderboard.csv.")]
     for metric, title, classification in MEASURES:
-        frame = _headline_table(runs, metric, classification)
+        frame = _headline_table(runs, metric, classification, ref)
         if frame is not None:
             blocks += [Heading(3, title), Table(frame)]
     return blocks
@@ -266,24 +339,54 @@ def _deltas(runs: list[Run], ref: Run) -> list:
             Table(pd.DataFrame(rows))]
 
 
-def _heatmap(runs: list[Run]) -> list:
+def _heatmap_cell(ref: Run, run: Run, sid: str, classification: bool) -> tuple[float, str | None]:
+    """(value, annotation): Cohen's κ (classification) or Spearman ρ (alignment), with its flags; an
+    intercept-only probe's ρ is no value ("no signal")."""
+    sc = run.scenarios.get(sid)
+    if sc is None:
+        return math.nan, None
+    if classification:
+        value = cohen_kappa(sc.get("confusion") or [])
+    else:
+        value = sc.get("metrics", {}).get("spearman_rho")
+        if suppressed(sc, "spearman_rho"):
+            return math.nan, "no signal"
+    value = math.nan if not isinstance(value, int | float) else float(value)
+    marks = [c for c in flag_codes(sc) if c != INTERCEPT_ONLY]
+    if pairing_problem(ref, run, sid) not in (None, "not run"):
+        marks.append(NOT_COMPARABLE)
+    if not marks:
+        return value, None
+    return value, (MISSING if math.isnan(value) else f"{value:.2f}") + "\n" + ", ".join(marks)
+
+
+def _heatmap(runs: list[Run], ref: Run | None = None) -> list:
     from .figures import heatmap_figure, png  # matplotlib loads only when a figure is drawn
 
-    rows, values = [], []
-    for classification, metric in ((True, "accuracy"), (False, "spearman_rho")):
+    ref = ref or runs[0]
+    rows, values, notes = [], [], []
+    for classification in (True, False):
         for sid in _scenario_ids(runs, classification):
-            rows.append(f"{sid} ({'accuracy' if classification else 'ρ'})")
-            values.append([r.scenarios.get(sid, {}).get("metrics", {}).get(metric) for r in runs])
+            rows.append(f"{sid} ({'κ' if classification else 'ρ'})")
+            cells = [_heatmap_cell(ref, r, sid, classification) for r in runs]
+            values.append([v for v, _ in cells])
+            notes.append([a for _, a in cells])
     if not rows:
         return []
-    grid = np.array([[math.nan if v is None else float(v) for v in row] for row in values])
+    grid = np.array(values, dtype=float)
     datasets = sorted({str(r.dataset[0]) for r in runs})
     image = png(heatmap_figure(grid, rows, [r.label for r in runs],
-                               f"Headline metric per scenario and run\n{len(runs)} runs · dataset "
-                               f"{', '.join(datasets)}", "accuracy / Spearman ρ"))
+                               f"Chance-corrected headline per scenario and run (0 = chance)\n{len(runs)} runs · "
+                               f"dataset {', '.join(datasets)}", "Cohen's κ / Spearman ρ (0 = chance)",
+                               annotations=notes, limits=(-1.0, 1.0)))
     return [Heading(2, "Scenario × run"),
-            Figure(f"{FIGURES_DIR}/heatmap.png", image, "Accuracy (classification) and Spearman ρ (alignment) per "
-                                                      "scenario and run")]
+            Para("One chance-corrected scale for every row: Cohen's κ for classification (from each confusion matrix: "
+                 "(observed − chance agreement) / (1 − chance agreement), so 2-, 6- and 11-class tasks read alike) "
+                 "and Spearman ρ for alignment; 0 is chance, 1 perfect. Cells name their flags; an intercept-only "
+                 "probe's ρ is left empty (no signal); not-comparable: another dataset or label space than the "
+                 "reference."),
+            Figure(f"{FIGURES_DIR}/heatmap.png", image, "Cohen's κ (classification) and Spearman ρ (alignment) per "
+                                                      "scenario and run; 0 = chance")]
 
 
 def _details(runs: list[Run], out: Path) -> list:
@@ -299,8 +402,8 @@ def _details(runs: list[Run], out: Path) -> list:
 
 
 def build_blocks(runs: list[Run], ref: Run, out: Path) -> list:
-    return (_banners(runs, ref) + _runs_table(runs, ref) + _headlines(runs) + _deltas(runs, ref)
-            + _heatmap(runs) + _details(runs, out))
+    return (_banners(runs, ref) + _runs_table(runs, ref) + _headlines(runs, ref) + _deltas(runs, ref)
+            + _heatmap(runs, ref) + _details(runs, out))
 
 
 def write_comparison(paths: list[Path], out: Path, reference: str | None = None, report: bool = True) -> Path:
@@ -309,7 +412,7 @@ def write_comparison(paths: list[Path], out: Path, reference: str | None = None,
     runs = load_runs(find_run_dirs(paths))
     ref = choose_reference(runs, reference)
     out = report_dir(out)
-    board = leaderboard_frame([r.doc for r in runs])
+    board = leaderboard_frame([r.doc for r in runs], reference=ref.doc)
     if not report:
         try:
             write_text(out / LEADERBOARD_FILE, board.to_csv(index=False))

@@ -1,0 +1,118 @@
+"""The Findings block: what a run found, in a few generated lines, at the top of the report and after
+the terminal summary.
+
+Per task (label space): the best prompt set against the study wording (Δ accuracy, its paired CI,
+the raw and Holm-corrected McNemar p) where one differs after correction, else "no prompt set
+differs from the study wording after correction"; the threshold and its rule. Per alignment
+scenario: ρ and r against the raters' noise ceiling (or "no signal" for an intercept-only probe).
+Then every validity flag (validity.py) with its reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ..labels import TASKS
+from ..validity import (
+    FLAG_RULES,
+    NO_SIGNAL,
+    adjust_comparisons,
+    chance_level,
+    flags_of,
+    significant,
+    suppressed,
+    value_with_ci,
+)
+from .compare import PROMPT_KIND
+
+
+def _p(value) -> str:
+    return "–" if not isinstance(value, int | float) else f"{value:.3g}"
+
+
+def prompt_findings(doc: Mapping) -> dict[str, dict]:
+    """Study-wording scenario id -> {"tests": its prompt-set comparisons} (one family each)."""
+    comparisons = [dict(c) for c in doc.get("comparisons") or [] if isinstance(c, Mapping)]
+    if any("skipped" not in c and "family" not in c for c in comparisons):  # written before the corrections
+        adjust_comparisons(comparisons, PROMPT_KIND)
+    by_study: dict[str, list[dict]] = {}
+    for c in comparisons:
+        if c.get("kind") == PROMPT_KIND and "skipped" not in c:
+            by_study.setdefault(str(c.get("b")), []).append(c)
+    return by_study
+
+
+def study_deltas(doc: Mapping) -> dict[str, str]:
+    """Scenario id -> its Δ accuracy to the study wording with the Holm p ("study wording" for the study's own)."""
+    out = {}
+    scenarios = doc.get("scenarios") or {}
+    for study, tests in prompt_findings(doc).items():
+        if study in scenarios:
+            out[study] = "(study wording)"
+        for c in tests:
+            out[str(c.get("a"))] = (f"{c.get('accuracy_difference', 0):+.3f} (Holm p {_p(c.get('p_holm'))})")
+    return out
+
+
+def _threshold_text(sc: Mapping) -> str:
+    opts = sc.get("options") or {}
+    if opts.get("threshold") is None:
+        return ""
+    rule = opts.get("threshold_rule") or "given"
+    return (f"; threshold {opts['threshold']:g} on {opts.get('rating', 'the rating')} ({rule} rule: a stimulus is "
+            "disgusting when its mean rating is >= the threshold)")
+
+
+def finding_lines(doc: Mapping, grouped: bool = False) -> list[str]:
+    """The Findings block as plain lines; ``grouped``: one line per flag naming its scenarios (the
+    terminal), else one per flagged scenario with its reason (the report)."""
+    scenarios = doc.get("scenarios") or {}
+    lines = []
+    for study, tests in prompt_findings(doc).items():
+        sc = scenarios.get(study, {})
+        chance = chance_level(sc)
+        head = (f"{sc.get('task', '?')} ({len(sc.get('labels') or [])} classes, chance {chance:.3f}"
+                if chance is not None else f"{sc.get('task', '?')} (")
+        head += f"{_threshold_text(sc)}); study wording {study}: accuracy {value_with_ci(sc, 'accuracy')}"
+        winners = [c for c in tests if significant(c)]
+        family = tests[0].get("family", "prompt sets vs the study wording")
+        if not winners:
+            lines.append(f"{head}. No prompt set differs from the study wording after correction "
+                         f"(Holm over {len(tests)} prompt sets, family: {family}).")
+            continue
+        best = max(winners, key=lambda c: c.get("accuracy_difference", 0))
+        ci = best.get("ci") or [None, None]
+        lines.append(f"{head}. Best prompt set {best.get('a')}: Δ accuracy {best.get('accuracy_difference', 0):+.3f} "
+                     f"[{ci[0]:.2f}, {ci[1]:.2f}], McNemar p {_p((best.get('mcnemar') or {}).get('p_value'))}, "
+                     f"Holm p {_p(best.get('p_holm'))}, BH q {_p(best.get('q_bh'))} (family: {family}, "
+                     f"{best.get('family_size')} tests).")
+    for sid, sc in scenarios.items():
+        if sc.get("task") in TASKS:
+            continue
+        metrics = sc.get("metrics") or {}
+        if suppressed(sc, "spearman_rho"):
+            lines.append(f"{sid}: {NO_SIGNAL} (ρ and r not shown as findings; R² "
+                         f"{metrics.get('r2', float('nan')):.3f}).")
+            continue
+        text = f"{sid}: ρ {value_with_ci(sc, 'spearman_rho')}, r {value_with_ci(sc, 'pearson_r')}"
+        ceiling_rho, ceiling_r = metrics.get("noise_ceiling_spearman"), metrics.get("noise_ceiling_pearson")
+        if isinstance(ceiling_rho, int | float) and isinstance(ceiling_r, int | float):
+            text += f" against noise ceilings ρ {ceiling_rho:.3f}, r {ceiling_r:.3f}"
+        else:
+            text += " (noise ceiling not estimated)"
+        lines.append(text + ".")
+    if grouped:  # one line per flag: its rule and the scenarios it marks
+        marked: dict[str, list[str]] = {}
+        for sid, sc in scenarios.items():
+            for flag in flags_of(sc):
+                marked.setdefault(flag["flag"], []).append(sid)
+        lines += [f"flag {code} ({FLAG_RULES.get(code, code)}): {', '.join(ids)}." for code, ids in marked.items()]
+    else:
+        lines += [f"flag {flag['flag']}: {sid}: {flag['reason']}." for sid, sc in scenarios.items()
+                  for flag in flags_of(sc)]
+    return lines or ["No classification or alignment scenario to summarise."]
+
+
+def findings_text(doc: Mapping) -> str:
+    """The terminal's Findings: flags grouped one line each (the report gives every flag's reason)."""
+    return "\n".join(["Findings:"] + [f"- {line}" for line in finding_lines(doc, grouped=True)])

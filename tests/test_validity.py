@@ -1,0 +1,188 @@
+"""Validity flags, zero-width intervals, multiplicity corrections and chance-corrected scales
+(dirti_bench.validity), and that every reader carries them: terminal, report, figure titles,
+leaderboard.csv and the comparison heatmap."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import cohen_kappa_score
+from statsmodels.stats.multitest import multipletests
+
+from dirti_bench.cli import main
+from dirti_bench.pipeline import RunConfig, run
+from dirti_bench.reporting.leaderboard import leaderboard_frame
+from dirti_bench.reporting.report import _alignment_title, load_run
+from dirti_bench.reporting.runs_report import _heatmap_cell, load_runs
+from dirti_bench.results import RESULTS_FILE
+from dirti_bench.validity import (
+    BELOW_CHANCE,
+    DEGENERATE,
+    INTERCEPT_ONLY,
+    NO_SIGNAL,
+    NOT_COMPARABLE,
+    adjust_pvalues,
+    chance_level,
+    cohen_kappa,
+    comparability,
+    scenario_flags,
+    value_with_ci,
+    zero_width_reason,
+)
+from known_answer import KnownAnswerEncoder
+
+
+def probe(k: int, n: int = 30, name: str = "alpha") -> dict:
+    return {"task": "alignment", "metrics": {"spearman_rho": -0.4, "pearson_r": -0.42, "r2": -0.05,
+                                             "noise_ceiling_spearman": 0.9},
+            "ci": {"spearman_rho": [-0.51, -0.23], "noise_ceiling_spearman": [0.85, 0.93]},
+            "extra": {"penalty": {"name": name, "mode": "tuned", "n_folds": n, "n_strongest": k}}}
+
+
+def classifier(confusion, ci=None) -> dict:
+    labels = [f"c{i}" for i in range(len(confusion))]
+    cm = np.asarray(confusion)
+    return {"task": "category", "labels": labels, "confusion": confusion,
+            "per_class": {c: {"support": int(cm[i].sum())} for i, c in enumerate(labels)},
+            "metrics": {"accuracy": float(np.trace(cm) / cm.sum())}, "ci": {"accuracy": ci} if ci else {}}
+
+
+def codes(sc: dict) -> list[str]:
+    return [f["flag"] for f in scenario_flags(sc)]
+
+
+def test_intercept_only_flag_needs_more_than_half_of_the_folds():
+    assert codes(probe(15)) == [] and codes(probe(16)) == [INTERCEPT_ONLY]
+    sc = probe(30)
+    assert value_with_ci(sc, "spearman_rho", short=True) == NO_SIGNAL
+    assert "[" not in value_with_ci(sc, "spearman_rho") and "artefact" in value_with_ci(sc, "spearman_rho")
+    # the raters' noise ceiling is about the people, not the probe: it keeps its interval
+    assert value_with_ci(sc, "noise_ceiling_spearman") == "0.900 [0.85, 0.93]"
+    assert value_with_ci(probe(3), "spearman_rho") == "-0.400 [-0.51, -0.23]"
+
+
+def test_degenerate_below_chance_and_zero_width_rules():
+    constant = classifier([[0, 0, 10], [0, 0, 10], [0, 0, 30]], ci=[0.6, 0.6])
+    assert codes(constant) == [DEGENERATE]  # predicts the majority class: at chance, not below
+    assert chance_level(constant) == pytest.approx(30 / 50)
+    minority = classifier([[10, 0, 0], [10, 0, 0], [30, 0, 0]], ci=[0.2, 0.2])
+    assert codes(minority) == [DEGENERATE, BELOW_CHANCE]
+    assert "zero width" in value_with_ci(minority, "accuracy")
+    assert "one class predicted" in zero_width_reason(minority, "accuracy")
+    # 94% of the predictions in one class: not degenerate (the rule is >= 95%)
+    assert DEGENERATE not in codes(classifier([[47, 3], [47, 3]]))
+    assert DEGENERATE in codes(classifier([[48, 2], [47, 3]]))
+    perfect = classifier([[5, 0], [0, 5]], ci=[1.0, 1.0])
+    assert codes(perfect) == [] and "all right or all wrong" in zero_width_reason(perfect, "accuracy")
+
+
+def test_cohen_kappa_from_the_confusion_matrix_is_sklearns():
+    rng = np.random.default_rng(0)
+    for k in (2, 6, 11):
+        y_true, y_pred = rng.integers(0, k, 200), rng.integers(0, k, 200)
+        y_pred[:80] = y_true[:80]
+        cm = pd.crosstab(pd.Categorical(y_true, range(k)), pd.Categorical(y_pred, range(k)), dropna=False).to_numpy()
+        assert cohen_kappa(cm.tolist()) == pytest.approx(cohen_kappa_score(y_true, y_pred, labels=list(range(k))))
+
+
+def test_holm_and_bh_match_statsmodels():
+    p = [0.001, 0.04, 0.03, 0.5, 0.2]
+    holm, bh = adjust_pvalues(p)
+    assert holm == pytest.approx(multipletests(p, method="holm")[1].tolist())
+    assert bh == pytest.approx(multipletests(p, method="fdr_bh")[1].tolist())
+    assert adjust_pvalues([]) == ([], [])
+
+
+def test_comparability_names_dataset_threshold_and_options():
+    run_a = {"dataset": "dirti", "dataset_sha256": "a" * 64, "model": "m", "pretrained": "w"}
+    sc = {"task": "disgust", "labels": ["x", "y"], "options": {"threshold": 5.0, "k": 6, "tied_votes": 3}}
+    assert comparability(run_a, sc, run_a, {**sc, "options": {**sc["options"], "tied_votes": 9}}) == []
+    six = {**sc, "options": {**sc["options"], "threshold": 6.0}}
+    assert comparability(run_a, sc, run_a, six) == ["threshold 5.0 vs 6.0"]
+    other = {**run_a, "dataset": "oasis", "dataset_sha256": "b" * 64}
+    assert [d.split()[0] for d in comparability(run_a, sc, other, sc)] == ["dataset", "dataset"]
+    assert comparability(run_a, sc, {**run_a, "model": "n"}, sc) == []  # a model comparison compares models
+    assert comparability(run_a, sc, {**run_a, "model": "n"}, sc, same_model=True) == ["model 'm' vs 'n'"]
+
+
+def test_demo_intercept_only_probe_shows_no_ci_anywhere_and_corrections_recompute(tmp_path, capsys):
+    demo_run = tmp_path / "demo"
+    assert main(["run", "--demo", "--quiet", "--no-report", "--out", str(demo_run), "--scenarios",
+                 "align-disgust-probe", "zeroshot-disgust", "ensemble-disgust-affect", "ensemble-disgust-clip80"]) == 0
+    doc = json.loads((demo_run / RESULTS_FILE).read_text())
+    probe_sc = doc["scenarios"]["align-disgust-probe"]
+    assert [f["flag"] for f in probe_sc["flags"]] == [INTERCEPT_ONLY]
+    rho, ci = probe_sc["metrics"]["spearman_rho"], probe_sc["ci"]["spearman_rho"]
+    assert ci[1] < 0  # the raw interval excludes 0: exactly what must never be shown
+    shown_ci = f"[{ci[0]:.2f}, {ci[1]:.2f}]"
+    # terminal
+    assert main(["report", str(demo_run), "--out", str(demo_run.parent / "rep")]) == 0
+    from dirti_bench.reporting.console import summary_text
+
+    terminal = summary_text(doc)
+    row = next(line for line in terminal.splitlines() if line.startswith("align-disgust-probe"))
+    assert NO_SIGNAL in row and shown_ci not in row and "intercept-only" in row
+    # report (md and html) and the scatter's title
+    md = (demo_run.parent / "rep" / "report.md").read_text()
+    assert shown_ci not in md and f"{ci[0]:.3f}, {ci[1]:.3f}" not in md
+    assert "flag intercept-only: align-disgust-probe" in md.split("## Runs")[0]  # in the Findings at the top
+    title = _alignment_title(load_run(demo_run), "align-disgust-probe", probe_sc)
+    assert NO_SIGNAL in title and "95% CI" not in title and f"{rho:.2f}" not in title
+    # leaderboard: no CI for its correlations, its flag in the flag column
+    board = leaderboard_frame([doc])
+    rows = board[(board["scenario"] == "align-disgust-probe") & board["metric"].isin(["spearman_rho", "pearson_r"])]
+    assert len(rows) == 2 and rows[["ci_low", "ci_high"]].isna().all().all()
+    assert (rows["flag"] == INTERCEPT_ONLY).all()
+    # heatmap: no value, "no signal"
+    runs = load_runs([demo_run])
+    value, note = _heatmap_cell(runs[0], runs[0], "align-disgust-probe", classification=False)
+    assert np.isnan(value) and note == "no signal"
+    # Holm and BH recompute with statsmodels from the raw p-values in results.json
+    family = [c for c in doc["comparisons"] if "family" in c]
+    assert {c["family"] for c in family} == {"prompt sets vs the study wording zeroshot-disgust (task disgust; McNemar)"}
+    raw = [c["mcnemar"]["p_value"] for c in family]
+    assert [c["p_holm"] for c in family] == pytest.approx(multipletests(raw, method="holm")[1].tolist())
+    assert [c["q_bh"] for c in family] == pytest.approx(multipletests(raw, method="fdr_bh")[1].tolist())
+    assert all(c["family_size"] == len(family) for c in family)
+
+
+def test_a_constant_classifier_is_flagged_degenerate_everywhere(demo_master, tmp_path, monkeypatch):
+    """Known-answer encoder: every image the same vector, so zero-shot predicts one class for all."""
+    monkeypatch.setattr("dirti_bench.pipeline.versions", dict)
+    rng = np.random.default_rng(0)
+    same = rng.standard_normal(8)
+    images = {p.name: same for p in (demo_master / "DIRTI Database").iterdir()}
+    vec = {}
+    encoder = KnownAnswerEncoder(images, lambda t: vec.setdefault(t, rng.standard_normal(8)))
+    out = run(RunConfig(data=demo_master, out=tmp_path / "res", report=True, quiet=True,
+                        scenarios=["zeroshot-baseline", "knn-cv10-baseline"]), encoder=encoder)
+    doc = json.loads((out / RESULTS_FILE).read_text())
+    sc = doc["scenarios"]["zeroshot-baseline"]
+    assert DEGENERATE in [f["flag"] for f in sc["flags"]]
+    from dirti_bench.reporting.console import summary_text
+
+    row = next(line for line in summary_text(doc).splitlines() if line.startswith("zeroshot-baseline"))
+    assert DEGENERATE in row and "(zero width)" in row
+    md = (out / "report.md").read_text()
+    headline = md.split("## Headline metrics")[1].split("\n## ")[0]
+    assert re.search(r"zeroshot-baseline .*degenerate: predicts '.+' for 100% of the stimuli", headline)
+    assert "Zero-width intervals: zeroshot-baseline: zero width: one class predicted" in headline
+    board = leaderboard_frame([doc])
+    assert set(board[board["scenario"] == "zeroshot-baseline"]["flag"]) == {DEGENERATE}
+    runs = load_runs([out])
+    value, note = _heatmap_cell(runs[0], runs[0], "zeroshot-baseline", classification=True)
+    assert value == pytest.approx(0.0) and DEGENERATE in note  # κ of a constant classifier is 0
+
+
+def test_leaderboard_marks_runs_on_another_threshold_not_comparable():
+    base = {"run": {"dataset": "d", "dataset_sha256": "x"},
+            "scenarios": {"s": {"task": "disgust", "labels": ["a", "b"], "options": {"threshold": 5.0},
+                                "metrics": {"accuracy": 0.5}}}}
+    other = json.loads(json.dumps(base))
+    other["scenarios"]["s"]["options"]["threshold"] = 6.0
+    board = leaderboard_frame([base, other])
+    assert board["flag"].tolist() == ["", NOT_COMPARABLE]
