@@ -144,6 +144,10 @@ class WeightsSpec:
             return cls("hf-hub", pretrained)
         if Path(pretrained).expanduser().is_file() or looks_like_checkpoint(pretrained):
             path = Path(pretrained).expanduser()
+            if path.exists() and not path.is_file():  # a folder, FIFO or device: never read (a FIFO would block)
+                what = "a directory" if path.is_dir() else "not a regular file"
+                raise UserError(f"checkpoint {path} is {what}; pass as pretrained weights the checkpoint file itself "
+                                "(.pt, .bin, .safetensors)", "pretrained")
             if not path.is_file():
                 raise UserError(f"checkpoint file {path} not found; pass as pretrained weights an existing file, "
                                 "an open_clip tag such as 'openai', or 'random'", "pretrained")
