@@ -211,6 +211,17 @@ def test_the_broken_model_is_one_error_line(models_dir, tmp_path, capsys):
     assert "4 models: 3 run, 0 skipped, 1 failed" in out
     row = next(line for line in out.splitlines() if "broken.pt" in line)
     assert "| failed" in row and "dirti-tiny" in row
+    # the sweep ends with its leaderboard: one row per finished model, its headline measure and flags
+    lines = out.splitlines()
+    start = lines.index("leaderboard (headline measures; every metric with its flags in leaderboard.csv):")
+    assert "| model " in lines[start + 1] and "zeroshot-baseline (acc.)" in lines[start + 1]
+    board = [line for line in lines[start + 3:] if line.startswith("| dirti-tiny")]
+    assert len(board) == 3
+    for folder in sorted((tmp_path / "out" / "runs").iterdir()):
+        sc = read_results(folder)["scenarios"]["zeroshot-baseline"]
+        flags = [f["flag"] for f in sc["flags"]]
+        cell = f"{sc['metrics']['accuracy']:.3f}" + (f" ({'; '.join(flags)})" if flags else "")
+        assert any(cell in line for line in board), (cell, board)
 
 
 def test_lines_that_cannot_run_are_reported_before_any_image_is_encoded(models_dir, tmp_path, capsys, monkeypatch):
