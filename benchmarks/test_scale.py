@@ -16,13 +16,11 @@ import math
 import os
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
-from synthetic import make_rated_set
-
 from dirti_bench.data.ratedset import load_rated_set
+from synthetic import make_rated_set
 
 SIZES = [int(v) for v in os.environ.get("DIRTI_BENCH_PERF_SCALE", "1000,10000").split(",")]
 FULL = 100_000

@@ -15,13 +15,13 @@ PACKAGE = REPO / "src" / "dirti_bench"
 # Lower layers never import higher ones: stimuli -> label space -> prompts -> encoder (+cache)
 # -> contracts -> results -> evaluators / scenarios -> reporting -> pipeline -> commands.
 LAYERS = [
-    ("dirti_bench", "dirti_bench.errors", "dirti_bench.paths", "dirti_bench.atomic"),
+    ("dirti_bench", "dirti_bench.errors", "dirti_bench.constraints", "dirti_bench.paths", "dirti_bench.atomic"),
     ("dirti_bench.data",),
     ("dirti_bench.labels",),
     ("dirti_bench.prompts", "dirti_bench.templates"),
     ("dirti_bench.encoding", "dirti_bench.model_configs"),
     ("dirti_bench.contracts",),
-    ("dirti_bench.results",),
+    ("dirti_bench.results", "dirti_bench.validity"),
     ("dirti_bench.evaluators", "dirti_bench.scenarios"),
     ("dirti_bench.reporting",),
     ("dirti_bench.pipeline", "dirti_bench.bench", "dirti_bench.sweep"),

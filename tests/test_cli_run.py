@@ -235,7 +235,7 @@ def test_n_raters_sets_the_noise_ceiling_of_alignment_scenarios(tmp_path, capsys
         ceilings[n] = sc["metrics"]["noise_ceiling_spearman"]
     assert ceilings["4"] < ceilings["200"]  # more raters -> more reliable means -> higher ceiling
     code, _, err = run_cli(capsys, "--demo", "--out", str(tmp_path / "x"), "--n-raters", "1")
-    assert code == 2 and len(error_lines(err)) == 1 and "n_raters 1 is too small" in err and "(command-line option --n-raters)" in err
+    assert code == 2 and len(error_lines(err)) == 1 and "option n_raters=1 must be an integer >= 2" in err and "(command-line option --n-raters)" in err
 
 
 @pytest.mark.parametrize("args", [["--batch-size", "0"], ["--batch-size", "x"], ["--no-such-option"]])

@@ -58,18 +58,18 @@ def test_two_scenarios_with_one_id_are_an_error():
 
 @pytest.mark.parametrize(("evaluator", "options", "message"), [
     ("knn-cv", {"fold": 5}, "scenario s: unknown option 'fold'; KnnCvOptions takes"),
-    ("knn-cv", {"folds": "10"}, "scenario s: option folds='10' must be int"),
-    ("knn-cv", {"folds": 2.5}, "option folds=2.5 must be int"),
-    ("knn-cv", {"k": True}, "option k=True must be int"),
-    ("knn-cv", {"folds": 1}, "option folds=1 must be >= 2"),
-    ("knn-split", {"test_size": 1.5}, r"option test_size=1.5 must be in \[0.0, 1.0\]"),
-    ("knn-cv", {"small_class_policy": "sometimes"}, "small_class_policy='sometimes' unknown; choose one of"),
-    ("zeroshot", {"threshold": "median"}, "scenario s: threshold 'median' is neither a finite number"),
-    ("zeroshot", {"logit_scale": "100"}, "option logit_scale='100' must be float or None"),
-    ("zeroshot", {"logit_scale": -1.0}, "option logit_scale=-1.0 must be >= 0"),
-    ("zeroshot", {"scoring": "clip"}, "option scoring='clip' unknown; choose one of model, study"),
-    ("align-zeroshot", {"prompt_pair": 3}, "option prompt_pair=3 must be str or Mapping"),
-    ("align-probe", {"n_raters": 1}, "option n_raters=1 must be >= 2"),
+    ("knn-cv", {"folds": "10"}, "scenario s: option folds='10' must be an integer >= 2"),
+    ("knn-cv", {"folds": 2.5}, "option folds=2.5 must be an integer"),
+    ("knn-cv", {"k": True}, "option k=True must be an integer"),
+    ("knn-cv", {"folds": 1}, "option folds=1 must be an integer >= 2"),
+    ("knn-split", {"test_size": 1.5}, r"option test_size=1.5 must be a number in \(0, 1\)"),
+    ("knn-cv", {"small_class_policy": "sometimes"}, "small_class_policy='sometimes' must be one of 'reduce-folds', 'drop'"),
+    ("zeroshot", {"threshold": "median"}, r"scenario s: option threshold='median' must be a finite number or 'mean\+1sd'"),
+    ("zeroshot", {"logit_scale": "100"}, "option logit_scale='100' must be a number >= 0"),
+    ("zeroshot", {"logit_scale": -1.0}, "option logit_scale=-1.0 must be a number >= 0"),
+    ("zeroshot", {"scoring": "clip"}, "option scoring='clip' must be one of 'model', 'study'"),
+    ("align-zeroshot", {"prompt_pair": 3}, "option prompt_pair=3 must be a non-empty string or a mapping"),
+    ("align-probe", {"n_raters": 1}, "option n_raters=1 must be an integer >= 2"),
 ])
 def test_unknown_or_ill_typed_options_name_the_scenario_and_key(evaluator, options, message):
     task = "alignment" if evaluator.startswith("align") else "disgust"

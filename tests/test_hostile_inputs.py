@@ -5,8 +5,15 @@ analysis or two models sharing one results folder."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,9 +24,11 @@ from dirti_bench import jsonio
 from dirti_bench.cli import main
 from dirti_bench.data.ratedset import load_rated_set
 from dirti_bench.encoding.model_list import ModelSpec, parse_models_file, with_slugs
+from dirti_bench.errors import one_line
 from dirti_bench.evaluators.rating_stats import within_category
 from dirti_bench.results import read_results
 
+ROOT = Path(__file__).resolve().parents[1]
 DEEP = "[" * 100_000  # deeper than Python's recursion limit: json.loads raises RecursionError
 
 
@@ -228,3 +237,151 @@ def test_an_empty_model_or_weights_name_is_refused(tmp_path, capsys, flag):
     assert main(["run", "--demo", flag, "", "--out", str(tmp_path / "out"), "--no-progress"]) == 2
     assert f"{flag} '' is empty" in one_error(capsys)
     assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------- 5: untrusted names stay on their line
+
+
+def test_one_line_escapes_every_control_character():
+    assert one_line("a\nerror: b\r\x1b[31m\u2028") == "a\\nerror: b\\r\\x1b[31m\\u2028"
+    assert one_line("plain · ünïcode") == "plain · ünïcode"
+
+
+def test_a_set_name_with_a_newline_forges_no_line_in_the_output(tmp_path, capsys):
+    root = write_rated_set(tmp_path / "set", n_per_cat=3, sidecar={"name": "toy\nerror: injected"})
+    assert rated_run(root, tmp_path / "out", "--scenarios", "zeroshot-baseline") == 0
+    captured = capsys.readouterr()
+    for stream in (captured.out, captured.err):
+        assert not any(line.startswith("error:") for line in stream.splitlines()), stream
+    assert "toy\\nerror: injected" in captured.out
+
+
+def test_an_image_name_with_a_newline_is_one_error_line(tmp_path, capsys):
+    def renamed(table):
+        table.loc[0, "file"] = "spider\nerror: fake.png"
+        return table
+
+    root = write_rated_set(tmp_path / "set", n_per_cat=3, table_edit=renamed)
+    (root / "img" / "spider_00.png").unlink()
+    (root / "img" / "spider\nerror: fake.png").write_bytes(b"not an image")
+    assert rated_run(root, tmp_path / "out") == 2
+    line = one_error(capsys)
+    assert "spider\\nerror: fake.png" in line
+
+
+def test_a_bad_option_value_with_a_newline_is_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["run", "--demo", "--seed", "1\nerror: injected", "--out", str(tmp_path / "out")])
+    assert stop.value.code == 2
+    assert "\\nerror: injected" in one_error(capsys)
+
+
+# ---------------------------------------------------------------- 8: tampered results are refused
+
+
+@pytest.fixture(scope="module")
+def small_results(tmp_path_factory):
+    """One finished run (classification and alignment), made once; tests copy it before tampering."""
+    import os
+
+    base = tmp_path_factory.mktemp("results")
+    root = write_rated_set(base / "set", n_per_cat=4)
+    old = os.environ.get("DIRTI_BENCH_HOME")
+    os.environ["DIRTI_BENCH_HOME"] = str(base / "home")
+    try:
+        assert rated_run(root, base / "out", "--scenarios", "zeroshot-baseline", "align-valence-zeroshot") == 0
+    finally:
+        if old is None:
+            os.environ.pop("DIRTI_BENCH_HOME")
+        else:
+            os.environ["DIRTI_BENCH_HOME"] = old
+    return base / "out"
+
+
+def _tampered(small_results, tmp_path, how) -> Path:
+    results = tmp_path / "results"
+    shutil.copytree(small_results, results)
+    if how == "labels":
+        doc = json.loads((results / "results.json").read_text())
+        doc["scenarios"]["zeroshot-baseline"]["labels"].reverse()
+        doc["scenarios"]["zeroshot-baseline"]["per_class"] = dict(reversed(
+            doc["scenarios"]["zeroshot-baseline"]["per_class"].items()))
+        (results / "results.json").write_text(json.dumps(doc))
+    else:
+        name = "predictions.csv" if how == "duplicated" else "alignment_predictions.csv"
+        lines = (results / name).read_text().splitlines()
+        (results / name).write_text("\n".join([*lines, lines[1]]) + "\n")
+    return results
+
+
+@pytest.mark.parametrize(("how", "message"), [
+    ("labels", "contradict its confusion matrix"),
+    ("duplicated", "predictions.csv holds 2 rows that repeat a stimulus"),
+    ("duplicated-alignment", "alignment_predictions.csv holds 2 rows that repeat a stimulus"),
+])
+def test_report_refuses_results_edited_after_the_run(small_results, tmp_path, capsys, how, message):
+    results = _tampered(small_results, tmp_path, how)
+    before = sorted(p.name for p in results.iterdir())
+    assert main(["report", str(results), "--out", str(tmp_path / "report")]) == 2
+    line = one_error(capsys)
+    assert message in line and "changed after the run" in line
+    assert not (tmp_path / "report").exists() and sorted(p.name for p in results.iterdir()) == before
+    assert main(["report", str(small_results), str(results), "--out", str(tmp_path / "cmp")]) == 2
+    assert message in one_error(capsys)
+
+
+def test_report_renders_untampered_results(small_results, tmp_path, capsys):
+    assert main(["report", str(small_results), "--out", str(tmp_path / "report")]) == 0
+    assert (tmp_path / "report" / "report.html").is_file()
+
+
+@pytest.mark.parametrize("kind", ["foreign", "file"])
+def test_report_out_refuses_a_folder_of_other_files(small_results, tmp_path, capsys, kind):
+    out = tmp_path / "thesis"
+    if kind == "foreign":
+        out.mkdir()
+        (out / "chapter1.tex").write_text("mine")
+    else:
+        out.write_text("mine")
+    assert main(["report", str(small_results), "--out", str(out)]) == 2
+    assert "--out" in one_error(capsys)
+    assert (sorted(p.name for p in out.iterdir()) == ["chapter1.tex"]) if kind == "foreign" else out.read_text() == "mine"
+
+
+# ---------------------------------------------------------------- 7: SIGTERM / SIGINT while the report is written
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_while_the_report_is_written_leaves_nothing_behind(tmp_path, sig, code):
+    out = tmp_path / "runs" / "out"
+    out.parent.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "dirti_bench.cli", "run", "--demo", "--no-progress",
+                             "--out", str(out)], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                            env=env, cwd=tmp_path)
+    for line in proc.stderr:
+        if "writing the report" in line:
+            proc.send_signal(sig)
+            sent = time.monotonic()
+            break
+    else:
+        pytest.fail(f"the run ended (exit {proc.wait()}) before writing its report")
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=120) == code
+    assert time.monotonic() - sent < 60, "the run did not stop promptly"
+    assert "Traceback" not in rest and rest.strip().startswith("error: "), rest
+    assert len(rest.strip().splitlines()) == 1
+    assert sorted(p.name for p in out.parent.iterdir()) == []  # no .out.staging-*, no half-written out
+
+
+def test_calibration_of_one_image_per_class_is_stated_undefined():
+    from dirti_bench.evaluators.calibration import calibration
+
+    logits = np.array([[2.0, 0.5], [0.1, 1.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        metrics, record, frame = calibration("s", ["a", "b"], ["x", "y"], np.array([0, 1]), logits, "softmax")
+    assert np.isfinite(metrics["ece"]) and np.isnan(metrics["ece_calibrated"]) and np.isnan(metrics["brier_calibrated"])
+    assert record["temperature"]["undefined"].startswith("undefined: no class has 2 stimuli")
+    assert frame["calibration_fold"].isna().all() and len(frame) == 4

@@ -179,10 +179,10 @@ def test_unknown_control_or_layers_choice_from_the_api_is_a_user_error(tmp_path)
     from dirti_bench.errors import UserError
     from dirti_bench.pipeline import RunConfig, plan_scenarios
 
-    with pytest.raises(UserError, match="unknown control 'pixel'"):
-        plan_scenarios(RunConfig(demo=True, out=tmp_path, controls=["pixel"]))
-    with pytest.raises(UserError, match="layers 'some' unknown"):
-        plan_scenarios(RunConfig(demo=True, out=tmp_path, layers="some"))
+    with pytest.raises(UserError, match=r"option controls=\['pixel'\] must be a list of one of 'pixels'"):
+        RunConfig(demo=True, out=tmp_path, controls=["pixel"])  # refused as the config is made
+    with pytest.raises(UserError, match="option layers='some' must be one of 'final', 'all'"):
+        RunConfig(demo=True, out=tmp_path, layers="some")
     chosen = [s.id for s in plan_scenarios(RunConfig(demo=True, out=tmp_path, layers="all", ratings=["fear_mean_all"],
                                                      scenarios=["zeroshot-baseline"]))[0]]
     assert {"layers-disgust", "layers-fear", "zeroshot-baseline"} <= set(chosen)

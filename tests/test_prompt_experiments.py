@@ -277,7 +277,7 @@ def demo_args(demo_master, tmp_path):
 def test_bad_threshold_is_one_line_before_any_encoding(capsys, tmp_path, demo_master, no_encoding, value):
     code, _, err = cli(capsys, *demo_args(demo_master, tmp_path), "--threshold", value)
     lines = err.strip().splitlines()
-    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: threshold: ") and lines[0].endswith("(command-line option --threshold)") and "mean+1sd" in lines[0]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: option threshold=") and lines[0].endswith("(command-line option --threshold)") and "mean+1sd" in lines[0]
     assert not (tmp_path / "out").exists()
 
 

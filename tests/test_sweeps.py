@@ -196,8 +196,8 @@ def test_a_threshold_that_empties_a_class_drops_and_lists_it():
 
 
 @pytest.mark.parametrize(("thresholds", "problem"), [
-    ([], "thresholds is empty"), ([5, "median"], "'median' is neither"), ([5, 5.0], "5.0 more than once"),
-    ("5", "must be a list of float or str")])
+    ([], r"thresholds=\[\] must be a non-empty list"), ([5, "median"], "must be a non-empty list of a finite number"),
+    ([5, 5.0], "'mean\\+1sd', each once"), ("5", "thresholds='5' must be a non-empty list")])
 def test_bad_threshold_lists_are_refused(thresholds, problem):
     with pytest.raises(UserError, match=problem):
         Scenario("s", "disgust", "threshold-sweep", {"thresholds": thresholds})
@@ -246,7 +246,7 @@ def test_knn_scenarios_record_their_tied_votes():
         assert result.options["tied_votes"] == expected > 0
         assert result.options["tie_break"] == tie_break
         assert result.options["tied_votes_share"] == pytest.approx(expected / 20)
-    with pytest.raises(UserError, match="tie_break='coin' unknown; choose one of lowest-id, nearest"):
+    with pytest.raises(UserError, match="tie_break='coin' must be one of 'lowest-id', 'nearest'"):
         Scenario("k", "category", "knn-cv", {"tie_break": "coin"})
 
 

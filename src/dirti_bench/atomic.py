@@ -38,13 +38,14 @@ def write_text(target: Path, text: str) -> None:
 
 @contextmanager
 def _sigint_deferred() -> Iterator[None]:
-    """Hold Ctrl-C back for a few renames, so an interrupt never lands between them."""
+    """Hold Ctrl-C (and SIGTERM, which the CLI turns into the same interrupt) back for a few
+    renames, so an interrupt never lands between them."""
     import signal
     import threading
 
     block = hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread()
     if block:
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
         yield
     finally:

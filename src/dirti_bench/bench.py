@@ -36,6 +36,8 @@ from .data.demo import ensure_demo
 from .data.dirti import DIRTI_CATEGORIES, load_dirti
 from .encoding.imaging import DEFAULT_DECODE, decode_ahead, encode_image_paths
 from .encoding.models import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_MODEL,
     ClipEncoder,
     describe_device,
     fp32_twin,
@@ -57,9 +59,9 @@ PHOTO_SIZE = (1024, 768)  # DIRTI's photos
 
 @dataclass
 class BenchConfig:
-    model: str = "ViT-B-32"
+    model: str = DEFAULT_MODEL
     images: int = 300
-    batch_size: int = 32
+    batch_size: int = DEFAULT_BATCH_SIZE
     device: str = "auto"
     rounds: int = 3
     text_sample: int = 240  # stock prompts cost the same whatever their length, so a spread sample suffices

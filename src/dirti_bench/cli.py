@@ -11,7 +11,7 @@ import sys
 
 from . import __version__
 from .allocator import keep_freed_memory
-from .errors import LabelConsistencyError, UserError
+from .errors import LabelConsistencyError, UserError, one_line
 
 DESCRIPTION = """\
 Benchmark CLIP-family models on the DIRTI disgust photos (or any rated image set): how well
@@ -63,7 +63,7 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str):
-        self.exit(2, f"error: {message}; see '{self.prog} --help'\n")
+        self.exit(2, f"error: {one_line(message)}; see '{self.prog} --help'\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,21 +87,41 @@ def flag_hint(exc: UserError) -> str:
     return "" if flag in str(exc) else f" (command-line option {flag})"
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a job scheduler's stop, ``kill``): unwound like Ctrl-C, so staging folders and
+    temporary files are removed on the way out instead of left behind by a hard kill."""
+
+
+def _raise_terminated(signum, _frame):
+    raise Terminated()
+
+
+def _terminate_like_ctrl_c() -> None:
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():  # only the main thread may set handlers
+        signal.signal(signal.SIGTERM, _raise_terminated)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     keep_freed_memory()  # before any model: CPU forwards reuse freed pages instead of faulting new ones
+    _terminate_like_ctrl_c()
     try:
         return int(_module(args.command).run(args) or 0)
     except UserError as exc:
-        print(f"error: {exc}{flag_hint(exc)}", file=sys.stderr)
+        print(f"error: {one_line(exc)}{flag_hint(exc)}", file=sys.stderr)
         return 2
     except LabelConsistencyError as exc:  # a result failed its check: a bug, never a file
-        print(f"error: internal check failed, nothing was written: {exc}; please report this", file=sys.stderr)
+        print(f"error: internal check failed, nothing was written: {one_line(exc)}; please report this", file=sys.stderr)
         return 3
     except KeyboardInterrupt as exc:  # a command may say what it had written (see commands/run.py)
-        print(f"error: interrupted; {str(exc) or 'nothing was written'}", file=sys.stderr)
-        return 130
+        terminated = isinstance(exc, Terminated) or isinstance(exc.__context__, Terminated)
+        print(f"error: {'terminated' if terminated else 'interrupted'}; {one_line(exc) or 'nothing was written'}",
+              file=sys.stderr)
+        return 143 if terminated else 130
 
 
 if __name__ == "__main__":

@@ -11,8 +11,6 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import sys
-import types
-import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -22,6 +20,17 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
+from .constraints import (
+    AnyMapping,
+    Constraint,
+    Interval,
+    IsNone,
+    ListOf,
+    StrOptions,
+    Text,
+    check_fields,
+    param,
+)
 from .data.stimuli import DISGUST_RATING, StimulusSet
 from .errors import ScenarioNotRunnable, UserError
 from .labels import (
@@ -52,39 +61,58 @@ TIE_BREAKS = ("lowest-id", "nearest")
 DEFAULT_SWEEP_THRESHOLDS = (3.0, 3.5, 4.0, 4.5, 5.0, 5.5, 6.0, 6.5, 7.0, "mean+1sd")
 SELECTION_METRICS = ("accuracy", "f1_macro")
 DEFAULT_SPLIT_SEED = 42
+DEFAULT_FOLDS = 10
 DEFAULT_LOGIT_SCALE = 100.0  # CLIP's learned temperature, fixed as the study did
 DEFAULT_N_BOOT = 1000
 # Raters per image behind DIRTI's means. The DIRTI paper's number was not verified here: 30 is an
 # assumption, and every alignment result records it and where it came from.
 DEFAULT_N_RATERS = 30
-# A probe's penalty (ridge alpha, logistic C) set to TUNED is chosen by cross-validation inside each
-# training fold (evaluators/penalty.py); a number fixes it, for comparison with a fixed-penalty probe.
-TUNED = "tuned"
+TUNED = "tuned"  # a probe's penalty chosen by cross-validation (LOGISTIC_C, RIDGE_ALPHA)
 
 
 # ---------------------------------------------------------------- options
 
-def _minimum(low):
-    return {"min": low}
+@dataclass(frozen=True)
+class Threshold(Constraint):
+    """A disgust threshold: a finite number (a numeric string too) or the rule ``mean+1sd``."""
+
+    def accepts(self, value) -> bool:
+        try:
+            check_threshold(value)
+        except UserError:
+            return False
+        return True
+
+    def coerce(self, value):
+        return check_threshold(value)
+
+    def __str__(self) -> str:
+        return "a finite number or 'mean+1sd'"
+
+    def invalid_examples(self) -> list:
+        return ["median", float("inf"), None, True]
 
 
-def _choices(*values):
-    return {"choices": values}
-
-
-def check_penalty(name: str, value: float | str, low: float, inclusive: bool) -> None:
-    """A probe's penalty: TUNED, or a number above ``low`` (``inclusive``: or equal to it)."""
-    if value == TUNED:
-        return
-    if isinstance(value, str) or value < low or (value == low and not inclusive):
-        bound = f"{'>=' if inclusive else '>'} {low:g}"
-        raise UserError(f"option {name}={value!r} must be {TUNED!r} (chosen by cross-validation inside each "
-                        f"training fold) or a number {bound}")
+THRESHOLD = (Threshold(),)
+SEED = (Interval(int, 0, 2**32 - 1),)  # numpy's and scikit-learn's seeds
+LOGIT_SCALE = (Interval(float, 0.0, closed="left"),)
+FOLDS = (Interval(int, 2),)
+PROMPT_SOURCE = (IsNone(), Text())  # a shipped ensemble name or a prompt file path
+RATING = (Text(),)
+COUNT = (Interval(int, 1),)
+# A probe's penalty: TUNED (chosen by cross-validation inside each training fold, evaluators/penalty.py)
+# or a fixed number, for comparison with a fixed-penalty probe.
+LOGISTIC_C = (StrOptions((TUNED,)), Interval(float, 0.0, closed="right"))
+RIDGE_ALPHA = (StrOptions((TUNED,)), Interval(float, 0.0))
 
 
 @dataclass(frozen=True)
 class Options:
-    """Base of every evaluator's options: validation and a JSON-ready view."""
+    """Base of every evaluator's options: each field's constraints (``constraints.param``) are
+    checked when an instance is made, however it is made (keywords, a mapping, ``with_options``)."""
+
+    def __post_init__(self):
+        check_fields(self)
 
     def to_dict(self) -> dict:
         """Options as results.json records them (unset optional values left out)."""
@@ -99,109 +127,106 @@ class Options:
 class LabelSpaceOptions(Options):
     """How a classification scenario builds its label space (the threshold matters for disgust tasks)."""
 
-    threshold: float | str = DEFAULT_THRESHOLD  # a number, or "mean+1sd" of the rating
-    empty_class_policy: str = field(default="drop", metadata=_choices(*EMPTY_CLASS_POLICIES))
-    rating: str = DISGUST_RATING  # stands for a rated set's own disgust column
-
-    def __post_init__(self):
-        object.__setattr__(self, "threshold", check_threshold(self.threshold))
+    threshold: float | str = param(DEFAULT_THRESHOLD, *THRESHOLD)  # a number, or "mean+1sd" of the rating
+    empty_class_policy: str = param("drop", StrOptions(EMPTY_CLASS_POLICIES))
+    rating: str = param(DISGUST_RATING, *RATING)  # stands for a rated set's own disgust column
 
 
 @dataclass(frozen=True)
 class ZeroShotOptions(LabelSpaceOptions):
-    scoring: str = field(default="model", metadata=_choices(*SCORINGS))
-    logit_scale: float | None = field(default=None, metadata=_minimum(0.0))  # None: the scoring rule's own
-    ensemble: str | None = None  # a shipped ensemble name or a prompt file path
-    template: str | None = None  # one template with {c}
+    scoring: str = param("model", StrOptions(SCORINGS))
+    logit_scale: float | None = param(None, IsNone(), *LOGIT_SCALE)  # None: the scoring rule's own
+    ensemble: str | None = param(None, *PROMPT_SOURCE)
+    template: str | None = param(None, *PROMPT_SOURCE)  # one template with {c}
 
 
 @dataclass(frozen=True)
 class ThresholdSweepOptions(ZeroShotOptions):
     """Zero-shot at each threshold of ``thresholds``; ``threshold`` is the reference point (the headline)."""
 
-    thresholds: tuple[float | str, ...] = DEFAULT_SWEEP_THRESHOLDS
-
-    def __post_init__(self):
-        super().__post_init__()
-        if not self.thresholds:
-            raise UserError("option thresholds is empty; give at least one threshold (a number or 'mean+1sd')")
-        points = tuple(check_threshold(t) for t in self.thresholds)
-        repeated = sorted({str(t) for t in points if points.count(t) > 1})
-        if repeated:
-            raise UserError(f"option thresholds lists {', '.join(repeated)} more than once; give each threshold once")
-        object.__setattr__(self, "thresholds", points)
+    thresholds: tuple[float | str, ...] = param(DEFAULT_SWEEP_THRESHOLDS,
+                                                ListOf(THRESHOLD, min_len=1, unique=True))
 
 
 @dataclass(frozen=True)
 class TemplateSweepOptions(LabelSpaceOptions):
     """Each template of ``ensemble`` alone, and the template chosen by cross-validation (the headline)."""
 
-    ensemble: str = "clip80"  # a shipped ensemble name or a prompt file path with a template list
-    scoring: str = field(default="model", metadata=_choices(*SCORINGS))
-    logit_scale: float | None = field(default=None, metadata=_minimum(0.0))  # None: the scoring rule's own
-    folds: int = field(default=10, metadata=_minimum(2))
-    split_seed: int = DEFAULT_SPLIT_SEED
-    select_by: str = field(default="accuracy", metadata=_choices(*SELECTION_METRICS))
+    ensemble: str = param("clip80", Text())  # a shipped ensemble name or a prompt file path with a template list
+    scoring: str = param("model", StrOptions(SCORINGS))
+    logit_scale: float | None = param(None, IsNone(), *LOGIT_SCALE)  # None: the scoring rule's own
+    folds: int = param(DEFAULT_FOLDS, *FOLDS)
+    split_seed: int = param(DEFAULT_SPLIT_SEED, *SEED)
+    select_by: str = param("accuracy", StrOptions(SELECTION_METRICS))
 
 
 @dataclass(frozen=True)
 class SupervisedOptions(LabelSpaceOptions):
-    split_seed: int = DEFAULT_SPLIT_SEED
-    small_class_policy: str = field(default="reduce-folds", metadata=_choices(*SMALL_CLASS_POLICIES))
+    split_seed: int = param(DEFAULT_SPLIT_SEED, *SEED)
+    small_class_policy: str = param("reduce-folds", StrOptions(SMALL_CLASS_POLICIES))
 
 
 @dataclass(frozen=True)
 class KnnSplitOptions(SupervisedOptions):
-    k: int = field(default=6, metadata=_minimum(1))
-    test_size: float = field(default=0.3, metadata={"min": 0.0, "max": 1.0})
-    tie_break: str = field(default="lowest-id", metadata=_choices(*TIE_BREAKS))
+    k: int = param(6, *COUNT)
+    test_size: float = param(0.3, Interval(float, 0.0, 1.0, closed="neither"))
+    tie_break: str = param("lowest-id", StrOptions(TIE_BREAKS))
 
 
 @dataclass(frozen=True)
 class KnnCvOptions(SupervisedOptions):
-    k: int = field(default=6, metadata=_minimum(1))
-    folds: int = field(default=10, metadata=_minimum(2))
-    tie_break: str = field(default="lowest-id", metadata=_choices(*TIE_BREAKS))
+    k: int = param(6, *COUNT)
+    folds: int = param(DEFAULT_FOLDS, *FOLDS)
+    tie_break: str = param("lowest-id", StrOptions(TIE_BREAKS))
 
 
 @dataclass(frozen=True)
 class ProbeCvOptions(SupervisedOptions):
-    folds: int = field(default=10, metadata=_minimum(2))
-    C: float | str = TUNED  # inverse L2 penalty: TUNED (inner CV on each training fold) or a fixed number > 0
-
-    def __post_init__(self):
-        super().__post_init__()
-        check_penalty("C", self.C, 0.0, inclusive=False)
+    folds: int = param(DEFAULT_FOLDS, *FOLDS)
+    C: float | str = param(TUNED, *LOGISTIC_C)  # inverse L2 penalty (TUNED: inner CV on each training fold)
 
 
 @dataclass(frozen=True)
 class AlignmentOptions(Options):
-    rating: str = DISGUST_RATING
-    n_boot: int = field(default=DEFAULT_N_BOOT, metadata=_minimum(1))
-    n_raters: int = field(default=DEFAULT_N_RATERS, metadata=_minimum(2))
-    n_raters_source: str | None = None  # where n_raters came from (an option, --n-raters); None: the default
-    sd_column: str | None = None  # per-image SD of the rating; None: guessed from DIRTI's naming
-    ceiling_sims: int = field(default=1000, metadata=_minimum(1))
+    rating: str = param(DISGUST_RATING, *RATING)
+    n_boot: int = param(DEFAULT_N_BOOT, *COUNT)
+    n_raters: int = param(DEFAULT_N_RATERS, Interval(int, 2))  # the split-half noise ceiling needs two
+    # where n_raters came from (an option, the CLI's flag); None: the default
+    n_raters_source: str | None = param(None, IsNone(), Text())
+    sd_column: str | None = param(None, IsNone(), Text())  # per-image SD of the rating; None: guessed from DIRTI's naming
+    ceiling_sims: int = param(1000, *COUNT)
 
 
 @dataclass(frozen=True)
 class AlignZeroShotOptions(AlignmentOptions):
-    prompt_pair: str | Mapping = "study"  # a name from prompts.PROMPT_PAIRS or {"high": [...], "low": [...]}
-    score: str = field(default="probability", metadata=_choices(*SCORE_RULES))
-    scoring: str = field(default="model", metadata=_choices(*SCORINGS))
-    logit_scale: float | None = field(default=None, metadata=_minimum(0.0))  # None: the scoring rule's own
-    n_perm: int = field(default=1000, metadata=_minimum(1))
+    # a name from prompts.PROMPT_PAIRS or {"high": [...], "low": [...]}
+    prompt_pair: str | Mapping = param("study", Text(), AnyMapping(what="a mapping {'high': [...], 'low': [...]}"))
+    score: str = param("probability", StrOptions(SCORE_RULES))
+    scoring: str = param("model", StrOptions(SCORINGS))
+    logit_scale: float | None = param(None, IsNone(), *LOGIT_SCALE)  # None: the scoring rule's own
+    n_perm: int = param(1000, *COUNT)
 
 
 @dataclass(frozen=True)
 class AlignProbeOptions(AlignmentOptions):
-    folds: int = field(default=10, metadata=_minimum(2))
-    repeats: int = field(default=3, metadata=_minimum(1))
-    split_seed: int = DEFAULT_SPLIT_SEED
-    alpha: float | str = TUNED  # ridge penalty: TUNED (leave-one-out on each training fold) or a fixed number >= 0
+    folds: int = param(DEFAULT_FOLDS, *FOLDS)
+    repeats: int = param(3, *COUNT)
+    split_seed: int = param(DEFAULT_SPLIT_SEED, *SEED)
+    alpha: float | str = param(TUNED, *RIDGE_ALPHA)  # ridge penalty (TUNED: leave-one-out on each training fold)
 
-    def __post_init__(self):
-        check_penalty("alpha", self.alpha, 0.0, inclusive=True)
+
+def parse_options(cls: type[Options], scenario_id: str, raw: Mapping) -> Options:
+    """``raw`` (a mapping from a file or the CLI) as ``cls``: every key known, every value checked
+    against its field's constraints (by the constructor, as any other way of making options)."""
+    names = cls.keys()
+    unknown = sorted(set(raw) - set(names))
+    if unknown:
+        raise UserError(f"scenario {scenario_id}: unknown option {unknown[0]!r}; {cls.__name__} takes {', '.join(names)}",
+                        unknown[0])
+    try:
+        return cls(**raw)
+    except UserError as exc:
+        raise UserError(f"scenario {scenario_id}: {exc}", exc.option) from None
 
 
 LAYER_MODES = ("token", "srp")  # encoding/layers.py: a pooled token per layer, or the whole map by SRP
@@ -212,29 +237,25 @@ class AlignLayersOptions(AlignmentOptions):
     """A ridge probe on every layer of the image tower, the layer chosen inside each training fold
     (evaluators/layerwise.py); ``mode``: how each layer becomes one vector per image."""
 
-    mode: str = field(default="token", metadata=_choices(*LAYER_MODES))
-    srp_seed: int = 0
-    folds: int = field(default=10, metadata=_minimum(2))
-    split_seed: int = DEFAULT_SPLIT_SEED
+    mode: str = param("token", StrOptions(LAYER_MODES))
+    srp_seed: int = param(0, *SEED)
+    folds: int = param(DEFAULT_FOLDS, *FOLDS)
+    split_seed: int = param(DEFAULT_SPLIT_SEED, *SEED)
 
 
 @dataclass(frozen=True)
 class PixelBaselineOptions(AlignmentOptions):
     """Low-level image statistics (no model) in the same ridge probe: does the model beat pixels?"""
 
-    folds: int = field(default=10, metadata=_minimum(2))
-    split_seed: int = DEFAULT_SPLIT_SEED
+    folds: int = param(DEFAULT_FOLDS, *FOLDS)
+    split_seed: int = param(DEFAULT_SPLIT_SEED, *SEED)
 
 
 @dataclass(frozen=True)
 class RandomInitOptions(AlignLayersOptions):
     """The same architecture with seeded random weights, one run of the layer probe per seed."""
 
-    seeds: tuple[int, ...] = (1, 2, 3)
-
-    def __post_init__(self):
-        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
-            raise UserError(f"option seeds={list(self.seeds)!r} must list at least one seed, each once")
+    seeds: tuple[int, ...] = param((1, 2, 3), ListOf(SEED, min_len=1, unique=True))
 
 
 # ---------------------------------------------------------------- evaluators
@@ -283,71 +304,6 @@ def evaluator_spec(name: str, scenario_id: str | None = None) -> EvaluatorSpec:
         where = f"scenario {scenario_id}: " if scenario_id else ""
         raise UserError(f"{where}unknown evaluator {name!r}; choose one of {', '.join(specs)}")
     return specs[name]
-
-
-def _type_ok(value, hint) -> tuple[bool, Any]:
-    """(matches, value coerced to the hint); ints pass for floats, bools never pass for numbers."""
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        for arg in typing.get_args(hint):
-            ok, coerced = _type_ok(value, arg)
-            if ok:
-                return True, coerced
-        return False, value
-    if hint is type(None):
-        return value is None, value
-    if hint is float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        return ok, float(value) if ok else value
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool), value
-    if hint is bool:
-        return isinstance(value, bool), value
-    if hint is str:
-        return isinstance(value, str), value
-    if origin is tuple:  # tuple[X, ...]: a list or tuple whose every item is an X
-        (item_hint, *_) = typing.get_args(hint)
-        if not isinstance(value, list | tuple):
-            return False, value
-        items = [_type_ok(v, item_hint) for v in value]
-        return all(ok for ok, _ in items), tuple(v for _, v in items)
-    if hint is Mapping or origin is Mapping:
-        return isinstance(value, Mapping), dict(value) if isinstance(value, Mapping) else value
-    return True, value
-
-
-def _hint_name(hint) -> str:
-    if typing.get_origin(hint) is tuple:
-        return f"a list of {_hint_name(typing.get_args(hint)[0])}"
-    return " or ".join(getattr(a, "__name__", str(a)).replace("NoneType", "None")
-                       for a in (typing.get_args(hint) or (hint,)))
-
-
-def parse_options(cls: type[Options], scenario_id: str, raw: Mapping) -> Options:
-    """Validate ``raw`` into ``cls``: every key known, every value of its type and range."""
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - set(fields))
-    if unknown:
-        raise UserError(f"scenario {scenario_id}: unknown option {unknown[0]!r}; "
-                        f"{cls.__name__} takes {', '.join(fields)}")
-    values = {}
-    for key, value in raw.items():
-        ok, coerced = _type_ok(value, hints[key])
-        meta = fields[key].metadata
-        if not ok:
-            raise UserError(f"scenario {scenario_id}: option {key}={value!r} must be {_hint_name(hints[key])}")
-        if "choices" in meta and coerced not in meta["choices"]:
-            raise UserError(f"scenario {scenario_id}: option {key}={value!r} unknown; "
-                            f"choose one of {', '.join(meta['choices'])}")
-        if coerced is not None and ("min" in meta and coerced < meta["min"] or "max" in meta and coerced > meta["max"]):
-            bounds = f">= {meta['min']}" if "max" not in meta else f"in [{meta.get('min')}, {meta['max']}]"
-            raise UserError(f"scenario {scenario_id}: option {key}={value!r} must be {bounds}")
-        values[key] = coerced
-    try:
-        return cls(**values)
-    except UserError as exc:
-        raise UserError(f"scenario {scenario_id}: {exc}") from None
 
 
 # ---------------------------------------------------------------- scenarios

@@ -6,6 +6,8 @@ Python name (``out``, ``n_raters``). The CLI turns the error into a single ``err
 adds the command-line flag for ``option``, and exits with code 2.
 """
 
+import re
+
 
 class UserError(ValueError):
     """A problem with the user's input, environment or options (exit code 2).
@@ -29,3 +31,13 @@ class ScenarioNotRunnable(UserError):
     A run checks this for every scenario before encoding, skips those that cannot run with one
     line of reason, records them in results.json under ``skipped``, and runs the rest.
     """
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def one_line(text) -> str:
+    """``text`` with every control character escaped (a newline as ``\\n``): a file name, folder or
+    set name holding a newline cannot turn one error or stage line into two, or forge an
+    ``error:`` line in a summary."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(text))

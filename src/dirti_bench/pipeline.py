@@ -23,24 +23,45 @@ import numpy as np
 import pandas as pd
 
 from .atomic import StagedDir
-from .contracts import EvalContext, Scenario, ScenarioResult
+from .constraints import (
+    Boolean,
+    Interval,
+    IsNone,
+    ListOf,
+    PathLike,
+    StrOptions,
+    Text,
+    check_fields,
+    param,
+)
+from .contracts import SEED, THRESHOLD, EvalContext, Scenario, ScenarioResult
 from .data.demo import ensure_demo
 from .data.dirti import load_dirti
 from .data.fetch import ensure_dirti
 from .data.ratedset import is_rated_set, load_rated_set
 from .data.stimuli import DISGUST_RATING, StimulusSet
 from .encoding.cache import CachedEncoder
-from .encoding.imaging import DEFAULT_DECODE, DecodedImages
-from .encoding.layers import LAYERS_CHOICES
-from .encoding.models import TINY_MODEL, ClipEncoder, fp32_twin
-from .encoding.precision import DEFAULT_PRECISION, category_agreement, describe
+from .encoding.imaging import DECODE_PATHS, DEFAULT_DECODE, DecodedImages
+from .encoding.layers import LAYER_MODES, LAYERS_CHOICES
+from .encoding.models import (
+    BATCH_SIZE,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_MODEL,
+    DEFAULT_PRETRAINED,
+    DEVICES,
+    TINY_MODEL,
+    ClipEncoder,
+    fp32_twin,
+)
+from .encoding.precision import DEFAULT_PRECISION, PRECISIONS, category_agreement, describe
 from .errors import ScenarioNotRunnable, UserError
 from .evaluators.consistency import check_scenario_result
 from .evaluators.registry import check_runnable, run_evaluator
-from .labels import DEFAULT_THRESHOLD, check_threshold
+from .labels import DEFAULT_THRESHOLD
 from .paths import cache_home, check_cache_home, check_writable_dir, embedding_cache_dir
 from .reporting.compare import comparisons_for
 from .reporting.console import Reporter, skipped_lines
+from .reporting.projection import PROJECTIONS
 from .reporting.report import write_report
 from .results import (
     FEATURES_FILE,
@@ -55,47 +76,59 @@ from .results import (
     write_results,
 )
 from .scenarios import (
+    LAYER_CONTROLS,
     PromptFilePlan,
     alignment_ids,
     alignment_scenarios,
-    layer_scenarios,
     check_prompt_file_ids,
     data_scenarios,
+    layer_scenarios,
     matches_any,
     prompt_file_plan,
     select,
 )
 
-DISGUST_TASKS = ("disgust", "disgust-binary")  # the tasks --threshold applies to
-DEFAULT_MODEL = "ViT-B-32"
-DEFAULT_PRETRAINED = "openai"
+DISGUST_TASKS = ("disgust", "disgust-binary")  # the tasks a run's threshold applies to
+_NAMES = ListOf((Text(),), min_len=1, container=list)
 
 
 @dataclass
 class RunConfig:
-    data: Path | None = None
-    demo: bool = False
-    model: str | None = None
-    pretrained: str | None = None
-    device: str = "auto"
-    out: Path = Path("results")
-    seed: int = 0
-    scenarios: list[str] | None = None
-    templates: list[Path] | None = None
-    ratings: list[str] | None = None  # extra rating columns to align with (fear, valence, ...)
-    threshold: float | str | None = None  # disgust threshold of every disgust task (None: the study's 5.0)
-    n_raters: int | None = None  # raters behind each mean rating, for the alignment noise ceiling
-    batch_size: int = 32
-    num_workers: int | None = None
-    decode: str = DEFAULT_DECODE  # imaging.DECODE_PATHS; "full" is open_clip's preprocessing exactly
-    precision: str = DEFAULT_PRECISION  # bf16/int8 are opt-in and always checked against fp32
-    progress: bool = True
-    report: bool = True
-    quiet: bool = False  # only the summary on the terminal
-    projection: str | None = None  # the report's feature projection: umap, pca (None: pca with --demo, else umap)
-    layers: str = "final"  # "all": every layer of the image tower too (encoding/layers.py), layer-wise scenarios
-    layer_mode: str = "token"  # each layer as its pooled token, or "srp": the whole map by sparse random projection
-    controls: list[str] | None = None  # the layer probe's controls: pixels, random-init (scenarios.LAYER_CONTROLS)
+    """What a run does; every field is checked against its constraints when the config is made."""
+
+    data: Path | None = param(None, IsNone(), PathLike())
+    demo: bool = param(False, Boolean())
+    model: str | None = param(None, IsNone(), Text())
+    pretrained: str | None = param(None, IsNone(), Text())
+    device: str = param("auto", StrOptions(DEVICES))
+    out: Path = param(Path("results"), PathLike())
+    seed: int = param(0, *SEED)
+    scenarios: list[str] | None = param(None, IsNone(), _NAMES)
+    templates: list[Path] | None = param(None, IsNone(), ListOf((PathLike(),), min_len=1, container=list))
+    ratings: list[str] | None = param(None, IsNone(), _NAMES)  # extra rating columns to align with (fear, ...)
+    # disgust threshold of every disgust task (None: each scenario's own, the study's 5.0)
+    threshold: float | str | None = param(None, IsNone(), *THRESHOLD)
+    # raters behind each mean rating, for the alignment noise ceiling (split halves need two)
+    n_raters: int | None = param(None, IsNone(), Interval(int, 2))
+    batch_size: int = param(DEFAULT_BATCH_SIZE, *BATCH_SIZE)
+    num_workers: int | None = param(None, IsNone(), Interval(int, 0))
+    decode: str = param(DEFAULT_DECODE, StrOptions(DECODE_PATHS))  # "full" is open_clip's preprocessing exactly
+    precision: str = param(DEFAULT_PRECISION, StrOptions(PRECISIONS))  # bf16/int8: opt-in, checked against fp32
+    progress: bool = param(True, Boolean())
+    report: bool = param(True, Boolean())
+    quiet: bool = param(False, Boolean())  # only the summary on the terminal
+    # the report's feature projection (None: pca for the demo set, else umap)
+    projection: str | None = param(None, IsNone(), StrOptions(PROJECTIONS))
+    # "all": every layer of the image tower too (encoding/layers.py), layer-wise scenarios
+    layers: str = param("final", StrOptions(LAYERS_CHOICES))
+    # each layer as its pooled token, or "srp": the whole map by sparse random projection
+    layer_mode: str = param("token", StrOptions(LAYER_MODES))
+    # the layer probe's controls (scenarios.LAYER_CONTROLS), each a scenario
+    controls: list[str] | None = param(None, IsNone(), ListOf((StrOptions(LAYER_CONTROLS),), unique=True,
+                                                               container=list))
+
+    def __post_init__(self):
+        check_fields(self)
 
     def resolved_model(self) -> tuple[str, str]:
         if self.demo:
@@ -300,16 +333,6 @@ def layer_rsa_files(ctx: EvalContext) -> tuple[dict[str, bytes], dict | None]:
     return {"layer_rsa.csv": table.to_csv(index=False).encode(), "layer_rdms.npz": rdms}, summary
 
 
-def run_threshold(cfg: RunConfig) -> float | str | None:
-    """``--threshold`` checked: a finite number or ``mean+1sd`` (None: each scenario's own)."""
-    if cfg.threshold is None:
-        return None
-    try:
-        return check_threshold(cfg.threshold)
-    except UserError as exc:
-        raise UserError(f"threshold: {exc}", "threshold") from None
-
-
 def plan_scenarios(cfg: RunConfig, stimuli: StimulusSet | None = None) -> tuple[list[Scenario], list[PromptFilePlan]]:
     """The scenarios a run asked for, with the options its flags set, and what each prompt file made.
 
@@ -317,18 +340,13 @@ def plan_scenarios(cfg: RunConfig, stimuli: StimulusSet | None = None) -> tuple[
     ids a template list makes); with them, per-class and pair files are matched to this set's
     label spaces and ratings too, and their ids checked, all before any image is encoded.
     """
-    threshold = run_threshold(cfg)
-    if cfg.n_raters is not None and cfg.n_raters < 2:
-        raise UserError(f"n_raters {cfg.n_raters} is too small; the split-half noise ceiling needs >= 2 raters",
-                        "n_raters")
+    threshold = cfg.threshold  # checked when the config was made (None: each scenario's own)
     files = list(dict.fromkeys(Path(p).resolve() for p in cfg.templates or []))  # one file named twice runs once
     plans = [prompt_file_plan(path, stimuli, DEFAULT_THRESHOLD if threshold is None else threshold)
              for path in files]
     check_prompt_file_ids(plans)  # per-class and pair files join once the stimuli are known
     extra = [s for plan in plans for s in plan.scenarios]
     extra += [s for column in (cfg.ratings or []) for s in alignment_scenarios(column)]
-    if cfg.layers not in LAYERS_CHOICES:
-        raise UserError(f"layers {cfg.layers!r} unknown; choose one of {', '.join(LAYERS_CHOICES)}", "layers")
     if cfg.layers == "all" or cfg.controls:
         columns = [DISGUST_RATING, *(cfg.ratings or []),
                    *(stimuli.aligned_ratings if stimuli is not None else ())]

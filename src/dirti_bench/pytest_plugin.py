@@ -20,9 +20,35 @@ DEVICE_ENV = "DIRTI_BENCH_DEVICE"
 def pytest_configure(config):
     config.addinivalue_line("markers", f"device: runs on ${DEVICE_ENV}; skipped where that device is missing")
     config.addinivalue_line("markers", "perf: asserts timings or runs at full size; deselected by default, run with 'pytest -m perf'")
+    config.addinivalue_line("markers", "slow: a heavy end-to-end case (subprocess runs, full reports, sweeps); "
+                                       "deselected by default, run with 'pytest -m slow' (CI runs them)")
+    if not config.pluginmanager.has_plugin("dirti-bench-one-round-tables"):
+        config.pluginmanager.register(OneRoundTables(), "dirti-bench-one-round-tables")
     # umap's numba kernels compile once and are cached here across sessions (see dirti_bench.reporting.projection).
     if getattr(config, "cache", None) is not None:  # absent with -p no:cacheprovider
         os.environ.setdefault("NUMBA_CACHE_DIR", str(config.cache.mkdir("numba")))
+
+
+class OneRoundTables:
+    """pytest-benchmark's timing table only for benchmarks measured over more than one round: a
+    single round (the correctness checks of the default run) has no spread and means nothing as a
+    timing, so its row is left out, with one line saying so."""
+
+    @pytest.hookimpl(tryfirst=True)  # before pytest-benchmark draws its table
+    def pytest_terminal_summary(self, terminalreporter, config):
+        session = getattr(config, "_benchmarksession", None)
+        if session is None or not getattr(session, "groups", None):
+            return
+        kept, dropped = [], 0
+        for name, rows in session.groups:
+            timed = [row for row in rows if row.get("rounds", 0) > 1]
+            dropped += len(rows) - len(timed)
+            if timed:
+                kept.append((name, timed))
+        session.groups = kept
+        if dropped:
+            terminalreporter.write_line(f"pytest-benchmark: {dropped} benchmark(s) ran one round each (no timing "
+                                        "to read), so they are left out of its table; 'pytest -m perf' times them")
 
 
 def device_skip_reason(device: str | None) -> str | None:

@@ -51,6 +51,7 @@ import json
 import platform
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -58,6 +59,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__, jsonio
+from .constraints import AnyMapping, Boolean, Constraint, Interval, IsNone, ListOf, Text, describe
 from .contracts import ScenarioResult
 from .errors import UserError
 from .validity import with_flags
@@ -268,36 +270,59 @@ def _require(ok: bool, source, key: str, what: str, value, fix: str) -> None:
         raise UserError(f"{source}: {key} must be {what}, not {_shown(value)}; {fix}")
 
 
-def _pair_or_null(v) -> bool:
-    return v is None or isinstance(v, list) and len(v) == 2 and all(x is None or is_number(x) for x in v)
+def _check(source, key: str, value, constraints, fix: str = RESULTS_FIX) -> None:
+    """``value`` of ``key`` against its constraints (the objects options and sidecars are checked with)."""
+    _require(any(c.accepts(value) for c in constraints), source, key, describe(constraints), value, fix)
 
 
-# key -> (check, what it must be); absent keys are fine (readers use defaults)
-SCENARIO_SCHEMA = {
-    "task": (lambda v: isinstance(v, str), "a string"),
-    "labels": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of class names"),
-    "n": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
-    "per_class": (lambda v: isinstance(v, dict) and all(isinstance(x, dict) for x in v.values()),
-                  "an object of per-class objects"),
-    "confusion": (lambda v: isinstance(v, list) and all(isinstance(r, list) and all(is_number(x) for x in r)
-                                                        for r in v), "a list of rows of numbers"),
-    "dropped_classes": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of class names"),
-    "options": (lambda v: isinstance(v, dict), "an object"),
-    "ci": (lambda v: isinstance(v, dict) and all(_pair_or_null(x) for x in v.values()),
-           "an object of [low, high] pairs"),
-    "folds": (lambda v: isinstance(v, dict), "an object"),
-    "extra": (lambda v: isinstance(v, dict), "an object"),
-    "flags": (lambda v: isinstance(v, list) and all(isinstance(f, dict) and isinstance(f.get("flag"), str)
-                                                    for f in v), "a list of {flag, reason} objects"),
-}
 PRECISION_CHECK_KEYS = ("precision", "images", "min_cosine", "identical_predictions")
+
+
+@dataclass(frozen=True)
+class PrecisionCheck(Constraint):
+    """A reduced-precision run's agreement with fp32 (encoding.precision): an object of its numbers."""
+
+    def accepts(self, value) -> bool:
+        return (isinstance(value, dict) and all(k in value for k in PRECISION_CHECK_KEYS)
+                and all(is_number(value[k]) for k in PRECISION_CHECK_KEYS[1:]))
+
+    def __str__(self) -> str:
+        return f"null or an object with {', '.join(PRECISION_CHECK_KEYS)}"
+
+
+@dataclass(frozen=True)
+class FlagObject(Constraint):
+    """One validity flag of a scenario (validity.py): an object whose "flag" is a string."""
+
+    def accepts(self, value) -> bool:
+        return isinstance(value, dict) and isinstance(value.get("flag"), str)
+
+    def __str__(self) -> str:
+        return "a {flag, reason} object"
+
+
+_NUMBER = Interval(float)
+_NAMES = ListOf((Text(non_empty=False),), what="a list of class names")
+_OBJECT = AnyMapping()
+# key -> its constraints; absent keys are fine (readers use defaults)
+SCENARIO_SCHEMA = {
+    "task": (Text(non_empty=False),),
+    "labels": (_NAMES,),
+    "n": (Interval(int),),
+    "per_class": (AnyMapping((_OBJECT,), what="an object of per-class objects"),),
+    "confusion": (ListOf((ListOf((_NUMBER,)),), what="a list of rows of numbers"),),
+    "dropped_classes": (_NAMES,),
+    "options": (_OBJECT,),
+    "ci": (AnyMapping((IsNone(), ListOf((IsNone(), _NUMBER), length=2)), what="an object of [low, high] pairs"),),
+    "folds": (_OBJECT,),
+    "extra": (_OBJECT,),
+    "flags": (ListOf((FlagObject(),), what="a list of {flag, reason} objects"),),
+}
 RUN_SCHEMA = {
-    "seed": (lambda v: v is None or isinstance(v, int) and not isinstance(v, bool), "an integer"),
-    "versions": (lambda v: isinstance(v, dict), "an object"),
-    "smoke_run": (lambda v: isinstance(v, bool), "true or false"),
-    "precision_check": (lambda v: v is None or isinstance(v, dict) and all(k in v for k in PRECISION_CHECK_KEYS)
-                        and all(is_number(v[k]) for k in PRECISION_CHECK_KEYS[1:]),
-                        f"null or an object with {', '.join(PRECISION_CHECK_KEYS)}"),
+    "seed": (IsNone(), Interval(int)),
+    "versions": (_OBJECT,),
+    "smoke_run": (Boolean(),),
+    "precision_check": (IsNone(), PrecisionCheck()),
 }
 
 
@@ -309,9 +334,9 @@ def check_scenario_entry(sid: str, entry, source, fix: str = RESULTS_FIX) -> Non
     _require(isinstance(entry["metrics"], dict), source, f"{key}.metrics", "an object", entry["metrics"], fix)
     for metric, value in entry["metrics"].items():
         _require(value is None or is_number(value), source, f"{key}.metrics.{metric}", "a number or null", value, fix)
-    for name, (ok, what) in SCENARIO_SCHEMA.items():
+    for name, constraints in SCENARIO_SCHEMA.items():
         if name in entry:
-            _require(ok(entry[name]), source, f"{key}.{name}", what, entry[name], fix)
+            _check(source, f"{key}.{name}", entry[name], constraints, fix)
 
 
 def check_scenarios(doc, source, fix: str = RESULTS_FIX) -> dict:
@@ -330,9 +355,9 @@ def check_results_doc(doc, source) -> dict:
     check_scenarios(doc, source)
     _require("run" in doc, source, "'run'", "present", None, RESULTS_FIX)
     _require(isinstance(doc["run"], dict), source, "run", "an object", doc["run"], RESULTS_FIX)
-    for name, (ok, what) in RUN_SCHEMA.items():
+    for name, constraints in RUN_SCHEMA.items():
         if name in doc["run"]:
-            _require(ok(doc["run"][name]), source, f"run.{name}", what, doc["run"][name], RESULTS_FIX)
+            _check(source, f"run.{name}", doc["run"][name], constraints)
     skipped = doc.get("skipped")
     _require(skipped is None or isinstance(skipped, dict) and all(isinstance(v, str) for v in skipped.values()),
              source, "skipped", "an object (id -> why it was skipped)", skipped, RESULTS_FIX)

@@ -5,16 +5,16 @@ from __future__ import annotations
 import sys
 
 from ..bench import BenchConfig, format_table, run_bench
-from ..encoding.models import DEVICES
+from ..encoding.models import DEFAULT_BATCH_SIZE, DEFAULT_MODEL, DEVICES
 from ..encoding.precision import PRECISIONS
 from ..paths import check_cache_home
 from .options import non_negative_int
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--model", default="ViT-B-32", metavar="NAME", help="open_clip model, with random weights")
+    p.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME", help="open_clip model, with random weights")
     p.add_argument("--images", type=int, default=300, metavar="N", help="generated 1024x768 photos (DIRTI has 300)")
-    p.add_argument("--batch-size", type=int, default=32, metavar="N", help="images per model forward")
+    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, metavar="N", help="images per model forward")
     p.add_argument("--device", default="auto", choices=DEVICES, help="where the model runs")
     p.add_argument("--rounds", type=int, default=3, metavar="N", help="alternating timing rounds; the best is kept")
     p.add_argument("--text-sample", type=int, default=240, metavar="N",

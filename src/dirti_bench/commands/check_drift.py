@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 from ..atomic import write_text
-from ..errors import UserError
+from ..errors import UserError, one_line
 from ..reporting.drift import (
     DEFAULT_TOLERANCE,
     baseline_document,
@@ -57,8 +57,8 @@ def run(args) -> int:
     if not args.accept_differences:
         require_comparable(report, name, str(args.results_dir))
     for line in report.notes():
-        print(f"note: {line}")
-    print(report.summary(name))
+        print(one_line(f"note: {line}"))
+    print(one_line(report.summary(name)))
     if report.ok:
         return 0
     if report.rows:

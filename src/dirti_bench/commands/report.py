@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import UserError
+from ..errors import UserError, one_line
 from ..reporting.projection import PROJECTIONS
 from ..reporting.report import write_report
 from ..reporting.runs_report import find_run_dirs, write_comparison
@@ -30,7 +30,26 @@ def add_arguments(p) -> None:
                    "default: the first)")
 
 
+REPORT_FILES = {"report.md", "report.html", "figures", "leaderboard.csv", "results.json"}
+
+
+def check_report_out(out: Path | None) -> None:
+    """Like a run's ``--out``: a report goes into a new or empty folder, a results folder, or one an
+    earlier report wrote, never among someone else's files."""
+    if out is None:
+        return
+    out = Path(out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {str(out)!r} is a file; pass a directory (new, empty, or a results folder)")
+    names = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if names and not REPORT_FILES & set(names):
+        shown = ", ".join(repr(n) for n in names[:5]) + (", ..." if len(names) > 5 else "")
+        raise UserError(f"--out {str(out)!r} holds files that are not dirti-bench results or reports ({shown}); "
+                        "pass a new or empty directory, or a results folder")
+
+
 def run(args) -> int:
+    check_report_out(args.out)
     runs = find_run_dirs(args.results_dirs)
     single = len(runs) == 1 and len(args.results_dirs) == 1 and runs[0] == args.results_dirs[0]
     if single:
@@ -38,7 +57,7 @@ def run(args) -> int:
             raise UserError("--reference needs several runs to compare; pass more RESULTS_DIRs")
         out = args.out if args.out is not None else args.results_dirs[0]
         report = write_report(runs, out, projection=args.projection)
-        print(f"report written to {report} and {report.with_name('report.html')}")
+        print(one_line(f"report written to {report} and {report.with_name('report.html')}"))
         return 0
     if args.projection:
         raise UserError("--projection applies to one run's report; each run's own report keeps its projection")
@@ -47,5 +66,5 @@ def run(args) -> int:
             raise UserError("several results folders: pass --out DIR for the comparison report")
         args.out = args.results_dirs[0]
     report = write_comparison(args.results_dirs, args.out, reference=args.reference)
-    print(f"{len(runs)} runs compared: {report.with_name('report.html')}, {report.with_name('leaderboard.csv')}")
+    print(one_line(f"{len(runs)} runs compared: {report.with_name('report.html')}, {report.with_name('leaderboard.csv')}"))
     return 0

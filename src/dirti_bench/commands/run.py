@@ -9,10 +9,16 @@ from ..contracts import LAYER_MODES
 from ..encoding.imaging import DECODE_PATHS, DEFAULT_DECODE
 from ..encoding.layers import LAYERS_CHOICES
 from ..encoding.model_list import parse_models_file, parse_shard, select_shard, shard_from_env
-from ..encoding.models import DEVICES, TINY_MODEL
+from ..encoding.models import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_MODEL,
+    DEFAULT_PRETRAINED,
+    DEVICES,
+    TINY_MODEL,
+)
 from ..encoding.precision import DEFAULT_PRECISION, PRECISIONS
 from ..errors import UserError
-from ..pipeline import DEFAULT_MODEL, DEFAULT_PRETRAINED, RunConfig
+from ..pipeline import RunConfig
 from ..pipeline import run as run_pipeline
 from ..reporting.console import Reporter
 from ..reporting.projection import PROJECTIONS
@@ -85,7 +91,7 @@ def add_arguments(p) -> None:
     p.add_argument("--n-raters", type=int, metavar="N",
                    help="raters behind each mean rating, for the alignment noise ceiling (default: 30, an "
                    "assumption the report states)")
-    p.add_argument("--batch-size", type=positive_int, default=32, metavar="N", help="images per model forward")
+    p.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE, metavar="N", help="images per model forward")
     p.add_argument("--workers", type=non_negative_int, default=None, metavar="N",
                    help="image decoding threads, 0 = decode in the main thread (default: all cores between "
                    "forwards on CPU; all but one, decoding ahead, beside a GPU)")

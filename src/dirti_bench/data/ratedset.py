@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from .. import jsonio
+from ..constraints import Interval, IsNone, ListOf, Text, check_document_value
 from ..errors import UserError
 from .stimuli import (
     DISGUST_RATING,
@@ -98,6 +99,18 @@ def _listed(names) -> str:
     return f"{names[:MAX_LISTED]}{more}"
 
 
+_NAME = (Text(),)
+_NAME_LIST = (IsNone(), ListOf(_NAME, min_len=1, unique=True, what="a non-empty list of names, each once"))
+# key -> its constraints (the objects that check options and results.json too)
+SIDECAR_SCHEMA = {
+    **{key: _NAME for key in (*REQUIRED_KEYS, "name", "disgust_column")},
+    "categories": _NAME_LIST,
+    "rating_columns": _NAME_LIST,
+    "rating_scale": (IsNone(), ListOf((Interval(float),), length=2, increasing=True,
+                            what="[low, high] with low < high (e.g. [1, 7])"),),
+}
+
+
 def read_spec(path: Path) -> RatedSetSpec:
     """Parse and type-check the sidecar; paths resolve relative to its folder."""
     sidecar = _sidecar(path)
@@ -117,32 +130,15 @@ def read_spec(path: Path) -> RatedSetSpec:
     missing = [k for k in REQUIRED_KEYS if k not in doc]
     if missing:
         raise UserError(f"{sidecar} lacks keys {missing}; add them (see dirti_bench.data.ratedset for the format)")
-    for key in (*REQUIRED_KEYS, "name", "disgust_column"):
-        if key in doc and (not isinstance(doc[key], str) or not doc[key].strip()):
-            raise UserError(f"{sidecar}: {key!r} must be a non-empty string, not {doc[key]!r}")
-    lists = {}
-    for key in ("categories", "rating_columns"):
-        value = doc.get(key)
-        if value is None:
-            lists[key] = None
-            continue
-        if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):
-            raise UserError(f"{sidecar}: {key!r} must be a non-empty list of names, not {value!r}")
-        repeated = sorted(v for v, k in Counter(value).items() if k > 1)
-        if repeated:
-            raise UserError(f"{sidecar}: {key!r} lists {repeated} more than once; name each once")
-        lists[key] = tuple(v.strip() for v in value)
+    fix = "fix it in the sidecar (see dirti_bench.data.ratedset for the format)"
+    values = {key: check_document_value(sidecar, repr(key), doc[key], constraints, fix)
+              for key, constraints in SIDECAR_SCHEMA.items() if key in doc}
+    lists = {key: tuple(v.strip() for v in values[key]) if values.get(key) is not None else None
+             for key in ("categories", "rating_columns")}
     if doc["file_column"].strip() == doc["category_column"].strip():
         raise UserError(f"{sidecar}: file_column and category_column are both {doc['file_column']!r}; "
                         "name two different columns")
-    scale = doc.get("rating_scale")
-    if scale is not None:
-        numbers = isinstance(scale, list) and len(scale) == 2 and all(
-            isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v) for v in scale)
-        if not numbers or scale[0] >= scale[1]:
-            raise UserError(f"{sidecar}: 'rating_scale' must be [low, high] with low < high (e.g. [1, 7]), "
-                            f"not {scale!r}")
-        scale = (float(scale[0]), float(scale[1]))
+    scale = values.get("rating_scale")
     phrases = doc.get("class_phrases", {})
     if not isinstance(phrases, dict) or not all(isinstance(v, str) and v.strip() for v in phrases.values()):
         raise UserError(f"{sidecar}: 'class_phrases' must map category names to non-empty phrases "

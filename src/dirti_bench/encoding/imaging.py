@@ -12,7 +12,8 @@ Three decode paths (the one used is part of the embedding-cache key):
 * ``tensor-resize``  (default) the ``jpeg-draft`` decode, then open_clip's ``Resize`` +
                      ``CenterCrop`` run as one batched uint8 tensor op (torch's antialiased
                      bicubic follows PIL's: pixels differ by at most 1 level), ~5x cheaper
-                     than PIL's resampling. Preprocesses of another shape fall back to
+                     than PIL's resampling; a squashing family's ``Resize((s, s))`` (SigLIP,
+                     CLIPA: no crop) likewise. Preprocesses of another shape fall back to
                      ``jpeg-draft``. ``dirti-bench bench`` prints the cosine to ``full``.
 
 The preprocess is split in two: the PIL steps (resize, crop, RGB) run in the
@@ -62,14 +63,18 @@ def default_workers(ahead: int) -> int:
 
 @dataclass(frozen=True)
 class TensorResize:
-    """open_clip's ``Resize(short side) -> CenterCrop(square)`` on a uint8 NCHW batch."""
+    """open_clip's ``Resize(short side) -> CenterCrop(square)`` on a uint8 NCHW batch, or with
+    ``squash`` its ``Resize((side, side))`` that squashes the whole image to the square."""
 
     short_side: int
     crop: int
     mode: str  # 'bicubic' or 'bilinear', antialiased as PIL always is
+    squash: bool = False
 
     def resized_hw(self, h: int, w: int) -> tuple[int, int]:
         """torchvision's rule for ``Resize(int)``: the short side becomes ``short_side``, the long one is truncated."""
+        if self.squash:
+            return self.crop, self.crop
         if h <= w:
             return self.short_side, int(self.short_side * w / h)
         return int(self.short_side * h / w), self.short_side
@@ -86,19 +91,25 @@ class TensorResize:
 
 
 def tensor_resize_for(pil_steps: tuple) -> TensorResize | None:
-    """The batched equivalent of ``pil_steps`` if they are exactly Resize(int) -> CenterCrop(square)
-    [-> open_clip's MaybeConvertMode('RGB')], else None."""
+    """The batched equivalent of ``pil_steps`` if they are exactly Resize(int) -> CenterCrop(square),
+    or a squashing Resize((s, s)) [-> open_clip's MaybeConvertMode('RGB')], else None."""
     from torchvision import transforms as T
     from torchvision.transforms import InterpolationMode
 
     steps = list(pil_steps)
     if steps and type(steps[-1]).__name__ == "MaybeConvertMode" and getattr(steps[-1], "mode", None) == "RGB":
         steps.pop()  # images are already RGB when they reach the steps
+    modes = {InterpolationMode.BICUBIC: "bicubic", InterpolationMode.BILINEAR: "bilinear"}
+    if len(steps) == 1 and type(steps[0]) is T.Resize:  # squash: both sides set, no crop
+        size = steps[0].size
+        if (isinstance(size, list | tuple) and len(size) == 2 and size[0] == size[1]
+                and steps[0].max_size is None and steps[0].interpolation in modes):
+            return TensorResize(int(size[0]), int(size[0]), modes[steps[0].interpolation], squash=True)
+        return None
     if len(steps) != 2 or type(steps[0]) is not T.Resize or type(steps[1]) is not T.CenterCrop:
         return None
     resize, crop = steps
     short = _sizes(resize.size)
-    modes = {InterpolationMode.BICUBIC: "bicubic", InterpolationMode.BILINEAR: "bilinear"}
     if (len(short) != 1 or isinstance(resize.size, list | tuple) and len(resize.size) != 1
             or resize.max_size is not None or resize.interpolation not in modes):
         return None

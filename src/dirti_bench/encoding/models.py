@@ -23,19 +23,24 @@ from pathlib import Path
 
 import numpy as np
 
+from ..constraints import Interval, check_value
 from ..data.pixels import PIXEL_RULES
 from ..data.stimuli import file_sha256
 from ..errors import UserError
 from ..quiet import held_back
 from . import register_with_open_clip
+from .families import family_preprocess, full_decode_reason, register_tiny_timm_models
 from .imaging import DEFAULT_DECODE, DecodedImages, check_decode, encode_image_paths
 from .precision import DEFAULT_PRECISION, apply_precision, check_precision
 from .text import encode_texts, text_path
 from .vectors import l2_normalise
 
 TINY_MODEL = "dirti-tiny"
+DEFAULT_MODEL = "ViT-B-32"  # what a run on DIRTI uses unless told otherwise (the study's model)
+DEFAULT_PRETRAINED = "openai"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DEFAULT_BATCH_SIZE = 32
+BATCH_SIZE = (Interval(int, 1),)
 
 
 def register_model_configs() -> None:
@@ -44,6 +49,7 @@ def register_model_configs() -> None:
     import open_clip  # noqa: F401  (the package's import hook registers the configs)
 
     register_with_open_clip()
+    register_tiny_timm_models()  # the image tower dirti-tiny-sig* names
 
 
 def known_model(name: str) -> bool:
@@ -212,7 +218,7 @@ def skip_random_init(skip: bool = True):
 class ClipEncoder:
     """open_clip model built lazily, so a warm cache never loads weights."""
 
-    def __init__(self, model: str = "ViT-B-32", pretrained: str = "openai", device: str = "auto",
+    def __init__(self, model: str = DEFAULT_MODEL, pretrained: str = DEFAULT_PRETRAINED, device: str = "auto",
                  seed: int = 0, batch_size: int = DEFAULT_BATCH_SIZE, num_workers: int | None = None,
                  progress: bool = True, decode: str = DEFAULT_DECODE, precision: str = DEFAULT_PRECISION,
                  decoded: DecodedImages | None = None, weights_sha256: str | None = None):
@@ -223,11 +229,13 @@ class ClipEncoder:
                             f"(e.g. ViT-B-32, {TINY_MODEL}) or pass the weights as hf-hub:ORG/REPO", "model")
         self.device = resolve_device(device)
         self.seed = seed
-        if batch_size < 1:
-            raise UserError(f"batch size {batch_size} must be a positive integer; use e.g. 32", "batch_size")
-        self.batch_size = batch_size
+        self.batch_size = check_value("batch_size", batch_size, BATCH_SIZE)
         self.num_workers = num_workers
         self.decode = check_decode(decode)
+        # A family the decode shortcuts do not serve within their tolerance decodes in full (and says so).
+        self.decode_fallback = full_decode_reason(model) if self.decode != "full" else None
+        if self.decode_fallback:
+            self.decode = "full"
         self.precision = check_precision(precision, self.device)
         self.precision_check: dict | None = None  # agreement with fp32, set by the runner for bf16/int8
         self.text_path: str | None = None  # 'truncated' | 'stock' once the model is built
@@ -262,7 +270,17 @@ class ClipEncoder:
                     "preprocess": self.preprocess_id, "pixels": PIXEL_RULES}
         if self.precision != DEFAULT_PRECISION:  # fp32 keys stay what they were before precisions existed
             identity["precision"] = self.precision
+        if self.family_preprocess:  # only families open_clip would otherwise preprocess as OpenAI CLIP
+            identity["family_preprocess"] = self.family_preprocess
         return identity
+
+    @property
+    def family_preprocess(self) -> dict | None:
+        """The family's own preprocessing, applied where open_clip does not take it from a pretrained
+        tag (random weights, a local checkpoint file); a tag or hf-hub id brings its own."""
+        if self.weights.kind not in ("random", "file"):
+            return None
+        return family_preprocess(self.model_name)
 
     @property
     def preprocess_id(self) -> str:
@@ -279,7 +297,9 @@ class ClipEncoder:
                 "device_name": describe_device(self.device), "smoke_run": self.smoke_run,
                 "seed": self.seed, "preprocess": self.preprocess_id, "pixels": PIXEL_RULES,
                 "text_encoding": self.text_path, "scoring": self._scoring,
-                "precision": self.precision, "precision_check": self.precision_check}
+                "precision": self.precision, "precision_check": self.precision_check,
+                **({"family_preprocess": self.family_preprocess} if self.family_preprocess else {}),
+                **({"decode_fallback": f"full decode: {self.decode_fallback}"} if self.decode_fallback else {})}
 
     # ---------------------------------------------------------------- model
 
@@ -302,8 +322,11 @@ class ClipEncoder:
             # open_clip's "No pretrained weights loaded" warning would only read like an error.
             with held_back(), random_weights_quietly(self.weights.kind == "random"), \
                     skip_random_init(checkpoint_sets_every_weight(self.weights)):
-                model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained,
-                                                                             device=self.device)
+                family = self.family_preprocess or {}
+                model, _, preprocess = open_clip.create_model_and_transforms(
+                    name, pretrained=pretrained, device=self.device, image_mean=family.get("mean"),
+                    image_std=family.get("std"), image_interpolation=family.get("interpolation"),
+                    image_resize_mode=family.get("resize_mode"))
         except UserError:
             raise
         except Exception as exc:  # open_clip/torch/hub raise many types; all are the user's to fix

@@ -126,8 +126,11 @@ def calibration(scenario_id: str, stimulus_ids, class_names, y: np.ndarray, logi
     and the probabilities.csv rows."""
     probs = probabilities(logits, rule)
     y_pred = logits.argmax(axis=1)
-    calibrated, fold_of, temperatures, used = out_of_fold_calibration(logits, y, rule, seed=seed)
     correct = y_pred == y
+    counts = np.bincount(y, minlength=logits.shape[1])
+    if counts.max() < 2:  # no class fills two folds: no temperature can be fitted out of fold, so say so
+        return _uncalibrated(scenario_id, stimulus_ids, class_names, y, logits, probs, correct)
+    calibrated, fold_of, temperatures, used = out_of_fold_calibration(logits, y, rule, seed=seed)
     # the temperature is positive, so the calibrated argmax is the raw one: only confidence moves
     metrics = {"ece": expected_calibration_error(probs.max(axis=1), correct),
                "brier": brier_score(y, probs),
@@ -148,4 +151,27 @@ def calibration(scenario_id: str, stimulus_ids, class_names, y: np.ndarray, logi
                           "logit": logits.astype(np.float64).ravel(), "probability": probs.ravel(),
                           "calibrated_probability": calibrated.ravel(),
                           "calibration_fold": np.repeat(fold_of, k)})[PROBABILITY_COLUMNS]
+    return metrics, record, frame
+
+
+UNDEFINED_CALIBRATION = ("undefined: no class has 2 stimuli, so no temperature can be fitted on other folds "
+                         "(calibrated ECE and Brier are left empty)")
+
+
+def _uncalibrated(scenario_id, stimulus_ids, class_names, y, logits, probs, correct):
+    """``calibration``'s output where the set is too small for an out-of-fold temperature: the raw
+    ECE and Brier, the calibrated ones stated undefined (NaN, recorded as such), no fold."""
+    metrics = {"ece": expected_calibration_error(probs.max(axis=1), correct), "brier": brier_score(y, probs),
+               "ece_calibrated": float("nan"), "brier_calibrated": float("nan")}
+    record = {"binning": BINNING, "ece_bins": ECE_BINS, "confidence": "top-label probability",
+              "brier": "sum over classes of one-vs-rest brier_score_loss",
+              "temperature": {"undefined": UNDEFINED_CALIBRATION},
+              "reliability": reliability_table(probs.max(axis=1), correct), "reliability_calibrated": []}
+    n, k = logits.shape
+    frame = pd.DataFrame({"scenario": scenario_id, "stimulus": np.repeat(np.asarray(list(stimulus_ids),
+                                                                                    dtype=object), k),
+                          "class": np.tile(np.asarray(list(class_names), dtype=object), n),
+                          "logit": logits.astype(np.float64).ravel(), "probability": probs.ravel(),
+                          "calibrated_probability": np.nan,
+                          "calibration_fold": pd.array([pd.NA] * (n * k), dtype="Int64")})[PROBABILITY_COLUMNS]
     return metrics, record, frame

@@ -156,3 +156,45 @@ def check_scenario_result(result, scenario, ctx) -> None:
         check_layer_result(result)
     if result.sweep is not None:
         check_sweep(result)
+
+
+def check_saved_run(doc: dict, predictions: pd.DataFrame | None, alignment: pd.DataFrame | None, where) -> None:
+    """The run's consistency check applied when results are read back (``report``, comparisons):
+    no duplicated prediction row, and each classification scenario's recorded n, labels and confusion
+    matrix follow from its rows of predictions.csv. A UserError (one line) names the first
+    contradiction; results edited after the run are refused, not rendered."""
+    from sklearn.metrics import confusion_matrix
+
+    from ..errors import UserError
+
+    def refuse(what: str) -> None:
+        raise UserError(f"{where}: {what}; the results were changed after the run wrote them (re-run "
+                        "'dirti-bench run' to regenerate them)")
+
+    for name, frame, key in (("predictions.csv", predictions, ["scenario", "stimulus"]),
+                             ("alignment_predictions.csv", alignment, ["scenario", "stimulus", "repeat"])):
+        if frame is None or not all(c in frame.columns for c in key):
+            continue
+        repeated = frame.duplicated(key, keep=False)
+        if repeated.any():
+            first = frame.loc[repeated].iloc[0]
+            refuse(f"{name} holds {int(repeated.sum())} rows that repeat a stimulus of a scenario (e.g. "
+                   f"{str(first['stimulus'])!r} of {str(first['scenario'])!r})")
+    if predictions is None:
+        return
+    by_scenario = {str(sid): rows for sid, rows in predictions.groupby("scenario", sort=False)}
+    for sid, entry in doc.get("scenarios", {}).items():
+        rows = by_scenario.get(sid)
+        if rows is None or not isinstance(entry, dict) or entry.get("confusion") is None:
+            continue  # an alignment scenario, or one whose rows are missing (the report says so)
+        labels = [str(label) for label in entry.get("labels") or []]
+        y_true, y_pred = rows["y_true"].astype(str).to_numpy(), rows["y_pred"].astype(str).to_numpy()
+        if entry.get("n") != len(rows):
+            refuse(f"scenario {sid!r} records n={entry.get('n')!r} but predictions.csv has {len(rows)} rows for it")
+        outside = sorted((set(y_true) | set(y_pred)) - set(labels))
+        if outside:
+            refuse(f"scenario {sid!r}: its predictions hold classes {outside[:5]} outside its labels {labels}")
+        recorded = np.asarray(entry["confusion"])
+        if recorded.shape != (len(labels), len(labels)) or not np.array_equal(
+                recorded, confusion_matrix(y_true, y_pred, labels=labels)):
+            refuse(f"scenario {sid!r}: its labels and predictions contradict its confusion matrix")

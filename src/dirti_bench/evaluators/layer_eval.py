@@ -25,7 +25,12 @@ from .layerwise import (
     pearson,
     percentile_ci,
 )
-from .rating_stats import intercept_only_comparison, over_ceiling, regression_metrics, within_category_points
+from .rating_stats import (
+    intercept_only_comparison,
+    over_ceiling,
+    regression_metrics,
+    within_category_points,
+)
 
 LAYER_SCORE_COLUMNS = ["scenario", "weights", "layer", "depth", "pearson_r", "ci_low", "ci_high", "published_loo_r",
                        "published_alpha", "n_folds_chosen"]

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from ..errors import one_line
 from ..labels import TASKS
 from ..validity import chance_level, flag_text, interval_note, value_with_ci
 from .formats import MISSING
@@ -36,7 +37,7 @@ class Reporter:
     def stage(self, text: str) -> None:
         """One line about what the run is doing (stderr; normal mode only)."""
         if self.mode == "normal":
-            print(text, file=sys.stderr, flush=True)
+            print(one_line(text), file=sys.stderr, flush=True)
 
     def bar(self, items: Iterable, total: int | None = None, desc: str = ""):
         """``items`` with a progress bar on stderr where progress is shown; without, a stage line."""
@@ -49,7 +50,7 @@ class Reporter:
 
     def error(self, text: str) -> None:
         """One ``error:`` line that does not stop the run (a model of a sweep); shown in every mode."""
-        print(f"error: {text}", file=sys.stderr, flush=True)
+        print(f"error: {one_line(text)}", file=sys.stderr, flush=True)
 
     def skipped(self, skipped: Mapping[str, str]) -> None:
         for line in skipped_lines(skipped):
@@ -68,9 +69,9 @@ class Reporter:
             self.stage(f"replaced the earlier results in {out}")
         if self.mode == "silent":
             return
-        lines = [f"results: {Path(out) / 'results.json'}"]
+        lines = [f"results: {one_line(Path(out) / 'results.json')}"]
         if report:
-            lines.append(f"report:  {Path(out) / 'report.html'}")
+            lines.append(f"report:  {one_line(Path(out) / 'report.html')}")
         print("\n".join(lines), file=sys.stdout, flush=True)
 
 
@@ -82,7 +83,7 @@ def skipped_lines(skipped: Mapping[str, str]) -> list[str]:
     lines = []
     for reason, ids in by_reason.items():
         count = f"{len(ids)} scenarios" if len(ids) > 1 else "1 scenario"
-        lines.append(f"skipped {count} ({', '.join(ids)}): {reason}")
+        lines.append(one_line(f"skipped {count} ({', '.join(ids)}): {reason}"))
     return lines
 
 
@@ -116,7 +117,7 @@ def summary_rows(scenarios: Mapping[str, dict], deltas: Mapping[str, str] | None
         classification = sc.get("task") in TASKS
         chance = chance_level(sc)
         rows.append({
-            "scenario": sid, "task": sc.get("task", MISSING), "n": str(sc.get("n", MISSING)),
+            "scenario": one_line(sid), "task": one_line(sc.get("task", MISSING)), "n": str(sc.get("n", MISSING)),
             "classes": str(len(sc.get("labels", []))) if classification else MISSING,
             "chance": f"{chance:.3f}" if chance is not None else MISSING,
             "accuracy [95% CI]": value_with_ci(sc, "accuracy") if classification else MISSING,
@@ -149,7 +150,7 @@ def summary_text(doc: dict, with_skipped: bool = True) -> str:
     from .findings import findings_text, study_deltas
 
     scenarios = doc.get("scenarios") or {}
-    lines = ["", run_title(doc.get("run") or {}), summary_table(scenarios, study_deltas(doc))]
+    lines = ["", one_line(run_title(doc.get("run") or {})), summary_table(scenarios, study_deltas(doc))]
     if with_skipped:
         lines += skipped_lines(doc.get("skipped") or {})
     if scenarios:

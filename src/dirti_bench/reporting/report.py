@@ -19,6 +19,7 @@ from ..data.dirti import DIRTI_CATEGORIES
 from ..data.stimuli import DISGUST_RATING
 from ..encoding.precision import describe as describe_precision
 from ..errors import UserError
+from ..evaluators.consistency import check_saved_run
 from ..labels import TASKS
 from ..results import (
     ALIGNMENT_COLUMNS,
@@ -111,10 +112,11 @@ def load_run(results_dir: Path, shown_as: Path | None = None) -> RunData:
     results_dir = Path(results_dir)
     doc = read_results(results_dir)  # UserError for a missing or invalid directory
     base = results_dir if results_dir.is_dir() else results_dir.parent
-    return RunData(Path(shown_as) if shown_as is not None else base, doc,
-                   _read_csv(base / PREDICTIONS_FILE, PREDICTION_COLUMNS), _read_features(base / FEATURES_FILE),
-                   _read_csv(base / STIMULI_FILE, ["stimulus"]), _read_csv(base / ALIGNMENT_PREDICTIONS_FILE,
-                                                                           ALIGNMENT_COLUMNS),
+    predictions = _read_csv(base / PREDICTIONS_FILE, PREDICTION_COLUMNS)
+    alignment = _read_csv(base / ALIGNMENT_PREDICTIONS_FILE, ALIGNMENT_COLUMNS)
+    check_saved_run(doc, predictions, alignment, base)  # results edited after the run are not rendered
+    return RunData(Path(shown_as) if shown_as is not None else base, doc, predictions,
+                   _read_features(base / FEATURES_FILE), _read_csv(base / STIMULI_FILE, ["stimulus"]), alignment,
                    _read_csv(base / PROMPTS_FILE, PROMPT_COLUMNS, text=True))
 
 

@@ -19,6 +19,7 @@ import pandas as pd
 
 from ..atomic import write_bytes, write_text
 from ..errors import UserError
+from ..evaluators.consistency import check_saved_run
 from ..evaluators.rating_stats import spearman
 from ..labels import TASKS
 from ..results import (
@@ -107,6 +108,8 @@ def _weights_name(run: dict) -> str:
 def load_runs(dirs: list[Path]) -> list[Run]:
     runs = [Run(d, read_results(d), _read_csv(d / PREDICTIONS_FILE, PAIRED_COLUMNS),
                 _read_csv(d / ALIGNMENT_PREDICTIONS_FILE, ALIGNMENT_PAIRED_COLUMNS)) for d in dirs]
+    for run in runs:  # results edited after their run are not compared
+        check_saved_run(run.doc, run.predictions, run.alignment, run.path)
     labels = [f"{r.run.get('model', '?')} · {_weights_name(r.run)}" for r in runs]
     for run, label in zip(runs, labels, strict=True):
         run.label = label if labels.count(label) == 1 else f"{label} ({run.path.name})"
