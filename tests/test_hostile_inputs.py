@@ -145,7 +145,7 @@ def test_deep_json_is_a_decode_error_not_a_recursion_error():
 
 
 @pytest.mark.parametrize("where", ["sidecar", "templates", "baseline", "results", "report"])
-def test_deeply_nested_json_is_one_error_line_in_every_loader(tmp_path, capsys, where):
+def test_deeply_nested_json_is_one_error_line_in_every_loader(small_results, tmp_path, capsys, where):
     deep = tmp_path / "deep.json"
     deep.write_text(DEEP)
     root = write_rated_set(tmp_path / "set", n_per_cat=3)
@@ -156,8 +156,7 @@ def test_deeply_nested_json_is_one_error_line_in_every_loader(tmp_path, capsys, 
         code = rated_run(root, tmp_path / "out", "--templates", str(deep))
     else:
         results = tmp_path / "results"
-        assert rated_run(root, results, "--scenarios", "zeroshot-baseline") == 0
-        capsys.readouterr()
+        shutil.copytree(small_results, results)
         if where != "baseline":
             (results / "results.json").write_text(DEEP)
         if where == "report":
