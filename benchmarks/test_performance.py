@@ -124,10 +124,12 @@ def _warm(benchmark, photos):
     return _once(benchmark, "warm", measure_warm_rerun, args, STRICT)
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
 def test_decode_shortcut_matches_open_clip_preprocessing(benchmark, model, photos, timed):
     assert _images(benchmark, model, photos, timed)["decode_min_cosine"] >= MIN_DECODE_COSINE
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
 def test_truncated_text_encoding_is_exact(benchmark, model, timed):
     figures = _texts(benchmark, model, timed)
     assert figures["text_blocker"] is None

@@ -3,11 +3,14 @@ checked and hashed, and every scenario is evaluated on synthetic features, at ea
 ``DIRTI_BENCH_PERF_SCALE`` (default ``1000,10000``; ``1000,10000,100000`` for the full check).
 Each stage records its seconds and its peak RSS (sampled) in the benchmark's ``extra_info``.
 
+Sizes of the evaluation test: ``DIRTI_BENCH_PERF_EVAL_SCALE`` (default ``1000,3000``).
+
 Targets (issue "From 300 photos to the large affective sets", 2 cores): 100k files load and hash
 in <= 120 s; every scenario on 100k rows of 512-d features (8 categories, 3 ratings) in <= 15 min
 with peak RSS <= 8 GB. Sizes below 100k are extrapolated linearly from the largest measured size
-(the stages are linear by construction; the ratio between sizes is recorded to show it), so a
-busy shared machine can check the trend without running the full size.
+(loading is linear; for evaluation a linear projection is a lower bound, and the growth exponent
+between the sizes is recorded to show by how much), so a busy shared machine can check the trend
+without running the full size.
 """
 
 from __future__ import annotations
@@ -88,3 +91,52 @@ def test_rated_set_loads_and_hashes_in_linear_time(benchmark, rated_sets):
         benchmark.extra_info["load_growth_exponent"] = (
             math.log(out[largest][1] / out[small][1]) / math.log(largest / small))
     assert projected <= LOAD_TARGET_S, benchmark.extra_info
+
+
+EVAL_TARGET_S = 15 * 60  # every scenario at 100k rows, 2 cores
+EVAL_TARGET_RSS = 8 * 2**30
+EVAL_SIZES = [int(v) for v in os.environ.get("DIRTI_BENCH_PERF_EVAL_SCALE", "1000,3000").split(",")]
+
+
+@pytest.mark.perf
+def test_every_scenario_on_synthetic_features_time_and_memory_per_stage(benchmark):
+    """Every registry scenario plus the set's own alignment scenarios on n rows of 512-d features
+    (8 categories, 3 ratings with SD columns), per scenario seconds and peak RSS. The 100k figure is
+    extrapolated linearly from the largest size measured (a lower bound where a stage grows faster:
+    ``eval_growth_exponent`` says by how much)."""
+    from synthetic import feature_context
+
+    from dirti_bench.errors import ScenarioNotRunnable
+    from dirti_bench.pipeline import evaluate_scenario
+    from dirti_bench.scenarios import REGISTRY, data_scenarios
+
+    def run():
+        out = {}
+        for n in EVAL_SIZES:
+            ctx = feature_context(n)
+            stages = {}
+            for scenario in [*REGISTRY.values(), *data_scenarios(ctx.stimuli)]:
+                try:
+                    _, seconds, peak = timed(evaluate_scenario, scenario, ctx)
+                except ScenarioNotRunnable:
+                    continue
+                stages[scenario.id] = (seconds, peak)
+            out[n] = stages
+        return out
+
+    out = benchmark.pedantic(run, rounds=1, iterations=1)
+    info = benchmark.extra_info
+    for n, stages in out.items():
+        info[f"eval_{n}_total_s"] = sum(s for s, _ in stages.values())
+        info[f"eval_{n}_peak_rss_mb"] = max(p for _, p in stages.values()) / 2**20
+        for sid, (seconds, peak) in stages.items():
+            info[f"eval_{n}_{sid}_s"] = seconds
+            info[f"eval_{n}_{sid}_peak_rss_mb"] = peak / 2**20
+    largest, small = max(EVAL_SIZES), min(EVAL_SIZES)
+    if largest > small:
+        info["eval_growth_exponent"] = (math.log(info[f"eval_{largest}_total_s"] / info[f"eval_{small}_total_s"])
+                                        / math.log(largest / small))
+    info["eval_100k_s_projected"] = info[f"eval_{largest}_total_s"] * FULL / largest
+    info["load_average"] = os.getloadavg()[0]
+    assert info[f"eval_{largest}_peak_rss_mb"] * 2**20 <= EVAL_TARGET_RSS
+    assert info["eval_100k_s_projected"] <= EVAL_TARGET_S, {k: v for k, v in info.items() if "total" in k}

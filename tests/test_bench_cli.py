@@ -43,6 +43,7 @@ def test_bench_user_errors_are_one_line(capsys, monkeypatch, args, message):
     assert err.startswith("error:") and message in err and "\n" not in err
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
 def test_bench_times_a_cold_sweep_against_its_models(capsys, monkeypatch):
     from dirti_bench import bench
 

@@ -14,6 +14,7 @@ from dirti_bench.scenarios import REGISTRY
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
 @pytest.mark.parametrize(("keyword", "at_least"), [("disgust", 8), ("sweep", 6)])
 def test_k_keyword_selects_exactly_those_scenarios(tmp_path, keyword, at_least):
     results = tmp_path / "results"
@@ -32,6 +33,7 @@ def test_k_keyword_selects_exactly_those_scenarios(tmp_path, keyword, at_least):
     assert not results.exists()  # collecting writes no results
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
 def test_drift_baseline_option_fails_the_benchmark_session_on_drift(tmp_path):
     import json
     import os

@@ -51,6 +51,7 @@ def _missing_device() -> str | None:
     return None
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
 def test_a_missing_device_skips_with_one_line_of_reason(tmp_path):
     missing = _missing_device()
     if missing is None:

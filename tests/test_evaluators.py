@@ -228,6 +228,7 @@ def test_split_applies_the_small_class_policy():
     assert result.labels == ["a", "b"] and result.dropped_classes == ["c"]
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
 @pytest.mark.filterwarnings("error")
 def test_probe_cv_separable_and_constant_features():
     space = label_space(BALANCED)
@@ -354,3 +355,31 @@ def test_probe_confidence_is_the_out_of_fold_probability_of_the_predicted_class(
     if c == "tuned":
         assert len(result.extra["penalty"]["per_fold"]) == 5
     assert result.predictions["fold"].tolist() == result.predictions["fold"].astype(int).tolist()
+
+
+def test_knn_searches_neighbours_once_per_fold_and_predicts_as_scikit_learn(monkeypatch):
+    """Prediction, vote shares and the tied-vote count of one fold share one neighbour search (also
+    across the refitted clone tied_votes makes), with scikit-learn's own predictions and shares."""
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from dirti_bench.evaluators import knn
+
+    rng = np.random.default_rng(3)
+    x_train, x_test = rng.standard_normal((200, 16)), rng.standard_normal((60, 16))
+    y_train = rng.choice(["a", "b", "c"], 200)
+    reference = make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=6)).fit(x_train, y_train)
+    expected, shares = reference.predict(x_test), reference.predict_proba(x_test)
+    searches = []
+    search = KNeighborsClassifier.kneighbors
+    monkeypatch.setattr(KNeighborsClassifier, "kneighbors",
+                        lambda self, *a, **k: searches.append(1) or search(self, *a, **k))
+    model = make_pipeline(StandardScaler(), knn.ReusedNeighboursKNN(n_neighbors=6))
+    fitted = model.fit(x_train, y_train)
+    assert np.array_equal(fitted.predict(x_test), expected)
+    assert np.array_equal(fitted.predict_proba(x_test), shares)
+    ties = knn.tied_votes(model, x_train, y_train, x_test)
+    assert len(searches) == 1
+    votes = shares * 6
+    assert ties == int(((votes == votes.max(axis=1, keepdims=True)).sum(axis=1) > 1).sum()) > 0

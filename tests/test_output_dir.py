@@ -65,6 +65,7 @@ def test_a_link_to_a_folder_keeps_pointing_at_the_new_results(tmp_path):
     assert link.is_symlink() and tree(link.resolve()) == {"new.txt"}
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
 def test_a_subset_run_leaves_no_figure_or_file_of_the_earlier_run(tmp_path, capsys):
     out = tmp_path / "out"
     assert demo(out, "--scenarios", "zeroshot-*", "knn-split-baseline") == 0
@@ -76,7 +77,7 @@ def test_a_subset_run_leaves_no_figure_or_file_of_the_earlier_run(tmp_path, caps
     # --no-report after a report: the old report does not sit next to the new results
     assert demo(out, *ZEROSHOT, "--no-report") == 0
     assert tree(out) == {"results.json", "predictions.csv", "alignment_predictions.csv", "features.npz",
-                         "stimuli.csv", "prompts.csv", "sweeps.csv", "sweep_predictions.csv", "probabilities.csv"}
+                         "stimuli.csv", "prompts.csv", "sweeps.csv", "sweep_predictions.csv.gz", "probabilities.csv"}
     assert not leftovers(out)
     assert capsys.readouterr().err.count(f"replaced the earlier results in {out}") == 2
 
@@ -129,6 +130,7 @@ def test_ctrl_c_on_a_first_run_creates_nothing(tmp_path, capsys, monkeypatch):
     assert not out.exists() and not leftovers(out)
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
 def test_report_never_replaces_a_figures_folder_it_did_not_write(tmp_path, capsys):
     from test_report import make_results_dir
 

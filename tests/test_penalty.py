@@ -181,6 +181,7 @@ def probe_scenario(**options) -> Scenario:
     return Scenario("test-probe", "category", "linear-probe-cv", {"folds": 5, **options})
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
 @pytest.mark.filterwarnings("error")
 def test_no_test_fold_information_reaches_the_logistic_selection():
     features, y = nuisance_classes(n=120, seed=5)
@@ -282,6 +283,7 @@ def features_carrying(ratings, snr, p=200, seed=0):
         np.float32)
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
 def test_tuned_probe_is_not_below_predicting_the_mean_on_a_rated_set(tmp_path):
     stimuli = load_rated_set(write_rated_set(tmp_path / "set", n_per_cat=40, seed=3))
     ratings = stimuli.ratings("disgust")
@@ -304,6 +306,7 @@ def test_features_that_carry_nothing_give_about_the_intercept_only_model(tmp_pat
     assert blank.metrics["r2"] <= 0 and not_below_intercept_only(blank), blank.metrics
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
 def test_tuned_probe_is_not_below_predicting_the_mean_on_the_demo_set(demo_stimuli):
     ratings = demo_stimuli.ratings("disg_mean_all")
     for snr in (0.0, 1.0, 4.0):

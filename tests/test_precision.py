@@ -80,6 +80,7 @@ def test_fp32_keeps_its_cache_key_and_reduced_precisions_get_their_own():
     assert keys["int8"] == {**keys["fp32"], "precision": "int8"}
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
 @pytest.mark.parametrize("value", ["int8", "bf16"])
 def test_reduced_precision_run_prints_and_records_its_agreement(monkeypatch, capsys, tmp_path, value):
     monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)  # emulated where the CPU lacks it: slow, same numbers

@@ -38,6 +38,7 @@ def _kept() -> list:
     return sorted(folder.glob("umap-*.npy")) if folder.is_dir() else []
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
 def test_a_umap_is_fitted_once_and_then_read_back_unchanged(features, fits):
     first = projection.umap_projection(features, seed=0)
     assert fits == [0] and len(_kept()) == 1

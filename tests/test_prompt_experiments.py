@@ -136,6 +136,24 @@ def test_sweep_predictions_are_typed_like_the_other_csvs(experiment):
     assert (read(out, SWEEP_PREDICTIONS_FILE)["fold"] == "").all()  # no sweep point has folds: empty cells
 
 
+def test_sweep_predictions_are_a_reproducible_gzip_of_the_plain_csv(experiment, tmp_path):
+    """The largest output is gzip-compressed (one pandas/R call still reads it), stamped with no
+    time, so the same predictions give the same bytes."""
+    import gzip
+
+    from dirti_bench.results import GZIP
+
+    out, _ = experiment
+    blob = (out / SWEEP_PREDICTIONS_FILE).read_bytes()
+    assert blob[:2] == b"\x1f\x8b" and SWEEP_PREDICTIONS_FILE.endswith(".csv.gz")
+    plain = gzip.decompress(blob)
+    assert plain.startswith(b"scenario,point,stimulus,y_true,y_pred,fold\n")
+    frame = pd.read_csv(out / SWEEP_PREDICTIONS_FILE, dtype=str, keep_default_na=False)
+    frame.to_csv(tmp_path / SWEEP_PREDICTIONS_FILE, index=False, compression=GZIP)  # gzip stores the name
+    assert (tmp_path / SWEEP_PREDICTIONS_FILE).read_bytes() == blob
+    assert len(blob) * 5 < len(plain)
+
+
 def test_sweep_headlines_recompute_from_predictions_csv(experiment):
     out, doc = experiment
     preds = read(out, PREDICTIONS_FILE)

@@ -238,6 +238,7 @@ def test_lines_that_cannot_run_are_reported_before_any_image_is_encoded(models_d
     assert "unknown model 'ViT-Nope'" in lines[0] and "gone.pt" in lines[1]
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
 def test_each_model_is_released_before_the_next_loads(models_dir, tmp_path, capsys, monkeypatch):
     alive_at_load = []
     built = []
@@ -258,6 +259,7 @@ def test_each_model_is_released_before_the_next_loads(models_dir, tmp_path, caps
     assert all(ref() is None for ref in built[:-1])
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
 def test_models_of_one_preprocessing_share_their_decodes(models_dir, demo_master, monkeypatch):
     """The second model decodes nothing, and reused crops give the same embeddings as decoding."""
     decoded = DecodedImages()
@@ -272,6 +274,7 @@ def test_models_of_one_preprocessing_share_their_decodes(models_dir, demo_master
     np.testing.assert_array_equal(shared, alone)
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
 def test_each_checkpoint_is_hashed_once_ahead_and_recorded(models_dir, tmp_path, capsys, monkeypatch):
     """The sweep hashes checkpoint files on a background thread; the encoder does not read them again,
     and each run records the file's true sha256."""
@@ -312,6 +315,7 @@ def test_an_unreadable_checkpoint_hash_falls_back_to_the_encoder(models_dir, mon
         hashes.close()
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
 def test_skip_existing_does_no_model_forward_on_a_complete_rerun(models_dir, tmp_path, capsys, monkeypatch):
     args = ("--scenarios", "zeroshot-baseline", "--no-report")
     assert sweep(capsys, models_dir / "three.txt", tmp_path / "out", *args)[0] == 0
@@ -322,6 +326,7 @@ def test_skip_existing_does_no_model_forward_on_a_complete_rerun(models_dir, tmp
     assert before == {p.name: (p / "results.json").read_bytes() for p in (tmp_path / "out" / "runs").iterdir()}
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
 def test_skip_existing_reruns_what_changed(models_dir, tmp_path, capsys):
     assert sweep(capsys, models_dir / "three.txt", tmp_path / "out", "--scenarios", "zeroshot-baseline",
                  "--no-report")[0] == 0
@@ -330,6 +335,7 @@ def test_skip_existing_reruns_what_changed(models_dir, tmp_path, capsys):
     assert code == 0 and "3 run, 0 skipped" in out
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
 def test_shards_merged_give_the_unsharded_leaderboard(models_dir, tmp_path, capsys):
     args = ("--scenarios", *FAST, "--no-report")
     assert sweep(capsys, models_dir / "three.txt", tmp_path / "whole", *args)[0] == 0
@@ -347,6 +353,7 @@ def test_shards_merged_give_the_unsharded_leaderboard(models_dir, tmp_path, caps
                                   merged.sort_values(key).reset_index(drop=True))
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
 def test_two_shards_at_once_on_one_cache_home(models_dir, tmp_path):
     """Two processes, one DIRTI_BENCH_HOME: the cache's atomic writes keep both runs whole."""
     env = {**os.environ, "DIRTI_BENCH_HOME": str(tmp_path / "shared-home")}
@@ -498,6 +505,7 @@ def test_leaderboard_frame_is_tidy():
     assert frame["weights_sha256"].tolist() == ["", "", ""]
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
 def test_pytest_benchmarks_run_every_case_per_model(models_dir, tmp_path):
     models = tmp_path / "models.txt"
     models.write_text(f"dirti-tiny {models_dir / 'seed1.pt'}\ndirti-tiny random\ndirti-tiny {models_dir / 'broken.pt'}\n")

@@ -54,6 +54,7 @@ def test_truncated_equals_open_clip_on_tiny(tiny, batch_size):
     assert np.abs(_unit(ours) - _unit(_stock(model, tokenizer, PROMPTS))).max() <= 1e-4
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
 def test_truncated_equals_open_clip_on_vit_b32():
     model, tokenizer = _model("ViT-B-32")
     assert text_path(model) == "truncated"

@@ -483,7 +483,7 @@ class ScenarioResult:
     prompt_classes: tuple[str, ...] | None = None
     # Every prompt the scenario encoded, as (class, prompt) rows of prompts.csv ("high"/"low" for alignment).
     prompts: tuple[tuple[str, str], ...] | None = None
-    # A sweep's points (results.json "sweep"; sweeps.csv) and their predictions (sweep_predictions.csv).
+    # A sweep's points (results.json "sweep"; sweeps.csv) and their predictions (sweep_predictions.csv.gz).
     sweep: list[dict] | None = None
     sweep_predictions: pd.DataFrame | None = None
     # Zero-shot: every class's logit and probability per stimulus (probabilities.csv).

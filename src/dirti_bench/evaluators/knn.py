@@ -8,6 +8,8 @@ instead. Either way each result records how many of its predictions were tied vo
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 from sklearn.base import clone
 from sklearn.neighbors import KNeighborsClassifier
@@ -16,8 +18,52 @@ from sklearn.preprocessing import StandardScaler
 
 from .crossval import cross_validated, cv_space, holdout, holdout_space
 
+# The neighbours of the last (training data, queries, k): a fold's prediction, vote shares and tied-vote
+# count all read them, so the brute-force search (quadratic in n) runs once per fold, not three times.
+_LAST_NEIGHBOURS: dict = {}
 
-class NearestTieKNN(KNeighborsClassifier):
+
+def _digest(a: np.ndarray) -> tuple:
+    a = np.ascontiguousarray(a)
+    return a.shape, a.dtype.str, hashlib.blake2b(a.data, digest_size=16).hexdigest()
+
+
+class ReusedNeighboursKNN(KNeighborsClassifier):
+    """Uniform-vote KNN whose neighbour search is done once per (training data, queries, k) and reused
+    by ``predict``, ``predict_proba`` and the tied-vote count, also across a refitted clone (the key is
+    the data's content). The vote shares are scikit-learn's: each class's votes over k."""
+
+    def kneighbors(self, X=None, n_neighbors=None, return_distance=True):
+        if X is None:  # the training points themselves, without each one's own: not cached
+            return super().kneighbors(X, n_neighbors, return_distance)
+        k = n_neighbors or self.n_neighbors
+        X = self._validate_queries(X)
+        key = (_digest(self._fit_X), _digest(X), k)
+        if _LAST_NEIGHBOURS.get("key") != key:
+            _LAST_NEIGHBOURS.clear()
+            _LAST_NEIGHBOURS.update(key=key, value=super().kneighbors(X, k, return_distance=True))
+        distances, neighbours = _LAST_NEIGHBOURS["value"]
+        return (distances, neighbours) if return_distance else neighbours
+
+    def _validate_queries(self, X):
+        from sklearn.utils.validation import validate_data
+
+        return validate_data(self, X, accept_sparse="csr", reset=False, order="C")
+
+    def predict_proba(self, X):
+        votes = vote_counts(self._train_ids[self.kneighbors(X, return_distance=False)], len(self.classes_))
+        return votes / self.n_neighbors
+
+    def predict(self, X):
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]  # ties: the lowest class id
+
+    def fit(self, X, y):
+        super().fit(X, y)
+        self._train_ids = np.searchsorted(self.classes_, np.asarray(y))
+        return self
+
+
+class NearestTieKNN(ReusedNeighboursKNN):
     """Uniform-vote KNN whose tied votes go to the tied class of the nearest neighbour."""
 
     def predict(self, X):
@@ -28,11 +74,6 @@ class NearestTieKNN(KNeighborsClassifier):
         # the first neighbour (in distance order) whose class is among the tied ones
         first = np.argmax(np.take_along_axis(tied, labels, axis=1), axis=1)
         return self.classes_[labels[np.arange(len(labels)), first]]
-
-    def fit(self, X, y):
-        super().fit(X, y)
-        self._train_ids = np.searchsorted(self.classes_, np.asarray(y))
-        return self
 
 
 def vote_counts(neighbour_labels: np.ndarray, n_classes: int) -> np.ndarray:
@@ -58,7 +99,7 @@ def knn_factory(scenario):
 
     def make(n_train: int):
         k_eff = min(k, n_train)
-        knn = NearestTieKNN if tie_break == "nearest" else KNeighborsClassifier
+        knn = NearestTieKNN if tie_break == "nearest" else ReusedNeighboursKNN
         model = make_pipeline(StandardScaler(), knn(n_neighbors=k_eff))
         return model, {"k_effective": k_eff, "k_capped": k_eff < k,
                        "model": "StandardScaler -> KNeighborsClassifier"}

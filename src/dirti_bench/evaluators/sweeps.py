@@ -10,7 +10,7 @@
   the out-of-fold predictions pooled.
 
 A sweep encodes no image: it reuses the run's image features, and its prompts go through
-the encoder's text cache. Each point's predictions become rows of sweep_predictions.csv,
+the encoder's text cache. Each point's predictions become rows of sweep_predictions.csv.gz,
 from which its numbers recompute with scikit-learn.
 """
 

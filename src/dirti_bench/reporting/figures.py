@@ -30,6 +30,60 @@ def png(fig) -> bytes:
     return buf.getvalue()
 
 
+# Scatters stay readable at any n: markers shrink and fade as points multiply, every point is drawn in
+# one seeded random order (no category drawn last over the others), and above SUBSAMPLE_ABOVE points a
+# seeded subsample of that many is drawn, at least MIN_PER_CATEGORY of each category, stated on the figure.
+SUBSAMPLE_ABOVE = 5000
+MIN_PER_CATEGORY = 50
+SUBSAMPLE_SEED = 0
+
+
+def drawn_points(categories: Sequence[str] | None, n: int) -> np.ndarray:
+    """Indices of the points a scatter draws, in the seeded random order they are drawn in."""
+    order = np.random.default_rng(SUBSAMPLE_SEED).permutation(n)
+    if n <= SUBSAMPLE_ABOVE:
+        return order
+    keep = np.zeros(n, dtype=bool)
+    if categories is not None:
+        labels = np.asarray(categories)[order]
+        for name in dict.fromkeys(categories):
+            keep[order[np.flatnonzero(labels == name)[:MIN_PER_CATEGORY]]] = True
+    rest = order[~keep[order]][:max(0, SUBSAMPLE_ABOVE - int(keep.sum()))]
+    keep[rest] = True
+    return order[keep[order]]
+
+
+def _marker(drawn: int) -> dict:
+    """Marker size and opacity for ``drawn`` points: 18 pt and 0.85 up to a few hundred, less above."""
+    return {"s": float(np.clip(18 * np.sqrt(300 / max(drawn, 1)), 3, 18)),
+            "alpha": float(np.clip(0.85 * np.sqrt(600 / max(drawn, 1)), 0.3, 0.85)), "linewidths": 0}
+
+
+def subsample_note(drawn: int, n: int) -> str:
+    """What a subsampled scatter says about it ('' when every point is drawn)."""
+    return (f"{drawn:,} of {n:,} points drawn (seeded subsample, seed {SUBSAMPLE_SEED}; statistics use all)"
+            if drawn < n else "")
+
+
+def _state_subsample(ax, drawn: int, n: int) -> None:
+    """The subsample note under the axes, right-aligned below the axis label (the title is the figure's)."""
+    if drawn < n:
+        ax.annotate(subsample_note(drawn, n), (1.0, 0.0), xycoords="axes fraction", xytext=(0, -40),
+                    textcoords="offset points", fontsize=7, ha="right", va="top", color="0.35")
+
+
+def _category_scatter(ax, x: np.ndarray, y: np.ndarray, categories: Sequence[str]) -> list:
+    """One scatter of every drawn point coloured by category, and a legend of the categories."""
+    from matplotlib.lines import Line2D
+
+    colours = _category_colours(categories)
+    idx = drawn_points(categories, len(x))
+    labels = np.asarray(categories)
+    ax.scatter(x[idx], y[idx], color=[colours[c] for c in labels[idx]], **_marker(idx.size))
+    return [Line2D([], [], linestyle="", marker="o", markersize=5, color=colour, label=name)
+            for name, colour in colours.items()]
+
+
 def _category_colours(categories: Sequence[str]) -> dict[str, tuple]:
     names = list(dict.fromkeys(categories))
     cmap = plt.get_cmap("tab10")
@@ -80,16 +134,19 @@ def projection_figure(embedding: np.ndarray, categories: Sequence[str], rating: 
     panels = 2 if rating is not None else 1
     fig, axes = plt.subplots(1, panels, figsize=(6.2 * panels, 5.4), squeeze=False)
     ax = axes[0, 0]
-    for name, colour in _category_colours(categories).items():
-        mask = np.asarray(categories) == name
-        ax.scatter(embedding[mask, 0], embedding[mask, 1], s=18, color=colour, label=name, alpha=0.85)
-    ax.legend(fontsize=8, loc="best", title="category", title_fontsize=8)
-    ax.set_title("by category", fontsize=10)
+    handles = _category_scatter(ax, embedding[:, 0], embedding[:, 1], categories)
+    # below the axes, outside the data
+    ax.legend(handles=handles, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), borderaxespad=0,
+              ncol=min(4, len(handles)), title="category", title_fontsize=8)
+    idx = drawn_points(categories, len(embedding))
+    note = subsample_note(idx.size, len(embedding))
+    ax.set_title("by category" + (f"\n{note}" if note else ""), fontsize=10 if not note else 8)
     if rating is not None:
         ax = axes[0, 1]
-        points = ax.scatter(embedding[:, 0], embedding[:, 1], s=18, c=rating, cmap="magma_r", alpha=0.9)
+        points = ax.scatter(embedding[idx, 0], embedding[idx, 1], c=np.asarray(rating)[idx], cmap="magma_r",
+                            **_marker(idx.size))
         fig.colorbar(points, ax=ax, label=rating_name)
-        ax.set_title(f"by {rating_name}", fontsize=10)
+        ax.set_title(f"by {rating_name}" + (f"\n{note}" if note else ""), fontsize=10 if not note else 8)
     for ax in axes[0]:
         ax.set_xlabel(axis_names[0])
         ax.set_ylabel(axis_names[1])
@@ -105,12 +162,14 @@ def alignment_figure(human: np.ndarray, model: np.ndarray, categories: Sequence[
     The x axis spans the rating scale."""
     human, model = np.asarray(human, dtype=float), np.asarray(model, dtype=float)
     fig, ax = plt.subplots(figsize=(7.6, 5.2))
+    handles = []
     if categories is None:
-        ax.scatter(human, model, s=18, alpha=0.85)
+        idx = drawn_points(None, len(human))
+        ax.scatter(human[idx], model[idx], **_marker(idx.size))
+        _state_subsample(ax, idx.size, len(human))
     else:
-        for name, colour in _category_colours(categories).items():
-            mask = np.asarray(categories) == name
-            ax.scatter(human[mask], model[mask], s=18, color=colour, label=name, alpha=0.85)
+        handles = _category_scatter(ax, human, model, categories)
+        _state_subsample(ax, min(len(human), SUBSAMPLE_ABOVE), len(human))
     low, high = scale if scale is not None else (float(np.floor(human.min())), float(np.ceil(human.max())))
     margin = 0.02 * (high - low or 1.0)
     xs = np.array([low, high])
@@ -122,8 +181,8 @@ def alignment_figure(human: np.ndarray, model: np.ndarray, categories: Sequence[
         ax.plot(xs, slope * xs + intercept, "k-", linewidth=1, label="least-squares line")
     ax.set_xlim(low - margin, high + margin)
     # outside the axes: points are never hidden behind it
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0,
-              title="category" if categories is not None else None, title_fontsize=8)
+    ax.legend(handles=handles + ax.get_lines(), fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+              borderaxespad=0, title="category" if categories is not None else None, title_fontsize=8)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)

@@ -242,7 +242,7 @@ def threshold_sweeps(runs) -> list:
     return [Heading(2, "Threshold sweeps"),
             Para("The zero-shot disgust tasks with the study wording at each threshold: the label space is rebuilt "
                  "at every point, and classes a threshold empties are dropped and listed. Points and predictions: "
-                 "sweeps.csv and sweep_predictions.csv.")] + blocks
+                 "sweeps.csv and sweep_predictions.csv.gz.")] + blocks
 
 
 # ---------------------------------------------------------------- template sweeps
@@ -325,7 +325,7 @@ def template_sweeps(runs) -> list:
         return []
     return [Heading(2, "Template sweeps"),
             Para("Each template of an ensemble alone as a 1-prompt classifier, on the same images and label space. "
-                 "Every template's scores: sweeps.csv; its predictions: sweep_predictions.csv.")] + blocks
+                 "Every template's scores: sweeps.csv; its predictions: sweep_predictions.csv.gz.")] + blocks
 
 
 # ---------------------------------------------------------------- prompt sets vs the study wording

@@ -429,6 +429,10 @@ def _probe_sentence(sc: dict) -> str | None:
     """One sentence on what a probe fitted and how its penalty was chosen (from the recorded options)."""
     options = sc.get("options", {})
     model = str(options.get("model", ""))
+    if "layer_rule" in options:  # the layer-wise scenarios say what they chose themselves
+        from .layer_figures import layer_sentence
+
+        return layer_sentence(sc)
     if "Ridge" in model:
         fitted = (f"Ridge regression ({model}) from the image features to {options.get('rating', 'the rating')} "
                   f"in {options.get('repeats', '?')}× repeated stratified {options.get('folds_used', '?')}-fold CV")
