@@ -314,6 +314,8 @@ class ClipEncoder:
         import open_clip
         import torch
 
+        if self.weights.kind == "file":
+            self._check_checkpoint()
         name, pretrained = self.model_name, self.weights.value
         if self.weights.kind == "random":
             torch.manual_seed(self.seed)
@@ -349,6 +351,16 @@ class ClipEncoder:
         """The model's own zero-shot scoring (builds the model if it is not built yet)."""
         self.load()
         return self._scoring
+
+    def _check_checkpoint(self) -> None:
+        """A checkpoint whose activation, embedding size or context length does not fit the named
+        architecture is the user's to fix, before open_clip would resize or load it silently."""
+        from .checkpoints import checkpoint_mismatch, suggestion
+
+        mismatch = checkpoint_mismatch(Path(self.weights.value), self.model_name)
+        if mismatch:
+            raise UserError(f"checkpoint {self.weights.value} does not match {self.model_name}: {mismatch}; "
+                            f"{suggestion(self.model_name, mismatch)}", "model")
 
     def _load_error(self, exc: Exception) -> str:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
