@@ -1,4 +1,4 @@
-"""Hardening round 3 (issue 28): what a hostile or careless user hands the tool ends in a stated
+"""Hardening round 3: what a hostile or careless user hands the tool ends in a stated
 result or in exit 2 with one ``error:`` line, never a traceback, a library warning, a silently lost
 analysis or two models sharing one results folder."""
 
@@ -384,3 +384,43 @@ def test_calibration_of_one_image_per_class_is_stated_undefined():
     assert np.isfinite(metrics["ece"]) and np.isnan(metrics["ece_calibrated"]) and np.isnan(metrics["brier_calibrated"])
     assert record["temperature"]["undefined"].startswith("undefined: no class has 2 stimuli")
     assert frame["calibration_fold"].isna().all() and len(frame) == 4
+
+
+# ---------------------------------------------------------------- siblings: checkpoints that are not what they claim
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo"])
+def test_a_checkpoint_that_is_a_folder_or_fifo_is_one_error_before_anything_reads_it(tmp_path, capsys, kind):
+    path = tmp_path / "ck.pt"
+    if kind == "directory":
+        path.mkdir()
+    else:
+        os.mkfifo(path)  # reading it would block for ever
+    assert main(["run", "--demo", "--pretrained", str(path), "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    line = one_error(capsys)
+    assert str(path) in line and ("a directory" if kind == "directory" else "not a regular file") in line
+    assert not (tmp_path / "out").exists()
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (os.system, (f"touch {_RunsCode.marker}",))
+
+
+@pytest.mark.parametrize("content", ["pickle", "garbage-zip"])
+def test_a_checkpoint_that_would_run_code_or_is_garbage_is_refused_without_running_it(tmp_path, capsys, content):
+    import torch
+
+    path, marker = tmp_path / "evil.pt", tmp_path / "pwned"
+    if content == "pickle":
+        _RunsCode.marker = marker
+        torch.save({"state_dict": _RunsCode()}, path)  # torch.load without weights_only would run it
+    else:
+        path.write_bytes(b"PK\x03\x04" + os.urandom(256))
+    assert main(["run", "--demo", "--model", "dirti-tiny", "--pretrained", str(path), "--out", str(tmp_path / "out"),
+                 "--no-progress", "--no-report"]) == 2
+    err = capsys.readouterr().err  # the stage lines come first: the weights load when encoding starts
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and f"cannot load checkpoint {path}" in errors[0] and "Traceback" not in err, err
+    assert not marker.exists(), "loading the checkpoint ran code from it (torch.load without weights_only)"
+    assert not (tmp_path / "out").exists()
