@@ -415,7 +415,7 @@ def test_comparison_pairs_runs_with_exact_known_differences(oracle_and_inverted)
     assert "oracle · constructed (reference)" in text
     row = next(line for line in text.splitlines() if line.startswith("| zeroshot-baseline") and "Δ accuracy" in line)
     p = binomtest(0, 60, 0.5).pvalue
-    assert "-1.000 [-1.000, -1.000]" in row and f"McNemar p={p:.3g}" in row and "macro-F1 -" in row
+    assert "-1.000 [-1.000, -1.000]" in row and f"McNemar p={p:.3g}, Holm p=" in row and "macro-F1 -" in row
     accuracy = next(line for line in text.split("### Accuracy")[1].splitlines() if "zeroshot-baseline" in line)
     assert "1.000 [1.000, 1.000] (zero width) ★" in accuracy and "0.000 [0.000, 0.000] (zero width) (below-chance)" in accuracy
     board = pd.read_csv(root / "cmp" / "leaderboard.csv")

@@ -227,3 +227,29 @@ def test_class_phrases_for_an_unknown_category_are_exit_2(tmp_path, capsys):
                  "--no-report", "--out", str(tmp_path / "res"), "--scenarios", "zeroshot-baseline"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "class_phrases names ['Animals']" in err[0] and "not categories" in err[0]
+
+
+def test_best_is_only_awarded_within_one_dataset_and_after_correction(tmp_path):
+    from dirti_bench.reporting.runs_report import BEST, Run, _headline_table
+
+    def doc(dataset: str, accuracy: float) -> dict:
+        return {"run": {"model": "m", "dataset": dataset, "dataset_sha256": dataset[0] * 64},
+                "scenarios": {"zeroshot-baseline": {"task": "category", "labels": ["a", "b"],
+                                                    "confusion": [[5, 5], [5, 5]],
+                                                    "per_class": {"a": {"support": 10}, "b": {"support": 10}},
+                                                    "metrics": {"accuracy": accuracy}}}}
+
+    def runs(*docs):
+        out = [Run(tmp_path / str(i), d, None) for i, d in enumerate(docs)]
+        for i, r in enumerate(out):
+            r.label = f"run{i}"
+        return out
+
+    # another dataset: never ranked against the reference, named not comparable, no ★ and no "tied"
+    table = _headline_table(runs(doc("dirti", 0.5), doc("oasis", 0.9)), "accuracy", True)
+    cells = table.iloc[0].to_dict()
+    assert BEST not in "".join(map(str, cells.values())) and "tied" not in "".join(map(str, cells.values()))
+    assert "(not-comparable: another dataset)" in cells["run1"]
+    # same dataset, but no test can separate best from runner-up (no predictions): "tied", not ★
+    table = _headline_table(runs(doc("dirti", 0.5), doc("dirti", 0.9)), "accuracy", True)
+    assert table.iloc[0]["run1"].endswith("(best, tied after correction)") and BEST not in table.iloc[0]["run0"]
