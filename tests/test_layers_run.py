@@ -204,3 +204,23 @@ def test_layer_rsa_is_written_and_recomputes_from_the_saved_rdms(layered_run):
         assert 0 < row.p_perm <= 1 and row.ci_low <= row.ci_high
     assert doc["run"]["layer_rsa"]["ratings"] == table.ratings.iloc[0].split(";")
     assert "correlation distance" in doc["run"]["layer_rsa"]["model_distance"]
+
+
+def test_an_encoder_without_an_image_tower_skips_the_layer_scenario(demo_stimuli):
+    """The known-answer double has embeddings but no layers: the scenario is not runnable, not a crash."""
+    from known_answer import KnownAnswerEncoder
+
+    from dirti_bench.contracts import EvalContext
+    from dirti_bench.errors import ScenarioNotRunnable
+    from dirti_bench.pipeline import evaluate
+    from dirti_bench.scenarios import layer_scenarios
+
+    rng = np.random.default_rng(0)
+    encoder = KnownAnswerEncoder({s.path: rng.normal(size=8) for s in demo_stimuli.stimuli}, lambda text: np.ones(8))
+    ctx = EvalContext(demo_stimuli, encoder, encoder.encode_images([s.path for s in demo_stimuli.stimuli]))
+    skipped: dict[str, str] = {}
+    results = evaluate(layer_scenarios("disg_mean_all", controls=["pixels"]), ctx, skipped=skipped)
+    assert [r.id for r in results] == ["pixels-disgust"]
+    assert "open_clip image tower" in skipped["layers-disgust"]
+    with pytest.raises(ScenarioNotRunnable):
+        evaluate(layer_scenarios("disg_mean_all"), ctx)

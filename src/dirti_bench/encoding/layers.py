@@ -175,6 +175,11 @@ def extract_layers(encoder, paths, keys, spec: LayerSpec, reporter=None) -> Laye
     clip = getattr(encoder, "encoder", encoder)
     if hasattr(clip, "encode_layers"):
         return clip.encode_layers(paths, spec)
+    if not hasattr(clip, "load") or not hasattr(clip, "_preprocess"):
+        from ..errors import ScenarioNotRunnable
+
+        raise ScenarioNotRunnable(f"layer features are read from an open_clip image tower; {type(clip).__name__} "
+                                  "has none")
     paths, keys = [Path(p) for p in paths], list(keys)
     cache = _layer_cache(clip, spec, len(paths))
     meta = cache.read_meta()

@@ -314,6 +314,8 @@ class ClipEncoder:
         import open_clip
         import torch
 
+        if self.weights.kind == "file":
+            self._check_checkpoint()
         name, pretrained = self.model_name, self.weights.value
         if self.weights.kind == "random":
             torch.manual_seed(self.seed)
@@ -349,6 +351,16 @@ class ClipEncoder:
         """The model's own zero-shot scoring (builds the model if it is not built yet)."""
         self.load()
         return self._scoring
+
+    def _check_checkpoint(self) -> None:
+        """A checkpoint whose activation, embedding size or context length does not fit the named
+        architecture is the user's to fix, before open_clip would resize or load it silently."""
+        from .checkpoints import checkpoint_mismatch, suggestion
+
+        mismatch = checkpoint_mismatch(Path(self.weights.value), self.model_name)
+        if mismatch:
+            raise UserError(f"checkpoint {self.weights.value} does not match {self.model_name}: {mismatch}; "
+                            f"{suggestion(self.model_name, mismatch)}", "model")
 
     def _load_error(self, exc: Exception) -> str:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -422,3 +434,54 @@ def fp32_twin(clip):
     """An fp32 ClipEncoder with ``clip``'s model, weights, device and decode path."""
     return ClipEncoder(clip.model_name, clip.weights.value, device=clip.device, seed=clip.seed,
                        batch_size=clip.batch_size, num_workers=clip.num_workers, progress=False, decode=clip.decode)
+
+
+class ModelObjectEncoder(ClipEncoder):
+    """The encoder seam: a model object the caller built, encoded as any open_clip model is.
+
+    ``model``: anything with open_clip's ``encode_image(images)`` and ``encode_text(tokens)`` (a
+    torch module; put it on its device and in eval mode first). ``preprocess``: a PIL image -> image
+    tensor callable (open_clip's transform; applied as given). ``tokenizer``: list of strings ->
+    token tensor (``open_clip.get_tokenizer(name)``). A ``logit_scale`` (and ``logit_bias``) on the
+    model sets its zero-shot scoring, as for open_clip; without them the study's 100 x cosine with a
+    softmax is used. The weights are hashed for the record; nothing is read from or written to the
+    embedding cache (the caller may change the object between calls).
+    """
+
+    cache_embeddings = False
+
+    def __init__(self, model, preprocess, tokenizer, name: str | None = None,
+                 batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = False):
+        for what, value in (("encode_image", getattr(model, "encode_image", None)),
+                            ("encode_text", getattr(model, "encode_text", None))):
+            if not callable(value):
+                raise UserError(f"the model object {type(model).__name__} has no {what}() method; pass an "
+                                "open_clip-style model (open_clip.create_model_and_transforms gives one)", "model")
+        for what, value in (("preprocess", preprocess), ("tokenizer", tokenizer)):
+            if not callable(value):
+                raise UserError(f"{what} {value!r} is not callable; pass the model's own {what} "
+                                "(open_clip.create_model_and_transforms / open_clip.get_tokenizer)", what)
+        # Every setting a ClipEncoder has, as for an fp32 model with the caller's preprocessing (decode
+        # "full"); nothing is built (the tiny model's name only stands in until replaced below).
+        super().__init__(TINY_MODEL, "random", device="cpu", batch_size=batch_size, progress=progress, decode="full")
+        self.model_name = name or type(model).__name__
+        self.weights = WeightsSpec("object", "a model object")
+        parameter = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
+        self.device = parameter.device.type if parameter is not None else "cpu"
+        self._model, self._preprocess, self._tokenizer = model, preprocess, tokenizer
+        self.text_path = text_path(model)
+        self._scoring = model_scoring(model) if hasattr(model, "logit_scale") else {
+            "logit_scale": 100.0, "logit_bias": None, "rule": "softmax",
+            "source": "the model object has no logit_scale: the study's 100 x cosine with a softmax"}
+        self._weights_sha256 = state_dict_sha256(model) if hasattr(model, "state_dict") else None
+
+    @property
+    def smoke_run(self) -> bool:
+        return False
+
+    def load(self):
+        return self._model
+
+    def identity(self) -> dict:
+        return {"model": self.model_name, "weights": f"sha256:{self._weights_sha256}", "preprocess": "caller's",
+                "pixels": PIXEL_RULES}

@@ -70,3 +70,48 @@ def write_layer_profiles(results, out_dir: Path, run: dict) -> list[Path]:
         plt.close(fig)
         written.append(path)
     return written
+
+
+def _ci(values) -> str:
+    try:
+        low, high = values
+        return f" [{low:.3f}, {high:.3f}]"
+    except (TypeError, ValueError):
+        return ""
+
+
+def layer_sentence(sc: dict) -> str | None:
+    """What a layer-wise scenario (layers-*, pixels-*, random-init-*) fitted and chose, in words, from
+    its results.json entry; None for any other scenario."""
+    options, extra, metrics, ci = sc.get("options", {}), sc.get("extra", {}), sc.get("metrics", {}), sc.get("ci", {})
+    if "layer_rule" not in options:
+        return None
+    rating, folds = options.get("rating", "the rating"), options.get("folds_used", "?")
+    if "features" in options:  # pixels
+        text = (f"Ridge probe on {options.get('n_features', '?')} low-level image statistics, no model "
+                f"({options['features']}), vs {rating} in stratified {folds}-fold CV.")
+        if "model_minus_pixels_r" in metrics:
+            text += (f" The model's final embedding in the same probe and folds: r = {metrics['model_final_r']:.3f}; "
+                     f"model - pixels = {metrics['model_minus_pixels_r']:.3f}{_ci(ci.get('model_minus_pixels_r'))} "
+                     "(paired bootstrap).")
+        return text
+    layers = options.get("layers", {})
+    what = (f"Ridge probe on each of {len(layers.get('layers', []))} layers ({layers.get('mode', '?')}: "
+            f"{layers.get('pooling', '')}) vs {rating} in stratified {folds}-fold CV; alpha by leave-one-out "
+            "squared error (one-SE rule) on each training fold; headline: the layer with the best leave-one-out r "
+            "on each training fold.")
+    if "seeds" in options:  # random-init
+        return (what + f" Random weights, seeds {', '.join(map(str, options['seeds']))}: nested r band "
+                f"{metrics.get('band_min_r', float('nan')):.3f} to {metrics.get('band_max_r', float('nan')):.3f}; "
+                f"the run's model minus random = {metrics.get('trained_minus_random_r', float('nan')):.3f}"
+                f"{_ci(ci.get('trained_minus_random_r'))} (paired bootstrap). Layer profile: {layer_figure_name(rating)}.")
+    choice = extra.get("layer_choice", {})
+    nested, sup, pub = choice.get("nested", {}), choice.get("superlative", {}), choice.get("published", {})
+    gap = choice.get("gap", {})
+    return (what + f" Nested: r = {nested.get('pearson_r', float('nan')):.3f}, modal layer {nested.get('modal_layer')} "
+            f"(depth {nested.get('modal_depth', float('nan')):.2f}, {nested.get('folds_agreeing')}/{nested.get('folds')} "
+            f"folds). Superlative (chosen on the scores it reports): {sup.get('layer')} (depth "
+            f"{sup.get('depth', float('nan')):.2f}) r = {sup.get('pearson_r', float('nan')):.3f}; superlative - nested = "
+            f"{gap.get('superlative_minus_nested', float('nan')):.3f}{_ci(gap.get('ci'))}. Published rule (all-data "
+            f"leave-one-out, alpha and layer chosen on it): {pub.get('layer')} r = {pub.get('loo_r', float('nan')):.3f}. "
+            f"Layer profile: {layer_figure_name(rating)}; every layer's predictions: layer_predictions.csv.")
