@@ -33,11 +33,13 @@ from ..validity import (
     INTERCEPT_ONLY,
     NO_SIGNAL,
     NOT_COMPARABLE,
+    adjust_family,
     adjust_pvalues,
     cohen_kappa,
     comparability,
     flag_codes,
     interval_note,
+    mcnemar_p,
     suppressed,
 )
 from .compare import compare
@@ -166,19 +168,28 @@ def pairing_problem(ref: Run, run: Run, sid: str) -> str | None:
     return "; ".join(differences) if differences else None
 
 
-def _delta_classification(ref: Run, run: Run, sid: str, seed: int) -> str:
+def _delta_classification(ref: Run, run: Run, sid: str, seed: int) -> dict | str:
+    """The paired test of run vs reference (formatted by ``_delta_text`` once its family is corrected),
+    or why there is none."""
     a, b = _classification_rows(run, sid), _classification_rows(ref, sid)
     if a is None or b is None:
         return "no predictions"
     try:
-        test = compare(a, b, n_boot=N_BOOTSTRAP, seed=seed, labels=ref.scenarios[sid].get("labels"))
+        return compare(a, b, n_boot=N_BOOTSTRAP, seed=seed, labels=ref.scenarios[sid].get("labels"))
     except UserError:
         return "stimuli differ"
+
+
+def _delta_text(test: dict | str) -> str:
+    if isinstance(test, str):
+        return test
     text = f"{test['accuracy_difference']:+.3f} {num(test['ci'])}"
     if "f1_macro_difference" in test:
         text += f"; macro-F1 {test['f1_macro_difference']:+.3f} {num(test['f1_macro_ci'])}"
     if test["mcnemar"] is not None:
         text += f"; McNemar p={test['mcnemar']['p_value']:.3g}"
+        if "p_holm" in test:
+            text += f", Holm p={test['p_holm']:.3g}, BH q={test['q_bh']:.3g}"
     return text
 
 
@@ -334,10 +345,15 @@ def _deltas(runs: list[Run], ref: Run) -> list:
                 problem = pairing_problem(ref, run, sid)
                 row[run.label] = f"not paired: {problem}" if problem else delta(ref, run, sid, seed)
             rows.append(row)
+    # one family: every McNemar test of a run against the reference in this table
+    tests = [cell for row in rows for cell in row.values() if isinstance(cell, dict)]
+    adjust_family(tests, "runs vs the reference (McNemar)", mcnemar_p)
+    rows = [{key: _delta_text(cell) if isinstance(cell, dict) else cell for key, cell in row.items()} for row in rows]
     return [Heading(2, f"Difference to the reference ({ref.label})"),
             Para("Run minus reference on the same stimuli: accuracy and macro-F1 differences (or the Spearman ρ "
                  "difference for alignment) with paired bootstrap 95% CIs; McNemar's exact test for fixed classifiers "
-                 "(zero-shot, one holdout split). A probe's alignment scores are averaged over its CV repeats "
+                 "(zero-shot, one holdout split), with Holm-adjusted p and Benjamini-Hochberg q over every McNemar "
+                 "test of this table (the family: runs vs the reference). A probe's alignment scores are averaged over its CV repeats "
                  "before pairing. Runs on another dataset or label space are not paired."),
             Table(pd.DataFrame(rows))]
 
