@@ -25,7 +25,7 @@ LAYERS = [
     ("dirti_bench.evaluators", "dirti_bench.scenarios"),
     ("dirti_bench.reporting",),
     ("dirti_bench.pipeline", "dirti_bench.bench", "dirti_bench.sweep"),
-    ("dirti_bench.commands", "dirti_bench.cli", "dirti_bench.pytest_plugin"),
+    ("dirti_bench.commands", "dirti_bench.cli", "dirti_bench.pytest_plugin", "dirti_bench.api"),
 ]
 
 

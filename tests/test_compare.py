@@ -130,7 +130,7 @@ def test_run_writes_comparisons_recomputable_from_predictions_csv(demo_master, t
     again = compare(a, b, labels=labels, mcnemar=True)
     # its family of one test: Holm and BH leave a single p-value as it is
     assert {k: found.pop(k) for k in ("family", "family_size", "p_holm", "q_bh")} == {
-        "family": "prompt sets vs the study wording zeroshot-disgust (task disgust; McNemar)", "family_size": 1,
+        "family": "prompt sets vs zeroshot-disgust (task disgust; McNemar)", "family_size": 1,
         "p_holm": found["mcnemar"]["p_value"], "q_bh": found["mcnemar"]["p_value"]}
     assert found == json.loads(json.dumps({"kind": PROMPT_KIND, "task": "disgust", "prompt_set": "affect", **again}))
     f1 = [f1_score(x["y_true"], x["y_pred"], labels=labels, average="macro", zero_division=0) for x in (a, b)]

@@ -118,8 +118,10 @@ def test_progress_bars_keep_their_bar_and_lose_their_timings():
     assert gen_docs._last_frame(raw) == "encoding images: 100%|███| 60/60 [00:00<00:00, 532.72img/s]"
 
 
+@pytest.mark.slow
 def test_the_demo_sample_in_the_docs_is_what_a_fresh_demo_run_prints():
-    """A real `dirti-bench run --demo` in a fresh cache home (~30 s); paths and timings masked."""
+    """A real `dirti-bench run --demo` in a fresh cache home (30-70 s on 2 cores: slow, CI runs it);
+    paths and timings masked."""
     holders = [p for p in gen_docs.SAMPLE_FILES if p.exists() and gen_docs.DEMO_START in p.read_text()]
     assert README in holders, "README.md lost its demo-output markers"
     sample = gen_docs.demo_sample()

@@ -137,8 +137,9 @@ def test_shards_are_disjoint_and_cover_the_list():
 
 @pytest.mark.parametrize("text", ["0/2", "3/2", "1", "a/b", "1/0"])
 def test_bad_shards_are_refused(text):
-    with pytest.raises(UserError, match="--shard"):
+    with pytest.raises(UserError, match="shard .* must be I/N") as exc:
         parse_shard(text)
+    assert exc.value.option == "shard"
 
 
 def test_slurm_array_sets_the_shard():
@@ -211,6 +212,17 @@ def test_the_broken_model_is_one_error_line(models_dir, tmp_path, capsys):
     assert "4 models: 3 run, 0 skipped, 1 failed" in out
     row = next(line for line in out.splitlines() if "broken.pt" in line)
     assert "| failed" in row and "dirti-tiny" in row
+    # the sweep ends with its leaderboard: one row per finished model, its headline measure and flags
+    lines = out.splitlines()
+    start = lines.index("leaderboard (headline measures; every metric with its flags in leaderboard.csv):")
+    assert "| model " in lines[start + 1] and "zeroshot-baseline (acc.)" in lines[start + 1]
+    board = [line for line in lines[start + 3:] if line.startswith("| dirti-tiny")]
+    assert len(board) == 3
+    for folder in sorted((tmp_path / "out" / "runs").iterdir()):
+        sc = read_results(folder)["scenarios"]["zeroshot-baseline"]
+        flags = [f["flag"] for f in sc["flags"]]
+        cell = f"{sc['metrics']['accuracy']:.3f}" + (f" ({'; '.join(flags)})" if flags else "")
+        assert any(cell in line for line in board), (cell, board)
 
 
 def test_lines_that_cannot_run_are_reported_before_any_image_is_encoded(models_dir, tmp_path, capsys, monkeypatch):
@@ -360,7 +372,7 @@ def test_two_shards_at_once_on_one_cache_home(models_dir, tmp_path):
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--model", "dirti-tiny"], "either --models FILE or --model/--pretrained"),
-    (["--shard", "3/2"], "--shard '3/2' must be I/N"),
+    (["--shard", "3/2"], "shard '3/2' must be I/N with 1 <= I <= N, e.g. 2/4 (command-line option --shard)"),
 ])
 def test_sweep_option_errors(models_dir, tmp_path, capsys, args, message):
     code, _, err = sweep(capsys, models_dir / "three.txt", tmp_path / "out", *args)
@@ -403,9 +415,9 @@ def test_comparison_pairs_runs_with_exact_known_differences(oracle_and_inverted)
     assert "oracle · constructed (reference)" in text
     row = next(line for line in text.splitlines() if line.startswith("| zeroshot-baseline") and "Δ accuracy" in line)
     p = binomtest(0, 60, 0.5).pvalue
-    assert "-1.000 [-1.000, -1.000]" in row and f"McNemar p={p:.3g}" in row and "macro-F1 -" in row
+    assert "-1.000 [-1.000, -1.000]" in row and f"McNemar p={p:.3g}, Holm p=" in row and "macro-F1 -" in row
     accuracy = next(line for line in text.split("### Accuracy")[1].splitlines() if "zeroshot-baseline" in line)
-    assert "1.000 [1.000, 1.000] ★" in accuracy and "0.000 [0.000, 0.000]" in accuracy
+    assert "1.000 [1.000, 1.000] (zero width) ★" in accuracy and "0.000 [0.000, 0.000] (zero width) (below-chance)" in accuracy
     board = pd.read_csv(root / "cmp" / "leaderboard.csv")
     acc = board[(board["scenario"] == "zeroshot-baseline") & (board["metric"] == "accuracy")]
     assert sorted(acc["value"]) == [0.0, 1.0] and set(acc["model"]) == {"oracle", "inverted"}
@@ -416,7 +428,7 @@ def test_reference_can_be_chosen(oracle_and_inverted):
     text = write_comparison(dirs, root / "cmp-ref", reference="inverted").read_text()
     assert "(reference)" in text and "inverted · constructed (reference)" in text
     assert "+1.000 [1.000, 1.000]" in text
-    with pytest.raises(UserError, match="--reference 'nobody' names 0 of the runs"):
+    with pytest.raises(UserError, match="reference 'nobody' names 0 of the runs"):
         write_comparison(dirs, root / "x", reference="nobody")
 
 

@@ -143,7 +143,7 @@ def test_demo_intercept_only_probe_shows_no_ci_anywhere_and_corrections_recomput
     assert np.isnan(value) and note == "no signal"
     # Holm and BH recompute with statsmodels from the raw p-values in results.json
     family = [c for c in doc["comparisons"] if "family" in c]
-    assert {c["family"] for c in family} == {"prompt sets vs the study wording zeroshot-disgust (task disgust; McNemar)"}
+    assert {c["family"] for c in family} == {"prompt sets vs zeroshot-disgust (task disgust; McNemar)"}
     raw = [c["mcnemar"]["p_value"] for c in family]
     assert [c["p_holm"] for c in family] == pytest.approx(multipletests(raw, method="holm")[1].tolist())
     assert [c["q_bh"] for c in family] == pytest.approx(multipletests(raw, method="fdr_bh")[1].tolist())
@@ -186,3 +186,70 @@ def test_leaderboard_marks_runs_on_another_threshold_not_comparable():
     other["scenarios"]["s"]["options"]["threshold"] = 6.0
     board = leaderboard_frame([base, other])
     assert board["flag"].tolist() == ["", NOT_COMPARABLE]
+
+
+def test_an_oasis_like_set_uses_its_class_phrases_and_has_no_dirti_study_section(tmp_path, capsys):
+    from helpers import write_oasis_like
+
+    root = write_oasis_like(tmp_path / "oasis", n=16)
+    sidecar = root / "dirti-bench.json"
+    doc = json.loads(sidecar.read_text())
+    sidecar.write_text(json.dumps({**doc, "class_phrases": {"Animal": "an animal", "Person": "a person"}}))
+    out = tmp_path / "res"
+    assert main(["run", "--data", str(root), "--model", "dirti-tiny", "--pretrained", "random", "--quiet",
+                 "--projection", "pca", "--out", str(out), "--scenarios", "zeroshot-baseline",
+                 "ensemble-baseline-affect"]) == 0
+    terminal = capsys.readouterr().out
+    prompts = pd.read_csv(out / "prompts.csv")
+    study = dict(zip(*prompts[prompts["scenario"] == "zeroshot-baseline"][["class", "prompt"]].T.values, strict=True))
+    assert study == {"Animal": "This is a photo of an animal", "Object": "This is a photo of Object",
+                     "Person": "This is a photo of a person", "Scene": "This is a photo of Scene"}
+    affect = prompts[(prompts["scenario"] == "ensemble-baseline-affect") & (prompts["class"] == "Animal")]["prompt"]
+    assert all("an animal" in p for p in affect)
+    md = (out / "report.md").read_text()
+    assert "Comparison with the original study" not in md and "Table 1 (baseline)" not in md
+    assert "default wording" in md and "study wording" not in md
+    assert "(default wording)" in terminal and "default wording zeroshot-baseline" in terminal
+    # the same phrases on a DIRTI-shaped set keep the study's name: recognised by contents, not the folder
+    doc_json = json.loads((out / RESULTS_FILE).read_text())
+    from dirti_bench.reporting.published import is_dirti_doc
+
+    assert not is_dirti_doc(doc_json)
+
+
+def test_class_phrases_for_an_unknown_category_are_exit_2(tmp_path, capsys):
+    from helpers import write_oasis_like
+
+    root = write_oasis_like(tmp_path / "oasis", n=8)
+    sidecar = root / "dirti-bench.json"
+    sidecar.write_text(json.dumps({**json.loads(sidecar.read_text()), "class_phrases": {"Animals": "an animal"}}))
+    assert main(["run", "--data", str(root), "--model", "dirti-tiny", "--pretrained", "random", "--quiet",
+                 "--no-report", "--out", str(tmp_path / "res"), "--scenarios", "zeroshot-baseline"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "class_phrases names ['Animals']" in err[0] and "not categories" in err[0]
+
+
+def test_best_is_only_awarded_within_one_dataset_and_after_correction(tmp_path):
+    from dirti_bench.reporting.runs_report import BEST, Run, _headline_table
+
+    def doc(dataset: str, accuracy: float) -> dict:
+        return {"run": {"model": "m", "dataset": dataset, "dataset_sha256": dataset[0] * 64},
+                "scenarios": {"zeroshot-baseline": {"task": "category", "labels": ["a", "b"],
+                                                    "confusion": [[5, 5], [5, 5]],
+                                                    "per_class": {"a": {"support": 10}, "b": {"support": 10}},
+                                                    "metrics": {"accuracy": accuracy}}}}
+
+    def runs(*docs):
+        out = [Run(tmp_path / str(i), d, None) for i, d in enumerate(docs)]
+        for i, r in enumerate(out):
+            r.label = f"run{i}"
+        return out
+
+    # another dataset: never ranked against the reference, named not comparable, no ★ and no "tied"
+    table = _headline_table(runs(doc("dirti", 0.5), doc("oasis", 0.9)), "accuracy", True)
+    cells = table.iloc[0].to_dict()
+    assert BEST not in "".join(map(str, cells.values())) and "tied" not in "".join(map(str, cells.values()))
+    assert "(not-comparable: another dataset)" in cells["run1"]
+    # same dataset, but no test can separate best from runner-up (no predictions): "tied", not ★
+    table = _headline_table(runs(doc("dirti", 0.5), doc("dirti", 0.9)), "accuracy", True)
+    assert table.iloc[0]["run1"].endswith("(best, tied after correction)") and BEST not in table.iloc[0]["run0"]

@@ -15,7 +15,7 @@ disgusting]. The ``drop`` policy removes empty classes without reordering the re
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -35,6 +35,7 @@ class LabelClass:
     phrase: str  # what fills ``{c}`` in a generic template
     category: str | None = None  # None for the binary task
     disgusting: bool | None = None  # None for the category task
+    category_phrase: str | None = None  # the category's phrase (class_phrases), for the fixed wordings
 
 
 @dataclass(frozen=True)
@@ -158,13 +159,17 @@ def class_name(task: str, category: str | None, disgusting: bool | None) -> str:
     return BINARY_CLASSES[int(bool(disgusting))]
 
 
-def candidate_classes(task: str, categories: Sequence[str]) -> list[LabelClass]:
-    """Every class ``task`` can have over ``categories``, in the documented order."""
+def candidate_classes(task: str, categories: Sequence[str],
+                      phrases: Mapping[str, str] | None = None) -> list[LabelClass]:
+    """Every class ``task`` can have over ``categories``, in the documented order; ``phrases``: a
+    rated set's class_phrases (category -> what fills ``{c}``), a category's name where absent."""
+    phrase = dict(phrases or {})
     if task == "category":
-        return [LabelClass(c, c, category=c) for c in categories]
+        return [LabelClass(c, phrase.get(c, c), category=c, category_phrase=phrase.get(c, c)) for c in categories]
     if task == "disgust":
         # Documented order: the plain classes in category order, then the disgusting ones.
-        return [LabelClass(class_name(task, c, d), class_name(task, c, d), category=c, disgusting=d)
+        return [LabelClass(class_name(task, c, d), class_name(task, phrase.get(c, c), d), category=c, disgusting=d,
+                           category_phrase=phrase.get(c, c))
                 for d in (False, True) for c in categories]
     if task == "disgust-binary":
         phrases = ("something", "something disgusting")  # what fills {c} in a generic template
@@ -189,7 +194,7 @@ def build_label_space(
     """
     if empty not in EMPTY_CLASS_POLICIES:
         raise UserError(f"empty-class policy {empty!r} unknown; choose one of {', '.join(EMPTY_CLASS_POLICIES)}")
-    candidates = candidate_classes(task, stimuli.categories)
+    candidates = candidate_classes(task, stimuli.categories, dict(stimuli.class_phrases))
     thr, rule = (None, None)
     rating = rating or stimuli.disgust_column
     if task != "category":

@@ -160,15 +160,17 @@ def load_stimuli(cfg: RunConfig, reporter: Reporter | None = None) -> StimulusSe
 
 
 def build_encoder(cfg: RunConfig, reporter: Reporter | None = None,
-                  decoded: DecodedImages | None = None, weights_sha256: str | None = None) -> CachedEncoder:
+                  decoded: DecodedImages | None = None, weights_sha256: str | None = None,
+                  cache: bool = True) -> CachedEncoder | ClipEncoder:
     """``decoded``: crops shared by the models of a sweep (each image decoded once per preprocessing);
-    ``weights_sha256``: the checkpoint file's hash, when a sweep has computed it already."""
+    ``weights_sha256``: the checkpoint file's hash, when a sweep has computed it already; ``cache``:
+    False encodes every image again and writes no embedding."""
     model, pretrained = cfg.resolved_model()
     progress = reporter.shows_progress if reporter is not None else cfg.progress
     clip = ClipEncoder(model, pretrained, device=cfg.device, seed=cfg.seed, batch_size=cfg.batch_size,
                        num_workers=cfg.num_workers, progress=progress, decode=cfg.decode,
                        precision=cfg.precision, decoded=decoded, weights_sha256=weights_sha256)
-    return CachedEncoder(clip, embedding_cache_dir())
+    return CachedEncoder(clip, embedding_cache_dir()) if cache else clip
 
 
 def config_sha256(scenarios: Iterable[Scenario], cfg: RunConfig) -> str:
@@ -452,7 +454,10 @@ def write_run(out: Path, ctx: EvalContext, results: list[ScenarioResult], extra_
                           integer_ids=ids_are_integers(s.id for s in stimuli))
             if report:
                 reporter.stage(f"writing the report ({projection.upper()} projection of the image features)")
-                write_report([staged.path], staged.path, shown_as=[Path(out)], projection=projection)
+                try:
+                    write_report([staged.path], staged.path, shown_as=[Path(out)], projection=projection)
+                except UserError as exc:  # name the folder the user chose, not the staging one (removed on exit)
+                    raise UserError(str(exc).replace(str(staged.path), str(out)), getattr(exc, "option", None)) from None
             replaced = staged.commit(keep=is_results_dir)
     except OSError as exc:  # checked writable at the start; a full disk can still stop it here
         raise UserError(f"cannot write the results into {out} ({exc.strerror or exc}); free some space or "
@@ -500,13 +505,27 @@ def load_and_plan(cfg: RunConfig, reporter: Reporter, encoder=None) -> Planned:
     return Planned(stimuli, chosen, skipped, info)
 
 
-def run(cfg: RunConfig, encoder=None, reporter: Reporter | None = None) -> Path:
-    """``dirti-bench run``: check everything checkable before the model loads, load the stimuli, plan
-    the scenarios they support, encode once, evaluate, print the summary, then write results and
-    report together."""
-    reporter = reporter or Reporter("quiet" if cfg.quiet else "normal", progress=cfg.progress)
-    check_before_loading(cfg)
-    check_out_dir(cfg.out)  # replaced whole at the end: an earlier run's folder, or new, or empty
+@dataclass
+class Evaluated:
+    """A run's outcome in memory: the context (stimuli, encoder, features), each scenario's result,
+    those skipped (id -> why), what results.json records of the plan, and the paired comparisons."""
+
+    ctx: EvalContext
+    results: list[ScenarioResult]
+    skipped: dict[str, str]
+    info: dict
+    comparisons: list[dict]
+
+    def document(self, projection: str | None = None) -> dict:
+        """results.json's document (what the terminal summary and the Python API read)."""
+        run = {**run_info(self.ctx), **({"projection": projection} if projection else {}), **self.info}
+        return results_document(run, self.results, self.comparisons, skipped=self.skipped)
+
+
+def compute(cfg: RunConfig, encoder=None, reporter: Reporter | None = None) -> Evaluated:
+    """Load the stimuli, plan the scenarios they support, encode once and evaluate; writes nothing
+    but the cache home's entries (the demo set, embeddings unless the encoder has no cache)."""
+    reporter = reporter or Reporter("silent")
     encoder = encoder or build_encoder(cfg, reporter)  # model, weights and device, before any data work
     planned = load_and_plan(cfg, reporter, encoder)
     stimuli, chosen, skipped, info = planned.stimuli, planned.chosen, planned.skipped, planned.info
@@ -515,10 +534,19 @@ def run(cfg: RunConfig, encoder=None, reporter: Reporter | None = None) -> Path:
         reporter.stage(line)
     encode(cfg, ctx, reporter)
     results = evaluate(chosen, ctx, reporter, skipped)
+    return Evaluated(ctx, results, skipped, info, comparisons_for(results, seed=ctx.seed))
+
+
+def run(cfg: RunConfig, encoder=None, reporter: Reporter | None = None) -> Path:
+    """``dirti-bench run``: check everything checkable before the model loads, load the stimuli, plan
+    the scenarios they support, encode once, evaluate, print the summary, then write results and
+    report together."""
+    reporter = reporter or Reporter("quiet" if cfg.quiet else "normal", progress=cfg.progress)
+    check_before_loading(cfg)
+    check_out_dir(cfg.out)  # replaced whole at the end: an earlier run's folder, or new, or empty
+    done = compute(cfg, encoder, reporter)
     # The summary comes first: on a first run the report (figures, projection) takes longer. Its Δ to
     # the study wording and its Findings need the comparisons, so they are computed once for both.
-    comparisons = comparisons_for(results, seed=ctx.seed)
-    reporter.summary(results_document({**run_info(ctx), "projection": projection_for(cfg), **info}, results,
-                                      comparisons, skipped=skipped))
-    return write_run(cfg.out, ctx, results, extra_info=info, report=cfg.report, reporter=reporter,
-                     skipped=skipped, projection=projection_for(cfg), comparisons=comparisons)
+    reporter.summary(done.document(projection_for(cfg)))
+    return write_run(cfg.out, done.ctx, done.results, extra_info=done.info, report=cfg.report, reporter=reporter,
+                     skipped=done.skipped, projection=projection_for(cfg), comparisons=done.comparisons)

@@ -57,10 +57,12 @@ def from_templates(space: LabelSpace, templates: list[str], name: str) -> Prompt
 def study_prompts(space: LabelSpace) -> PromptSet:
     """The study's exact wording (with single spaces, unlike its plain disgust prompts)."""
     def prompt(cls) -> str:
+        # a rated set's class_phrases where given ("an animal"), else the category's name
+        phrase = cls.category_phrase or cls.category
         if space.task == "category":
-            return fill(STUDY_TEMPLATE, cls.category)
+            return fill(STUDY_TEMPLATE, phrase)
         if space.task == "disgust":
-            return fill(STUDY_DISGUST_TEMPLATE if cls.disgusting else STUDY_TEMPLATE, cls.category)
+            return fill(STUDY_DISGUST_TEMPLATE if cls.disgusting else STUDY_TEMPLATE, phrase)
         return "This is a disgusting photo" if cls.disgusting else "This is a photo"
 
     return PromptSet("study", tuple(space.names), tuple((prompt(c),) for c in space.classes))

@@ -30,7 +30,8 @@ sweep_predictions.csv.gz   (gzip-compressed CSV: one row per sweep point and sti
                              R's read.csv(path) read it in one call, as they read a plain CSV)
   scenario, point, stimulus, y_true, y_pred, fold   (each sweep point's predictions; fold an
                              integer or empty, as in predictions.csv)
-probabilities.csv          (zero-shot scenarios; tidy: one row per stimulus and class)
+probabilities.csv.gz       (zero-shot scenarios; tidy: one row per stimulus and class; gzip-compressed
+                             CSV like sweep_predictions.csv.gz, read in one pandas/R call)
   scenario, stimulus, class, logit, probability, calibrated_probability, calibration_fold
                              logit = scale * cos + bias as scored (options record scale, bias and
                              probability_rule); probability by that rule; calibrated_probability
@@ -83,7 +84,7 @@ SWEEP_PREDICTIONS_FILE = "sweep_predictions.csv.gz"
 # mtime 0: the same predictions give the same bytes (gzip would stamp the time of writing)
 GZIP = {"method": "gzip", "mtime": 0}
 SWEEP_PREDICTION_COLUMNS = ["scenario", "point", "stimulus", "y_true", "y_pred", "fold"]
-PROBABILITIES_FILE = "probabilities.csv"
+PROBABILITIES_FILE = "probabilities.csv.gz"  # one row per stimulus and class: 68 MB plain at 10k images
 PROBABILITY_COLUMNS = ["scenario", "stimulus", "class", "logit", "probability", "calibrated_probability",
                        "calibration_fold"]
 # A sweep point's counts, written to sweeps.csv beside its metrics (without a CI).
@@ -234,6 +235,42 @@ def probabilities_frame(results: list[ScenarioResult], integer_ids: bool = False
     return frame[PROBABILITY_COLUMNS]
 
 
+# The contract's CSV files (the Python API's Results reads the same frames, in memory or from them).
+CONTRACT_CSVS = (PREDICTIONS_FILE, ALIGNMENT_PREDICTIONS_FILE, PROMPTS_FILE, SWEEPS_FILE, SWEEP_PREDICTIONS_FILE,
+                 PROBABILITIES_FILE)
+
+
+def contract_frames(results: list[ScenarioResult], file_names: Mapping[str, str] | None = None,
+                    integer_ids: bool = False) -> dict[str, pd.DataFrame]:
+    """Each CSV file of the contract as the frame written to it (file name -> frame)."""
+    return {PREDICTIONS_FILE: predictions_frame(results, file_names, integer_ids),
+            ALIGNMENT_PREDICTIONS_FILE: alignment_frame(results, integer_ids),
+            PROMPTS_FILE: prompts_frame(results),
+            SWEEPS_FILE: sweeps_frame(results),
+            SWEEP_PREDICTIONS_FILE: sweep_predictions_frame(results, integer_ids),
+            PROBABILITIES_FILE: probabilities_frame(results, integer_ids)}
+
+
+_INTEGER_COLUMNS = ("fold", "repeat", "calibration_fold")
+
+
+def read_contract_frames(results_dir: Path) -> dict[str, pd.DataFrame]:
+    """The contract's CSV files of a results folder as frames typed as they were written (integer
+    columns with empty cells as pandas' nullable Int64); a file an older run did not write is empty."""
+    frames = {}
+    for name in CONTRACT_CSVS:
+        path = Path(results_dir) / name
+        try:
+            frame = pd.read_csv(path) if path.is_file() else pd.DataFrame()
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
+            raise UserError(f"cannot read {path} ({str(exc).strip()}); {RESULTS_FIX}") from None
+        for column in _INTEGER_COLUMNS:
+            if column in frame:
+                frame[column] = _nullable_int(frame[column]).to_numpy()
+        frames[name] = frame
+    return frames
+
+
 def write_results(out_dir: Path, run: dict, results: list[ScenarioResult],
                   extra_files: dict[str, bytes] | None = None, comparisons: list[dict] | None = None,
                   skipped: Mapping[str, str] | None = None, file_names: Mapping[str, str] | None = None,
@@ -243,13 +280,8 @@ def write_results(out_dir: Path, run: dict, results: list[ScenarioResult],
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     doc = results_document(run, results, comparisons, skipped)
-    predictions_frame(results, file_names, integer_ids).to_csv(out_dir / PREDICTIONS_FILE, index=False)
-    alignment_frame(results, integer_ids).to_csv(out_dir / ALIGNMENT_PREDICTIONS_FILE, index=False)
-    prompts_frame(results).to_csv(out_dir / PROMPTS_FILE, index=False)
-    sweeps_frame(results).to_csv(out_dir / SWEEPS_FILE, index=False)
-    sweep_predictions_frame(results, integer_ids).to_csv(out_dir / SWEEP_PREDICTIONS_FILE, index=False,
-                                                          compression=GZIP)
-    probabilities_frame(results, integer_ids).to_csv(out_dir / PROBABILITIES_FILE, index=False)
+    for name, frame in contract_frames(results, file_names, integer_ids).items():
+        frame.to_csv(out_dir / name, index=False, compression=GZIP if name.endswith(".gz") else None)
     for name, blob in (extra_files or {}).items():
         (out_dir / name).write_bytes(blob)
     (out_dir / RESULTS_FILE).write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")

@@ -38,7 +38,7 @@ from .pipeline import (
     write_run,
 )
 from .reporting.console import Reporter
-from .reporting.leaderboard import LEADERBOARD_FILE
+from .reporting.leaderboard import LEADERBOARD_FILE, leaderboard_text
 from .reporting.runs_report import RUNS_DIR, write_comparison
 from .results import PREDICTIONS_FILE, RESULTS_FILE, read_results
 
@@ -51,6 +51,7 @@ class SweepOutcome:
     failed: list[tuple[ModelSpec, str]] = field(default_factory=list)
     report: Path | None = None  # the comparison report, when this process wrote one
     merged: bool = False  # leaderboard.csv written by this process
+    board: str = ""  # the closing leaderboard: one row per model, headline measures and flags
     all_specs: list[ModelSpec] = field(default_factory=list)
 
     @property
@@ -68,6 +69,9 @@ class SweepOutcome:
         where = f"shard {shard[0]}/{shard[1]}: " if shard else ""
         lines.append(f"{where}{len(self.all_specs)} models: {len(self.done)} run, {len(self.skipped)} skipped, "
                      f"{len(self.failed)} failed")
+        if self.board:
+            lines += ["", "leaderboard (headline measures; every metric with its flags in leaderboard.csv):",
+                      self.board, ""]
         if self.merged:
             lines.append(f"leaderboard: {self.out / LEADERBOARD_FILE}")
         if self.report is not None:
@@ -188,6 +192,9 @@ def run_sweep(cfg: RunConfig, specs: list[ModelSpec], skip_existing: bool = Fals
             written = write_comparison(finished, cfg.out, reference=reference, report=cfg.report)
             outcome.merged = True
             outcome.report = written if cfg.report else None
+            runs = [read_results(folder) for folder in finished]
+            outcome.board = leaderboard_text(runs, [f"{d['run'].get('model')} · {Path(str(d['run'].get('pretrained'))).name}"
+                                                    for d in runs])
     finally:
         hashes.close()
     return outcome

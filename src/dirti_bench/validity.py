@@ -263,7 +263,7 @@ def adjust_comparisons(comparisons: list[dict], prompt_kind: str) -> list[dict]:
         if "skipped" in c:
             continue
         if c.get("kind") == prompt_kind:
-            name = f"prompt sets vs the study wording {c.get('b')} (task {c.get('task')}; McNemar)"
+            name = f"prompt sets vs {c.get('b')} (task {c.get('task')}; McNemar)"
         else:
             name = "paired scenario comparisons (McNemar)"
         families.setdefault(name, []).append(c)

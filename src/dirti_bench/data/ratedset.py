@@ -10,7 +10,12 @@ same scenarios as DIRTI::
      "categories": ["animal", "object"],   # optional: class order (default: sorted)
      "rating_columns": ["valence_mean"],   # optional (default: every all-numeric column)
      "disgust_column": "disgust_mean",     # optional: what disgust tasks read
-     "rating_scale": [1, 7]}               # optional: the scale of the mean ratings (figure axes)
+     "rating_scale": [1, 7],               # optional: the scale of the mean ratings (figure axes)
+     "class_phrases": {"animal": "an animal"}}  # optional: what fills {c} in prompts per category
+
+``class_phrases`` maps category names to the phrase a prompt uses for them (``This is a photo of
+an animal`` instead of ``This is a photo of animal``); a category without one uses its name. The
+wording built from them is the set's default wording, not the DIRTI study's.
 
 A default run aligns the model with every rating column (SD, SE and rater-count
 columns such as ``valence_sd`` aside); disgust tasks need ``disgust_column``.
@@ -51,7 +56,7 @@ from .stimuli import (
 
 SIDECAR = "dirti-bench.json"
 REQUIRED_KEYS = ("images", "ratings", "file_column", "category_column")
-OPTIONAL_KEYS = ("name", "categories", "rating_columns", "disgust_column", "rating_scale")
+OPTIONAL_KEYS = ("name", "categories", "rating_columns", "disgust_column", "rating_scale", "class_phrases")
 MAX_LISTED = 10  # names quoted in one error line
 
 
@@ -67,6 +72,7 @@ class RatedSetSpec:
     rating_columns: tuple[str, ...] | None
     disgust_column: str | None
     rating_scale: tuple[float, float] | None = None
+    class_phrases: tuple[tuple[str, str], ...] = ()  # (category, phrase)
 
     def outside(self) -> list[str]:
         """One line per file or folder read from outside the sidecar's folder (absolute paths)."""
@@ -133,6 +139,10 @@ def read_spec(path: Path) -> RatedSetSpec:
         raise UserError(f"{sidecar}: file_column and category_column are both {doc['file_column']!r}; "
                         "name two different columns")
     scale = values.get("rating_scale")
+    phrases = doc.get("class_phrases", {})
+    if not isinstance(phrases, dict) or not all(isinstance(v, str) and v.strip() for v in phrases.values()):
+        raise UserError(f"{sidecar}: 'class_phrases' must map category names to non-empty phrases "
+                        f"(e.g. {{\"Animal\": \"an animal\"}}), not {phrases!r}")
     base = sidecar.parent
     for key in ("images", "ratings"):
         given = Path(doc[key]).expanduser()
@@ -145,6 +155,7 @@ def read_spec(path: Path) -> RatedSetSpec:
         file_column=doc["file_column"].strip(), category_column=doc["category_column"].strip(),
         categories=lists["categories"], rating_columns=lists["rating_columns"],
         disgust_column=doc.get("disgust_column"), rating_scale=scale,
+        class_phrases=tuple((str(k).strip(), v.strip()) for k, v in phrases.items()),
     )
 
 
@@ -290,6 +301,10 @@ def match_images(spec: RatedSetSpec, table: pd.DataFrame) -> list[Path]:
     if dup:
         raise UserError(f"ratings CSV {spec.ratings} lists images {_listed(dup)} more than once; keep one row per image")
     unrated = sorted(p.name for p in set(images) - set(paths))
+    other_types = [name for name in missing if (folder / name).is_file() and Path(name).suffix.lower() not in IMAGE_SUFFIXES]
+    if other_types:  # the file is there, in a format the set does not read: say that, not "no image"
+        raise UserError(f"ratings CSV {spec.ratings} names {_listed(other_types)} in {folder}, a file type dirti-bench "
+                        f"does not read; convert it to one of {', '.join(sorted(IMAGE_SUFFIXES))}")
     if missing or unrated:
         parts = ([f"rows without an image: {_listed(missing)}"] if missing else []) + \
                 ([f"images without a row: {_listed(unrated)}"] if unrated else [])
@@ -309,6 +324,10 @@ def load_rated_set(path: Path, verify: bool = True, note=None, progress: bool = 
     columns, unusable = rating_columns(spec, table)
     ratings = _numbers(table[list(columns)])
     categories = _categories(spec, table)
+    unknown = sorted(c for c, _ in spec.class_phrases if c not in categories)
+    if unknown:
+        raise UserError(f"{spec.sidecar}: class_phrases names {_listed(unknown)}, which are not categories of the "
+                        f"set ({_listed(categories)}); fix the names")
     paths = match_images(spec, table)
     aligned = tuple(c for c in columns if c != spec.disgust_column and not is_spread_column(c))
     check_scale(spec, ratings, [*aligned, *([spec.disgust_column] if spec.disgust_column else [])])
@@ -320,4 +339,4 @@ def load_rated_set(path: Path, verify: bool = True, note=None, progress: bool = 
     return StimulusSet(name=spec.name, root=spec.sidecar.parent, stimuli=tuple(stimuli), categories=categories,
                        rating_columns=columns, disgust_column=spec.disgust_column or DISGUST_RATING,
                        aligned_ratings=aligned, rating_scale=spec.rating_scale,
-                       unused_ratings=tuple(unusable.items()))
+                       unused_ratings=tuple(unusable.items()), class_phrases=spec.class_phrases)

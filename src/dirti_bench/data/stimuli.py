@@ -56,6 +56,9 @@ class StimulusSet:
     # (column, why) of columns a rated set left out although they hold some numbers: each is reported
     # and its alignment scenarios recorded as skipped, never dropped without a word.
     unused_ratings: tuple[tuple[str, str], ...] = ()
+    # (category, phrase): what fills {c} in prompts for a category (a rated set's class_phrases); a
+    # category without one uses its name.
+    class_phrases: tuple[tuple[str, str], ...] = ()
 
     def __len__(self) -> int:
         return len(self.stimuli)

@@ -144,6 +144,10 @@ class WeightsSpec:
             return cls("hf-hub", pretrained)
         if Path(pretrained).expanduser().is_file() or looks_like_checkpoint(pretrained):
             path = Path(pretrained).expanduser()
+            from .hf import is_transformers_dir
+
+            if is_transformers_dir(path):  # config.json + weights, loaded with transformers ([hf] extra)
+                return cls("transformers", str(path.resolve()))
             if path.exists() and not path.is_file():  # a folder, FIFO or device: never read (a FIFO would block)
                 what = "a directory" if path.is_dir() else "not a regular file"
                 raise UserError(f"checkpoint {path} is {what}; pass as pretrained weights the checkpoint file itself "
@@ -228,7 +232,7 @@ class ClipEncoder:
                  decoded: DecodedImages | None = None, weights_sha256: str | None = None):
         self.model_name = model
         self.weights = WeightsSpec.parse(pretrained)
-        if self.weights.kind != "hf-hub" and not known_model(model):
+        if self.weights.kind not in ("hf-hub", "transformers") and not known_model(model):
             raise UserError(f"unknown model {model!r}; pick one of open_clip.list_models() "
                             f"(e.g. ViT-B-32, {TINY_MODEL}) or pass the weights as hf-hub:ORG/REPO", "model")
         self.device = resolve_device(device)
@@ -261,6 +265,10 @@ class ClipEncoder:
         return self.weights.kind == "random"
 
     def weights_file_sha256(self) -> str | None:
+        if self.weights.kind == "transformers":
+            from .hf import weights_sha256
+
+            return weights_sha256(Path(self.weights.value))
         if self.weights.kind != "file":
             return None
         return file_sha256(Path(self.weights.value))
@@ -269,11 +277,19 @@ class ClipEncoder:
         from importlib.metadata import version
 
         weights = {"random": f"random:seed={self.seed}", "file": f"sha256:{self._weights_sha256}",
-                   "hf-hub": self.weights.value, "tag": f"tag:{self.weights.value}"}[self.weights.kind]
+                   "hf-hub": self.weights.value, "tag": f"tag:{self.weights.value}",
+                   "transformers": f"sha256:{self._weights_sha256}"}[self.weights.kind]
         identity = {"model": self.model_name, "weights": weights, "open_clip": version("open_clip_torch"),
                     "preprocess": self.preprocess_id, "pixels": PIXEL_RULES}
         if self.precision != DEFAULT_PRECISION:  # fp32 keys stay what they were before precisions existed
             identity["precision"] = self.precision
+        if self.weights.kind == "transformers":  # its own processor config, and transformers' version
+            from importlib.metadata import version as installed
+
+            from .hf import processor_config
+
+            identity["transformers"] = installed("transformers")
+            identity["processor"] = processor_config(Path(self.weights.value))
         if self.family_preprocess:  # only families open_clip would otherwise preprocess as OpenAI CLIP
             identity["family_preprocess"] = self.family_preprocess
         return identity
@@ -314,6 +330,10 @@ class ClipEncoder:
         import open_clip
         import torch
 
+        if self.weights.kind == "file":
+            self._check_checkpoint()
+        if self.weights.kind == "transformers":
+            return self._load_transformers()
         name, pretrained = self.model_name, self.weights.value
         if self.weights.kind == "random":
             torch.manual_seed(self.seed)
@@ -349,6 +369,28 @@ class ClipEncoder:
         """The model's own zero-shot scoring (builds the model if it is not built yet)."""
         self.load()
         return self._scoring
+
+    def _load_transformers(self):
+        from . import hf
+
+        if self.precision != DEFAULT_PRECISION:
+            raise UserError(f"precision {self.precision} is not supported for transformers directories; use fp32",
+                            "precision")
+        model, preprocess, tokenize, _ = hf.load(Path(self.weights.value), self.device)
+        self._model, self._preprocess, self._tokenizer = model, preprocess, tokenize
+        self.text_path = "stock"
+        self._scoring = model_scoring(model)
+        return model
+
+    def _check_checkpoint(self) -> None:
+        """A checkpoint whose activation, embedding size or context length does not fit the named
+        architecture is the user's to fix, before open_clip would resize or load it silently."""
+        from .checkpoints import checkpoint_mismatch, suggestion
+
+        mismatch = checkpoint_mismatch(Path(self.weights.value), self.model_name)
+        if mismatch:
+            raise UserError(f"checkpoint {self.weights.value} does not match {self.model_name}: {mismatch}; "
+                            f"{suggestion(self.model_name, mismatch)}", "model")
 
     def _load_error(self, exc: Exception) -> str:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -422,3 +464,54 @@ def fp32_twin(clip):
     """An fp32 ClipEncoder with ``clip``'s model, weights, device and decode path."""
     return ClipEncoder(clip.model_name, clip.weights.value, device=clip.device, seed=clip.seed,
                        batch_size=clip.batch_size, num_workers=clip.num_workers, progress=False, decode=clip.decode)
+
+
+class ModelObjectEncoder(ClipEncoder):
+    """The encoder seam: a model object the caller built, encoded as any open_clip model is.
+
+    ``model``: anything with open_clip's ``encode_image(images)`` and ``encode_text(tokens)`` (a
+    torch module; put it on its device and in eval mode first). ``preprocess``: a PIL image -> image
+    tensor callable (open_clip's transform; applied as given). ``tokenizer``: list of strings ->
+    token tensor (``open_clip.get_tokenizer(name)``). A ``logit_scale`` (and ``logit_bias``) on the
+    model sets its zero-shot scoring, as for open_clip; without them the study's 100 x cosine with a
+    softmax is used. The weights are hashed for the record; nothing is read from or written to the
+    embedding cache (the caller may change the object between calls).
+    """
+
+    cache_embeddings = False
+
+    def __init__(self, model, preprocess, tokenizer, name: str | None = None,
+                 batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = False):
+        for what, value in (("encode_image", getattr(model, "encode_image", None)),
+                            ("encode_text", getattr(model, "encode_text", None))):
+            if not callable(value):
+                raise UserError(f"the model object {type(model).__name__} has no {what}() method; pass an "
+                                "open_clip-style model (open_clip.create_model_and_transforms gives one)", "model")
+        for what, value in (("preprocess", preprocess), ("tokenizer", tokenizer)):
+            if not callable(value):
+                raise UserError(f"{what} {value!r} is not callable; pass the model's own {what} "
+                                "(open_clip.create_model_and_transforms / open_clip.get_tokenizer)", what)
+        # Every setting a ClipEncoder has, as for an fp32 model with the caller's preprocessing (decode
+        # "full"); nothing is built (the tiny model's name only stands in until replaced below).
+        super().__init__(TINY_MODEL, "random", device="cpu", batch_size=batch_size, progress=progress, decode="full")
+        self.model_name = name or type(model).__name__
+        self.weights = WeightsSpec("object", "a model object")
+        parameter = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
+        self.device = parameter.device.type if parameter is not None else "cpu"
+        self._model, self._preprocess, self._tokenizer = model, preprocess, tokenizer
+        self.text_path = text_path(model)
+        self._scoring = model_scoring(model) if hasattr(model, "logit_scale") else {
+            "logit_scale": 100.0, "logit_bias": None, "rule": "softmax",
+            "source": "the model object has no logit_scale: the study's 100 x cosine with a softmax"}
+        self._weights_sha256 = state_dict_sha256(model) if hasattr(model, "state_dict") else None
+
+    @property
+    def smoke_run(self) -> bool:
+        return False
+
+    def load(self):
+        return self._model
+
+    def identity(self) -> dict:
+        return {"model": self.model_name, "weights": f"sha256:{self._weights_sha256}", "preprocess": "caller's",
+                "pixels": PIXEL_RULES}

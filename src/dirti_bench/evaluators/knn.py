@@ -18,7 +18,6 @@ from sklearn.preprocessing import StandardScaler
 
 from .crossval import cross_validated, cv_space, holdout, holdout_space
 
-
 # The neighbours of the last (training data, queries, k): a fold's prediction, vote shares and tied-vote
 # count all read them, so the brute-force search (quadratic in n) runs once per fold, not three times.
 _LAST_NEIGHBOURS: dict = {}

@@ -24,6 +24,7 @@ from ..validity import (
     value_with_ci,
 )
 from .compare import PROMPT_KIND
+from .published import wording_name
 
 
 def _p(value) -> str:
@@ -48,7 +49,7 @@ def study_deltas(doc: Mapping) -> dict[str, str]:
     scenarios = doc.get("scenarios") or {}
     for study, tests in prompt_findings(doc).items():
         if study in scenarios:
-            out[study] = "(study wording)"
+            out[study] = f"({wording_name(doc)})"
         for c in tests:
             out[str(c.get("a"))] = (f"{c.get('accuracy_difference', 0):+.3f} (Holm p {_p(c.get('p_holm'))})")
     return out
@@ -68,16 +69,17 @@ def finding_lines(doc: Mapping, grouped: bool = False) -> list[str]:
     terminal), else one per flagged scenario with its reason (the report)."""
     scenarios = doc.get("scenarios") or {}
     lines = []
+    wording = wording_name(doc)
     for study, tests in prompt_findings(doc).items():
         sc = scenarios.get(study, {})
         chance = chance_level(sc)
         head = (f"{sc.get('task', '?')} ({len(sc.get('labels') or [])} classes, chance {chance:.3f}"
                 if chance is not None else f"{sc.get('task', '?')} (")
-        head += f"{_threshold_text(sc)}); study wording {study}: accuracy {value_with_ci(sc, 'accuracy')}"
+        head += f"{_threshold_text(sc)}); {wording} {study}: accuracy {value_with_ci(sc, 'accuracy')}"
         winners = [c for c in tests if significant(c)]
         family = tests[0].get("family", "prompt sets vs the study wording")
         if not winners:
-            lines.append(f"{head}. No prompt set differs from the study wording after correction "
+            lines.append(f"{head}. No prompt set differs from the {wording} after correction "
                          f"(Holm over {len(tests)} prompt sets, family: {family}).")
             continue
         best = max(winners, key=lambda c: c.get("accuracy_difference", 0))

@@ -21,6 +21,39 @@ LEADERBOARD_COLUMNS = ["model", "pretrained", "weights_sha256", "scenario", "tas
                        "ci_low", "ci_high", "flag"]
 
 
+# The headline scenarios a sweep's closing leaderboard shows (those some run has), with their measure.
+BOARD_HEADLINES = (("zeroshot-baseline", "accuracy"), ("zeroshot-disgust", "accuracy"),
+                   ("linear-probe-cv10-baseline", "accuracy"), ("linear-probe-cv10-disgust", "accuracy"),
+                   ("align-disgust-zeroshot", "spearman_rho"), ("align-disgust-probe", "spearman_rho"))
+
+
+def leaderboard_text(docs: list[dict], labels: list[str]) -> str:
+    """A sweep's closing leaderboard: one row per model (``labels``), its headline measures (accuracy of
+    the study-replica zero-shot and probe scenarios, Spearman ρ of the disgust alignment), each with
+    its flags; an intercept-only probe's ρ reads "no signal"."""
+    from tabulate import tabulate
+
+    columns = [(sid, metric) for sid, metric in BOARD_HEADLINES
+               if any(sid in (d.get("scenarios") or {}) for d in docs)]
+    if not columns:
+        return ""
+    rows = []
+    for doc, label in zip(docs, labels, strict=True):
+        row = [label]
+        for sid, metric in columns:
+            sc = (doc.get("scenarios") or {}).get(sid)
+            if sc is None:
+                row.append("–")
+                continue
+            value = _number((sc.get("metrics") or {}).get(metric))
+            text = "no signal" if suppressed(sc, metric) else "–" if value is None else f"{value:.3f}"
+            codes = [c for c in flag_codes(sc) if c != "intercept-only"]
+            row.append(text + (f" ({'; '.join(codes)})" if codes else ""))
+        rows.append(row)
+    headers = ["model"] + [f"{sid} ({'acc.' if metric == 'accuracy' else 'ρ'})" for sid, metric in columns]
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
 def _number(value) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None

@@ -52,3 +52,40 @@ def rederived_clip_baseline() -> dict[str, float]:
 
 def swap_note() -> str:
     return SWAP_NOTE.format(**rederived_clip_baseline())
+
+
+# ---------------------------------------------------------------- is this DIRTI?
+
+STUDY_WORDING = "study wording"
+DEFAULT_WORDING = "default wording"
+
+
+def set_categories(doc: dict) -> set[str] | None:
+    """The stimulus set's categories as a results document records them: the labels of a category task
+    (or of an alignment scenario, which lists the set's categories)."""
+    for sc in (doc.get("scenarios") or {}).values():
+        if sc.get("task") in ("category", "alignment") and sc.get("labels"):
+            return {str(c) for c in sc["labels"]}
+    return None
+
+
+def is_dirti(categories, disgust_column) -> bool:
+    """DIRTI (or a DIRTI-shaped subset such as the demo), recognised by its contents, never its folder's
+    name: exactly DIRTI's six categories and DIRTI's disgust rating column."""
+    from ..data.dirti import DIRTI_CATEGORIES
+    from ..data.stimuli import DISGUST_RATING
+
+    return categories is not None and set(categories) == set(DIRTI_CATEGORIES) and disgust_column == DISGUST_RATING
+
+
+def is_dirti_doc(doc: dict) -> bool:
+    run = doc.get("run") or {}
+    from ..data.stimuli import DISGUST_RATING
+
+    return is_dirti(set_categories(doc), run.get("disgust_column", DISGUST_RATING))
+
+
+def wording_name(doc: dict) -> str:
+    """What the fixed "This is a photo of {c}" wording is called: the study's on DIRTI, else the set's
+    default wording (built from its class_phrases where given)."""
+    return STUDY_WORDING if is_dirti_doc(doc) else DEFAULT_WORDING

@@ -48,7 +48,14 @@ from .findings import finding_lines
 from .formats import FIGURES_DIR, MISSING, figure_path, num
 from .projection import MIN_POINTS, PROJECTIONS, project
 from .prompt_report import prompt_sections
-from .published import HEADLINE, PUBLISHED_TABLES, rederived_clip_baseline, swap_note
+from .published import (
+    DEFAULT_WORDING,
+    HEADLINE,
+    PUBLISHED_TABLES,
+    STUDY_WORDING,
+    rederived_clip_baseline,
+    swap_note,
+)
 from .render import Banner, Figure, Heading, Para, Table, to_html, to_markdown
 
 REPORT_MD = "report.md"
@@ -574,7 +581,7 @@ def _calibration(runs: list[RunData]) -> list:
             Para("Can the confidences be trusted? Expected calibration error (ECE) of the top-label probability, "
                  f"bins {binning}; Brier score summed over classes (one-vs-rest). 'calibrated': one temperature "
                  "fitted on the CV training folds only and applied to the held-out fold. Point estimates, no "
-                 "interval drawn. Probabilities per class: probabilities.csv."),
+                 "interval drawn. Probabilities per class: probabilities.csv.gz."),
             Table(pd.DataFrame(rows))] + figures
 
 
@@ -644,8 +651,31 @@ def _findings(runs: list[RunData]) -> list:
     return blocks
 
 
+def _default_wording(block):
+    """A block with "study wording" called "default wording": on another set than DIRTI the fixed wording
+    is built from the set's class names (or class_phrases), not the study's."""
+    def name(text: str) -> str:
+        return text.replace(STUDY_WORDING, DEFAULT_WORDING).replace("Study wording", "Default wording")
+
+    if isinstance(block, Heading):
+        return Heading(block.level, name(block.text))
+    if isinstance(block, Para | Banner):
+        return type(block)(name(block.text))
+    if isinstance(block, Table):
+        return Table(block.frame.rename(columns=lambda c: name(str(c))).map(lambda v: name(str(v))))
+    if isinstance(block, Figure):
+        return Figure(block.file, block.png, name(block.caption))
+    return block
+
+
 def build_blocks(runs: list[RunData], projection: str | None = None) -> list:
     _label_runs(runs)
+    if not any(_is_dirti(run) for run in runs):
+        return [_default_wording(b) for b in _build_blocks(runs, projection)]
+    return _build_blocks(runs, projection)
+
+
+def _build_blocks(runs: list[RunData], projection: str | None = None) -> list:
     return (_findings(runs) + _header(runs) + _skipped(runs) + _dropped_and_empty(runs) + _headline(runs) + prompt_sections(runs)
             + _study(runs) + _other_scenarios(runs) + _probe_penalties(runs) + _comparisons(runs) + _throughput(runs)
             + _calibration(runs) + _per_class(runs) + _projection(runs, projection))
@@ -655,7 +685,7 @@ def report_dir(out: Path) -> Path:
     """``out`` as the folder a report goes into; a file in its place is the user's to move."""
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise UserError(f"report output {out} is a file; pass a directory with --out")
+        raise UserError(f"report output {out} is a file; pass a directory as the report's folder", "out")
     return out
 
 
@@ -680,7 +710,7 @@ def write_report(results_dirs: list[Path], out: Path, shown_as: list[Path] | Non
     folder = out / FIGURES_DIR
     if folder.is_dir() and any(folder.iterdir()) and not (out / REPORT_MD).exists() and not (out / REPORT_HTML).exists():
         raise UserError(f"{folder} holds files that no dirti-bench report wrote (the report replaces its figures "
-                        "folder whole); pass another --out")
+                        "folder whole); pass another report folder", "out")
     try:
         out.mkdir(parents=True, exist_ok=True)
         if figures or (out / FIGURES_DIR).exists():
@@ -691,5 +721,6 @@ def write_report(results_dirs: list[Path], out: Path, shown_as: list[Path] | Non
         write_text(out / REPORT_HTML, html)
         write_text(out / REPORT_MD, markdown)
     except OSError as exc:
-        raise UserError(f"cannot write the report into {out} ({exc.strerror or exc}); pass a writable --out") from None
+        raise UserError(f"cannot write the report into {out} ({exc.strerror or exc}); pass a writable folder",
+                        "out") from None
     return out / REPORT_MD

@@ -33,11 +33,13 @@ from ..validity import (
     INTERCEPT_ONLY,
     NO_SIGNAL,
     NOT_COMPARABLE,
+    adjust_family,
     adjust_pvalues,
     cohen_kappa,
     comparability,
     flag_codes,
     interval_note,
+    mcnemar_p,
     suppressed,
 )
 from .compare import compare
@@ -82,11 +84,11 @@ def find_run_dirs(paths: list[Path]) -> list[Path]:
             runs = sorted((p for p in (path / RUNS_DIR).iterdir() if (p / RESULTS_FILE).is_file()), key=_list_order)
             if not runs:
                 raise UserError(f"{path / RUNS_DIR} holds no finished run (no */{RESULTS_FILE}); "
-                                "run 'dirti-bench run --models FILE --out' into it first")
+                                "run a model sweep into it first")
             found.extend(runs)
         else:
             raise UserError(f"no {RESULTS_FILE} in {path} nor in {path / RUNS_DIR}/*; pass a directory written "
-                            "by 'dirti-bench run' (or a sweep's --out)")
+                            "by 'dirti-bench run' (or a sweep's output folder)")
     return found
 
 
@@ -124,7 +126,7 @@ def choose_reference(runs: list[Run], reference: str | None) -> Run:
     hits = hits or [r for r in runs if r.run.get("model") == reference]
     if len(hits) != 1:
         names = ", ".join(r.path.name for r in runs)
-        raise UserError(f"--reference {reference!r} names {len(hits)} of the runs; pass one of: {names}")
+        raise UserError(f"reference {reference!r} names {len(hits)} of the runs; pass one of: {names}", "reference")
     return hits[0]
 
 
@@ -166,19 +168,28 @@ def pairing_problem(ref: Run, run: Run, sid: str) -> str | None:
     return "; ".join(differences) if differences else None
 
 
-def _delta_classification(ref: Run, run: Run, sid: str, seed: int) -> str:
+def _delta_classification(ref: Run, run: Run, sid: str, seed: int) -> dict | str:
+    """The paired test of run vs reference (formatted by ``_delta_text`` once its family is corrected),
+    or why there is none."""
     a, b = _classification_rows(run, sid), _classification_rows(ref, sid)
     if a is None or b is None:
         return "no predictions"
     try:
-        test = compare(a, b, n_boot=N_BOOTSTRAP, seed=seed, labels=ref.scenarios[sid].get("labels"))
+        return compare(a, b, n_boot=N_BOOTSTRAP, seed=seed, labels=ref.scenarios[sid].get("labels"))
     except UserError:
         return "stimuli differ"
+
+
+def _delta_text(test: dict | str) -> str:
+    if isinstance(test, str):
+        return test
     text = f"{test['accuracy_difference']:+.3f} {num(test['ci'])}"
     if "f1_macro_difference" in test:
         text += f"; macro-F1 {test['f1_macro_difference']:+.3f} {num(test['f1_macro_ci'])}"
     if test["mcnemar"] is not None:
         text += f"; McNemar p={test['mcnemar']['p_value']:.3g}"
+        if "p_holm" in test:
+            text += f", Holm p={test['p_holm']:.3g}, BH q={test['q_bh']:.3g}"
     return text
 
 
@@ -334,10 +345,15 @@ def _deltas(runs: list[Run], ref: Run) -> list:
                 problem = pairing_problem(ref, run, sid)
                 row[run.label] = f"not paired: {problem}" if problem else delta(ref, run, sid, seed)
             rows.append(row)
+    # one family: every McNemar test of a run against the reference in this table
+    tests = [cell for row in rows for cell in row.values() if isinstance(cell, dict)]
+    adjust_family(tests, "runs vs the reference (McNemar)", mcnemar_p)
+    rows = [{key: _delta_text(cell) if isinstance(cell, dict) else cell for key, cell in row.items()} for row in rows]
     return [Heading(2, f"Difference to the reference ({ref.label})"),
             Para("Run minus reference on the same stimuli: accuracy and macro-F1 differences (or the Spearman ρ "
                  "difference for alignment) with paired bootstrap 95% CIs; McNemar's exact test for fixed classifiers "
-                 "(zero-shot, one holdout split). A probe's alignment scores are averaged over its CV repeats "
+                 "(zero-shot, one holdout split), with Holm-adjusted p and Benjamini-Hochberg q over every McNemar "
+                 "test of this table (the family: runs vs the reference). A probe's alignment scores are averaged over its CV repeats "
                  "before pairing. Runs on another dataset or label space are not paired."),
             Table(pd.DataFrame(rows))]
 
@@ -420,7 +436,8 @@ def write_comparison(paths: list[Path], out: Path, reference: str | None = None,
         try:
             write_text(out / LEADERBOARD_FILE, board.to_csv(index=False))
         except OSError as exc:
-            raise UserError(f"cannot write {out / LEADERBOARD_FILE} ({exc.strerror or exc}); pass a writable --out") from None
+            raise UserError(f"cannot write {out / LEADERBOARD_FILE} ({exc.strerror or exc}); pass a writable folder",
+                            "out") from None
         return out / LEADERBOARD_FILE
     blocks = build_blocks(runs, ref, out)
     try:
@@ -431,6 +448,7 @@ def write_comparison(paths: list[Path], out: Path, reference: str | None = None,
         write_text(out / REPORT_HTML, to_html(TITLE, blocks))
         write_text(out / REPORT_MD, to_markdown(TITLE, blocks))
     except OSError as exc:
-        raise UserError(f"cannot write the comparison into {out} ({exc.strerror or exc}); pass a writable --out") from None
+        raise UserError(f"cannot write the comparison into {out} ({exc.strerror or exc}); pass a writable folder",
+                        "out") from None
     return out / REPORT_MD
 
