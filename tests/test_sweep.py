@@ -428,7 +428,7 @@ def test_reference_can_be_chosen(oracle_and_inverted):
     text = write_comparison(dirs, root / "cmp-ref", reference="inverted").read_text()
     assert "(reference)" in text and "inverted · constructed (reference)" in text
     assert "+1.000 [1.000, 1.000]" in text
-    with pytest.raises(UserError, match="--reference 'nobody' names 0 of the runs"):
+    with pytest.raises(UserError, match="reference 'nobody' names 0 of the runs"):
         write_comparison(dirs, root / "x", reference="nobody")
 
 
