@@ -383,3 +383,28 @@ def test_knn_searches_neighbours_once_per_fold_and_predicts_as_scikit_learn(monk
     assert len(searches) == 1
     votes = shares * 6
     assert ties == int(((votes == votes.max(axis=1, keepdims=True)).sum(axis=1) > 1).sum()) > 0
+
+
+def test_tuned_probe_folds_in_worker_processes_give_the_same_results(monkeypatch):
+    """DIRTI_BENCH_JOBS runs the tuned probes' outer folds in worker processes; every fold is fitted
+    independently from its own data and seed, so every number is the same as in one process."""
+    from dirti_bench.evaluators.alignment import cv_predictions
+    from dirti_bench.evaluators.common import JOBS_ENV
+    from dirti_bench.errors import UserError
+
+    space = label_space(BALANCED)
+    features = separable(space, noise=0.8, seed=1)
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal((60, 8)), rng.uniform(1, 9, 60)
+    groups = [c for c in CATEGORIES for _ in range(10)]
+    runs = {}
+    for jobs in ("1", "2"):
+        monkeypatch.setenv(JOBS_ENV, jobs)
+        result = probe.evaluate_cv(scenario("linear-probe-cv", folds=5), ConstructedCtx(space, features))
+        oof, fold_of, used, selections = cv_predictions(x, y, groups, 5, 2, 0)
+        runs[jobs] = (result.metrics, result.predictions.to_dict("list"), result.extra, oof.tolist(),
+                      fold_of.tolist(), used, selections)
+    assert runs["1"] == runs["2"]
+    monkeypatch.setenv(JOBS_ENV, "two")
+    with pytest.raises(UserError, match="DIRTI_BENCH_JOBS='two'"):
+        cv_predictions(x, y, groups, 5, 2, 0)

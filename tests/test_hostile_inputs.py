@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 from tests.helpers import write_rated_set
 
 from dirti_bench import jsonio
@@ -424,3 +425,37 @@ def test_a_checkpoint_that_would_run_code_or_is_garbage_is_refused_without_runni
     assert len(errors) == 1 and f"cannot load checkpoint {path}" in errors[0] and "Traceback" not in err, err
     assert not marker.exists(), "loading the checkpoint ran code from it (torch.load without weights_only)"
     assert not (tmp_path / "out").exists()
+
+
+def test_a_rated_image_in_a_type_the_set_does_not_read_is_named_as_such(tmp_path, capsys):
+    def gif_row(table):
+        table.loc[0, "file"] = "moving.gif"
+        return table
+
+    root = write_rated_set(tmp_path / "set", n_per_cat=3, table_edit=gif_row)
+    (root / "img" / "spider_00.png").unlink()
+    frames = [Image.new("P", (8, 8), i) for i in range(3)]
+    frames[0].save(root / "img" / "moving.gif", save_all=True, append_images=frames[1:])
+    assert rated_run(root, tmp_path / "out") == 2
+    line = one_error(capsys)
+    assert "'moving.gif'" in line and "file type dirti-bench does not read" in line and ".png" in line
+
+
+def test_a_full_disk_while_the_report_is_written_names_out_and_leaves_nothing(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from dirti_bench.reporting import report
+
+    def full(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(report, "write_text", full)
+    out = tmp_path / "runs" / "out"
+    root = write_rated_set(tmp_path / "set", n_per_cat=3)
+    code = main(["run", "--data", str(root), "--model", "dirti-tiny", "--pretrained", "random", "--out", str(out),
+                 "--no-progress", "--scenarios", "zeroshot-baseline"])
+    assert code == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and f"into {out} (No space left on device)" in errors[0] and "staging" not in errors[0]
+    assert sorted(p.name for p in out.parent.iterdir()) == []  # no staging folder, no half-written out

@@ -208,12 +208,11 @@ def test_layer_rsa_is_written_and_recomputes_from_the_saved_rdms(layered_run):
 
 def test_an_encoder_without_an_image_tower_skips_the_layer_scenario(demo_stimuli):
     """The known-answer double has embeddings but no layers: the scenario is not runnable, not a crash."""
-    from known_answer import KnownAnswerEncoder
-
     from dirti_bench.contracts import EvalContext
     from dirti_bench.errors import ScenarioNotRunnable
     from dirti_bench.pipeline import evaluate
     from dirti_bench.scenarios import layer_scenarios
+    from known_answer import KnownAnswerEncoder
 
     rng = np.random.default_rng(0)
     encoder = KnownAnswerEncoder({s.path: rng.normal(size=8) for s in demo_stimuli.stimuli}, lambda text: np.ones(8))

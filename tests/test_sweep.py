@@ -137,8 +137,9 @@ def test_shards_are_disjoint_and_cover_the_list():
 
 @pytest.mark.parametrize("text", ["0/2", "3/2", "1", "a/b", "1/0"])
 def test_bad_shards_are_refused(text):
-    with pytest.raises(UserError, match="--shard"):
+    with pytest.raises(UserError, match="shard .* must be I/N") as exc:
         parse_shard(text)
+    assert exc.value.option == "shard"
 
 
 def test_slurm_array_sets_the_shard():
@@ -371,7 +372,7 @@ def test_two_shards_at_once_on_one_cache_home(models_dir, tmp_path):
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--model", "dirti-tiny"], "either --models FILE or --model/--pretrained"),
-    (["--shard", "3/2"], "--shard '3/2' must be I/N"),
+    (["--shard", "3/2"], "shard '3/2' must be I/N with 1 <= I <= N, e.g. 2/4 (command-line option --shard)"),
 ])
 def test_sweep_option_errors(models_dir, tmp_path, capsys, args, message):
     code, _, err = sweep(capsys, models_dir / "three.txt", tmp_path / "out", *args)
@@ -427,7 +428,7 @@ def test_reference_can_be_chosen(oracle_and_inverted):
     text = write_comparison(dirs, root / "cmp-ref", reference="inverted").read_text()
     assert "(reference)" in text and "inverted · constructed (reference)" in text
     assert "+1.000 [1.000, 1.000]" in text
-    with pytest.raises(UserError, match="--reference 'nobody' names 0 of the runs"):
+    with pytest.raises(UserError, match="reference 'nobody' names 0 of the runs"):
         write_comparison(dirs, root / "x", reference="nobody")
 
 

@@ -454,7 +454,10 @@ def write_run(out: Path, ctx: EvalContext, results: list[ScenarioResult], extra_
                           integer_ids=ids_are_integers(s.id for s in stimuli))
             if report:
                 reporter.stage(f"writing the report ({projection.upper()} projection of the image features)")
-                write_report([staged.path], staged.path, shown_as=[Path(out)], projection=projection)
+                try:
+                    write_report([staged.path], staged.path, shown_as=[Path(out)], projection=projection)
+                except UserError as exc:  # name the folder the user chose, not the staging one (removed on exit)
+                    raise UserError(str(exc).replace(str(staged.path), str(out)), getattr(exc, "option", None)) from None
             replaced = staged.commit(keep=is_results_dir)
     except OSError as exc:  # checked writable at the start; a full disk can still stop it here
         raise UserError(f"cannot write the results into {out} ({exc.strerror or exc}); free some space or "

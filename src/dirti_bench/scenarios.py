@@ -88,16 +88,11 @@ def layer_scenarios(rating_column: str, mode: str | None = None, layers: bool = 
         raise UserError(f"unknown control {unknown[0]!r}; choose from {', '.join(LAYER_CONTROLS)}", "controls")
     out = []
     if layers:
-        out.append(Scenario(f"layers-{short}", ALIGNMENT_TASK, "align-layers", with_mode,
-                            f"ridge probe on every layer vs {rating_column}; headline: the layer chosen inside "
-                            "each training fold"))
+        out.append(Scenario(f"layers-{short}", ALIGNMENT_TASK, "align-layers", with_mode))
     if "pixels" in controls:
-        out.append(Scenario(f"pixels-{short}", ALIGNMENT_TASK, "align-pixels", common,
-                            f"low-level image statistics (no model) in the same ridge probe vs {rating_column}"))
+        out.append(Scenario(f"pixels-{short}", ALIGNMENT_TASK, "align-pixels", common))
     if "random-init" in controls:
-        out.append(Scenario(f"random-init-{short}", ALIGNMENT_TASK, "align-random-init", with_mode,
-                            f"the same architecture with random weights (several seeds), layer probe vs "
-                            f"{rating_column}"))
+        out.append(Scenario(f"random-init-{short}", ALIGNMENT_TASK, "align-random-init", with_mode))
     return out
 
 

@@ -301,6 +301,10 @@ def match_images(spec: RatedSetSpec, table: pd.DataFrame) -> list[Path]:
     if dup:
         raise UserError(f"ratings CSV {spec.ratings} lists images {_listed(dup)} more than once; keep one row per image")
     unrated = sorted(p.name for p in set(images) - set(paths))
+    other_types = [name for name in missing if (folder / name).is_file() and Path(name).suffix.lower() not in IMAGE_SUFFIXES]
+    if other_types:  # the file is there, in a format the set does not read: say that, not "no image"
+        raise UserError(f"ratings CSV {spec.ratings} names {_listed(other_types)} in {folder}, a file type dirti-bench "
+                        f"does not read; convert it to one of {', '.join(sorted(IMAGE_SUFFIXES))}")
     if missing or unrated:
         parts = ([f"rows without an image: {_listed(missing)}"] if missing else []) + \
                 ([f"images without a row: {_listed(unrated)}"] if unrated else [])

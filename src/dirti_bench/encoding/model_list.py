@@ -151,7 +151,7 @@ def parse_shard(text: str) -> tuple[int, int]:
     """``I/N`` (1-based) -> (I, N)."""
     match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
     if not match or not 1 <= int(match[1]) <= int(match[2]):
-        raise UserError(f"--shard {text!r} must be I/N with 1 <= I <= N, e.g. 2/4")
+        raise UserError(f"shard {text!r} must be I/N with 1 <= I <= N, e.g. 2/4", "shard")
     return int(match[1]), int(match[2])
 
 
@@ -164,11 +164,12 @@ def shard_from_env(env: dict | None = None) -> tuple[int, int] | None:
         task, count = int(env["SLURM_ARRAY_TASK_ID"]), int(env["SLURM_ARRAY_TASK_COUNT"])
         first = int(env.get("SLURM_ARRAY_TASK_MIN", 1 if task >= 1 else 0))
     except ValueError:
-        raise UserError("SLURM_ARRAY_TASK_ID/_COUNT/_MIN are not integers; pass --shard I/N instead") from None
+        raise UserError("SLURM_ARRAY_TASK_ID/_COUNT/_MIN are not integers; give the shard as I/N instead",
+                        "shard") from None
     index = task - first + 1
     if not 1 <= index <= count:
         raise UserError(f"Slurm array task {task} (first {first}) is outside {count} tasks; "
-                        "submit with --array=1-N or pass --shard I/N")
+                        "submit the array with task ids 1 to N or give the shard as I/N", "shard")
     return index, count
 
 

@@ -144,6 +144,10 @@ class WeightsSpec:
             return cls("hf-hub", pretrained)
         if Path(pretrained).expanduser().is_file() or looks_like_checkpoint(pretrained):
             path = Path(pretrained).expanduser()
+            from .hf import is_transformers_dir
+
+            if is_transformers_dir(path):  # config.json + weights, loaded with transformers ([hf] extra)
+                return cls("transformers", str(path.resolve()))
             if path.exists() and not path.is_file():  # a folder, FIFO or device: never read (a FIFO would block)
                 what = "a directory" if path.is_dir() else "not a regular file"
                 raise UserError(f"checkpoint {path} is {what}; pass as pretrained weights the checkpoint file itself "
@@ -228,7 +232,7 @@ class ClipEncoder:
                  decoded: DecodedImages | None = None, weights_sha256: str | None = None):
         self.model_name = model
         self.weights = WeightsSpec.parse(pretrained)
-        if self.weights.kind != "hf-hub" and not known_model(model):
+        if self.weights.kind not in ("hf-hub", "transformers") and not known_model(model):
             raise UserError(f"unknown model {model!r}; pick one of open_clip.list_models() "
                             f"(e.g. ViT-B-32, {TINY_MODEL}) or pass the weights as hf-hub:ORG/REPO", "model")
         self.device = resolve_device(device)
@@ -261,6 +265,10 @@ class ClipEncoder:
         return self.weights.kind == "random"
 
     def weights_file_sha256(self) -> str | None:
+        if self.weights.kind == "transformers":
+            from .hf import weights_sha256
+
+            return weights_sha256(Path(self.weights.value))
         if self.weights.kind != "file":
             return None
         return file_sha256(Path(self.weights.value))
@@ -269,11 +277,19 @@ class ClipEncoder:
         from importlib.metadata import version
 
         weights = {"random": f"random:seed={self.seed}", "file": f"sha256:{self._weights_sha256}",
-                   "hf-hub": self.weights.value, "tag": f"tag:{self.weights.value}"}[self.weights.kind]
+                   "hf-hub": self.weights.value, "tag": f"tag:{self.weights.value}",
+                   "transformers": f"sha256:{self._weights_sha256}"}[self.weights.kind]
         identity = {"model": self.model_name, "weights": weights, "open_clip": version("open_clip_torch"),
                     "preprocess": self.preprocess_id, "pixels": PIXEL_RULES}
         if self.precision != DEFAULT_PRECISION:  # fp32 keys stay what they were before precisions existed
             identity["precision"] = self.precision
+        if self.weights.kind == "transformers":  # its own processor config, and transformers' version
+            from importlib.metadata import version as installed
+
+            from .hf import processor_config
+
+            identity["transformers"] = installed("transformers")
+            identity["processor"] = processor_config(Path(self.weights.value))
         if self.family_preprocess:  # only families open_clip would otherwise preprocess as OpenAI CLIP
             identity["family_preprocess"] = self.family_preprocess
         return identity
@@ -316,6 +332,8 @@ class ClipEncoder:
 
         if self.weights.kind == "file":
             self._check_checkpoint()
+        if self.weights.kind == "transformers":
+            return self._load_transformers()
         name, pretrained = self.model_name, self.weights.value
         if self.weights.kind == "random":
             torch.manual_seed(self.seed)
@@ -351,6 +369,18 @@ class ClipEncoder:
         """The model's own zero-shot scoring (builds the model if it is not built yet)."""
         self.load()
         return self._scoring
+
+    def _load_transformers(self):
+        from . import hf
+
+        if self.precision != DEFAULT_PRECISION:
+            raise UserError(f"precision {self.precision} is not supported for transformers directories; use fp32",
+                            "precision")
+        model, preprocess, tokenize, _ = hf.load(Path(self.weights.value), self.device)
+        self._model, self._preprocess, self._tokenizer = model, preprocess, tokenize
+        self.text_path = "stock"
+        self._scoring = model_scoring(model)
+        return model
 
     def _check_checkpoint(self) -> None:
         """A checkpoint whose activation, embedding size or context length does not fit the named

@@ -35,6 +35,7 @@ from ..contracts import (
 from ..errors import ScenarioNotRunnable, UserError
 from ..prompts import PromptSet, resolve_pair
 from ..results import ALIGNMENT_COLUMNS
+from .common import map_folds
 from .penalty import RIDGE_ALPHAS, fit_tuned_ridge, fixed_penalty, penalty_summary
 from .rating_stats import (
     correlations,
@@ -204,26 +205,36 @@ def cv_predictions(X: np.ndarray, y: np.ndarray, groups, folds: int, repeats: in
     Folds are reduced to the smallest category's size (stated in the result)
     so every fold holds every category.
     """
-    from sklearn.linear_model import Ridge
     from sklearn.model_selection import RepeatedStratifiedKFold
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
     used = min(folds, check_strata(groups))
     cv = RepeatedStratifiedKFold(n_splits=used, n_repeats=repeats, random_state=seed)
     oof = np.full((repeats, len(y)), np.nan)
     fold_of = np.zeros((repeats, len(y)), dtype=int)
-    selections = []
-    for i, (train, test) in enumerate(cv.split(X, groups)):
+    splits = list(cv.split(X, groups))
+    # Tuned folds may run in worker processes (DIRTI_BENCH_JOBS); each is independent: same numbers.
+    fits = (map_folds(_ridge_fold, [(X, y, train, test, alpha) for train, test in splits]) if alpha == TUNED
+            else [_ridge_fold(X, y, train, test, alpha) for train, test in splits])
+    selections = [selection for _, selection in fits if selection is not None]
+    for i, ((_, test), (predicted, _)) in enumerate(zip(splits, fits, strict=True)):
         repeat, fold = divmod(i, used)
-        if alpha == TUNED:
-            model, selection = fit_tuned_ridge(X[train], y[train])
-            selections.append(selection)
-        else:
-            model = make_pipeline(StandardScaler(), Ridge(alpha=alpha)).fit(X[train], y[train])
-        oof[repeat, test] = model.predict(X[test])
+        oof[repeat, test] = predicted
         fold_of[repeat, test] = fold
     return oof, fold_of, used, selections
+
+
+def _ridge_fold(X, y, train, test, alpha):
+    """One outer fold: the ridge fitted on its training part (alpha tuned there, or fixed), its
+    predictions for the test part and, when tuned, the selection record."""
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if alpha == TUNED:
+        model, selection = fit_tuned_ridge(X[train], y[train])
+    else:
+        model, selection = make_pipeline(StandardScaler(), Ridge(alpha=alpha)).fit(X[train], y[train]), None
+    return model.predict(X[test]), selection
 
 
 def evaluate_probe(scenario, ctx) -> ScenarioResult:

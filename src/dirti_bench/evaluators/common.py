@@ -16,6 +16,33 @@ from ..results import CLASSIFICATION_RESULT_COLUMNS
 from .metrics import bootstrap_ci, classification_metrics
 
 _limited = 0  # nesting depth of one_thread: only the outermost call sets the limit
+# Worker processes for the tuned probes' outer folds (each fold's fit is independent and seeded, so
+# the results are the same for any number): 1 by default, as several people often share a machine.
+JOBS_ENV = "DIRTI_BENCH_JOBS"
+
+
+def fold_jobs() -> int:
+    """Processes for independent CV folds: ``DIRTI_BENCH_JOBS`` (default 1)."""
+    import os
+
+    from ..errors import UserError
+
+    raw = os.environ.get(JOBS_ENV, "1").strip()
+    if not raw.isdigit() or int(raw) < 1:
+        raise UserError(f"{JOBS_ENV}={raw!r} is not a positive whole number; set it to the number of worker "
+                        "processes for CV folds (e.g. 2), or unset it")
+    return int(raw)
+
+
+def map_folds(fit_fold, folds: Sequence) -> list:
+    """``[fit_fold(*fold) for fold in folds]``, in ``fold_jobs()`` worker processes when more than one
+    (joblib's loky workers, one BLAS thread each); the results come back in fold order."""
+    jobs = min(fold_jobs(), len(folds))
+    if jobs <= 1:
+        return [fit_fold(*fold) for fold in folds]
+    from joblib import Parallel, delayed
+
+    return Parallel(n_jobs=jobs, backend="loky", inner_max_num_threads=1)(delayed(fit_fold)(*fold) for fold in folds)
 
 
 @contextmanager

@@ -18,7 +18,7 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from ..errors import ScenarioNotRunnable
 from ..labels import LabelSpace
-from .common import classification_result, runnable_space
+from .common import classification_result, map_folds, runnable_space
 from .metrics import HEADLINE_METRICS, classification_metrics
 from .penalty import penalty_summary
 
@@ -108,6 +108,13 @@ def holdout(scenario, ctx, make_model: ModelFactory):
     )
 
 
+def _fit_fold(model, x, y, train, test):
+    """One fold: a fresh model fitted on its training part, its predictions and any penalty choice."""
+    fitted = clone(model).fit(x[train], y[train])
+    pred, conf = predict_with_confidence(fitted, x[test])
+    return pred, conf, getattr(fitted[-1], "selection_", None)
+
+
 def cross_validated(scenario, ctx, make_model: ModelFactory):
     """Stratified K-fold CV: per-fold metrics plus pooled out-of-fold predictions."""
     seed = scenario.options.split_seed
@@ -121,11 +128,14 @@ def cross_validated(scenario, ctx, make_model: ModelFactory):
     # model chose on its training part).
     fold_of, y_pred, confidence = np.empty(len(y), dtype=int), np.empty(len(y), dtype=int), np.empty(len(y))
     selections = []
-    for fold, (train, test) in enumerate(splits):
-        fitted = clone(model).fit(x[train], y[train])
-        y_pred[test], confidence[test] = predict_with_confidence(fitted, x[test])
+    # Tuned probes (a penalty chosen per fold: the costly fits) may run their folds in worker processes;
+    # KNN stays here, where its folds' neighbour searches are reused.
+    tuned = hasattr(model[-1], "Cs")
+    fits = map_folds(_fit_fold, [(model, x, y, train, test) for train, test in splits]) if tuned else \
+        [_fit_fold(model, x, y, train, test) for train, test in splits]
+    for fold, ((_, test), (pred, conf, selection)) in enumerate(zip(splits, fits, strict=True)):
+        y_pred[test], confidence[test] = pred, conf
         fold_of[test] = fold
-        selection = getattr(fitted[-1], "selection_", None)
         if selection is not None:
             selections.append(selection)
     names = np.array(space.names, dtype=object)

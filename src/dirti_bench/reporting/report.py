@@ -685,7 +685,7 @@ def report_dir(out: Path) -> Path:
     """``out`` as the folder a report goes into; a file in its place is the user's to move."""
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise UserError(f"report output {out} is a file; pass a directory with --out")
+        raise UserError(f"report output {out} is a file; pass a directory as the report's folder", "out")
     return out
 
 
@@ -710,7 +710,7 @@ def write_report(results_dirs: list[Path], out: Path, shown_as: list[Path] | Non
     folder = out / FIGURES_DIR
     if folder.is_dir() and any(folder.iterdir()) and not (out / REPORT_MD).exists() and not (out / REPORT_HTML).exists():
         raise UserError(f"{folder} holds files that no dirti-bench report wrote (the report replaces its figures "
-                        "folder whole); pass another --out")
+                        "folder whole); pass another report folder", "out")
     try:
         out.mkdir(parents=True, exist_ok=True)
         if figures or (out / FIGURES_DIR).exists():
@@ -721,5 +721,6 @@ def write_report(results_dirs: list[Path], out: Path, shown_as: list[Path] | Non
         write_text(out / REPORT_HTML, html)
         write_text(out / REPORT_MD, markdown)
     except OSError as exc:
-        raise UserError(f"cannot write the report into {out} ({exc.strerror or exc}); pass a writable --out") from None
+        raise UserError(f"cannot write the report into {out} ({exc.strerror or exc}); pass a writable folder",
+                        "out") from None
     return out / REPORT_MD

@@ -84,11 +84,11 @@ def find_run_dirs(paths: list[Path]) -> list[Path]:
             runs = sorted((p for p in (path / RUNS_DIR).iterdir() if (p / RESULTS_FILE).is_file()), key=_list_order)
             if not runs:
                 raise UserError(f"{path / RUNS_DIR} holds no finished run (no */{RESULTS_FILE}); "
-                                "run 'dirti-bench run --models FILE --out' into it first")
+                                "run a model sweep into it first")
             found.extend(runs)
         else:
             raise UserError(f"no {RESULTS_FILE} in {path} nor in {path / RUNS_DIR}/*; pass a directory written "
-                            "by 'dirti-bench run' (or a sweep's --out)")
+                            "by 'dirti-bench run' (or a sweep's output folder)")
     return found
 
 
@@ -126,7 +126,7 @@ def choose_reference(runs: list[Run], reference: str | None) -> Run:
     hits = hits or [r for r in runs if r.run.get("model") == reference]
     if len(hits) != 1:
         names = ", ".join(r.path.name for r in runs)
-        raise UserError(f"--reference {reference!r} names {len(hits)} of the runs; pass one of: {names}")
+        raise UserError(f"reference {reference!r} names {len(hits)} of the runs; pass one of: {names}", "reference")
     return hits[0]
 
 
@@ -436,7 +436,8 @@ def write_comparison(paths: list[Path], out: Path, reference: str | None = None,
         try:
             write_text(out / LEADERBOARD_FILE, board.to_csv(index=False))
         except OSError as exc:
-            raise UserError(f"cannot write {out / LEADERBOARD_FILE} ({exc.strerror or exc}); pass a writable --out") from None
+            raise UserError(f"cannot write {out / LEADERBOARD_FILE} ({exc.strerror or exc}); pass a writable folder",
+                            "out") from None
         return out / LEADERBOARD_FILE
     blocks = build_blocks(runs, ref, out)
     try:
@@ -447,6 +448,7 @@ def write_comparison(paths: list[Path], out: Path, reference: str | None = None,
         write_text(out / REPORT_HTML, to_html(TITLE, blocks))
         write_text(out / REPORT_MD, to_markdown(TITLE, blocks))
     except OSError as exc:
-        raise UserError(f"cannot write the comparison into {out} ({exc.strerror or exc}); pass a writable --out") from None
+        raise UserError(f"cannot write the comparison into {out} ({exc.strerror or exc}); pass a writable folder",
+                        "out") from None
     return out / REPORT_MD
 
