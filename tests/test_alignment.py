@@ -193,7 +193,7 @@ def test_probe_refuses_a_single_member_category():
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"score": "argmax"}, "score=.argmax. unknown"),
+    ({"score": "argmax"}, "score='argmax' must be one of 'probability', 'softmax', 'cosine-diff'"),
     ({"prompt_pair": "nope"}, "unknown prompt pair"),
     ({"prompt_pair": {"high": []}}, "'high' must be"),
     ({"n_raters": 1}, "n_raters"),

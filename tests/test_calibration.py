@@ -1,5 +1,5 @@
 """Calibration of zero-shot confidences: ECE over equal-mass bins, Brier score, and a temperature
-fitted on the CV training folds only; everything recomputed from probabilities.csv."""
+fitted on the CV training folds only; everything recomputed from probabilities.csv.gz."""
 
 from __future__ import annotations
 

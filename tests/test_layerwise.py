@@ -135,3 +135,12 @@ def test_profile_and_choices_recompute_from_the_predictions_file(tmp_path):
     summary = choice_summary(probe, y, n_boot=20, seed=0)
     best = scores[scores.kind == "cv"].sort_values("pearson_r").iloc[-1]
     assert best["layer"] == summary["superlative"]["layer"]
+
+
+def test_chosen_layers_penalties_are_recorded_per_fold():
+    y, cats, layers = constructed()
+    probe = layer_probe(layers, y, cats, folds=5, seed=1, published=False)
+    records = probe.chosen_selections()
+    assert len(records) == probe.folds_used
+    assert [r["alpha"] for r in records] == [probe.alphas[f, c] for f, c in enumerate(probe.chosen)]
+    assert all(r["edge"] != "high" for r in records)  # the signal layer is never shrunk to the mean

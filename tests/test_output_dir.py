@@ -77,7 +77,7 @@ def test_a_subset_run_leaves_no_figure_or_file_of_the_earlier_run(tmp_path, caps
     # --no-report after a report: the old report does not sit next to the new results
     assert demo(out, *ZEROSHOT, "--no-report") == 0
     assert tree(out) == {"results.json", "predictions.csv", "alignment_predictions.csv", "features.npz",
-                         "stimuli.csv", "prompts.csv", "sweeps.csv", "sweep_predictions.csv.gz", "probabilities.csv"}
+                         "stimuli.csv", "prompts.csv", "sweeps.csv", "sweep_predictions.csv.gz", "probabilities.csv.gz"}
     assert not leftovers(out)
     assert capsys.readouterr().err.count(f"replaced the earlier results in {out}") == 2
 

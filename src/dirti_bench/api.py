@@ -182,7 +182,7 @@ class Results:
         return self._frame(SWEEP_PREDICTIONS_FILE)
 
     def probabilities_frame(self) -> pd.DataFrame:
-        """probabilities.csv: each zero-shot class's logit and probability per stimulus."""
+        """probabilities.csv.gz: each zero-shot class's logit and probability per stimulus."""
         return self._frame(PROBABILITIES_FILE)
 
 

@@ -486,7 +486,7 @@ class ScenarioResult:
     # A sweep's points (results.json "sweep"; sweeps.csv) and their predictions (sweep_predictions.csv.gz).
     sweep: list[dict] | None = None
     sweep_predictions: pd.DataFrame | None = None
-    # Zero-shot: every class's logit and probability per stimulus (probabilities.csv).
+    # Zero-shot: every class's logit and probability per stimulus (probabilities.csv.gz).
     probabilities: pd.DataFrame | None = None
     # A layer-wise probe's per-layer predictions (layer_predictions.csv) and profile (layer_scores.csv).
     layer_predictions: pd.DataFrame | None = None

@@ -30,7 +30,8 @@ sweep_predictions.csv.gz   (gzip-compressed CSV: one row per sweep point and sti
                              R's read.csv(path) read it in one call, as they read a plain CSV)
   scenario, point, stimulus, y_true, y_pred, fold   (each sweep point's predictions; fold an
                              integer or empty, as in predictions.csv)
-probabilities.csv          (zero-shot scenarios; tidy: one row per stimulus and class)
+probabilities.csv.gz       (zero-shot scenarios; tidy: one row per stimulus and class; gzip-compressed
+                             CSV like sweep_predictions.csv.gz, read in one pandas/R call)
   scenario, stimulus, class, logit, probability, calibrated_probability, calibration_fold
                              logit = scale * cos + bias as scored (options record scale, bias and
                              probability_rule); probability by that rule; calibrated_probability
@@ -83,7 +84,7 @@ SWEEP_PREDICTIONS_FILE = "sweep_predictions.csv.gz"
 # mtime 0: the same predictions give the same bytes (gzip would stamp the time of writing)
 GZIP = {"method": "gzip", "mtime": 0}
 SWEEP_PREDICTION_COLUMNS = ["scenario", "point", "stimulus", "y_true", "y_pred", "fold"]
-PROBABILITIES_FILE = "probabilities.csv"
+PROBABILITIES_FILE = "probabilities.csv.gz"  # one row per stimulus and class: 68 MB plain at 10k images
 PROBABILITY_COLUMNS = ["scenario", "stimulus", "class", "logit", "probability", "calibrated_probability",
                        "calibration_fold"]
 # A sweep point's counts, written to sweeps.csv beside its metrics (without a CI).

@@ -12,7 +12,7 @@
   CV training folds only, applied to the held-out fold: out-of-fold calibrated probabilities
   (Guo et al. 2017; one temperature per model transfers across prompts, LeVine et al. 2023).
 
-Everything is recomputable from probabilities.csv (one row per stimulus and class).
+Everything is recomputable from probabilities.csv.gz (one row per stimulus and class).
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def out_of_fold_calibration(logits: np.ndarray, y: np.ndarray, rule: str, folds:
 def calibration(scenario_id: str, stimulus_ids, class_names, y: np.ndarray, logits: np.ndarray, rule: str,
                 seed: int = DEFAULT_SPLIT_SEED) -> tuple[dict, dict, pd.DataFrame]:
     """Metrics (raw and out-of-fold calibrated ECE and Brier), the record of how they were drawn,
-    and the probabilities.csv rows."""
+    and the probabilities.csv.gz rows."""
     probs = probabilities(logits, rule)
     y_pred = logits.argmax(axis=1)
     correct = y_pred == y

@@ -25,6 +25,7 @@ from .layerwise import (
     pearson,
     percentile_ci,
 )
+from .penalty import penalty_summary
 from .rating_stats import (
     intercept_only_comparison,
     over_ceiling,
@@ -96,6 +97,15 @@ def _options(scenario, rating, probe, features, ceiling_opts) -> dict:
             **({"layers": features.describe()} if features is not None else {}), **ceiling_opts}
 
 
+def _penalty(*probes) -> dict:
+    """The alpha each outer fold's chosen layer took (per seed for the random-init control), summarised as
+    the alignment probe's penalty is: the report and the validity flags (intercept-only) read it."""
+    records = [r for probe in probes for r in probe.chosen_selections()]
+    folds = [{"repeat": k, "fold": f} if len(probes) > 1 else {"fold": f}
+             for k, probe in enumerate(probes) for f in range(probe.folds_used)]
+    return penalty_summary("alpha", records, folds)
+
+
 def evaluate_layers(scenario, ctx) -> ScenarioResult:
     opts = scenario.options
     rating, rows, y, ids, cats = _rated(ctx, scenario)
@@ -111,7 +121,7 @@ def evaluate_layers(scenario, ctx) -> ScenarioResult:
                 "published_loo_r": choice["published"]["loo_r"], "published_depth": choice["published"]["depth"]}
     ci |= {"superlative_r": choice["superlative"]["ci"], "superlative_minus_nested": choice["gap"]["ci"]}
     profile = layer_profile(probe, y, opts.n_boot, ctx.seed)
-    extra |= {"layer_choice": choice, "layer_profile": profile,
+    extra |= {"layer_choice": choice, "layer_profile": profile, "penalty": _penalty(probe),
               "ci_method": "percentile bootstrap over stimuli (the per-layer and the paired choice CIs)"}
     result = _result(scenario, ctx, len(y), metrics, ci, _options(scenario, rating, probe, features, ceiling_opts),
                      extra, predictions)
@@ -146,6 +156,7 @@ def evaluate_pixels(scenario, ctx) -> ScenarioResult:
         extra["model_vs_pixels"] = ("the model's final embedding in the same ridge probe on the same folds; "
                                     "CI: paired percentile bootstrap over stimuli")
     profile = layer_profile(probe, y, opts.n_boot, ctx.seed)
+    extra["penalty"] = _penalty(probe)
     result = _result(scenario, ctx, len(y), metrics, ci, options, extra, predictions)
     result.layer_predictions = layer_predictions_frame(scenario.id, "none (image statistics)", probe, ids, y)
     result.layer_scores = _profile_frame(scenario.id, "none (image statistics)", profile)
@@ -159,12 +170,13 @@ def evaluate_random_init(scenario, ctx) -> ScenarioResult:
     trained = layers_for(ctx, opts.mode, opts.srp_seed)
     trained_probe = layer_probe([a[rows] for a in trained.arrays], y, cats, opts.folds, opts.split_seed,
                                 trained.names, trained.depths, published=False)
-    oofs, folds, frames, profiles, per_seed = [], [], [], [], []
+    oofs, folds, frames, profiles, per_seed, probes = [], [], [], [], [], []
     for seed, encoder in zip(opts.seeds, random_init_encoders(ctx, opts.seeds), strict=True):
         features = layers_for(ctx, opts.mode, opts.srp_seed, encoder=encoder)
         probe = layer_probe([a[rows] for a in features.arrays], y, cats, opts.folds, opts.split_seed,
                             features.names, features.depths)
         choice = choice_summary(probe, y, opts.n_boot, ctx.seed)
+        probes.append(probe)
         oofs.append(probe.nested_oof)
         folds.append(probe.fold_of)
         frames.append(layer_predictions_frame(scenario.id, features.weights, probe, ids, y))
@@ -184,7 +196,7 @@ def evaluate_random_init(scenario, ctx) -> ScenarioResult:
     metrics |= {"band_min_r": float(np.nanmin(nested)), "band_max_r": float(np.nanmax(nested)),
                 "trained_nested_r": trained_r, "trained_minus_random_r": float(trained_r - np.nanmean(nested))}
     ci["trained_minus_random_r"] = percentile_ci(difference)
-    extra |= {"per_seed": per_seed, "trained_weights": trained.weights,
+    extra |= {"per_seed": per_seed, "trained_weights": trained.weights, "penalty": _penalty(*probes),
               "band": f"min and max of the nested r over {len(opts.seeds)} random-init seeds",
               "difference": "trained nested r - mean random-init nested r; CI: paired percentile bootstrap over stimuli"}
     clip = getattr(ctx.encoder, "encoder", ctx.encoder)

@@ -67,6 +67,7 @@ class GcvFit:
     loo: np.ndarray  # (n,) leave-one-out predictions at ``alpha``
     model: object  # fitted: predict(X)
     edge: str | None = None  # 'high': the intercept-only limit (predicts the training mean)
+    selection: dict | None = None  # penalty.selection_record of the one-SE rule
 
 
 ALPHA_RULES = {
@@ -102,7 +103,7 @@ def gcv_ridge(X: np.ndarray, y: np.ndarray, alphas=RIDGE_ALPHAS, rule: str = "on
             loo = (y.sum() - y) / (y.size - 1)
         else:
             loo = _loo_predictions(StandardScaler().fit_transform(X), y, [selection["alpha"]])[:, 0]
-        return GcvFit(float(selection["alpha"]), pearson(y, loo), loo, model, selection["edge"])
+        return GcvFit(float(selection["alpha"]), pearson(y, loo), loo, model, selection["edge"], selection)
     scaler = StandardScaler().fit(X)
     Xs = scaler.transform(X)
     loo = _loo_predictions(Xs, y, alphas)
@@ -139,6 +140,11 @@ class LayerProbe:
     published_loo: np.ndarray  # (L, n) leave-one-out predictions on all stimuli (published method)
     published_alphas: list[float]
     folds_used: int
+    selections: list[list[dict | None]] | None = None  # (folds, L) each fit's penalty selection record
+
+    def chosen_selections(self) -> list[dict]:
+        """Per outer fold, the penalty selection of the layer it chose (for penalty.penalty_summary)."""
+        return [self.selections[f][c] for f, c in enumerate(self.chosen)]
 
     def per_layer_r(self, y) -> np.ndarray:
         return _pearson_columns(np.asarray(y, float), self.per_layer_oof.T)
@@ -174,7 +180,7 @@ def _layer_probe(layers, y, groups, folds, seed, names, depths, alphas, publishe
     fold_of = np.zeros(n, dtype=int)
     train_scores = np.full((used, n_layers), np.nan)
     chosen_alphas = np.full((used, n_layers), np.nan)
-    chosen = []
+    chosen, selections = [], []
     for f, (train, test) in enumerate(splits):
         fold_of[test] = f
         fits = []
@@ -183,6 +189,7 @@ def _layer_probe(layers, y, groups, folds, seed, names, depths, alphas, publishe
             fits.append(fit)
             train_scores[f, i], chosen_alphas[f, i] = fit.loo_r, fit.alpha
             per_layer[i, test] = _predict(fit, X[test])
+        selections.append([fit.selection for fit in fits])
         scores = np.where(np.isfinite(train_scores[f]), train_scores[f], -np.inf)  # nan: constant predictions
         best = int(np.argmax(scores))  # ties: the shallowest layer
         chosen.append(best)
@@ -193,7 +200,7 @@ def _layer_probe(layers, y, groups, folds, seed, names, depths, alphas, publishe
             fit = gcv_ridge(X, y, alphas, rule="pearson")  # the published number, as published
             loo[i], _ = fit.loo, loo_alphas.append(fit.alpha)
     return LayerProbe(names, depths, fold_of, per_layer, nested, chosen, train_scores, chosen_alphas, loo,
-                      loo_alphas, used)
+                      loo_alphas, used, selections)
 
 
 # ---------------------------------------------------------------- scores and their files

@@ -581,7 +581,7 @@ def _calibration(runs: list[RunData]) -> list:
             Para("Can the confidences be trusted? Expected calibration error (ECE) of the top-label probability, "
                  f"bins {binning}; Brier score summed over classes (one-vs-rest). 'calibrated': one temperature "
                  "fitted on the CV training folds only and applied to the held-out fold. Point estimates, no "
-                 "interval drawn. Probabilities per class: probabilities.csv."),
+                 "interval drawn. Probabilities per class: probabilities.csv.gz."),
             Table(pd.DataFrame(rows))] + figures
 
 
