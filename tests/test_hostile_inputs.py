@@ -459,3 +459,17 @@ def test_a_full_disk_while_the_report_is_written_names_out_and_leaves_nothing(tm
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and f"into {out} (No space left on device)" in errors[0] and "staging" not in errors[0]
     assert sorted(p.name for p in out.parent.iterdir()) == []  # no staging folder, no half-written out
+
+
+# ---------------------------------------------------------------- sibling: determinism across batch sizes
+
+
+def test_embeddings_do_not_depend_on_the_batch_size(demo_master):
+    from dirti_bench.encoding.models import ClipEncoder
+
+    paths = sorted(demo_master.rglob("*.jpg"))[:13]  # 13 = 8 + 5: batch 8 leaves a remainder of 5
+    assert len(paths) == 13
+    encoded = {size: ClipEncoder("dirti-tiny", "random", device="cpu", batch_size=size, progress=False,
+                                 num_workers=0).encode_images(paths) for size in (13, 8, 3, 1)}
+    for size in (8, 3, 1):
+        np.testing.assert_array_equal(encoded[size], encoded[13], err_msg=f"batch size {size}")
