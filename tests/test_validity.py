@@ -253,3 +253,29 @@ def test_best_is_only_awarded_within_one_dataset_and_after_correction(tmp_path):
     # same dataset, but no test can separate best from runner-up (no predictions): "tied", not ★
     table = _headline_table(runs(doc("dirti", 0.5), doc("dirti", 0.9)), "accuracy", True)
     assert table.iloc[0]["run1"].endswith("(best, tied after correction)") and BEST not in table.iloc[0]["run0"]
+
+
+def test_each_template_of_a_sweep_is_tested_against_the_study_wording_with_holm_and_bh(tmp_path):
+    out = tmp_path / "demo"
+    assert main(["run", "--demo", "--quiet", "--out", str(out), "--projection", "pca", "--scenarios",
+                 "template-sweep-baseline-affect"]) == 0
+    doc = json.loads((out / RESULTS_FILE).read_text())
+    points = [p for p in doc["scenarios"]["template-sweep-baseline-affect"]["sweep"] if p["kind"] == "template"]
+    tests = [p["vs_study"] for p in points]
+    assert len(tests) == len(points) > 1
+    assert {t["family"] for t in tests} == {"templates of template-sweep-baseline-affect vs its study wording (McNemar)"}
+    raw = [t["p_value"] for t in tests]
+    assert [t["p_holm"] for t in tests] == pytest.approx(multipletests(raw, method="holm")[1].tolist())
+    assert [t["q_bh"] for t in tests] == pytest.approx(multipletests(raw, method="fdr_bh")[1].tolist())
+    # each raw p recomputes from sweep_predictions.csv (McNemar on the discordant stimuli)
+    from scipy.stats import binomtest
+
+    preds = pd.read_csv(out / "sweep_predictions.csv.gz")
+    study = preds[preds["point"] == "study wording"].set_index("stimulus")
+    for point, test in zip(points, tests, strict=True):
+        rows = preds[preds["point"] == point["point"]].set_index("stimulus").loc[study.index]
+        a, b = rows["y_true"] == rows["y_pred"], study["y_true"] == study["y_pred"]
+        only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
+        p = binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
+        assert test["p_value"] == pytest.approx(p)
+    assert "Holm p" in (out / "report.md").read_text().split("## Template sweeps")[1]

@@ -26,7 +26,7 @@ from ..evaluators.metrics import (
     macro_f1_from_confusion,
     resampled_confusions,
 )
-from ..validity import adjust_comparisons
+from ..validity import adjust_comparisons, adjust_family
 
 N_BOOTSTRAP = 1000
 CI_LEVEL = 0.95
@@ -158,8 +158,35 @@ def prompt_comparisons(results, seed: int = 0) -> list[dict]:
             for a, b in prompt_pairs(results)]
 
 
+def template_tests(results) -> None:
+    """Each template of a template sweep against the sweep's study-wording point, on the same stimuli:
+    McNemar's exact test, Holm and BH over the sweep's templates (one family per sweep), added to each
+    template point of ``result.sweep`` as ``vs_study`` (results.json keeps it with the point)."""
+    from ..evaluators.sweeps import STUDY_POINT
+
+    for r in results:
+        frame = r.sweep_predictions
+        if not r.sweep or frame is None or not len(frame) or STUDY_POINT not in set(frame["point"]):
+            continue
+        study = frame[frame["point"] == STUDY_POINT]
+        tests = []
+        for point in r.sweep:
+            if point.get("kind") != "template":
+                continue
+            rows = frame[frame["point"] == point["point"]]
+            try:
+                test = compare(rows.assign(scenario=point["point"]), study.assign(scenario=STUDY_POINT),
+                               n_boot=1, mcnemar=True)["mcnemar"]  # exact: nothing is drawn
+            except UserError:
+                continue
+            point["vs_study"] = dict(test)
+            tests.append(point["vs_study"])
+        adjust_family(tests, f"templates of {r.id} vs its study wording (McNemar)", lambda t: t.get("p_value"))
+
+
 def comparisons_for(results, pairs: Iterable[tuple[str, str]] | None = None, seed: int = 0) -> list[dict]:
     """Prompt sets against the study wording, then ``run_comparisons`` over ScenarioResults (with predictions);
     each family's McNemar p-values get Holm and Benjamini-Hochberg adjustments (validity.adjust_comparisons)."""
     frames = {r.id: r.predictions for r in results if r.predictions is not None and len(r.predictions)}
+    template_tests(results)
     return adjust_comparisons(prompt_comparisons(results, seed) + run_comparisons(frames, pairs, seed), PROMPT_KIND)

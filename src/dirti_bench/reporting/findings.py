@@ -112,7 +112,7 @@ def finding_lines(doc: Mapping, grouped: bool = False) -> list[str]:
     else:
         lines += [f"flag {flag['flag']}: {sid}: {flag['reason']}." for sid, sc in scenarios.items()
                   for flag in flags_of(sc)]
-    return lines or ["No classification or alignment scenario to summarise."]
+    return lines or ["No prompt set compared with the fixed wording, no alignment scenario and no flag in this run."]
 
 
 def findings_text(doc: Mapping) -> str:

@@ -251,7 +251,10 @@ def _template_table(points: list[dict]) -> pd.DataFrame:
     return pd.DataFrame([{"rank": p.get("rank", {}).get("accuracy", MISSING), "template": p["point"],
                           "accuracy": _with_ci(p["metrics"]["accuracy"], p["ci"].get("accuracy")),
                           "macro F1": _with_ci(p["metrics"]["f1_macro"], p["ci"].get("f1_macro")),
-                          "macro F1 rank": p.get("rank", {}).get("f1_macro", MISSING)} for p in points]).astype(str)
+                          "macro F1 rank": p.get("rank", {}).get("f1_macro", MISSING),
+                          "vs study: McNemar p": num((p.get("vs_study") or {}).get("p_value")),
+                          "Holm p": num((p.get("vs_study") or {}).get("p_holm")),
+                          "BH q": num((p.get("vs_study") or {}).get("q_bh"))} for p in points]).astype(str)
 
 
 def _summary(sc: dict) -> str:
@@ -324,7 +327,9 @@ def template_sweeps(runs) -> list:
     if not blocks:
         return []
     return [Heading(2, "Template sweeps"),
-            Para("Each template of an ensemble alone as a 1-prompt classifier, on the same images and label space. "
+            Para("Each template of an ensemble alone as a 1-prompt classifier, on the same images and label space; "
+                 "vs study: McNemar's exact test against the sweep's study wording, Holm p and BH q over the "
+                 "sweep's templates (one family per sweep: with dozens of templates some win by chance). "
                  "Every template's scores: sweeps.csv; its predictions: sweep_predictions.csv.gz.")] + blocks
 
 
