@@ -279,3 +279,36 @@ def test_each_template_of_a_sweep_is_tested_against_the_study_wording_with_holm_
         p = binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
         assert test["p_value"] == pytest.approx(p)
     assert "Holm p" in (out / "report.md").read_text().split("## Template sweeps")[1]
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered in divide:RuntimeWarning")  # PCA of constant features
+def test_a_rated_set_with_an_all_intercept_probe_shows_no_ci_and_is_flagged(tmp_path, monkeypatch):
+    """Constant image features (known-answer encoder): every fold of the ridge probe predicts its
+    training mean; its correlations appear nowhere with a CI."""
+    from helpers import write_rated_set
+
+    monkeypatch.setattr("dirti_bench.pipeline.versions", dict)
+    root = write_rated_set(tmp_path / "rated", n_per_cat=8)
+    same = np.linspace(0.1, 1.0, 8)
+    images = {p.name: same for p in (root / "img").iterdir()}
+    encoder = KnownAnswerEncoder(images, lambda t: same)
+    out = run(RunConfig(data=root, out=tmp_path / "res", report=True, quiet=True, projection="pca"), encoder=encoder)
+    doc = json.loads((out / RESULTS_FILE).read_text())
+    probes = {sid: sc for sid, sc in doc["scenarios"].items() if sid.endswith("-probe") and sc["task"] == "alignment"}
+    assert probes
+    from dirti_bench.reporting.console import summary_text
+
+    terminal = summary_text(doc)
+    md = (out / "report.md").read_text()
+    board = leaderboard_frame([doc])
+    for sid, sc in probes.items():
+        penalty = sc["extra"]["penalty"]
+        assert penalty["n_strongest"] == penalty["n_folds"]
+        assert [f["flag"] for f in sc["flags"]] == [INTERCEPT_ONLY]
+        row = next(line for line in terminal.splitlines() if line.startswith(sid + " "))
+        assert NO_SIGNAL in row and "[" not in row.split("alignment")[1]
+        ci = sc["ci"].get("spearman_rho")
+        if ci and None not in ci:
+            assert f"[{ci[0]:.3f}, {ci[1]:.3f}]" not in md and f"[{ci[0]:.2f}, {ci[1]:.2f}]" not in terminal
+        rows = board[(board["scenario"] == sid) & board["metric"].str.startswith(("spearman", "pearson"))]
+        assert rows[["ci_low", "ci_high"]].isna().all().all() and (rows["flag"] == INTERCEPT_ONLY).all()
