@@ -407,6 +407,8 @@ def encode_image_paths(model, preprocess, paths: Sequence[Path], device: str, ba
                 # last bits differ: pad it (repeating its last image), so no embedding depends on how batches fall
                 pad = images[-1:].expand(MIN_FORWARD_ROWS - len(images), *images.shape[1:])
                 out.append(forward(torch.cat([images, pad]))[:len(images)].float())
+                if hasattr(forward, "trim_last"):  # a forward that keeps per-row state (layers) drops the pad too
+                    forward.trim_last(len(images))
             else:
                 out.append(forward(images).float())  # left on the device: no sync per batch
             forwards += 1

@@ -152,6 +152,11 @@ class _Reducer:
         self.reduction.setdefault(POOLED, f"pre-projection pooled output ({final.shape[1]})")
         return out["image_features"]  # the projected embedding, as model.encode_image returns it
 
+    def trim_last(self, rows: int) -> None:
+        """Keep only the first ``rows`` of the last batch (the rest padded a small batch; imaging.py)."""
+        for parts in self.parts:
+            parts[-1] = parts[-1][:rows]
+
     def arrays(self) -> list[np.ndarray]:
         return [np.concatenate(p).astype(np.float32) for p in self.parts]
 

@@ -21,8 +21,12 @@ def layer_profile_figure(by_kind: dict, rating: str, run: dict):
         s = layers.layer_scores
         depth, r = s["depth"].to_numpy(float), s["pearson_r"].to_numpy(float)
         ax.fill_between(depth, s["ci_low"], s["ci_high"], color="C0", alpha=0.2, label="95% bootstrap CI")
-        ax.plot(depth, r, "o-", color="C0", label=f"trained ({layers.options.get('layers', {}).get('mode', '')}), "
-                                                  "10-fold out-of-fold r")
+        ax.plot(depth, r, "o-", color="C0", label=f"this run's model ({layers.options.get('layers', {}).get('mode', '')}), "
+                                                  "out-of-fold r per layer")
+        penalty = layers.extra.get("penalty") or {}
+        if penalty.get("n_folds") and penalty.get("n_strongest", 0) > penalty["n_folds"] / 2:
+            ax.text(0.02, 0.97, f"intercept-only: {penalty['n_strongest']} of {penalty['n_folds']} folds' chosen layers "
+                    "predict the training mean; no finding", transform=ax.transAxes, va="top", fontsize=8, color="C3")
         ax.plot(depth, s["published_loo_r"], "--", color="C0", alpha=0.6, label="all-data leave-one-out r (published)")
         choice = layers.extra["layer_choice"]
         sup = choice["superlative"]
