@@ -455,7 +455,7 @@ def test_runs_on_another_dataset_are_never_paired(oracle_and_inverted, tmp_path)
     text = write_comparison([dirs[0], other], tmp_path / "cmp").read_text()
     assert "DIFFERENT DATASETS" in text and "another-set" in text
     deltas = text.split("## Difference to the reference")[1].split("##")[0]
-    assert "not paired: another dataset" in deltas and "McNemar" not in deltas.split("|", 3)[-1]
+    assert "not paired: another dataset (reference vs this run:" in deltas and "vs another-set)" in deltas and "McNemar" not in deltas.split("|", 3)[-1]
 
 
 def test_runs_on_another_label_space_are_never_paired(oracle_and_inverted, tmp_path):

@@ -275,7 +275,12 @@ def test_best_is_only_awarded_within_one_dataset_and_after_correction(tmp_path):
     table = _headline_table(runs(doc("dirti", 0.5), doc("oasis", 0.9)), "accuracy", True)
     cells = table.iloc[0].to_dict()
     assert BEST not in "".join(map(str, cells.values())) and "tied" not in "".join(map(str, cells.values()))
-    assert "(not-comparable: another dataset)" in cells["run1"]
+    assert "(not-comparable: another dataset (reference vs this run: dirti vs oasis))" in cells["run1"]
+    # same name, other contents: the contents' hashes tell them apart
+    renamed = doc("dirti", 0.9)
+    renamed["run"]["dataset_sha256"] = "e" * 64
+    cell = _headline_table(runs(doc("dirti", 0.5), renamed), "accuracy", True).iloc[0]["run1"]
+    assert f"dirti {'d' * 12} vs {'e' * 12} (same name, other contents)" in cell
     # same dataset, but no test can separate best from runner-up (no predictions): "tied", not ★
     table = _headline_table(runs(doc("dirti", 0.5), doc("dirti", 0.9)), "accuracy", True)
     assert table.iloc[0]["run1"].endswith("(best, tied after correction)") and BEST not in table.iloc[0]["run0"]
