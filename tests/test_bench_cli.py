@@ -32,9 +32,10 @@ def test_bench_prints_one_table_with_every_figure(capsys):
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--images", "3"], "--images 3 is too small"),
+    (["--images", "3"], "error: images 3 is too small; use at least 6 (one photo per category) "
+                       "(command-line option --images)"),
     (["--model", "ViT-Nope"], "unknown model 'ViT-Nope'"),
-    (["--precision", "bf16"], "--precision bf16 needs bf16 arithmetic"),
+    (["--precision", "bf16"], "error: precision bf16 needs bf16 arithmetic"),
 ])
 def test_bench_user_errors_are_one_line(capsys, monkeypatch, args, message):
     monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)
