@@ -283,7 +283,11 @@ def check_drift(state, out: Path, baseline: str, selected, accept_differences: b
                    results_name=str(out))
     require_comparison(report, baseline, str(out))
     if not accept_differences:
-        require_comparable(report, baseline, str(out))
+        try:
+            require_comparable(report, baseline, str(out))
+        except UserError as exc:  # the library names no flag: name this plugin's own
+            raise UserError(f"{exc} (pytest option --accept-differences, or DIRTI_BENCH_ACCEPT_DIFFERENCES=1)",
+                            exc.option) from None
     state["summary"] += list(report.notes())  # scenarios missing on either side; accepted differences
     if not report.ok:
         state["summary"].append(f"drift against {baseline}: {report.summary(baseline)}")
