@@ -60,7 +60,8 @@ def test_drift_baseline_option_fails_the_benchmark_session_on_drift(tmp_path):
     lines = ok.stdout.splitlines()
     start = next(i for i, line in enumerate(lines) if "dirti-bench scenario metrics" in line)
     assert lines[start].startswith("=") and lines[start + 1].startswith("dirti-tiny · random weights — smoke run")
-    assert lines[start + 2].startswith("scenario ") and lines[start + 4].startswith("zeroshot-baseline ")
+    assert lines[start + 2].startswith("zero-shot scoring: the study's fixed 100 × cos, softmax (zeroshot-baseline)")
+    assert lines[start + 3].startswith("scenario ") and lines[start + 5].startswith("zeroshot-baseline ")
     assert "--benchmark-json holds every metric" in ok.stdout and "no drift against" in ok.stdout
     stale = tmp_path / "results" / "figures" / "confusion-from-an-earlier-session.png"
     stale.write_bytes(b"old")

@@ -46,9 +46,13 @@ def test_a_demo_run_talks_in_stages_then_prints_the_summary(tmp_path):
     doc = json.loads((out / "results.json").read_text())
     lines = proc.stdout.strip().splitlines()
     assert lines[0] == "dirti-tiny · random weights — smoke run, numbers mean nothing · dirti-demo-seed0 (60 images) · cpu"
-    assert lines[1].split() == ["scenario", "task", "n", "classes", "chance", "accuracy", "[95%", "CI]", "macro-F1",
+    # which scoring rule each zero-shot scenario used, as results.json records it
+    scored = {sid: sc["options"] for sid, sc in doc["scenarios"].items() if "probability_rule" in sc.get("options", {})}
+    assert lines[1] == ("zero-shot scoring: the study's fixed 100 × cos, softmax (zeroshot-baseline); the model's own "
+                        f"{scored['align-disgust-zeroshot']['logit_scale']:.3g} × cos, softmax (align-disgust-zeroshot)")
+    assert lines[2].split() == ["scenario", "task", "n", "classes", "chance", "accuracy", "[95%", "CI]", "macro-F1",
                                 "[95%", "CI]", "ρ", "[95%", "CI]", "Δ", "acc.", "vs", "study", "flags"]
-    rows = {line.split()[0]: line for line in lines[3:6]}
+    rows = {line.split()[0]: line for line in lines[4:7]}
     assert list(rows) == SCENARIOS
     for sid in ("zeroshot-baseline", "knn-cv10-disgust"):
         sc = doc["scenarios"][sid]
@@ -61,7 +65,7 @@ def test_a_demo_run_talks_in_stages_then_prints_the_summary(tmp_path):
     for sid in ("zeroshot-baseline", "knn-cv10-disgust"):
         support = [v["support"] for v in doc["scenarios"][sid]["per_class"].values()]
         assert f" {max(support) / sum(support):.3f} " in rows[sid]
-    assert lines[6].startswith("chance: the majority class share; brackets: 95% percentile bootstrap CI, 1000 draws")
+    assert lines[7].startswith("chance: the majority class share; brackets: 95% percentile bootstrap CI, 1000 draws")
     findings = lines[lines.index("Findings:") + 1:-2]
     assert any(line.startswith("- align-disgust-zeroshot: ρ ") for line in findings)
     # one line per flag, naming every scenario results.json flags with it
@@ -81,8 +85,9 @@ def test_quiet_prints_only_the_summary_and_paths(tmp_path, capsys):
     captured = capsys.readouterr()
     assert captured.err == ""
     lines = captured.out.strip().splitlines()
-    assert lines[0].startswith("dirti-tiny · random weights — smoke run") and lines[1].startswith("scenario ")
-    assert lines[3].startswith("zeroshot-baseline ") and lines[-1] == f"results: {out / 'results.json'}"
+    assert lines[0].startswith("dirti-tiny · random weights — smoke run") and lines[2].startswith("scenario ")
+    assert lines[1] == "zero-shot scoring: the study's fixed 100 × cos, softmax (zeroshot-baseline)"
+    assert lines[4].startswith("zeroshot-baseline ") and lines[-1] == f"results: {out / 'results.json'}"
     assert "Findings:" in lines
 
 
@@ -172,3 +177,23 @@ def test_summary_rows_from_a_results_document():
     assert text.strip().splitlines()[-1] == "- align-disgust-probe: ρ 0.610 [0.52, 0.68], r – (noise ceiling not estimated)."
     assert skipped_lines({"x": "one reason", "y": "another"}) == ["skipped 1 scenario (x): one reason",
                                                                   "skipped 1 scenario (y): another"]
+
+
+def test_the_summary_and_runs_tables_name_each_scoring_rule():
+    """Model-own (scale, bias, sigmoid) and the study's fixed 100 + softmax, from the scenarios' options."""
+    from dirti_bench.reporting.console import scoring_summary
+
+    def zeroshot(scoring, scale, bias, rule):
+        return {"task": "category", "n": 10, "labels": ["a", "b"], "metrics": {"accuracy": 0.5},
+                "options": {"scoring": scoring, "logit_scale": scale, "logit_bias": bias, "probability_rule": rule}}
+
+    doc = {"run": {"model": "ViT-B-16-SigLIP", "pretrained": "webli", "dataset": "dirti", "n_stimuli": 10},
+           "scenarios": {"zeroshot-baseline": zeroshot("study", 100.0, None, "softmax"),
+                         **{f"ensemble-{i}": zeroshot("model", 112.7, -16.5, "sigmoid") for i in range(4)},
+                         "knn-split-baseline": {"task": "category", "n": 10, "labels": ["a", "b"],
+                                                "metrics": {"accuracy": 0.5}, "options": {"k": 5}}}}
+    line = "the study's fixed 100 × cos, softmax (zeroshot-baseline); the model's own 113 × cos -16.5, sigmoid (4 scenarios)"
+    assert scoring_summary(doc) == line
+    assert summary_text(doc).splitlines()[2] == f"zero-shot scoring: {line}"
+    assert scoring_summary(doc, short=True).startswith("the study's fixed 100 × cos, softmax (1 scenario); ")
+    assert scoring_summary({"scenarios": {"knn": {"options": {"k": 5}}}}) is None  # nothing scored prompts

@@ -291,3 +291,27 @@ def test_r2_at_or_below_zero_is_stated(tmp_path, r2, gain_ci, all_mean, says):
             "mean (intercept-only model on the same folds: R² = -0.050)") in md
     assert says in md
     assert ("Every fold predicts its training mean" in md) == all_mean
+
+
+def test_runs_tables_name_the_scoring_rule_each_run_used(tmp_path):
+    from dirti_bench.reporting.console import scoring_summary
+    from dirti_bench.reporting.report import RunData, _header
+    from dirti_bench.reporting.runs_report import Run, _runs_table
+
+    def doc(scoring, scale, bias, rule) -> dict:
+        opts = {"scoring": scoring, "logit_scale": scale, "logit_bias": bias, "probability_rule": rule}
+        return {"run": {"model": "m", "dataset": "d"},
+                "scenarios": {"zeroshot-baseline": {"task": "category", "labels": ["a", "b"], "options": opts,
+                                                    "metrics": {"accuracy": 0.5}}}}
+
+    siglip, study = doc("model", 112.7, -16.5, "sigmoid"), doc("study", 100.0, None, "softmax")
+    runs = [RunData(tmp_path / name, d, None, None, None, label=name)
+            for name, d in (("siglip", siglip), ("study", study))]
+    table = _header(runs)[-1].frame
+    assert table["zero-shot scoring"].tolist() == [
+        "the model's own 113 × cos -16.5, sigmoid (zeroshot-baseline)",
+        "the study's fixed 100 × cos, softmax (zeroshot-baseline)"]
+    compared = [Run(tmp_path / "a", siglip, None, label="a"), Run(tmp_path / "b", study, None, label="b")]
+    cells = _runs_table(compared, compared[0])[-1].frame["zero-shot scoring"].tolist()
+    assert cells == [scoring_summary(siglip, short=True), scoring_summary(study, short=True)]
+    assert cells[0] == "the model's own 113 × cos -16.5, sigmoid (1 scenario)"

@@ -100,6 +100,35 @@ def figure_title(run: dict, what: str) -> str:
     return f"{what}\n{run.get('model', MISSING)} · {weights_label(run, short=True)} · {run.get('dataset', MISSING)}"
 
 
+def _scoring_rule(opts: Mapping) -> str:
+    """One zero-shot scenario's scoring as its results record it (options scoring, logit_scale,
+    logit_bias, probability_rule)."""
+    scale, bias, rule = opts.get("logit_scale"), opts.get("logit_bias"), opts.get("probability_rule", MISSING)
+    scale = f"{scale:.3g}" if isinstance(scale, int | float) else MISSING
+    bias = f" {bias:+.3g}" if isinstance(bias, int | float) else ""
+    whose = {"model": "the model's own", "study": "the study's fixed"}.get(opts.get("scoring"), str(opts.get("scoring")))
+    return f"{whose} {scale} × cos{bias}, {rule}"
+
+
+def scoring_summary(doc: Mapping, short: bool = False) -> str | None:
+    """Which scoring rule the run's zero-shot scenarios used, e.g. ``the model's own 14.3 × cos, softmax
+    (11 scenarios); the study's fixed 100 × cos, softmax (zeroshot-baseline, zeroshot-disgust)``; None
+    where no scenario scored prompts. ``short``: counts only (a table cell)."""
+    groups: dict[str, list[str]] = {}
+    for sid, sc in (doc.get("scenarios") or {}).items():
+        opts = sc.get("options") if isinstance(sc, Mapping) else None
+        if isinstance(opts, Mapping) and "probability_rule" in opts:
+            groups.setdefault(_scoring_rule(opts), []).append(sid)
+    if not groups:
+        return None
+    parts = []
+    for rule, ids in groups.items():
+        many = short or len(ids) > 3
+        parts.append(f"{rule} ({len(ids)} scenario{'s' if len(ids) > 1 else ''})" if many
+                     else f"{rule} ({', '.join(ids)})")
+    return "; ".join(parts)
+
+
 def run_title(run: dict) -> str:
     """``model · weights · dataset (n images) · device``: what produced these numbers."""
     precision = run.get("precision")
@@ -157,7 +186,11 @@ def summary_text(doc: dict, with_skipped: bool = True) -> str:
     from .findings import findings_text, study_deltas
 
     scenarios = doc.get("scenarios") or {}
-    lines = ["", one_line(run_title(doc.get("run") or {})), summary_table(scenarios, study_deltas(doc))]
+    lines = ["", one_line(run_title(doc.get("run") or {}))]
+    scoring = scoring_summary(doc)
+    if scoring:
+        lines.append(one_line(f"zero-shot scoring: {scoring}"))
+    lines.append(summary_table(scenarios, study_deltas(doc)))
     if with_skipped:
         lines += skipped_lines(doc.get("skipped") or {})
     if scenarios:

@@ -44,6 +44,7 @@ from ..validity import (
 )
 from .compare import PROMPT_KIND
 from .console import figure_title as run_figure_title
+from .console import scoring_summary
 from .findings import finding_lines
 from .formats import FIGURES_DIR, MISSING, figure_path, num
 from .projection import MIN_POINTS, PROJECTIONS, project
@@ -222,6 +223,7 @@ def _header(runs: list[RunData]) -> list:
             "dataset": r.get("dataset", MISSING),
             "dataset sha256": str(r.get("dataset_sha256") or MISSING)[:12],
             "n stimuli": r.get("n_stimuli", MISSING), "seed": r.get("seed", MISSING),
+            "zero-shot scoring": scoring_summary(run.doc) or MISSING,
             "created": r.get("created", MISSING),
             "versions": ", ".join(f"{k} {v}" for k, v in versions.items()) or MISSING,
         })

@@ -43,6 +43,7 @@ from ..validity import (
     suppressed,
 )
 from .compare import compare
+from .console import scoring_summary
 from .formats import FIGURES_DIR, MISSING, num
 from .leaderboard import LEADERBOARD_FILE, leaderboard_frame
 from .render import Banner, Figure, Heading, Links, Para, Table, to_html, to_markdown
@@ -226,7 +227,8 @@ def _runs_table(runs: list[Run], ref: Run) -> list:
              "model": r.run.get("model", MISSING), "weights": _weights_name(r.run),
              "weights sha256": str(r.run.get("weights_sha256") or MISSING)[:12], "device": r.run.get("device", MISSING),
              "dataset": r.run.get("dataset", MISSING), "dataset sha256": str(r.run.get("dataset_sha256") or MISSING)[:12],
-             "scenarios": len(r.scenarios)} for r in runs]
+             "scenarios": len(r.scenarios), "zero-shot scoring": scoring_summary(r.doc, short=True) or MISSING}
+            for r in runs]
     return [Heading(2, "Runs"), Table(pd.DataFrame(rows).astype(str))]
 
 
