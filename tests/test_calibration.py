@@ -97,3 +97,41 @@ def test_temperature_lowers_the_log_loss_of_overconfident_logits():
     assert t > 1.5
     raw = log_loss(y, cal.probabilities(logits, "softmax"), labels=[0, 1, 2])
     assert log_loss(y, cal.probabilities(logits / t, "softmax"), labels=[0, 1, 2]) < raw
+
+
+def test_a_template_sweep_headline_is_calibrated_from_the_chosen_templates_logits(tmp_path):
+    """The sweep's headline (each image scored by the template chosen on folds without it) gets ECE and
+    Brier, raw and temperature-calibrated, recomputed here from probabilities.csv.gz; its logits are the
+    chosen template's own 1-prompt zero-shot logits."""
+    from dirti_bench.contracts import Scenario
+    from dirti_bench.evaluators import zeroshot
+    from test_sweeps import TEMPLATES, known_answer_ctx, template_sweep
+
+    ctx = known_answer_ctx(n_per_class=10, noise=0.9)
+    result = template_sweep(tmp_path, ctx, split_seed=7, folds=5)
+    write_results(tmp_path / "res", {"model": "known-answer"}, [result])
+    probs = pd.read_csv(tmp_path / "res" / PROBABILITIES_FILE)
+    assert set(probs["scenario"]) == {result.id}
+    chosen_by_fold = {s["fold"]: s["template"] for s in result.extra["selection"]}
+    heldout = result.predictions.set_index("stimulus")
+    alone = {t: zeroshot.evaluate(Scenario("t", "category", "zeroshot", {"template": t}), ctx).probabilities
+             for t in set(chosen_by_fold.values()) | set(TEMPLATES[:1])}
+    logits = probs.pivot(index="stimulus", columns="class", values="logit")
+    for stimulus, fold in heldout["fold"].items():
+        own = alone[chosen_by_fold[fold]]
+        expected = own[own["stimulus"] == stimulus].set_index("class")["logit"]
+        np.testing.assert_allclose(logits.loc[stimulus, expected.index], expected, rtol=1e-6)
+    truth = heldout["y_true"]
+    probs["is_true"] = (probs["class"] == probs["stimulus"].map(truth)).astype(int)
+    for column, suffix in (("probability", ""), ("calibrated_probability", "_calibrated")):
+        wide = probs.pivot(index="stimulus", columns="class", values=column)
+        onehot = probs.pivot(index="stimulus", columns="class", values="is_true")
+        correct = (wide.idxmax(axis=1) == truth.reindex(wide.index)).astype(int).tolist()
+        assert result.metrics[f"ece{suffix}"] == pytest.approx(reference_ece(wide.max(axis=1).tolist(), correct),
+                                                               abs=1e-9)
+        assert result.metrics[f"brier{suffix}"] == pytest.approx(float(((wide - onehot) ** 2).sum(axis=1).mean()),
+                                                                 abs=1e-9)
+    # the raw top probability is the headline's confidence column
+    np.testing.assert_allclose(probs.groupby("stimulus")["probability"].max().loc[heldout.index],
+                               heldout["confidence"], rtol=1e-6)
+    assert result.extra["calibration"]["temperature"]["folds"] == len(result.extra["calibration"]["temperature"]["per_fold"])

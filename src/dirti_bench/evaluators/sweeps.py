@@ -7,7 +7,9 @@
   classifier, beside the study wording and the full ensemble. Picking the best template
   on the images it is scored on is optimistic, so the headline is a cross-validated
   selection: the best template on the training folds, scored on the held-out fold, with
-  the out-of-fold predictions pooled.
+  the out-of-fold predictions pooled. Its calibration (ECE, Brier, out-of-fold temperature:
+  ``calibration.py``, as a zero-shot run) is of these pooled predictions: each image's logits
+  from the template chosen without it.
 
 A sweep encodes no image: it reuses the run's image features, and its prompts go through
 the encoder's text cache. Each point's predictions become rows of sweep_predictions.csv.gz,
@@ -27,6 +29,7 @@ from ..errors import ScenarioNotRunnable, UserError
 from ..labels import LabelSpace, check_consistency
 from ..prompts import PLACEHOLDER, load_ensemble, study_prompts
 from ..results import SWEEP_PREDICTION_COLUMNS
+from .calibration import calibration
 from .common import classification_result, dropped_reasons, runnable_space
 from .metrics import SWEEP_METRICS, score_rows, scores_of_rows
 from .zeroshot import class_embeddings, prompts_for, winning_probability, zero_shot_logits
@@ -97,14 +100,14 @@ def _ranks(scores: np.ndarray, against: np.ndarray) -> np.ndarray:
 
 
 def _template_predictions(ctx, space: LabelSpace, text: np.ndarray, n_templates: int, scoring):
-    """(templates, n) predictions and their winning probabilities, each template's class embeddings
-    exactly as a 1-prompt zero-shot run."""
+    """(templates, n) predictions, their winning probabilities and the (templates, n, classes) logits,
+    each template's class embeddings exactly as a 1-prompt zero-shot run."""
     x = ctx.features_for(space)
     by_class = text.reshape(len(space), n_templates, -1)  # bound prompts are class-major
     logits = [zero_shot_logits(x, l2_normalise(by_class[:, t]), scoring.logit_scale, scoring.logit_bias)
               for t in range(n_templates)]
     return (np.stack([lg.argmax(axis=1) for lg in logits]),
-            np.stack([winning_probability(lg, scoring.rule) for lg in logits]))
+            np.stack([winning_probability(lg, scoring.rule) for lg in logits]), np.stack(logits))
 
 
 def _cv_selection(y: np.ndarray, template_preds: np.ndarray, n_labels: int, opts) -> tuple:
@@ -163,8 +166,8 @@ def evaluate_template_sweep(scenario, ctx):
     check_consistency(space, bound.classes)
     x = ctx.features_for(space)
     scoring = resolve_scoring(opts, ctx.encoder)
-    every, every_confidence = _template_predictions(ctx, space, ctx.encoder.encode_texts(bound.all_prompts()),
-                                  len(ensemble.templates), scoring)
+    every, every_confidence, every_logits = _template_predictions(
+        ctx, space, ctx.encoder.encode_texts(bound.all_prompts()), len(ensemble.templates), scoring)
     templates = list(dict.fromkeys(ensemble.templates))  # a repeated template counts once
     first = [ensemble.templates.index(t) for t in templates]
     rows = np.concatenate([
@@ -191,6 +194,10 @@ def evaluate_template_sweep(scenario, ctx):
     oof, fold_of, template_of, n_splits, chosen = _cv_selection(y, rows[2:], len(space), opts)
     # how sure the chosen template was of each held-out image (its zero-shot probability, as a plain zero-shot run)
     confidence = every_confidence[first][template_of, np.arange(len(y))]
+    # the headline's logits (each image by the template chosen without it): calibrated as a zero-shot run
+    chosen_logits = every_logits[first][template_of, np.arange(len(y))]
+    calibrated, calibration_record, probability_rows = calibration(scenario.id, space.stimulus_ids, space.names, y,
+                                                                   chosen_logits, scoring.rule)
     best_in_sample = int(np.argmax(template_scores[opts.select_by]))
     selection = [{"fold": fold, "template": templates[t], f"train_{opts.select_by}": score, "n_test": n_test}
                  for fold, t, score, n_test in chosen]
@@ -203,8 +210,11 @@ def evaluate_template_sweep(scenario, ctx):
                "in_sample_best": {"template": templates[best_in_sample],
                                   **points[2 + best_in_sample]["metrics"]},
                "study_rank": points[0]["rank"], "n_ranked": len(templates) + 1,
-               "distribution": {m: _quartiles(v) for m, v in template_scores.items()}},
+               "distribution": {m: _quartiles(v) for m, v in template_scores.items()},
+               "calibration": calibration_record},
     )
+    result.metrics |= calibrated
+    result.probabilities = probability_rows
     result.sweep = points
     result.sweep_predictions = _frame(scenario.id, names, space.stimulus_ids, space.decode(y),
                                       [space.decode(r) for r in rows])
