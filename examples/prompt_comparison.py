@@ -9,10 +9,10 @@ prompt ensemble (clip80, affect) on one stimulus set, then prints
 
 Nothing is written (evaluate() works in memory). Defaults: the offline demo set and the tiny
 random-weights test model, so it runs anywhere in seconds, and its numbers mean nothing; give
---data PATH/TO/DIRTI --model ViT-B-32 --pretrained openai for a real comparison.
+--data PATH/TO/DIRTI --model ViT-B-32-quickgelu --pretrained openai for a real comparison.
 
     python examples/prompt_comparison.py
-    python examples/prompt_comparison.py --data ~/data/DIRTI --model ViT-B-32 --pretrained openai
+    python examples/prompt_comparison.py --data ~/data/DIRTI --model ViT-B-32-quickgelu --pretrained openai
 """
 
 from __future__ import annotations

@@ -83,3 +83,47 @@ def test_a_matching_checkpoint_passes_and_a_bare_state_dict_is_not_judged_on_act
     assert checkpoint_mismatch(path, "dirti-tiny") is None
     # no metadata: the activation cannot be read from the weights, so it is not claimed either way
     assert checkpoint_mismatch(path, "dirti-tiny-quickgelu") is None
+
+
+def test_an_openai_tag_in_a_gelu_architecture_is_an_error_before_any_download(monkeypatch):
+    """open_clip issue 771: ``--pretrained openai`` with ``ViT-B-32`` (GELU) instead of ViT-B-32-quickgelu.
+    Read from open_clip's own pretrained config for the tag, before any download is attempted."""
+    from dirti_bench.encoding.checkpoints import tag_mismatch
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("the mismatch must be caught before open_clip builds or downloads anything")
+
+    monkeypatch.setattr(open_clip, "create_model_and_transforms", no_download)
+    with pytest.raises(UserError, match=r"pretrained tag openai does not match ViT-B-32: it was trained with "
+                                        r"QuickGELU \(open_clip's pretrained config of tag 'openai'\) but ViT-B-32 "
+                                        r"uses GELU; pass --model ViT-B-32-quickgelu"):
+        ClipEncoder("ViT-B-32", "openai", device="cpu", progress=False).load()
+    assert open_clip.get_pretrained_cfg("ViT-B-32", "openai")["quick_gelu"] is True  # the metadata relied on
+    assert tag_mismatch("ViT-B-32-quickgelu", "openai") is None and tag_mismatch("RN50-quickgelu", "openai") is None
+    assert "trained with QuickGELU" in tag_mismatch("RN50", "openai")
+    assert "trained with QuickGELU" in tag_mismatch("ViT-B-32", "laion400m_e32")  # a QuickGELU LAION release
+    assert tag_mismatch("ViT-B-32", "laion2b_s34b_b79k") is None  # trained with GELU, as ViT-B-32 is
+    assert tag_mismatch("ViT-B-32", "no-such-tag") is None  # open_clip's own load names an unknown tag
+
+
+def test_a_bare_state_dict_that_is_an_open_clip_release_is_judged_by_its_release(tmp_path, monkeypatch):
+    """A file byte-identical to an open_clip release (its sha256 matches the hash open_clip checks the
+    download against) carries that release's quick_gelu; the same weights re-saved do not."""
+    from dirti_bench.encoding.checkpoints import known_release
+    from dirti_bench.encoding.models import file_sha256
+
+    path = save(tmp_path, "dirti-tiny-quickgelu")
+    sha = file_sha256(path)
+    release = {"url": f"https://github.com/mlfoundations/open_clip/releases/download/v0/tiny-quickgelu-{sha[:8]}.pt",
+               "quick_gelu": True}
+    monkeypatch.setitem(open_clip.pretrained._PRETRAINED, "dirti-tiny", {"made_up_release": release})
+    assert known_release(sha)[:2] == ("dirti-tiny", "made_up_release")
+    assert known_release("f" * 64) is None
+    with pytest.raises(UserError, match=r"trained with QuickGELU \(its sha256 is open_clip's release dirti-tiny / "
+                                        r"made_up_release\) but dirti-tiny uses GELU"):
+        ClipEncoder("dirti-tiny", str(path), device="cpu", progress=False).load()
+    ClipEncoder("dirti-tiny-quickgelu", str(path), device="cpu", progress=False).load()
+    # re-saved (another hash) and without a config beside it: undetectable, so not claimed
+    resaved = tmp_path / "resaved.pt"
+    torch.save({**torch.load(path, weights_only=True), "logit_scale": torch.tensor(3.0)}, resaved)
+    assert checkpoint_mismatch(resaved, "dirti-tiny", file_sha256(resaved)) is None

@@ -186,7 +186,7 @@ def test_unavailable_pretrained_tag_is_a_user_error_offline():
 
 
 @pytest.mark.parametrize(("model", "pretrained", "pattern"), [
-    ("ViT-B-32", "openai", r"cannot get 'openai' weights for ViT-B-32 .*offline, pass the path to a local checkpoint"),
+    ("ViT-B-32-quickgelu", "openai", r"cannot get 'openai' weights for ViT-B-32-quickgelu .*offline, pass the path to a local checkpoint"),
     ("ViT-B-32", "hf-hub:timm/vit_base_patch32_clip_224.openai",
      r"cannot load hf-hub:timm/vit_base_patch32_clip_224.openai .*local checkpoint as pretrained weights"),
 ])

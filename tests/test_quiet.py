@@ -81,7 +81,7 @@ def test_success_shows_what_was_held_back(capsys):
 def test_offline_tag_download_failure_is_one_error_line(tmp_path, capsys):
     """open_clip logs 'ERROR:root:Failed to download weights ...' before raising; only ours shows."""
     with fresh_process_logging():
-        code = main(["run", "--demo", "--model", "ViT-B-32", "--pretrained", "openai", "--no-progress",
+        code = main(["run", "--demo", "--model", "ViT-B-32-quickgelu", "--pretrained", "openai", "--no-progress",
                      "--scenarios", "zeroshot-baseline", "--out", str(tmp_path / "out")])
     captured = capsys.readouterr()
     lines = [line for line in (captured.out + captured.err).splitlines() if line.strip()]

@@ -110,7 +110,11 @@ def test_missing_models_file_says_how_to_start_one(tmp_path):
 
 
 def test_check_model_finds_what_cannot_run_without_loading(tmp_path):
-    assert check_model(ModelSpec("ViT-B-32", "openai", "f:1")) is None
+    assert check_model(ModelSpec("ViT-B-32-quickgelu", "openai", "f:1")) is None
+    # open_clip issue 771, found before the first image is encoded: OpenAI's QuickGELU weights in a GELU ViT
+    assert check_model(ModelSpec("ViT-B-32", "openai", "f:1")) == (
+        "f:1: ViT-B-32 openai: it was trained with QuickGELU (open_clip's pretrained config of tag 'openai') but "
+        "ViT-B-32 uses GELU; pass --model ViT-B-32-quickgelu")
     assert check_model(ModelSpec("dirti-tiny", "random", "f:2")) is None
     assert "f:3: unknown model 'ViT-Nope'" in check_model(ModelSpec("ViT-Nope", "openai", "f:3"))
     assert "open_clip has no 'no-such-tag' weights for ViT-B-32" in check_model(ModelSpec("ViT-B-32", "no-such-tag", "f:4"))
@@ -152,6 +156,8 @@ def test_slurm_array_sets_the_shard():
 
 
 def test_dirti_bench_models_prints_the_models_file_format(capsys, tmp_path):
+    assert main(["models", "ViT-B-32", "openai"]) == 0  # only the QuickGELU twin fits OpenAI's weights
+    assert [line.split() for line in capsys.readouterr().out.splitlines()] == [["ViT-B-32-quickgelu", "openai"]]
     assert main(["models", "ViT-B-32", "laion2b"]) == 0
     out = capsys.readouterr().out
     assert out.strip() and all("ViT-B-32" in line and "laion2b" in line.lower() for line in out.splitlines())

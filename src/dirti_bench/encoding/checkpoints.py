@@ -8,9 +8,24 @@ mismatched ``--model`` gives wrong features without a word. Checked here, each a
 * context length: the text position embedding's rows against ``text_cfg.context_length``;
 * activation (QuickGELU or GELU), which the weights cannot show, from metadata: an
   ``open_clip_config.json`` beside the file (how open_clip publishes checkpoints) states
-  ``quick_gelu``; a TorchScript archive is OpenAI's release format, trained with QuickGELU.
-  A bare state dict without either is not checked for its activation (nothing to read it from;
-  a forward pass cannot tell on its own which activation random or fine-tuned weights expect).
+  ``quick_gelu``; a TorchScript archive is OpenAI's release format, trained with QuickGELU;
+  a file whose sha256 is one of open_clip's own releases (the hash open_clip checks a download
+  against: the folder of an ``openaipublic`` URL, the ``-<hex>`` suffix of an
+  ``mlfoundations`` release) is that release, and its pretrained config says ``quick_gelu``.
+
+An open_clip *tag* (``--pretrained openai``) is checked from open_clip's pretrained config for
+the tag (``open_clip.get_pretrained_cfg``: ``quick_gelu`` True for every ``openai`` tag and the
+QuickGELU-trained LAION ones): ``ViT-B-32`` with ``openai`` is open_clip issue 771, which
+open_clip itself only warns about; here it is an error naming ``ViT-B-32-quickgelu``.
+
+What stays undetectable, and why: a bare state dict (``.pt``/``.bin``/``.safetensors``) with no
+config beside it that is not byte-identical to an open_clip release, e.g. a fine-tune of OpenAI's
+weights saved with ``torch.save(model.state_dict())``, or a release re-saved (hash changed) or
+fetched only from the Hugging Face hub (its pretrained config records no hash). QuickGELU and GELU
+have no parameters, so the tensors are identical either way, and a forward pass cannot decide on
+its own: both activations give finite, plausible features from the same weights, and the
+statistics that would separate them (zero-shot accuracy, the embeddings of a reference image)
+are only known for published weights, which the hash already identifies.
 
 Shapes are read without loading the tensors (the safetensors header; ``torch.load`` with mmap).
 """
@@ -68,8 +83,55 @@ def _trained_quick_gelu(path: Path) -> tuple[bool, str] | None:
     return None
 
 
-def checkpoint_mismatch(path: Path, model_name: str) -> str | None:
-    """What about the checkpoint at ``path`` does not fit ``model_name``'s config, or None."""
+def _release_hash(url: str) -> str | None:
+    """The sha256 (or its prefix) open_clip checks a download of ``url`` against, as
+    ``open_clip.pretrained.download_pretrained_from_url`` reads it; None where it checks none."""
+    parts = url.rstrip("/").split("/")
+    if "openaipublic" in url and len(parts) >= 2:
+        return parts[-2].lower()
+    if "mlfoundations" in url:
+        suffix = Path(parts[-1]).stem.split("-")[-1].lower()
+        return suffix if suffix and all(c in "0123456789abcdef" for c in suffix) else None
+    return None
+
+
+def known_release(sha256: str | None) -> tuple[str, str, dict] | None:
+    """(model, tag, pretrained config) of the open_clip release whose recorded hash the file's
+    sha256 matches, or None."""
+    if not sha256:
+        return None
+    import open_clip
+
+    sha256 = sha256.lower()
+    for model, tag in open_clip.list_pretrained():
+        cfg = open_clip.get_pretrained_cfg(model, tag)
+        expected = _release_hash(cfg.get("url") or "")
+        if expected and len(expected) >= 8 and sha256.startswith(expected):
+            return model, tag, cfg
+    return None
+
+
+def tag_mismatch(model_name: str, tag: str) -> str | None:
+    """An open_clip pretrained tag trained with another activation than ``model_name`` uses (open_clip's
+    own pretrained config for the tag), or None (also for a tag open_clip does not know: its load says so)."""
+    import open_clip
+
+    cfg, pretrained = open_clip.get_model_config(model_name), open_clip.get_pretrained_cfg(model_name, tag)
+    if cfg is None or not pretrained:
+        return None
+    # Only what the tag states: open_clip marks QuickGELU-trained releases with quick_gelu True; a tag without
+    # the key says nothing (e.g. roberta-ViT-B-32's, whose own config is QuickGELU), so it is not judged.
+    trained, wants = pretrained.get("quick_gelu"), bool(cfg.get("quick_gelu", False))
+    if trained is None or bool(trained) == wants:
+        return None
+    names = ("QuickGELU", "GELU") if trained else ("GELU", "QuickGELU")
+    return (f"it was trained with {names[0]} (open_clip's pretrained config of tag {tag!r}) but {model_name} "
+            f"uses {names[1]}")
+
+
+def checkpoint_mismatch(path: Path, model_name: str, sha256: str | None = None) -> str | None:
+    """What about the checkpoint at ``path`` does not fit ``model_name``'s config, or None.
+    ``sha256``: the file's, to recognise an open_clip release (``known_release``)."""
     import open_clip
 
     cfg = open_clip.get_model_config(model_name)
@@ -77,6 +139,10 @@ def checkpoint_mismatch(path: Path, model_name: str) -> str | None:
         return None
     found = []
     quick = _trained_quick_gelu(path)
+    release = known_release(sha256) if quick is None else None
+    if release is not None:
+        quick = (bool(release[2].get("quick_gelu", False)), f"its sha256 is open_clip's release {release[0]} / "
+                 f"{release[1]}")
     wants_quick = bool(cfg.get("quick_gelu", False))
     if quick is not None and quick[0] != wants_quick:
         trained, built = ("QuickGELU", "GELU") if quick[0] else ("GELU", "QuickGELU")

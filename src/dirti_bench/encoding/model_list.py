@@ -126,7 +126,8 @@ def parse_models_file(path: Path) -> list[ModelSpec]:
 
 def check_model(spec: ModelSpec) -> str | None:
     """Why ``spec`` cannot run, found without loading it (None when it may): an unknown
-    architecture, a missing checkpoint file, a tag open_clip does not know for the architecture."""
+    architecture, a missing checkpoint file, a tag open_clip does not know for the architecture or
+    trained with another activation (``checkpoints.tag_mismatch``)."""
     try:
         weights = WeightsSpec.parse(spec.pretrained)
     except UserError as exc:
@@ -144,6 +145,11 @@ def check_model(spec: ModelSpec) -> str | None:
             known = ", ".join(tags) or "none"
             return (f"{spec.source}: open_clip has no {spec.pretrained!r} weights for {spec.model} "
                     f"(known: {known}); fix the tag or pass a checkpoint path")
+        from .checkpoints import suggestion, tag_mismatch
+
+        mismatch = tag_mismatch(spec.model, spec.pretrained)
+        if mismatch:  # open_clip issue 771: OpenAI's weights in a GELU architecture
+            return f"{spec.source}: {spec.model} {spec.pretrained}: {mismatch}; {suggestion(spec.model, mismatch)}"
     return None
 
 
@@ -182,11 +188,16 @@ def select_shard(specs: list[ModelSpec], shard: tuple[int, int] | None) -> list[
 
 
 def pretrained_lines() -> list[str]:
-    """Every (architecture, tag) pair open_clip knows, in the ``--models`` file format; first the
-    suite's own seeded test model with random weights (it has no pretrained tag)."""
+    """Every (architecture, tag) pair open_clip knows and that fits (``checkpoints.tag_mismatch``), in the
+    ``--models`` file format; first the suite's own seeded test model with random weights (it has no
+    pretrained tag)."""
     register_model_configs()
     import open_clip
 
-    pairs = [(TINY_MODEL, "random"), *open_clip.list_pretrained()]
+    from .checkpoints import tag_mismatch
+
+    # a pair open_clip lists but whose tag was trained with another activation (ViT-B-32 openai) is left out:
+    # it would be refused; its -quickgelu twin is listed
+    pairs = [(TINY_MODEL, "random"), *((m, t) for m, t in open_clip.list_pretrained() if not tag_mismatch(m, t))]
     width = max(len(model) for model, _ in pairs)
     return [f"{model:<{width}}  {tag}" for model, tag in pairs]

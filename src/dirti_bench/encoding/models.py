@@ -36,7 +36,10 @@ from .text import encode_texts, text_path
 from .vectors import l2_normalise
 
 TINY_MODEL = "dirti-tiny"
-DEFAULT_MODEL = "ViT-B-32"  # what a run on DIRTI uses unless told otherwise (the study's model)
+# what a run on DIRTI uses unless told otherwise: the study's model, OpenAI's ViT-B/32, which was trained with
+# QuickGELU; open_clip's plain ViT-B-32 uses GELU, so 'openai' weights in it give wrong features (open_clip issue
+# 771, refused by checkpoints.tag_mismatch)
+DEFAULT_MODEL = "ViT-B-32-quickgelu"
 DEFAULT_PRETRAINED = "openai"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DEFAULT_BATCH_SIZE = 32
@@ -330,7 +333,7 @@ class ClipEncoder:
         import open_clip
         import torch
 
-        if self.weights.kind == "file":
+        if self.weights.kind in ("file", "tag"):
             self._check_checkpoint()
         if self.weights.kind == "transformers":
             return self._load_transformers()
@@ -385,11 +388,15 @@ class ClipEncoder:
     def _check_checkpoint(self) -> None:
         """A checkpoint whose activation, embedding size or context length does not fit the named
         architecture is the user's to fix, before open_clip would resize or load it silently."""
-        from .checkpoints import checkpoint_mismatch, suggestion
+        from .checkpoints import checkpoint_mismatch, suggestion, tag_mismatch
 
-        mismatch = checkpoint_mismatch(Path(self.weights.value), self.model_name)
+        if self.weights.kind == "tag":  # before any download: open_clip itself only warns (its issue 771)
+            mismatch, what = tag_mismatch(self.model_name, self.weights.value), "pretrained tag"
+        else:
+            mismatch = checkpoint_mismatch(Path(self.weights.value), self.model_name, self._weights_sha256)
+            what = "checkpoint"
         if mismatch:
-            raise UserError(f"checkpoint {self.weights.value} does not match {self.model_name}: {mismatch}; "
+            raise UserError(f"{what} {self.weights.value} does not match {self.model_name}: {mismatch}; "
                             f"{suggestion(self.model_name, mismatch)}", "model")
 
     def _load_error(self, exc: Exception) -> str:
