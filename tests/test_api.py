@@ -101,6 +101,7 @@ def test_run_writes_the_contract_and_load_results_reads_the_same_frames(tmp_path
     assert in_memory.layer_scores_frame().empty and loaded.layer_predictions_frame().empty  # no layer scenario
 
 
+@pytest.mark.slow  # heavy: two layer-wise runs with both controls; CI runs it (pytest -m slow)
 def test_layer_options_give_the_layer_frames_in_memory_and_as_written(tmp_path, demo_master):
     from scipy.stats import pearsonr
 
