@@ -119,8 +119,8 @@ def test_figures_drawn_in_worker_processes_are_the_bytes_drawn_one_after_another
     files (and the HTML that embeds them) are those of a serial drawing."""
     results = make_results_dir(tmp_path / "res")
     serial, parallel = tmp_path / "serial", tmp_path / "parallel"
-    write_report([results], serial, projection="pca", jobs=1)
-    write_report([results], parallel, projection="pca", jobs=2)
+    write_report([results], serial, projection="pca", jobs=1, figure_cache=False)
+    write_report([results], parallel, projection="pca", jobs=2, figure_cache=False)
     names = sorted(p.name for p in (serial / "figures").iterdir())
     assert len(names) >= 3 and names == sorted(p.name for p in (parallel / "figures").iterdir())
     for name in names:
@@ -138,3 +138,22 @@ def test_drawing_the_figures_shows_progress_through_the_reporter(tmp_path, capsy
     write_report([make_results_dir(tmp_path / "res2")], tmp_path / "report2", projection="pca", jobs=2,
                  reporter=Reporter("quiet"))
     assert "figures" not in capsys.readouterr().err
+
+
+def test_a_warm_report_reuses_unchanged_figures_and_redraws_changed_ones(tmp_path, monkeypatch):
+    from dirti_bench.reporting.render import Drawing
+
+    results = make_results_dir(tmp_path / "res")
+    write_report([results], tmp_path / "first", projection="pca", jobs=1, figure_cache=False)
+    write_report([results], tmp_path / "cold", projection="pca", jobs=1)  # fills the cache home
+    drawn = []
+    monkeypatch.setattr(figures, "draw", lambda d: drawn.append(d) or pytest.fail("an unchanged figure was redrawn"))
+    write_report([results], tmp_path / "warm", projection="pca", jobs=1)
+    assert drawn == []
+    names = sorted(p.name for p in (tmp_path / "first" / "figures").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "warm" / "figures").iterdir())
+    for name in names:
+        assert (tmp_path / "first" / "figures" / name).read_bytes() == (tmp_path / "warm" / "figures" / name).read_bytes()
+    same = Drawing("confusion_figure", (["a", "b"], [[1, 0], [0, 1]], "t"))
+    assert figures.drawing_key(same) == figures.drawing_key(Drawing("confusion_figure", (["a", "b"], [[1, 0], [0, 1]], "t")))
+    assert figures.drawing_key(same) != figures.drawing_key(Drawing("confusion_figure", (["a", "b"], [[1, 0], [1, 1]], "t")))

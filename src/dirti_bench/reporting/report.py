@@ -684,13 +684,15 @@ def report_dir(out: Path) -> Path:
 
 
 def write_report(results_dirs: list[Path], out: Path, shown_as: list[Path] | None = None,
-                 projection: str | None = None, reporter=None, jobs: int | None = None) -> Path:
+                 projection: str | None = None, reporter=None, jobs: int | None = None,
+                 figure_cache: bool = True) -> Path:
     """Render everything in memory, then write figures, report.md and report.html atomically.
 
     ``shown_as``: the paths the report names for ``results_dirs`` (a run writes into a staging
     folder first); ``projection``: umap or pca (default: what each run recorded, else umap).
     ``reporter``: shows the figures' progress; ``jobs``: worker processes drawing the figures
-    (default ``figures.figure_jobs``; the bytes do not depend on it). Returns the path of report.md.
+    (default ``figures.figure_jobs``; the bytes do not depend on it); ``figure_cache``: reuse unchanged
+    figures from the cache home (``figures.drawing_key``). Returns the path of report.md.
     A failure while rendering leaves no new file behind, and the
     figures folder is replaced whole, so no figure of an earlier report survives.
     """
@@ -704,7 +706,7 @@ def write_report(results_dirs: list[Path], out: Path, shown_as: list[Path] | Non
     if any(isinstance(b, Figure) for b in blocks):
         from .figures import draw_blocks  # matplotlib loads only when a figure is drawn
 
-        blocks = draw_blocks(blocks, jobs, reporter)
+        blocks = draw_blocks(blocks, jobs, reporter, cache=figure_cache)
     html, markdown = to_html(TITLE, blocks), to_markdown(TITLE, blocks)
     figures = [block for block in blocks if isinstance(block, Figure)]
     folder = out / FIGURES_DIR
