@@ -15,6 +15,7 @@ TINY = ["bench", "--model", "dirti-tiny", "--images", "6", "--batch-size", "2", 
         "--text-sample", "4", "--device", "cpu", "--no-warm", "--no-first-run"]
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
 def test_bench_prints_one_table_with_every_figure(capsys):
     assert main([*TINY, "--precision", "int8"]) == 0
     out = capsys.readouterr().out
@@ -32,9 +33,10 @@ def test_bench_prints_one_table_with_every_figure(capsys):
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--images", "3"], "--images 3 is too small"),
+    (["--images", "3"], "error: images 3 is too small; use at least 6 (one photo per category) "
+                       "(command-line option --images)"),
     (["--model", "ViT-Nope"], "unknown model 'ViT-Nope'"),
-    (["--precision", "bf16"], "--precision bf16 needs bf16 arithmetic"),
+    (["--precision", "bf16"], "error: precision bf16 needs bf16 arithmetic"),
 ])
 def test_bench_user_errors_are_one_line(capsys, monkeypatch, args, message):
     monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)

@@ -77,7 +77,7 @@ class BenchConfig:
 def photo_split(n: int) -> tuple[int, int]:
     """(disgust, neutral) images per category so 6 categories hold >= n photos (DIRTI: 40 + 10)."""
     if n < 6:
-        raise UserError(f"--images {n} is too small; use at least 6 (one photo per category)")
+        raise UserError(f"images {n} is too small; use at least 6 (one photo per category)", "images")
     per = -(-n // 6)
     neutral = max(1, per // 5)
     return per - neutral, neutral
@@ -466,9 +466,9 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] = lambda s: None
 
         check_precision(cfg.precision, resolve_device(cfg.device))
     if min(cfg.batch_size, cfg.rounds, cfg.text_sample) < 1:
-        raise UserError(f"--batch-size ({cfg.batch_size}), --rounds ({cfg.rounds}) and --text-sample "
-                        f"({cfg.text_sample}) must each be at least 1")
-    photo_split(cfg.images)  # fails early on a too-small --images
+        raise UserError(f"batch size ({cfg.batch_size}), rounds ({cfg.rounds}) and text sample "
+                        f"({cfg.text_sample}) must each be at least 1", ("batch_size", "rounds", "text_sample"))
+    photo_split(cfg.images)  # fails early on too few images
     device = resolve_device(cfg.device)
     progress(f"generating {cfg.images} photos of {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} (once; kept in the cache)")
     folder = bench_photos(cfg.images, cfg.seed)

@@ -79,12 +79,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def flag_hint(exc: UserError) -> str:
-    """The command-line flag of the setting a library error names (``option="n_raters"`` -> ``--n-raters``)."""
+    """The command-line flag(s) of the setting(s) a library error names (``option="n_raters"`` ->
+    ``--n-raters``; a tuple of options names each flag)."""
     option = getattr(exc, "option", None)
     if not option:
         return ""
-    flag = "--" + option.replace("_", "-")
-    return "" if flag in str(exc) else f" (command-line option {flag})"
+    names = (option,) if isinstance(option, str) else tuple(option)
+    flags = ["--" + name.replace("_", "-") for name in names]
+    flags = [flag for flag in flags if flag not in str(exc)]
+    if not flags:
+        return ""
+    return f" (command-line option{'s' if len(flags) > 1 else ''} {', '.join(flags)})"
 
 
 class Terminated(KeyboardInterrupt):

@@ -13,10 +13,11 @@ class UserError(ValueError):
     """A problem with the user's input, environment or options (exit code 2).
 
     ``option``: the setting that fixes it, by its keyword name (``RunConfig``'s field or an
-    evaluator option); None where no single setting does.
+    evaluator option), or a tuple of names where the message offers several fixes; None where no
+    setting does.
     """
 
-    def __init__(self, message: str, option: str | None = None):
+    def __init__(self, message: str, option: str | tuple[str, ...] | None = None):
         super().__init__(message)
         self.option = option
 

@@ -36,8 +36,8 @@ DEFAULT_BASE_URL = "https://zenodo.org"
 BASE_URL_ENV = "DIRTI_BENCH_ZENODO_URL"
 COMPLETE_MARKER = ".complete"
 TIMEOUT_S = (15, 60)  # (connect, read) seconds: fail fast when offline, tolerate a slow server
-MANUAL = (f"or download DIRTI by hand from {DOI_URL}, unzip it and pass --data PATH "
-          "to the folder holding 'DIRTI Database'")
+MANUAL = (f"or download DIRTI by hand from {DOI_URL}, unzip it and point the data option at "
+          "the folder holding 'DIRTI Database'")
 # Archive clutter that is never data (macOS resource forks).
 JUNK_DIRS = {"__MACOSX"}
 
@@ -55,7 +55,7 @@ def resolve_base_url(base_url: str | None = None) -> str:
     base = base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
     parts = urlsplit(base)
     if parts.scheme not in {"http", "https"} or not parts.netloc:
-        raise UserError(f"Zenodo base URL {base!r} is not an http(s) URL; use e.g. {DEFAULT_BASE_URL}")
+        raise UserError(f"Zenodo base URL {base!r} is not an http(s) URL; use e.g. {DEFAULT_BASE_URL}", "base_url")
     return base.rstrip("/")
 
 
@@ -79,7 +79,7 @@ def _one_line(exc: BaseException) -> str:
 
 def _unreachable(url: str, exc: BaseException) -> UserError:
     return UserError(f"cannot download {url} ({_one_line(exc)}); check the network or "
-                     f"--base-url/{BASE_URL_ENV}, {MANUAL}")
+                     f"the Zenodo base URL (base_url or ${BASE_URL_ENV}), {MANUAL}", ("base_url", "data"))
 
 
 # ---------------------------------------------------------------- records API
@@ -150,13 +150,13 @@ def record_files(base: str) -> list[RemoteFile]:
         record = jsonio.loads(response.content)
     except ValueError as exc:  # the body is not JSON (a proxy's or maintenance page)
         raise UserError(f"Zenodo records API {url} did not answer JSON ({_one_line(exc)}); "
-                        f"check --base-url/{BASE_URL_ENV}, {MANUAL}") from None
+                        f"check the Zenodo base URL (base_url or ${BASE_URL_ENV}), {MANUAL}", ("base_url", "data")) from None
     try:
         if not isinstance(record, dict):
             raise ValueError("the answer is not a JSON object")
         return parse_record(record, base)
     except ValueError as exc:
-        raise UserError(f"Zenodo record {url} is not usable: {exc}; {MANUAL}") from None
+        raise UserError(f"Zenodo record {url} is not usable: {exc}; {MANUAL}", "data") from None
 
 
 # ---------------------------------------------------------------- download + unpack
@@ -170,7 +170,7 @@ def _download(remote: RemoteFile, folder: Path, progress: bool) -> Path:
         raise _unreachable(remote.url, exc) from None
     except ValueError as exc:  # pooch: hash mismatch
         raise UserError(f"checksum mismatch for {remote.url} ({_one_line(exc)}); nothing was kept; "
-                        f"retry later, {MANUAL}") from None
+                        f"retry later, {MANUAL}", "data") from None
 
 
 def _unpack(archive: Path, remote: RemoteFile, into: Path) -> None:
@@ -179,7 +179,7 @@ def _unpack(archive: Path, remote: RemoteFile, into: Path) -> None:
         try:
             pooch.Unzip(extract_dir=str(into / archive.stem))(str(archive), "download", None)
         except (zipfile.BadZipFile, OSError) as exc:
-            raise UserError(f"cannot unpack {remote.url} ({_one_line(exc)}); {MANUAL}") from None
+            raise UserError(f"cannot unpack {remote.url} ({_one_line(exc)}); {MANUAL}", "data") from None
     else:
         shutil.copy2(archive, into / archive.name)
 
@@ -293,7 +293,7 @@ def _fetch_into(staging: Path, base: str, remotes: list[RemoteFile], progress: b
         load_dirti(ready, verify=False)  # refuse a layout the loader would reject
     except (ValueError, UserError) as exc:
         raise UserError(f"Zenodo record {record_api_url(base)} did not unpack into a DIRTI layout "
-                        f"({_one_line(exc)}); {MANUAL}") from None
+                        f"({_one_line(exc)}); {MANUAL}", "data") from None
     return ready
 
 

@@ -208,14 +208,14 @@ def check(results_doc: dict, baseline_doc: dict, tolerance: float = DEFAULT_TOLE
 
 def require_comparison(report: DriftReport, baseline_name: str, results_name: str = "the results") -> None:
     """A check that compared nothing is a user error, never a pass: an empty baseline, no shared
-    scenario, or ``--metrics`` patterns that match no metric."""
+    scenario, or metric patterns that match no metric."""
     if report.unmatched_patterns:
-        raise UserError(f"--metrics {' '.join(report.unmatched_patterns)} matched no metric of {results_name} "
-                        f"or {baseline_name}; use metric names such as accuracy or globs such as 'f1_*'")
+        raise UserError(f"metrics {' '.join(report.unmatched_patterns)} matched no metric of {results_name} "
+                        f"or {baseline_name}; use metric names such as accuracy or globs such as 'f1_*'", "metrics")
     if report.checked == 0:
         raise UserError(f"the drift check compared no metric: {results_name} and {baseline_name} share no "
                         "scenario with metrics; check that the baseline belongs to these results, or rewrite "
-                        "it with --update")
+                        "it from these results", "update")
 
 
 def require_comparable(report: DriftReport, baseline_name: str, results_name: str = "the results") -> None:
@@ -228,8 +228,8 @@ def require_comparable(report: DriftReport, baseline_name: str, results_name: st
         where = "" if not ids else f" in {ids[0]}" if len(ids) == 1 else f" in {len(ids)} scenarios ({ids[0]}, ...)"
         parts.append(difference.removeprefix("run: ") + where)
     raise UserError(f"{results_name} is not comparable with {baseline_name} (baseline vs results: "
-                    f"{'; '.join(parts)}); check against a baseline of the same configuration, rewrite it with "
-                    "--update, or pass --accept-differences to compare anyway")
+                    f"{'; '.join(parts)}); check against a baseline of the same configuration, rewrite it from "
+                    "these results, or accept the differences to compare anyway", ("update", "accept_differences"))
 
 
 def baseline_document(results_doc: dict, previous: dict | None = None) -> dict:
@@ -266,18 +266,18 @@ def load_baseline(path: Path, allow_missing: bool = False) -> dict | None:
     except (FileNotFoundError, NotADirectoryError):  # no such file (or a file where a folder should be)
         if allow_missing:
             return None
-        raise UserError(f"baseline {path} does not exist; create it with 'dirti-bench check-drift RESULTS_DIR "
-                        f"--baseline {path} --update'") from None
+        raise UserError(f"baseline {path} does not exist; create it by writing a baseline from the results",
+                        "update") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"baseline {path} is not valid JSON ({exc}); restore it from git or rewrite it with "
-                        "--update after deleting it") from None
+        raise UserError(f"baseline {path} is not valid JSON ({exc}); restore it from git or delete it and "
+                        "rewrite it from the results", "update") from None
     except IsADirectoryError:
         raise UserError(f"baseline {path} is a directory; pass the baseline JSON file") from None
     except OSError as exc:
         raise UserError(f"cannot read baseline {path} ({exc.strerror or exc}); check the path") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("scenarios"), dict):
-        raise UserError(f"baseline {path} has no 'scenarios' mapping; restore it from git or rewrite it with "
-                        "--update after deleting it")
+        raise UserError(f"baseline {path} has no 'scenarios' mapping; restore it from git or delete it and "
+                        "rewrite it from the results", "update")
     check_scenarios(doc, f"baseline {path}", BASELINE_FIX)
     _tolerances(doc.get("tolerances"), f"baseline {path}: tolerances")
     for sid, entry in doc["scenarios"].items():

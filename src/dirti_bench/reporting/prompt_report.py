@@ -21,6 +21,7 @@ from ..results import PROMPTS_FILE
 from .compare import PROMPT_KIND
 from .console import figure_title
 from .formats import MISSING, figure_path, num
+from .published import wording_name
 from .render import Drawing, Figure, Heading, Para, Table
 
 STUDY_THRESHOLD = 5.0
@@ -313,7 +314,7 @@ def template_sweeps(runs) -> list:
                            Para(f"Worst {BEST_WORST} templates:"), Table(_template_table(ordered[-BEST_WORST:]))]
             panels.append({"title": sid, "metrics": {m: [p["metrics"][m] for p in templates]
                                                      for m in ("accuracy", "f1_macro")},
-                           "references": {"study wording": refs.get("study", {}).get("metrics", {}),
+                           "references": {wording_name(run.doc): refs.get("study", {}).get("metrics", {}),
                                           "full ensemble": refs.get("ensemble", {}).get("metrics", {}),
                                           "CV choice": sc.get("metrics", {})}})
         figure = Drawing("template_sweep_figure", (panels, figure_title(run.run, "each template alone (one dot each)")))
@@ -360,7 +361,8 @@ def prompt_comparisons(runs) -> list:
         panels = [{"title": task, "rows": [{"label": _label(c), "accuracy": _delta(c, "accuracy"),
                                             "f1_macro": _delta(c, "f1_macro")} for c in found if c.get("task") == task]}
                   for task in tasks]
-        figure = Drawing("forest_figure", (panels, figure_title(run.run, "prompt sets minus the study wording")))
+        wording = wording_name(run.doc)  # the report's one name for it: "default wording" off DIRTI
+        figure = Drawing("forest_figure", (panels, figure_title(run.run, f"prompt sets minus the {wording}"), wording))
         blocks.append(Figure(figure_path("prompt-sets-vs-study", runs, run), figure,
                              f"{_prefix(runs, run)}Δ accuracy and Δ macro F1 against the study wording, 95% paired "
                              "bootstrap CI, one panel per task"))

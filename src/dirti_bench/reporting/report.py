@@ -25,6 +25,7 @@ from ..results import (
     ALIGNMENT_COLUMNS,
     ALIGNMENT_PREDICTIONS_FILE,
     FEATURES_FILE,
+    LAYER_SCORES_FILE,
     PREDICTION_COLUMNS,
     PREDICTIONS_FILE,
     PROMPT_COLUMNS,
@@ -76,6 +77,7 @@ class RunData(ResultsView):
     alignment: pd.DataFrame | None = None  # alignment_predictions.csv
     prompts: pd.DataFrame | None = None  # prompts.csv, every cell a string
     label: str = ""
+    layer_scores: pd.DataFrame | None = None  # layer_scores.csv of a layer-wise run
 
 
 def _read_csv(path: Path, columns: list[str], text: bool = False) -> pd.DataFrame | None:
@@ -117,7 +119,9 @@ def load_run(results_dir: Path, shown_as: Path | None = None) -> RunData:
     check_saved_run(doc, predictions, alignment, base)  # results edited after the run are not rendered
     return RunData(Path(shown_as) if shown_as is not None else base, doc, predictions,
                    _read_features(base / FEATURES_FILE), _read_csv(base / STIMULI_FILE, ["stimulus"]), alignment,
-                   _read_csv(base / PROMPTS_FILE, PROMPT_COLUMNS, text=True))
+                   _read_csv(base / PROMPTS_FILE, PROMPT_COLUMNS, text=True),
+                   layer_scores=_read_csv(base / LAYER_SCORES_FILE, ["scenario", "weights", "layer", "depth",
+                                                                     "pearson_r", "ci_low", "ci_high"]))
 
 
 def _label_runs(runs: list[RunData]) -> None:
@@ -516,6 +520,54 @@ def _throughput(runs: list[RunData]) -> list:
     return [Heading(2, "Encoding throughput"), Table(pd.DataFrame(rows))]
 
 
+def _layer_profiles(runs: list[RunData]) -> list:
+    """Per rating: the layer profile figure and one row with the nested and superlative layer choices,
+    their gap, the random-init band and the pixel baseline, each with its CI."""
+    from .layer_figures import (
+        LayerOutcome,
+        group_by_rating,
+        layer_figure_name,
+        layer_kind,
+        layer_profile_figure,
+        layer_summary_row,
+    )
+
+    blocks = []
+    for run in runs:
+        ids = [sid for sid in run.doc["scenarios"] if layer_kind(sid) and "layer_rule" in
+               run.doc["scenarios"][sid].get("options", {})]
+        if not ids or run.layer_scores is None:
+            continue
+        from .figures import plt, png  # matplotlib loads only when a figure is drawn
+
+        grouped = group_by_rating(LayerOutcome.from_entry(sid, run.doc["scenarios"][sid], run.layer_scores)
+                                  for sid in ids)
+        rows, figures = [], []
+        for rating, by_kind in grouped.items():
+            rows.append(layer_summary_row(by_kind, rating))
+            figure = layer_profile_figure(by_kind, rating, run.run)
+            stem = layer_figure_name(rating).removesuffix(".png")
+            figures.append(Figure(figure_path(stem, runs, run), png(figure),
+                                  f"{rating}: out-of-fold Pearson r of the ridge probe per layer vs depth (95% bootstrap "
+                                  "CI band), the nested choice (line, CI band), the superlative choice (star), the "
+                                  "random-init band over seeds and the pixel baseline"))
+            plt.close(figure)
+        if not blocks:
+            blocks += [Heading(2, "Layer profiles"),
+                       Para("Which layer carries each rating: a ridge probe on every layer of the image tower. The "
+                            "headline (nested) picks the layer with the best leave-one-out r inside each training "
+                            "fold, so its r is out of fold; the superlative layer is the published choice, the best "
+                            "layer picked on the same scores it reports, so superlative - nested is how optimistic "
+                            "that choice is. Random-init: the same architecture with seeded random weights, the band "
+                            "is the min-max of the nested r over seeds. Pixels: the same probe on low-level image "
+                            "statistics, no model. CIs: percentile bootstrap over stimuli (differences paired). "
+                            "Every per-layer score recomputes from layer_predictions.csv.")]
+        if len(runs) > 1:
+            blocks.append(Para(f"**{run.label}**"))
+        blocks += [Table(pd.DataFrame(rows)), *figures]
+    return blocks
+
+
 def _per_class(runs: list[RunData]) -> list:
     blocks = [Heading(2, "Per-class results")]
     for sid in _scenario_ids(runs, classification=True):
@@ -671,7 +723,7 @@ def build_blocks(runs: list[RunData], projection: str | None = None) -> list:
 
 def _build_blocks(runs: list[RunData], projection: str | None = None) -> list:
     return (_findings(runs) + _header(runs) + _skipped(runs) + _dropped_and_empty(runs) + _headline(runs) + prompt_sections(runs)
-            + _study(runs) + _other_scenarios(runs) + _probe_penalties(runs) + _comparisons(runs) + _throughput(runs)
+            + _study(runs) + _other_scenarios(runs) + _layer_profiles(runs) + _probe_penalties(runs) + _comparisons(runs) + _throughput(runs)
             + _calibration(runs) + _per_class(runs) + _projection(runs, projection))
 
 
