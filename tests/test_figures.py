@@ -134,7 +134,7 @@ def test_drawing_the_figures_shows_progress_through_the_reporter(tmp_path, capsy
     write_report([make_results_dir(tmp_path / "res")], tmp_path / "report", projection="pca", jobs=2,
                  reporter=Reporter("normal", progress=False))
     count = len(list((tmp_path / "report" / "figures").iterdir()))
-    assert f"figures: {count}" in capsys.readouterr().err
+    assert f"drawing figures: {count}" in capsys.readouterr().err
     write_report([make_results_dir(tmp_path / "res2")], tmp_path / "report2", projection="pca", jobs=2,
                  reporter=Reporter("quiet"))
     assert "figures" not in capsys.readouterr().err

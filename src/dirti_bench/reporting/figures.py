@@ -362,7 +362,7 @@ def draw_all(drawings: Sequence, jobs: int, reporter=None) -> list[bytes]:
     from concurrent.futures import ProcessPoolExecutor
 
     def shown(items):
-        return reporter.bar(items, total=len(drawings), desc="figures") if reporter is not None else items
+        return reporter.bar(items, total=len(drawings), desc="drawing figures") if reporter is not None else items
 
     if jobs <= 1 or len(drawings) <= 1:
         return list(shown(draw(d) for d in drawings))
