@@ -457,7 +457,8 @@ def write_run(out: Path, ctx: EvalContext, results: list[ScenarioResult], extra_
             if report:
                 reporter.stage(f"writing the report ({projection.upper()} projection of the image features)")
                 try:
-                    write_report([staged.path], staged.path, shown_as=[Path(out)], projection=projection)
+                    write_report([staged.path], staged.path, shown_as=[Path(out)], projection=projection,
+                                 reporter=reporter)
                 except UserError as exc:  # name the folder the user chose, not the staging one (removed on exit)
                     raise UserError(str(exc).replace(str(staged.path), str(out)), getattr(exc, "option", None)) from None
             replaced = staged.commit(keep=is_results_dir)

@@ -57,7 +57,7 @@ from .published import (
     rederived_clip_baseline,
     swap_note,
 )
-from .render import Banner, Figure, Heading, Para, Table, to_html, to_markdown
+from .render import Banner, Drawing, Figure, Heading, Para, Table, to_html, to_markdown
 
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
@@ -357,14 +357,13 @@ def _alignment_scatter(run: RunData, sid: str, sc: dict, path: str) -> Figure | 
     repeated = points["stimulus"].duplicated().any()
     # CV repeats -> one point per stimulus
     points = points.groupby(["stimulus", "category"], sort=False)[["human", "model"]].mean().reset_index()
-    from .figures import alignment_figure, png  # matplotlib loads only when a figure is drawn
-
     rating = sc.get("options", {}).get("rating", "human rating")
     probe = "prompts_high" not in sc.get("options", {})
-    figure = alignment_figure(points["human"].to_numpy(), points["model"].to_numpy(), points["category"].tolist(),
-                              _alignment_title(run, sid, sc), xlabel=f"mean human rating ({rating})",
-                              ylabel=score_label(sc, repeated), scale=_rating_scale(run), identity_line=probe)
-    return Figure(path, png(figure), f"{sid}: mean human rating vs model score, one point per stimulus")
+    figure = Drawing("alignment_figure", (points["human"].to_numpy(), points["model"].to_numpy(),
+                                          points["category"].tolist(), _alignment_title(run, sid, sc)),
+                     dict(xlabel=f"mean human rating ({rating})", ylabel=score_label(sc, repeated),
+                          scale=_rating_scale(run), identity_line=probe))
+    return Figure(path, figure, f"{sid}: mean human rating vs model score, one point per stimulus")
 
 
 def ceiling_note(sc: dict) -> str | None:
@@ -570,8 +569,6 @@ def _layer_profiles(runs: list[RunData]) -> list:
 
 
 def _per_class(runs: list[RunData]) -> list:
-    from .figures import confusion_figure, png  # matplotlib loads only when a figure is drawn
-
     blocks = [Heading(2, "Per-class results")]
     for sid in _scenario_ids(runs, classification=True):
         blocks.append(Heading(3, sid))
@@ -592,9 +589,9 @@ def _per_class(runs: list[RunData]) -> list:
             labels, confusion = sc.get("labels", []), sc.get("confusion", [])
             if labels and confusion and len(confusion) == len(labels) and "sweep" not in sc:  # sweeps: own figures
                 order = sc.get("extra", {}).get("display_order")
-                figure = confusion_figure(labels, confusion, figure_title(run, f"{sid}: confusion matrix"),
-                                          order=order, dropped=sc.get("dropped_classes", []))
-                blocks.append(Figure(figure_path(f"confusion-{sid}", runs, run), png(figure),
+                figure = Drawing("confusion_figure", (labels, confusion, figure_title(run, f"{sid}: confusion matrix")),
+                                 dict(order=order, dropped=sc.get("dropped_classes", [])))
+                blocks.append(Figure(figure_path(f"confusion-{sid}", runs, run), figure,
                                      f"{sid}: confusion matrix (rows true, columns predicted; colour = share "
                                      "of the true class, numbers = counts)"))
     return blocks
@@ -602,8 +599,6 @@ def _per_class(runs: list[RunData]) -> list:
 
 def _calibration(runs: list[RunData]) -> list:
     """Zero-shot confidences: ECE and Brier raw and temperature-calibrated, with a reliability diagram."""
-    from .figures import png, reliability_figure  # matplotlib loads only when a figure is drawn
-
     rows, figures = [], []
     for sid in _scenario_ids(runs, classification=True):
         for run in runs:
@@ -622,8 +617,8 @@ def _calibration(runs: list[RunData]) -> list:
                       {"label": f"temperature, out-of-fold (ECE {num(metrics.get('ece_calibrated'))})",
                        "table": record.get("reliability_calibrated", [])}]
             if all(isinstance(p["table"], list) and p["table"] for p in panels):
-                figure = reliability_figure(panels, figure_title(run, f"{sid}: reliability"))
-                figures.append(Figure(figure_path(f"reliability-{sid}", runs, run), png(figure),
+                figure = Drawing("reliability_figure", (panels, figure_title(run, f"{sid}: reliability")))
+                figures.append(Figure(figure_path(f"reliability-{sid}", runs, run), figure,
                                       f"{sid}: reliability diagram, {record.get('ece_bins')} equal-mass bins"))
     if not rows:
         return []
@@ -654,8 +649,6 @@ def _projection(runs: list[RunData], method: str | None) -> list:
         if reason:
             blocks.append(Para(f"{prefix}{chosen.upper()} skipped: {reason}."))
             continue
-        from .figures import png, projection_figure  # matplotlib loads only when a figure is drawn
-
         features, ids = run.features
         table = run.stimuli.assign(stimulus=run.stimuli["stimulus"].astype(str)).set_index("stimulus")
         table = table.reindex(ids)
@@ -669,11 +662,12 @@ def _projection(runs: list[RunData], method: str | None) -> list:
         seed = int(run.run.get("seed", 0) or 0)
         embedding, axes = project(features, chosen, seed=seed)
         what = f"{chosen.upper()} of {len(ids)} image embeddings" + (f" (random_state={seed})" if chosen == "umap" else "")
-        figure = projection_figure(embedding, table["category"].fillna("unknown").astype(str).tolist(), rating,
-                                   column, figure_title(run, what).replace("\n", " — "), axis_names=axes)
+        figure = Drawing("projection_figure", (embedding, table["category"].fillna("unknown").astype(str).tolist(),
+                                               rating, column, figure_title(run, what).replace("\n", " — ")),
+                         dict(axis_names=axes))
         caption = f"{prefix}{chosen.upper()} of the image features, coloured by category" + (
             f" and by {column}" if rating is not None else f" (no {column} column)")
-        blocks.append(Figure(figure_path(chosen, runs, run), png(figure), caption))
+        blocks.append(Figure(figure_path(chosen, runs, run), figure, caption))
         if chosen == "pca":
             blocks.append(Para("PCA keeps the first run fast; 'dirti-bench report RESULTS_DIR --projection umap' "
                                "(or 'dirti-bench run --projection umap') draws the UMAP."))
@@ -742,12 +736,16 @@ def report_dir(out: Path) -> Path:
 
 
 def write_report(results_dirs: list[Path], out: Path, shown_as: list[Path] | None = None,
-                 projection: str | None = None) -> Path:
+                 projection: str | None = None, reporter=None, jobs: int | None = None,
+                 figure_cache: bool = True) -> Path:
     """Render everything in memory, then write figures, report.md and report.html atomically.
 
     ``shown_as``: the paths the report names for ``results_dirs`` (a run writes into a staging
     folder first); ``projection``: umap or pca (default: what each run recorded, else umap).
-    Returns the path of report.md. A failure while rendering leaves no new file behind, and the
+    ``reporter``: shows the figures' progress; ``jobs``: worker processes drawing the figures
+    (default ``figures.figure_jobs``; the bytes do not depend on it); ``figure_cache``: reuse unchanged
+    figures from the cache home (``figures.drawing_key``). Returns the path of report.md.
+    A failure while rendering leaves no new file behind, and the
     figures folder is replaced whole, so no figure of an earlier report survives.
     """
     if not results_dirs:
@@ -757,6 +755,10 @@ def write_report(results_dirs: list[Path], out: Path, shown_as: list[Path] | Non
         raise UserError(f"unknown projection {projection!r}; choose one of {', '.join(PROJECTIONS)}")
     shown = list(shown_as) if shown_as is not None else [None] * len(results_dirs)
     blocks = build_blocks([load_run(Path(d), s) for d, s in zip(results_dirs, shown, strict=True)], projection)
+    if any(isinstance(b, Figure) for b in blocks):
+        from .figures import draw_blocks  # matplotlib loads only when a figure is drawn
+
+        blocks = draw_blocks(blocks, jobs, reporter, cache=figure_cache)
     html, markdown = to_html(TITLE, blocks), to_markdown(TITLE, blocks)
     figures = [block for block in blocks if isinstance(block, Figure)]
     folder = out / FIGURES_DIR
