@@ -211,6 +211,7 @@ def test_an_oasis_like_set_uses_its_class_phrases_and_has_no_dirti_study_section
         return savefig(fig, *args, **kwargs)
 
     monkeypatch.setattr(Figure, "savefig", recording_savefig)
+    monkeypatch.setenv("DIRTI_BENCH_JOBS", "1")  # figures drawn in this process, where savefig is recorded
 
     root = write_oasis_like(tmp_path / "oasis", n=16)
     sidecar = root / "dirti-bench.json"
