@@ -39,13 +39,12 @@ from ..validity import (
     flag_text,
     interval_note,
     suppressed,
-    value_with_ci,
     zero_width_reason,
 )
 from .compare import PROMPT_KIND
-from .console import figure_title as run_figure_title
+from .console import figure_title
 from .findings import finding_lines
-from .formats import FIGURES_DIR, MISSING, figure_path, num
+from .formats import FIGURES_DIR, MISSING, figure_path, metric_with_ci, num
 from .projection import MIN_POINTS, PROJECTIONS, project
 from .prompt_report import prompt_sections
 from .published import (
@@ -135,12 +134,6 @@ def _label_runs(runs: list[RunData]) -> None:
 # ---------------------------------------------------------------- formatting helpers
 
 
-def _with_ci(scenario: dict, metric: str) -> str:
-    """value [CI] as validity.value_with_ci shows it: no CI for an intercept-only probe's correlation,
-    a zero-width interval marked (its reason: ``_zero_width_notes``)."""
-    return value_with_ci(scenario, metric, ci_digits=3)
-
-
 def _zero_width_notes(runs: list[RunData], metrics, only: str | None = None) -> list:
     """One line per scenario whose shown interval has zero width, saying why (never shown without it)."""
     lines = []
@@ -193,11 +186,6 @@ def _scenario_ids(runs: list[ResultsView], classification: bool) -> list[str]:
 
 def _with_run(runs: list[RunData], row: dict, run: RunData) -> dict:
     return {"run": run.label, **row} if len(runs) > 1 else row
-
-
-def figure_title(run: RunData, what: str) -> str:
-    """A figure's title: what it shows, then model · weights · dataset, so it stands alone on a slide."""
-    return run_figure_title(run.run, what)
 
 
 # ---------------------------------------------------------------- sections
@@ -257,7 +245,7 @@ def _headline(runs: list[RunData]) -> list:
             chance = chance_level(sc)
             row = {"scenario": sid, "task": sc.get("task", MISSING), "n": sc.get("n", MISSING),
                    "classes": len(sc.get("labels", [])), "chance": num(chance) if chance is not None else MISSING}
-            row |= {header: _with_ci(sc, metric) for metric, header in CLASSIFICATION_METRICS}
+            row |= {header: metric_with_ci(sc, metric) for metric, header in CLASSIFICATION_METRICS}
             row["flags"] = flag_text(sc) or MISSING
             rows.append(_with_run(runs, row, run))
     blocks = [Heading(2, "Headline metrics")]
@@ -337,7 +325,7 @@ def _alignment_title(run: RunData, sid: str, sc: dict) -> str:
         rho += f" (95% CI {ci[0]:.2f} to {ci[1]:.2f})"
     ceiling = metrics.get("noise_ceiling_spearman")
     ceiling_text = f"noise ceiling {num(ceiling, 2)}" if isinstance(ceiling, int | float) else "noise ceiling not estimated"
-    return figure_title(run, f"{sid}: {rho}; {ceiling_text}")
+    return figure_title(run.run, f"{sid}: {rho}; {ceiling_text}")
 
 
 def _alignment_scatter(run: RunData, sid: str, sc: dict, path: str) -> Figure | Para:
@@ -387,7 +375,7 @@ def _other_scenarios(runs: list[RunData]) -> list:
         present = [r for r in runs if sid in r.scenarios]
         metrics = list(dict.fromkeys(m for r in present for m in r.scenarios[sid].get("metrics", {})))
         frame = pd.DataFrame({"metric": metrics} | {
-            (r.label if len(runs) > 1 else "value [95% CI]"): [_with_ci(r.scenarios[sid], m) for m in metrics]
+            (r.label if len(runs) > 1 else "value [95% CI]"): [metric_with_ci(r.scenarios[sid], m) for m in metrics]
             for r in present})
         blocks += [Heading(3, sid), Table(frame)] + _zero_width_notes(
             [r for r in present], metrics, only=sid)
@@ -540,7 +528,7 @@ def _per_class(runs: list[RunData]) -> list:
             labels, confusion = sc.get("labels", []), sc.get("confusion", [])
             if labels and confusion and len(confusion) == len(labels) and "sweep" not in sc:  # sweeps: own figures
                 order = sc.get("extra", {}).get("display_order")
-                figure = confusion_figure(labels, confusion, figure_title(run, f"{sid}: confusion matrix"),
+                figure = confusion_figure(labels, confusion, figure_title(run.run, f"{sid}: confusion matrix"),
                                           order=order, dropped=sc.get("dropped_classes", []))
                 blocks.append(Figure(figure_path(f"confusion-{sid}", runs, run), png(figure),
                                      f"{sid}: confusion matrix (rows true, columns predicted; colour = share "
@@ -570,7 +558,7 @@ def _calibration(runs: list[RunData]) -> list:
                       {"label": f"temperature, out-of-fold (ECE {num(metrics.get('ece_calibrated'))})",
                        "table": record.get("reliability_calibrated", [])}]
             if all(isinstance(p["table"], list) and p["table"] for p in panels):
-                figure = reliability_figure(panels, figure_title(run, f"{sid}: reliability"))
+                figure = reliability_figure(panels, figure_title(run.run, f"{sid}: reliability"))
                 figures.append(Figure(figure_path(f"reliability-{sid}", runs, run), png(figure),
                                       f"{sid}: reliability diagram, {record.get('ece_bins')} equal-mass bins"))
     if not rows:
@@ -618,7 +606,7 @@ def _projection(runs: list[RunData], method: str | None) -> list:
         embedding, axes = project(features, chosen, seed=seed)
         what = f"{chosen.upper()} of {len(ids)} image embeddings" + (f" (random_state={seed})" if chosen == "umap" else "")
         figure = projection_figure(embedding, table["category"].fillna("unknown").astype(str).tolist(), rating,
-                                   column, figure_title(run, what).replace("\n", " — "), axis_names=axes)
+                                   column, figure_title(run.run, what).replace("\n", " — "), axis_names=axes)
         caption = f"{prefix}{chosen.upper()} of the image features, coloured by category" + (
             f" and by {column}" if rating is not None else f" (no {column} column)")
         blocks.append(Figure(figure_path(chosen, runs, run), png(figure), caption))

@@ -43,10 +43,10 @@ from ..validity import (
     suppressed,
 )
 from .compare import compare
-from .formats import FIGURES_DIR, MISSING, num
+from .formats import FIGURES_DIR, MISSING, metric_with_ci, num
 from .leaderboard import LEADERBOARD_FILE, leaderboard_frame
 from .render import Banner, Figure, Heading, Links, Para, Table, to_html, to_markdown
-from .report import REPORT_HTML, REPORT_MD, _read_csv, _scenario_ids, _with_ci, report_dir
+from .report import REPORT_HTML, REPORT_MD, _read_csv, _scenario_ids, report_dir
 
 RUNS_DIR = "runs"  # a sweep's per-model results directories: OUT/runs/<model>__<weights>/
 TITLE = "dirti-bench comparison"
@@ -298,7 +298,7 @@ def _headline_table(runs: list[Run], metric: str, classification: bool, ref: Run
         leader = leaders.get(sid, (None, None))[0]
         for run in runs:
             sc = run.scenarios.get(sid)
-            cell = _with_ci(sc, metric) if sc is not None else "not run"
+            cell = metric_with_ci(sc, metric) if sc is not None else "not run"
             if sc is not None and (problem := pairing_problem(ref, run, sid)) not in (None, "not run"):
                 cell += f" ({NOT_COMPARABLE}: {problem})"
             codes = [c for c in flag_codes(sc) if c != INTERCEPT_ONLY] if sc is not None else []
