@@ -22,13 +22,19 @@ from ..errors import UserError
 from ..evaluators.consistency import check_saved_run
 from ..labels import TASKS
 from ..results import (
+    ACCURACY,
     ALIGNMENT_COLUMNS,
     ALIGNMENT_PREDICTIONS_FILE,
+    BALANCED_ACCURACY,
+    F1_MACRO,
     FEATURES_FILE,
+    PRECISION_MACRO,
     PREDICTION_COLUMNS,
     PREDICTIONS_FILE,
     PROMPT_COLUMNS,
     PROMPTS_FILE,
+    RECALL_MACRO,
+    SPEARMAN_RHO,
     STIMULI_FILE,
     ResultsView,
     read_results,
@@ -61,8 +67,8 @@ REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
 TITLE = "dirti-bench report"
 
-CLASSIFICATION_METRICS = (("accuracy", "accuracy"), ("balanced_accuracy", "balanced acc."),
-                          ("precision_macro", "macro P"), ("recall_macro", "macro R"), ("f1_macro", "macro F1"))
+CLASSIFICATION_METRICS = ((ACCURACY, "accuracy"), (BALANCED_ACCURACY, "balanced acc."),
+                          (PRECISION_MACRO, "macro P"), (RECALL_MACRO, "macro R"), (F1_MACRO, "macro F1"))
 
 
 @dataclass
@@ -317,9 +323,9 @@ def _rating_scale(run: RunData) -> tuple[float, float] | None:
 
 def _alignment_title(run: RunData, sid: str, sc: dict) -> str:
     metrics = sc.get("metrics", {})
-    ci = sc.get("ci", {}).get("spearman_rho")
-    rho = f"Spearman ρ = {num(metrics.get('spearman_rho'), 2)}"
-    if suppressed(sc, "spearman_rho"):  # an intercept-only probe's ρ is an artefact of its folds
+    ci = sc.get("ci", {}).get(SPEARMAN_RHO)
+    rho = f"Spearman ρ = {num(metrics.get(SPEARMAN_RHO), 2)}"
+    if suppressed(sc, SPEARMAN_RHO):  # an intercept-only probe's ρ is an artefact of its folds
         rho = f"{NO_SIGNAL} (intercept-only probe; ρ not a finding)"
     elif isinstance(ci, list | tuple) and len(ci) == 2 and all(isinstance(v, int | float) for v in ci):
         rho += f" (95% CI {ci[0]:.2f} to {ci[1]:.2f})"

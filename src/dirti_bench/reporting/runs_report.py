@@ -26,6 +26,7 @@ from ..results import (
     ALIGNMENT_PREDICTIONS_FILE,
     PREDICTIONS_FILE,
     RESULTS_FILE,
+    SPEARMAN_RHO,
     ResultsView,
     read_results,
 )
@@ -53,7 +54,7 @@ TITLE = "dirti-bench comparison"
 BEST = "★"
 N_BOOTSTRAP = 1000
 MEASURES = (("accuracy", "Accuracy", True), ("f1_macro", "Macro-F1", True),
-            ("spearman_rho", "Alignment with human ratings (Spearman ρ)", False))
+            (SPEARMAN_RHO, "Alignment with human ratings (Spearman ρ)", False))
 
 
 # The columns the comparison reads (older results folders have no file_name / confidence yet).
@@ -367,8 +368,8 @@ def _heatmap_cell(ref: Run, run: Run, sid: str, classification: bool) -> tuple[f
     if classification:
         value = cohen_kappa(sc.get("confusion") or [])
     else:
-        value = sc.get("metrics", {}).get("spearman_rho")
-        if suppressed(sc, "spearman_rho"):
+        value = sc.get("metrics", {}).get(SPEARMAN_RHO)
+        if suppressed(sc, SPEARMAN_RHO):
             return math.nan, "no signal"
     value = math.nan if not isinstance(value, int | float) else float(value)
     marks = [c for c in flag_codes(sc) if c != INTERCEPT_ONLY]
