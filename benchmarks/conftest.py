@@ -16,6 +16,8 @@ Every option also reads an environment variable (the option wins):
   --device DEV          DIRTI_BENCH_DEVICE      auto, cpu, cuda, mps (default auto)
   --results-dir DIR     DIRTI_BENCH_RESULTS_DIR where the session's results go (default results/benchmarks)
   --drift-baseline F    DIRTI_BENCH_DRIFT_BASELINE  results.json to check for drift (fails the session)
+  --accept-differences  DIRTI_BENCH_ACCEPT_DIFFERENCES=1  compare with the baseline even where the
+                        configuration differs (otherwise exit 2 "not comparable", as check-drift)
   --layers all|final    DIRTI_BENCH_LAYERS      all: every layer too, layers-<rating> cases (default final)
   --layer-mode M        DIRTI_BENCH_LAYER_MODE  token (default) or srp: how each layer becomes one vector
   --controls LIST       DIRTI_BENCH_CONTROLS    comma-separated: pixels, random-init (cases of their own)
@@ -40,22 +42,29 @@ OPTIONS = {  # option -> (environment variable, default, help)
     "--device": ("DIRTI_BENCH_DEVICE", "auto", f"one of {', '.join(DEVICES)} (default auto)"),
     "--results-dir": ("DIRTI_BENCH_RESULTS_DIR", "results/benchmarks", "results directory of this session"),
     "--drift-baseline": ("DIRTI_BENCH_DRIFT_BASELINE", None, "baseline results.json; drift fails the session"),
+    "--accept-differences": ("DIRTI_BENCH_ACCEPT_DIFFERENCES", None, "compare with --drift-baseline even where "
+                             "dataset, label space, threshold, options, model or weights differ (otherwise the "
+                             "session exits 2: not comparable)"),
     "--layers": ("DIRTI_BENCH_LAYERS", "final", "all: every layer of the image tower too (layers-<rating> cases)"),
     "--layer-mode": ("DIRTI_BENCH_LAYER_MODE", "token", "token (class token per layer) or srp (sparse random "
                      "projection of the whole map)"),
     "--controls": ("DIRTI_BENCH_CONTROLS", None, "comma-separated controls: pixels, random-init"),
 }
+SWITCHES = ("--accept-differences",)  # on/off options; their variable is on unless empty, 0, false or no
 STATE = pytest.StashKey[dict]()
 
 
 def pytest_addoption(parser):
     group = parser.getgroup("dirti-bench")
     for flag, (env, _, help_text) in OPTIONS.items():
-        group.addoption(flag, default=None, help=f"{help_text} [env {env}]")
+        kind = {"action": "store_true"} if flag in SWITCHES else {}
+        group.addoption(flag, default=None, help=f"{help_text} [env {env}]", **kind)
 
 
 def option(config, flag: str):
     env, default, _ = OPTIONS[flag]
+    if flag in SWITCHES:
+        return bool(config.getoption(flag)) or os.environ.get(env, "").strip().lower() not in ("", "0", "false", "no")
     return config.getoption(flag) or os.environ.get(env) or default
 
 
@@ -261,17 +270,25 @@ def pytest_collection_finish(session):
                              if "scenario" in getattr(getattr(item, "callspec", None), "params", {})}
 
 
-def check_drift(state, out: Path, baseline: str, selected) -> bool:
+def check_drift(state, out: Path, baseline: str, selected, accept_differences: bool = False) -> bool:
     """The CLI's rules: every selected scenario of the baseline must be in the results (so -k disgust
-    requires only the disgust scenarios), a check that compared nothing is an error (exit 2).
-    Its lines join the session's summary; False on drift."""
-    from dirti_bench.reporting.drift import check, load_baseline, require_comparison
+    requires only the disgust scenarios), a check that compared nothing is an error (exit 2), and
+    results of another configuration (dataset, label space, threshold, options, model, weights:
+    ``validity.comparability`` through ``require_comparable``) are "not comparable", exit 2 naming
+    each difference, unless ``--accept-differences``. Its lines join the session's summary; False on drift."""
+    from dirti_bench.reporting.drift import check, load_baseline, require_comparable, require_comparison
     from dirti_bench.results import read_results
 
     report = check(read_results(out), load_baseline(Path(baseline)), baseline_name=baseline, scope=selected,
                    results_name=str(out))
     require_comparison(report, baseline, str(out))
-    state["summary"] += list(report.notes())  # scenarios missing on either side, another model or dataset
+    if not accept_differences:
+        try:
+            require_comparable(report, baseline, str(out))
+        except UserError as exc:  # the library names no flag: name this plugin's own
+            raise UserError(f"{exc} (pytest option --accept-differences, or DIRTI_BENCH_ACCEPT_DIFFERENCES=1)",
+                            exc.option) from None
+    state["summary"] += list(report.notes())  # scenarios missing on either side; accepted differences
     if not report.ok:
         state["summary"].append(f"drift against {baseline}: {report.summary(baseline)}")
         if report.rows:
@@ -298,7 +315,8 @@ def pytest_sessionfinish(session, exitstatus):
             raise UserError("--drift-baseline compares one model's results with a baseline; drop --models, or "
                             "check each OUT/runs/* with 'dirti-bench check-drift'")
         out = write_session_results(session, state)
-        if baseline and not check_drift(state, out, baseline, state["selected"]):
+        accept = option(session.config, "--accept-differences")
+        if baseline and not check_drift(state, out, baseline, state["selected"], accept):
             session.exitstatus = 1
     except UserError as exc:
         state["summary"].append(f"error: {exc}")

@@ -136,6 +136,7 @@ def test_truncated_text_encoding_is_exact(benchmark, model, timed):
     assert figures["text_max_diff"] <= MAX_TEXT_DIFF
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
 def test_warm_rerun_does_no_forward(benchmark, photos):
     figures = _warm(benchmark, photos)
     assert figures["warm_forward_calls"] == 0

@@ -250,6 +250,7 @@ def test_ensemble_prompt_pair_averages_filled_templates(rated):
     assert res.metrics["spearman_rho"] == pytest.approx(1.0)
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
 def test_resampling_in_blocks_gives_the_same_numbers_as_all_draws_at_once(monkeypatch):
     """Bounded memory at any n: bootstrap, permutation and ceiling draws are made and scored in
     blocks, and the blocks change no number (the random streams continue across blocks)."""

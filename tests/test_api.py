@@ -20,6 +20,7 @@ def files_under(root) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
 def test_importing_the_package_loads_neither_torch_nor_the_api():
     code = ("import sys, dirti_bench as db\n"
             "heavy = [m for m in ('torch', 'open_clip', 'sklearn', 'dirti_bench.api') if m in sys.modules]\n"
@@ -111,6 +112,7 @@ def test_options_are_run_config_settings_checked_like_the_flags(demo_master):
         db.load_results(demo_master)
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
 def test_a_model_object_is_encoded_like_the_same_model_by_name(demo_master):
     """The encoder seam: dirti-tiny built by the caller with the seed a run uses gives the same
     weights hash and the same predictions as naming it (the caller's preprocess: decode 'full')."""
@@ -135,6 +137,7 @@ def test_a_model_object_is_encoded_like_the_same_model_by_name(demo_master):
         db.evaluate(data=demo_master, model=model, tokenizer=len)
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
 def test_the_done_when_one_liner_runs_and_writes_nothing(tmp_path):
     cwd = tmp_path / "cwd"
     cwd.mkdir()

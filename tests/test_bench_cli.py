@@ -15,6 +15,7 @@ TINY = ["bench", "--model", "dirti-tiny", "--images", "6", "--batch-size", "2", 
         "--text-sample", "4", "--device", "cpu", "--no-warm", "--no-first-run"]
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
 def test_bench_prints_one_table_with_every_figure(capsys):
     assert main([*TINY, "--precision", "int8"]) == 0
     out = capsys.readouterr().out

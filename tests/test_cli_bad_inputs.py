@@ -104,6 +104,7 @@ def test_a_read_only_cache_folder_is_refused(tmp_path, capsys, monkeypatch, no_m
     assert list(home.iterdir()) == []
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
 def test_the_benchmark_session_checks_its_results_dir_first(a_file, tmp_path):
     env = {**os.environ, "DIRTI_BENCH_HOME": str(tmp_path / "home")}
     proc = subprocess.run(

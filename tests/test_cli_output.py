@@ -23,6 +23,7 @@ def cell(value: float, ci: list[float]) -> str:
     return f"{value:.3f} [{ci[0]:.2f}, {ci[1]:.2f}]"
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
 def test_a_demo_run_talks_in_stages_then_prints_the_summary(tmp_path):
     """A real process: what a newcomer sees after 'dirti-bench run --demo' (no library warnings)."""
     out = tmp_path / "out"

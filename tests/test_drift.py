@@ -359,3 +359,58 @@ def test_cli_another_dataset_or_label_space_is_exit_2_naming_it(tmp_path, capsys
     fewer = write_results_dir(tmp_path / "fewer", configured(labels=("food",)))
     assert main(["check-drift", str(fewer), "--baseline", str(base)]) == 2
     assert "label space (2 classes vs 1) in zeroshot-disgust" in capsys.readouterr().err
+
+
+def _benchmark_plugin():
+    """benchmarks/conftest.py (the pytest benchmark plugin) as a plain module, to call its drift check."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "conftest.py"
+    spec = importlib.util.spec_from_file_location("dirti_benchmarks_conftest", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(("edit", "named"), [
+    ({"threshold": 6.0}, "threshold 5.0 vs 6.0 in zeroshot-disgust"),
+    ({"dataset": "oasis-like"}, "dataset 'dirti-demo-seed0' vs 'oasis-like'"),
+    ({"labels": ("food",)}, "label space (2 classes vs 1) in zeroshot-disgust"),
+])
+def test_benchmark_session_drift_check_refuses_another_configuration_like_the_cli(tmp_path, capsys, edit, named):
+    plugin = _benchmark_plugin()
+    base = write_baseline(tmp_path / "baseline.json", baseline_document(configured()))
+    out = write_results_dir(tmp_path / "results", configured(accuracy=0.9, **edit))
+    # the one rule (validity.comparability via require_comparable): the same message check-drift prints
+    assert main(["check-drift", str(out), "--baseline", str(base)]) == 2
+    cli_error = capsys.readouterr().err.strip()
+    state = {"summary": []}
+    with pytest.raises(UserError) as refused:
+        plugin.check_drift(state, out, str(base), None)
+    message = str(refused.value)
+    assert named in message and "not comparable" in message and "--accept-differences" in message
+    # the CLI's message, with the plugin's own flag in place of check-drift's
+    assert message.split(" (pytest option")[0] == cli_error.removeprefix("error: ").split(" (command-line")[0]
+    assert state["summary"] == []  # nothing reported as drift or as a mere note
+    # the same override as the CLI: then the moved accuracy is drift (False), the difference a note
+    assert plugin.check_drift(state, out, str(base), None, accept_differences=True) is False
+    assert any(line.startswith("drift against") for line in state["summary"])
+
+
+def test_benchmark_accept_differences_reads_the_option_or_its_variable(monkeypatch):
+    plugin = _benchmark_plugin()
+
+    class Config:
+        def __init__(self, value):
+            self.value = value
+
+        def getoption(self, flag):
+            assert flag == "--accept-differences"
+            return self.value
+
+    monkeypatch.delenv("DIRTI_BENCH_ACCEPT_DIFFERENCES", raising=False)
+    assert plugin.option(Config(None), "--accept-differences") is False
+    assert plugin.option(Config(True), "--accept-differences") is True
+    for value, expected in (("1", True), ("yes", True), ("0", False), ("false", False), ("", False)):
+        monkeypatch.setenv("DIRTI_BENCH_ACCEPT_DIFFERENCES", value)
+        assert plugin.option(Config(None), "--accept-differences") is expected, value

@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
 def test_the_prompt_comparison_example_prints_both_tables_and_writes_nothing(tmp_path):
     cwd = tmp_path / "cwd"
     cwd.mkdir()

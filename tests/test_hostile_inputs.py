@@ -330,6 +330,7 @@ def test_report_refuses_results_edited_after_the_run(small_results, tmp_path, ca
     assert message in one_error(capsys)
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
 def test_report_renders_untampered_results(small_results, tmp_path, capsys):
     assert main(["report", str(small_results), "--out", str(tmp_path / "report")]) == 0
     assert (tmp_path / "report" / "report.html").is_file()

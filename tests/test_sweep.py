@@ -455,7 +455,7 @@ def test_runs_on_another_dataset_are_never_paired(oracle_and_inverted, tmp_path)
     text = write_comparison([dirs[0], other], tmp_path / "cmp").read_text()
     assert "DIFFERENT DATASETS" in text and "another-set" in text
     deltas = text.split("## Difference to the reference")[1].split("##")[0]
-    assert "not paired: another dataset" in deltas and "McNemar" not in deltas.split("|", 3)[-1]
+    assert "not paired: another dataset (reference vs this run:" in deltas and "vs another-set)" in deltas and "McNemar" not in deltas.split("|", 3)[-1]
 
 
 def test_runs_on_another_label_space_are_never_paired(oracle_and_inverted, tmp_path):
@@ -463,9 +463,15 @@ def test_runs_on_another_label_space_are_never_paired(oracle_and_inverted, tmp_p
     other = tmp_path / "other"
     other.mkdir()
     doc = json.loads((dirs[1] / "results.json").read_text())
-    doc["scenarios"]["zeroshot-baseline"]["labels"] = doc["scenarios"]["zeroshot-baseline"]["labels"][:-1]
+    labels = doc["scenarios"]["zeroshot-baseline"]["labels"]
+    renamed = labels[-1] + " (other space)"  # consistently, so the run passes the read-back check
+    doc["scenarios"]["zeroshot-baseline"]["labels"] = [*labels[:-1], renamed]
     (other / "results.json").write_text(json.dumps(doc))
-    (other / "predictions.csv").write_bytes((dirs[1] / "predictions.csv").read_bytes())
+    preds = pd.read_csv(dirs[1] / "predictions.csv", dtype=str, keep_default_na=False)
+    rows = preds["scenario"] == "zeroshot-baseline"
+    for column in ("y_true", "y_pred"):
+        preds.loc[rows & (preds[column] == labels[-1]), column] = renamed
+    preds.to_csv(other / "predictions.csv", index=False)
     text = write_comparison([dirs[0], other], tmp_path / "cmp").read_text()
     row = next(line for line in text.splitlines() if line.startswith("| zeroshot-baseline") and "Δ" in line)
     assert "not paired: another label space" in row

@@ -188,8 +188,29 @@ def test_leaderboard_marks_runs_on_another_threshold_not_comparable():
     assert board["flag"].tolist() == ["", NOT_COMPARABLE]
 
 
-def test_an_oasis_like_set_uses_its_class_phrases_and_has_no_dirti_study_section(tmp_path, capsys):
+def _figure_texts(fig) -> list[str]:
+    """Every text drawn on a figure: its title, each axis's title, labels, tick labels and legend."""
+    texts = [fig._suptitle.get_text()] if fig._suptitle is not None else []
+    for ax in fig.axes:
+        texts += [ax.get_title(), ax.get_xlabel(), ax.get_ylabel()]
+        texts += [t.get_text() for t in (*ax.get_xticklabels(), *ax.get_yticklabels())]
+        if ax.get_legend() is not None:
+            texts += [t.get_text() for t in ax.get_legend().get_texts()]
+    return texts
+
+
+def test_an_oasis_like_set_uses_its_class_phrases_and_has_no_dirti_study_section(tmp_path, capsys, monkeypatch):
+    from matplotlib.figure import Figure
     from helpers import write_oasis_like
+
+    drawn: list[str] = []
+    savefig = Figure.savefig
+
+    def recording_savefig(fig, *args, **kwargs):
+        drawn.extend(_figure_texts(fig))
+        return savefig(fig, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", recording_savefig)
 
     root = write_oasis_like(tmp_path / "oasis", n=16)
     sidecar = root / "dirti-bench.json"
@@ -198,8 +219,13 @@ def test_an_oasis_like_set_uses_its_class_phrases_and_has_no_dirti_study_section
     out = tmp_path / "res"
     assert main(["run", "--data", str(root), "--model", "dirti-tiny", "--pretrained", "random", "--quiet",
                  "--projection", "pca", "--out", str(out), "--scenarios", "zeroshot-baseline",
-                 "ensemble-baseline-affect"]) == 0
+                 "ensemble-baseline-affect", "template-sweep-baseline-affect"]) == 0
     terminal = capsys.readouterr().out
+    # figure titles, axis labels and legends name the wording as the report does (published.wording_name)
+    assert any("prompt sets minus the default wording" in t for t in drawn)
+    assert "difference to the default wording (95% CI)" in drawn and "default wording" in drawn  # sweep legend
+    assert not [t for t in drawn if "study wording" in t]
+    assert "study wording" not in terminal
     prompts = pd.read_csv(out / "prompts.csv")
     study = dict(zip(*prompts[prompts["scenario"] == "zeroshot-baseline"][["class", "prompt"]].T.values, strict=True))
     assert study == {"Animal": "This is a photo of an animal", "Object": "This is a photo of Object",
@@ -249,7 +275,12 @@ def test_best_is_only_awarded_within_one_dataset_and_after_correction(tmp_path):
     table = _headline_table(runs(doc("dirti", 0.5), doc("oasis", 0.9)), "accuracy", True)
     cells = table.iloc[0].to_dict()
     assert BEST not in "".join(map(str, cells.values())) and "tied" not in "".join(map(str, cells.values()))
-    assert "(not-comparable: another dataset)" in cells["run1"]
+    assert "(not-comparable: another dataset (reference vs this run: dirti vs oasis))" in cells["run1"]
+    # same name, other contents: the contents' hashes tell them apart
+    renamed = doc("dirti", 0.9)
+    renamed["run"]["dataset_sha256"] = "e" * 64
+    cell = _headline_table(runs(doc("dirti", 0.5), renamed), "accuracy", True).iloc[0]["run1"]
+    assert f"dirti {'d' * 12} vs {'e' * 12} (same name, other contents)" in cell
     # same dataset, but no test can separate best from runner-up (no predictions): "tied", not ★
     table = _headline_table(runs(doc("dirti", 0.5), doc("dirti", 0.9)), "accuracy", True)
     assert table.iloc[0]["run1"].endswith("(best, tied after correction)") and BEST not in table.iloc[0]["run0"]

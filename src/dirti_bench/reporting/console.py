@@ -145,6 +145,13 @@ SUMMARY_NOTE = (f"chance: the majority class share; brackets: {interval_note()};
                 "stimuli, McNemar p Holm-corrected within the task's prompt sets.\nFindings:")
 
 
+def summary_note(doc: dict) -> str:
+    """SUMMARY_NOTE with the fixed wording named as the report names it (``published.wording_name``)."""
+    from .published import STUDY_WORDING, wording_name
+
+    return SUMMARY_NOTE.replace(STUDY_WORDING, wording_name(doc))
+
+
 def summary_text(doc: dict, with_skipped: bool = True) -> str:
     """Title line, one row per scenario with its headline metric and 95% CI, skipped scenarios, then
     the Findings block."""
@@ -155,7 +162,7 @@ def summary_text(doc: dict, with_skipped: bool = True) -> str:
     if with_skipped:
         lines += skipped_lines(doc.get("skipped") or {})
     if scenarios:
-        lines.append(SUMMARY_NOTE)
+        lines.append(summary_note(doc))
     if scenarios:
         lines.append(findings_text(doc).removeprefix("Findings:\n"))
     return "\n".join(lines)

@@ -305,10 +305,11 @@ def template_sweep_figure(panels: Sequence[dict], title: str):
     return fig
 
 
-def forest_figure(panels: Sequence[dict], title: str):
-    """Δ (prompt set − study wording) with 95% CI per prompt set, one panel per task.
+def forest_figure(panels: Sequence[dict], title: str, wording: str = "study wording"):
+    """Δ (prompt set − the fixed wording) with 95% CI per prompt set, one panel per task.
 
-    Each panel: ``{"title", "rows": [{"label", "accuracy": (d, lo, hi), "f1_macro": (d, lo, hi)}]}``.
+    Each panel: ``{"title", "rows": [{"label", "accuracy": (d, lo, hi), "f1_macro": (d, lo, hi)}]}``;
+    ``wording``: what the fixed wording is called (``published.wording_name``: "default wording" off DIRTI).
     """
     height = max(2.2, 0.38 * max(len(p["rows"]) for p in panels) + 1.2)
     fig, axes = _panels(len(panels), 7.0, height, vertical=True)
@@ -324,7 +325,7 @@ def forest_figure(panels: Sequence[dict], title: str):
                         color=SWEEP_COLOURS[name], label=f"Δ {SWEEP_LABELS[name]}")
         ax.axvline(0, color="black", linewidth=0.8)
         ax.set_yticks(y, [r["label"] for r in rows], fontsize=7)
-        ax.set_xlabel("difference to the study wording (95% CI)")
+        ax.set_xlabel(f"difference to the {wording} (95% CI)")
         ax.set_title(panel["title"], fontsize=9)
         ax.legend(fontsize=7, loc="best")
     fig.suptitle(title, fontsize=10)

@@ -21,6 +21,7 @@ from ..results import PROMPTS_FILE
 from .compare import PROMPT_KIND
 from .console import figure_title
 from .formats import MISSING, figure_path, num, with_interval
+from .published import wording_name
 from .render import Figure, Heading, Para, Table
 
 STUDY_THRESHOLD = 5.0
@@ -308,7 +309,7 @@ def template_sweeps(runs) -> list:
                            Para(f"Worst {BEST_WORST} templates:"), Table(_template_table(ordered[-BEST_WORST:]))]
             panels.append({"title": sid, "metrics": {m: [p["metrics"][m] for p in templates]
                                                      for m in ("accuracy", "f1_macro")},
-                           "references": {"study wording": refs.get("study", {}).get("metrics", {}),
+                           "references": {wording_name(run.doc): refs.get("study", {}).get("metrics", {}),
                                           "full ensemble": refs.get("ensemble", {}).get("metrics", {}),
                                           "CV choice": sc.get("metrics", {})}})
         from .figures import png, template_sweep_figure  # matplotlib loads only for a figure
@@ -359,7 +360,8 @@ def prompt_comparisons(runs) -> list:
                   for task in tasks]
         from .figures import forest_figure, png  # matplotlib loads only when a figure is drawn
 
-        figure = forest_figure(panels, figure_title(run.run, "prompt sets minus the study wording"))
+        wording = wording_name(run.doc)  # the report's one name for it: "default wording" off DIRTI
+        figure = forest_figure(panels, figure_title(run.run, f"prompt sets minus the {wording}"), wording)
         blocks.append(Figure(figure_path("prompt-sets-vs-study", runs, run), png(figure),
                              f"{_prefix(runs, run)}Δ accuracy and Δ macro F1 against the study wording, 95% paired "
                              "bootstrap CI, one panel per task"))

@@ -158,8 +158,11 @@ def _alignment_scores(run: Run, sid: str) -> tuple[pd.Series, pd.Series] | None:
 def pairing_problem(ref: Run, run: Run, sid: str) -> str | None:
     """Why ``run``'s ``sid`` cannot be paired with the reference's (None when it can): another dataset,
     label space, threshold or scenario option (validity.comparability)."""
-    if ref.dataset != run.dataset:
-        return "another dataset"
+    if ref.dataset != run.dataset:  # named both ways, as the DIFFERENT DATASETS banner does
+        (ref_name, ref_sha), (name, sha) = ref.dataset, run.dataset
+        both = (f"{ref_name} vs {name}" if ref_name != name
+                else f"{ref_name} {str(ref_sha)[:12]} vs {str(sha)[:12]} (same name, other contents)")
+        return f"another dataset (reference vs this run: {both})"
     a, b = ref.scenarios.get(sid), run.scenarios.get(sid)
     if a is None or b is None:
         return "not run"
