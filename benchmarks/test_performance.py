@@ -54,7 +54,8 @@ THROUGHPUT_TARGETS = MODEL != TINY_MODEL
 DIRTI_SIZED = IMAGES >= 300  # the full measurement: DIRTI's 300 photos
 MIN_IMAGE_RATIO, MIN_DECODE_COSINE = 0.95, 0.999
 MIN_TEXT_RATIO, MAX_TEXT_DIFF = 5.0, 1e-4
-MAX_WARM_S, MAX_WARM_SCENARIOS_S, MAX_RSS_MB = 15.0, 10.0, 3072
+# The warm re-run WITH its report: #29's target (figures drawn in worker processes); without it: 10 s too.
+MAX_WARM_S, MAX_WARM_SCENARIOS_S, MAX_RSS_MB = 10.0, 10.0, 3072
 # A newcomer's first 'dirti-bench run --demo' with every cache empty (dirti-bench's home, numba's
 # kernels, matplotlib's fonts) on 2 cores: the summary table, the whole run, and the run again.
 MAX_FIRST_SUMMARY_S, MAX_FIRST_TOTAL_S, MAX_DEMO_WARM_S = 15.0, 30.0, 10.0

@@ -98,6 +98,36 @@ def test_run_writes_the_contract_and_load_results_reads_the_same_frames(tmp_path
                                       obj=frame)
         pd.testing.assert_frame_equal(getattr(written, frame)(), getattr(loaded, frame)(), obj=frame)
     assert in_memory["zeroshot-baseline"].metrics == loaded["zeroshot-baseline"].metrics
+    assert in_memory.layer_scores_frame().empty and loaded.layer_predictions_frame().empty  # no layer scenario
+
+
+@pytest.mark.slow  # heavy: two layer-wise runs with both controls; CI runs it (pytest -m slow)
+def test_layer_options_give_the_layer_frames_in_memory_and_as_written(tmp_path, demo_master):
+    from scipy.stats import pearsonr
+
+    options = dict(layers="all", layer_mode="token", controls=["pixels", "random-init"])
+    in_memory = db.evaluate(data=demo_master, model="dirti-tiny", pretrained="random",
+                            scenarios="align-disgust-probe", **options)
+    assert {"layers-disgust", "pixels-disgust", "random-init-disgust"} <= set(in_memory.scenarios)
+    db.run(data=demo_master, model="dirti-tiny", pretrained="random", scenarios="align-disgust-probe",
+           out=tmp_path / "out", report=False, **options)
+    loaded = db.load_results(tmp_path / "out")
+    for frame, csv in (("layer_scores_frame", "layer_scores.csv"), ("layer_predictions_frame", "layer_predictions.csv"),
+                       ("layer_rsa_frame", "layer_rsa.csv")):
+        from_csv = pd.read_csv(tmp_path / "out" / csv)
+        assert not from_csv.empty, csv
+        pd.testing.assert_frame_equal(getattr(in_memory, frame)(), from_csv, check_dtype=False, obj=frame)
+        pd.testing.assert_frame_equal(getattr(loaded, frame)(), from_csv, obj=frame)
+    scores, predictions = in_memory.layer_scores_frame(), in_memory.layer_predictions_frame()
+    own = scores[scores.scenario == "layers-disgust"]
+    assert list(own.layer) == ["block01", "block02", "pooled"]
+    assert set(scores.scenario) == {"layers-disgust", "pixels-disgust", "random-init-disgust"}
+    for row in own.itertuples():  # each per-layer r recomputes from the tidy predictions
+        part = predictions[(predictions.scenario == row.scenario) & (predictions.layer == row.layer)
+                           & (predictions.kind == "cv")]
+        assert pearsonr(part.rating, part.prediction).statistic == pytest.approx(row.pearson_r, abs=1e-9)
+    superlative = in_memory["layers-disgust"].extra["layer_choice"]["superlative"]["layer"]
+    assert own.loc[own.pearson_r.idxmax(), "layer"] == superlative
 
 
 def test_options_are_run_config_settings_checked_like_the_flags(demo_master):

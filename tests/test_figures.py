@@ -27,6 +27,7 @@ def drawn(tmp_path, monkeypatch):
         return real_png(fig)
 
     monkeypatch.setattr(figures, "png", keep)
+    monkeypatch.setenv("DIRTI_BENCH_JOBS", "1")  # drawn here, where the patched png sees them
     results = make_results_dir(tmp_path / "res")
     write_report([results], tmp_path / "report", projection="pca")
     return {title(fig).split("\n")[0]: fig for fig in made}
@@ -111,3 +112,48 @@ def test_report_states_the_noise_ceilings_assumption(tmp_path):
     md = write_report([results], results).read_text()
     line = next(line for line in md.splitlines() if line.startswith("Noise ceiling:"))
     assert "30 raters per image" in line and "assumed 30" in line and "disg_SD_all" in line
+
+
+def test_figures_drawn_in_worker_processes_are_the_bytes_drawn_one_after_another(tmp_path):
+    """The report draws its figures in worker processes; each is drawn from its own arguments, so the
+    files (and the HTML that embeds them) are those of a serial drawing."""
+    results = make_results_dir(tmp_path / "res")
+    serial, parallel = tmp_path / "serial", tmp_path / "parallel"
+    write_report([results], serial, projection="pca", jobs=1, figure_cache=False)
+    write_report([results], parallel, projection="pca", jobs=2, figure_cache=False)
+    names = sorted(p.name for p in (serial / "figures").iterdir())
+    assert len(names) >= 3 and names == sorted(p.name for p in (parallel / "figures").iterdir())
+    for name in names:
+        assert (serial / "figures" / name).read_bytes() == (parallel / "figures" / name).read_bytes(), name
+    assert (serial / "report.html").read_bytes() == (parallel / "report.html").read_bytes()
+
+
+def test_drawing_the_figures_shows_progress_through_the_reporter(tmp_path, capsys):
+    from dirti_bench.reporting.console import Reporter
+
+    write_report([make_results_dir(tmp_path / "res")], tmp_path / "report", projection="pca", jobs=2,
+                 reporter=Reporter("normal", progress=False))
+    count = len(list((tmp_path / "report" / "figures").iterdir()))
+    assert f"drawing figures: {count}" in capsys.readouterr().err
+    write_report([make_results_dir(tmp_path / "res2")], tmp_path / "report2", projection="pca", jobs=2,
+                 reporter=Reporter("quiet"))
+    assert "figures" not in capsys.readouterr().err
+
+
+def test_a_warm_report_reuses_unchanged_figures_and_redraws_changed_ones(tmp_path, monkeypatch):
+    from dirti_bench.reporting.render import Drawing
+
+    results = make_results_dir(tmp_path / "res")
+    write_report([results], tmp_path / "first", projection="pca", jobs=1, figure_cache=False)
+    write_report([results], tmp_path / "cold", projection="pca", jobs=1)  # fills the cache home
+    drawn = []
+    monkeypatch.setattr(figures, "draw", lambda d: drawn.append(d) or pytest.fail("an unchanged figure was redrawn"))
+    write_report([results], tmp_path / "warm", projection="pca", jobs=1)
+    assert drawn == []
+    names = sorted(p.name for p in (tmp_path / "first" / "figures").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "warm" / "figures").iterdir())
+    for name in names:
+        assert (tmp_path / "first" / "figures" / name).read_bytes() == (tmp_path / "warm" / "figures" / name).read_bytes()
+    same = Drawing("confusion_figure", (["a", "b"], [[1, 0], [0, 1]], "t"))
+    assert figures.drawing_key(same) == figures.drawing_key(Drawing("confusion_figure", (["a", "b"], [[1, 0], [0, 1]], "t")))
+    assert figures.drawing_key(same) != figures.drawing_key(Drawing("confusion_figure", (["a", "b"], [[1, 0], [1, 1]], "t")))

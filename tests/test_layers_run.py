@@ -223,3 +223,28 @@ def test_an_encoder_without_an_image_tower_skips_the_layer_scenario(demo_stimuli
     assert "open_clip image tower" in skipped["layers-disgust"]
     with pytest.raises(ScenarioNotRunnable):
         evaluate(layer_scenarios("disg_mean_all"), ctx)
+
+
+def test_report_shows_each_ratings_layer_profile_with_its_choices_and_controls(layered_run):
+    cold, _ = layered_run
+    doc = json.loads((cold / "results.json").read_text())
+    md, html = (cold / "report.md").read_text(), (cold / "report.html").read_text()
+    section = md[md.index("## Layer profiles"):]
+    section = section[:section.index("\n## ", 1)] if "\n## " in section[1:] else section
+    choice = doc["scenarios"]["layers-disgust"]["extra"]["layer_choice"]
+    nested, sup = choice["nested"], choice["superlative"]
+    random_init, pixels = doc["scenarios"]["random-init-disgust"], doc["scenarios"]["pixels-disgust"]
+    row = next(line for line in section.splitlines() if line.startswith("| disg_mean_all"))
+    for text in (f"{nested['pearson_r']:.3f} [{nested['ci'][0]:.3f}, {nested['ci'][1]:.3f}]",
+                 f"{nested['modal_layer']} ({nested['modal_depth']:.2f}, {nested['folds_agreeing']}/{nested['folds']})",
+                 f"{sup['layer']} ({sup['depth']:.2f})", f"{sup['pearson_r']:.3f} [{sup['ci'][0]:.3f}",
+                 f"{choice['gap']['superlative_minus_nested']:.3f} [",
+                 f"{random_init['metrics']['band_min_r']:.3f} to {random_init['metrics']['band_max_r']:.3f} (1, 2, 3)",
+                 f"{random_init['metrics']['trained_minus_random_r']:.3f} [",
+                 f"{pixels['metrics']['pearson_r']:.3f} [{pixels['ci']['pearson_r'][0]:.3f}"):
+        assert text in row, text
+    figure = "figures/layer_profile_disg_mean_all.png"
+    assert f"]({figure})" in section
+    assert (cold / figure).stat().st_size > 10_000
+    assert "<h2>Layer profiles</h2>" in html or ">Layer profiles</h2>" in html
+    assert 'alt="disg_mean_all: out-of-fold Pearson r' in html and "data:image/png;base64," in html

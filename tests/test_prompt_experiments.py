@@ -255,6 +255,7 @@ def test_the_sweep_and_forest_figures_stand_alone_with_the_run_in_their_titles(e
                                                                   "smoke_run": True}}))
     drawn, real_png = [], figures.png
     monkeypatch.setattr(figures, "png", lambda fig: drawn.append(fig) or real_png(fig))
+    monkeypatch.setenv("DIRTI_BENCH_JOBS", "1")  # drawn here, where the patched png sees them
     model, dataset = doc["run"]["model"], doc["run"]["dataset"]
     panels = {"zero-shot score vs disgust threshold": [s for s in doc["scenarios"] if s.startswith("threshold-sweep")],
               "each template alone (one dot each)": [s for s in doc["scenarios"] if s.startswith("template-sweep")],

@@ -37,6 +37,9 @@ from .reporting.console import Reporter
 from .reporting.leaderboard import leaderboard_frame
 from .results import (
     ALIGNMENT_PREDICTIONS_FILE,
+    LAYER_PREDICTIONS_FILE,
+    LAYER_RSA_FILE,
+    LAYER_SCORES_FILE,
     PREDICTIONS_FILE,
     PROBABILITIES_FILE,
     PROMPTS_FILE,
@@ -44,6 +47,7 @@ from .results import (
     SWEEPS_FILE,
     contract_frames,
     ids_are_integers,
+    layer_frames,
     read_contract_frames,
     read_results,
 )
@@ -185,6 +189,22 @@ class Results:
         """probabilities.csv.gz: each zero-shot class's logit and probability per stimulus."""
         return self._frame(PROBABILITIES_FILE)
 
+    def layer_scores_frame(self) -> pd.DataFrame:
+        """layer_scores.csv (a run with ``layers="all"`` or ``controls``): one row per layer-wise
+        scenario, weights and layer: depth, out-of-fold Pearson r with its bootstrap CI, the published
+        all-data leave-one-out r; empty without layer-wise scenarios."""
+        return self._frame(LAYER_SCORES_FILE)
+
+    def layer_predictions_frame(self) -> pd.DataFrame:
+        """layer_predictions.csv: scenario, weights, layer, depth, kind (cv / loo-all-data), stimulus,
+        fold, rating, prediction; every layer score recomputes from it."""
+        return self._frame(LAYER_PREDICTIONS_FILE)
+
+    def layer_rsa_frame(self) -> pd.DataFrame:
+        """layer_rsa.csv: each layer's RDM vs the human rating-profile RDM (Spearman, permutation p,
+        bootstrap CI); empty when no layer features were read."""
+        return self._frame(LAYER_RSA_FILE)
+
 
 # ---------------------------------------------------------------- entry points
 
@@ -258,7 +278,15 @@ def evaluate(data: str | Path = DEMO, model=None, pretrained: str | None = None,
     stimuli = done.ctx.stimuli.stimuli
     frames = contract_frames(done.results, file_names={s.id: s.file_name for s in stimuli},
                              integer_ids=ids_are_integers(s.id for s in stimuli))
-    return Results.from_document(done.document(), frames)
+    frames |= layer_frames(done.results, ids_are_integers(s.id for s in stimuli))
+    document = done.document()
+    if done.ctx.layers:  # the layer features' similarity with the ratings, as `run` writes it
+        from .evaluators.rsa import layer_rsa
+
+        rsa = layer_rsa(done.ctx.stimuli, list(done.ctx.layers.values()), seed=done.ctx.seed)
+        if rsa is not None:
+            frames[LAYER_RSA_FILE], document["run"]["layer_rsa"] = rsa[0], rsa[2]
+    return Results.from_document(document, frames)
 
 
 def run(data: str | Path = DEMO, model=None, pretrained: str | None = None,

@@ -31,6 +31,10 @@ def projection_cache_dir() -> Path:
     return cache_home() / "projections"
 
 
+def figure_cache_dir() -> Path:
+    return cache_home() / "figures"
+
+
 def check_writable_dir(path: Path, what: str, fix: str, option: str | None = None) -> Path:
     """Refuse, before any work, a folder that cannot be created or written: a file in its place or
     above it, or a parent that refuses new files. Creates nothing (a probe file is made and removed

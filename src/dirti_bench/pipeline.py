@@ -68,6 +68,7 @@ from .results import (
     RESULTS_FILE,
     STIMULI_FILE,
     ids_are_integers,
+    layer_frames,
     now_iso,
     read_results,
     results_document,
@@ -308,20 +309,18 @@ def feature_files(ctx: EvalContext) -> dict[str, bytes]:
     return {FEATURES_FILE: buf.getvalue(), STIMULI_FILE: table.to_csv(index=False).encode()}
 
 
-def layer_files(results: list[ScenarioResult], figures_dir: Path | None = None, run: dict | None = None) -> dict[str, bytes]:
+def layer_files(results: list[ScenarioResult], figures_dir: Path | None = None, run: dict | None = None,
+                integer_ids: bool = False) -> dict[str, bytes]:
     """layer_predictions.csv and layer_scores.csv of the layer-wise scenarios (none without them), and
     with ``figures_dir`` one layer-profile figure per rating there."""
-    with_layers = [r for r in results if r.layer_scores is not None]
-    if not with_layers:
+    frames = layer_frames(results, integer_ids)
+    if not frames:
         return {}
     from .reporting.layer_figures import write_layer_profiles
 
-    predictions = pd.concat([r.layer_predictions for r in with_layers], ignore_index=True)
-    scores = pd.concat([r.layer_scores for r in with_layers], ignore_index=True)
     if figures_dir is not None:
-        write_layer_profiles(with_layers, figures_dir, run or {})
-    return {"layer_predictions.csv": predictions.to_csv(index=False).encode(),
-            "layer_scores.csv": scores.to_csv(index=False).encode()}
+        write_layer_profiles([r for r in results if r.layer_scores is not None], figures_dir, run or {})
+    return {name: frame.to_csv(index=False).encode() for name, frame in frames.items()}
 
 
 def layer_rsa_files(ctx: EvalContext) -> tuple[dict[str, bytes], dict | None]:
@@ -446,7 +445,8 @@ def write_run(out: Path, ctx: EvalContext, results: list[ScenarioResult], extra_
     stimuli = ctx.stimuli.stimuli
     try:
         with StagedDir(out) as staged:
-            files = {**feature_files(ctx), **layer_files(results, staged.path if report else None, info), **rsa_files}
+            files = {**feature_files(ctx), **layer_files(results, staged.path if report else None, info,
+                                                            ids_are_integers(s.id for s in stimuli)), **rsa_files}
             write_results(staged.path, info, results, files,
                           comparisons=comparisons_for(results, seed=ctx.seed) if comparisons is None else comparisons,
                           skipped=skipped,
@@ -455,7 +455,8 @@ def write_run(out: Path, ctx: EvalContext, results: list[ScenarioResult], extra_
             if report:
                 reporter.stage(f"writing the report ({projection.upper()} projection of the image features)")
                 try:
-                    write_report([staged.path], staged.path, shown_as=[Path(out)], projection=projection)
+                    write_report([staged.path], staged.path, shown_as=[Path(out)], projection=projection,
+                                 reporter=reporter)
                 except UserError as exc:  # name the folder the user chose, not the staging one (removed on exit)
                     raise UserError(str(exc).replace(str(staged.path), str(out)), getattr(exc, "option", None)) from None
             replaced = staged.commit(keep=is_results_dir)

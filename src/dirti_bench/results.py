@@ -98,6 +98,10 @@ PROBABILITIES_FILE = "probabilities.csv.gz"  # one row per stimulus and class: 6
 PROBABILITY_COLUMNS = ["scenario", "stimulus", "class", "logit", "probability", "calibrated_probability",
                        "calibration_fold"]
 # A sweep point's counts, written to sweeps.csv beside its metrics (without a CI).
+# The layer-wise scenarios' files (written only when a run has them; see layer_frames).
+LAYER_PREDICTIONS_FILE = "layer_predictions.csv"
+LAYER_SCORES_FILE = "layer_scores.csv"
+LAYER_RSA_FILE = "layer_rsa.csv"
 SWEEP_COUNTS = ("n", "n_classes")
 SCHEMA_VERSION = 2
 _INTEGER_ID = re.compile(r"(0|[1-9][0-9]{0,17})")
@@ -261,6 +265,19 @@ def contract_frames(results: list[ScenarioResult], file_names: Mapping[str, str]
             PROBABILITIES_FILE: probabilities_frame(results, integer_ids)}
 
 
+def layer_frames(results: list[ScenarioResult], integer_ids: bool = False) -> dict[str, pd.DataFrame]:
+    """layer_predictions.csv and layer_scores.csv as frames (file name -> frame): every layer-wise
+    scenario's rows, concatenated, stimulus ids typed as in the other files; empty when no scenario
+    read layers."""
+    with_layers = [r for r in results if r.layer_scores is not None]
+    if not with_layers:
+        return {}
+    predictions = pd.concat([r.layer_predictions for r in with_layers], ignore_index=True)
+    predictions["stimulus"] = typed_ids(predictions["stimulus"], integer_ids)
+    return {LAYER_PREDICTIONS_FILE: predictions,
+            LAYER_SCORES_FILE: pd.concat([r.layer_scores for r in with_layers], ignore_index=True)}
+
+
 _INTEGER_COLUMNS = ("fold", "repeat", "calibration_fold")
 
 
@@ -278,6 +295,13 @@ def read_contract_frames(results_dir: Path) -> dict[str, pd.DataFrame]:
             if column in frame:
                 frame[column] = _nullable_int(frame[column]).to_numpy()
         frames[name] = frame
+    for name in (LAYER_PREDICTIONS_FILE, LAYER_SCORES_FILE, LAYER_RSA_FILE):  # only a layer-wise run has them
+        path = Path(results_dir) / name
+        if path.is_file():
+            try:
+                frames[name] = pd.read_csv(path)
+            except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
+                raise UserError(f"cannot read {path} ({str(exc).strip()}); {RESULTS_FIX}") from None
     return frames
 
 

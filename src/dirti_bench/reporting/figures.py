@@ -9,7 +9,9 @@ names the scenario and the run (model, weights, dataset), random weights include
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Sequence
+from dataclasses import replace
 
 import matplotlib
 
@@ -20,6 +22,10 @@ import numpy as np  # noqa: E402
 from .formats import MISSING  # noqa: E402
 
 DPI = 110
+
+
+FIGURE_JOBS_ENV = "DIRTI_BENCH_JOBS"
+MAX_FIGURE_JOBS = 4  # beyond a few workers, starting them costs more than the ~0.3 s a figure takes
 
 
 def png(fig) -> bytes:
@@ -330,3 +336,94 @@ def forest_figure(panels: Sequence[dict], title: str, wording: str = "study word
         ax.legend(fontsize=7, loc="best")
     fig.suptitle(title, fontsize=10)
     return fig
+
+
+# ---------------------------------------------------------------- drawing a report's figures at once
+
+
+def draw(drawing) -> bytes:
+    """The PNG of a ``render.Drawing``: its builder here, called with its arguments."""
+    return png(globals()[drawing.builder](*drawing.args, **(drawing.kwargs or {})))
+
+
+def figure_jobs(count: int) -> int:
+    """Worker processes for ``count`` figures: ``DIRTI_BENCH_JOBS`` where set, else the cores (at most
+    MAX_FIGURE_JOBS). Each figure is drawn alone from its own arguments, so the bytes do not depend on it."""
+    from ..evaluators.common import JOBS_ENV, fold_jobs
+
+    jobs = fold_jobs() if os.environ.get(JOBS_ENV) else min(MAX_FIGURE_JOBS, os.cpu_count() or 1)
+    return max(1, min(jobs, count))
+
+
+def draw_all(drawings: Sequence, jobs: int, reporter=None) -> list[bytes]:
+    """Every drawing's PNG, in order; in ``jobs`` worker processes when more than one. On POSIX the
+    workers are forked from this process, which has matplotlib loaded already (no import per worker)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    def shown(items):
+        return reporter.bar(items, total=len(drawings), desc="drawing figures") if reporter is not None else items
+
+    if jobs <= 1 or len(drawings) <= 1:
+        return list(shown(draw(d) for d in drawings))
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context(method)) as pool:
+        return list(shown(pool.map(draw, drawings)))
+
+
+def drawing_key(drawing) -> str:
+    """What a figure's bytes depend on: its builder and arguments, this module's code and matplotlib's
+    version. A figure is deterministic given these, so a warm re-run reuses the PNG of an equal key."""
+    import hashlib
+    import pickle
+    from pathlib import Path
+
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    digest.update(matplotlib.__version__.encode())
+    digest.update(pickle.dumps((drawing.builder, drawing.args, sorted((drawing.kwargs or {}).items())), protocol=4))
+    return digest.hexdigest()
+
+
+def _cached(key: str) -> bytes | None:
+    from ..paths import figure_cache_dir
+
+    try:
+        return (figure_cache_dir() / f"{key}.png").read_bytes()
+    except OSError:
+        return None
+
+
+def _keep(key: str, image: bytes) -> None:
+    from ..atomic import write_bytes
+    from ..paths import figure_cache_dir
+
+    try:
+        figure_cache_dir().mkdir(parents=True, exist_ok=True)
+        write_bytes(figure_cache_dir() / f"{key}.png", image)
+    except OSError:  # a read-only cache home: the figure is still right, only drawn again next time
+        pass
+
+
+def draw_blocks(blocks: list, jobs: int | None = None, reporter=None, cache: bool = True) -> list:
+    """``blocks`` with every Figure's Drawing replaced by its PNG bytes (``jobs``: worker processes,
+    default ``figure_jobs``); a progress bar through ``reporter`` where one is given. ``cache``: reuse
+    (and keep) figures of equal ``drawing_key`` in the cache home, so unchanged figures are not redrawn."""
+    from .render import Drawing, Figure
+
+    pending = [i for i, b in enumerate(blocks) if isinstance(b, Figure) and isinstance(b.png, Drawing)]
+    keys = {i: drawing_key(blocks[i].png) for i in pending} if cache else {}
+    images = {i: image for i in pending if cache and (image := _cached(keys[i])) is not None}
+    missing = [i for i in pending if i not in images]
+    if missing:
+        drawn = draw_all([blocks[i].png for i in missing], figure_jobs(len(missing)) if jobs is None else jobs,
+                         reporter)
+        for i, image in zip(missing, drawn, strict=True):
+            images[i] = image
+            if cache:
+                _keep(keys[i], image)
+    elif pending and reporter is not None:
+        reporter.stage(f"figures: {len(pending)} unchanged, reused from the cache")
+    out = list(blocks)
+    for i, image in images.items():
+        out[i] = replace(blocks[i], png=image)
+    return out

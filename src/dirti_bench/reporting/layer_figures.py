@@ -5,16 +5,55 @@ all-data leave-one-out profile dashed, the random-init band over seeds and the p
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from .console import figure_title
 from .figures import plt, png
 
 
+LAYER_KINDS = ("layers", "pixels", "random-init")
+
+
+@dataclass(frozen=True)
+class LayerOutcome:
+    """What a layer-wise scenario's figure and report rows read: its results.json entry's options,
+    extra, metrics and ci, and its rows of layer_scores.csv (the same from a run in memory or a folder)."""
+
+    id: str
+    options: dict
+    extra: dict
+    metrics: dict
+    ci: dict
+    layer_scores: pd.DataFrame
+
+    @classmethod
+    def from_result(cls, result) -> LayerOutcome:
+        return cls(result.id, result.options, result.extra, result.metrics, result.ci, result.layer_scores)
+
+    @classmethod
+    def from_entry(cls, sid: str, entry: dict, scores: pd.DataFrame) -> LayerOutcome:
+        return cls(sid, entry.get("options", {}), entry.get("extra", {}), entry.get("metrics", {}),
+                   entry.get("ci") or {}, scores[scores["scenario"] == sid].reset_index(drop=True))
+
+
+def layer_kind(sid: str) -> str | None:
+    return next((k for k in LAYER_KINDS if sid.startswith(f"{k}-")), None)
+
+
+def group_by_rating(outcomes) -> dict[str, dict]:
+    """rating -> {'layers' | 'pixels' | 'random-init' -> outcome}, in the order the scenarios ran."""
+    grouped: dict[str, dict] = {}
+    for outcome in outcomes:
+        grouped.setdefault(outcome.options.get("rating", ""), {})[layer_kind(outcome.id)] = outcome
+    return grouped
+
+
 def layer_profile_figure(by_kind: dict, rating: str, run: dict):
-    """``by_kind``: 'layers', 'random-init', 'pixels' -> ScenarioResult (any may be missing)."""
+    """``by_kind``: 'layers', 'random-init', 'pixels' -> LayerOutcome (any may be missing)."""
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     layers = by_kind.get("layers")
     if layers is not None:
@@ -62,10 +101,7 @@ def layer_figure_name(rating: str) -> str:
 
 def write_layer_profiles(results, out_dir: Path, run: dict) -> list[Path]:
     """One figure per rating of the layer-wise scenarios into ``out_dir``."""
-    grouped: dict[str, dict] = {}
-    for result in results:
-        kind = next(k for k in ("layers", "pixels", "random-init") if result.id.startswith(f"{k}-"))
-        grouped.setdefault(result.options.get("rating", ""), {})[kind] = result
+    grouped = group_by_rating(LayerOutcome.from_result(r) for r in results)
     written = []
     for rating, by_kind in grouped.items():
         fig = layer_profile_figure(by_kind, rating, run)
@@ -119,3 +155,47 @@ def layer_sentence(sc: dict) -> str | None:
             f"{gap.get('superlative_minus_nested', float('nan')):.3f}{_ci(gap.get('ci'))}. Published rule (all-data "
             f"leave-one-out, alpha and layer chosen on it): {pub.get('layer')} r = {pub.get('loo_r', float('nan')):.3f}. "
             f"Layer profile: {layer_figure_name(rating)}; every layer's predictions: layer_predictions.csv.")
+
+
+def _r_ci(r, ci) -> str:
+    if r is None or not np.isfinite(r):
+        return "n/a"
+    return f"{r:.3f}{_ci(ci)}"
+
+
+def layer_summary_row(by_kind: dict, rating: str) -> dict:
+    """One report row per rating: the nested headline with its modal layer and depth, the superlative
+    layer, the gap, the random-init band and the pixel baseline, each with its CI (or "not run")."""
+    row = {"rating": rating}
+    layers = by_kind.get("layers")
+    if layers is not None:
+        choice = layers.extra.get("layer_choice", {})
+        nested, sup, gap = choice.get("nested", {}), choice.get("superlative", {}), choice.get("gap", {})
+        row["nested r [95% CI]"] = _r_ci(nested.get("pearson_r"), nested.get("ci"))
+        row["nested layer (depth, folds agreeing)"] = (f"{nested.get('modal_layer')} ({nested.get('modal_depth', float('nan')):.2f}, "
+                                                       f"{nested.get('folds_agreeing')}/{nested.get('folds')})")
+        row["superlative layer (depth)"] = f"{sup.get('layer')} ({sup.get('depth', float('nan')):.2f})"
+        row["superlative r [95% CI]"] = _r_ci(sup.get("pearson_r"), sup.get("ci"))
+        row["superlative - nested [95% CI]"] = _r_ci(gap.get("superlative_minus_nested"), gap.get("ci"))
+    else:
+        row["nested r [95% CI]"] = "not run"
+    random_init = by_kind.get("random-init")
+    if random_init is not None:
+        m = random_init.metrics
+        seeds = ", ".join(map(str, random_init.options.get("seeds", [])))
+        row["random-init nested r band (seeds)"] = (f"{m.get('band_min_r', float('nan')):.3f} to "
+                                                   f"{m.get('band_max_r', float('nan')):.3f} ({seeds})")
+        row["random-init r over seeds as repeats [95% CI]"] = _r_ci(m.get("pearson_r"), random_init.ci.get("pearson_r"))
+        row["model - random-init [95% CI]"] = _r_ci(m.get("trained_minus_random_r"),
+                                                    random_init.ci.get("trained_minus_random_r"))
+    else:
+        row["random-init nested r band (seeds)"] = "not run"
+    pixels = by_kind.get("pixels")
+    if pixels is not None:
+        row["pixels r [95% CI]"] = _r_ci(pixels.metrics.get("pearson_r"), pixels.ci.get("pearson_r"))
+        if "model_minus_pixels_r" in pixels.metrics:
+            row["model final - pixels [95% CI]"] = _r_ci(pixels.metrics["model_minus_pixels_r"],
+                                                         pixels.ci.get("model_minus_pixels_r"))
+    else:
+        row["pixels r [95% CI]"] = "not run"
+    return row

@@ -22,7 +22,7 @@ from .compare import PROMPT_KIND
 from .console import figure_title
 from .formats import MISSING, figure_path, num, with_interval
 from .published import wording_name
-from .render import Figure, Heading, Para, Table
+from .render import Drawing, Figure, Heading, Para, Table
 
 STUDY_THRESHOLD = 5.0
 EXAMPLES = 3  # prompts shown per ensemble; the rest are in prompts.csv
@@ -224,11 +224,9 @@ def threshold_sweeps(runs) -> list:
             reference, rule = sc.get("options", {}).get("threshold"), sc.get("options", {}).get("threshold_rule")
             if rule == "fixed" and isinstance(reference, int | float) and reference != STUDY_THRESHOLD:  # --threshold
                 panels[-1]["rule_points"].append((reference, "this run's threshold"))
-        from .figures import png, threshold_sweep_figure  # matplotlib loads only for a figure
-
-        figure = threshold_sweep_figure(panels, STUDY_THRESHOLD,
-                                        figure_title(run.run, "zero-shot score vs disgust threshold"))
-        blocks.append(Figure(figure_path("threshold-sweeps", runs, run), png(figure),
+        figure = Drawing("threshold_sweep_figure", (panels, STUDY_THRESHOLD,
+                                                    figure_title(run.run, "zero-shot score vs disgust threshold")))
+        blocks.append(Figure(figure_path("threshold-sweeps", runs, run), figure,
                              f"{_prefix(runs, run)}score vs disgust threshold (95% CI bands); dashed: the study's "
                              f"{STUDY_THRESHOLD:g}, dotted: a data-driven rule"))
     if not blocks:
@@ -312,10 +310,8 @@ def template_sweeps(runs) -> list:
                            "references": {wording_name(run.doc): refs.get("study", {}).get("metrics", {}),
                                           "full ensemble": refs.get("ensemble", {}).get("metrics", {}),
                                           "CV choice": sc.get("metrics", {})}})
-        from .figures import png, template_sweep_figure  # matplotlib loads only for a figure
-
-        figure = template_sweep_figure(panels, figure_title(run.run, "each template alone (one dot each)"))
-        blocks.append(Figure(figure_path("template-sweeps", runs, run), png(figure),
+        figure = Drawing("template_sweep_figure", (panels, figure_title(run.run, "each template alone (one dot each)")))
+        blocks.append(Figure(figure_path("template-sweeps", runs, run), figure,
                              f"{_prefix(runs, run)}score of each template alone, with the study wording, the full "
                              "ensemble and the cross-validated choice"))
     if not blocks:
@@ -358,11 +354,9 @@ def prompt_comparisons(runs) -> list:
         panels = [{"title": task, "rows": [{"label": _label(c), "accuracy": _delta(c, "accuracy"),
                                             "f1_macro": _delta(c, "f1_macro")} for c in found if c.get("task") == task]}
                   for task in tasks]
-        from .figures import forest_figure, png  # matplotlib loads only when a figure is drawn
-
         wording = wording_name(run.doc)  # the report's one name for it: "default wording" off DIRTI
-        figure = forest_figure(panels, figure_title(run.run, f"prompt sets minus the {wording}"), wording)
-        blocks.append(Figure(figure_path("prompt-sets-vs-study", runs, run), png(figure),
+        figure = Drawing("forest_figure", (panels, figure_title(run.run, f"prompt sets minus the {wording}"), wording))
+        blocks.append(Figure(figure_path("prompt-sets-vs-study", runs, run), figure,
                              f"{_prefix(runs, run)}Δ accuracy and Δ macro F1 against the study wording, 95% paired "
                              "bootstrap CI, one panel per task"))
     if not rows:

@@ -41,9 +41,20 @@ class Links:
 
 
 @dataclass(frozen=True)
+class Drawing:
+    """A figure not drawn yet: the name of its builder in ``reporting.figures`` and the builder's
+    (picklable) arguments. The report collects its figures as drawings and draws them all at once,
+    in worker processes (``figures.draw_all``): building blocks stays cheap and matplotlib-free."""
+
+    builder: str
+    args: tuple = ()
+    kwargs: dict | None = None
+
+
+@dataclass(frozen=True)
 class Figure:
     file: str  # relative to the report
-    png: bytes
+    png: bytes | Drawing  # a Drawing until ``figures.draw_blocks`` draws it
     caption: str
 
 

@@ -28,6 +28,7 @@ from ..results import (
     BALANCED_ACCURACY,
     F1_MACRO,
     FEATURES_FILE,
+    LAYER_SCORES_FILE,
     PRECISION_MACRO,
     PREDICTION_COLUMNS,
     PREDICTIONS_FILE,
@@ -61,7 +62,7 @@ from .published import (
     rederived_clip_baseline,
     swap_note,
 )
-from .render import Banner, Figure, Heading, Para, Table, to_html, to_markdown
+from .render import Banner, Drawing, Figure, Heading, Para, Table, to_html, to_markdown
 
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
@@ -81,6 +82,7 @@ class RunData(ResultsView):
     alignment: pd.DataFrame | None = None  # alignment_predictions.csv
     prompts: pd.DataFrame | None = None  # prompts.csv, every cell a string
     label: str = ""
+    layer_scores: pd.DataFrame | None = None  # layer_scores.csv of a layer-wise run
 
 
 def _read_csv(path: Path, columns: list[str], text: bool = False) -> pd.DataFrame | None:
@@ -122,7 +124,9 @@ def load_run(results_dir: Path, shown_as: Path | None = None) -> RunData:
     check_saved_run(doc, predictions, alignment, base)  # results edited after the run are not rendered
     return RunData(Path(shown_as) if shown_as is not None else base, doc, predictions,
                    _read_features(base / FEATURES_FILE), _read_csv(base / STIMULI_FILE, ["stimulus"]), alignment,
-                   _read_csv(base / PROMPTS_FILE, PROMPT_COLUMNS, text=True))
+                   _read_csv(base / PROMPTS_FILE, PROMPT_COLUMNS, text=True),
+                   layer_scores=_read_csv(base / LAYER_SCORES_FILE, ["scenario", "weights", "layer", "depth",
+                                                                     "pearson_r", "ci_low", "ci_high"]))
 
 
 def _label_runs(runs: list[RunData]) -> None:
@@ -347,14 +351,13 @@ def _alignment_scatter(run: RunData, sid: str, sc: dict, path: str) -> Figure | 
     repeated = points["stimulus"].duplicated().any()
     # CV repeats -> one point per stimulus
     points = points.groupby(["stimulus", "category"], sort=False)[["human", "model"]].mean().reset_index()
-    from .figures import alignment_figure, png  # matplotlib loads only when a figure is drawn
-
     rating = sc.get("options", {}).get("rating", "human rating")
     probe = "prompts_high" not in sc.get("options", {})
-    figure = alignment_figure(points["human"].to_numpy(), points["model"].to_numpy(), points["category"].tolist(),
-                              _alignment_title(run, sid, sc), xlabel=f"mean human rating ({rating})",
-                              ylabel=score_label(sc, repeated), scale=_rating_scale(run), identity_line=probe)
-    return Figure(path, png(figure), f"{sid}: mean human rating vs model score, one point per stimulus")
+    figure = Drawing("alignment_figure", (points["human"].to_numpy(), points["model"].to_numpy(),
+                                          points["category"].tolist(), _alignment_title(run, sid, sc)),
+                     dict(xlabel=f"mean human rating ({rating})", ylabel=score_label(sc, repeated),
+                          scale=_rating_scale(run), identity_line=probe))
+    return Figure(path, figure, f"{sid}: mean human rating vs model score, one point per stimulus")
 
 
 def ceiling_note(sc: dict) -> str | None:
@@ -511,9 +514,55 @@ def _throughput(runs: list[RunData]) -> list:
     return [Heading(2, "Encoding throughput"), Table(pd.DataFrame(rows))]
 
 
-def _per_class(runs: list[RunData]) -> list:
-    from .figures import confusion_figure, png  # matplotlib loads only when a figure is drawn
+def _layer_profiles(runs: list[RunData]) -> list:
+    """Per rating: the layer profile figure and one row with the nested and superlative layer choices,
+    their gap, the random-init band and the pixel baseline, each with its CI."""
+    from .layer_figures import (
+        LayerOutcome,
+        group_by_rating,
+        layer_figure_name,
+        layer_kind,
+        layer_profile_figure,
+        layer_summary_row,
+    )
 
+    blocks = []
+    for run in runs:
+        ids = [sid for sid in run.doc["scenarios"] if layer_kind(sid) and "layer_rule" in
+               run.doc["scenarios"][sid].get("options", {})]
+        if not ids or run.layer_scores is None:
+            continue
+        from .figures import plt, png  # matplotlib loads only when a figure is drawn
+
+        grouped = group_by_rating(LayerOutcome.from_entry(sid, run.doc["scenarios"][sid], run.layer_scores)
+                                  for sid in ids)
+        rows, figures = [], []
+        for rating, by_kind in grouped.items():
+            rows.append(layer_summary_row(by_kind, rating))
+            figure = layer_profile_figure(by_kind, rating, run.run)
+            stem = layer_figure_name(rating).removesuffix(".png")
+            figures.append(Figure(figure_path(stem, runs, run), png(figure),
+                                  f"{rating}: out-of-fold Pearson r of the ridge probe per layer vs depth (95% bootstrap "
+                                  "CI band), the nested choice (line, CI band), the superlative choice (star), the "
+                                  "random-init band over seeds and the pixel baseline"))
+            plt.close(figure)
+        if not blocks:
+            blocks += [Heading(2, "Layer profiles"),
+                       Para("Which layer carries each rating: a ridge probe on every layer of the image tower. The "
+                            "headline (nested) picks the layer with the best leave-one-out r inside each training "
+                            "fold, so its r is out of fold; the superlative layer is the published choice, the best "
+                            "layer picked on the same scores it reports, so superlative - nested is how optimistic "
+                            "that choice is. Random-init: the same architecture with seeded random weights, the band "
+                            "is the min-max of the nested r over seeds. Pixels: the same probe on low-level image "
+                            "statistics, no model. CIs: percentile bootstrap over stimuli (differences paired). "
+                            "Every per-layer score recomputes from layer_predictions.csv.")]
+        if len(runs) > 1:
+            blocks.append(Para(f"**{run.label}**"))
+        blocks += [Table(pd.DataFrame(rows)), *figures]
+    return blocks
+
+
+def _per_class(runs: list[RunData]) -> list:
     blocks = [Heading(2, "Per-class results")]
     for sid in _scenario_ids(runs, classification=True):
         blocks.append(Heading(3, sid))
@@ -534,9 +583,9 @@ def _per_class(runs: list[RunData]) -> list:
             labels, confusion = sc.get("labels", []), sc.get("confusion", [])
             if labels and confusion and len(confusion) == len(labels) and "sweep" not in sc:  # sweeps: own figures
                 order = sc.get("extra", {}).get("display_order")
-                figure = confusion_figure(labels, confusion, figure_title(run.run, f"{sid}: confusion matrix"),
-                                          order=order, dropped=sc.get("dropped_classes", []))
-                blocks.append(Figure(figure_path(f"confusion-{sid}", runs, run), png(figure),
+                figure = Drawing("confusion_figure", (labels, confusion, figure_title(run.run, f"{sid}: confusion matrix")),
+                                 dict(order=order, dropped=sc.get("dropped_classes", [])))
+                blocks.append(Figure(figure_path(f"confusion-{sid}", runs, run), figure,
                                      f"{sid}: confusion matrix (rows true, columns predicted; colour = share "
                                      "of the true class, numbers = counts)"))
     return blocks
@@ -544,8 +593,6 @@ def _per_class(runs: list[RunData]) -> list:
 
 def _calibration(runs: list[RunData]) -> list:
     """Zero-shot confidences: ECE and Brier raw and temperature-calibrated, with a reliability diagram."""
-    from .figures import png, reliability_figure  # matplotlib loads only when a figure is drawn
-
     rows, figures = [], []
     for sid in _scenario_ids(runs, classification=True):
         for run in runs:
@@ -564,8 +611,8 @@ def _calibration(runs: list[RunData]) -> list:
                       {"label": f"temperature, out-of-fold (ECE {num(metrics.get('ece_calibrated'))})",
                        "table": record.get("reliability_calibrated", [])}]
             if all(isinstance(p["table"], list) and p["table"] for p in panels):
-                figure = reliability_figure(panels, figure_title(run.run, f"{sid}: reliability"))
-                figures.append(Figure(figure_path(f"reliability-{sid}", runs, run), png(figure),
+                figure = Drawing("reliability_figure", (panels, figure_title(run.run, f"{sid}: reliability")))
+                figures.append(Figure(figure_path(f"reliability-{sid}", runs, run), figure,
                                       f"{sid}: reliability diagram, {record.get('ece_bins')} equal-mass bins"))
     if not rows:
         return []
@@ -596,8 +643,6 @@ def _projection(runs: list[RunData], method: str | None) -> list:
         if reason:
             blocks.append(Para(f"{prefix}{chosen.upper()} skipped: {reason}."))
             continue
-        from .figures import png, projection_figure  # matplotlib loads only when a figure is drawn
-
         features, ids = run.features
         table = run.stimuli.assign(stimulus=run.stimuli["stimulus"].astype(str)).set_index("stimulus")
         table = table.reindex(ids)
@@ -611,11 +656,12 @@ def _projection(runs: list[RunData], method: str | None) -> list:
         seed = int(run.run.get("seed", 0) or 0)
         embedding, axes = project(features, chosen, seed=seed)
         what = f"{chosen.upper()} of {len(ids)} image embeddings" + (f" (random_state={seed})" if chosen == "umap" else "")
-        figure = projection_figure(embedding, table["category"].fillna("unknown").astype(str).tolist(), rating,
-                                   column, figure_title(run.run, what).replace("\n", " — "), axis_names=axes)
+        figure = Drawing("projection_figure", (embedding, table["category"].fillna("unknown").astype(str).tolist(),
+                                               rating, column, figure_title(run.run, what).replace("\n", " — ")),
+                         dict(axis_names=axes))
         caption = f"{prefix}{chosen.upper()} of the image features, coloured by category" + (
             f" and by {column}" if rating is not None else f" (no {column} column)")
-        blocks.append(Figure(figure_path(chosen, runs, run), png(figure), caption))
+        blocks.append(Figure(figure_path(chosen, runs, run), figure, caption))
         if chosen == "pca":
             blocks.append(Para("PCA keeps the first run fast; 'dirti-bench report RESULTS_DIR --projection umap' "
                                "(or 'dirti-bench run --projection umap') draws the UMAP."))
@@ -671,7 +717,7 @@ def build_blocks(runs: list[RunData], projection: str | None = None) -> list:
 
 def _build_blocks(runs: list[RunData], projection: str | None = None) -> list:
     return (_findings(runs) + _header(runs) + _skipped(runs) + _dropped_and_empty(runs) + _headline(runs) + prompt_sections(runs)
-            + _study(runs) + _other_scenarios(runs) + _probe_penalties(runs) + _comparisons(runs) + _throughput(runs)
+            + _study(runs) + _other_scenarios(runs) + _layer_profiles(runs) + _probe_penalties(runs) + _comparisons(runs) + _throughput(runs)
             + _calibration(runs) + _per_class(runs) + _projection(runs, projection))
 
 
@@ -684,12 +730,16 @@ def report_dir(out: Path) -> Path:
 
 
 def write_report(results_dirs: list[Path], out: Path, shown_as: list[Path] | None = None,
-                 projection: str | None = None) -> Path:
+                 projection: str | None = None, reporter=None, jobs: int | None = None,
+                 figure_cache: bool = True) -> Path:
     """Render everything in memory, then write figures, report.md and report.html atomically.
 
     ``shown_as``: the paths the report names for ``results_dirs`` (a run writes into a staging
     folder first); ``projection``: umap or pca (default: what each run recorded, else umap).
-    Returns the path of report.md. A failure while rendering leaves no new file behind, and the
+    ``reporter``: shows the figures' progress; ``jobs``: worker processes drawing the figures
+    (default ``figures.figure_jobs``; the bytes do not depend on it); ``figure_cache``: reuse unchanged
+    figures from the cache home (``figures.drawing_key``). Returns the path of report.md.
+    A failure while rendering leaves no new file behind, and the
     figures folder is replaced whole, so no figure of an earlier report survives.
     """
     if not results_dirs:
@@ -699,6 +749,10 @@ def write_report(results_dirs: list[Path], out: Path, shown_as: list[Path] | Non
         raise UserError(f"unknown projection {projection!r}; choose one of {', '.join(PROJECTIONS)}")
     shown = list(shown_as) if shown_as is not None else [None] * len(results_dirs)
     blocks = build_blocks([load_run(Path(d), s) for d, s in zip(results_dirs, shown, strict=True)], projection)
+    if any(isinstance(b, Figure) for b in blocks):
+        from .figures import draw_blocks  # matplotlib loads only when a figure is drawn
+
+        blocks = draw_blocks(blocks, jobs, reporter, cache=figure_cache)
     html, markdown = to_html(TITLE, blocks), to_markdown(TITLE, blocks)
     figures = [block for block in blocks if isinstance(block, Figure)]
     folder = out / FIGURES_DIR
