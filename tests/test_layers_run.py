@@ -248,3 +248,50 @@ def test_report_shows_each_ratings_layer_profile_with_its_choices_and_controls(l
     assert (cold / figure).stat().st_size > 10_000
     assert "<h2>Layer profiles</h2>" in html or ">Layer profiles</h2>" in html
     assert 'alt="disg_mean_all: out-of-fold Pearson r' in html and "data:image/png;base64," in html
+
+
+def _probe_layers_ctx(demo_stimuli, corrupt_rows=()):
+    """Demo stimuli with constructed layers: only layer 'block02' carries the category (one-hot + noise);
+    ``corrupt_rows`` get noise in every layer (a test fold's rows, to show its choice never reads them)."""
+    from dirti_bench.contracts import EvalContext
+    from dirti_bench.encoding.layers import LayerFeatures
+
+    rng = np.random.default_rng(0)
+    stimuli = demo_stimuli.stimuli
+    cats = sorted({s.category for s in stimuli})
+    n, width = len(stimuli), 12
+    arrays = [rng.normal(size=(n, width)).astype(np.float32) for _ in range(4)]
+    arrays[1][:, :len(cats)] += 3 * np.eye(len(cats))[[cats.index(s.category) for s in stimuli]]
+    for a in arrays:
+        a[list(corrupt_rows)] = rng.normal(size=(len(corrupt_rows), width))
+    ctx = EvalContext(demo_stimuli, object(), np.zeros((n, 4), np.float32), seed=0)
+    ctx.layers[("{}", "token", 0)] = LayerFeatures(["block01", "block02", "block03", "pooled"],
+                                                   [0.25, 0.5, 0.75, 1.0], arrays, "token", "class token")
+    return ctx
+
+
+def test_logistic_probe_per_layer_finds_the_signal_layer_inside_each_training_fold(demo_stimuli):
+    from sklearn.metrics import accuracy_score
+
+    from dirti_bench.evaluators.crossval import cv_space, cv_splits
+    from dirti_bench.pipeline import evaluate_scenario
+    from dirti_bench.scenarios import probe_layer_scenarios
+
+    scenario = next(s for s in probe_layer_scenarios() if s.task == "category")
+    ctx = _probe_layers_ctx(demo_stimuli)
+    result = evaluate_scenario(scenario, ctx)
+    nested = result.extra["layer_choice"]["nested"]
+    assert [f["layer"] for f in nested["per_fold"]] == ["block02"] * nested["folds"]
+    assert nested["modal_depth"] == 0.5
+    rows = result.predictions
+    assert accuracy_score(rows["y_true"], rows["y_pred"]) == pytest.approx(result.metrics["accuracy"])
+    assert result.metrics["accuracy"] >= 0.9
+    # a fold's choice reads its training part only: noise in its test rows leaves its inner scores as they were
+    space, n_splits = cv_space(scenario, ctx)
+    test_rows = cv_splits(space.y_true, n_splits, scenario.options.split_seed)[0][1]
+    row_of = {s.id: i for i, s in enumerate(demo_stimuli.stimuli)}
+    corrupted = evaluate_scenario(scenario, _probe_layers_ctx(demo_stimuli, [row_of[space.stimulus_ids[i]]
+                                                                            for i in test_rows]))
+    first = corrupted.extra["layer_choice"]["nested"]["per_fold"][0]
+    assert first["inner_accuracy"] == nested["per_fold"][0]["inner_accuracy"]
+    assert corrupted.metrics["accuracy"] < result.metrics["accuracy"]  # the corrupted test rows do score worse

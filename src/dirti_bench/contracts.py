@@ -244,6 +244,17 @@ class AlignLayersOptions(AlignmentOptions):
 
 
 @dataclass(frozen=True)
+class ProbeLayersOptions(ProbeCvOptions):
+    """The logistic probe on every layer of the image tower, the layer chosen inside each training fold
+    by inner stratified CV accuracy (evaluators/layer_eval.py). C is fixed by default: a C tuned per
+    layer inside each inner fold multiplies the fits by the grid (pass C: tuned for it)."""
+
+    C: float | str = param(1.0, *LOGISTIC_C)
+    mode: str = param("token", StrOptions(LAYER_MODES))
+    srp_seed: int = param(0, *SEED)
+
+
+@dataclass(frozen=True)
 class PixelBaselineOptions(AlignmentOptions):
     """Low-level image statistics (no model) in the same ridge probe: does the model beat pixels?"""
 

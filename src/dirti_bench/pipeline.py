@@ -20,7 +20,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from .atomic import StagedDir
 from .constraints import (
@@ -85,6 +84,7 @@ from .scenarios import (
     data_scenarios,
     layer_scenarios,
     matches_any,
+    probe_layer_scenarios,
     prompt_file_plan,
     select,
 )
@@ -353,6 +353,8 @@ def plan_scenarios(cfg: RunConfig, stimuli: StimulusSet | None = None) -> tuple[
                    *(stimuli.aligned_ratings if stimuli is not None else ())]
         extra += [s for column in dict.fromkeys(columns)
                   for s in layer_scenarios(column, cfg.layer_mode, cfg.layers == "all", cfg.controls or ())]
+        if cfg.layers == "all":
+            extra += probe_layer_scenarios(cfg.layer_mode)
     patterns = cfg.scenarios
     if patterns and any(not plan.resolved for plan in plans):
         return [], plans  # a pattern may name a scenario of a file that is matched once the data is loaded

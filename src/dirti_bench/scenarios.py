@@ -96,6 +96,13 @@ def layer_scenarios(rating_column: str, mode: str | None = None, layers: bool = 
     return out
 
 
+def probe_layer_scenarios(mode: str | None = None) -> list[Scenario]:
+    """``linear-probe-layers-<task>``: the linear probe on every layer, the layer chosen inside each
+    training fold, on the category and disgust tasks (what ``--layers all`` adds beside layers-<rating>)."""
+    options = {"mode": mode} if mode else {}
+    return [Scenario(f"linear-probe-layers-{TASK_SUFFIX[task]}", task, "probe-layers", options) for task in STUDY_K]
+
+
 def template_sweeps(ensemble: str, stem: str, what: str) -> list[Scenario]:
     """``template-sweep-<task>-<stem>``: each template of ``ensemble`` alone, on each sweep task."""
     return [Scenario(f"template-sweep-{TASK_SUFFIX[t]}-{stem}", t, "template-sweep", {"ensemble": ensemble},

@@ -209,3 +209,64 @@ def evaluate_random_init(scenario, ctx) -> ScenarioResult:
     result.layer_scores = pd.concat(profiles, ignore_index=True)
     check_layer_result(result)
     return result
+
+
+# ---------------------------------------------------------------- the logistic probe per layer
+
+LAYER_INNER_FOLDS = 3  # inner stratified folds on each training fold that rank the layers
+
+
+def _choose_layer(model, arrays, y, train, seed: int) -> tuple[int, list[float]]:
+    """The layer whose probe has the best mean inner-CV accuracy on the training part ``train`` alone
+    (the test fold never enters the choice); ties go to the shallower layer."""
+    from sklearn.base import clone
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    counts = np.unique(y[train], return_counts=True)[1]
+    inner = StratifiedKFold(n_splits=max(2, min(LAYER_INNER_FOLDS, int(counts.min()))), shuffle=True,
+                            random_state=seed)
+    scores = [float(np.mean(cross_val_score(clone(model), X[train], y[train], cv=inner, scoring="accuracy")))
+              for X in arrays]
+    return int(np.argmax(scores)), scores
+
+
+def evaluate_probe_layers(scenario, ctx) -> ScenarioResult:
+    """``probe-layers-<task>``: the linear probe's logistic regression on each layer, the layer chosen
+    inside each training fold of the stratified CV (nested), predictions of the chosen layer only."""
+    from sklearn.base import clone
+
+    from .common import classification_result
+    from .crossval import _fold_summary, cv_space, cv_splits, predict_with_confidence
+    from .probe import probe_factory
+
+    opts = scenario.options
+    space, n_splits = cv_space(scenario, ctx)
+    features = layers_for(ctx, opts.mode, opts.srp_seed)
+    row_of = {s.id: i for i, s in enumerate(ctx.stimuli.stimuli)}
+    rows = np.array([row_of[sid] for sid in space.stimulus_ids])
+    arrays = [a[rows] for a in features.arrays]
+    y = space.y_true
+    splits = cv_splits(y, n_splits, opts.split_seed)
+    model, model_opts = probe_factory(scenario)(min(len(train) for train, _ in splits))
+    fold_of, y_pred, confidence = np.empty(len(y), dtype=int), np.empty(len(y), dtype=int), np.empty(len(y))
+    per_fold = []
+    for fold, (train, test) in enumerate(splits):
+        best, scores = _choose_layer(model, arrays, y, train, opts.split_seed + fold)
+        fitted = clone(model).fit(arrays[best][train], y[train])
+        y_pred[test], confidence[test] = predict_with_confidence(fitted, arrays[best][test])
+        fold_of[test] = fold
+        per_fold.append({"fold": fold, "layer": features.names[best], "depth": float(features.depths[best]),
+                         "inner_accuracy": dict(zip(features.names, scores, strict=True))})
+    chosen = [f["layer"] for f in per_fold]
+    modal = max(dict.fromkeys(chosen), key=chosen.count)
+    names = np.array(space.names, dtype=object)
+    extra = {"layer_choice": {"nested": {
+        "modal_layer": modal, "modal_depth": float(features.depths[features.names.index(modal)]),
+        "folds_agreeing": chosen.count(modal), "folds": n_splits, "per_fold": per_fold,
+        "rule": f"the layer with the best mean accuracy in {LAYER_INNER_FOLDS}-fold stratified inner CV on each "
+                "training fold"}}}
+    return classification_result(
+        scenario, space, None, space.stimulus_ids, y, y_pred, confidence, folds=fold_of.tolist(), seed=ctx.seed,
+        fold_metrics=_fold_summary(names[y], names[y_pred], fold_of, space.names, n_splits), extra=extra,
+        options={"folds_effective": n_splits, "layers": features.describe(),
+                 "layer_choice_rule": extra["layer_choice"]["nested"]["rule"], **model_opts})

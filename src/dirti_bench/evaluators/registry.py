@@ -19,6 +19,7 @@ from ..contracts import KnnCvOptions as KnnCv
 from ..contracts import KnnSplitOptions as KnnSplit
 from ..contracts import PixelBaselineOptions as PixelBaseline
 from ..contracts import ProbeCvOptions as ProbeCv
+from ..contracts import ProbeLayersOptions as ProbeLayers
 from ..contracts import RandomInitOptions as RandomInit
 from ..contracts import TemplateSweepOptions as TemplateSweep
 from ..contracts import ThresholdSweepOptions as ThresholdSweep
@@ -111,6 +112,12 @@ def _align_layers(s: Scenario) -> str:
             "same-data superlative choice beside it")
 
 
+def _probe_layers(s: Scenario) -> str:
+    o = s.options
+    return (f"logistic regression (C: {o.C}) on every layer of the image tower ({o.mode}), stratified {o.folds}-fold "
+            "CV; the layer chosen inside each training fold by inner CV accuracy")
+
+
 def _align_pixels(s: Scenario) -> str:
     o = s.options
     return (f"low-level image statistics (no model) in the same ridge probe vs {o.rating}, stratified "
@@ -139,6 +146,8 @@ for _spec in (
                   _align_probe),
     EvaluatorSpec("align-layers", AlignLayers, layer_eval.evaluate_layers, layer_eval.check_layers_runnable,
                   _align_layers),
+    EvaluatorSpec("probe-layers", ProbeLayers, layer_eval.evaluate_probe_layers, probe.check_runnable,
+                  _probe_layers),
     EvaluatorSpec("align-pixels", PixelBaseline, layer_eval.evaluate_pixels, layer_eval.check_layers_runnable,
                   _align_pixels),
     EvaluatorSpec("align-random-init", RandomInit, layer_eval.evaluate_random_init,

@@ -14,7 +14,6 @@ import pandas as pd
 from .console import figure_title
 from .figures import plt, png
 
-
 LAYER_KINDS = ("layers", "pixels", "random-init")
 
 

@@ -7,6 +7,7 @@ section renders whatever subset of scenarios a directory holds.
 
 from __future__ import annotations
 
+import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -626,7 +627,7 @@ def _calibration(runs: list[RunData]) -> list:
             Table(pd.DataFrame(rows))] + figures
 
 
-def _projection(runs: list[RunData], method: str | None) -> list:
+def _projection(runs: list[RunData], method: str | None, reporter=None) -> list:
     """Each run's image features in 2-D: ``method``, else what the run recorded (umap by default)."""
     blocks = [Heading(2, "Projection of the image features")]
     for run in runs:
@@ -654,6 +655,8 @@ def _projection(runs: list[RunData], method: str | None) -> list:
                 raise UserError(f"{run.path / STIMULI_FILE} column {column!r} holds non-numbers; "
                                 "re-run 'dirti-bench run' to regenerate it")
         seed = int(run.run.get("seed", 0) or 0)
+        if reporter is not None:  # a UMAP fit of thousands of points takes minutes (cached afterwards)
+            reporter.stage(f"{prefix}projection: {chosen.upper()} of {len(ids)} image embeddings")
         embedding, axes = project(features, chosen, seed=seed)
         what = f"{chosen.upper()} of {len(ids)} image embeddings" + (f" (random_state={seed})" if chosen == "umap" else "")
         figure = Drawing("projection_figure", (embedding, table["category"].fillna("unknown").astype(str).tolist(),
@@ -708,17 +711,17 @@ def _default_wording(block):
     return block
 
 
-def build_blocks(runs: list[RunData], projection: str | None = None) -> list:
+def build_blocks(runs: list[RunData], projection: str | None = None, reporter=None) -> list:
     _label_runs(runs)
     if not any(_is_dirti(run) for run in runs):
-        return [_default_wording(b) for b in _build_blocks(runs, projection)]
-    return _build_blocks(runs, projection)
+        return [_default_wording(b) for b in _build_blocks(runs, projection, reporter)]
+    return _build_blocks(runs, projection, reporter)
 
 
-def _build_blocks(runs: list[RunData], projection: str | None = None) -> list:
+def _build_blocks(runs: list[RunData], projection: str | None = None, reporter=None) -> list:
     return (_findings(runs) + _header(runs) + _skipped(runs) + _dropped_and_empty(runs) + _headline(runs) + prompt_sections(runs)
             + _study(runs) + _other_scenarios(runs) + _layer_profiles(runs) + _probe_penalties(runs) + _comparisons(runs) + _throughput(runs)
-            + _calibration(runs) + _per_class(runs) + _projection(runs, projection))
+            + _calibration(runs) + _per_class(runs) + _projection(runs, projection, reporter))
 
 
 def report_dir(out: Path) -> Path:
@@ -748,7 +751,13 @@ def write_report(results_dirs: list[Path], out: Path, shown_as: list[Path] | Non
     if projection is not None and projection not in PROJECTIONS:
         raise UserError(f"unknown projection {projection!r}; choose one of {', '.join(PROJECTIONS)}")
     shown = list(shown_as) if shown_as is not None else [None] * len(results_dirs)
-    blocks = build_blocks([load_run(Path(d), s) for d, s in zip(results_dirs, shown, strict=True)], projection)
+    # before any figure is drawn: an unwritable folder is one error line, not minutes of work first
+    existing = next(p for p in [out, *out.parents] if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise UserError(f"cannot write the report into {out} ({existing} is not a writable folder); pass a "
+                        "writable folder", "out")
+    blocks = build_blocks([load_run(Path(d), s) for d, s in zip(results_dirs, shown, strict=True)], projection,
+                          reporter)
     if any(isinstance(b, Figure) for b in blocks):
         from .figures import draw_blocks  # matplotlib loads only when a figure is drawn
 
