@@ -157,3 +157,16 @@ def test_a_warm_report_reuses_unchanged_figures_and_redraws_changed_ones(tmp_pat
     same = Drawing("confusion_figure", (["a", "b"], [[1, 0], [0, 1]], "t"))
     assert figures.drawing_key(same) == figures.drawing_key(Drawing("confusion_figure", (["a", "b"], [[1, 0], [0, 1]], "t")))
     assert figures.drawing_key(same) != figures.drawing_key(Drawing("confusion_figure", (["a", "b"], [[1, 0], [1, 1]], "t")))
+
+
+def test_the_report_command_says_it_projects_and_draws_unless_quiet(tmp_path, capsys):
+    from dirti_bench.cli import main
+
+    results = make_results_dir(tmp_path / "res")
+    assert main(["report", str(results), "--out", str(tmp_path / "a"), "--projection", "pca", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    count = len(list((tmp_path / "a" / "figures").iterdir()))
+    assert "projection: PCA of " in err and f"drawing figures: {count}" in err, err
+    assert main(["report", str(results), "--out", str(tmp_path / "b"), "--projection", "pca", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "projection" not in err and "figures" not in err, err

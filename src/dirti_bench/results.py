@@ -67,6 +67,16 @@ from .contracts import ScenarioResult
 from .errors import UserError
 from .validity import with_flags
 
+# Metric names: the keys of a scenario's "metrics" and "ci" in results.json, spelled once here for
+# the evaluators that compute them and the report, console and comparison that read them.
+ACCURACY = "accuracy"
+BALANCED_ACCURACY = "balanced_accuracy"
+PRECISION_MACRO = "precision_macro"
+RECALL_MACRO = "recall_macro"
+F1_MACRO = "f1_macro"
+SPEARMAN_RHO = "spearman_rho"
+PEARSON_R = "pearson_r"
+
 RESULTS_FILE = "results.json"
 PREDICTIONS_FILE = "predictions.csv"
 FEATURES_FILE = "features.npz"

@@ -28,6 +28,9 @@ def add_arguments(p) -> None:
     p.add_argument("--reference", metavar="RUN",
                    help="several runs: the run every other run is paired with (a folder name or a model; "
                    "default: the first)")
+    p.add_argument("--quiet", action="store_true", help="print only where the report went")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars (stage lines stay; for logs and CI)")
 
 
 REPORT_FILES = {"report.md", "report.html", "figures", "leaderboard.csv", "results.json"}
@@ -56,7 +59,10 @@ def run(args) -> int:
         if args.reference:
             raise UserError("--reference needs several runs to compare; pass more RESULTS_DIRs")
         out = args.out if args.out is not None else args.results_dirs[0]
-        report = write_report(runs, out, projection=args.projection)
+        from ..reporting.console import Reporter
+
+        reporter = Reporter("quiet" if args.quiet else "normal", progress=not args.no_progress)
+        report = write_report(runs, out, projection=args.projection, reporter=reporter)
         print(one_line(f"report written to {report} and {report.with_name('report.html')}"))
         return 0
     if args.projection:

@@ -34,7 +34,7 @@ from ..contracts import (
 )
 from ..errors import ScenarioNotRunnable, UserError
 from ..prompts import PromptSet, resolve_pair
-from ..results import ALIGNMENT_COLUMNS
+from ..results import ALIGNMENT_COLUMNS, PEARSON_R, SPEARMAN_RHO
 from .common import map_folds
 from .penalty import RIDGE_ALPHAS, fit_tuned_ridge, fixed_penalty, penalty_summary
 from .rating_stats import (
@@ -150,8 +150,8 @@ def _alternative(y: np.ndarray, alternative: dict | None) -> dict:
 
     values = alternative["values"]
     return {"alternative_score": {"score": alternative["score"], "what": alternative["what"],
-                                  "pearson_r": float(pearsonr(y, values)[0]),
-                                  "spearman_rho": float(spearmanr(y, values)[0]),
+                                  PEARSON_R: float(pearsonr(y, values)[0]),
+                                  SPEARMAN_RHO: float(spearmanr(y, values)[0]),
                                   "interval": "none drawn: a point estimate beside the headline score"}}
 
 

@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..errors import LabelConsistencyError
 from ..labels import LabelSpace, check_consistency
+from ..results import PEARSON_R, SPEARMAN_RHO
 
 
 def _fail(result, what: str) -> None:
@@ -75,18 +76,18 @@ def _recomputed_alignment(preds) -> dict[str, float]:
     if repeats.isna().all():
         with warnings.catch_warnings():  # constant scores: r is undefined (nan), as recorded
             warnings.simplefilter("ignore")
-            return {"spearman_rho": float(spearmanr(rating, score).statistic),
-                    "pearson_r": float(pearsonr(rating, score).statistic)}
+            return {SPEARMAN_RHO: float(spearmanr(rating, score).statistic),
+                    PEARSON_R: float(pearsonr(rating, score).statistic)}
     folds = pd.Series(preds["fold"]).reset_index(drop=True).to_numpy()
-    per = {"r2": [], "pearson_r": [], "spearman_rho": [], "rmse": [], "r2_intercept_only": []}
+    per = {"r2": [], PEARSON_R: [], SPEARMAN_RHO: [], "rmse": [], "r2_intercept_only": []}
     for repeat in sorted(repeats.dropna().unique()):
         rows = (repeats == repeat).to_numpy()
         t, p, fold = rating[rows], score[rows], folds[rows]
         per["r2"].append(r2_score(t, p))
         with warnings.catch_warnings():  # constant predictions: r is undefined (nan), as recorded
             warnings.simplefilter("ignore")
-            per["pearson_r"].append(pearsonr(t, p).statistic)
-            per["spearman_rho"].append(spearmanr(t, p).statistic)
+            per[PEARSON_R].append(pearsonr(t, p).statistic)
+            per[SPEARMAN_RHO].append(spearmanr(t, p).statistic)
         per["rmse"].append(root_mean_squared_error(t, p))
         training_mean = {f: t[fold != f].mean() for f in np.unique(fold)}
         per["r2_intercept_only"].append(r2_score(t, [training_mean[f] for f in fold]))

@@ -25,6 +25,8 @@ import numpy as np
 from scipy import stats
 from sklearn.metrics import r2_score, root_mean_squared_error
 
+from ..results import PEARSON_R, SPEARMAN_RHO
+
 CI_LEVEL = 0.95
 MIN_N = 3  # fewer points have no meaningful correlation
 # Independent random streams (the second entry of each rng's seed).
@@ -60,7 +62,7 @@ def spearman(x, y, axis=-1):
     return stats.pearsonr(stats.rankdata(x, axis=axis), stats.rankdata(y, axis=axis), axis=axis).statistic
 
 
-CORRELATIONS = {"spearman_rho": spearman, "pearson_r": pearson}
+CORRELATIONS = {SPEARMAN_RHO: spearman, PEARSON_R: pearson}
 
 
 @contextmanager
@@ -133,14 +135,14 @@ def within_category(x, y, groups: Sequence[str], n_boot: int, n_perm: int, seed:
             test = correlation_test(x[mask], y[mask], name, n_boot, n_perm, seed * 1000 + k)
             row[name] = test["estimate"]
             row[f"{name.split('_')[0]}_p_perm"] = test["p"]
-            if name == "spearman_rho":
+            if name == SPEARMAN_RHO:
                 boots.append(test["boot"])
                 nulls.append(_resize(test["null"], n_perm, rng))
         per[cat] = row
     if not boots:
         return per, {}, {}
     # Independent draws per category, averaged draw by draw = stratified resampling.
-    observed = float(np.mean([r["spearman_rho"] for r in per.values() if "spearman_rho" in r]))
+    observed = float(np.mean([r[SPEARMAN_RHO] for r in per.values() if SPEARMAN_RHO in r]))
     boot_mean, null_mean = _mean_of_defined(boots), _mean_of_defined(nulls)
     # scipy's convention for random permutations: (hits + 1) / (draws + 1).
     p = float((np.sum(np.abs(null_mean) >= abs(observed) - 1e-12) + 1) / (null_mean.size + 1))
@@ -173,8 +175,8 @@ def within_category_points(y, preds, groups: Sequence[str]) -> tuple[dict, dict]
             continue
         with _quiet():
             rho = spearman(np.broadcast_to(y[mask], preds[:, mask].shape), preds[:, mask], axis=-1)
-        per[cat] = {"n": n, "spearman_rho": float(np.nanmean(rho))}
-    rhos = [r["spearman_rho"] for r in per.values() if np.isfinite(r.get("spearman_rho", np.nan))]
+        per[cat] = {"n": n, SPEARMAN_RHO: float(np.nanmean(rho))}
+    rhos = [r[SPEARMAN_RHO] for r in per.values() if np.isfinite(r.get(SPEARMAN_RHO, np.nan))]
     return per, ({"mean_within_category_spearman_rho": float(np.mean(rhos))} if rhos else {})
 
 
@@ -219,7 +221,7 @@ def split_half_ceiling(means, sds, n_raters: int, n_sim: int, seed: int) -> tupl
 
 
 # correlation metric -> the noise ceiling it is divided by
-CEILINGS = {"spearman_rho": "noise_ceiling_spearman", "pearson_r": "noise_ceiling_pearson"}
+CEILINGS = {SPEARMAN_RHO: "noise_ceiling_spearman", PEARSON_R: "noise_ceiling_pearson"}
 
 
 def over_ceiling(metrics: dict, ceilings: dict) -> dict:
@@ -242,7 +244,7 @@ def _per_repeat_metrics(y_true, y_pred, axis=-1):
     return r2.mean(axis=-1), r.mean(axis=-1), rho.mean(axis=-1), rmse.mean(axis=-1)
 
 
-REGRESSION_METRICS = ("r2", "pearson_r", "spearman_rho", "rmse")
+REGRESSION_METRICS = ("r2", PEARSON_R, SPEARMAN_RHO, "rmse")
 
 
 def regression_metrics(y_true, oof: np.ndarray, n_boot: int, seed: int) -> tuple[dict, dict]:

@@ -24,11 +24,12 @@ import re
 import numpy as np
 import pandas as pd
 
+from ..results import SPEARMAN_RHO
 from .common import one_thread
 
 MODEL_DISTANCE = "correlation distance (1 - Pearson r) between feature vectors"
 HUMAN_DISTANCE = "Euclidean distance between rating profiles, each column z-scored across stimuli"
-RSA_COLUMNS = ["weights", "layer", "depth", "ratings", "model_distance", "human_distance", "n", "spearman_rho",
+RSA_COLUMNS = ["weights", "layer", "depth", "ratings", "model_distance", "human_distance", "n", SPEARMAN_RHO,
                "p_perm", "n_perm", "ci_low", "ci_high", "n_boot", "linear_cka"]
 
 
@@ -106,7 +107,7 @@ def rdm_tests(models: list[np.ndarray], human: np.ndarray, n: int, n_perm: int, 
     for j in range(m):
         finite = boot[:, j][np.isfinite(boot[:, j])]
         low, high = np.percentile(finite, [2.5, 97.5]) if finite.size else (np.nan, np.nan)
-        out.append({"spearman_rho": float(rho[j]), "p_perm": float(p[j]), "ci_low": float(low),
+        out.append({SPEARMAN_RHO: float(rho[j]), "p_perm": float(p[j]), "ci_low": float(low),
                     "ci_high": float(high)})
     return out
 
@@ -137,11 +138,11 @@ def layer_rsa(stimuli, layer_sets, n_perm: int = 1000, n_boot: int = 1000, seed:
     table = pd.DataFrame(rows)[RSA_COLUMNS]
     buf = io.BytesIO()
     np.savez_compressed(buf, **rdms)
-    best = table.loc[table["spearman_rho"].idxmax()] if table["spearman_rho"].notna().any() else None
+    best = table.loc[table[SPEARMAN_RHO].idxmax()] if table[SPEARMAN_RHO].notna().any() else None
     summary = {"ratings": columns, "model_distance": MODEL_DISTANCE, "human_distance": HUMAN_DISTANCE,
                "comparison": "Spearman rho of the RDMs' upper triangles; stimulus-permutation p; percentile "
                              "bootstrap CI over stimuli; no correction across layers",
                "best_layer": None if best is None else {"weights": best["weights"], "layer": best["layer"],
                                                         "depth": float(best["depth"]),
-                                                        "spearman_rho": float(best["spearman_rho"])}}
+                                                        SPEARMAN_RHO: float(best[SPEARMAN_RHO])}}
     return table, buf.getvalue(), summary

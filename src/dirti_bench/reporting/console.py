@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..errors import one_line
 from ..labels import TASKS
+from ..results import SPEARMAN_RHO
 from ..validity import chance_level, flag_text, interval_note, value_with_ci
 from .formats import MISSING
 
@@ -151,7 +152,7 @@ def summary_rows(scenarios: Mapping[str, dict], deltas: Mapping[str, str] | None
             "chance": f"{chance:.3f}" if chance is not None else MISSING,
             "accuracy [95% CI]": value_with_ci(sc, "accuracy") if classification else MISSING,
             "macro-F1 [95% CI]": value_with_ci(sc, "f1_macro") if classification else MISSING,
-            "ρ [95% CI]": MISSING if classification else value_with_ci(sc, "spearman_rho", short=True),
+            "ρ [95% CI]": MISSING if classification else value_with_ci(sc, SPEARMAN_RHO, short=True),
             "Δ acc. vs study": deltas.get(sid, MISSING),
             "flags": flag_text(sc, short=True) or MISSING,
         })

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..labels import TASKS
+from ..results import PEARSON_R, SPEARMAN_RHO
 from ..validity import (
     FLAG_RULES,
     NO_SIGNAL,
@@ -92,11 +93,11 @@ def finding_lines(doc: Mapping, grouped: bool = False) -> list[str]:
         if sc.get("task") in TASKS:
             continue
         metrics = sc.get("metrics") or {}
-        if suppressed(sc, "spearman_rho"):
+        if suppressed(sc, SPEARMAN_RHO):
             lines.append(f"{sid}: {NO_SIGNAL} (ρ and r not shown as findings; R² "
                          f"{metrics.get('r2', float('nan')):.3f}).")
             continue
-        text = f"{sid}: ρ {value_with_ci(sc, 'spearman_rho')}, r {value_with_ci(sc, 'pearson_r')}"
+        text = f"{sid}: ρ {value_with_ci(sc, SPEARMAN_RHO)}, r {value_with_ci(sc, PEARSON_R)}"
         ceiling_rho, ceiling_r = metrics.get("noise_ceiling_spearman"), metrics.get("noise_ceiling_pearson")
         if isinstance(ceiling_rho, int | float) and isinstance(ceiling_r, int | float):
             text += f" against noise ceilings ρ {ceiling_rho:.3f}, r {ceiling_r:.3f}"

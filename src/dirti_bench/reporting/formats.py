@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
+
+from ..validity import value_with_ci
 
 MISSING = "–"
 FIGURES_DIR = "figures"
@@ -23,6 +26,22 @@ def num(value, digits: int = 3) -> str:
     if isinstance(value, list | tuple) and len(value) == 2 and all(isinstance(v, int | float) for v in value):
         return f"[{num(value[0], digits)}, {num(value[1], digits)}]"
     return str(value)
+
+
+def metric_with_ci(scenario: Mapping, metric: str) -> str:
+    """A scenario's metric as every report table shows it: value [95% CI] by validity.value_with_ci (no
+    CI for an intercept-only probe's correlation, a zero-width interval marked as such)."""
+    return value_with_ci(scenario, metric, ci_digits=3)
+
+
+def with_interval(value, ci) -> str:
+    """A number that is no scenario metric (a difference between two runs or prompt sets) with its
+    interval: ``value [low, high]``, the value alone when the interval is absent."""
+    if value is None:
+        return MISSING
+    if ci and len(ci) == 2 and all(isinstance(v, int | float) for v in ci):
+        return f"{num(value)} [{num(ci[0])}, {num(ci[1])}]"
+    return num(value)
 
 
 def slug(text: str) -> str:

@@ -14,6 +14,7 @@ import math
 
 import pandas as pd
 
+from ..results import SPEARMAN_RHO
 from ..validity import NOT_COMPARABLE, comparability, flag_codes, suppressed
 
 LEADERBOARD_FILE = "leaderboard.csv"
@@ -24,7 +25,7 @@ LEADERBOARD_COLUMNS = ["model", "pretrained", "weights_sha256", "scenario", "tas
 # The headline scenarios a sweep's closing leaderboard shows (those some run has), with their measure.
 BOARD_HEADLINES = (("zeroshot-baseline", "accuracy"), ("zeroshot-disgust", "accuracy"),
                    ("linear-probe-cv10-baseline", "accuracy"), ("linear-probe-cv10-disgust", "accuracy"),
-                   ("align-disgust-zeroshot", "spearman_rho"), ("align-disgust-probe", "spearman_rho"))
+                   ("align-disgust-zeroshot", SPEARMAN_RHO), ("align-disgust-probe", SPEARMAN_RHO))
 
 
 def leaderboard_text(docs: list[dict], labels: list[str]) -> str:

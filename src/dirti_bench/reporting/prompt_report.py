@@ -20,7 +20,7 @@ from ..labels import TASKS
 from ..results import PROMPTS_FILE
 from .compare import PROMPT_KIND
 from .console import figure_title
-from .formats import MISSING, figure_path, num
+from .formats import MISSING, figure_path, num, with_interval
 from .published import wording_name
 from .render import Drawing, Figure, Heading, Para, Table
 
@@ -31,16 +31,9 @@ BEST_WORST = 5
 
 # ---------------------------------------------------------------- helpers
 
-def _with_ci(value, ci) -> str:
-    if value is None:
-        return MISSING
-    if ci and len(ci) == 2 and all(isinstance(v, int | float) for v in ci):
-        return f"{num(value)} [{num(ci[0])}, {num(ci[1])}]"
-    return num(value)
-
-
 def _metric(sc: dict, name: str) -> str:
-    return _with_ci(sc.get("metrics", {}).get(name), sc.get("ci", {}).get(name))
+    # Without validity.value_with_ci's zero-width mark: these tables carry no zero-width notes (yet).
+    return with_interval(sc.get("metrics", {}).get(name), sc.get("ci", {}).get(name))
 
 
 def _prefix(runs, run) -> str:
@@ -216,9 +209,9 @@ def threshold_sweeps(runs) -> list:
             rows = [{"point": p["point"], "threshold": num(p.get("threshold"), 2), "classes": p.get("n_classes"),
                      "dropped": ", ".join(p.get("dropped_classes") or []) or MISSING,
                      "stimuli per class": ", ".join(f"{c} {n}" for c, n in (p.get("class_counts") or {}).items()),
-                     "accuracy": _with_ci(p["metrics"].get("accuracy"), p["ci"].get("accuracy")),
-                     "balanced acc.": _with_ci(p["metrics"].get("balanced_accuracy"), p["ci"].get("balanced_accuracy")),
-                     "macro F1": _with_ci(p["metrics"].get("f1_macro"), p["ci"].get("f1_macro"))}
+                     "accuracy": with_interval(p["metrics"].get("accuracy"), p["ci"].get("accuracy")),
+                     "balanced acc.": with_interval(p["metrics"].get("balanced_accuracy"), p["ci"].get("balanced_accuracy")),
+                     "macro F1": with_interval(p["metrics"].get("f1_macro"), p["ci"].get("f1_macro"))}
                     for p in sc["sweep"]]
             blocks += [Heading(3, f"{_prefix(runs, run)}{sid}"), Table(pd.DataFrame(rows).astype(str))]
             numeric = [p for p in sc["sweep"] if isinstance(p.get("threshold"), int | float)]
@@ -248,8 +241,8 @@ def threshold_sweeps(runs) -> list:
 
 def _template_table(points: list[dict]) -> pd.DataFrame:
     return pd.DataFrame([{"rank": p.get("rank", {}).get("accuracy", MISSING), "template": p["point"],
-                          "accuracy": _with_ci(p["metrics"]["accuracy"], p["ci"].get("accuracy")),
-                          "macro F1": _with_ci(p["metrics"]["f1_macro"], p["ci"].get("f1_macro")),
+                          "accuracy": with_interval(p["metrics"]["accuracy"], p["ci"].get("accuracy")),
+                          "macro F1": with_interval(p["metrics"]["f1_macro"], p["ci"].get("f1_macro")),
                           "macro F1 rank": p.get("rank", {}).get("f1_macro", MISSING),
                           "vs study: McNemar p": num((p.get("vs_study") or {}).get("p_value")),
                           "Holm p": num((p.get("vs_study") or {}).get("p_holm")),
@@ -352,8 +345,8 @@ def prompt_comparisons(runs) -> list:
         for c in found:
             mcnemar = c.get("mcnemar") or {}
             rows.append({"task": c.get("task"), "prompt set": c.get("a"), "vs": c.get("b"), "n": c.get("n"),
-                         "Δ accuracy [95% CI]": _with_ci(c.get("accuracy_difference"), c.get("ci")),
-                         "Δ macro F1 [95% CI]": _with_ci(c.get("f1_macro_difference"), c.get("f1_macro_ci")),
+                         "Δ accuracy [95% CI]": with_interval(c.get("accuracy_difference"), c.get("ci")),
+                         "Δ macro F1 [95% CI]": with_interval(c.get("f1_macro_difference"), c.get("f1_macro_ci")),
                          "McNemar p": num(mcnemar.get("p_value")), "Holm p": num(c.get("p_holm")),
                          "BH q": num(c.get("q_bh")), "family": c.get("family", MISSING)})
             owners.append(run)

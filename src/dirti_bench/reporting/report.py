@@ -7,6 +7,7 @@ section renders whatever subset of scenarios a directory holds.
 
 from __future__ import annotations
 
+import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,14 +23,20 @@ from ..errors import UserError
 from ..evaluators.consistency import check_saved_run
 from ..labels import TASKS
 from ..results import (
+    ACCURACY,
     ALIGNMENT_COLUMNS,
     ALIGNMENT_PREDICTIONS_FILE,
+    BALANCED_ACCURACY,
+    F1_MACRO,
     FEATURES_FILE,
     LAYER_SCORES_FILE,
+    PRECISION_MACRO,
     PREDICTION_COLUMNS,
     PREDICTIONS_FILE,
     PROMPT_COLUMNS,
     PROMPTS_FILE,
+    RECALL_MACRO,
+    SPEARMAN_RHO,
     STIMULI_FILE,
     ResultsView,
     read_results,
@@ -40,14 +47,12 @@ from ..validity import (
     flag_text,
     interval_note,
     suppressed,
-    value_with_ci,
     zero_width_reason,
 )
 from .compare import PROMPT_KIND
-from .console import figure_title as run_figure_title
-from .console import scoring_summary
+from .console import figure_title, scoring_summary
 from .findings import finding_lines
-from .formats import FIGURES_DIR, MISSING, figure_path, num
+from .formats import FIGURES_DIR, MISSING, figure_path, metric_with_ci, num
 from .projection import MIN_POINTS, PROJECTIONS, project
 from .prompt_report import prompt_sections
 from .published import (
@@ -64,8 +69,8 @@ REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
 TITLE = "dirti-bench report"
 
-CLASSIFICATION_METRICS = (("accuracy", "accuracy"), ("balanced_accuracy", "balanced acc."),
-                          ("precision_macro", "macro P"), ("recall_macro", "macro R"), ("f1_macro", "macro F1"))
+CLASSIFICATION_METRICS = ((ACCURACY, "accuracy"), (BALANCED_ACCURACY, "balanced acc."),
+                          (PRECISION_MACRO, "macro P"), (RECALL_MACRO, "macro R"), (F1_MACRO, "macro F1"))
 
 
 @dataclass
@@ -140,12 +145,6 @@ def _label_runs(runs: list[RunData]) -> None:
 # ---------------------------------------------------------------- formatting helpers
 
 
-def _with_ci(scenario: dict, metric: str) -> str:
-    """value [CI] as validity.value_with_ci shows it: no CI for an intercept-only probe's correlation,
-    a zero-width interval marked (its reason: ``_zero_width_notes``)."""
-    return value_with_ci(scenario, metric, ci_digits=3)
-
-
 def _zero_width_notes(runs: list[RunData], metrics, only: str | None = None) -> list:
     """One line per scenario whose shown interval has zero width, saying why (never shown without it)."""
     lines = []
@@ -198,11 +197,6 @@ def _scenario_ids(runs: list[ResultsView], classification: bool) -> list[str]:
 
 def _with_run(runs: list[RunData], row: dict, run: RunData) -> dict:
     return {"run": run.label, **row} if len(runs) > 1 else row
-
-
-def figure_title(run: RunData, what: str) -> str:
-    """A figure's title: what it shows, then model · weights · dataset, so it stands alone on a slide."""
-    return run_figure_title(run.run, what)
 
 
 # ---------------------------------------------------------------- sections
@@ -263,7 +257,7 @@ def _headline(runs: list[RunData]) -> list:
             chance = chance_level(sc)
             row = {"scenario": sid, "task": sc.get("task", MISSING), "n": sc.get("n", MISSING),
                    "classes": len(sc.get("labels", [])), "chance": num(chance) if chance is not None else MISSING}
-            row |= {header: _with_ci(sc, metric) for metric, header in CLASSIFICATION_METRICS}
+            row |= {header: metric_with_ci(sc, metric) for metric, header in CLASSIFICATION_METRICS}
             row["flags"] = flag_text(sc) or MISSING
             rows.append(_with_run(runs, row, run))
     blocks = [Heading(2, "Headline metrics")]
@@ -335,15 +329,15 @@ def _rating_scale(run: RunData) -> tuple[float, float] | None:
 
 def _alignment_title(run: RunData, sid: str, sc: dict) -> str:
     metrics = sc.get("metrics", {})
-    ci = sc.get("ci", {}).get("spearman_rho")
-    rho = f"Spearman ρ = {num(metrics.get('spearman_rho'), 2)}"
-    if suppressed(sc, "spearman_rho"):  # an intercept-only probe's ρ is an artefact of its folds
+    ci = sc.get("ci", {}).get(SPEARMAN_RHO)
+    rho = f"Spearman ρ = {num(metrics.get(SPEARMAN_RHO), 2)}"
+    if suppressed(sc, SPEARMAN_RHO):  # an intercept-only probe's ρ is an artefact of its folds
         rho = f"{NO_SIGNAL} (intercept-only probe; ρ not a finding)"
     elif isinstance(ci, list | tuple) and len(ci) == 2 and all(isinstance(v, int | float) for v in ci):
         rho += f" (95% CI {ci[0]:.2f} to {ci[1]:.2f})"
     ceiling = metrics.get("noise_ceiling_spearman")
     ceiling_text = f"noise ceiling {num(ceiling, 2)}" if isinstance(ceiling, int | float) else "noise ceiling not estimated"
-    return figure_title(run, f"{sid}: {rho}; {ceiling_text}")
+    return figure_title(run.run, f"{sid}: {rho}; {ceiling_text}")
 
 
 def _alignment_scatter(run: RunData, sid: str, sc: dict, path: str) -> Figure | Para:
@@ -392,7 +386,7 @@ def _other_scenarios(runs: list[RunData]) -> list:
         present = [r for r in runs if sid in r.scenarios]
         metrics = list(dict.fromkeys(m for r in present for m in r.scenarios[sid].get("metrics", {})))
         frame = pd.DataFrame({"metric": metrics} | {
-            (r.label if len(runs) > 1 else "value [95% CI]"): [_with_ci(r.scenarios[sid], m) for m in metrics]
+            (r.label if len(runs) > 1 else "value [95% CI]"): [metric_with_ci(r.scenarios[sid], m) for m in metrics]
             for r in present})
         blocks += [Heading(3, sid), Table(frame)] + _zero_width_notes(
             [r for r in present], metrics, only=sid)
@@ -591,7 +585,7 @@ def _per_class(runs: list[RunData]) -> list:
             labels, confusion = sc.get("labels", []), sc.get("confusion", [])
             if labels and confusion and len(confusion) == len(labels) and "sweep" not in sc:  # sweeps: own figures
                 order = sc.get("extra", {}).get("display_order")
-                figure = Drawing("confusion_figure", (labels, confusion, figure_title(run, f"{sid}: confusion matrix")),
+                figure = Drawing("confusion_figure", (labels, confusion, figure_title(run.run, f"{sid}: confusion matrix")),
                                  dict(order=order, dropped=sc.get("dropped_classes", [])))
                 blocks.append(Figure(figure_path(f"confusion-{sid}", runs, run), figure,
                                      f"{sid}: confusion matrix (rows true, columns predicted; colour = share "
@@ -619,7 +613,7 @@ def _calibration(runs: list[RunData]) -> list:
                       {"label": f"temperature, out-of-fold (ECE {num(metrics.get('ece_calibrated'))})",
                        "table": record.get("reliability_calibrated", [])}]
             if all(isinstance(p["table"], list) and p["table"] for p in panels):
-                figure = Drawing("reliability_figure", (panels, figure_title(run, f"{sid}: reliability")))
+                figure = Drawing("reliability_figure", (panels, figure_title(run.run, f"{sid}: reliability")))
                 figures.append(Figure(figure_path(f"reliability-{sid}", runs, run), figure,
                                       f"{sid}: reliability diagram, {record.get('ece_bins')} equal-mass bins"))
     if not rows:
@@ -634,7 +628,7 @@ def _calibration(runs: list[RunData]) -> list:
             Table(pd.DataFrame(rows))] + figures
 
 
-def _projection(runs: list[RunData], method: str | None) -> list:
+def _projection(runs: list[RunData], method: str | None, reporter=None) -> list:
     """Each run's image features in 2-D: ``method``, else what the run recorded (umap by default)."""
     blocks = [Heading(2, "Projection of the image features")]
     for run in runs:
@@ -662,10 +656,12 @@ def _projection(runs: list[RunData], method: str | None) -> list:
                 raise UserError(f"{run.path / STIMULI_FILE} column {column!r} holds non-numbers; "
                                 "re-run 'dirti-bench run' to regenerate it")
         seed = int(run.run.get("seed", 0) or 0)
+        if reporter is not None:  # a UMAP fit of thousands of points takes minutes (cached afterwards)
+            reporter.stage(f"{prefix}projection: {chosen.upper()} of {len(ids)} image embeddings")
         embedding, axes = project(features, chosen, seed=seed)
         what = f"{chosen.upper()} of {len(ids)} image embeddings" + (f" (random_state={seed})" if chosen == "umap" else "")
         figure = Drawing("projection_figure", (embedding, table["category"].fillna("unknown").astype(str).tolist(),
-                                               rating, column, figure_title(run, what).replace("\n", " — ")),
+                                               rating, column, figure_title(run.run, what).replace("\n", " — ")),
                          dict(axis_names=axes))
         caption = f"{prefix}{chosen.upper()} of the image features, coloured by category" + (
             f" and by {column}" if rating is not None else f" (no {column} column)")
@@ -716,17 +712,17 @@ def _default_wording(block):
     return block
 
 
-def build_blocks(runs: list[RunData], projection: str | None = None) -> list:
+def build_blocks(runs: list[RunData], projection: str | None = None, reporter=None) -> list:
     _label_runs(runs)
     if not any(_is_dirti(run) for run in runs):
-        return [_default_wording(b) for b in _build_blocks(runs, projection)]
-    return _build_blocks(runs, projection)
+        return [_default_wording(b) for b in _build_blocks(runs, projection, reporter)]
+    return _build_blocks(runs, projection, reporter)
 
 
-def _build_blocks(runs: list[RunData], projection: str | None = None) -> list:
+def _build_blocks(runs: list[RunData], projection: str | None = None, reporter=None) -> list:
     return (_findings(runs) + _header(runs) + _skipped(runs) + _dropped_and_empty(runs) + _headline(runs) + prompt_sections(runs)
             + _study(runs) + _other_scenarios(runs) + _layer_profiles(runs) + _probe_penalties(runs) + _comparisons(runs) + _throughput(runs)
-            + _calibration(runs) + _per_class(runs) + _projection(runs, projection))
+            + _calibration(runs) + _per_class(runs) + _projection(runs, projection, reporter))
 
 
 def report_dir(out: Path) -> Path:
@@ -756,7 +752,13 @@ def write_report(results_dirs: list[Path], out: Path, shown_as: list[Path] | Non
     if projection is not None and projection not in PROJECTIONS:
         raise UserError(f"unknown projection {projection!r}; choose one of {', '.join(PROJECTIONS)}")
     shown = list(shown_as) if shown_as is not None else [None] * len(results_dirs)
-    blocks = build_blocks([load_run(Path(d), s) for d, s in zip(results_dirs, shown, strict=True)], projection)
+    # before any figure is drawn: an unwritable folder is one error line, not minutes of work first
+    existing = next(p for p in [out, *out.parents] if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise UserError(f"cannot write the report into {out} ({existing} is not a writable folder); pass a "
+                        "writable folder", "out")
+    blocks = build_blocks([load_run(Path(d), s) for d, s in zip(results_dirs, shown, strict=True)], projection,
+                          reporter)
     if any(isinstance(b, Figure) for b in blocks):
         from .figures import draw_blocks  # matplotlib loads only when a figure is drawn
 

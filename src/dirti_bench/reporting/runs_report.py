@@ -26,6 +26,7 @@ from ..results import (
     ALIGNMENT_PREDICTIONS_FILE,
     PREDICTIONS_FILE,
     RESULTS_FILE,
+    SPEARMAN_RHO,
     ResultsView,
     read_results,
 )
@@ -44,17 +45,17 @@ from ..validity import (
 )
 from .compare import compare
 from .console import scoring_summary
-from .formats import FIGURES_DIR, MISSING, num
+from .formats import FIGURES_DIR, MISSING, metric_with_ci, num
 from .leaderboard import LEADERBOARD_FILE, leaderboard_frame
 from .render import Banner, Figure, Heading, Links, Para, Table, to_html, to_markdown
-from .report import REPORT_HTML, REPORT_MD, _read_csv, _scenario_ids, _with_ci, report_dir
+from .report import REPORT_HTML, REPORT_MD, _read_csv, _scenario_ids, report_dir
 
 RUNS_DIR = "runs"  # a sweep's per-model results directories: OUT/runs/<model>__<weights>/
 TITLE = "dirti-bench comparison"
 BEST = "★"
 N_BOOTSTRAP = 1000
 MEASURES = (("accuracy", "Accuracy", True), ("f1_macro", "Macro-F1", True),
-            ("spearman_rho", "Alignment with human ratings (Spearman ρ)", False))
+            (SPEARMAN_RHO, "Alignment with human ratings (Spearman ρ)", False))
 
 
 # The columns the comparison reads (older results folders have no file_name / confidence yet).
@@ -303,7 +304,7 @@ def _headline_table(runs: list[Run], metric: str, classification: bool, ref: Run
         leader = leaders.get(sid, (None, None))[0]
         for run in runs:
             sc = run.scenarios.get(sid)
-            cell = _with_ci(sc, metric) if sc is not None else "not run"
+            cell = metric_with_ci(sc, metric) if sc is not None else "not run"
             if sc is not None and (problem := pairing_problem(ref, run, sid)) not in (None, "not run"):
                 cell += f" ({NOT_COMPARABLE}: {problem})"
             codes = [c for c in flag_codes(sc) if c != INTERCEPT_ONLY] if sc is not None else []
@@ -372,8 +373,8 @@ def _heatmap_cell(ref: Run, run: Run, sid: str, classification: bool) -> tuple[f
     if classification:
         value = cohen_kappa(sc.get("confusion") or [])
     else:
-        value = sc.get("metrics", {}).get("spearman_rho")
-        if suppressed(sc, "spearman_rho"):
+        value = sc.get("metrics", {}).get(SPEARMAN_RHO)
+        if suppressed(sc, SPEARMAN_RHO):
             return math.nan, "no signal"
     value = math.nan if not isinstance(value, int | float) else float(value)
     marks = [c for c in flag_codes(sc) if c != INTERCEPT_ONLY]
