@@ -38,8 +38,8 @@ def test_drift_baseline_option_fails_the_benchmark_session_on_drift(tmp_path):
     import json
     import os
 
-    def session(baseline: Path) -> subprocess.CompletedProcess:
-        env = {**os.environ, "DIRTI_BENCH_HOME": str(tmp_path / "home")}
+    def session(baseline: Path, **extra_env) -> subprocess.CompletedProcess:
+        env = {**os.environ, "DIRTI_BENCH_HOME": str(tmp_path / "home"), **extra_env}
         return subprocess.run(
             [sys.executable, "-m", "pytest", "benchmarks/test_scenarios.py", "-q", "-p", "no:cacheprovider",
              "-k", "test_scenario and zeroshot-baseline", "--benchmark-disable",
@@ -77,3 +77,14 @@ def test_drift_baseline_option_fails_the_benchmark_session_on_drift(tmp_path):
     assert nothing.returncode == 2, nothing.stdout[-2000:]
     assert [line for line in nothing.stdout.splitlines() if line.startswith("error:")] == [
         next(line for line in nothing.stdout.splitlines() if "compared no metric" in line)]
+    # another configuration (here the label space) is "not comparable", exit 2, as check-drift; the override compares
+    relabelled = json.loads(json.dumps(committed))
+    relabelled["scenarios"]["zeroshot-baseline"]["labels"] = ["food", "animals"]
+    other = tmp_path / "relabelled.json"
+    other.write_text(json.dumps(relabelled))
+    refused = session(other)
+    assert refused.returncode == 2, refused.stdout[-2000:]
+    error = next(line for line in refused.stdout.splitlines() if line.startswith("error:"))
+    assert "not comparable" in error and "label space (2 classes vs 6) in zeroshot-baseline" in error
+    assert "--accept-differences" in error and "drift against" not in refused.stdout
+    assert session(other, DIRTI_BENCH_ACCEPT_DIFFERENCES="1").returncode == 0
