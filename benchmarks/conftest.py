@@ -276,7 +276,12 @@ def check_drift(state, out: Path, baseline: str, selected, accept_differences: b
     results of another configuration (dataset, label space, threshold, options, model, weights:
     ``validity.comparability`` through ``require_comparable``) are "not comparable", exit 2 naming
     each difference, unless ``--accept-differences``. Its lines join the session's summary; False on drift."""
-    from dirti_bench.reporting.drift import check, load_baseline, require_comparable, require_comparison
+    from dirti_bench.reporting.drift import (
+        check,
+        load_baseline,
+        require_comparable,
+        require_comparison,
+    )
     from dirti_bench.results import read_results
 
     report = check(read_results(out), load_baseline(Path(baseline)), baseline_name=baseline, scope=selected,

@@ -81,7 +81,7 @@ def feature_context(n: int, dim: int = 512, seed: int = 0):
     columns = (*RATINGS, *(r.replace("_mean", "_SD") for r in RATINGS))
     table = np.concatenate([values, sds], axis=1)
     stimuli = tuple(Stimulus(id=f"img{i:06d}", file_name=f"img{i:06d}.png", path=Path(f"img{i:06d}.png"),
-                             category=CATEGORIES[c], neutral=False, ratings=dict(zip(columns, row.tolist())),
+                             category=CATEGORIES[c], neutral=False, ratings=dict(zip(columns, row.tolist(), strict=True)),
                              sha256=f"{i:064x}")
                     for i, (c, row) in enumerate(zip(cats, table, strict=True)))
     stimulus_set = StimulusSet(name=f"synthetic-{n}", root=Path("."), stimuli=stimuli, categories=CATEGORIES,

@@ -3,7 +3,7 @@
 Both are cold ``dirti-bench run`` processes (fresh cache home each round, imports included) on the
 same generated photos, model and scenario (``align-disgust-probe``); the layer-wise one adds
 ``--layers all``: every block read in the same forward (encoding/layers.py), the per-layer probes
-of ``layers-disgust`` and the representational similarity of every layer. The target (issue 26):
+of ``layers-disgust`` and the representational similarity of every layer. The target:
 at most ~1.5x the plain run for ViT-B-32 on 300 photos on 2 CPU cores. A warm layer-wise re-run
 must do no forward at all. Rounds alternate and the best of each side is kept (a shared machine's
 speed swings by more than the difference).

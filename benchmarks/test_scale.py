@@ -104,11 +104,10 @@ def test_every_scenario_on_synthetic_features_time_and_memory_per_stage(benchmar
     (8 categories, 3 ratings with SD columns), per scenario seconds and peak RSS. The 100k figure is
     extrapolated linearly from the largest size measured (a lower bound where a stage grows faster:
     ``eval_growth_exponent`` says by how much)."""
-    from synthetic import feature_context
-
     from dirti_bench.errors import ScenarioNotRunnable
     from dirti_bench.pipeline import evaluate_scenario
     from dirti_bench.scenarios import REGISTRY, data_scenarios
+    from synthetic import feature_context
 
     def run():
         out = {}

@@ -16,11 +16,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-FIX = "run `python tools/gen_docs.py` and commit what it rewrote"
+FIX = "run `python docs/gen_docs.py` and commit what it rewrote"
 
 
 def _gen_docs():
-    spec = importlib.util.spec_from_file_location("gen_docs", ROOT / "tools" / "gen_docs.py")
+    spec = importlib.util.spec_from_file_location("gen_docs", ROOT / "docs" / "gen_docs.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -59,8 +59,8 @@ def test_the_quick_start_is_two_commands_and_ci_runs_exactly_them():
 def test_ci_builds_the_docs_strictly_after_installing_the_docs_extra():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "mkdocs build --strict" in ci
-    assert ci.index(".[dev,docs]") < ci.index("mkdocs build --strict")
-    assert "'.[dev,docs]'" in quick_start_commands()[0]
+    assert ci.index(".[dev,docs,hf]") < ci.index("mkdocs build --strict")
+    assert "'.[dev,docs,hf]'" in quick_start_commands()[0]
 
 
 def test_every_docs_page_the_readme_links_exists():
@@ -108,7 +108,7 @@ def test_a_stale_page_is_named_with_the_fix(tmp_path, monkeypatch, capsys):
     (tmp_path / "scenarios.md").write_text(gen_docs.scenarios_markdown())
     assert gen_docs.main(["--check"]) == 1
     err = capsys.readouterr().err
-    assert "cli.md" in err and "scenarios.md" not in err and "python tools/gen_docs.py" in err
+    assert "cli.md" in err and "scenarios.md" not in err and "python docs/gen_docs.py" in err
     assert stale.read_text() == "old\n"  # --check writes nothing
     assert gen_docs.main([]) == 0 and stale.read_text() == gen_docs.cli_markdown()
 

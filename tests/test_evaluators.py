@@ -388,9 +388,9 @@ def test_knn_searches_neighbours_once_per_fold_and_predicts_as_scikit_learn(monk
 def test_tuned_probe_folds_in_worker_processes_give_the_same_results(monkeypatch):
     """DIRTI_BENCH_JOBS runs the tuned probes' outer folds in worker processes; every fold is fitted
     independently from its own data and seed, so every number is the same as in one process."""
+    from dirti_bench.errors import UserError
     from dirti_bench.evaluators.alignment import cv_predictions
     from dirti_bench.evaluators.common import JOBS_ENV
-    from dirti_bench.errors import UserError
 
     space = label_space(BALANCED)
     features = separable(space, noise=0.8, seed=1)

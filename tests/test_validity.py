@@ -201,6 +201,7 @@ def _figure_texts(fig) -> list[str]:
 
 def test_an_oasis_like_set_uses_its_class_phrases_and_has_no_dirti_study_section(tmp_path, capsys, monkeypatch):
     from matplotlib.figure import Figure
+
     from helpers import write_oasis_like
 
     drawn: list[str] = []
