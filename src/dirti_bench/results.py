@@ -227,26 +227,27 @@ def sweeps_frame(results: list[ScenarioResult]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=SWEEP_COLUMNS).astype({"value": float, "ci_low": float, "ci_high": float})
 
 
-def sweep_predictions_frame(results: list[ScenarioResult], integer_ids: bool = False) -> pd.DataFrame:
-    """Every sweep point's predictions, ids and folds typed as in predictions.csv."""
-    frames = [r.sweep_predictions for r in results if r.sweep_predictions is not None and len(r.sweep_predictions)]
+def _stacked_rows(results: list[ScenarioResult], attribute: str, columns: list[str], fold_column: str,
+                  integer_ids: bool) -> pd.DataFrame:
+    """The scenarios' per-stimulus frames held in ``attribute``, stacked, ids and folds typed as in
+    predictions.csv (an empty frame with the columns when no scenario has one)."""
+    frames = [f for f in (getattr(r, attribute) for r in results) if f is not None and len(f)]
     if not frames:
-        return pd.DataFrame(columns=SWEEP_PREDICTION_COLUMNS)
+        return pd.DataFrame(columns=columns)
     frame = pd.concat(frames, ignore_index=True)
     frame["stimulus"] = typed_ids(frame["stimulus"].astype(str), integer_ids)
-    frame["fold"] = _nullable_int(frame["fold"])
-    return frame[SWEEP_PREDICTION_COLUMNS]
+    frame[fold_column] = _nullable_int(frame[fold_column])
+    return frame[columns]
+
+
+def sweep_predictions_frame(results: list[ScenarioResult], integer_ids: bool = False) -> pd.DataFrame:
+    """Every sweep point's predictions, ids and folds typed as in predictions.csv."""
+    return _stacked_rows(results, "sweep_predictions", SWEEP_PREDICTION_COLUMNS, "fold", integer_ids)
 
 
 def probabilities_frame(results: list[ScenarioResult], integer_ids: bool = False) -> pd.DataFrame:
     """Every zero-shot scenario's class probabilities, ids typed as in predictions.csv."""
-    frames = [r.probabilities for r in results if r.probabilities is not None and len(r.probabilities)]
-    if not frames:
-        return pd.DataFrame(columns=PROBABILITY_COLUMNS)
-    frame = pd.concat(frames, ignore_index=True)
-    frame["stimulus"] = typed_ids(frame["stimulus"].astype(str), integer_ids)
-    frame["calibration_fold"] = _nullable_int(frame["calibration_fold"])
-    return frame[PROBABILITY_COLUMNS]
+    return _stacked_rows(results, "probabilities", PROBABILITY_COLUMNS, "calibration_fold", integer_ids)
 
 
 # The contract's CSV files (the Python API's Results reads the same frames, in memory or from them).
