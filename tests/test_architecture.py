@@ -21,7 +21,7 @@ LAYERS = [
     ("dirti_bench.prompts", "dirti_bench.templates"),
     ("dirti_bench.encoding", "dirti_bench.model_configs"),
     ("dirti_bench.contracts",),
-    ("dirti_bench.results", "dirti_bench.validity"),
+    ("dirti_bench.results", "dirti_bench.results_types", "dirti_bench.validity"),
     ("dirti_bench.evaluators", "dirti_bench.scenarios"),
     ("dirti_bench.reporting",),
     ("dirti_bench.pipeline", "dirti_bench.bench", "dirti_bench.sweep"),

@@ -10,16 +10,13 @@ R's ``read.csv`` load it as is.
 
 from __future__ import annotations
 
-import math
-
-import pandas as pd
-
 from ..results import SPEARMAN_RHO
-from ..validity import NOT_COMPARABLE, comparability, flag_codes, suppressed
+from ..results_types import LEADERBOARD_COLUMNS, as_number, leaderboard_frame
+from ..validity import flag_codes, suppressed
 
 LEADERBOARD_FILE = "leaderboard.csv"
-LEADERBOARD_COLUMNS = ["model", "pretrained", "weights_sha256", "scenario", "task", "metric", "value",
-                       "ci_low", "ci_high", "flag"]
+# The frame's builder lives with the typed results (Results.metrics_frame is it); named here too.
+__all__ = ["BOARD_HEADLINES", "LEADERBOARD_COLUMNS", "LEADERBOARD_FILE", "leaderboard_frame", "leaderboard_text"]
 
 
 # The headline scenarios a sweep's closing leaderboard shows (those some run has), with their measure.
@@ -46,50 +43,10 @@ def leaderboard_text(docs: list[dict], labels: list[str]) -> str:
             if sc is None:
                 row.append("–")
                 continue
-            value = _number((sc.get("metrics") or {}).get(metric))
+            value = as_number((sc.get("metrics") or {}).get(metric))
             text = "no signal" if suppressed(sc, metric) else "–" if value is None else f"{value:.3f}"
             codes = [c for c in flag_codes(sc) if c != "intercept-only"]
             row.append(text + (f" ({'; '.join(codes)})" if codes else ""))
         rows.append(row)
     headers = ["model"] + [f"{sid} ({'acc.' if metric == 'accuracy' else 'ρ'})" for sid, metric in columns]
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
-
-
-def _number(value) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
-def _flags(doc: dict, sid: str, sc: dict, reference: dict | None) -> str:
-    codes = flag_codes(sc)
-    if reference is not None and reference is not doc:
-        other = (reference.get("scenarios") or {}).get(sid)
-        if other is not None and comparability(reference.get("run") or {}, other, doc.get("run") or {}, sc):
-            codes.append(NOT_COMPARABLE)
-    return ";".join(codes)
-
-
-def leaderboard_frame(docs: list[dict], reference: dict | None = None) -> pd.DataFrame:
-    """One row per (run, scenario, numeric metric) of ``docs`` (results.json documents); ``reference``:
-    the document the others are compared with (default: the first)."""
-    rows = []
-    reference = reference if reference is not None else (docs[0] if docs else None)
-    for doc in docs:
-        run = doc.get("run", {})
-        for sid, sc in doc.get("scenarios", {}).items():
-            cis = sc.get("ci") or {}
-            flag = _flags(doc, sid, sc, reference)
-            for metric, raw in (sc.get("metrics") or {}).items():
-                value = _number(raw) if raw is not None else math.nan
-                if value is None:
-                    continue
-                ci = [None, None] if suppressed(sc, metric) else cis.get(metric) or [None, None]
-                low, high = (_number(v) for v in ci) if len(ci) == 2 else (None, None)
-                rows.append({"model": run.get("model"), "pretrained": run.get("pretrained"),
-                             "weights_sha256": run.get("weights_sha256") or "", "scenario": sid,
-                             "task": sc.get("task"), "metric": metric, "value": value,
-                             "ci_low": math.nan if low is None else low, "ci_high": math.nan if high is None else high,
-                             "flag": flag})
-    frame = pd.DataFrame(rows, columns=LEADERBOARD_COLUMNS)
-    return frame.astype({"value": float, "ci_low": float, "ci_high": float, "flag": str})
