@@ -20,6 +20,7 @@ from dirti_bench.evaluators.metrics import classification_metrics
 from dirti_bench.reporting.published import rederived_clip_baseline
 from dirti_bench.reporting.report import write_report
 from dirti_bench.results import ALIGNMENT_COLUMNS, CLASSIFICATION_RESULT_COLUMNS, write_results
+from dirti_bench.results_types import Results, load_results
 
 CATS = list(DIRTI_CATEGORIES)
 DISGUST = ["food", "disgusting food", "disgusting body products", "never seen"]
@@ -177,6 +178,21 @@ def test_same_inputs_give_identical_report(built, tmp_path):
     assert (tmp_path / "again/figures/umap.png").read_bytes() == (results / "figures/umap.png").read_bytes()
 
 
+def test_the_report_and_the_comparison_take_typed_results(built, tmp_path):
+    from dirti_bench.errors import UserError
+    from dirti_bench.reporting.runs_report import write_comparison
+
+    results, md_path = built
+    typed = load_results(results)
+    assert write_report([typed], tmp_path / "typed").read_text() == md_path.read_text()
+    by_folder = write_comparison([results, results], tmp_path / "cmp-folders").read_text()
+    assert write_comparison([typed, typed], tmp_path / "cmp-typed").read_text() == by_folder
+    in_memory = Results.from_document(typed.document, typed.frames)  # what evaluate() returns: no folder
+    with pytest.raises(UserError, match="evaluated in memory"):
+        write_report([in_memory], tmp_path / "none")
+    assert not (tmp_path / "none").exists()
+
+
 def test_several_runs_side_by_side_and_umap_skipped_with_reason(built, tmp_path):
     other = make_results_dir(tmp_path / "gpu", smoke=False, features=False, device="cuda",
                              run_extra={"device_name": "NVIDIA H100 80GB HBM3, CUDA 13.0"})
@@ -305,13 +321,14 @@ def test_runs_tables_name_the_scoring_rule_each_run_used(tmp_path):
                                                     "metrics": {"accuracy": 0.5}}}}
 
     siglip, study = doc("model", 112.7, -16.5, "sigmoid"), doc("study", 100.0, None, "softmax")
-    runs = [RunData(tmp_path / name, d, None, None, None, label=name)
+    runs = [RunData(tmp_path / name, Results.from_document(d, {}), None, None, None, label=name)
             for name, d in (("siglip", siglip), ("study", study))]
     table = _header(runs)[-1].frame
     assert table["zero-shot scoring"].tolist() == [
         "the model's own 113 × cos -16.5, sigmoid (zeroshot-baseline)",
         "the study's fixed 100 × cos, softmax (zeroshot-baseline)"]
-    compared = [Run(tmp_path / "a", siglip, None, label="a"), Run(tmp_path / "b", study, None, label="b")]
+    compared = [Run(tmp_path / "a", Results.from_document(siglip, {}), None, label="a"),
+                Run(tmp_path / "b", Results.from_document(study, {}), None, label="b")]
     cells = _runs_table(compared, compared[0])[-1].frame["zero-shot scoring"].tolist()
     assert cells == [scoring_summary(siglip, short=True), scoring_summary(study, short=True)]
     assert cells[0] == "the model's own 113 × cos -16.5, sigmoid (1 scenario)"

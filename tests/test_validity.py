@@ -19,6 +19,7 @@ from dirti_bench.reporting.leaderboard import leaderboard_frame
 from dirti_bench.reporting.report import _alignment_title, load_run
 from dirti_bench.reporting.runs_report import _heatmap_cell, load_runs
 from dirti_bench.results import RESULTS_FILE
+from dirti_bench.results_types import Results
 from dirti_bench.validity import (
     BELOW_CHANCE,
     DEGENERATE,
@@ -268,7 +269,7 @@ def test_best_is_only_awarded_within_one_dataset_and_after_correction(tmp_path):
                                                     "metrics": {"accuracy": accuracy}}}}
 
     def runs(*docs):
-        out = [Run(tmp_path / str(i), d, None) for i, d in enumerate(docs)]
+        out = [Run(tmp_path / str(i), Results.from_document(d, {}), None) for i, d in enumerate(docs)]
         for i, r in enumerate(out):
             r.label = f"run{i}"
         return out

@@ -76,10 +76,24 @@ class ScenarioOutcome:
     dropped_classes: tuple[str, ...] = ()
     extra: dict = field(default_factory=dict, repr=False)
     predictions: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    entry: dict = field(default_factory=dict, repr=False)  # as results.json holds it (validity's checks read it)
 
     @property
     def is_classification(self) -> bool:
         return self.task != "alignment"
+
+    @property
+    def flag_codes(self) -> tuple[str, ...]:
+        """The validity flags' codes, in order (empty when none applies; an older file's computed)."""
+        return tuple(flag_codes(self.entry))
+
+    def metric(self, name: str) -> float | None:
+        """The metric's value; None where the scenario has no number for it."""
+        return as_number(self.metrics.get(name))
+
+    def interval(self, name: str) -> tuple[float | None, float | None] | None:
+        """The metric's 95% interval (low, high); None where none was drawn."""
+        return self.ci.get(name)
 
     @classmethod
     def from_json(cls, sid: str, entry: Mapping, predictions: pd.DataFrame) -> ScenarioOutcome:
@@ -89,7 +103,7 @@ class ScenarioOutcome:
                    flags=tuple(entry.get("flags") or ()), options=dict(entry.get("options") or {}),
                    per_class=dict(entry.get("per_class") or {}), confusion=list(entry.get("confusion") or []),
                    dropped_classes=tuple(entry.get("dropped_classes") or ()), extra=dict(entry.get("extra") or {}),
-                   predictions=predictions)
+                   predictions=predictions, entry=dict(entry))
 
 
 @dataclass(frozen=True)
@@ -105,9 +119,10 @@ class Results:
     comparisons: list[dict]
     document: dict = field(repr=False)
     frames: dict[str, pd.DataFrame] = field(repr=False)
+    path: Path | None = field(default=None, repr=False)  # the results folder read (None: evaluated in memory)
 
     @classmethod
-    def from_document(cls, doc: Mapping, frames: Mapping[str, pd.DataFrame]) -> Results:
+    def from_document(cls, doc: Mapping, frames: Mapping[str, pd.DataFrame], path: Path | None = None) -> Results:
         by_file = {sid: PREDICTIONS_FILE if entry.get("task") != "alignment" else ALIGNMENT_PREDICTIONS_FILE
                    for sid, entry in doc["scenarios"].items()}
         scenarios = {}
@@ -117,7 +132,7 @@ class Results:
             scenarios[sid] = ScenarioOutcome.from_json(sid, entry, rows)
         return cls(run=RunInfo.from_json(doc.get("run", {})), scenarios=scenarios,
                    skipped=dict(doc.get("skipped") or {}), comparisons=list(doc.get("comparisons") or []),
-                   document=dict(doc), frames=dict(frames))
+                   document=dict(doc), frames=dict(frames), path=path)
 
     def __getitem__(self, scenario_id: str) -> ScenarioOutcome:
         if scenario_id not in self.scenarios:
@@ -184,7 +199,7 @@ def load_results(path: str | Path) -> Results:
     path = Path(path)
     folder = path.parent if path.is_file() else path
     doc = read_results(path)
-    return Results.from_document(doc, read_contract_frames(folder))
+    return Results.from_document(doc, read_contract_frames(folder), path=folder)
 
 
 # ---------------------------------------------------------------- leaderboard.csv

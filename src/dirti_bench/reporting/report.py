@@ -38,9 +38,9 @@ from ..results import (
     RECALL_MACRO,
     SPEARMAN_RHO,
     STIMULI_FILE,
-    ResultsView,
     read_results,
 )
+from ..results_types import Results, RunInfo
 from ..validity import (
     NO_SIGNAL,
     chance_level,
@@ -74,9 +74,11 @@ CLASSIFICATION_METRICS = ((ACCURACY, "accuracy"), (BALANCED_ACCURACY, "balanced 
 
 
 @dataclass
-class RunData(ResultsView):
+class RunData:
+    """One run as the report reads it: its typed ``results`` and the files beside them."""
+
     path: Path
-    doc: dict
+    results: Results
     predictions: pd.DataFrame | None
     features: tuple[np.ndarray, list[str]] | None
     stimuli: pd.DataFrame | None
@@ -84,6 +86,25 @@ class RunData(ResultsView):
     prompts: pd.DataFrame | None = None  # prompts.csv, every cell a string
     label: str = ""
     layer_scores: pd.DataFrame | None = None  # layer_scores.csv of a layer-wise run
+
+    @property
+    def info(self) -> RunInfo:
+        return self.results.run
+
+    @property
+    def doc(self) -> dict:
+        """results.json as written (the findings and the scoring summary read it whole)."""
+        return self.results.document
+
+    @property
+    def run(self) -> dict:
+        """The run block as written (figure titles and comparability read every key of it)."""
+        return self.results.run.details
+
+    @property
+    def scenarios(self) -> dict[str, dict]:
+        """Scenario id -> its results.json entry (what validity's checks read)."""
+        return {sid: outcome.entry for sid, outcome in self.results.scenarios.items()}
 
 
 def _read_csv(path: Path, columns: list[str], text: bool = False) -> pd.DataFrame | None:
@@ -115,15 +136,25 @@ def _read_features(path: Path) -> tuple[np.ndarray, list[str]] | None:
     return features, ids
 
 
-def load_run(results_dir: Path, shown_as: Path | None = None) -> RunData:
-    """A results directory's files; ``shown_as``: the path the report names (a staged run's final one)."""
+def load_run(results_dir: Path | Results, shown_as: Path | None = None) -> RunData:
+    """A results directory's files (or those beside a ``Results`` read from one); ``shown_as``: the
+    path the report names (a staged run's final one)."""
+    if isinstance(results_dir, Results):
+        if results_dir.path is None:
+            raise UserError("these results were evaluated in memory and have no folder (the report draws from "
+                            "the files beside results.json); write them with dirti_bench.run(..., out=FOLDER) and "
+                            "pass that", "results")
+        results_dir = results_dir.path
     results_dir = Path(results_dir)
     doc = read_results(results_dir)  # UserError for a missing or invalid directory
     base = results_dir if results_dir.is_dir() else results_dir.parent
     predictions = _read_csv(base / PREDICTIONS_FILE, PREDICTION_COLUMNS)
     alignment = _read_csv(base / ALIGNMENT_PREDICTIONS_FILE, ALIGNMENT_COLUMNS)
     check_saved_run(doc, predictions, alignment, base)  # results edited after the run are not rendered
-    return RunData(Path(shown_as) if shown_as is not None else base, doc, predictions,
+    frames = {name: frame for name, frame in ((PREDICTIONS_FILE, predictions), (ALIGNMENT_PREDICTIONS_FILE, alignment))
+              if frame is not None}
+    return RunData(Path(shown_as) if shown_as is not None else base, Results.from_document(doc, frames, base),
+                   predictions,
                    _read_features(base / FEATURES_FILE), _read_csv(base / STIMULI_FILE, ["stimulus"]), alignment,
                    _read_csv(base / PROMPTS_FILE, PROMPT_COLUMNS, text=True),
                    layer_scores=_read_csv(base / LAYER_SCORES_FILE, ["scenario", "weights", "layer", "depth",
@@ -132,7 +163,8 @@ def load_run(results_dir: Path, shown_as: Path | None = None) -> RunData:
 
 def _label_runs(runs: list[RunData]) -> None:
     """``model · weights · device``; the directory name is added where that is not unique."""
-    labels = [f"{r.run.get('model', '?')} · {r.run.get('pretrained', '?')} · {r.run.get('device', '?')}" for r in runs]
+    labels = [" · ".join(str(v) for v in (r.info.model or "?", r.info.pretrained or "?", r.info.device or "?"))
+              for r in runs]
     for i, run in enumerate(runs):
         run.label = labels[i] if labels.count(labels[i]) == 1 else f"{run.path.name}: {labels[i]}"
     seen: dict[str, int] = {}
@@ -185,13 +217,13 @@ def _is_classification(scenario: dict) -> bool:
     return scenario.get("task") in TASKS
 
 
-def _scenario_ids(runs: list[ResultsView], classification: bool) -> list[str]:
+def _scenario_ids(runs: list[RunData], classification: bool) -> list[str]:
     """Scenario ids of every run, in order of first appearance: the classification ones or the others."""
     ids: dict[str, None] = {}
     for run in runs:
-        for sid, sc in run.scenarios.items():
-            if _is_classification(sc) == classification:
-                ids[sid] = None
+        for outcome in run.results:
+            if (outcome.task in TASKS) == classification:
+                ids[outcome.id] = None
     return list(ids)
 
 
@@ -205,7 +237,7 @@ def _with_run(runs: list[RunData], row: dict, run: RunData) -> dict:
 def _header(runs: list[RunData]) -> list:
     blocks = []
     for run in runs:
-        if run.run.get("smoke_run"):
+        if run.info.smoke_run:
             blocks.append(Banner(f"SMOKE RUN ({run.label}): random weights ({run.run.get('pretrained')}), "
                                  "so these numbers mean nothing; they only show that the pipeline runs."))
         check = run.run.get("precision_check")
@@ -293,7 +325,7 @@ def _study(runs: list[RunData]) -> list:
                    "scenarios for the same protocols: CLIP ↔ zeroshot-baseline / zeroshot-disgust, "
                    "KNN ↔ knn-split-baseline / knn-split-disgust."),
               Table(frame), Para(swap_note())]
-    if any(r.run.get("smoke_run") for r in runs):
+    if any(r.info.smoke_run for r in runs):
         blocks.append(Banner("Smoke run: random weights are not comparable with the study's ViT-B/32."))
     return blocks
 
@@ -655,7 +687,7 @@ def _projection(runs: list[RunData], method: str | None, reporter=None) -> list:
             if np.isnan(rating).any() and table[column].notna().all():
                 raise UserError(f"{run.path / STIMULI_FILE} column {column!r} holds non-numbers; "
                                 "re-run 'dirti-bench run' to regenerate it")
-        seed = int(run.run.get("seed", 0) or 0)
+        seed = int(run.info.seed or 0)
         if reporter is not None:  # a UMAP fit of thousands of points takes minutes (cached afterwards)
             reporter.stage(f"{prefix}projection: {chosen.upper()} of {len(ids)} image embeddings")
         embedding, axes = project(features, chosen, seed=seed)
@@ -733,11 +765,12 @@ def report_dir(out: Path) -> Path:
     return out
 
 
-def write_report(results_dirs: list[Path], out: Path, shown_as: list[Path] | None = None,
+def write_report(results_dirs: list[Path | Results], out: Path, shown_as: list[Path] | None = None,
                  projection: str | None = None, reporter=None, jobs: int | None = None,
                  figure_cache: bool = True) -> Path:
     """Render everything in memory, then write figures, report.md and report.html atomically.
 
+    ``results_dirs``: results folders, or ``Results`` read from one (``load_results``);
     ``shown_as``: the paths the report names for ``results_dirs`` (a run writes into a staging
     folder first); ``projection``: umap or pca (default: what each run recorded, else umap).
     ``reporter``: shows the figures' progress; ``jobs``: worker processes drawing the figures
@@ -757,7 +790,7 @@ def write_report(results_dirs: list[Path], out: Path, shown_as: list[Path] | Non
     if not existing.is_dir() or not os.access(existing, os.W_OK):
         raise UserError(f"cannot write the report into {out} ({existing} is not a writable folder); pass a "
                         "writable folder", "out")
-    blocks = build_blocks([load_run(Path(d), s) for d, s in zip(results_dirs, shown, strict=True)], projection,
+    blocks = build_blocks([load_run(d if isinstance(d, Results) else Path(d), s) for d, s in zip(results_dirs, shown, strict=True)], projection,
                           reporter)
     if any(isinstance(b, Figure) for b in blocks):
         from .figures import draw_blocks  # matplotlib loads only when a figure is drawn

@@ -27,9 +27,9 @@ from ..results import (
     PREDICTIONS_FILE,
     RESULTS_FILE,
     SPEARMAN_RHO,
-    ResultsView,
     read_results,
 )
+from ..results_types import Results, RunInfo
 from ..validity import (
     INTERCEPT_ONLY,
     NO_SIGNAL,
@@ -64,16 +64,37 @@ ALIGNMENT_PAIRED_COLUMNS = ["scenario", "stimulus", "rating", "score"]
 
 
 @dataclass
-class Run(ResultsView):
+class Run:
+    """One run of a comparison: its typed ``results`` and the predictions it is paired on."""
+
     path: Path
-    doc: dict
+    results: Results
     predictions: pd.DataFrame | None  # classification rows (predictions.csv)
     alignment: pd.DataFrame | None = None  # alignment rows (alignment_predictions.csv)
     label: str = ""
 
     @property
+    def info(self) -> RunInfo:
+        return self.results.run
+
+    @property
+    def doc(self) -> dict:
+        """results.json as written (the leaderboard and the scoring summary read it whole)."""
+        return self.results.document
+
+    @property
+    def run(self) -> dict:
+        """The run block as written (comparability and the weights' name read every key of it)."""
+        return self.results.run.details
+
+    @property
+    def scenarios(self) -> dict[str, dict]:
+        """Scenario id -> its results.json entry (what validity's checks read)."""
+        return {sid: outcome.entry for sid, outcome in self.results.scenarios.items()}
+
+    @property
     def dataset(self) -> tuple:
-        return self.run.get("dataset"), self.run.get("dataset_sha256")
+        return self.info.dataset, self.info.dataset_sha256
 
 
 def find_run_dirs(paths: list[Path]) -> list[Path]:
@@ -109,9 +130,26 @@ def _weights_name(run: dict) -> str:
     return Path(weights).name if run.get("weights_kind") == "file" else weights
 
 
+def _read_run(folder: Path) -> Run:
+    predictions = _read_csv(folder / PREDICTIONS_FILE, PAIRED_COLUMNS)
+    alignment = _read_csv(folder / ALIGNMENT_PREDICTIONS_FILE, ALIGNMENT_PAIRED_COLUMNS)
+    frames = {name: frame for name, frame in ((PREDICTIONS_FILE, predictions), (ALIGNMENT_PREDICTIONS_FILE, alignment))
+              if frame is not None}
+    return Run(folder, Results.from_document(read_results(folder), frames, folder), predictions, alignment)
+
+
+def _folder_of(results: Path | Results) -> Path:
+    """A folder, or the one a ``Results`` was read from (the comparison pairs the predictions beside it)."""
+    if not isinstance(results, Results):
+        return results
+    if results.path is None:
+        raise UserError("these results were evaluated in memory and have no folder; write them with "
+                        "dirti_bench.run(..., out=FOLDER) and pass that", "results")
+    return results.path
+
+
 def load_runs(dirs: list[Path]) -> list[Run]:
-    runs = [Run(d, read_results(d), _read_csv(d / PREDICTIONS_FILE, PAIRED_COLUMNS),
-                _read_csv(d / ALIGNMENT_PREDICTIONS_FILE, ALIGNMENT_PAIRED_COLUMNS)) for d in dirs]
+    runs = [_read_run(d) for d in dirs]
     for run in runs:  # results edited after their run are not compared
         check_saved_run(run.doc, run.predictions, run.alignment, run.path)
     labels = [f"{r.run.get('model', '?')} · {_weights_name(r.run)}" for r in runs]
@@ -125,7 +163,7 @@ def choose_reference(runs: list[Run], reference: str | None) -> Run:
     if reference is None:
         return runs[0]
     hits = [r for r in runs if reference in (r.path.name, r.label)]
-    hits = hits or [r for r in runs if r.run.get("model") == reference]
+    hits = hits or [r for r in runs if r.info.model == reference]
     if len(hits) != 1:
         names = ", ".join(r.path.name for r in runs)
         raise UserError(f"reference {reference!r} names {len(hits)} of the runs; pass one of: {names}", "reference")
@@ -235,7 +273,7 @@ def _runs_table(runs: list[Run], ref: Run) -> list:
 
 def _banners(runs: list[Run], ref: Run) -> list:
     blocks = []
-    smoke = [r.label for r in runs if r.run.get("smoke_run")]
+    smoke = [r.label for r in runs if r.info.smoke_run]
     if smoke:
         blocks.append(Banner(f"SMOKE RUNS: {', '.join(smoke)} use random weights; their numbers mean nothing."))
     other = [r for r in runs if r.dataset != ref.dataset]
@@ -289,7 +327,7 @@ def _headline_table(runs: list[Run], metric: str, classification: bool, ref: Run
            if any(metric in r.scenarios.get(sid, {}).get("metrics", {}) for r in runs)]
     if not ids:
         return None
-    seed = int(ref.run.get("seed", 0) or 0)
+    seed = int(ref.info.seed or 0)
     leaders: dict[str, tuple[Run, float | None]] = {}
     for sid in ids:
         ranked = sorted((r for r in runs if _rankable(ref, r, sid, metric)),
@@ -340,7 +378,7 @@ def _deltas(runs: list[Run], ref: Run) -> list:
     others = [r for r in runs if r is not ref]
     if not others:
         return []
-    seed = int(ref.run.get("seed", 0) or 0)
+    seed = int(ref.info.seed or 0)
     rows = []
     for classification in (True, False):
         measure, delta = (("Δ accuracy; Δ macro-F1", _delta_classification) if classification
@@ -431,10 +469,12 @@ def build_blocks(runs: list[Run], ref: Run, out: Path) -> list:
             + _heatmap(runs, ref) + _details(runs, out))
 
 
-def write_comparison(paths: list[Path], out: Path, reference: str | None = None, report: bool = True) -> Path:
+def write_comparison(paths: list[Path | Results], out: Path, reference: str | None = None,
+                     report: bool = True) -> Path:
     """leaderboard.csv and (with ``report``) report.md, report.html and figures/ into ``out``;
-    returns report.md's path (the leaderboard's without ``report``)."""
-    runs = load_runs(find_run_dirs(paths))
+    returns report.md's path (the leaderboard's without ``report``). ``paths``: results folders, sweep
+    folders, or ``Results`` read from a folder (``load_results``)."""
+    runs = load_runs(find_run_dirs([_folder_of(p) for p in paths]))
     ref = choose_reference(runs, reference)
     out = report_dir(out)
     board = leaderboard_frame([r.doc for r in runs], reference=ref.doc)
