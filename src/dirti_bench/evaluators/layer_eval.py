@@ -222,18 +222,24 @@ def _choose_layer(model, arrays, y, train, seed: int) -> tuple[int, list[float]]
     from sklearn.base import clone
     from sklearn.model_selection import cross_val_score
 
-    inner = _inner_cv(y[train], seed)
-    scores = [float(np.mean(cross_val_score(clone(model), X[train], y[train], cv=inner, scoring="accuracy")))
+    splits = _inner_splits(y[train], seed)  # the same inner parts for every layer: a paired comparison
+    scores = [float(np.mean(cross_val_score(clone(model), X[train], y[train], cv=splits, scoring="accuracy")))
               for X in arrays]
     return int(np.argmax(scores)), scores
 
 
-def _inner_cv(y_train, seed: int):
+def _inner_splits(y_train, seed: int) -> list:
+    import warnings
+
     from sklearn.model_selection import StratifiedKFold
 
     counts = np.unique(y_train, return_counts=True)[1]
-    return StratifiedKFold(n_splits=max(2, min(LAYER_INNER_FOLDS, int(counts.min()))), shuffle=True,
-                           random_state=seed)
+    cv = StratifiedKFold(n_splits=max(2, min(LAYER_INNER_FOLDS, int(counts.min()))), shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        # A class rarer than the inner folds sits in some validation parts only; those rows are the same
+        # for every layer, so the comparison between layers stays paired (the count is recorded per fold).
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        return list(cv.split(np.zeros(len(y_train)), y_train))
 
 
 def _classifier_layers(scenario, ctx, make, inner_make, after_fold=None) -> ScenarioResult:
@@ -262,8 +268,10 @@ def _classifier_layers(scenario, ctx, make, inner_make, after_fold=None) -> Scen
         fitted = clone(model).fit(arrays[best][train], y[train])
         y_pred[test], confidence[test] = predict_with_confidence(fitted, arrays[best][test])
         fold_of[test] = fold
+        counts = np.unique(y[train], return_counts=True)[1]
         per_fold.append({"fold": fold, "layer": features.names[best], "depth": float(features.depths[best]),
-                         "inner_accuracy": dict(zip(features.names, scores, strict=True))})
+                         "inner_accuracy": dict(zip(features.names, scores, strict=True)),
+                         "classes_rarer_than_inner_folds": int((counts < LAYER_INNER_FOLDS).sum())})
         if after_fold is not None:
             for key, value in after_fold(model, arrays[best][train], y[train], arrays[best][test]).items():
                 added[key] = added.get(key, 0) + value
@@ -306,7 +314,7 @@ def evaluate_knn_layers(scenario, ctx) -> ScenarioResult:
     inner_k = []
 
     def inner(y_train, seed):
-        smallest = min(len(tr) for tr, _ in _inner_cv(y_train, seed).split(np.zeros(len(y_train)), y_train))
+        smallest = min(len(tr) for tr, _ in _inner_splits(y_train, seed))
         model, model_opts = make(smallest)
         inner_k.append(model_opts["k_effective"])
         return model
