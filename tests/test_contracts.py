@@ -26,7 +26,8 @@ REPO = Path(__file__).resolve().parents[1]
 def test_every_evaluator_is_one_spec_with_its_own_options_class():
     specs = evaluators()
     assert list(specs) == ["zeroshot", "threshold-sweep", "template-sweep", "knn-split", "knn-cv",
-                           "linear-probe-cv", "align-zeroshot", "align-probe", "align-layers", "probe-layers", "align-pixels",
+                           "linear-probe-cv", "align-zeroshot", "align-probe", "align-layers", "probe-layers", "knn-layers",
+                           "align-pixels",
                            "align-random-init"]
     assert all(name == spec.name for name, spec in specs.items())
     assert len({spec.options for spec in specs.values()}) == len(specs)

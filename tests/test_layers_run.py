@@ -295,3 +295,56 @@ def test_logistic_probe_per_layer_finds_the_signal_layer_inside_each_training_fo
     first = corrupted.extra["layer_choice"]["nested"]["per_fold"][0]
     assert first["inner_accuracy"] == nested["per_fold"][0]["inner_accuracy"]
     assert corrupted.metrics["accuracy"] < result.metrics["accuracy"]  # the corrupted test rows do score worse
+
+
+def test_knn_per_layer_finds_the_signal_layer_inside_each_training_fold(demo_stimuli):
+    from sklearn.metrics import accuracy_score
+
+    from dirti_bench.evaluators.crossval import cv_space, cv_splits
+    from dirti_bench.pipeline import evaluate_scenario
+    from dirti_bench.scenarios import knn_layer_scenarios
+
+    scenario = next(s for s in knn_layer_scenarios() if s.task == "category")
+    assert scenario.id == "knn-layers-baseline" and scenario.options.k == 6
+    ctx = _probe_layers_ctx(demo_stimuli)
+    result = evaluate_scenario(scenario, ctx)
+    nested = result.extra["layer_choice"]["nested"]
+    assert [f["layer"] for f in nested["per_fold"]] == ["block02"] * nested["folds"]
+    assert nested["modal_depth"] == 0.5
+    rows = result.predictions
+    assert accuracy_score(rows["y_true"], rows["y_pred"]) == pytest.approx(result.metrics["accuracy"])
+    assert result.metrics["accuracy"] >= 0.75  # chance: 1/6; KNN weighs the noise columns as much as the signal
+    assert result.options["model"] == "StandardScaler -> KNeighborsClassifier"
+    assert 0 <= result.options["tied_votes"] <= result.n
+    # a fold's choice reads its training part only: noise in its test rows leaves its inner scores as they were
+    space, n_splits = cv_space(scenario, ctx)
+    test_rows = cv_splits(space.y_true, n_splits, scenario.options.split_seed)[0][1]
+    row_of = {s.id: i for i, s in enumerate(demo_stimuli.stimuli)}
+    corrupted = evaluate_scenario(scenario, _probe_layers_ctx(demo_stimuli, [row_of[space.stimulus_ids[i]]
+                                                                            for i in test_rows]))
+    first = corrupted.extra["layer_choice"]["nested"]["per_fold"][0]
+    assert first["layer"] == nested["per_fold"][0]["layer"]
+    assert first["inner_accuracy"] == nested["per_fold"][0]["inner_accuracy"]
+    assert corrupted.metrics["accuracy"] < result.metrics["accuracy"]  # the corrupted test rows do score worse
+
+
+def test_layer_scenarios_and_controls_reach_the_leaderboard_and_comparison_with_headline_and_flag(layered_run,
+                                                                                                  tmp_path):
+    from dirti_bench.reporting.runs_report import write_comparison
+    from dirti_bench.validity import flag_codes
+
+    cold, warm = layered_run
+    write_comparison([cold, warm], tmp_path / "cmp")
+    board = pd.read_csv(tmp_path / "cmp" / "leaderboard.csv", keep_default_na=False)
+    report = (tmp_path / "cmp" / "report.md").read_text()
+    table = report[report.index("### Alignment with human ratings"):]
+    doc = json.loads((cold / "results.json").read_text())
+    for sid in ("layers-disgust", "pixels-disgust", "random-init-disgust"):
+        sc = doc["scenarios"][sid]
+        rows = board[(board["scenario"] == sid) & (board["metric"] == "spearman_rho")]
+        assert len(rows) == 2, sid  # one per run
+        assert rows["value"].astype(float).tolist() == pytest.approx([sc["metrics"]["spearman_rho"]] * 2)
+        assert set(rows["flag"]) == {";".join(flag_codes(sc))}, sid
+        line = next((row for row in table.splitlines() if row.startswith(f"| {sid} ")), None)
+        assert line is not None, f"{sid} is not in the comparison's headline table"
+        assert f"{sc['metrics']['spearman_rho']:.3f}" in line, sid

@@ -255,6 +255,15 @@ class ProbeLayersOptions(ProbeCvOptions):
 
 
 @dataclass(frozen=True)
+class KnnLayersOptions(KnnCvOptions):
+    """knn-cv's KNN on every layer of the image tower, the layer chosen inside each training fold by
+    inner stratified CV accuracy (evaluators/layer_eval.py)."""
+
+    mode: str = param("token", StrOptions(LAYER_MODES))
+    srp_seed: int = param(0, *SEED)
+
+
+@dataclass(frozen=True)
 class PixelBaselineOptions(AlignmentOptions):
     """Low-level image statistics (no model) in the same ridge probe: does the model beat pixels?"""
 

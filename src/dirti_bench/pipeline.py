@@ -82,6 +82,7 @@ from .scenarios import (
     alignment_scenarios,
     check_prompt_file_ids,
     data_scenarios,
+    knn_layer_scenarios,
     layer_scenarios,
     matches_any,
     probe_layer_scenarios,
@@ -354,7 +355,7 @@ def plan_scenarios(cfg: RunConfig, stimuli: StimulusSet | None = None) -> tuple[
         extra += [s for column in dict.fromkeys(columns)
                   for s in layer_scenarios(column, cfg.layer_mode, cfg.layers == "all", cfg.controls or ())]
         if cfg.layers == "all":
-            extra += probe_layer_scenarios(cfg.layer_mode)
+            extra += probe_layer_scenarios(cfg.layer_mode) + knn_layer_scenarios(cfg.layer_mode)
     patterns = cfg.scenarios
     if patterns and any(not plan.resolved for plan in plans):
         return [], plans  # a pattern may name a scenario of a file that is matched once the data is loaded

@@ -103,6 +103,14 @@ def probe_layer_scenarios(mode: str | None = None) -> list[Scenario]:
     return [Scenario(f"linear-probe-layers-{TASK_SUFFIX[task]}", task, "probe-layers", options) for task in STUDY_K]
 
 
+def knn_layer_scenarios(mode: str | None = None) -> list[Scenario]:
+    """``knn-layers-<task>``: the study's KNN (its k per task) on every layer, the layer chosen inside each
+    training fold, on the category and disgust tasks (what ``--layers all`` adds beside the linear probe's)."""
+    options = {"mode": mode} if mode else {}
+    return [Scenario(f"knn-layers-{TASK_SUFFIX[task]}", task, "knn-layers", {"k": k, **options})
+            for task, k in STUDY_K.items()]
+
+
 def template_sweeps(ensemble: str, stem: str, what: str) -> list[Scenario]:
     """``template-sweep-<task>-<stem>``: each template of ``ensemble`` alone, on each sweep task."""
     return [Scenario(f"template-sweep-{TASK_SUFFIX[t]}-{stem}", t, "template-sweep", {"ensemble": ensemble},

@@ -110,8 +110,8 @@ def add_arguments(p) -> None:
     layers.add_argument("--layers", choices=LAYERS_CHOICES, default="final",
                         help="final: the final embedding only (default); all: every block of the ViT image "
                         "tower and its pooled output too, a ridge probe per layer for every aligned rating "
-                        "(scenarios layers-<rating>) and a logistic probe per layer on the category and disgust tasks "
-                        "(linear-probe-layers-<task>), the best layer chosen inside each training fold")
+                        "(scenarios layers-<rating>) and a logistic probe and a KNN per layer on the category and "
+                        "disgust tasks (linear-probe-layers-<task>, knn-layers-<task>), the best layer chosen inside each training fold")
     layers.add_argument("--layer-mode", choices=LAYER_MODES, default="token",
                         help="each layer as its class token (token, default), or its whole feature map reduced "
                         "by a seeded sparse random projection to the Johnson-Lindenstrauss dimension (srp)")

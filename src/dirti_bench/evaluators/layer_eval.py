@@ -220,24 +220,36 @@ def _choose_layer(model, arrays, y, train, seed: int) -> tuple[int, list[float]]
     """The layer whose probe has the best mean inner-CV accuracy on the training part ``train`` alone
     (the test fold never enters the choice); ties go to the shallower layer."""
     from sklearn.base import clone
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.model_selection import cross_val_score
 
-    counts = np.unique(y[train], return_counts=True)[1]
-    inner = StratifiedKFold(n_splits=max(2, min(LAYER_INNER_FOLDS, int(counts.min()))), shuffle=True,
-                            random_state=seed)
-    scores = [float(np.mean(cross_val_score(clone(model), X[train], y[train], cv=inner, scoring="accuracy")))
+    splits = _inner_splits(y[train], seed)  # the same inner parts for every layer: a paired comparison
+    scores = [float(np.mean(cross_val_score(clone(model), X[train], y[train], cv=splits, scoring="accuracy")))
               for X in arrays]
     return int(np.argmax(scores)), scores
 
 
-def evaluate_probe_layers(scenario, ctx) -> ScenarioResult:
-    """``probe-layers-<task>``: the linear probe's logistic regression on each layer, the layer chosen
-    inside each training fold of the stratified CV (nested), predictions of the chosen layer only."""
+def _inner_splits(y_train, seed: int) -> list:
+    import warnings
+
+    from sklearn.model_selection import StratifiedKFold
+
+    counts = np.unique(y_train, return_counts=True)[1]
+    cv = StratifiedKFold(n_splits=max(2, min(LAYER_INNER_FOLDS, int(counts.min()))), shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        # A class rarer than the inner folds sits in some validation parts only; those rows are the same
+        # for every layer, so the comparison between layers stays paired (the count is recorded per fold).
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        return list(cv.split(np.zeros(len(y_train)), y_train))
+
+
+def _classifier_layers(scenario, ctx, make, inner_make, after_fold=None) -> ScenarioResult:
+    """A classifier (``make(n_train)`` -> (unfitted model, options)) on every layer, the layer chosen by
+    inner CV accuracy (``inner_make``'s model) on each outer training fold alone; predictions of the
+    chosen layer only. ``after_fold(model, X_train, y_train, X_test)`` -> per-fold numbers to add up."""
     from sklearn.base import clone
 
     from .common import classification_result
     from .crossval import _fold_summary, cv_space, cv_splits, predict_with_confidence
-    from .probe import probe_factory
 
     opts = scenario.options
     space, n_splits = cv_space(scenario, ctx)
@@ -247,16 +259,22 @@ def evaluate_probe_layers(scenario, ctx) -> ScenarioResult:
     arrays = [a[rows] for a in features.arrays]
     y = space.y_true
     splits = cv_splits(y, n_splits, opts.split_seed)
-    model, model_opts = probe_factory(scenario)(min(len(train) for train, _ in splits))
+    model, model_opts = make(min(len(train) for train, _ in splits))
     fold_of, y_pred, confidence = np.empty(len(y), dtype=int), np.empty(len(y), dtype=int), np.empty(len(y))
-    per_fold = []
+    per_fold, added = [], {}
     for fold, (train, test) in enumerate(splits):
-        best, scores = _choose_layer(model, arrays, y, train, opts.split_seed + fold)
+        seed = opts.split_seed + fold
+        best, scores = _choose_layer(inner_make(y[train], seed), arrays, y, train, seed)
         fitted = clone(model).fit(arrays[best][train], y[train])
         y_pred[test], confidence[test] = predict_with_confidence(fitted, arrays[best][test])
         fold_of[test] = fold
+        counts = np.unique(y[train], return_counts=True)[1]
         per_fold.append({"fold": fold, "layer": features.names[best], "depth": float(features.depths[best]),
-                         "inner_accuracy": dict(zip(features.names, scores, strict=True))})
+                         "inner_accuracy": dict(zip(features.names, scores, strict=True)),
+                         "classes_rarer_than_inner_folds": int((counts < LAYER_INNER_FOLDS).sum())})
+        if after_fold is not None:
+            for key, value in after_fold(model, arrays[best][train], y[train], arrays[best][test]).items():
+                added[key] = added.get(key, 0) + value
     chosen = [f["layer"] for f in per_fold]
     modal = max(dict.fromkeys(chosen), key=chosen.count)
     names = np.array(space.names, dtype=object)
@@ -265,8 +283,46 @@ def evaluate_probe_layers(scenario, ctx) -> ScenarioResult:
         "folds_agreeing": chosen.count(modal), "folds": n_splits, "per_fold": per_fold,
         "rule": f"the layer with the best mean accuracy in {LAYER_INNER_FOLDS}-fold stratified inner CV on each "
                 "training fold"}}}
-    return classification_result(
+    result = classification_result(
         scenario, space, None, space.stimulus_ids, y, y_pred, confidence, folds=fold_of.tolist(), seed=ctx.seed,
         fold_metrics=_fold_summary(names[y], names[y_pred], fold_of, space.names, n_splits), extra=extra,
         options={"folds_effective": n_splits, "layers": features.describe(),
                  "layer_choice_rule": extra["layer_choice"]["nested"]["rule"], **model_opts})
+    return result, added
+
+
+def evaluate_probe_layers(scenario, ctx) -> ScenarioResult:
+    """``linear-probe-layers-<task>``: the linear probe's logistic regression on each layer, the layer
+    chosen inside each training fold of the stratified CV (nested), predictions of the chosen layer only."""
+    from .probe import probe_factory
+
+    make = probe_factory(scenario)
+    # C fixed or tuned: the same model ranks the layers on the inner folds
+    inner = lambda y_train, seed: make(len(y_train))[0]  # noqa: E731
+
+    return _classifier_layers(scenario, ctx, make, inner)[0]
+
+
+def evaluate_knn_layers(scenario, ctx) -> ScenarioResult:
+    """``knn-layers-<task>``: the KNN of knn-cv (scaler inside the pipeline, its tie rule, neighbours
+    searched once per fold) on each layer, the layer chosen inside each training fold by inner CV accuracy;
+    k is capped at the smallest inner training part for the choice (recorded), at the outer one for the
+    predictions. Each result records its tied votes, counted on the chosen layer."""
+    from .knn import _record_ties, knn_factory, tied_votes
+
+    make = knn_factory(scenario)
+    inner_k = []
+
+    def inner(y_train, seed):
+        smallest = min(len(tr) for tr, _ in _inner_splits(y_train, seed))
+        model, model_opts = make(smallest)
+        inner_k.append(model_opts["k_effective"])
+        return model
+
+    def ties(model, x_train, y_train, x_test):
+        return {"tied_votes": tied_votes(model, x_train, y_train, x_test)}
+
+    result, added = _classifier_layers(scenario, ctx, make, inner, ties)
+    result.options["k_effective_inner"] = min(inner_k)
+    _record_ties(result, int(added.get("tied_votes", 0)))
+    return result

@@ -16,6 +16,7 @@ from ..contracts import (
     register_evaluator,
 )
 from ..contracts import KnnCvOptions as KnnCv
+from ..contracts import KnnLayersOptions as KnnLayers
 from ..contracts import KnnSplitOptions as KnnSplit
 from ..contracts import PixelBaselineOptions as PixelBaseline
 from ..contracts import ProbeCvOptions as ProbeCv
@@ -118,6 +119,13 @@ def _probe_layers(s: Scenario) -> str:
             "CV; the layer chosen inside each training fold by inner CV accuracy")
 
 
+def _knn_layers(s: Scenario) -> str:
+    o = s.options
+    return (f"KNN (k={o.k}, ties: {o.tie_break}) on every layer of the image tower ({o.mode}), stratified "
+            f"{o.folds}-fold CV, scaler inside the pipeline; the layer chosen inside each training fold by inner "
+            f"CV accuracy; classes: {_classes(s)}")
+
+
 def _align_pixels(s: Scenario) -> str:
     o = s.options
     return (f"low-level image statistics (no model) in the same ridge probe vs {o.rating}, stratified "
@@ -148,6 +156,7 @@ for _spec in (
                   _align_layers),
     EvaluatorSpec("probe-layers", ProbeLayers, layer_eval.evaluate_probe_layers, probe.check_runnable,
                   _probe_layers),
+    EvaluatorSpec("knn-layers", KnnLayers, layer_eval.evaluate_knn_layers, crossval.cv_space, _knn_layers),
     EvaluatorSpec("align-pixels", PixelBaseline, layer_eval.evaluate_pixels, layer_eval.check_layers_runnable,
                   _align_pixels),
     EvaluatorSpec("align-random-init", RandomInit, layer_eval.evaluate_random_init,
