@@ -131,7 +131,8 @@ def test_demo_intercept_only_probe_shows_no_ci_anywhere_and_corrections_recomput
     md = (demo_run.parent / "rep" / "report.md").read_text()
     assert shown_ci not in md and f"{ci[0]:.3f}, {ci[1]:.3f}" not in md
     assert "flag intercept-only: align-disgust-probe" in md.split("## Runs")[0]  # in the Findings at the top
-    title = _alignment_title(load_run(demo_run), "align-disgust-probe", probe_sc)
+    run = load_run(demo_run)
+    title = _alignment_title(run, run.results["align-disgust-probe"])
     assert NO_SIGNAL in title and "95% CI" not in title and f"{rho:.2f}" not in title
     # leaderboard: no CI for its correlations, its flag in the flag column
     board = leaderboard_frame([doc])

@@ -40,7 +40,7 @@ from ..results import (
     STIMULI_FILE,
     read_results,
 )
-from ..results_types import Results, RunInfo
+from ..results_types import Results, RunInfo, ScenarioOutcome
 from ..validity import (
     NO_SIGNAL,
     chance_level,
@@ -263,11 +263,11 @@ def _header(runs: list[RunData]) -> list:
 def _dropped_and_empty(runs: list[RunData]) -> list:
     rows = []
     for run in runs:
-        for sid, sc in run.scenarios.items():
-            empty = [c for c, v in sc.get("per_class", {}).items() if v.get("support", 1) == 0]
-            dropped = list(sc.get("dropped_classes", []))
+        for outcome in run.results:
+            empty = [c for c, v in outcome.per_class.items() if v.get("support", 1) == 0]
+            dropped = list(outcome.dropped_classes)
             if dropped or empty:
-                rows.append(_with_run(runs, {"scenario": sid, "dropped (no stimuli in the label space)":
+                rows.append(_with_run(runs, {"scenario": outcome.id, "dropped (no stimuli in the label space)":
                                              ", ".join(dropped) or MISSING,
                                              "empty (zero support in the evaluated set)": ", ".join(empty) or MISSING},
                                       run))
@@ -283,12 +283,13 @@ def _headline(runs: list[RunData]) -> list:
     rows = []
     for sid in _scenario_ids(runs, classification=True):
         for run in runs:
-            sc = run.scenarios.get(sid)
-            if sc is None:
+            outcome = run.results.scenarios.get(sid)
+            if outcome is None:
                 continue
+            sc = outcome.entry  # the formatting helpers and validity's checks read the entry as written
             chance = chance_level(sc)
             row = {"scenario": sid, "task": sc.get("task", MISSING), "n": sc.get("n", MISSING),
-                   "classes": len(sc.get("labels", [])), "chance": num(chance) if chance is not None else MISSING}
+                   "classes": len(outcome.labels), "chance": num(chance) if chance is not None else MISSING}
             row |= {header: metric_with_ci(sc, metric) for metric, header in CLASSIFICATION_METRICS}
             row["flags"] = flag_text(sc) or MISSING
             rows.append(_with_run(runs, row, run))
@@ -338,9 +339,9 @@ def _quote(prompts) -> str:
     return f"'{prompts[0]}'{more}"
 
 
-def score_label(sc: dict, repeated: bool) -> str:
+def score_label(outcome: ScenarioOutcome, repeated: bool) -> str:
     """What an alignment scenario's model score is, in words (the y axis of its scatter)."""
-    opts = sc.get("options", {})
+    opts = outcome.options
     if "prompts_high" in opts:
         high, low = _quote(opts.get("prompts_high")), _quote(opts.get("prompts_low"))
         if opts.get("score") == "cosine-diff":
@@ -359,20 +360,21 @@ def _rating_scale(run: RunData) -> tuple[float, float] | None:
     return None
 
 
-def _alignment_title(run: RunData, sid: str, sc: dict) -> str:
-    metrics = sc.get("metrics", {})
-    ci = sc.get("ci", {}).get(SPEARMAN_RHO)
+def _alignment_title(run: RunData, outcome: ScenarioOutcome) -> str:
+    metrics = outcome.metrics
+    ci = outcome.interval(SPEARMAN_RHO)
     rho = f"Spearman ρ = {num(metrics.get(SPEARMAN_RHO), 2)}"
-    if suppressed(sc, SPEARMAN_RHO):  # an intercept-only probe's ρ is an artefact of its folds
+    if suppressed(outcome.entry, SPEARMAN_RHO):  # an intercept-only probe's ρ is an artefact of its folds
         rho = f"{NO_SIGNAL} (intercept-only probe; ρ not a finding)"
     elif isinstance(ci, list | tuple) and len(ci) == 2 and all(isinstance(v, int | float) for v in ci):
         rho += f" (95% CI {ci[0]:.2f} to {ci[1]:.2f})"
     ceiling = metrics.get("noise_ceiling_spearman")
     ceiling_text = f"noise ceiling {num(ceiling, 2)}" if isinstance(ceiling, int | float) else "noise ceiling not estimated"
-    return figure_title(run.run, f"{sid}: {rho}; {ceiling_text}")
+    return figure_title(run.run, f"{outcome.id}: {rho}; {ceiling_text}")
 
 
-def _alignment_scatter(run: RunData, sid: str, sc: dict, path: str) -> Figure | Para:
+def _alignment_scatter(run: RunData, outcome: ScenarioOutcome, path: str) -> Figure | Para:
+    sid = outcome.id
     if run.alignment is None:
         return Para(f"No scatter plot for {sid}: {ALIGNMENT_PREDICTIONS_FILE} is missing in {run.path}.")
     rows = run.alignment[run.alignment["scenario"] == sid]
@@ -385,11 +387,11 @@ def _alignment_scatter(run: RunData, sid: str, sc: dict, path: str) -> Figure | 
     repeated = points["stimulus"].duplicated().any()
     # CV repeats -> one point per stimulus
     points = points.groupby(["stimulus", "category"], sort=False)[["human", "model"]].mean().reset_index()
-    rating = sc.get("options", {}).get("rating", "human rating")
-    probe = "prompts_high" not in sc.get("options", {})
+    rating = outcome.options.get("rating", "human rating")
+    probe = "prompts_high" not in outcome.options
     figure = Drawing("alignment_figure", (points["human"].to_numpy(), points["model"].to_numpy(),
-                                          points["category"].tolist(), _alignment_title(run, sid, sc)),
-                     dict(xlabel=f"mean human rating ({rating})", ylabel=score_label(sc, repeated),
+                                          points["category"].tolist(), _alignment_title(run, outcome)),
+                     dict(xlabel=f"mean human rating ({rating})", ylabel=score_label(outcome, repeated),
                           scale=_rating_scale(run), identity_line=probe))
     return Figure(path, figure, f"{sid}: mean human rating vs model score, one point per stimulus")
 
@@ -433,7 +435,7 @@ def _other_scenarios(runs: list[RunData]) -> list:
                 table = pd.DataFrame([{"category": c} | {k: NO_SIGNAL if suppressed(sc, k) else num(v)
                                                          for k, v in row.items()} for c, row in within.items()])
                 blocks += [Para(f"Within each category ({run.label}):"), Table(table)]
-            blocks.append(_alignment_scatter(run, sid, sc, figure_path(f"alignment-{sid}", runs, run)))
+            blocks.append(_alignment_scatter(run, run.results[sid], figure_path(f"alignment-{sid}", runs, run)))
     return blocks
 
 
