@@ -86,7 +86,7 @@ def test_a_matching_checkpoint_passes_and_a_bare_state_dict_is_not_judged_on_act
 
 
 def test_an_openai_tag_in_a_gelu_architecture_is_an_error_before_any_download(monkeypatch):
-    """open_clip issue 771: ``--pretrained openai`` with ``ViT-B-32`` (GELU) instead of ViT-B-32-quickgelu.
+    """The QuickGELU mismatch open_clip only warns about: ``--pretrained openai`` with ``ViT-B-32`` (GELU) instead of ViT-B-32-quickgelu.
     Read from open_clip's own pretrained config for the tag, before any download is attempted."""
     from dirti_bench.encoding.checkpoints import tag_mismatch
 

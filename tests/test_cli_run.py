@@ -154,7 +154,7 @@ def test_second_run_hits_the_cache_and_reproduces_metrics(demo_run, tmp_path, ca
     (["--demo", "--model", "ViT-Nope"], "unknown model 'ViT-Nope'"),
     (["--demo", "--scenarios", "no-such-scenario"], "unknown scenario 'no-such-scenario'"),
     (["--demo", "--templates", "/nonexistent/t.json"], "template file /nonexistent/t.json not found"),
-    ([], "DIRTI.*--data PATH.*demo set.*option --demo"),
+    ([], "DIRTI.*data option.*demo set.*options .*--data.*--demo"),
 ])
 def test_user_errors_exit_2_with_one_error_line(tmp_path, capsys, args, pattern):
     out = tmp_path / "out"

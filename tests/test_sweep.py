@@ -111,7 +111,7 @@ def test_missing_models_file_says_how_to_start_one(tmp_path):
 
 def test_check_model_finds_what_cannot_run_without_loading(tmp_path):
     assert check_model(ModelSpec("ViT-B-32-quickgelu", "openai", "f:1")) is None
-    # open_clip issue 771, found before the first image is encoded: OpenAI's QuickGELU weights in a GELU ViT
+    # the QuickGELU mismatch, found before the first image is encoded: OpenAI's QuickGELU weights in a GELU ViT
     assert check_model(ModelSpec("ViT-B-32", "openai", "f:1")) == (
         "f:1: ViT-B-32 openai: it was trained with QuickGELU (open_clip's pretrained config of tag 'openai') but "
         "ViT-B-32 uses GELU; pass --model ViT-B-32-quickgelu")

@@ -157,7 +157,9 @@ def load_stimuli(cfg: RunConfig, reporter: Reporter | None = None) -> StimulusSe
     try:
         root = ensure_dirti()
     except UserError as exc:  # the default path: say every way out, the offline demo included
-        raise UserError(f"{exc}; or try the demo set for an offline smoke run", "demo") from None
+        earlier = exc.option if isinstance(exc.option, tuple) else ((exc.option,) if exc.option else ())
+        raise UserError(f"{exc}; or try the demo set for an offline smoke run",
+                        (*earlier, "demo")) from None
     return load_dirti(root)
 
 

@@ -103,7 +103,7 @@ LAYER_PREDICTIONS_FILE = "layer_predictions.csv"
 LAYER_SCORES_FILE = "layer_scores.csv"
 LAYER_RSA_FILE = "layer_rsa.csv"
 SWEEP_COUNTS = ("n", "n_classes")
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _INTEGER_ID = re.compile(r"(0|[1-9][0-9]{0,17})")
 
 

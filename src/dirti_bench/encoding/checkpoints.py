@@ -15,7 +15,7 @@ mismatched ``--model`` gives wrong features without a word. Checked here, each a
 
 An open_clip *tag* (``--pretrained openai``) is checked from open_clip's pretrained config for
 the tag (``open_clip.get_pretrained_cfg``: ``quick_gelu`` True for every ``openai`` tag and the
-QuickGELU-trained LAION ones): ``ViT-B-32`` with ``openai`` is open_clip issue 771, which
+QuickGELU-trained LAION ones): ``ViT-B-32`` with ``openai`` is the mismatch open_clip users keep reporting, which
 open_clip itself only warns about; here it is an error naming ``ViT-B-32-quickgelu``.
 
 What stays undetectable, and why: a bare state dict (``.pt``/``.bin``/``.safetensors``) with no

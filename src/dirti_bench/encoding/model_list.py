@@ -148,7 +148,7 @@ def check_model(spec: ModelSpec) -> str | None:
         from .checkpoints import suggestion, tag_mismatch
 
         mismatch = tag_mismatch(spec.model, spec.pretrained)
-        if mismatch:  # open_clip issue 771: OpenAI's weights in a GELU architecture
+        if mismatch:  # the QuickGELU mismatch open_clip only warns about: OpenAI's weights in a GELU architecture
             return f"{spec.source}: {spec.model} {spec.pretrained}: {mismatch}; {suggestion(spec.model, mismatch)}"
     return None
 

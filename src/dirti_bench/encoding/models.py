@@ -390,7 +390,7 @@ class ClipEncoder:
         architecture is the user's to fix, before open_clip would resize or load it silently."""
         from .checkpoints import checkpoint_mismatch, suggestion, tag_mismatch
 
-        if self.weights.kind == "tag":  # before any download: open_clip itself only warns (its issue 771)
+        if self.weights.kind == "tag":  # before any download: open_clip itself only warns
             mismatch, what = tag_mismatch(self.model_name, self.weights.value), "pretrained tag"
         else:
             mismatch = checkpoint_mismatch(Path(self.weights.value), self.model_name, self._weights_sha256)
