@@ -41,7 +41,9 @@ def test_a_demo_run_talks_in_stages_then_prints_the_summary(tmp_path):
     assert stages[3] == "images: 0 of 60 embeddings cached, encoding 60"
     assert stages[4] == "scenarios: 3"
     assert stages[5] == "writing the report (PCA projection of the image features)"
-    assert len(stages) == 6
+    assert stages[6] == "projection: PCA of 60 image embeddings"
+    assert re.fullmatch(r"drawing figures: \d+", stages[7]), stages[7]  # --no-progress: one line, no bar
+    assert len(stages) == 8
 
     doc = json.loads((out / "results.json").read_text())
     lines = proc.stdout.strip().splitlines()

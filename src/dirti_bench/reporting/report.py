@@ -792,6 +792,10 @@ def write_report(results_dirs: list[Path | Results], out: Path, shown_as: list[P
     if not existing.is_dir() or not os.access(existing, os.W_OK):
         raise UserError(f"cannot write the report into {out} ({existing} is not a writable folder); pass a "
                         "writable folder", "out")
+    folder = out / FIGURES_DIR
+    if folder.is_dir() and any(folder.iterdir()) and not (out / REPORT_MD).exists() and not (out / REPORT_HTML).exists():
+        raise UserError(f"{folder} holds files that no dirti-bench report wrote (the report replaces its figures "
+                        "folder whole); pass another report folder", "out")
     blocks = build_blocks([load_run(d if isinstance(d, Results) else Path(d), s) for d, s in zip(results_dirs, shown, strict=True)], projection,
                           reporter)
     if any(isinstance(b, Figure) for b in blocks):
@@ -800,10 +804,6 @@ def write_report(results_dirs: list[Path | Results], out: Path, shown_as: list[P
         blocks = draw_blocks(blocks, jobs, reporter, cache=figure_cache)
     html, markdown = to_html(TITLE, blocks), to_markdown(TITLE, blocks)
     figures = [block for block in blocks if isinstance(block, Figure)]
-    folder = out / FIGURES_DIR
-    if folder.is_dir() and any(folder.iterdir()) and not (out / REPORT_MD).exists() and not (out / REPORT_HTML).exists():
-        raise UserError(f"{folder} holds files that no dirti-bench report wrote (the report replaces its figures "
-                        "folder whole); pass another report folder", "out")
     try:
         out.mkdir(parents=True, exist_ok=True)
         if figures or (out / FIGURES_DIR).exists():
