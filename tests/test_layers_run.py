@@ -348,3 +348,23 @@ def test_layer_scenarios_and_controls_reach_the_leaderboard_and_comparison_with_
         line = next((row for row in table.splitlines() if row.startswith(f"| {sid} ")), None)
         assert line is not None, f"{sid} is not in the comparison's headline table"
         assert f"{sc['metrics']['spearman_rho']:.3f}" in line, sid
+
+
+def test_a_set_too_small_for_the_inner_layer_choice_skips_those_scenarios_before_encoding(tmp_path, capsys):
+    """One disgusting and one neutral photo per category: an outer training fold holds a class once, so
+    no inner split can choose a layer; the classifier-per-layer scenarios are skipped with that reason
+    (they crashed in StratifiedKFold before), the rest of the run goes on."""
+    from dirti_bench.data.demo import make_demo
+
+    data = make_demo(tmp_path / "tiny", seed=0, n_disgust=1, n_neutral=1)
+    out = tmp_path / "out"
+    code = main(["run", "--no-progress", "--no-report", "--data", str(data), "--model", "dirti-tiny",
+                 "--pretrained", "random", "--layers", "all", "--scenarios", "align-disgust-probe", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    doc = json.loads((out / "results.json").read_text())
+    skipped = doc["skipped"]
+    for sid in ("linear-probe-layers-baseline", "linear-probe-layers-disgust", "knn-layers-baseline"):
+        assert sid in skipped and "inner split" in skipped[sid], skipped
+        assert sid not in doc["scenarios"]
+    assert "align-disgust-probe" in doc["scenarios"]

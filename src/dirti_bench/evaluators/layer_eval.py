@@ -216,6 +216,21 @@ def evaluate_random_init(scenario, ctx) -> ScenarioResult:
 LAYER_INNER_FOLDS = 3  # inner stratified folds on each training fold that rank the layers
 
 
+def check_classifier_layers_runnable(scenario, ctx) -> None:
+    """ScenarioNotRunnable unless the outer CV can stratify the classes and every outer training part
+    holds each class at least twice, so the layer can be chosen by an inner stratified split of it
+    (labels only: before any image is encoded)."""
+    from ..errors import ScenarioNotRunnable
+    from .crossval import cv_space, cv_splits
+
+    space, n_splits = cv_space(scenario, ctx)
+    for train, _ in cv_splits(space.y_true, n_splits, scenario.options.split_seed):
+        if np.unique(space.y_true[train], return_counts=True)[1].min() < 2:
+            raise ScenarioNotRunnable(
+                f"{scenario.id}: a class has fewer than 2 stimuli in an outer training fold, so no inner split "
+                "can choose its layer; it needs at least 3 stimuli in every class")
+
+
 def _choose_layer(model, arrays, y, train, seed: int) -> tuple[int, list[float]]:
     """The layer whose probe has the best mean inner-CV accuracy on the training part ``train`` alone
     (the test fold never enters the choice); ties go to the shallower layer."""

@@ -138,6 +138,12 @@ def _align_random_init(s: Scenario) -> str:
             f"probe ({o.mode}) vs {o.rating} per seed; band over seeds and trained - random")
 
 
+def _probe_layers_runnable(scenario: Scenario, ctx: EvalContext) -> None:
+    """The probe's own check (a tuned C splits each training fold again) and the layer choice's."""
+    probe.check_runnable(scenario, ctx)
+    layer_eval.check_classifier_layers_runnable(scenario, ctx)
+
+
 for _spec in (
     EvaluatorSpec("zeroshot", ZeroShot, zeroshot.evaluate, zeroshot.check_runnable, _zeroshot),
     # the headline is the zero-shot run at the scenario's threshold, so the runnable check is zero-shot's
@@ -154,9 +160,10 @@ for _spec in (
                   _align_probe),
     EvaluatorSpec("align-layers", AlignLayers, layer_eval.evaluate_layers, layer_eval.check_layers_runnable,
                   _align_layers),
-    EvaluatorSpec("probe-layers", ProbeLayers, layer_eval.evaluate_probe_layers, probe.check_runnable,
+    EvaluatorSpec("probe-layers", ProbeLayers, layer_eval.evaluate_probe_layers, _probe_layers_runnable,
                   _probe_layers),
-    EvaluatorSpec("knn-layers", KnnLayers, layer_eval.evaluate_knn_layers, crossval.cv_space, _knn_layers),
+    EvaluatorSpec("knn-layers", KnnLayers, layer_eval.evaluate_knn_layers,
+                  layer_eval.check_classifier_layers_runnable, _knn_layers),
     EvaluatorSpec("align-pixels", PixelBaseline, layer_eval.evaluate_pixels, layer_eval.check_layers_runnable,
                   _align_pixels),
     EvaluatorSpec("align-random-init", RandomInit, layer_eval.evaluate_random_init,
