@@ -151,6 +151,7 @@ def test_the_cli_checks_alignment_numbers_against_their_predictions(tmp_path, ca
     assert code == 3 and "spearman_rho is" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
 def test_cli_and_pytest_benchmarks_write_the_same_results(tmp_path, capsys):
     """One evaluation path: the same scenarios give identical results.json scenarios and comparisons."""
     scenarios = ["zeroshot-baseline", "zeroshot-disgust", "align-disgust-zeroshot"]

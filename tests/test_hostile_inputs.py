@@ -83,6 +83,7 @@ def _one_bad_valence_cell(table):
     return table
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
 def test_an_unnamed_rating_column_with_one_bad_cell_is_reported_and_recorded(tmp_path, capsys):
     root = write_rated_set(tmp_path / "set", n_per_cat=4, table_edit=_one_bad_valence_cell)
     stimuli = load_rated_set(root, verify=False)
@@ -173,6 +174,7 @@ def test_deeply_nested_json_is_one_error_line_in_every_loader(small_results, tmp
 # ---------------------------------------------------------------- 4: no per-column work nobody asked for
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
 def test_ten_thousand_unselected_columns_make_no_scenarios(tmp_path, monkeypatch):
     from dirti_bench import scenarios
     from dirti_bench.pipeline import RunConfig, plan_scenarios

@@ -42,6 +42,7 @@ def layered_run(tmp_path_factory):
     return cold_out, warm_out
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
 def test_layer_scenarios_write_their_files_and_figure(layered_run):
     cold, _ = layered_run
     doc = json.loads((cold / "results.json").read_text())
@@ -60,6 +61,7 @@ def test_layer_scenarios_write_their_files_and_figure(layered_run):
     assert (cold / "layer_profile_disg_mean_all.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
 def test_every_layer_score_and_headline_recomputes_from_its_predictions_files(layered_run):
     cold, _ = layered_run
     doc = json.loads((cold / "results.json").read_text())
@@ -90,6 +92,7 @@ def test_every_layer_score_and_headline_recomputes_from_its_predictions_files(la
     assert (aligned.scenario == "random-init-disgust").sum() == 60 * 3
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
 def test_warm_layer_wise_rerun_does_no_forward_and_reproduces(layered_run):
     cold, warm = layered_run
     cold_doc = json.loads((cold / "results.json").read_text())
@@ -189,6 +192,7 @@ def test_unknown_control_or_layers_choice_from_the_api_is_a_user_error(tmp_path)
     assert not any(s.startswith(("pixels-", "random-init-")) for s in chosen)
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
 def test_layer_rsa_is_written_and_recomputes_from_the_saved_rdms(layered_run):
     cold, _ = layered_run
     doc = json.loads((cold / "results.json").read_text())
@@ -225,6 +229,7 @@ def test_an_encoder_without_an_image_tower_skips_the_layer_scenario(demo_stimuli
         evaluate(layer_scenarios("disg_mean_all"), ctx)
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
 def test_report_shows_each_ratings_layer_profile_with_its_choices_and_controls(layered_run):
     cold, _ = layered_run
     doc = json.loads((cold / "results.json").read_text())
@@ -328,6 +333,7 @@ def test_knn_per_layer_finds_the_signal_layer_inside_each_training_fold(demo_sti
     assert corrupted.metrics["accuracy"] < result.metrics["accuracy"]  # the corrupted test rows do score worse
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
 def test_layer_scenarios_and_controls_reach_the_leaderboard_and_comparison_with_headline_and_flag(layered_run,
                                                                                                   tmp_path):
     from dirti_bench.reporting.runs_report import write_comparison

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from dirti_bench.cli import flag_hint, main
 from dirti_bench.errors import ScenarioNotRunnable, UserError
 
@@ -49,6 +51,7 @@ def test_the_flag_scan_finds_a_flag():
     assert FLAG.search("pass a writable --out") and not FLAG.search("mean+1sd or x-y")
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
 def test_dirti_tiny_is_known_to_open_clip_after_importing_the_encoding_package():
     code = ("import sys, dirti_bench.encoding\n"
             "assert 'torch' not in sys.modules, 'importing the encoding package loaded torch'\n"

@@ -208,6 +208,7 @@ def check_oasis_like_run(out, err: str, n: int) -> dict:
     return doc
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
 def test_an_oasis_like_set_runs_every_task_its_data_supports(tmp_path, capsys):
     root = write_oasis_like(tmp_path / "oasis", n=48)
     out = tmp_path / "results"

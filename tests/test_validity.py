@@ -110,6 +110,7 @@ def test_comparability_names_dataset_threshold_and_options():
     assert comparability(run_a, sc, {**run_a, "model": "n"}, sc, same_model=True) == ["model 'm' vs 'n'"]
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
 def test_demo_intercept_only_probe_shows_no_ci_anywhere_and_corrections_recompute(tmp_path, capsys):
     demo_run = tmp_path / "demo"
     assert main(["run", "--demo", "--quiet", "--no-report", "--out", str(demo_run), "--scenarios",
