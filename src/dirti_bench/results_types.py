@@ -242,3 +242,30 @@ def leaderboard_frame(docs: list[dict], reference: dict | None = None) -> pd.Dat
                              "flag": flag})
     frame = pd.DataFrame(rows, columns=LEADERBOARD_COLUMNS)
     return frame.astype({"value": float, "ci_low": float, "ci_high": float, "flag": str})
+
+
+class ReadBack:
+    """What a report's run read back from a results folder offers beside its typed ``results``: the
+    written document, its run block and each scenario's entry, for the checks that read them whole
+    (validity, findings, the scoring summary, figure titles)."""
+
+    results: Results
+
+    @property
+    def info(self) -> RunInfo:
+        return self.results.run
+
+    @property
+    def doc(self) -> dict:
+        """results.json as written."""
+        return self.results.document
+
+    @property
+    def run(self) -> dict:
+        """The run block as written."""
+        return self.results.run.details
+
+    @property
+    def scenarios(self) -> dict[str, dict]:
+        """Scenario id -> its results.json entry (what validity's checks read)."""
+        return {sid: outcome.entry for sid, outcome in self.results.scenarios.items()}

@@ -40,7 +40,7 @@ from ..results import (
     STIMULI_FILE,
     read_results,
 )
-from ..results_types import Results, RunInfo, ScenarioOutcome
+from ..results_types import ReadBack, Results, ScenarioOutcome
 from ..validity import (
     NO_SIGNAL,
     chance_level,
@@ -74,7 +74,7 @@ CLASSIFICATION_METRICS = ((ACCURACY, "accuracy"), (BALANCED_ACCURACY, "balanced 
 
 
 @dataclass
-class RunData:
+class RunData(ReadBack):
     """One run as the report reads it: its typed ``results`` and the files beside them."""
 
     path: Path
@@ -86,25 +86,6 @@ class RunData:
     prompts: pd.DataFrame | None = None  # prompts.csv, every cell a string
     label: str = ""
     layer_scores: pd.DataFrame | None = None  # layer_scores.csv of a layer-wise run
-
-    @property
-    def info(self) -> RunInfo:
-        return self.results.run
-
-    @property
-    def doc(self) -> dict:
-        """results.json as written (the findings and the scoring summary read it whole)."""
-        return self.results.document
-
-    @property
-    def run(self) -> dict:
-        """The run block as written (figure titles and comparability read every key of it)."""
-        return self.results.run.details
-
-    @property
-    def scenarios(self) -> dict[str, dict]:
-        """Scenario id -> its results.json entry (what validity's checks read)."""
-        return {sid: outcome.entry for sid, outcome in self.results.scenarios.items()}
 
 
 def _read_csv(path: Path, columns: list[str], text: bool = False) -> pd.DataFrame | None:

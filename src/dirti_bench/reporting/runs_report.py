@@ -29,7 +29,7 @@ from ..results import (
     SPEARMAN_RHO,
     read_results,
 )
-from ..results_types import Results, RunInfo
+from ..results_types import ReadBack, Results
 from ..validity import (
     INTERCEPT_ONLY,
     NO_SIGNAL,
@@ -64,7 +64,7 @@ ALIGNMENT_PAIRED_COLUMNS = ["scenario", "stimulus", "rating", "score"]
 
 
 @dataclass
-class Run:
+class Run(ReadBack):
     """One run of a comparison: its typed ``results`` and the predictions it is paired on."""
 
     path: Path
@@ -72,25 +72,6 @@ class Run:
     predictions: pd.DataFrame | None  # classification rows (predictions.csv)
     alignment: pd.DataFrame | None = None  # alignment rows (alignment_predictions.csv)
     label: str = ""
-
-    @property
-    def info(self) -> RunInfo:
-        return self.results.run
-
-    @property
-    def doc(self) -> dict:
-        """results.json as written (the leaderboard and the scoring summary read it whole)."""
-        return self.results.document
-
-    @property
-    def run(self) -> dict:
-        """The run block as written (comparability and the weights' name read every key of it)."""
-        return self.results.run.details
-
-    @property
-    def scenarios(self) -> dict[str, dict]:
-        """Scenario id -> its results.json entry (what validity's checks read)."""
-        return {sid: outcome.entry for sid, outcome in self.results.scenarios.items()}
 
     @property
     def dataset(self) -> tuple:
