@@ -118,14 +118,16 @@ def _align_layers(s: Scenario) -> str:
 def _probe_layers(s: Scenario) -> str:
     o = s.options
     return (f"logistic regression (C: {o.C}) on every layer of the image tower ({o.mode}), stratified {o.folds}-fold "
-            "CV; the layer chosen inside each training fold by inner CV accuracy")
+            "CV; the layer chosen inside each training fold by inner CV accuracy, every layer's out-of-fold accuracy "
+            "and the same-data superlative layer beside it")
 
 
 def _knn_layers(s: Scenario) -> str:
     o = s.options
     return (f"KNN (k={o.k}, ties: {o.tie_break}) on every layer of the image tower ({o.mode}), stratified "
             f"{o.folds}-fold CV, scaler inside the pipeline; the layer chosen inside each training fold by inner "
-            f"CV accuracy; classes: {_classes(s)}")
+            f"CV accuracy, every layer's out-of-fold accuracy and the same-data superlative layer beside it; classes: "
+            f"{_classes(s)}")
 
 
 def _align_pixels(s: Scenario) -> str:
