@@ -300,7 +300,7 @@ def test_a_shard_again_finds_its_images_cached(tmp_path, monkeypatch, capsys):
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--shard", "4/3"], "error: shard '4/3' must be I/N with 1 <= I <= N"),
-    (["--shard", "1/2", "--layers", "all"], "error: image shards fill the final-embedding cache only"),
+    (["--shard", "1/2", "--layers", "all"], "error: image shards fill the final-embedding cache only; run every layer"),
     (["--shard", "1/2", "--skip-existing"], "error: --skip-existing applies to a sweep"),
 ])
 def test_image_shard_user_errors_are_one_line(capsys, tmp_path, monkeypatch, args, message):

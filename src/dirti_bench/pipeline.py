@@ -601,8 +601,8 @@ def encode_shard(cfg: RunConfig, shard: tuple[int, int], reporter: Reporter | No
     cache home; no results folder, no evaluation): splitting one large set's encoding over machines."""
     reporter = reporter or Reporter("silent")
     if cfg.layers != "final" or "random-init" in (cfg.controls or ()):
-        raise UserError("image shards fill the final-embedding cache only; run --layers all and the "
-                        "random-init control without --shard", "shard")
+        raise UserError("image shards fill the final-embedding cache only; run every layer and the "
+                        "random-init control without a shard", "shard")
     encoder = encoder or build_encoder(cfg, reporter)
     if not isinstance(encoder, CachedEncoder):
         raise UserError("image shards write to the embedding cache; this encoder has none", "shard")

@@ -594,7 +594,7 @@ def encode_image_paths(model, preprocess, paths: Sequence[Path], device: str, ba
         if held is not None:
             batches, stacked = (held[i:i + batch_size] for i in range(0, len(paths), batch_size)), True
         else:
-            work = partial(_read_batch, plan=plan) if on_device else partial(_decode_batch, plan=plan, stacked=stacked)
+            work = partial(_read_chunk, plan) if on_device else partial(_decode_chunk, plan, stacked)
             job = partial(_in_process, work) if pool == "processes" else work
             batches = iter_batches(paths, batch_size, job, workers,
                                    ahead=ahead, join=_join_tensors if stacked else None, pool=pool)
@@ -617,6 +617,15 @@ def encode_image_paths(model, preprocess, paths: Sequence[Path], device: str, ba
             forwards += 1
             bar.update(len(batch))
     return l2_normalise(torch.cat(out).cpu().numpy()), forwards
+
+
+def _decode_chunk(plan: DecodePlan, stacked: bool, chunk: list):
+    """A part of a batch for a pool (picklable; the module's functions looked up when it runs)."""
+    return _decode_batch(chunk, plan, stacked)
+
+
+def _read_chunk(plan: DecodePlan, chunk: list):
+    return _read_batch(chunk, plan)
 
 
 def decode_route(plan: DecodePlan, pool: str, jpeg_device: str | None, workers: int) -> dict:
