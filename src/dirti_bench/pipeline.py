@@ -89,6 +89,7 @@ from .scenarios import (
     alignment_ids,
     alignment_scenarios,
     check_prompt_file_ids,
+    classifier_control_scenarios,
     data_scenarios,
     knn_layer_scenarios,
     layer_scenarios,
@@ -371,6 +372,7 @@ def plan_scenarios(cfg: RunConfig, stimuli: StimulusSet | None = None) -> tuple[
                   for s in layer_scenarios(column, cfg.layer_mode, cfg.layers == "all", cfg.controls or ())]
         if cfg.layers == "all":
             extra += probe_layer_scenarios(cfg.layer_mode) + knn_layer_scenarios(cfg.layer_mode)
+        extra += classifier_control_scenarios(cfg.controls or (), cfg.layer_mode)
     patterns = cfg.scenarios
     if patterns and any(not plan.resolved for plan in plans):
         return [], plans  # a pattern may name a scenario of a file that is matched once the data is loaded

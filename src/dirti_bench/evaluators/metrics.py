@@ -168,6 +168,17 @@ def scores_of_rows(true_idx: np.ndarray, pred_rows: np.ndarray, n_labels: int) -
     return _scores(confusion_stack(true_idx, pred_rows, n_labels))
 
 
+def resampled_scores(true_idx: np.ndarray, pred_rows: np.ndarray, n_labels: int, n_boot: int = N_BOOTSTRAP,
+                     seed: int = 0) -> dict[str, np.ndarray]:
+    """Accuracy, balanced accuracy and macro F1 of each row of ``pred_rows`` under each stratified
+    bootstrap draw, {metric: (rows, n_boot)}: the draws of ``bootstrap_ci`` with the same seed, the same
+    for every row, so differences between rows are paired."""
+    true_idx = np.asarray(true_idx, dtype=np.int64)
+    pred_rows = np.atleast_2d(np.asarray(pred_rows, dtype=np.int64))
+    counts = draw_counts(stratified_draws(true_idx, n_boot, np.random.default_rng(seed)), true_idx.size)
+    return _scores(resampled_confusions(counts, true_idx, pred_rows, n_labels))
+
+
 def score_rows(true_idx: np.ndarray, pred_rows: np.ndarray, n_labels: int, n_boot: int = N_BOOTSTRAP,
                seed: int = 0, level: float = CI_LEVEL, chunk: int = 16) -> tuple[dict, dict]:
     """Accuracy, balanced accuracy and macro F1 of many classifiers at once (one row of ``pred_rows``
