@@ -408,3 +408,44 @@ def test_tuned_probe_folds_in_worker_processes_give_the_same_results(monkeypatch
     monkeypatch.setenv(JOBS_ENV, "two")
     with pytest.raises(UserError, match="DIRTI_BENCH_JOBS='two'"):
         cv_predictions(x, y, groups, 5, 2, 0)
+
+
+def test_knn_cv_searches_each_folds_neighbours_once(monkeypatch):
+    """A CV predicts every fold before counting each fold's tied votes: the tie count still reuses
+    each fold's search (not only the last fold's), and gives the count of a fresh search."""
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from dirti_bench.evaluators import knn
+
+    rng = np.random.default_rng(4)
+    x, y = rng.standard_normal((120, 8)), rng.choice(["a", "b", "c"], 120)
+    folds = np.arange(120) % 4
+    model = make_pipeline(StandardScaler(), knn.ReusedNeighboursKNN(n_neighbors=4))
+    fresh = [knn.tied_votes(model, x[folds != f], y[folds != f], x[folds == f]) for f in range(4)]
+    knn._RECENT_NEIGHBOURS.clear()
+    searches = []
+    search = KNeighborsClassifier.kneighbors
+    monkeypatch.setattr(KNeighborsClassifier, "kneighbors",
+                        lambda self, *a, **k: searches.append(1) or search(self, *a, **k))
+    for f in range(4):
+        model.fit(x[folds != f], y[folds != f]).predict(x[folds == f])
+    assert [knn.tied_votes(model, x[folds != f], y[folds != f], x[folds == f]) for f in range(4)] == fresh
+    assert len(searches) == 4
+
+
+def test_fold_jobs_default_one_below_large_sets_two_from_there(monkeypatch):
+    """Unset DIRTI_BENCH_JOBS: one process for small sets (a worker's start costs more than it saves),
+    2 (at most the usable cores) from PARALLEL_FOLDS_FROM_ROWS rows; a set value always wins."""
+    import os
+
+    from dirti_bench.evaluators.common import JOBS_ENV, PARALLEL_FOLDS_FROM_ROWS, fold_jobs
+
+    monkeypatch.delenv(JOBS_ENV, raising=False)
+    assert fold_jobs() == fold_jobs(PARALLEL_FOLDS_FROM_ROWS - 1) == 1
+    assert fold_jobs(PARALLEL_FOLDS_FROM_ROWS) == min(2, len(os.sched_getaffinity(0)))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    assert fold_jobs(10 * PARALLEL_FOLDS_FROM_ROWS) == 1
+    monkeypatch.setenv(JOBS_ENV, "3")
+    assert fold_jobs(0) == fold_jobs(10 * PARALLEL_FOLDS_FROM_ROWS) == 3
