@@ -275,6 +275,25 @@ def test_vectorised_scores_equal_sklearn(n_labels, n, seed):
             f1_score(t, p, labels=labels, average="macro", zero_division=0))
 
 
+@pytest.mark.filterwarnings("ignore:A single label was found")  # scikit-learn's note on a 1-label space
+@settings(max_examples=60, deadline=None)
+@given(n_labels=st.integers(1, 10), n=st.integers(1, 70), seed=st.integers(0, 2**32 - 1))
+def test_stratified_confusions_equal_confusions_of_the_stratified_draws(n_labels, n, seed):
+    """bootstrap_ci's per-stratum confusion counts: the same draws from the same generator and the
+    same integers as scikit-learn's confusion matrix of each drawn resample."""
+    from sklearn.metrics import confusion_matrix
+
+    from dirti_bench.evaluators.metrics import stratified_confusions
+
+    rng = np.random.default_rng(seed)
+    y_true, y_pred = rng.integers(0, n_labels, n), rng.integers(0, n_labels, n)
+    draws = stratified_draws(y_true, 7, np.random.default_rng(seed))
+    cm = stratified_confusions(y_true, y_pred, n_labels, 7, np.random.default_rng(seed))
+    for b, draw in enumerate(draws):
+        np.testing.assert_array_equal(cm[b], confusion_matrix(y_true[draw], y_pred[draw], labels=range(n_labels)))
+    np.testing.assert_array_equal(cm, resampled_confusions(draw_counts(draws, n), y_true, y_pred, n_labels)[0])
+
+
 def test_stratified_draws_keep_class_support():
     strata = np.array([0] * 7 + [1] * 3 + [2] * 12)
     draws = stratified_draws(strata, 200, np.random.default_rng(0))
