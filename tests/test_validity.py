@@ -155,7 +155,18 @@ def test_demo_intercept_only_probe_shows_no_ci_anywhere_and_corrections_recomput
 
 def test_a_constant_classifier_is_flagged_degenerate_everywhere(demo_master, tmp_path, monkeypatch):
     """Known-answer encoder: every image the same vector, so zero-shot predicts one class for all."""
+    from matplotlib.figure import Figure
+
     monkeypatch.setattr("dirti_bench.pipeline.versions", dict)
+    titles: list[str] = []
+    savefig = Figure.savefig
+
+    def recording_savefig(fig, *args, **kwargs):
+        titles.append(fig._suptitle.get_text() if fig._suptitle is not None else fig.axes[0].get_title())
+        return savefig(fig, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", recording_savefig)
+    monkeypatch.setenv("DIRTI_BENCH_JOBS", "1")  # figures drawn in this process, where savefig is recorded
     rng = np.random.default_rng(0)
     same = rng.standard_normal(8)
     images = {p.name: same for p in (demo_master / "DIRTI Database").iterdir()}
@@ -179,6 +190,14 @@ def test_a_constant_classifier_is_flagged_degenerate_everywhere(demo_master, tmp
     runs = load_runs([out])
     value, note = _heatmap_cell(runs[0], runs[0], "zeroshot-baseline", classification=True)
     assert value == pytest.approx(0.0) and DEGENERATE in note  # κ of a constant classifier is 0
+    # the figures of the scenario say it in their titles too (the reliability diagram and confusion matrix)
+    for what in ("reliability", "confusion matrix"):
+        (title,) = [t for t in titles if t.startswith(f"zeroshot-baseline: {what}")]
+        assert title.splitlines()[0] == f"zeroshot-baseline: {what} — flags: {DEGENERATE}"
+    (knn,) = [t for t in titles if t.startswith("knn-cv10-baseline: confusion matrix")]
+    knn_flags = [f["flag"] for f in doc["scenarios"]["knn-cv10-baseline"]["flags"]]
+    assert knn.splitlines()[0] == "knn-cv10-baseline: confusion matrix" + (
+        f" — flags: {', '.join(knn_flags)}" if knn_flags else "")
 
 
 def test_leaderboard_marks_runs_on_another_threshold_not_comparable():

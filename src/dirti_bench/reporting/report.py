@@ -44,6 +44,7 @@ from ..results_types import ReadBack, Results, ScenarioOutcome
 from ..validity import (
     NO_SIGNAL,
     chance_level,
+    flag_codes,
     flag_text,
     interval_note,
     suppressed,
@@ -600,7 +601,8 @@ def _per_class(runs: list[RunData]) -> list:
             labels, confusion = sc.get("labels", []), sc.get("confusion", [])
             if labels and confusion and len(confusion) == len(labels) and "sweep" not in sc:  # sweeps: own figures
                 order = sc.get("extra", {}).get("display_order")
-                figure = Drawing("confusion_figure", (labels, confusion, figure_title(run.run, f"{sid}: confusion matrix")),
+                title = figure_title(run.run, f"{sid}: confusion matrix", flag_codes(sc))
+                figure = Drawing("confusion_figure", (labels, confusion, title),
                                  dict(order=order, dropped=sc.get("dropped_classes", [])))
                 blocks.append(Figure(figure_path(f"confusion-{sid}", runs, run), figure,
                                      f"{sid}: confusion matrix (rows true, columns predicted; colour = share "
@@ -628,7 +630,7 @@ def _calibration(runs: list[RunData]) -> list:
                       {"label": f"temperature, out-of-fold (ECE {num(metrics.get('ece_calibrated'))})",
                        "table": record.get("reliability_calibrated", [])}]
             if all(isinstance(p["table"], list) and p["table"] for p in panels):
-                figure = Drawing("reliability_figure", (panels, figure_title(run.run, f"{sid}: reliability")))
+                figure = Drawing("reliability_figure", (panels, figure_title(run.run, f"{sid}: reliability", flag_codes(sc))))
                 figures.append(Figure(figure_path(f"reliability-{sid}", runs, run), figure,
                                       f"{sid}: reliability diagram, {record.get('ece_bins')} equal-mass bins"))
     if not rows:
