@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import StagedDir, write_bytes, write_text
-from ..data.dirti import DIRTI_CATEGORIES
 from ..data.stimuli import DISGUST_RATING
 from ..encoding.precision import describe as describe_precision
 from ..errors import UserError
@@ -61,6 +60,7 @@ from .published import (
     HEADLINE,
     PUBLISHED_TABLES,
     STUDY_WORDING,
+    is_dirti_run,
     rederived_clip_baseline,
     swap_note,
 )
@@ -174,14 +174,7 @@ def _zero_width_notes(runs: list[RunData], metrics, only: str | None = None) -> 
 def _is_dirti(run: RunData) -> bool:
     """Whether a run's stimuli are DIRTI (or a DIRTI-shaped subset such as the demo), recognised by their
     contents, not their folder's name: exactly DIRTI's six categories and DIRTI's disgust rating column."""
-    categories = None
-    if run.stimuli is not None and "category" in run.stimuli:
-        categories = set(run.stimuli["category"].dropna().astype(str))
-    else:
-        labels = [sc.get("labels") for sc in run.scenarios.values() if sc.get("task") == "category"]
-        categories = set(labels[0]) if labels and labels[0] else None
-    return (categories == set(DIRTI_CATEGORIES)
-            and run.run.get("disgust_column", DISGUST_RATING) == DISGUST_RATING)
+    return is_dirti_run(run)
 
 
 def _flatten(row: dict, prefix: str = "") -> dict:
