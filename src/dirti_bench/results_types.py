@@ -61,6 +61,12 @@ class RunInfo:
     versions: dict
     details: dict = field(repr=False)
 
+    @property
+    def model_source(self) -> str:
+        """A model sweep's run: the models file and line it came from (``FILE:LINE``; empty otherwise)."""
+        sweep = self.details.get("sweep")
+        return str(sweep.get("model_source", "")) if isinstance(sweep, Mapping) else ""
+
     @classmethod
     def from_json(cls, run: Mapping) -> RunInfo:
         names = [f.name for f in dataclasses.fields(cls) if f.name not in ("details", "smoke_run", "versions")]

@@ -31,7 +31,7 @@ from ..results import (
     SPEARMAN_RHO,
     read_results,
 )
-from ..results_types import ReadBack, Results, comparability
+from ..results_types import ReadBack, Results, RunInfo, comparability
 from ..validity import (
     INTERCEPT_ONLY,
     NO_SIGNAL,
@@ -97,7 +97,7 @@ def find_run_dirs(paths: list[Path]) -> list[Path]:
 def _list_order(folder: Path) -> tuple:
     """A sweep's runs in the order of its models file (line numbers recorded by each run)."""
     try:
-        source = str(read_results(folder)["run"].get("sweep", {}).get("model_source", ""))
+        source = RunInfo.from_json(read_results(folder)["run"]).model_source
     except UserError:
         source = ""
     file, _, line = source.rpartition(":")
