@@ -122,7 +122,15 @@ def _options(scenario) -> str:
 def scenarios_markdown() -> str:
     """The scenario registry as a table (what a run on DIRTI evaluates by default)."""
     _src_on_path()
-    from dirti_bench.scenarios import REGISTRY
+    from dirti_bench.data.stimuli import DISGUST_RATING
+    from dirti_bench.scenarios import (
+        LAYER_CONTROLS,
+        REGISTRY,
+        classifier_control_scenarios,
+        knn_layer_scenarios,
+        layer_scenarios,
+        probe_layer_scenarios,
+    )
 
     out = [HEADER, "# Scenario reference\n\n",
            f"The {len(REGISTRY)} scenarios of the registry, the default of `dirti-bench run` on DIRTI ",
@@ -133,8 +141,17 @@ def scenarios_markdown() -> str:
            "| id | task | evaluator | what it measures |\n|---|---|---|---|\n"]
     for s in REGISTRY.values():
         out.append(f"| `{s.id}` | {s.task} | `{s.evaluator}` | {_cell(s.summary)} |\n")
+    layered = (layer_scenarios(DISGUST_RATING, controls=LAYER_CONTROLS) + probe_layer_scenarios()
+               + knn_layer_scenarios() + classifier_control_scenarios(LAYER_CONTROLS))
+    out += ["\n## Layer-wise scenarios\n\n",
+            "Added by `--layers all` (the probes on every layer) and `--controls pixels random-init` (the ",
+            "controls), per rating column for the ridge probe (shown for the disgust rating); see ",
+            "[Layer-wise features](../howto/layers.md) and [Which layer carries the rating](../explanation/layers.md).\n\n",
+            "| id | task | evaluator | what it measures |\n|---|---|---|---|\n"]
+    for s in layered:
+        out.append(f"| `{s.id}` | {s.task} | `{s.evaluator}` | {_cell(s.summary)} |\n")
     out.append("\n## Options\n\n")
-    for s in REGISTRY.values():
+    for s in [*REGISTRY.values(), *layered]:
         out.append(f"- `{s.id}`: {_options(s)}\n")
     return "".join(out)
 

@@ -9,6 +9,7 @@ from dirti_bench.allocator import keep_freed_memory
 from dirti_bench.bench import ROWS
 from dirti_bench.cli import main
 from dirti_bench.encoding import precision
+from dirti_bench.encoding.imaging import default_workers
 from dirti_bench.encoding.models import describe_device
 
 TINY = ["bench", "--model", "dirti-tiny", "--images", "6", "--batch-size", "2", "--rounds", "1",
@@ -25,8 +26,9 @@ def test_bench_prints_one_table_with_every_figure(capsys):
     skipped = {"warm_run_s", "warm_scenarios_s", "warm_forward_calls", "cold_run_s", "peak_rss_mb",  # --no-warm
                "first_run_summary_s", "first_run_total_s", "demo_warm_run_s"}  # --no-first-run
     skipped |= {key for key, _, _ in ROWS if key.startswith("sweep_")}  # no --sweep
+    skipped |= {"pipeline_gpu_decode_img_s", "image_ratio_gpu_decode", "gpu_decode_min_cosine"}  # CUDA only
     for key, label, _ in ROWS:
-        shown = label.format(image_ratio_method="paired per batch")
+        shown = label.format(image_ratio_method="paired per batch", decode_workers=default_workers(0))
         assert (shown in out) == (key not in skipped), key
     precision_row = next(line for line in out.splitlines() if "--precision: min cosine to fp32" in line)
     assert 0.99 <= float(precision_row.split("|")[2]) <= 1.0

@@ -135,3 +135,21 @@ def test_a_template_sweep_headline_is_calibrated_from_the_chosen_templates_logit
     np.testing.assert_allclose(probs.groupby("stimulus")["probability"].max().loc[heldout.index],
                                heldout["confidence"], rtol=1e-6)
     assert result.extra["calibration"]["temperature"]["folds"] == len(result.extra["calibration"]["temperature"]["per_fold"])
+
+
+@pytest.mark.parametrize("rule", ["softmax", "sigmoid"])
+@pytest.mark.parametrize("k", [2, 5])
+def test_temperature_loss_without_repeated_label_checks_equals_log_loss(rule, k):
+    """The temperature search's loss (labels checked and one-hot encoded once) gives scikit-learn's
+    log_loss to the last bit at every T, so the fitted temperature is the one a log_loss call per T
+    finds."""
+    from scipy.optimize import minimize_scalar
+
+    rng = np.random.default_rng(k)
+    logits, y = rng.normal(0, 3, (90, k)), rng.integers(0, k, 90)
+    loss = cal._log_loss_of_temperature(y, logits, rule)
+    for t in (0.02, 0.7, 1.0, 3.3, 50.0, 1.0):
+        assert loss(t) == cal._log_loss(y, logits, rule, t)
+    reference = minimize_scalar(lambda log_t: cal._log_loss(y, logits, rule, float(np.exp(log_t))),
+                                bounds=cal.LOG_T_BOUNDS, method="bounded", options={"xatol": 1e-4})
+    assert cal.fit_temperature(logits, y, rule) == float(np.exp(reference.x))

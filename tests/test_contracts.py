@@ -28,7 +28,7 @@ def test_every_evaluator_is_one_spec_with_its_own_options_class():
     assert list(specs) == ["zeroshot", "threshold-sweep", "template-sweep", "knn-split", "knn-cv",
                            "linear-probe-cv", "align-zeroshot", "align-probe", "align-layers", "probe-layers", "knn-layers",
                            "align-pixels",
-                           "align-random-init"]
+                           "align-random-init", "probe-pixels", "probe-random-init"]
     assert all(name == spec.name for name, spec in specs.items())
     assert len({spec.options for spec in specs.values()}) == len(specs)
     for scenario in REGISTRY.values():  # each registry scenario is described from its own options

@@ -151,10 +151,11 @@ def test_the_output_contract_page_names_every_file_and_column_the_code_writes():
     for name, columns in vars(results).items():
         if name.endswith("_COLUMNS") and name != "CLASSIFICATION_RESULT_COLUMNS" and isinstance(columns, list):
             assert ",".join(columns) in page, f"docs/reference/output.md lacks the {name} header {','.join(columns)}"
-    from dirti_bench.evaluators import layer_eval, layerwise, rsa
+    from dirti_bench.evaluators import layer_classes, layer_eval, layerwise, rsa
     from dirti_bench.reporting import leaderboard
 
-    for columns in (layerwise.LAYER_PREDICTION_COLUMNS, layer_eval.LAYER_SCORE_COLUMNS, rsa.RSA_COLUMNS):
+    for columns in (layerwise.LAYER_PREDICTION_COLUMNS, layer_eval.LAYER_SCORE_COLUMNS, rsa.RSA_COLUMNS,
+                    layer_classes.LAYER_CLASS_PREDICTION_COLUMNS, layer_classes.LAYER_CLASS_SCORE_COLUMNS):
         assert ",".join(columns) in page, f"docs/reference/output.md lacks the layer-wise header {','.join(columns)}"
     assert leaderboard.LEADERBOARD_FILE in page and ",".join(leaderboard.LEADERBOARD_COLUMNS) in page
 

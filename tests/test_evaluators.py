@@ -275,6 +275,25 @@ def test_vectorised_scores_equal_sklearn(n_labels, n, seed):
             f1_score(t, p, labels=labels, average="macro", zero_division=0))
 
 
+@pytest.mark.filterwarnings("ignore:A single label was found")  # scikit-learn's note on a 1-label space
+@settings(max_examples=60, deadline=None)
+@given(n_labels=st.integers(1, 10), n=st.integers(1, 70), seed=st.integers(0, 2**32 - 1))
+def test_stratified_confusions_equal_confusions_of_the_stratified_draws(n_labels, n, seed):
+    """bootstrap_ci's per-stratum confusion counts: the same draws from the same generator and the
+    same integers as scikit-learn's confusion matrix of each drawn resample."""
+    from sklearn.metrics import confusion_matrix
+
+    from dirti_bench.evaluators.metrics import stratified_confusions
+
+    rng = np.random.default_rng(seed)
+    y_true, y_pred = rng.integers(0, n_labels, n), rng.integers(0, n_labels, n)
+    draws = stratified_draws(y_true, 7, np.random.default_rng(seed))
+    cm = stratified_confusions(y_true, y_pred, n_labels, 7, np.random.default_rng(seed))
+    for b, draw in enumerate(draws):
+        np.testing.assert_array_equal(cm[b], confusion_matrix(y_true[draw], y_pred[draw], labels=range(n_labels)))
+    np.testing.assert_array_equal(cm, resampled_confusions(draw_counts(draws, n), y_true, y_pred, n_labels)[0])
+
+
 def test_stratified_draws_keep_class_support():
     strata = np.array([0] * 7 + [1] * 3 + [2] * 12)
     draws = stratified_draws(strata, 200, np.random.default_rng(0))
@@ -408,3 +427,44 @@ def test_tuned_probe_folds_in_worker_processes_give_the_same_results(monkeypatch
     monkeypatch.setenv(JOBS_ENV, "two")
     with pytest.raises(UserError, match="DIRTI_BENCH_JOBS='two'"):
         cv_predictions(x, y, groups, 5, 2, 0)
+
+
+def test_knn_cv_searches_each_folds_neighbours_once(monkeypatch):
+    """A CV predicts every fold before counting each fold's tied votes: the tie count still reuses
+    each fold's search (not only the last fold's), and gives the count of a fresh search."""
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from dirti_bench.evaluators import knn
+
+    rng = np.random.default_rng(4)
+    x, y = rng.standard_normal((120, 8)), rng.choice(["a", "b", "c"], 120)
+    folds = np.arange(120) % 4
+    model = make_pipeline(StandardScaler(), knn.ReusedNeighboursKNN(n_neighbors=4))
+    fresh = [knn.tied_votes(model, x[folds != f], y[folds != f], x[folds == f]) for f in range(4)]
+    knn._RECENT_NEIGHBOURS.clear()
+    searches = []
+    search = KNeighborsClassifier.kneighbors
+    monkeypatch.setattr(KNeighborsClassifier, "kneighbors",
+                        lambda self, *a, **k: searches.append(1) or search(self, *a, **k))
+    for f in range(4):
+        model.fit(x[folds != f], y[folds != f]).predict(x[folds == f])
+    assert [knn.tied_votes(model, x[folds != f], y[folds != f], x[folds == f]) for f in range(4)] == fresh
+    assert len(searches) == 4
+
+
+def test_fold_jobs_default_one_below_large_sets_two_from_there(monkeypatch):
+    """Unset DIRTI_BENCH_JOBS: one process for small sets (a worker's start costs more than it saves),
+    2 (at most the usable cores) from PARALLEL_FOLDS_FROM_ROWS rows; a set value always wins."""
+    import os
+
+    from dirti_bench.evaluators.common import JOBS_ENV, PARALLEL_FOLDS_FROM_ROWS, fold_jobs
+
+    monkeypatch.delenv(JOBS_ENV, raising=False)
+    assert fold_jobs() == fold_jobs(PARALLEL_FOLDS_FROM_ROWS - 1) == 1
+    assert fold_jobs(PARALLEL_FOLDS_FROM_ROWS) == min(2, len(os.sched_getaffinity(0)))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    assert fold_jobs(10 * PARALLEL_FOLDS_FROM_ROWS) == 1
+    monkeypatch.setenv(JOBS_ENV, "3")
+    assert fold_jobs(0) == fold_jobs(10 * PARALLEL_FOLDS_FROM_ROWS) == 3

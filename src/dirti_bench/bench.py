@@ -6,6 +6,9 @@ the best round of each is kept (the least disturbed one).
 
   images   bare ``encode_image`` on pre-made tensors vs the whole pipeline
            (read, decode, preprocess, forward, normalise), same batch size
+  decode   the decoding alone (read, decode, resize, normalise; no forward) in worker
+           threads vs worker processes, and the whole pipeline with processes; on CUDA
+           the pipeline with JPEGs decoded on the GPU vs on the CPU
   texts    the truncated forward on 12 classes x 80 templates vs ``model.encode_text``
            (77 tokens, so the same cost for any prompt) on an evenly spread sample
   warm     ``dirti-bench run`` twice in a fresh cache home: the second run's
@@ -34,7 +37,7 @@ import numpy as np
 from .allocator import keep_freed_memory
 from .data.demo import ensure_demo
 from .data.dirti import DIRTI_CATEGORIES, load_dirti
-from .encoding.imaging import DEFAULT_DECODE, decode_ahead, encode_image_paths
+from .encoding.imaging import DEFAULT_DECODE, decode_ahead, default_workers, encode_image_paths
 from .encoding.models import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MODEL,
@@ -201,6 +204,53 @@ def measure_images(model, preprocess, paths: list[Path], batch_size: int, device
             "image_ratio_whole_runs": whole_runs,
             "hand_written_img_s": hand_rate, "hand_written_ratio": hand_rate / raw_rate,
             "decode_min_cosine": float(cosine.min())}
+
+
+def _no_forward():
+    """A model whose forward costs nothing: the pipeline around it is the decoding alone."""
+    import torch
+
+    class NoForward(torch.nn.Module):
+        def encode_image(self, images):
+            return images.new_ones((len(images), 1))
+
+    return NoForward()
+
+
+def measure_decode(model, preprocess, paths: list[Path], batch_size: int, device: str, rounds: int,
+                   raw_img_s: float) -> dict:
+    """Decoding alone in worker threads vs worker processes (best of ``rounds`` each, alternated),
+    the whole pipeline with processes, and on CUDA the pipeline with JPEGs decoded on the GPU; each
+    pipeline rate also as a share of ``raw_img_s`` (the bare forward measured just before)."""
+    import torch
+
+    no_forward = _no_forward()
+
+    def decode_only(pool: str):
+        return lambda: encode_image_paths(no_forward, preprocess, paths, device, batch_size, None, False, pool=pool)
+
+    threads, processes = _best_rate(len(paths), [decode_only("threads"), decode_only("processes")], rounds)
+    (pipe_processes,) = _best_rate(len(paths), [lambda: encode_image_paths(
+        model, preprocess, paths, device, batch_size, None, False, pool="processes")], rounds)
+    figures = {"decode_workers": default_workers(decode_ahead(device)), "decode_threads_img_s": threads,
+               "decode_processes_img_s": processes, "decode_processes_vs_threads": processes / threads,
+               "pipeline_processes_img_s": pipe_processes, "image_ratio_processes": pipe_processes / raw_img_s}
+    if device == "cuda":
+        out = {}
+
+        def gpu_pipeline():
+            route: dict = {}
+            out["gpu"] = encode_image_paths(model, preprocess, paths, device, batch_size, None, False,
+                                            jpeg_device="cuda", route=route)[0]
+            torch.cuda.synchronize()
+            out["route"] = route
+
+        (gpu_rate,) = _best_rate(len(paths), [gpu_pipeline], rounds)
+        cpu = encode_image_paths(model, preprocess, paths, device, batch_size, None, False)[0]
+        figures.update({"pipeline_gpu_decode_img_s": gpu_rate, "image_ratio_gpu_decode": gpu_rate / raw_img_s,
+                        "gpu_decode_route": out["route"].get("jpeg_decode"),
+                        "gpu_decode_min_cosine": float((_unit(cpu) * _unit(out["gpu"])).sum(axis=1).min())})
+    return figures
 
 
 def measure_texts(model, tokenizer, texts: list[str], device: str, rounds: int, stock_sample: int) -> dict:
@@ -479,6 +529,8 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] = lambda s: None
                "torch_threads": torch.get_num_threads()}
     progress("images: bare forward vs pipeline")
     figures.update(measure_images(model, preprocess, paths, cfg.batch_size, device, cfg.rounds))
+    progress("decode: worker threads vs processes" + (", JPEGs on the GPU vs the CPU" if device == "cuda" else ""))
+    figures.update(measure_decode(model, preprocess, paths, cfg.batch_size, device, cfg.rounds, figures["raw_img_s"]))
     if cfg.precision not in (None, "fp32"):
         progress(f"precision: {cfg.precision} vs fp32")
         figures.update(measure_precision(cfg.model, cfg.precision, photos, cfg.images, cfg.batch_size, device,
@@ -507,6 +559,14 @@ ROWS = [  # key, label, format
     ("pipeline_img_s", "pipeline (img/s)", "{:.2f}"),
     ("image_ratio", "pipeline / raw (target >= 0.95; {image_ratio_method})", "{:.3f}"),
     ("image_ratio_whole_runs", "pipeline / raw, whole runs (best of --rounds each)", "{:.3f}"),
+    ("decode_threads_img_s", "decoding alone, {decode_workers} worker threads (img/s)", "{:.1f}"),
+    ("decode_processes_img_s", "decoding alone, {decode_workers} worker processes (img/s)", "{:.1f}"),
+    ("decode_processes_vs_threads", "decoding alone: processes / threads", "{:.3f}"),
+    ("pipeline_processes_img_s", "pipeline, decoding in worker processes (img/s)", "{:.2f}"),
+    ("image_ratio_processes", "pipeline with worker processes / raw (whole runs)", "{:.3f}"),
+    ("pipeline_gpu_decode_img_s", "pipeline, JPEGs decoded on the GPU (img/s)", "{:.2f}"),
+    ("image_ratio_gpu_decode", "pipeline with GPU decoding / raw (target >= 0.8; off: the rows above)", "{:.3f}"),
+    ("gpu_decode_min_cosine", "min cosine, GPU decode vs CPU decode (>= 0.999)", "{:.5f}"),
     ("hand_written_ratio", "hand-written open_clip loop / raw (pipeline must beat it)", "{:.3f}"),
     ("decode_min_cosine", "min cosine, decode path vs open_clip preprocess (>= 0.999)", "{:.5f}"),
     ("reduced_img_s", "pipeline in --precision (img/s)", "{:.2f}"),

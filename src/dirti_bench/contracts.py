@@ -278,6 +278,22 @@ class RandomInitOptions(AlignLayersOptions):
     seeds: tuple[int, ...] = param((1, 2, 3), ListOf(SEED, min_len=1, unique=True))
 
 
+@dataclass(frozen=True)
+class ProbePixelsOptions(ProbeCvOptions):
+    """The logistic probe on low-level image statistics (no model), on the folds of the probe per layer,
+    the model's final embedding in the same probe beside it: does the model beat pixels at the classes?"""
+
+    C: float | str = param(1.0, *LOGISTIC_C)
+
+
+@dataclass(frozen=True)
+class ProbeRandomInitOptions(ProbeLayersOptions):
+    """The same architecture with seeded random weights, the logistic probe per layer (layer chosen
+    inside each training fold) once per seed."""
+
+    seeds: tuple[int, ...] = param((1, 2, 3), ListOf(SEED, min_len=1, unique=True))
+
+
 # ---------------------------------------------------------------- evaluators
 
 @dataclass(frozen=True)
@@ -511,6 +527,10 @@ class ScenarioResult:
     # A layer-wise probe's per-layer predictions (layer_predictions.csv) and profile (layer_scores.csv).
     layer_predictions: pd.DataFrame | None = None
     layer_scores: pd.DataFrame | None = None
+    # A classifier-per-layer scenario's (or its control's) predictions and profile
+    # (layer_class_predictions.csv, layer_class_scores.csv).
+    layer_class_predictions: pd.DataFrame | None = None
+    layer_class_scores: pd.DataFrame | None = None
 
     @property
     def is_classification(self) -> bool:

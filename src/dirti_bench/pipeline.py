@@ -40,7 +40,15 @@ from .data.fetch import ensure_dirti
 from .data.ratedset import is_rated_set, load_rated_set
 from .data.stimuli import DISGUST_RATING, StimulusSet
 from .encoding.cache import CachedEncoder
-from .encoding.imaging import DECODE_PATHS, DEFAULT_DECODE, DecodedImages
+from .encoding.imaging import (
+    DECODE_PATHS,
+    DECODE_POOLS,
+    DEFAULT_DECODE,
+    DEFAULT_DECODE_POOL,
+    DEFAULT_GPU_DECODE,
+    GPU_DECODE,
+    DecodedImages,
+)
 from .encoding.layers import LAYER_MODES, LAYERS_CHOICES
 from .encoding.models import (
     BATCH_SIZE,
@@ -81,6 +89,7 @@ from .scenarios import (
     alignment_ids,
     alignment_scenarios,
     check_prompt_file_ids,
+    classifier_control_scenarios,
     data_scenarios,
     knn_layer_scenarios,
     layer_scenarios,
@@ -115,6 +124,9 @@ class RunConfig:
     batch_size: int = param(DEFAULT_BATCH_SIZE, *BATCH_SIZE)
     num_workers: int | None = param(None, IsNone(), Interval(int, 0))
     decode: str = param(DEFAULT_DECODE, StrOptions(DECODE_PATHS))  # "full" is open_clip's preprocessing exactly
+    # where images decode: worker threads or processes (same pixels), JPEGs on the CUDA device or not
+    decode_pool: str = param(DEFAULT_DECODE_POOL, StrOptions(DECODE_POOLS))
+    gpu_decode: str = param(DEFAULT_GPU_DECODE, StrOptions(GPU_DECODE))
     precision: str = param(DEFAULT_PRECISION, StrOptions(PRECISIONS))  # bf16/int8: opt-in, checked against fp32
     progress: bool = param(True, Boolean())
     report: bool = param(True, Boolean())
@@ -173,7 +185,8 @@ def build_encoder(cfg: RunConfig, reporter: Reporter | None = None,
     progress = reporter.shows_progress if reporter is not None else cfg.progress
     clip = ClipEncoder(model, pretrained, device=cfg.device, seed=cfg.seed, batch_size=cfg.batch_size,
                        num_workers=cfg.num_workers, progress=progress, decode=cfg.decode,
-                       precision=cfg.precision, decoded=decoded, weights_sha256=weights_sha256)
+                       precision=cfg.precision, decoded=decoded, weights_sha256=weights_sha256,
+                       decode_pool=cfg.decode_pool, gpu_decode=cfg.gpu_decode)
     return CachedEncoder(clip, embedding_cache_dir()) if cache else clip
 
 
@@ -181,7 +194,8 @@ def config_sha256(scenarios: Iterable[Scenario], cfg: RunConfig) -> str:
     """What a run's numbers depend on besides model and data: scenarios with their options, seed,
     decode path and precision (how ``--skip-existing`` knows a results directory is current)."""
     doc = {"scenarios": [[s.id, s.task, s.evaluator, s.options.to_dict()] for s in scenarios],
-           "seed": cfg.seed, "decode": cfg.decode, "precision": cfg.precision}
+           "seed": cfg.seed, "decode": cfg.decode, "precision": cfg.precision,
+           **({"gpu_decode": cfg.gpu_decode} if cfg.gpu_decode != DEFAULT_GPU_DECODE else {})}  # it moves pixels
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -358,6 +372,7 @@ def plan_scenarios(cfg: RunConfig, stimuli: StimulusSet | None = None) -> tuple[
                   for s in layer_scenarios(column, cfg.layer_mode, cfg.layers == "all", cfg.controls or ())]
         if cfg.layers == "all":
             extra += probe_layer_scenarios(cfg.layer_mode) + knn_layer_scenarios(cfg.layer_mode)
+        extra += classifier_control_scenarios(cfg.controls or (), cfg.layer_mode)
     patterns = cfg.scenarios
     if patterns and any(not plan.resolved for plan in plans):
         return [], plans  # a pattern may name a scenario of a file that is matched once the data is loaded
@@ -556,3 +571,57 @@ def run(cfg: RunConfig, encoder=None, reporter: Reporter | None = None) -> Path:
     reporter.summary(done.document(projection_for(cfg)))
     return write_run(cfg.out, done.ctx, done.results, extra_info=done.info, report=cfg.report, reporter=reporter,
                      skipped=done.skipped, projection=projection_for(cfg), comparisons=done.comparisons)
+
+
+def image_shard(n: int, shard: tuple[int, int]) -> range:
+    """The I-th of N contiguous image ranges (1-based I; sizes differ by at most one), so each shard
+    reads one stretch of the set."""
+    index, count = shard
+    return range((index - 1) * n // count, index * n // count)
+
+
+@dataclass
+class ShardOutcome:
+    shard: tuple[int, int]
+    images: range  # positions in the set, 0-based
+    n_stimuli: int
+    encoded: int  # images this shard sent through the model (the rest were cached already)
+    cache_dir: Path
+
+    def summary(self) -> str:
+        index, count = self.shard
+        first, last = self.images.start + 1, self.images.stop
+        return (f"shard {index}/{count}: images {first}-{last} of {self.n_stimuli} in the embedding cache "
+                f"({self.encoded} encoded now, {len(self.images) - self.encoded} found cached) at {self.cache_dir}; "
+                "once every shard has finished, the same command without --shard evaluates the whole set "
+                "(no image forward)")
+
+
+def encode_shard(cfg: RunConfig, shard: tuple[int, int], reporter: Reporter | None = None,
+                 encoder=None) -> ShardOutcome:
+    """Encode only the ``shard``'s range of the set's images into the shared embedding cache (the
+    cache home; no results folder, no evaluation): splitting one large set's encoding over machines."""
+    reporter = reporter or Reporter("silent")
+    if cfg.layers != "final" or "random-init" in (cfg.controls or ()):
+        raise UserError("image shards fill the final-embedding cache only; run every layer and the "
+                        "random-init control without a shard", "shard")
+    encoder = encoder or build_encoder(cfg, reporter)
+    if not isinstance(encoder, CachedEncoder):
+        raise UserError("image shards write to the embedding cache; this encoder has none", "shard")
+    check_cache_home()
+    stimuli = load_stimuli(cfg, reporter)
+    mine = image_shard(len(stimuli), shard)
+    if not len(mine):
+        raise UserError(f"shard {shard[0]}/{shard[1]} holds no image of the {len(stimuli)} in {stimuli.name}; "
+                        "use fewer shards", "shard")
+    picked = [stimuli.stimuli[i] for i in mine]
+    reporter.stage(describe_stimuli(stimuli))
+    for line in describe_model(encoder):
+        reporter.stage(line)
+    keys = [s.sha256 for s in picked]
+    cached = sum(encoder.cache.has("image", key) for key in keys)
+    reporter.stage(f"shard {shard[0]}/{shard[1]}: images {mine.start + 1}-{mine.stop} of {len(stimuli)}, "
+                   f"{cached} cached, encoding {len(picked) - cached}")
+    misses_before = encoder.cache.misses
+    encoder.encode_images([s.path for s in picked], keys=keys)
+    return ShardOutcome(shard, mine, len(stimuli), encoder.cache.misses - misses_before, encoder.cache.dir)

@@ -102,6 +102,9 @@ PROBABILITY_COLUMNS = ["scenario", "stimulus", "class", "logit", "probability", 
 LAYER_PREDICTIONS_FILE = "layer_predictions.csv"
 LAYER_SCORES_FILE = "layer_scores.csv"
 LAYER_RSA_FILE = "layer_rsa.csv"
+# The classifier-per-layer scenarios' and their controls' (class names, not ratings: files of their own).
+LAYER_CLASS_PREDICTIONS_FILE = "layer_class_predictions.csv"
+LAYER_CLASS_SCORES_FILE = "layer_class_scores.csv"
 SWEEP_COUNTS = ("n", "n_classes")
 SCHEMA_VERSION = 3
 _INTEGER_ID = re.compile(r"(0|[1-9][0-9]{0,17})")
@@ -267,16 +270,22 @@ def contract_frames(results: list[ScenarioResult], file_names: Mapping[str, str]
 
 
 def layer_frames(results: list[ScenarioResult], integer_ids: bool = False) -> dict[str, pd.DataFrame]:
-    """layer_predictions.csv and layer_scores.csv as frames (file name -> frame): every layer-wise
+    """layer_predictions.csv and layer_scores.csv (the ridge probe per layer) and layer_class_predictions.csv
+    and layer_class_scores.csv (the classifiers per layer) as frames (file name -> frame): every layer-wise
     scenario's rows, concatenated, stimulus ids typed as in the other files; empty when no scenario
     read layers."""
-    with_layers = [r for r in results if r.layer_scores is not None]
-    if not with_layers:
-        return {}
-    predictions = pd.concat([r.layer_predictions for r in with_layers], ignore_index=True)
-    predictions["stimulus"] = typed_ids(predictions["stimulus"], integer_ids)
-    return {LAYER_PREDICTIONS_FILE: predictions,
-            LAYER_SCORES_FILE: pd.concat([r.layer_scores for r in with_layers], ignore_index=True)}
+    frames = {}
+    for predictions_file, scores_file, predictions_of, scores_of in (
+            (LAYER_PREDICTIONS_FILE, LAYER_SCORES_FILE, "layer_predictions", "layer_scores"),
+            (LAYER_CLASS_PREDICTIONS_FILE, LAYER_CLASS_SCORES_FILE, "layer_class_predictions", "layer_class_scores")):
+        with_layers = [r for r in results if getattr(r, scores_of, None) is not None]
+        if not with_layers:
+            continue
+        predictions = pd.concat([getattr(r, predictions_of) for r in with_layers], ignore_index=True)
+        predictions["stimulus"] = typed_ids(predictions["stimulus"], integer_ids)
+        frames |= {predictions_file: predictions,
+                   scores_file: pd.concat([getattr(r, scores_of) for r in with_layers], ignore_index=True)}
+    return frames
 
 
 _INTEGER_COLUMNS = ("fold", "repeat", "calibration_fold")
@@ -296,7 +305,8 @@ def read_contract_frames(results_dir: Path) -> dict[str, pd.DataFrame]:
             if column in frame:
                 frame[column] = _nullable_int(frame[column]).to_numpy()
         frames[name] = frame
-    for name in (LAYER_PREDICTIONS_FILE, LAYER_SCORES_FILE, LAYER_RSA_FILE):  # only a layer-wise run has them
+    for name in (LAYER_PREDICTIONS_FILE, LAYER_SCORES_FILE, LAYER_RSA_FILE, LAYER_CLASS_PREDICTIONS_FILE,
+                 LAYER_CLASS_SCORES_FILE):  # only a layer-wise run has them
         path = Path(results_dir) / name
         if path.is_file():
             try:

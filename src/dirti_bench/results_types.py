@@ -17,6 +17,8 @@ import pandas as pd
 
 from .results import (
     ALIGNMENT_PREDICTIONS_FILE,
+    LAYER_CLASS_PREDICTIONS_FILE,
+    LAYER_CLASS_SCORES_FILE,
     LAYER_PREDICTIONS_FILE,
     LAYER_RSA_FILE,
     LAYER_SCORES_FILE,
@@ -442,6 +444,17 @@ class Results:
         """layer_predictions.csv: scenario, weights, layer, depth, kind (cv / loo-all-data), stimulus,
         fold, rating, prediction; every layer score recomputes from it."""
         return self._frame(LAYER_PREDICTIONS_FILE)
+
+    def layer_class_scores_frame(self) -> pd.DataFrame:
+        """layer_class_scores.csv: one row per classifier-per-layer scenario (or control), weights and
+        layer: depth, out-of-fold accuracy, balanced accuracy and macro F1 with their stratified bootstrap
+        CIs, how many outer folds chose the layer; empty without such scenarios."""
+        return self._frame(LAYER_CLASS_SCORES_FILE)
+
+    def layer_class_predictions_frame(self) -> pd.DataFrame:
+        """layer_class_predictions.csv: scenario, weights, kind (layer / nested / final), layer, depth,
+        stimulus, fold, y_true, y_pred, confidence; every per-layer score recomputes from it."""
+        return self._frame(LAYER_CLASS_PREDICTIONS_FILE)
 
     def layer_rsa_frame(self) -> pd.DataFrame:
         """layer_rsa.csv: each layer's RDM vs the human rating-profile RDM (Spearman, permutation p,

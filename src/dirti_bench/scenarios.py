@@ -111,6 +111,23 @@ def knn_layer_scenarios(mode: str | None = None) -> list[Scenario]:
             for task, k in STUDY_K.items()]
 
 
+def classifier_control_scenarios(controls: Iterable[str], mode: str | None = None) -> list[Scenario]:
+    """The controls of the probe per layer on the category and disgust tasks: ``linear-probe-pixels-<task>``
+    (the logistic probe on image statistics, no model) and ``linear-probe-random-init-<task>`` (the probe
+    per layer on the same architecture with random weights, several seeds)."""
+    unknown = sorted(set(controls) - set(LAYER_CONTROLS))
+    if unknown:
+        raise UserError(f"unknown control {unknown[0]!r}; choose from {', '.join(LAYER_CONTROLS)}", "controls")
+    options = {"mode": mode} if mode else {}
+    out = []
+    for task in STUDY_K:
+        if "pixels" in controls:
+            out.append(Scenario(f"linear-probe-pixels-{TASK_SUFFIX[task]}", task, "probe-pixels", {}))
+        if "random-init" in controls:
+            out.append(Scenario(f"linear-probe-random-init-{TASK_SUFFIX[task]}", task, "probe-random-init", options))
+    return out
+
+
 def template_sweeps(ensemble: str, stem: str, what: str) -> list[Scenario]:
     """``template-sweep-<task>-<stem>``: each template of ``ensemble`` alone, on each sweep task."""
     return [Scenario(f"template-sweep-{TASK_SUFFIX[t]}-{stem}", t, "template-sweep", {"ensemble": ensemble},

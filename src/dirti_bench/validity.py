@@ -201,6 +201,8 @@ def zero_width_reason(sc: Mapping, metric: str) -> str | None:
         return None
     if abs(ci[1] - ci[0]) > 1e-12:
         return None
+    if metric.startswith("superlative_minus_nested") and ci[0] == 0:
+        return "zero width: the nested and the superlative choice score alike on every stimulus, so every draw's gap is 0"
     if sc.get("task") in TASKS:
         if DEGENERATE in flag_codes(sc):
             return "zero width: one class predicted for (nearly) every stimulus, so no stratified draw can vary it"

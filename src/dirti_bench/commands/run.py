@@ -6,7 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..contracts import LAYER_MODES
-from ..encoding.imaging import DECODE_PATHS, DEFAULT_DECODE
+from ..encoding.imaging import (
+    DECODE_PATHS,
+    DECODE_POOLS,
+    DEFAULT_DECODE,
+    DEFAULT_DECODE_POOL,
+    DEFAULT_GPU_DECODE,
+    GPU_DECODE,
+)
 from ..encoding.layers import LAYERS_CHOICES
 from ..encoding.model_list import parse_models_file, parse_shard, select_shard, shard_from_env
 from ..encoding.models import (
@@ -60,8 +67,10 @@ def add_arguments(p) -> None:
                        "OUT/runs/<model>__<weights>/, then OUT/leaderboard.csv and a comparison report "
                        "(start a file with: dirti-bench models > models.txt)")
     sweep.add_argument("--shard", metavar="I/N",
-                       help="run only the I-th of N disjoint slices of the --models list (default: "
-                       "SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT when set); merge with 'dirti-bench report OUT'")
+                       help="with --models: run only the I-th of N disjoint slices of the list (default: "
+                       "SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT when set), merge with 'dirti-bench report OUT'; "
+                       "with one model: encode only the I-th of N contiguous ranges of the images into the "
+                       "embedding cache (no evaluation, nothing in --out), then run once without --shard")
     sweep.add_argument("--skip-existing", action="store_true",
                        help="skip a model whose results folder is complete for the same data, scenarios, "
                        "options and weights (resume an interrupted sweep)")
@@ -100,6 +109,14 @@ def add_arguments(p) -> None:
                    "resize + crop as one batched tensor op; jpeg-draft: the same decode, then open_clip's PIL "
                    "steps; full: open_clip's preprocessing exactly. Both shortcuts stay within cosine 0.999 "
                    "of full (checked by dirti-bench bench)")
+    p.add_argument("--decode-pool", choices=DECODE_POOLS, default=DEFAULT_DECODE_POOL,
+                   help="decode images in worker threads (default: PIL decodes without the GIL) or worker "
+                   "processes (nothing waits on the GIL; the same pixels bit for bit)")
+    p.add_argument("--gpu-decode", choices=GPU_DECODE, default=DEFAULT_GPU_DECODE,
+                   help="on: decode JPEGs on the CUDA device (torchvision's batched decode_jpeg) into the same "
+                   "batched resize, other files on the CPU; needs --device cuda and --decode tensor-resize; "
+                   "auto: on exactly where both hold; off (default). Its pixels differ slightly from PIL's, so it "
+                   "is part of the cache key; results.json records the route as image_decode")
     p.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION,
                    help="fp32, bf16 (GPU/CPU with bf16 arithmetic) or int8 (CPU, image tower); a reduced "
                    "precision prints and records its agreement with fp32 on a sample of the images")
@@ -138,7 +155,8 @@ def config_from(args) -> RunConfig:
                      device=args.device, out=args.out, seed=args.seed, scenarios=args.scenarios,
                      templates=args.templates, ratings=args.ratings, threshold=args.threshold,
                      n_raters=args.n_raters, batch_size=args.batch_size, num_workers=args.workers,
-                     decode=args.decode, precision=args.precision, progress=not args.no_progress,
+                     decode=args.decode, decode_pool=args.decode_pool, gpu_decode=args.gpu_decode,
+                     precision=args.precision, progress=not args.no_progress,
                      report=not args.no_report, quiet=args.quiet, projection=args.projection,
                      layers=args.layers, layer_mode=args.layer_mode, controls=args.controls)
 
@@ -146,7 +164,9 @@ def config_from(args) -> RunConfig:
 def run(args) -> int:
     if args.models is not None:
         return run_models(args)
-    for flag in ("shard", "skip_existing", "reference"):
+    if args.shard:
+        return run_image_shard(args)
+    for flag in ("skip_existing", "reference"):
         if getattr(args, flag):
             raise UserError(f"--{flag.replace('_', '-')} applies to a sweep; pass --models FILE with it")
     cfg = config_from(args)
@@ -160,6 +180,25 @@ def run(args) -> int:
         kept = "the earlier results there are intact" if had_results else "it was not created"
         raise KeyboardInterrupt(f"nothing was written to {cfg.out} ({kept}); embeddings computed so far stay "
                                 "in the cache") from None
+    return 0
+
+
+def run_image_shard(args) -> int:
+    """``--shard I/N`` with one model: this shard's images into the shared embedding cache."""
+    from ..pipeline import encode_shard
+
+    shard = parse_shard(args.shard)
+    for flag in ("skip_existing", "reference"):
+        if getattr(args, flag):
+            raise UserError(f"--{flag.replace('_', '-')} applies to a sweep; pass --models FILE with it")
+    cfg = config_from(args)
+    reporter = Reporter("quiet" if cfg.quiet else "normal", progress=cfg.progress)
+    try:
+        outcome = encode_shard(cfg, shard, reporter)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt("the shard stopped; the embeddings computed so far stay in the cache (run the "
+                                "shard again to finish it)") from None
+    print(outcome.summary())
     return 0
 
 

@@ -16,6 +16,14 @@ Three decode paths (the one used is part of the embedding-cache key):
                      CLIPA: no crop) likewise. Preprocesses of another shape fall back to
                      ``jpeg-draft``. ``dirti-bench bench`` prints the cosine to ``full``.
 
+Where the decoding runs (``DECODE_POOLS``): worker threads (default; PIL releases the GIL while
+it decodes) or worker processes (``processes``: no part of a decode waits on the GIL; the same
+functions on the same bytes, so the same pixels bit for bit). With ``jpeg_device`` (the CLI's
+``--gpu-decode``), JPEGs are decoded by torchvision's batched ``decode_jpeg`` on that device and
+resized there by the same ``TensorResize`` (in float, rounded back to uint8); the workers then only
+read the files' bytes and headers, and other files (PNG, CMYK JPEGs, transparency) decode on the CPU
+as above. Every path decodes ``batch_size`` images at a time, at most ``ahead + 1`` batches held.
+
 The preprocess is split in two: the PIL steps (resize, crop, RGB) run in the
 decode threads, and ``ToTensor + Normalize`` run once per batch on the model's
 device (the same values, bit for bit), so only uint8 crosses to an accelerator.
@@ -27,10 +35,13 @@ beside an accelerator, so that the main thread only feeds it.
 from __future__ import annotations
 
 import os
+import pickle
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +54,10 @@ from .vectors import l2_normalise
 
 DECODE_PATHS = ("tensor-resize", "jpeg-draft", "full")
 DEFAULT_DECODE = "tensor-resize"
+DECODE_POOLS = ("threads", "processes")  # where the CPU decodes run; same pixels either way
+DEFAULT_DECODE_POOL = "threads"  # PIL decodes without the GIL: on 2 cores processes only add start-up and copies
+GPU_DECODE = ("off", "on", "auto")  # JPEGs decoded on the CUDA device (auto: where the run is on CUDA)
+DEFAULT_GPU_DECODE = "off"
 PREFETCH_BATCHES = 2
 # tensor-resize holds decodes at their drafted size until the batch is resized; a bigger one
 # (a huge PNG, say) is resized by PIL in the decode thread instead, so memory stays bounded.
@@ -53,6 +68,29 @@ def check_decode(decode: str) -> str:
     if decode not in DECODE_PATHS:
         raise UserError(f"unknown decode path {decode!r}; choose one of {', '.join(DECODE_PATHS)}")
     return decode
+
+
+def check_decode_pool(pool: str) -> str:
+    if pool not in DECODE_POOLS:
+        raise UserError(f"unknown decode pool {pool!r}; choose one of {', '.join(DECODE_POOLS)}", "decode_pool")
+    return pool
+
+
+def resolve_gpu_decode(gpu_decode: str, device: str, decode: str) -> bool:
+    """Whether JPEGs decode on the CUDA device: ``on`` needs a CUDA run and the tensor-resize decode
+    (the GPU feeds that batched resize), ``auto`` is on exactly where both hold."""
+    if gpu_decode not in GPU_DECODE:
+        raise UserError(f"unknown gpu decode {gpu_decode!r}; choose one of {', '.join(GPU_DECODE)}", "gpu_decode")
+    if gpu_decode == "off":
+        return False
+    usable = device == "cuda" and decode == "tensor-resize"
+    if gpu_decode == "on" and device != "cuda":
+        raise UserError(f"gpu decode 'on' needs a CUDA device, but this run's device is {device!r}; run with "
+                        "device cuda on a machine with a CUDA GPU, or set gpu decode to off or auto", "gpu_decode")
+    if gpu_decode == "on" and decode != "tensor-resize":
+        raise UserError(f"gpu decode 'on' feeds the batched tensor-resize decode, but the decode path is {decode!r}; "
+                        "use decode tensor-resize or set gpu decode to off", ("gpu_decode", "decode"))
+    return usable
 
 
 def default_workers(ahead: int) -> int:
@@ -252,6 +290,102 @@ def _decode_batch(paths: Sequence[Path], plan: DecodePlan, stacked: bool = False
     return (stack_batch(items, plan.split, plan.tensor_resize) if stacked else items), ""
 
 
+JPEG_MODES = frozenset({"RGB", "L"})  # what decode_jpeg's RGB mode converts as PIL's convert("RGB") does
+
+
+def _read_batch(paths: Sequence[Path], plan: DecodePlan):
+    """The CPU side of the device decode, per image: ``("jpeg", path, bytes, orientation)`` for a
+    JPEG the device decodes, else ``("crop", path, (3, s, s) uint8)`` decoded here as every other
+    path does; or the first failure as one line (raised in the main thread)."""
+    items = []
+    for path in paths:
+        try:
+            with Image.open(path) as im:  # the header only: format, mode, size (bomb check), orientation
+                device_decodes = im.format == "JPEG" and im.mode in JPEG_MODES and "transparency" not in im.info
+                turn = orientation(im) if device_decodes else 1
+            if device_decodes:
+                items.append(("jpeg", path, np.frombuffer(Path(path).read_bytes(), np.uint8), turn))
+                continue
+            crop = stack_batch([_decode_one(path, plan)], plan.split, plan.tensor_resize)[0]
+            items.append(("crop", path, crop.numpy()))
+        except Image.DecompressionBombError as exc:
+            return None, str(too_large(path, exc))
+        except UserError as exc:
+            return None, str(exc)
+        except Exception as exc:
+            return None, f"cannot decode image {path}: {exc}; replace the file with an intact copy"
+    return items, ""
+
+
+# EXIF orientation -> the same transpose as data.pixels.UPRIGHT (PIL), on a (3, h, w) tensor
+def _upright(x, turn: int):
+    import torch
+
+    if turn == 2:
+        return x.flip(-1)
+    if turn == 3:
+        return x.flip(-2, -1)
+    if turn == 4:
+        return x.flip(-2)
+    if turn == 5:
+        return x.transpose(-2, -1)
+    if turn == 6:
+        return torch.rot90(x, -1, (-2, -1))
+    if turn == 7:
+        return x.transpose(-2, -1).flip(-2, -1)
+    if turn == 8:
+        return torch.rot90(x, 1, (-2, -1))
+    return x
+
+
+def device_batch(items: list, plan: DecodePlan, device: str):
+    """``_read_batch`` items -> one (n, 3, s, s) uint8 tensor on ``device``: JPEGs decoded there by
+    torchvision's batched ``decode_jpeg``, resized and cropped by the plan's ``TensorResize`` in float
+    (a device's antialiased interpolation takes no uint8) and rounded back to uint8, the rest as
+    decoded on the CPU. A JPEG the device cannot decode is retried on the CPU (PIL)."""
+    import torch
+
+    resize = plan.tensor_resize
+    out = torch.empty((len(items), 3, resize.crop, resize.crop), dtype=torch.uint8, device=device)
+    jpegs = [i for i, item in enumerate(items) if item[0] == "jpeg"]
+    for i, item in enumerate(items):
+        if item[0] == "crop":
+            out[i] = torch.from_numpy(item[2]).to(device)
+    decoded = _decode_jpegs([torch.from_numpy(items[i][2].copy()) for i in jpegs], device) if jpegs else []
+    groups: dict[tuple, list] = {}
+    for i, image in zip(jpegs, decoded, strict=True):
+        if image is None:  # the device refused this file: decode it as every CPU path does
+            batch, error = _decode_batch([items[i][1]], plan, stacked=True)
+            if error:
+                raise UserError(error)
+            out[i] = batch[0].to(device)
+            continue
+        image = _upright(image, items[i][3])
+        groups.setdefault(tuple(image.shape), []).append((i, image))
+    for members in groups.values():
+        x = torch.stack([image for _, image in members]).float()
+        y = resize(x).round_().clamp_(0, 255).to(torch.uint8)
+        out[[i for i, _ in members]] = y
+    return out
+
+
+def _decode_jpegs(data: list, device: str) -> list:
+    """Decoded (3, h, w) uint8 tensors on ``device``, one call for the batch; where the batch call
+    fails (a damaged file), each file alone, None for those that still fail."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    try:
+        return list(decode_jpeg(data, mode=ImageReadMode.RGB, device=device))
+    except RuntimeError:
+        decoded = []
+        for one in data:
+            try:
+                decoded.append(decode_jpeg(one, mode=ImageReadMode.RGB, device=device))
+            except RuntimeError:
+                decoded.append(None)
+        return decoded
+
+
 def stack_batch(items: list, split: SplitPreprocess, tensor_resize: TensorResize | None = None):
     """Decoded items -> one (n, 3, s, s) uint8 tensor, resized and cropped when ``tensor_resize``
     (or, for a preprocess without the batched tail, its own tensors stacked)."""
@@ -297,25 +431,29 @@ def _resize_by_size(items: list[np.ndarray], resize: TensorResize):
 
 
 def iter_batches(paths: Sequence[Path], batch_size: int, decode: Callable, workers: int,
-                 ahead: int = PREFETCH_BATCHES, join: Callable | None = None) -> Iterator:
-    """Decoded batches in order, each split over ``workers`` threads. With ``ahead`` > 0 up to
-    ``ahead`` batches decode while the caller uses the current one (at most ``ahead + 1`` held at
-    once); with ``ahead`` = 0 the next batch starts only when the caller asks for it. ``join``
-    reassembles a batch from its parts (default: lists, interleaved back into order)."""
+                 ahead: int = PREFETCH_BATCHES, join: Callable | None = None,
+                 pool: str = DEFAULT_DECODE_POOL) -> Iterator:
+    """Decoded batches in order, each split over ``workers`` threads (or, with ``pool`` 'processes',
+    worker processes: ``decode`` must then pickle). With ``ahead`` > 0 up to ``ahead`` batches decode
+    while the caller uses the current one (at most ``ahead + 1`` held at once); with ``ahead`` = 0 the
+    next batch starts only when the caller asks for it. ``join`` reassembles a batch from its parts
+    (default: lists, interleaved back into order)."""
     join = join or _interleave
     chunks = [list(paths[i:i + batch_size]) for i in range(0, len(paths), batch_size)]
     if workers <= 0:
         for chunk in chunks:
             yield _checked(decode(chunk))
         return
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dirti-decode")
+    shared = check_decode_pool(pool) == "processes"  # a process pool outlives the call: forks cost
+    executor = _process_pool(workers) if shared else ThreadPoolExecutor(max_workers=workers,
+                                                                        thread_name_prefix="dirti-decode")
     pending: deque = deque()  # per batch: its parts' futures
     todo = iter(chunks)
 
     def submit_next() -> None:
         chunk = next(todo, None)
         if chunk is not None:
-            pending.append([pool.submit(decode, chunk[i::workers]) for i in range(min(workers, len(chunk)))])
+            pending.append([executor.submit(decode, chunk[i::workers]) for i in range(min(workers, len(chunk)))])
 
     try:
         for _ in range(max(ahead, 1)):
@@ -327,11 +465,60 @@ def iter_batches(paths: Sequence[Path], batch_size: int, decode: Callable, worke
             yield batch
             if ahead <= 0:
                 submit_next()  # only now: on CPU, decoding beside the forward would slow it down
+    except BrokenProcessPool:
+        _PROCESS_POOLS.pop(workers, None)
+        raise
     finally:
         for parts in pending:
             for fut in parts:
                 fut.cancel()
-        pool.shutdown(wait=True, cancel_futures=True)
+        if shared:
+            for parts in pending:  # let a cancelled batch's running parts finish before the next call
+                wait(parts)
+        else:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+
+_PROCESS_POOLS: dict[int, ProcessPoolExecutor] = {}  # by worker count; reused by every later encode
+
+
+def _process_pool(workers: int) -> ProcessPoolExecutor:
+    """Worker processes forked from this one, as torch's DataLoader does on Linux: nothing is imported
+    again and no script is re-run (forkserver and spawn would re-run a caller's unguarded script);
+    each worker then resizes with one torch thread. Where fork does not exist, spawn. Kept for the
+    process's life (the models of a sweep, the rounds of a benchmark), ended at exit."""
+    import multiprocessing
+
+    if workers not in _PROCESS_POOLS:
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        _PROCESS_POOLS[workers] = ProcessPoolExecutor(max_workers=workers, initializer=_one_torch_thread,
+                                                      mp_context=multiprocessing.get_context(method))
+    return _PROCESS_POOLS[workers]
+
+
+def _one_torch_thread() -> None:
+    """Each worker process resizes with one thread: the processes are the parallelism."""
+    import sys
+
+    if "torch" in sys.modules:  # only the batch resize beside an accelerator uses torch here
+        sys.modules["torch"].set_num_threads(1)
+
+
+def _in_process(decode: Callable, chunk: list):
+    """``decode`` in a worker process; a batch tensor travels back as a numpy array (a plain copy
+    through the pipe rather than torch's shared-memory file handles)."""
+    items, error = decode(chunk)
+    if type(items).__name__ == "Tensor":
+        items = items.numpy()
+    return items, error
+
+
+def picklable(obj) -> bool:
+    try:
+        pickle.dumps(obj)
+    except Exception:  # a lambda or local class in a custom preprocess: PicklingError, AttributeError, TypeError
+        return False
+    return True
 
 
 def _interleave(parts: list[list]) -> list:
@@ -353,6 +540,10 @@ def _checked(result):
     items, error = result
     if error:
         raise UserError(error)
+    if isinstance(items, np.ndarray):  # a batch tensor back from a worker process
+        import torch
+
+        return torch.from_numpy(items)
     return items
 
 
@@ -369,10 +560,15 @@ MIN_FORWARD_ROWS = 8  # CPU matmuls give bit-identical rows from this many rows 
 
 def encode_image_paths(model, preprocess, paths: Sequence[Path], device: str, batch_size: int,
                        num_workers: int | None, progress: bool, decode: str = DEFAULT_DECODE,
-                       decoded: DecodedImages | None = None, forward: Callable | None = None) -> tuple[np.ndarray, int]:
+                       decoded: DecodedImages | None = None, forward: Callable | None = None,
+                       pool: str = DEFAULT_DECODE_POOL, jpeg_device: str | None = None,
+                       route: dict | None = None) -> tuple[np.ndarray, int]:
     """L2-normalised image embeddings (n, d) and the number of forward passes. With ``decoded``,
     crops of an earlier model with the same preprocessing are reused and new ones kept. ``forward``
-    replaces ``model.encode_image`` (the layer-wise run reads every block in the same forward)."""
+    replaces ``model.encode_image`` (the layer-wise run reads every block in the same forward).
+    ``pool``: decode in worker threads or processes; ``jpeg_device``: decode JPEGs there with
+    torchvision (``cuda``; ``cpu`` runs the same path on the CPU); ``route``, if given, is filled
+    with the decode route that ran (and why it differs from the one asked for)."""
     import torch
     from tqdm.auto import tqdm
 
@@ -381,24 +577,31 @@ def encode_image_paths(model, preprocess, paths: Sequence[Path], device: str, ba
     plan = plan_decode(preprocess, decode)
     ahead = decode_ahead(device)
     workers = default_workers(ahead) if num_workers is None else num_workers
+    route = route if route is not None else {}
+    route.update(decode_route(plan, pool, jpeg_device, workers))
+    pool, on_device = route["pool"], route["jpeg_decode"] != "cpu-pil"
     # Prefetching threads also resize + stack their part, leaving the main thread only to feed the
     # accelerator; on CPU (no prefetch) the main thread's torch ops use every core between forwards.
-    stacked = ahead > 0 and workers > 0
+    stacked = ahead > 0 and workers > 0 and not on_device
     out, forwards = [], 0
-    pin = device == "cuda"
+    pin = device == "cuda" and not on_device
     dtype = input_dtype(getattr(model, "visual", model))  # bf16 models take bf16 images
     forward = forward or model.encode_image
     with torch.inference_mode(), tqdm(total=len(paths), desc="encoding images", unit="img",
                                       disable=not progress) as bar:
-        key = plan.pixels_key if decoded is not None else None
+        key = plan.pixels_key if decoded is not None and not on_device else None
         held = decoded.get(key, paths) if key is not None else None
         if held is not None:
             batches, stacked = (held[i:i + batch_size] for i in range(0, len(paths), batch_size)), True
         else:
-            batches = iter_batches(paths, batch_size, lambda c: _decode_batch(c, plan, stacked), workers,
-                                   ahead=ahead, join=_join_tensors if stacked else None)
+            work = partial(_read_chunk, plan) if on_device else partial(_decode_chunk, plan, stacked)
+            job = partial(_in_process, work) if pool == "processes" else work
+            batches = iter_batches(paths, batch_size, job, workers,
+                                   ahead=ahead, join=_join_tensors if stacked else None, pool=pool)
         for index, batch in enumerate(batches):
-            if not stacked:
+            if on_device:
+                batch = device_batch(batch, plan, route["jpeg_device"])
+            elif not stacked:
                 batch = stack_batch(batch, plan.split, plan.tensor_resize)
             if key is not None and held is None:
                 decoded.put(key, paths[index * batch_size:(index + 1) * batch_size], batch)
@@ -414,6 +617,37 @@ def encode_image_paths(model, preprocess, paths: Sequence[Path], device: str, ba
             forwards += 1
             bar.update(len(batch))
     return l2_normalise(torch.cat(out).cpu().numpy()), forwards
+
+
+def _decode_chunk(plan: DecodePlan, stacked: bool, chunk: list):
+    """A part of a batch for a pool (picklable; the module's functions looked up when it runs)."""
+    return _decode_batch(chunk, plan, stacked)
+
+
+def _read_chunk(plan: DecodePlan, chunk: list):
+    return _read_batch(chunk, plan)
+
+
+def decode_route(plan: DecodePlan, pool: str, jpeg_device: str | None, workers: int) -> dict:
+    """What decodes the images: ``pool`` (threads, processes, or main-thread without workers),
+    ``jpeg_decode`` ('cpu-pil' or 'torchvision'), ``jpeg_device``, and ``note`` where a request could
+    not be served (a preprocess without the batched resize tail; one whose steps do not pickle)."""
+    check_decode_pool(pool)
+    route: dict = {"pool": pool if workers > 0 else "main-thread", "workers": workers, "jpeg_decode": "cpu-pil",
+                   "jpeg_device": None}
+    notes = []
+    if jpeg_device is not None:
+        if plan.tensor_resize is None or not plan.split.batched_tail:
+            notes.append("JPEGs decoded by PIL on the CPU: this preprocess is not a resize + crop the device "
+                         "decode can feed")
+        else:
+            route.update(jpeg_decode="torchvision", jpeg_device=jpeg_device)
+    if route["pool"] == "processes" and not picklable(plan):
+        route["pool"] = "threads"
+        notes.append("decoded in threads: this preprocess cannot be sent to worker processes")
+    if notes:
+        route["note"] = "; ".join(notes)
+    return route
 
 
 def cpu_threads() -> int:

@@ -225,9 +225,9 @@ def _forward_layers(encoder, clip, paths, keys, spec: LayerSpec, n_stimuli: int)
     reducer = _Reducer(_vision_tower(model), spec, n_stimuli)
     embeddings, forwards = encode_image_paths(
         model, clip._preprocess, paths, device=clip.device, batch_size=clip.batch_size,
-        num_workers=clip.num_workers, progress=clip.progress, decode=clip.decode, decoded=clip.decoded,
-        forward=reducer)
+        forward=reducer, **clip.decode_options())
     clip.forward_calls += forwards
+    clip.image_forward_calls += forwards
     store = getattr(encoder, "_store", None)
     if store is not None:  # a CachedEncoder: the shared forward fills the embedding cache too
         store("image", list(keys), list(range(len(keys))), embeddings, [None] * len(keys))

@@ -30,7 +30,16 @@ from ..errors import UserError
 from ..quiet import held_back
 from . import register_with_open_clip
 from .families import family_preprocess, full_decode_reason, register_tiny_timm_models
-from .imaging import DEFAULT_DECODE, DecodedImages, check_decode, encode_image_paths
+from .imaging import (
+    DEFAULT_DECODE,
+    DEFAULT_DECODE_POOL,
+    DEFAULT_GPU_DECODE,
+    DecodedImages,
+    check_decode,
+    check_decode_pool,
+    encode_image_paths,
+    resolve_gpu_decode,
+)
 from .precision import DEFAULT_PRECISION, apply_precision, check_precision
 from .text import encode_texts, text_path
 from .vectors import l2_normalise
@@ -232,7 +241,8 @@ class ClipEncoder:
     def __init__(self, model: str = DEFAULT_MODEL, pretrained: str = DEFAULT_PRETRAINED, device: str = "auto",
                  seed: int = 0, batch_size: int = DEFAULT_BATCH_SIZE, num_workers: int | None = None,
                  progress: bool = True, decode: str = DEFAULT_DECODE, precision: str = DEFAULT_PRECISION,
-                 decoded: DecodedImages | None = None, weights_sha256: str | None = None):
+                 decoded: DecodedImages | None = None, weights_sha256: str | None = None,
+                 decode_pool: str = DEFAULT_DECODE_POOL, gpu_decode: str = DEFAULT_GPU_DECODE):
         self.model_name = model
         self.weights = WeightsSpec.parse(pretrained)
         if self.weights.kind not in ("hf-hub", "transformers") and not known_model(model):
@@ -245,6 +255,12 @@ class ClipEncoder:
         self.decode = check_decode(decode)
         # A family the decode shortcuts do not serve within their tolerance decodes in full (and says so).
         self.decode_fallback = full_decode_reason(model) if self.decode != "full" else None
+        self.decode_pool = check_decode_pool(decode_pool)
+        self.gpu_decode_request = gpu_decode
+        # JPEGs decoded on the CUDA device, feeding the batched resize (not where the family decodes in full)
+        self.gpu_decode = (resolve_gpu_decode(gpu_decode, self.device, self.decode) and not self.decode_fallback
+                           and self.weights.kind != "transformers")
+        self.decode_route: dict = {}  # what the last image encode ran (pool, JPEG decoder), filled by it
         if self.decode_fallback:
             self.decode = "full"
         self.precision = check_precision(precision, self.device)
@@ -253,6 +269,7 @@ class ClipEncoder:
         self.progress = progress
         self.decoded = decoded  # crops shared with the other models of a sweep
         self.forward_calls = 0
+        self.image_forward_calls = 0  # of forward_calls, those of the image tower
         self._model = None
         self._preprocess = None
         self._tokenizer = None
@@ -307,8 +324,24 @@ class ClipEncoder:
 
     @property
     def preprocess_id(self) -> str:
-        # The decode path changes pixels, so it is part of the cache key.
-        return "open_clip-val" if self.decode == "full" else f"open_clip-val+{self.decode}"
+        # The decode path changes pixels, so it is part of the cache key (the pool does not: same pixels).
+        base = "open_clip-val" if self.decode == "full" else f"open_clip-val+{self.decode}"
+        return base + ("+gpu-jpeg" if self.gpu_decode else "")
+
+    def image_decode(self) -> dict:
+        """Which decode route runs (recorded in results.json): the worker pool, and whether JPEGs
+        are decoded on the GPU (as asked, and as it ran in this process's last encode)."""
+        ran = {k: v for k, v in self.decode_route.items() if k in ("pool", "workers", "jpeg_decode", "note")}
+        return {"pool": self.decode_pool, "gpu_decode": "on" if self.gpu_decode else "off",
+                "gpu_decode_requested": self.gpu_decode_request,
+                "jpeg_decoder": "torchvision decode_jpeg on cuda" if self.gpu_decode else "PIL on the CPU",
+                **({"ran": ran} if ran else {})}
+
+    def decode_options(self) -> dict:
+        """encode_image_paths' decode settings for this encoder."""
+        return {"num_workers": self.num_workers, "progress": self.progress, "decode": self.decode,
+                "decoded": self.decoded, "pool": self.decode_pool,
+                "jpeg_device": self.device if self.gpu_decode else None, "route": self.decode_route}
 
     @property
     def weights_sha256(self) -> str | None:
@@ -321,6 +354,7 @@ class ClipEncoder:
                 "seed": self.seed, "preprocess": self.preprocess_id, "pixels": PIXEL_RULES,
                 "text_encoding": self.text_path, "scoring": self._scoring,
                 "precision": self.precision, "precision_check": self.precision_check,
+                "image_decode": self.image_decode(), "image_forward_calls": self.image_forward_calls,
                 **({"family_preprocess": self.family_preprocess} if self.family_preprocess else {}),
                 **({"decode_fallback": f"full decode: {self.decode_fallback}"} if self.decode_fallback else {})}
 
@@ -416,10 +450,10 @@ class ClipEncoder:
 
     def encode_images(self, paths: Sequence[Path]) -> np.ndarray:
         model = self.load()
-        feats, forwards = encode_image_paths(
-            model, self._preprocess, paths, device=self.device, batch_size=self.batch_size,
-            num_workers=self.num_workers, progress=self.progress, decode=self.decode, decoded=self.decoded)
+        feats, forwards = encode_image_paths(model, self._preprocess, paths, device=self.device,
+                                             batch_size=self.batch_size, **self.decode_options())
         self.forward_calls += forwards
+        self.image_forward_calls += forwards
         return feats
 
     def release(self) -> None:
@@ -470,7 +504,8 @@ def state_dict_sha256(model) -> str:
 def fp32_twin(clip):
     """An fp32 ClipEncoder with ``clip``'s model, weights, device and decode path."""
     return ClipEncoder(clip.model_name, clip.weights.value, device=clip.device, seed=clip.seed,
-                       batch_size=clip.batch_size, num_workers=clip.num_workers, progress=False, decode=clip.decode)
+                       batch_size=clip.batch_size, num_workers=clip.num_workers, progress=False, decode=clip.decode,
+                       decode_pool=clip.decode_pool, gpu_decode=clip.gpu_decode_request)
 
 
 class ModelObjectEncoder(ClipEncoder):

@@ -213,7 +213,8 @@ def cv_predictions(X: np.ndarray, y: np.ndarray, groups, folds: int, repeats: in
     fold_of = np.zeros((repeats, len(y)), dtype=int)
     splits = list(cv.split(X, groups))
     # Tuned folds may run in worker processes (DIRTI_BENCH_JOBS); each is independent: same numbers.
-    fits = (map_folds(_ridge_fold, [(X, y, train, test, alpha) for train, test in splits]) if alpha == TUNED
+    fits = (map_folds(_ridge_fold, [(X, y, train, test, alpha) for train, test in splits], rows=len(y))
+            if alpha == TUNED
             else [_ridge_fold(X, y, train, test, alpha) for train, test in splits])
     selections = [selection for _, selection in fits if selection is not None]
     for i, ((_, test), (predicted, _)) in enumerate(zip(splits, fits, strict=True)):

@@ -83,11 +83,45 @@ def _log_loss(y: np.ndarray, logits: np.ndarray, rule: str, temperature: float) 
     return float(log_loss(y, probs, labels=list(range(k))))
 
 
+def _log_loss_of_temperature(y: np.ndarray, logits: np.ndarray, rule: str):
+    """``T -> _log_loss(y, logits, rule, T)``, the same floats: scikit-learn's ``log_loss`` checks the
+    labels and one-hot encodes them on every call (most of its time, and the same for every T), so
+    that is done once here, by scikit-learn's own validation, and each T runs only its loss step.
+    Falls back to ``_log_loss`` where this scikit-learn lacks those steps."""
+    try:
+        from sklearn.metrics._classification import _log_loss as loss_step
+        from sklearn.metrics._classification import (
+            _validate_multiclass_probabilistic_prediction as validate,
+        )
+    except ImportError:  # pragma: no cover - another scikit-learn layout
+        return lambda temperature: _log_loss(y, logits, rule, temperature)
+    k = logits.shape[1]
+    if rule == "sigmoid":
+        y_true, labels = (y[:, None] == np.arange(k)).ravel().astype(int), [0, 1]
+    else:
+        y_true, labels = y, list(range(k))
+    onehot = None
+
+    def loss(temperature: float) -> float:
+        nonlocal onehot
+        probs = probabilities(logits / temperature, rule)
+        probs = probs.ravel() if rule == "sigmoid" else probs
+        if onehot is None:  # the first call: scikit-learn's own checks, as log_loss makes them
+            onehot, validated = validate(y_true, probs, None, labels)
+            return float(loss_step(onehot, validated))
+        if probs.ndim == 1:  # log_loss's binary columns: P(0), P(1)
+            probs = np.concatenate([1 - probs[:, None], probs[:, None]], axis=1)
+        return float(loss_step(onehot, probs))
+
+    return loss
+
+
 def fit_temperature(logits: np.ndarray, y: np.ndarray, rule: str) -> float:
     """The temperature minimising the log loss of ``logits / T`` on these rows (and only these)."""
     from scipy.optimize import minimize_scalar
 
-    best = minimize_scalar(lambda log_t: _log_loss(y, logits, rule, float(np.exp(log_t))),
+    loss = _log_loss_of_temperature(y, logits, rule)
+    best = minimize_scalar(lambda log_t: loss(float(np.exp(log_t))),
                            bounds=LOG_T_BOUNDS, method="bounded", options={"xatol": 1e-4})
     return float(np.exp(best.x))
 

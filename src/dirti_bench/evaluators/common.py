@@ -17,27 +17,37 @@ from .metrics import bootstrap_ci, classification_metrics
 
 _limited = 0  # nesting depth of one_thread: only the outermost call sets the limit
 # Worker processes for the tuned probes' outer folds (each fold's fit is independent and seeded, so
-# the results are the same for any number): 1 by default, as several people often share a machine.
+# the results are the same for any number). Unset: 1, as several people often share a machine and a
+# worker's ~1.5 s start costs more than it saves on a few thousand rows; from PARALLEL_FOLDS_FROM_ROWS
+# rows, where one fold's fit takes many seconds, 2 where the process may use 2 cores.
 JOBS_ENV = "DIRTI_BENCH_JOBS"
+PARALLEL_FOLDS_FROM_ROWS = 20_000
+DEFAULT_LARGE_JOBS = 2
 
 
-def fold_jobs() -> int:
-    """Processes for independent CV folds: ``DIRTI_BENCH_JOBS`` (default 1)."""
+def fold_jobs(rows: int = 0) -> int:
+    """Processes for independent CV folds of ``rows`` examples: ``DIRTI_BENCH_JOBS`` where set, else 1,
+    or ``DEFAULT_LARGE_JOBS`` (at most the usable cores) from ``PARALLEL_FOLDS_FROM_ROWS`` rows."""
     import os
 
     from ..errors import UserError
 
-    raw = os.environ.get(JOBS_ENV, "1").strip()
+    raw = os.environ.get(JOBS_ENV, "").strip()
+    if not raw:
+        if rows < PARALLEL_FOLDS_FROM_ROWS:
+            return 1
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return max(1, min(DEFAULT_LARGE_JOBS, cores))
     if not raw.isdigit() or int(raw) < 1:
         raise UserError(f"{JOBS_ENV}={raw!r} is not a positive whole number; set it to the number of worker "
                         "processes for CV folds (e.g. 2), or unset it")
     return int(raw)
 
 
-def map_folds(fit_fold, folds: Sequence) -> list:
-    """``[fit_fold(*fold) for fold in folds]``, in ``fold_jobs()`` worker processes when more than one
+def map_folds(fit_fold, folds: Sequence, rows: int = 0) -> list:
+    """``[fit_fold(*fold) for fold in folds]``, in ``fold_jobs(rows)`` worker processes when more than one
     (joblib's loky workers, one BLAS thread each); the results come back in fold order."""
-    jobs = min(fold_jobs(), len(folds))
+    jobs = min(fold_jobs(rows), len(folds))
     if jobs <= 1:
         return [fit_fold(*fold) for fold in folds]
     from joblib import Parallel, delayed

@@ -67,5 +67,6 @@ def random_init_encoders(ctx, seeds):
                                   "encoder is not an open_clip model")
     return [CachedEncoder(ClipEncoder(clip.model_name, "random", device=clip.device, seed=s,
                                       batch_size=clip.batch_size, num_workers=clip.num_workers,
-                                      progress=clip.progress, decode=clip.decode, decoded=clip.decoded),
+                                      progress=clip.progress, decode=clip.decode, decoded=clip.decoded,
+                                      decode_pool=clip.decode_pool, gpu_decode=clip.gpu_decode_request),
                           embedding_cache_dir()) for s in seeds]

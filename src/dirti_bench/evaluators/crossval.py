@@ -131,7 +131,7 @@ def cross_validated(scenario, ctx, make_model: ModelFactory):
     # Tuned probes (a penalty chosen per fold: the costly fits) may run their folds in worker processes;
     # KNN stays here, where its folds' neighbour searches are reused.
     tuned = hasattr(model[-1], "Cs")
-    fits = map_folds(_fit_fold, [(model, x, y, train, test) for train, test in splits]) if tuned else \
+    fits = map_folds(_fit_fold, [(model, x, y, train, test) for train, test in splits], rows=len(y)) if tuned else \
         [_fit_fold(model, x, y, train, test) for train, test in splits]
     for fold, ((_, test), (pred, conf, selection)) in enumerate(zip(splits, fits, strict=True)):
         y_pred[test], confidence[test] = pred, conf

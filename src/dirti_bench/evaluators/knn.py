@@ -18,9 +18,12 @@ from sklearn.preprocessing import StandardScaler
 
 from .crossval import cross_validated, cv_space, holdout, holdout_space
 
-# The neighbours of the last (training data, queries, k): a fold's prediction, vote shares and tied-vote
-# count all read them, so the brute-force search (quadratic in n) runs once per fold, not three times.
-_LAST_NEIGHBOURS: dict = {}
+# The neighbours of the last few (training data, queries, k): a fold's prediction, vote shares and
+# tied-vote count all read them, so the brute-force search (quadratic in n) runs once per fold, not three
+# times. A CV scenario predicts every fold before it counts the tied votes fold by fold, so the cache
+# holds a whole CV's folds (each entry is only k neighbours per query).
+_RECENT_NEIGHBOURS: dict = {}
+NEIGHBOUR_CACHE_SIZE = 16
 
 
 def _digest(a: np.ndarray) -> tuple:
@@ -39,10 +42,11 @@ class ReusedNeighboursKNN(KNeighborsClassifier):
         k = n_neighbors or self.n_neighbors
         X = self._validate_queries(X)
         key = (_digest(self._fit_X), _digest(X), k)
-        if _LAST_NEIGHBOURS.get("key") != key:
-            _LAST_NEIGHBOURS.clear()
-            _LAST_NEIGHBOURS.update(key=key, value=super().kneighbors(X, k, return_distance=True))
-        distances, neighbours = _LAST_NEIGHBOURS["value"]
+        if key not in _RECENT_NEIGHBOURS:
+            while len(_RECENT_NEIGHBOURS) >= NEIGHBOUR_CACHE_SIZE:
+                _RECENT_NEIGHBOURS.pop(next(iter(_RECENT_NEIGHBOURS)))
+            _RECENT_NEIGHBOURS[key] = super().kneighbors(X, k, return_distance=True)
+        distances, neighbours = _RECENT_NEIGHBOURS[key]
         return (distances, neighbours) if return_distance else neighbours
 
     def _validate_queries(self, X):

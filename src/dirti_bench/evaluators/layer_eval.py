@@ -257,52 +257,102 @@ def _inner_splits(y_train, seed: int) -> list:
         return list(cv.split(np.zeros(len(y_train)), y_train))
 
 
-def _classifier_layers(scenario, ctx, make, inner_make, after_fold=None) -> ScenarioResult:
-    """A classifier (``make(n_train)`` -> (unfitted model, options)) on every layer, the layer chosen by
-    inner CV accuracy (``inner_make``'s model) on each outer training fold alone; predictions of the
-    chosen layer only. ``after_fold(model, X_train, y_train, X_test)`` -> per-fold numbers to add up."""
+def _class_layer_probe(arrays, names, depths, weights, y, splits, split_seed: int, model, inner_make,
+                       after_fold=None):
+    """Every layer's classifier on every outer fold (the profile) and the layer chosen by inner CV
+    accuracy (``inner_make``'s model) on each training fold alone; ``after_fold(model, X_train, y_train,
+    X_test)`` -> per-fold numbers to add up, on the chosen layer. Returns (ClassLayerProbe, per-fold
+    records, added numbers)."""
     from sklearn.base import clone
 
-    from .common import classification_result
-    from .crossval import _fold_summary, cv_space, cv_splits, predict_with_confidence
+    from .crossval import predict_with_confidence
+    from .layer_classes import ClassLayerProbe
 
-    opts = scenario.options
-    space, n_splits = cv_space(scenario, ctx)
-    features = layers_for(ctx, opts.mode, opts.srp_seed)
-    row_of = {s.id: i for i, s in enumerate(ctx.stimuli.stimuli)}
-    rows = np.array([row_of[sid] for sid in space.stimulus_ids])
-    arrays = [a[rows] for a in features.arrays]
-    y = space.y_true
-    splits = cv_splits(y, n_splits, opts.split_seed)
-    model, model_opts = make(min(len(train) for train, _ in splits))
-    fold_of, y_pred, confidence = np.empty(len(y), dtype=int), np.empty(len(y), dtype=int), np.empty(len(y))
-    per_fold, added = [], {}
+    n = len(y)
+    fold_of = np.empty(n, dtype=int)
+    pred, confidence = np.empty((len(arrays), n), dtype=int), np.empty((len(arrays), n))
+    chosen, per_fold, added = [], [], {}
     for fold, (train, test) in enumerate(splits):
-        seed = opts.split_seed + fold
+        seed = split_seed + fold
         best, scores = _choose_layer(inner_make(y[train], seed), arrays, y, train, seed)
-        fitted = clone(model).fit(arrays[best][train], y[train])
-        y_pred[test], confidence[test] = predict_with_confidence(fitted, arrays[best][test])
+        for i, X in enumerate(arrays):  # each layer fitted on the training fold: its out-of-fold predictions
+            pred[i, test], confidence[i, test] = predict_with_confidence(clone(model).fit(X[train], y[train]), X[test])
         fold_of[test] = fold
+        chosen.append(best)
         counts = np.unique(y[train], return_counts=True)[1]
-        per_fold.append({"fold": fold, "layer": features.names[best], "depth": float(features.depths[best]),
-                         "inner_accuracy": dict(zip(features.names, scores, strict=True)),
+        per_fold.append({"fold": fold, "layer": names[best], "depth": float(depths[best]),
+                         "inner_accuracy": dict(zip(names, scores, strict=True)),
                          "classes_rarer_than_inner_folds": int((counts < LAYER_INNER_FOLDS).sum())})
         if after_fold is not None:
             for key, value in after_fold(model, arrays[best][train], y[train], arrays[best][test]).items():
                 added[key] = added.get(key, 0) + value
+    return ClassLayerProbe(list(names), [float(d) for d in depths], weights, fold_of, pred, confidence, chosen), \
+        per_fold, added
+
+
+def _layer_space(scenario, ctx):
+    """The scenario's label space, its outer stratified folds and the rows of the run's stimuli it holds."""
+    from .crossval import cv_space, cv_splits
+
+    space, n_splits = cv_space(scenario, ctx)
+    row_of = {s.id: i for i, s in enumerate(ctx.stimuli.stimuli)}
+    rows = np.array([row_of[sid] for sid in space.stimulus_ids])
+    splits = cv_splits(space.y_true, n_splits, scenario.options.split_seed)
+    return space, n_splits, rows, splits
+
+
+def _classifier_layers(scenario, ctx, make, inner_make, after_fold=None) -> ScenarioResult:
+    """A classifier (``make(n_train)`` -> (unfitted model, options)) on every layer, the layer chosen by
+    inner CV accuracy (``inner_make``'s model) on each outer training fold alone; the headline
+    predictions are the chosen layer's. Beside it: every layer's out-of-fold scores, the superlative
+    (same-data) layer and the gap (layer_classes.py)."""
+    from .common import classification_result
+    from .crossval import _fold_summary
+    from .layer_classes import (
+        CHOICE_METRIC,
+        CI_METHOD,
+        check_class_layer_result,
+        class_choice,
+        class_layer_profile,
+        class_predictions_frame,
+        class_scores_frame,
+    )
+    from .metrics import N_BOOTSTRAP
+
+    opts = scenario.options
+    space, n_splits, rows, splits = _layer_space(scenario, ctx)
+    features = layers_for(ctx, opts.mode, opts.srp_seed)
+    y = space.y_true
+    model, model_opts = make(min(len(train) for train, _ in splits))
+    probe, per_fold, added = _class_layer_probe([a[rows] for a in features.arrays], features.names, features.depths,
+                                                features.weights, y, splits, opts.split_seed, model, inner_make,
+                                                after_fold)
+    y_pred, confidence, fold_of = probe.nested_pred, probe.nested_confidence, probe.fold_of
     chosen = [f["layer"] for f in per_fold]
     modal = max(dict.fromkeys(chosen), key=chosen.count)
     names = np.array(space.names, dtype=object)
-    extra = {"layer_choice": {"nested": {
-        "modal_layer": modal, "modal_depth": float(features.depths[features.names.index(modal)]),
-        "folds_agreeing": chosen.count(modal), "folds": n_splits, "per_fold": per_fold,
-        "rule": f"the layer with the best mean accuracy in {LAYER_INNER_FOLDS}-fold stratified inner CV on each "
-                "training fold"}}}
+    choice = class_choice(probe, y, len(space.names), N_BOOTSTRAP, ctx.seed)
+    profile = class_layer_profile(probe, y, len(space.names), N_BOOTSTRAP, ctx.seed)
+    nested = {"modal_layer": modal, "modal_depth": float(features.depths[features.names.index(modal)]),
+              "folds_agreeing": chosen.count(modal), "folds": n_splits, "per_fold": per_fold,
+              CHOICE_METRIC: choice.pop(f"nested_{CHOICE_METRIC}"),
+              "rule": f"the layer with the best mean accuracy in {LAYER_INNER_FOLDS}-fold stratified inner CV on each "
+                      "training fold"}
+    extra = {"layer_choice": {"nested": nested, **choice}, "layer_profile": profile,
+             "layer_ci_method": CI_METHOD.format(n=N_BOOTSTRAP)}
     result = classification_result(
         scenario, space, None, space.stimulus_ids, y, y_pred, confidence, folds=fold_of.tolist(), seed=ctx.seed,
         fold_metrics=_fold_summary(names[y], names[y_pred], fold_of, space.names, n_splits), extra=extra,
         options={"folds_effective": n_splits, "layers": features.describe(),
-                 "layer_choice_rule": extra["layer_choice"]["nested"]["rule"], **model_opts})
+                 "layer_choice_rule": nested["rule"], **model_opts})
+    sup, gap = choice["superlative"], choice["gap"]
+    result.metrics |= {"nested_modal_depth": nested["modal_depth"], f"superlative_{CHOICE_METRIC}": sup[CHOICE_METRIC],
+                       "superlative_depth": sup["depth"],
+                       f"superlative_minus_nested_{CHOICE_METRIC}": gap[f"superlative_minus_nested_{CHOICE_METRIC}"]}
+    result.ci |= {f"superlative_{CHOICE_METRIC}": sup["ci"], f"superlative_minus_nested_{CHOICE_METRIC}": gap["ci"]}
+    result.layer_class_predictions = class_predictions_frame(scenario.id, probe, space.stimulus_ids, space.names, y)
+    result.layer_class_scores = class_scores_frame(scenario.id, features.weights, profile)
+    check_class_layer_result(result)
     return result, added
 
 
@@ -340,4 +390,164 @@ def evaluate_knn_layers(scenario, ctx) -> ScenarioResult:
     result, added = _classifier_layers(scenario, ctx, make, inner, ties)
     result.options["k_effective_inner"] = min(inner_k)
     _record_ties(result, int(added.get("tied_votes", 0)))
+    return result
+
+
+# ---------------------------------------------------------------- the classifiers' controls
+
+PIXEL_WEIGHTS = "none (image statistics)"
+
+
+def _oof_classifier(model, X, y, splits):
+    """One classifier's pooled out-of-fold predictions, confidences and folds on the outer ``splits``."""
+    from sklearn.base import clone
+
+    from .crossval import predict_with_confidence
+
+    pred, confidence, fold_of = np.empty(len(y), dtype=int), np.empty(len(y)), np.empty(len(y), dtype=int)
+    for fold, (train, test) in enumerate(splits):
+        pred[test], confidence[test] = predict_with_confidence(clone(model).fit(X[train], y[train]), X[test])
+        fold_of[test] = fold
+    return pred, confidence, fold_of
+
+
+def _accuracy_difference(y, first, second, n_labels: int, seed: int) -> tuple[float, list[float]]:
+    """accuracy(first) - accuracy(second) and its paired stratified percentile-bootstrap CI."""
+    from .layer_classes import CHOICE_METRIC
+    from .metrics import N_BOOTSTRAP, resampled_scores
+
+    draws = resampled_scores(y, np.vstack([first, second]), n_labels, N_BOOTSTRAP, seed)[CHOICE_METRIC]
+    return float(np.mean(first == y) - np.mean(second == y)), percentile_ci(draws[0] - draws[1])
+
+
+def _classification_control(scenario, ctx, space, n_splits, pred, confidence, fold_of, options, extra):
+    from .common import classification_result
+    from .crossval import _fold_summary
+
+    names = np.array(space.names, dtype=object)
+    y = space.y_true
+    return classification_result(
+        scenario, space, None, space.stimulus_ids, y, pred, confidence, folds=fold_of.tolist(), seed=ctx.seed,
+        fold_metrics=_fold_summary(names[y], names[pred], fold_of, space.names, n_splits), extra=extra,
+        options={"folds_effective": n_splits, **options})
+
+
+def evaluate_probe_pixels(scenario, ctx) -> ScenarioResult:
+    """``linear-probe-pixels-<task>``: the logistic probe on low-level image statistics (no model) on the
+    outer folds of the probe per layer; beside it the model's final embedding in the same probe and
+    folds, and the paired difference model - pixels."""
+    from ..encoding.layers import _weights_identity
+    from .layer_classes import (
+        ClassLayerProbe,
+        check_class_layer_result,
+        class_layer_profile,
+        class_predictions_frame,
+        class_scores_frame,
+        final_predictions_frame,
+    )
+    from .metrics import N_BOOTSTRAP
+    from .probe import probe_factory
+
+    space, n_splits, rows, splits = _layer_space(scenario, ctx)
+    y, n_labels = space.y_true, len(space.names)
+    X = pixel_features([ctx.stimuli.stimuli[i].path for i in rows])
+    model, model_opts = probe_factory(scenario)(min(len(train) for train, _ in splits))
+    pred, confidence, fold_of = _oof_classifier(model, X, y, splits)
+    probe = ClassLayerProbe(["pixels"], [0.0], PIXEL_WEIGHTS, fold_of, pred[None], confidence[None], [0] * n_splits)
+    frames = [class_predictions_frame(scenario.id, probe, space.stimulus_ids, space.names, y, kinds=("layer",))]
+    extra, added_metrics, added_ci = {}, {}, {}
+    if ctx.image_features.shape[1]:
+        final, final_confidence, _ = _oof_classifier(model, ctx.features_for(space), y, splits)
+        difference, difference_ci = _accuracy_difference(y, final, pred, n_labels, ctx.seed)
+        added_metrics = {"model_final_accuracy": float(np.mean(final == y)), "model_minus_pixels_accuracy": difference}
+        added_ci = {"model_minus_pixels_accuracy": difference_ci}
+        extra["model_vs_pixels"] = ("the model's final embedding in the same logistic probe on the same folds (rows "
+                                    "of kind 'final' in layer_class_predictions.csv); CI: paired stratified "
+                                    "percentile bootstrap over stimuli")
+        clip = getattr(ctx.encoder, "encoder", ctx.encoder)
+        frames.append(final_predictions_frame(scenario.id, _weights_identity(clip), fold_of, final, final_confidence,
+                                              space.stimulus_ids, space.names, y))
+    options = {"features": PIXEL_FEATURES, "n_features": int(X.shape[1]), **model_opts}
+    result = _classification_control(scenario, ctx, space, n_splits, pred, confidence, fold_of, options, extra)
+    result.metrics |= added_metrics
+    result.ci |= added_ci
+    result.layer_class_predictions = pd.concat(frames, ignore_index=True)
+    result.layer_class_scores = class_scores_frame(scenario.id, PIXEL_WEIGHTS,
+                                                   class_layer_profile(probe, y, n_labels, N_BOOTSTRAP, ctx.seed))
+    check_class_layer_result(result)
+    return result
+
+
+def evaluate_probe_random_init(scenario, ctx) -> ScenarioResult:
+    """``linear-probe-random-init-<task>``: the probe per layer (layer chosen inside each training fold) on
+    the run's architecture with seeded random weights, once per seed: the band of nested accuracies over
+    seeds, and the paired difference trained - random (the mean over seeds). The headline predictions
+    are the first seed's; every seed's are in layer_class_predictions.csv."""
+    from .layer_classes import (
+        CHOICE_METRIC,
+        check_class_layer_result,
+        class_choice,
+        class_layer_profile,
+        class_predictions_frame,
+        class_scores_frame,
+    )
+    from .metrics import N_BOOTSTRAP, resampled_scores
+    from .probe import probe_factory
+
+    opts = scenario.options
+    space, n_splits, rows, splits = _layer_space(scenario, ctx)
+    y, n_labels, ids = space.y_true, len(space.names), space.stimulus_ids
+    make = probe_factory(scenario)
+    model, model_opts = make(min(len(train) for train, _ in splits))
+    inner = lambda y_train, seed: make(len(y_train))[0]  # noqa: E731
+
+    def probe_of(features):
+        return _class_layer_probe([a[rows] for a in features.arrays], features.names, features.depths,
+                                  features.weights, y, splits, opts.split_seed, model, inner)
+
+    trained = layers_for(ctx, opts.mode, opts.srp_seed)
+    trained_probe = probe_of(trained)[0]
+    frames = [class_predictions_frame(scenario.id, trained_probe, ids, space.names, y, kinds=("nested",))]
+    probes, profiles, per_seed = [], [], []
+    for seed, encoder in zip(opts.seeds, random_init_encoders(ctx, opts.seeds), strict=True):
+        features = layers_for(ctx, opts.mode, opts.srp_seed, encoder=encoder)
+        probe, per_fold, _ = probe_of(features)
+        choice = class_choice(probe, y, n_labels, N_BOOTSTRAP, ctx.seed)
+        probes.append(probe)
+        frames.append(class_predictions_frame(scenario.id, probe, ids, space.names, y))
+        profiles.append(class_scores_frame(scenario.id, features.weights,
+                                           class_layer_profile(probe, y, n_labels, N_BOOTSTRAP, ctx.seed)))
+        chosen = [f["depth"] for f in per_fold]
+        per_seed.append({"seed": int(seed), "weights": features.weights,
+                         f"nested_{CHOICE_METRIC}": choice[f"nested_{CHOICE_METRIC}"],
+                         "nested_modal_depth": max(dict.fromkeys(chosen), key=chosen.count),
+                         f"superlative_{CHOICE_METRIC}": choice["superlative"][CHOICE_METRIC],
+                         "superlative_depth": choice["superlative"]["depth"]})
+    nested = np.array([s[f"nested_{CHOICE_METRIC}"] for s in per_seed])
+    trained_accuracy = float(np.mean(trained_probe.nested_pred == y))
+    draws = resampled_scores(y, np.vstack([trained_probe.nested_pred] + [p.nested_pred for p in probes]), n_labels,
+                             N_BOOTSTRAP, ctx.seed)[CHOICE_METRIC]
+    extra = {"per_seed": per_seed, "trained_weights": trained.weights, "headline_seed": int(opts.seeds[0]),
+             "band": f"min and max of the nested {CHOICE_METRIC} over {len(opts.seeds)} random-init seeds",
+             "difference": f"trained nested {CHOICE_METRIC} - mean random-init nested {CHOICE_METRIC}; CI: paired "
+                           "stratified percentile bootstrap over stimuli (rows of kind 'nested' in "
+                           "layer_class_predictions.csv)"}
+    clip = getattr(ctx.encoder, "encoder", ctx.encoder)
+    if getattr(clip, "smoke_run", False):
+        extra["note"] = "the run's own model has random weights: the trained side of this control is random too"
+    first = probes[0]
+    options = {"layers": trained.describe(), "seeds": list(opts.seeds), "headline": f"seed {opts.seeds[0]}'s nested "
+               "choice (every seed's in layer_class_predictions.csv)",
+               "layer_choice_rule": f"the layer with the best mean accuracy in {LAYER_INNER_FOLDS}-fold stratified inner "
+                                    "CV on each training fold", **model_opts}
+    result = _classification_control(scenario, ctx, space, n_splits, first.nested_pred, first.nested_confidence,
+                                      first.fold_of, options, extra)
+    result.metrics |= {f"band_min_{CHOICE_METRIC}": float(nested.min()), f"band_max_{CHOICE_METRIC}": float(nested.max()),
+                       f"mean_random_{CHOICE_METRIC}": float(nested.mean()),
+                       f"trained_nested_{CHOICE_METRIC}": trained_accuracy,
+                       f"trained_minus_random_{CHOICE_METRIC}": float(trained_accuracy - nested.mean())}
+    result.ci[f"trained_minus_random_{CHOICE_METRIC}"] = percentile_ci(draws[0] - draws[1:].mean(axis=0))
+    result.layer_class_predictions = pd.concat(frames, ignore_index=True)
+    result.layer_class_scores = pd.concat(profiles, ignore_index=True)
+    check_class_layer_result(result)
     return result

@@ -122,6 +122,21 @@ def stratified_draws(strata: np.ndarray, n_boot: int, rng: np.random.Generator) 
     return np.concatenate(blocks, axis=1) if blocks else np.zeros((n_boot, 0), dtype=np.int64)
 
 
+def stratified_confusions(true_idx: np.ndarray, pred_idx: np.ndarray, n_labels: int, n_boot: int,
+                          rng: np.random.Generator) -> np.ndarray:
+    """(n_boot, L, L) confusion matrices of ``stratified_draws``' resamples (the same draws from
+    ``rng``), one true class at a time: a stratum's row of a draw's matrix counts the predicted
+    labels of the members it drew. The integers of ``resampled_confusions``, in O(draws x n)
+    integer work and one stratum's draws in memory instead of every draw's counts of every stimulus."""
+    cm = np.zeros((n_boot, n_labels, n_labels), dtype=np.int64)
+    offsets = np.arange(n_boot)[:, None] * n_labels
+    for value in np.unique(true_idx):
+        members = np.flatnonzero(true_idx == value)
+        drawn = pred_idx[members][rng.integers(0, len(members), size=(n_boot, len(members)))]
+        cm[:, value, :] = np.bincount((offsets + drawn).ravel(), minlength=n_boot * n_labels).reshape(n_boot, n_labels)
+    return cm
+
+
 def bootstrap_ci(
     y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str],
     n_boot: int = N_BOOTSTRAP, seed: int = 0, level: float = CI_LEVEL,
@@ -136,8 +151,7 @@ def bootstrap_ci(
     true_idx, pred_idx = label_indices(y_true, labels), label_indices(y_pred, labels)
     if true_idx.size == 0:
         return {"accuracy": [None, None], "f1_macro": [None, None]}  # nothing to resample
-    draws = stratified_draws(true_idx, n_boot, np.random.default_rng(seed))
-    cm = resampled_confusions(draw_counts(draws, true_idx.size), true_idx, pred_idx, len(labels))[0]
+    cm = stratified_confusions(true_idx, pred_idx, len(labels), n_boot, np.random.default_rng(seed))
     tail = (1 - level) / 2 * 100
     return {name: [float(np.percentile(v, tail)), float(np.percentile(v, 100 - tail))]
             for name, v in (("accuracy", accuracy_from_confusion(cm)), ("f1_macro", macro_f1_from_confusion(cm)))}
@@ -166,6 +180,17 @@ def scores_of_rows(true_idx: np.ndarray, pred_rows: np.ndarray, n_labels: int) -
     pred_rows = np.atleast_2d(np.asarray(pred_rows, dtype=np.int64))
     true_idx = np.broadcast_to(np.asarray(true_idx, dtype=np.int64), pred_rows.shape)
     return _scores(confusion_stack(true_idx, pred_rows, n_labels))
+
+
+def resampled_scores(true_idx: np.ndarray, pred_rows: np.ndarray, n_labels: int, n_boot: int = N_BOOTSTRAP,
+                     seed: int = 0) -> dict[str, np.ndarray]:
+    """Accuracy, balanced accuracy and macro F1 of each row of ``pred_rows`` under each stratified
+    bootstrap draw, {metric: (rows, n_boot)}: the draws of ``bootstrap_ci`` with the same seed, the same
+    for every row, so differences between rows are paired."""
+    true_idx = np.asarray(true_idx, dtype=np.int64)
+    pred_rows = np.atleast_2d(np.asarray(pred_rows, dtype=np.int64))
+    counts = draw_counts(stratified_draws(true_idx, n_boot, np.random.default_rng(seed)), true_idx.size)
+    return _scores(resampled_confusions(counts, true_idx, pred_rows, n_labels))
 
 
 def score_rows(true_idx: np.ndarray, pred_rows: np.ndarray, n_labels: int, n_boot: int = N_BOOTSTRAP,

@@ -21,6 +21,8 @@ from ..contracts import KnnSplitOptions as KnnSplit
 from ..contracts import PixelBaselineOptions as PixelBaseline
 from ..contracts import ProbeCvOptions as ProbeCv
 from ..contracts import ProbeLayersOptions as ProbeLayers
+from ..contracts import ProbePixelsOptions as ProbePixels
+from ..contracts import ProbeRandomInitOptions as ProbeRandomInit
 from ..contracts import RandomInitOptions as RandomInit
 from ..contracts import TemplateSweepOptions as TemplateSweep
 from ..contracts import ThresholdSweepOptions as ThresholdSweep
@@ -116,14 +118,16 @@ def _align_layers(s: Scenario) -> str:
 def _probe_layers(s: Scenario) -> str:
     o = s.options
     return (f"logistic regression (C: {o.C}) on every layer of the image tower ({o.mode}), stratified {o.folds}-fold "
-            "CV; the layer chosen inside each training fold by inner CV accuracy")
+            "CV; the layer chosen inside each training fold by inner CV accuracy, every layer's out-of-fold accuracy "
+            "and the same-data superlative layer beside it")
 
 
 def _knn_layers(s: Scenario) -> str:
     o = s.options
     return (f"KNN (k={o.k}, ties: {o.tie_break}) on every layer of the image tower ({o.mode}), stratified "
             f"{o.folds}-fold CV, scaler inside the pipeline; the layer chosen inside each training fold by inner "
-            f"CV accuracy; classes: {_classes(s)}")
+            f"CV accuracy, every layer's out-of-fold accuracy and the same-data superlative layer beside it; classes: "
+            f"{_classes(s)}")
 
 
 def _align_pixels(s: Scenario) -> str:
@@ -136,6 +140,19 @@ def _align_random_init(s: Scenario) -> str:
     o = s.options
     return (f"the run's architecture with random weights (seeds {', '.join(map(str, o.seeds))}), the layer "
             f"probe ({o.mode}) vs {o.rating} per seed; band over seeds and trained - random")
+
+
+def _probe_pixels(s: Scenario) -> str:
+    o = s.options
+    return (f"logistic regression (C: {o.C}) on low-level image statistics (no model), stratified {o.folds}-fold "
+            "CV; the model's final embedding in the same probe and folds beside it")
+
+
+def _probe_random_init(s: Scenario) -> str:
+    o = s.options
+    return (f"the run's architecture with random weights (seeds {', '.join(map(str, o.seeds))}), logistic regression "
+            f"(C: {o.C}) on every layer ({o.mode}), the layer chosen inside each training fold, per seed; band over "
+            "seeds and trained - random")
 
 
 def _probe_layers_runnable(scenario: Scenario, ctx: EvalContext) -> None:
@@ -168,6 +185,10 @@ for _spec in (
                   _align_pixels),
     EvaluatorSpec("align-random-init", RandomInit, layer_eval.evaluate_random_init,
                   layer_eval.check_layers_runnable, _align_random_init),
+    EvaluatorSpec("probe-pixels", ProbePixels, layer_eval.evaluate_probe_pixels, probe.check_runnable,
+                  _probe_pixels),
+    EvaluatorSpec("probe-random-init", ProbeRandomInit, layer_eval.evaluate_probe_random_init,
+                  _probe_layers_runnable, _probe_random_init),
 ):
     register_evaluator(_spec)
 
