@@ -122,7 +122,14 @@ def session_scenarios(config) -> list:
     """The registry's scenarios, plus a rated set's alignment scenarios for its own rating columns."""
     from dirti_bench.data.ratedset import is_rated_set, load_rated_set
     from dirti_bench.data.stimuli import DISGUST_RATING
-    from dirti_bench.scenarios import REGISTRY, data_scenarios, layer_scenarios
+    from dirti_bench.scenarios import (
+        REGISTRY,
+        classifier_control_scenarios,
+        data_scenarios,
+        knn_layer_scenarios,
+        layer_scenarios,
+        probe_layer_scenarios,
+    )
 
     scenarios = list(REGISTRY.values())
     data = option(config, "--dirti-data")
@@ -139,6 +146,9 @@ def session_scenarios(config) -> list:
         scenarios += [s for column in dict.fromkeys(columns)
                       for s in layer_scenarios(column, layers["layer_mode"], layers["layers"] == "all",
                                                layers["controls"] or ())]
+        if layers["layers"] == "all":  # the classifiers per layer, as `run --layers all` adds them
+            scenarios += probe_layer_scenarios(layers["layer_mode"]) + knn_layer_scenarios(layers["layer_mode"])
+        scenarios += classifier_control_scenarios(layers["controls"] or (), layers["layer_mode"])
     return scenarios
 
 

@@ -263,3 +263,44 @@ def test_pixel_baseline_classifier_and_model_minus_pixels_recompute_from_their_p
     # the same outer folds as the probe per layer
     _, layered = signal_result
     assert by_stimulus(pixels, "fold").astype(int).equals(by_stimulus(layered.predictions, "fold").astype(int))
+
+
+def test_the_task_figure_and_report_rows_show_both_choices_the_controls_and_name_the_run(signal_result, tmp_path):
+    from dirti_bench.pipeline import evaluate_scenario
+    from dirti_bench.reporting.layer_figures import (
+        _class_outcome_from_result,
+        class_layer_profile_figure,
+        class_layer_summary_rows,
+        group_by_task,
+        write_class_layer_profiles,
+    )
+    from dirti_bench.scenarios import classifier_control_scenarios
+
+    stimuli, layered = signal_result
+    ctx = layered_ctx(stimuli)
+    controls = [evaluate_scenario(s.with_options(seeds=[1, 2]) if "seeds" in s.options.to_dict() else s, ctx)
+                for s in classifier_control_scenarios(["pixels", "random-init"]) if s.task == "category"]
+    results = [layered, *controls]
+    run = {"model": "ViT-B-32", "pretrained": "openai", "weights_sha256": "ab" * 32, "dataset": "dirti-demo-seed0"}
+    by_kind = group_by_task(_class_outcome_from_result(r) for r in results)["category"]
+    assert set(by_kind) == {"probe", "pixels", "random-init"}
+    fig = class_layer_profile_figure(by_kind, "category", run)
+    title = fig.axes[0].get_title()
+    for part in ("linear-probe-layers-baseline", "linear-probe-random-init-baseline", "ViT-B-32", "openai",
+                 "dirti-demo-seed0"):
+        assert part in title, part
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert any(t.startswith("logistic probe superlative (same-data) block02") for t in legend)
+    assert any(t.startswith("logistic probe nested choice acc=") for t in legend)
+    assert any(t.startswith("random init (logistic probe), 2 seeds") for t in legend)
+    assert any(t.startswith("pixel statistics (logistic probe) acc=") for t in legend)
+    (row,) = class_layer_summary_rows(by_kind, "category")
+    assert row["nested layer (depth, folds agreeing)"].startswith("block02 (0.50, ")
+    assert row["superlative layer (depth): acc. [95% CI]"].startswith("block02 (0.50): ")
+    assert row["superlative - nested [95% CI]"] == "0.000 [0.000, 0.000]"
+    random_init = controls[1]
+    assert row["random-init nested acc. band (seeds)"].startswith(f"{random_init.metrics['band_min_accuracy']:.3f} to ")
+    assert row["model - random-init [95% CI]"].startswith(f"{random_init.metrics['trained_minus_random_accuracy']:.3f} [")
+    assert row["pixels acc. [95% CI]"].startswith(f"{controls[0].metrics['accuracy']:.3f} [")
+    (path,) = write_class_layer_profiles(results, tmp_path, run)
+    assert path.name == "layer_profile_task-category.png" and path.read_bytes()[:4] == b"\x89PNG"

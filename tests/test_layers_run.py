@@ -255,6 +255,52 @@ def test_report_shows_each_ratings_layer_profile_with_its_choices_and_controls(l
     assert 'alt="disg_mean_all: out-of-fold Pearson r' in html and "data:image/png;base64," in html
 
 
+@pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
+def test_classifier_layer_profiles_and_controls_recompute_and_reach_report_and_leaderboard(layered_run, tmp_path):
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
+
+    from dirti_bench.reporting.runs_report import write_comparison
+    from dirti_bench.validity import flag_codes
+
+    cold, warm = layered_run
+    doc = json.loads((cold / "results.json").read_text())
+    predictions = pd.read_csv(cold / "layer_class_predictions.csv", keep_default_na=False)
+    scores = pd.read_csv(cold / "layer_class_scores.csv")
+    ids = {"linear-probe-layers-baseline", "knn-layers-baseline", "linear-probe-pixels-baseline",
+           "linear-probe-random-init-baseline"}
+    assert ids <= set(scores.scenario) and ids <= set(doc["scenarios"])
+    layer_rows = predictions[predictions.kind == "layer"]
+    for row in scores.itertuples():  # every per-layer score, from the saved predictions, with scikit-learn
+        labels = doc["scenarios"][row.scenario]["labels"]
+        part = layer_rows[(layer_rows.scenario == row.scenario) & (layer_rows.weights == row.weights)
+                          & (layer_rows.layer == row.layer)]
+        assert len(part) == doc["scenarios"][row.scenario]["n"]
+        assert accuracy_score(part.y_true, part.y_pred) == pytest.approx(row.accuracy, abs=1e-12)
+        assert balanced_accuracy_score(part.y_true, part.y_pred) == pytest.approx(row.balanced_accuracy, abs=1e-12)
+        assert f1_score(part.y_true, part.y_pred, labels=labels, average="macro",
+                        zero_division=0) == pytest.approx(row.f1_macro, abs=1e-12)
+    for sid in ids - {"linear-probe-pixels-baseline"}:  # the nested rows are the headline predictions
+        nested = predictions[(predictions.scenario == sid) & (predictions.kind == "nested")
+                             & (predictions.weights == scores[scores.scenario == sid].weights.iloc[0])]
+        assert accuracy_score(nested.y_true, nested.y_pred) == pytest.approx(doc["scenarios"][sid]["metrics"]["accuracy"])
+    md = (cold / "report.md").read_text()
+    section = md[md.index("## Layer profiles of the classes"):]
+    section = section[:section.index("\n## ", 1)]
+    assert "| category | logistic probe |" in section and "| category | KNN " in section
+    assert "](figures/layer_profile_task-category.png)" in section
+    assert (cold / "figures" / "layer_profile_task-category.png").stat().st_size > 10_000
+    write_comparison([cold, warm], tmp_path / "cmp")
+    board = pd.read_csv(tmp_path / "cmp" / "leaderboard.csv", keep_default_na=False)
+    for sid in ids:
+        rows = board[(board.scenario == sid) & (board.metric == "accuracy")]
+        assert len(rows) == 2 and set(rows.flag) == {";".join(flag_codes(doc["scenarios"][sid]))}, sid
+    for sid, metric in (("linear-probe-random-init-baseline", "trained_minus_random_accuracy"),
+                        ("linear-probe-pixels-baseline", "model_minus_pixels_accuracy"),
+                        ("linear-probe-layers-baseline", "superlative_minus_nested_accuracy")):
+        rows = board[(board.scenario == sid) & (board.metric == metric)]
+        assert len(rows) == 2 and rows.ci_low.astype(str).str.len().min() > 0, (sid, metric)
+
+
 def _probe_layers_ctx(demo_stimuli, corrupt_rows=()):
     """Demo stimuli with constructed layers: only layer 'block02' carries the category (one-hot + noise);
     ``corrupt_rows`` get noise in every layer (a test fold's rows, to show its choice never reads them)."""

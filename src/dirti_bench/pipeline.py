@@ -328,15 +328,16 @@ def feature_files(ctx: EvalContext) -> dict[str, bytes]:
 
 def layer_files(results: list[ScenarioResult], figures_dir: Path | None = None, run: dict | None = None,
                 integer_ids: bool = False) -> dict[str, bytes]:
-    """layer_predictions.csv and layer_scores.csv of the layer-wise scenarios (none without them), and
-    with ``figures_dir`` one layer-profile figure per rating there."""
+    """The layer files of the layer-wise scenarios (none without them), and with ``figures_dir`` one
+    layer-profile figure per rating and one per classification task there."""
     frames = layer_frames(results, integer_ids)
     if not frames:
         return {}
-    from .reporting.layer_figures import write_layer_profiles
+    from .reporting.layer_figures import write_class_layer_profiles, write_layer_profiles
 
     if figures_dir is not None:
         write_layer_profiles([r for r in results if r.layer_scores is not None], figures_dir, run or {})
+        write_class_layer_profiles([r for r in results if r.layer_class_scores is not None], figures_dir, run or {})
     return {name: frame.to_csv(index=False).encode() for name, frame in frames.items()}
 
 

@@ -199,3 +199,153 @@ def layer_summary_row(by_kind: dict, rating: str) -> dict:
     else:
         row["pixels r [95% CI]"] = "not run"
     return row
+
+
+# ---------------------------------------------------------------- the classifiers per layer
+
+# scenario id prefix -> (its part in a task's figure, how the figure and the table name it)
+CLASS_LAYER_KINDS = {"linear-probe-layers": ("probe", "logistic probe"), "knn-layers": ("knn", "KNN"),
+                     "linear-probe-pixels": ("pixels", "pixel statistics"),
+                     "linear-probe-random-init": ("random-init", "random init")}
+
+
+def class_layer_kind(sid: str) -> str | None:
+    return next((kind for prefix, (kind, _) in CLASS_LAYER_KINDS.items() if sid.startswith(f"{prefix}-")), None)
+
+
+def _class_outcome_from_result(result) -> tuple[str, LayerOutcome, list[str]]:
+    from ..validity import flag_codes
+
+    return (result.task, LayerOutcome(result.id, result.options, result.extra, result.metrics, result.ci,
+                                      result.layer_class_scores), flag_codes(result.to_json()))
+
+
+def class_outcome_from_entry(sid: str, entry: dict, scores: pd.DataFrame) -> tuple[str, LayerOutcome, list[str]]:
+    from ..validity import flag_codes
+
+    return entry.get("task", ""), LayerOutcome.from_entry(sid, entry, scores), flag_codes(entry)
+
+
+def group_by_task(outcomes) -> dict[str, dict]:
+    """task -> {'probe' | 'knn' | 'pixels' | 'random-init' -> (outcome, flags)}, in the order they ran."""
+    grouped: dict[str, dict] = {}
+    for task, outcome, flags in outcomes:
+        grouped.setdefault(task, {})[class_layer_kind(outcome.id)] = (outcome, flags)
+    return grouped
+
+
+def class_layer_figure_name(task: str) -> str:
+    return f"layer_profile_task-{re.sub(r'[^A-Za-z0-9_-]+', '-', task)}.png"
+
+
+def class_layer_profile_figure(by_kind: dict, task: str, run: dict):
+    """Out-of-fold accuracy per layer vs depth (95% stratified bootstrap CI bands) of the probe and the
+    KNN per layer, each one's nested choice (line, CI band) and superlative layer (star), the random-init
+    band over seeds and the pixel-statistics probe; validity flags written on the plot."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    flagged = []
+    for kind, color in (("probe", "C0"), ("knn", "C4")):
+        if kind not in by_kind:
+            continue
+        outcome, flags = by_kind[kind]
+        name = next(label for k, label in CLASS_LAYER_KINDS.values() if k == kind)
+        s = outcome.layer_scores.sort_values("depth")
+        depth = s["depth"].to_numpy(float)
+        ax.fill_between(depth, s["accuracy_ci_low"], s["accuracy_ci_high"], color=color, alpha=0.15)
+        ax.plot(depth, s["accuracy"], "o-", color=color, label=f"{name}: out-of-fold accuracy per layer (95% CI band)")
+        choice = outcome.extra.get("layer_choice", {})
+        sup, nested = choice.get("superlative", {}), choice.get("nested", {})
+        if sup:
+            ax.plot([sup["depth"]], [sup["accuracy"]], "*", ms=15, color=color, markeredgecolor="C3",
+                    label=f"{name} superlative (same-data) {sup['layer']} acc={sup['accuracy']:.3f}")
+        if nested:
+            ax.axhline(outcome.metrics.get("accuracy", np.nan), color=color, lw=1.2, ls="-.",
+                       label=f"{name} nested choice acc={outcome.metrics.get('accuracy', np.nan):.3f} (modal depth "
+                             f"{nested.get('modal_depth', np.nan):.2f}, {nested.get('folds_agreeing')}/{nested.get('folds')} folds)")
+            ci = outcome.ci.get("accuracy")
+            if ci and None not in ci:
+                ax.axhspan(*ci, color=color, alpha=0.07)
+        flagged += [f"{outcome.id}: {', '.join(flags)}"] if flags else []
+    if "random-init" in by_kind:
+        outcome, flags = by_kind["random-init"]
+        s = outcome.layer_scores.pivot_table(index="depth", columns="weights", values="accuracy")
+        ax.fill_between(s.index.to_numpy(float), s.min(axis=1), s.max(axis=1), color="0.5", alpha=0.3,
+                        label=f"random init (logistic probe), {s.shape[1]} seeds: per-layer accuracy min-max")
+        flagged += [f"{outcome.id}: {', '.join(flags)}"] if flags else []
+    if "pixels" in by_kind:
+        outcome, flags = by_kind["pixels"]
+        acc = outcome.metrics.get("accuracy", np.nan)
+        ax.axhline(acc, color="C1", ls=":", label=f"pixel statistics (logistic probe) acc={acc:.3f}{_ci(outcome.ci.get('accuracy'))}")
+        flagged += [f"{outcome.id}: {', '.join(flags)}"] if flags else []
+    if flagged:
+        ax.text(0.02, 0.03, "flags: " + "; ".join(flagged), transform=ax.transAxes, fontsize=7, color="C3")
+    ax.set_xlabel("layer depth (fraction of the image tower; 1.0 = pooled output before projection)")
+    ax.set_ylabel(f"out-of-fold accuracy ({task} task)")
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=6.5, loc="best")
+    ids = ", ".join(outcome.id for outcome, _ in by_kind.values())
+    ax.set_title(figure_title(run, f"Layer profile ({ids}): accuracy per layer, {task} task"), fontsize=8)
+    return fig
+
+
+def write_class_layer_profiles(results, out_dir: Path, run: dict) -> list[Path]:
+    """One figure per classification task of the classifier-per-layer scenarios into ``out_dir``."""
+    written = []
+    for task, by_kind in group_by_task(_class_outcome_from_result(r) for r in results).items():
+        fig = class_layer_profile_figure(by_kind, task, run)
+        path = Path(out_dir) / class_layer_figure_name(task)
+        path.write_bytes(png(fig))
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def _acc_ci(metrics: dict, ci: dict, metric: str) -> str:
+    return _r_ci(metrics.get(metric), ci.get(metric))
+
+
+def class_layer_summary_rows(by_kind: dict, task: str) -> list[dict]:
+    """Report rows of one task, one per classifier per layer (logistic probe, KNN): its nested accuracy
+    with the modal layer, the superlative layer and the gap; the controls (random-init band, pixel
+    probe), which are logistic probes, on the probe's row; each with its CI and flags."""
+    rows = []
+    for kind in ("probe", "knn"):
+        if kind not in by_kind and not (kind == "probe" and ({"random-init", "pixels"} & set(by_kind))):
+            continue
+        row = {"task": task, "classifier": next(label for k, label in CLASS_LAYER_KINDS.values() if k == kind)}
+        if kind in by_kind:
+            outcome, flags = by_kind[kind]
+            m, ci = outcome.metrics, outcome.ci
+            choice = outcome.extra.get("layer_choice", {})
+            nested, sup = choice.get("nested", {}), choice.get("superlative", {})
+            row["nested acc. [95% CI]"] = _acc_ci(m, ci, "accuracy") + (f" ({'; '.join(flags)})" if flags else "")
+            row["nested layer (depth, folds agreeing)"] = (f"{nested.get('modal_layer')} ({nested.get('modal_depth', np.nan):.2f}, "
+                                                           f"{nested.get('folds_agreeing')}/{nested.get('folds')})")
+            row["superlative layer (depth): acc. [95% CI]"] = (f"{sup.get('layer')} ({sup.get('depth', np.nan):.2f}): "
+                                                               f"{_acc_ci(m, ci, 'superlative_accuracy')}")
+            row["superlative - nested [95% CI]"] = _acc_ci(m, ci, "superlative_minus_nested_accuracy")
+        else:
+            row["nested acc. [95% CI]"] = "not run"
+        if kind == "probe":
+            if "random-init" in by_kind:
+                outcome, flags = by_kind["random-init"]
+                m = outcome.metrics
+                seeds = ", ".join(map(str, outcome.options.get("seeds", [])))
+                row["random-init nested acc. band (seeds)"] = (f"{m.get('band_min_accuracy', np.nan):.3f} to "
+                                                              f"{m.get('band_max_accuracy', np.nan):.3f} ({seeds})"
+                                                              + (f" ({'; '.join(flags)})" if flags else ""))
+                row["model - random-init [95% CI]"] = _acc_ci(m, outcome.ci, "trained_minus_random_accuracy")
+            else:
+                row["random-init nested acc. band (seeds)"] = "not run"
+            if "pixels" in by_kind:
+                outcome, flags = by_kind["pixels"]
+                row["pixels acc. [95% CI]"] = _acc_ci(outcome.metrics, outcome.ci, "accuracy") + \
+                    (f" ({'; '.join(flags)})" if flags else "")
+                if "model_minus_pixels_accuracy" in outcome.metrics:
+                    row["model final - pixels [95% CI]"] = _acc_ci(outcome.metrics, outcome.ci,
+                                                                   "model_minus_pixels_accuracy")
+            else:
+                row["pixels acc. [95% CI]"] = "not run"
+        rows.append(row)
+    return rows

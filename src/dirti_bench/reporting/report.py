@@ -29,6 +29,7 @@ from ..results import (
     BALANCED_ACCURACY,
     F1_MACRO,
     FEATURES_FILE,
+    LAYER_CLASS_SCORES_FILE,
     LAYER_SCORES_FILE,
     PRECISION_MACRO,
     PREDICTION_COLUMNS,
@@ -79,6 +80,7 @@ class RunData(ReadBack):
     prompts: pd.DataFrame | None = None  # prompts.csv, every cell a string
     label: str = ""
     layer_scores: pd.DataFrame | None = None  # layer_scores.csv of a layer-wise run
+    layer_class_scores: pd.DataFrame | None = None  # layer_class_scores.csv: the classifiers per layer
 
 
 def _read_csv(path: Path, columns: list[str], text: bool = False) -> pd.DataFrame | None:
@@ -132,7 +134,10 @@ def load_run(results_dir: Path | Results, shown_as: Path | None = None) -> RunDa
                    _read_features(base / FEATURES_FILE), _read_csv(base / STIMULI_FILE, ["stimulus"]), alignment,
                    _read_csv(base / PROMPTS_FILE, PROMPT_COLUMNS, text=True),
                    layer_scores=_read_csv(base / LAYER_SCORES_FILE, ["scenario", "weights", "layer", "depth",
-                                                                     "pearson_r", "ci_low", "ci_high"]))
+                                                                     "pearson_r", "ci_low", "ci_high"]),
+                   layer_class_scores=_read_csv(base / LAYER_CLASS_SCORES_FILE, ["scenario", "weights", "layer", "depth",
+                                                                                 "accuracy", "accuracy_ci_low",
+                                                                                 "accuracy_ci_high"]))
 
 
 def _label_runs(runs: list[RunData]) -> None:
@@ -566,6 +571,52 @@ def _layer_profiles(runs: list[RunData]) -> list:
     return blocks
 
 
+def _class_layer_profiles(runs: list[RunData]) -> list:
+    """Per classification task: the layer-profile figure of the classifiers per layer and one row with
+    their nested and superlative choices, the gap, the random-init band and the pixel probe."""
+    from .layer_figures import (
+        class_layer_figure_name,
+        class_layer_kind,
+        class_layer_profile_figure,
+        class_layer_summary_rows,
+        class_outcome_from_entry,
+        group_by_task,
+    )
+
+    blocks = []
+    for run in runs:
+        ids = [sid for sid in run.scenarios if class_layer_kind(sid)]
+        if not ids or run.layer_class_scores is None:
+            continue
+        from .figures import plt, png  # matplotlib loads only when a figure is drawn
+
+        grouped = group_by_task(class_outcome_from_entry(sid, run.scenarios[sid], run.layer_class_scores) for sid in ids)
+        rows, figures = [], []
+        for task, by_kind in grouped.items():
+            rows += class_layer_summary_rows(by_kind, task)
+            figure = class_layer_profile_figure(by_kind, task, run.run)
+            figures.append(Figure(figure_path(class_layer_figure_name(task).removesuffix(".png"), runs, run), png(figure),
+                                  f"{task} task: out-of-fold accuracy per layer vs depth (95% stratified bootstrap CI "
+                                  "bands), the nested choices (lines), the superlative layers (stars), the random-init "
+                                  "band over seeds and the pixel-statistics probe"))
+            plt.close(figure)
+        if not blocks:
+            blocks += [Heading(2, "Layer profiles of the classes"),
+                       Para("Which layer carries the classes: the logistic probe and the KNN on every layer of the image "
+                            "tower. The headline (nested) picks the layer with the best inner-CV accuracy inside each "
+                            "training fold, so its accuracy is out of fold; the superlative layer is the best layer picked "
+                            "on the same out-of-fold scores it reports, so superlative - nested is how optimistic that "
+                            "choice is. Random-init: the probe per layer on the same architecture with seeded random "
+                            "weights (band: min-max of the nested accuracy over seeds); pixels: the probe on low-level "
+                            "image statistics, no model. CIs: 95% percentile bootstrap resampling the stimuli within "
+                            "each true class (differences paired). Every per-layer score recomputes from "
+                            "layer_class_predictions.csv.")]
+        if len(runs) > 1:
+            blocks.append(Para(f"**{run.label}**"))
+        blocks += [Table(pd.DataFrame(rows).fillna(MISSING)), *figures]
+    return blocks
+
+
 def _per_class(runs: list[RunData]) -> list:
     blocks = [Heading(2, "Per-class results")]
     for sid in _scenario_ids(runs, classification=True):
@@ -719,7 +770,7 @@ def build_blocks(runs: list[RunData], projection: str | None = None, reporter=No
 
 def _build_blocks(runs: list[RunData], projection: str | None = None, reporter=None) -> list:
     return (_findings(runs) + _header(runs) + _skipped(runs) + _dropped_and_empty(runs) + _headline(runs) + prompt_sections(runs)
-            + _study(runs) + _other_scenarios(runs) + _layer_profiles(runs) + _probe_penalties(runs) + _comparisons(runs) + _throughput(runs)
+            + _study(runs) + _other_scenarios(runs) + _layer_profiles(runs) + _class_layer_profiles(runs) + _probe_penalties(runs) + _comparisons(runs) + _throughput(runs)
             + _calibration(runs) + _per_class(runs) + _projection(runs, projection, reporter))
 
 
