@@ -220,10 +220,9 @@ def _class_outcome_from_result(result) -> tuple[str, LayerOutcome, list[str]]:
                                       result.layer_class_scores), flag_codes(result.to_json()))
 
 
-def class_outcome_from_entry(sid: str, entry: dict, scores: pd.DataFrame) -> tuple[str, LayerOutcome, list[str]]:
-    from ..validity import flag_codes
-
-    return entry.get("task", ""), LayerOutcome.from_entry(sid, entry, scores), flag_codes(entry)
+def class_outcome_from_outcome(outcome, scores: pd.DataFrame) -> tuple[str, LayerOutcome, list[str]]:
+    """A ``ScenarioOutcome`` read back from results.json, with its rows of layer_class_scores.csv."""
+    return outcome.task, LayerOutcome.from_outcome(outcome, scores), list(outcome.flag_codes)
 
 
 def group_by_task(outcomes) -> dict[str, dict]:

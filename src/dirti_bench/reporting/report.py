@@ -579,7 +579,7 @@ def _class_layer_profiles(runs: list[RunData]) -> list:
         class_layer_kind,
         class_layer_profile_figure,
         class_layer_summary_rows,
-        class_outcome_from_entry,
+        class_outcome_from_outcome,
         group_by_task,
     )
 
@@ -590,7 +590,7 @@ def _class_layer_profiles(runs: list[RunData]) -> list:
             continue
         from .figures import plt, png  # matplotlib loads only when a figure is drawn
 
-        grouped = group_by_task(class_outcome_from_entry(sid, run.scenarios[sid], run.layer_class_scores) for sid in ids)
+        grouped = group_by_task(class_outcome_from_outcome(run.scenarios[sid], run.layer_class_scores) for sid in ids)
         rows, figures = [], []
         for task, by_kind in grouped.items():
             rows += class_layer_summary_rows(by_kind, task)
