@@ -248,16 +248,6 @@ def test_decode_options_reach_the_encoder_and_the_record():
         RunConfig(demo=True, gpu_decode="sometimes")
 
 
-@pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU: the GPU decode itself (its CPU-testable parts run above)")
-def test_gpu_decode_on_cuda_matches_the_cpu_decode(photos):
-    on = ClipEncoder("dirti-tiny", "random", device="cuda", gpu_decode="on", progress=False)
-    off = ClipEncoder("dirti-tiny", "random", device="cuda", gpu_decode="off", progress=False)
-    a, b = on.encode_images(photos), off.encode_images(photos)
-    assert on.decode_route["jpeg_decode"] == "torchvision" and on.decode_route["jpeg_device"] == "cuda"
-    assert on.preprocess_id.endswith("+gpu-jpeg") and not off.preprocess_id.endswith("+gpu-jpeg")
-    assert (a * b).sum(axis=1).min() >= 0.999
-
-
 # ---------------------------------------------------------------- image shards
 
 
@@ -272,6 +262,7 @@ def test_image_shards_are_contiguous_disjoint_and_cover_the_set(n, count):
 SCENARIOS = ["zeroshot-baseline", "knn-cv10-baseline", "align-disgust-zeroshot"]
 
 
+@pytest.mark.slow  # three shards and two whole runs: CI runs it (pytest -m slow)
 def test_three_shards_then_one_run_does_no_image_forward_and_matches_an_unsharded_run(tmp_path, monkeypatch, capsys):
     run = ["run", "--demo", "--no-report", "--no-progress", "--quiet", "--scenarios", *SCENARIOS]
     monkeypatch.setenv("DIRTI_BENCH_HOME", str(tmp_path / "plain-home"))

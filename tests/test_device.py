@@ -41,6 +41,22 @@ def test_encoder_runs_on_the_requested_device_and_agrees_with_cpu(demo_stimuli):
     assert np.all(cosine > 0.999), cosine
 
 
+def test_gpu_decode_feeds_the_same_resize_and_agrees_with_the_cpu_decode(demo_stimuli):
+    """JPEGs decoded on the GPU (--gpu-decode on) give the embeddings of the CPU decode within cosine
+    0.999; its CPU-testable parts (batching, resize, fallbacks, flags) are in test_decode_routes.py."""
+    if resolve_device(requested_device()) != "cuda":
+        pytest.skip("GPU decoding needs DIRTI_BENCH_DEVICE=cuda on a CUDA machine (tox -e cuda)")
+    paths = [s.path for s in demo_stimuli.stimuli[:12]]
+    on = ClipEncoder("dirti-tiny", "random", device="cuda", seed=0, progress=False, gpu_decode="on")
+    off = ClipEncoder("dirti-tiny", "random", device="cuda", seed=0, progress=False, gpu_decode="off")
+    a, b = on.encode_images(paths), off.encode_images(paths)
+    assert on.decode_route["jpeg_decode"] == "torchvision" and on.decode_route["jpeg_device"] == "cuda"
+    assert on.run_info()["image_decode"]["gpu_decode"] == "on"
+    assert on.preprocess_id.endswith("+gpu-jpeg") and not off.preprocess_id.endswith("+gpu-jpeg")
+    cosine = np.sum(a * b, axis=1)
+    assert np.all(cosine > 0.999), cosine
+
+
 def _missing_device() -> str | None:
     import torch
 
