@@ -113,7 +113,8 @@ def test_layer_options_give_the_layer_frames_in_memory_and_as_written(tmp_path, 
            out=tmp_path / "out", report=False, **options)
     loaded = db.load_results(tmp_path / "out")
     for frame, csv in (("layer_scores_frame", "layer_scores.csv"), ("layer_predictions_frame", "layer_predictions.csv"),
-                       ("layer_rsa_frame", "layer_rsa.csv")):
+                       ("layer_rsa_frame", "layer_rsa.csv"), ("layer_class_scores_frame", "layer_class_scores.csv"),
+                       ("layer_class_predictions_frame", "layer_class_predictions.csv")):
         from_csv = pd.read_csv(tmp_path / "out" / csv)
         assert not from_csv.empty, csv
         pd.testing.assert_frame_equal(getattr(in_memory, frame)(), from_csv, check_dtype=False, obj=frame)
@@ -128,6 +129,9 @@ def test_layer_options_give_the_layer_frames_in_memory_and_as_written(tmp_path, 
         assert pearsonr(part.rating, part.prediction).statistic == pytest.approx(row.pearson_r, abs=1e-9)
     superlative = in_memory["layers-disgust"].extra["layer_choice"]["superlative"]["layer"]
     assert own.loc[own.pearson_r.idxmax(), "layer"] == superlative
+    class_scores = in_memory.layer_class_scores_frame()  # the classifiers per layer and their controls
+    assert {"linear-probe-layers-baseline", "knn-layers-baseline", "linear-probe-pixels-baseline",
+            "linear-probe-random-init-baseline"} <= set(class_scores.scenario)
 
 
 def test_options_are_run_config_settings_checked_like_the_flags(demo_master):

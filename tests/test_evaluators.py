@@ -468,3 +468,23 @@ def test_fold_jobs_default_one_below_large_sets_two_from_there(monkeypatch):
     assert fold_jobs(10 * PARALLEL_FOLDS_FROM_ROWS) == 1
     monkeypatch.setenv(JOBS_ENV, "3")
     assert fold_jobs(0) == fold_jobs(10 * PARALLEL_FOLDS_FROM_ROWS) == 3
+
+
+def test_knn_cv_counts_tied_votes_in_each_fold_and_in_worker_processes(monkeypatch):
+    """KNN folds count their own tied votes (so they can run in worker processes): the count is a
+    fresh tied_votes recount over the result's folds, and every number is the same with 2 workers."""
+    from dirti_bench.evaluators.common import JOBS_ENV
+
+    space = label_space(BALANCED)
+    features = separable(space, noise=2.0, seed=3)
+    runs = {}
+    for jobs in ("1", "2"):
+        monkeypatch.setenv(JOBS_ENV, jobs)
+        result = knn.evaluate_cv(scenario("knn-cv", k=6, folds=5), ConstructedCtx(space, features))
+        runs[jobs] = (result.metrics, result.ci, result.options, result.predictions.to_dict("list"))
+    assert runs["1"] == runs["2"]
+    fold_of = np.array(runs["1"][3]["fold"])
+    x, y = features, space.y_true
+    model, _ = knn.knn_factory(scenario("knn-cv", k=6, folds=5))(int((fold_of != 0).sum()))
+    recount = sum(knn.tied_votes(model, x[fold_of != f], y[fold_of != f], x[fold_of == f]) for f in range(5))
+    assert runs["1"][2]["tied_votes"] == recount > 0

@@ -102,6 +102,19 @@ def signal_result(demo_master):
     return stimuli, evaluate_scenario(probe_scenario(), layered_ctx(stimuli))
 
 
+@pytest.fixture(scope="module")
+def control_results(signal_result):
+    """The category task's pixel and random-init (seeds 1, 2) controls on the constructed layers."""
+    from dirti_bench.pipeline import evaluate_scenario
+    from dirti_bench.scenarios import classifier_control_scenarios
+
+    stimuli, _ = signal_result
+    ctx = layered_ctx(stimuli)
+    pixels, random_init = [s for s in classifier_control_scenarios(["pixels", "random-init"]) if s.task == "category"]
+    assert (pixels.id, random_init.id) == ("linear-probe-pixels-baseline", "linear-probe-random-init-baseline")
+    return evaluate_scenario(pixels, ctx), evaluate_scenario(random_init.with_options(seeds=[1, 2]), ctx)
+
+
 def test_every_layers_out_of_fold_score_finds_the_signal_layer_and_both_choices_name_it(signal_result):
     _, result = signal_result
     scores = result.layer_class_scores.set_index("layer")
@@ -209,14 +222,8 @@ def test_the_gap_ci_is_the_paired_stratified_bootstrap_of_both_choices(signal_re
     assert choice["gap"]["ci"] == pytest.approx(list(np.percentile(gaps, [2.5, 97.5])))
 
 
-def test_random_init_band_and_paired_difference_recompute_from_their_predictions(signal_result, tmp_path):
-    from dirti_bench.pipeline import evaluate_scenario
-    from dirti_bench.scenarios import classifier_control_scenarios
-
-    stimuli, _ = signal_result
-    scenario = next(s for s in classifier_control_scenarios(["random-init"]) if s.task == "category")
-    assert scenario.id == "linear-probe-random-init-baseline"
-    result = evaluate_scenario(scenario.with_options(seeds=[1, 2]), layered_ctx(stimuli))
+def test_random_init_band_and_paired_difference_recompute_from_their_predictions(control_results, tmp_path):
+    result = control_results[1]
     predictions, scores = saved(result, tmp_path)
     labels = list(result.labels)
     nested = predictions[predictions["kind"] == "nested"]
@@ -239,14 +246,8 @@ def test_random_init_band_and_paired_difference_recompute_from_their_predictions
 
 
 def test_pixel_baseline_classifier_and_model_minus_pixels_recompute_from_their_predictions(signal_result,
-                                                                                           tmp_path):
-    from dirti_bench.pipeline import evaluate_scenario
-    from dirti_bench.scenarios import classifier_control_scenarios
-
-    stimuli, _ = signal_result
-    scenario = next(s for s in classifier_control_scenarios(["pixels"]) if s.task == "category")
-    assert scenario.id == "linear-probe-pixels-baseline"
-    result = evaluate_scenario(scenario, layered_ctx(stimuli))
+                                                                                           control_results, tmp_path):
+    result = control_results[0]
     predictions, scores = saved(result, tmp_path)
     labels = list(result.labels)
     pixels = predictions[predictions["kind"] == "layer"]
@@ -265,8 +266,8 @@ def test_pixel_baseline_classifier_and_model_minus_pixels_recompute_from_their_p
     assert by_stimulus(pixels, "fold").astype(int).equals(by_stimulus(layered.predictions, "fold").astype(int))
 
 
-def test_the_task_figure_and_report_rows_show_both_choices_the_controls_and_name_the_run(signal_result, tmp_path):
-    from dirti_bench.pipeline import evaluate_scenario
+def test_the_task_figure_and_report_rows_show_both_choices_the_controls_and_name_the_run(signal_result,
+                                                                                          control_results, tmp_path):
     from dirti_bench.reporting.layer_figures import (
         _class_outcome_from_result,
         class_layer_profile_figure,
@@ -274,12 +275,9 @@ def test_the_task_figure_and_report_rows_show_both_choices_the_controls_and_name
         group_by_task,
         write_class_layer_profiles,
     )
-    from dirti_bench.scenarios import classifier_control_scenarios
 
-    stimuli, layered = signal_result
-    ctx = layered_ctx(stimuli)
-    controls = [evaluate_scenario(s.with_options(seeds=[1, 2]) if "seeds" in s.options.to_dict() else s, ctx)
-                for s in classifier_control_scenarios(["pixels", "random-init"]) if s.task == "category"]
+    _, layered = signal_result
+    controls = list(control_results)
     results = [layered, *controls]
     run = {"model": "ViT-B-32", "pretrained": "openai", "weights_sha256": "ab" * 32, "dataset": "dirti-demo-seed0"}
     by_kind = group_by_task(_class_outcome_from_result(r) for r in results)["category"]

@@ -416,3 +416,21 @@ def test_closed_form_leave_one_out_errors_are_ridgecvs_and_choose_the_same_alpha
     model, record = penalty.fit_tuned_ridge(X, y)
     assert fast_record == record
     assert np.array_equal(fast_model.predict(X), model.predict(X))
+
+
+@pytest.mark.parametrize("shape", [(80, 12), (30, 50), (60, 6)])
+@pytest.mark.parametrize("signal", [2.0, 0.0])
+def test_tuned_ridge_pipeline_equals_fitting_the_whole_pipeline(shape, signal):
+    """The tuned ridge reuses its scaler for the returned pipeline: the coefficients and predictions
+    are those of make_pipeline(StandardScaler(), <chosen model>).fit on the fold (the chosen model is
+    Ridge, or the training mean where the features carry nothing)."""
+    rng = np.random.default_rng(shape[0])
+    X = rng.standard_normal(shape).astype(np.float32)
+    y = X[:, 0] * signal + rng.standard_normal(shape[0])
+    model, _ = fit_tuned_ridge(X, y)
+    reference = make_pipeline(StandardScaler(), clone(model[-1])).fit(np.asarray(X, dtype=float), y)
+    queries = rng.standard_normal((9, shape[1]))
+    assert np.array_equal(model.predict(queries), reference.predict(queries))
+    assert np.array_equal(model[0].scale_, reference[0].scale_)
+    if hasattr(reference[-1], "coef_"):
+        assert np.array_equal(model[-1].coef_, reference[-1].coef_)

@@ -109,14 +109,16 @@ def holdout(scenario, ctx, make_model: ModelFactory):
 
 
 def _fit_fold(model, x, y, train, test):
-    """One fold: a fresh model fitted on its training part, its predictions and any penalty choice."""
+    """One fold: a fresh model fitted on its training part, its predictions, any penalty choice and any
+    count of tied votes among its predictions (KNN)."""
     fitted = clone(model).fit(x[train], y[train])
     pred, conf = predict_with_confidence(fitted, x[test])
-    return pred, conf, getattr(fitted[-1], "selection_", None)
+    return pred, conf, getattr(fitted[-1], "selection_", None), getattr(fitted[-1], "tied_votes_", None)
 
 
-def cross_validated(scenario, ctx, make_model: ModelFactory):
-    """Stratified K-fold CV: per-fold metrics plus pooled out-of-fold predictions."""
+def cross_validated(scenario, ctx, make_model: ModelFactory, fold_ties: list | None = None):
+    """Stratified K-fold CV: per-fold metrics plus pooled out-of-fold predictions. ``fold_ties``: a list
+    that receives each fold's count of tied votes, for models that count them (KNN)."""
     seed = scenario.options.split_seed
     space, n_splits = cv_space(scenario, ctx)
     x, y = ctx.features_for(space), space.y_true
@@ -128,16 +130,16 @@ def cross_validated(scenario, ctx, make_model: ModelFactory):
     # model chose on its training part).
     fold_of, y_pred, confidence = np.empty(len(y), dtype=int), np.empty(len(y), dtype=int), np.empty(len(y))
     selections = []
-    # Tuned probes (a penalty chosen per fold: the costly fits) may run their folds in worker processes;
-    # KNN stays here, where its folds' neighbour searches are reused.
-    tuned = hasattr(model[-1], "Cs")
-    fits = map_folds(_fit_fold, [(model, x, y, train, test) for train, test in splits], rows=len(y)) if tuned else \
-        [_fit_fold(model, x, y, train, test) for train, test in splits]
-    for fold, ((_, test), (pred, conf, selection)) in enumerate(zip(splits, fits, strict=True)):
+    # Tuned probes (a penalty chosen per fold) and KNN (a quadratic neighbour search per fold, whose tied
+    # votes the fold counts itself) may run their folds in worker processes.
+    fits = map_folds(_fit_fold, [(model, x, y, train, test) for train, test in splits], rows=len(y))
+    for fold, ((_, test), (pred, conf, selection, ties)) in enumerate(zip(splits, fits, strict=True)):
         y_pred[test], confidence[test] = pred, conf
         fold_of[test] = fold
         if selection is not None:
             selections.append(selection)
+        if ties is not None and fold_ties is not None:
+            fold_ties.append(ties)
     names = np.array(space.names, dtype=object)
     summary = _fold_summary(names[y], names[y_pred], fold_of, space.names, n_splits)
     extra = {"penalty": penalty_summary("C", selections, [{"fold": f} for f in range(n_splits)])} if selections else None

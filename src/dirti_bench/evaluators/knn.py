@@ -16,7 +16,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from .crossval import cross_validated, cv_space, holdout, holdout_space
+from .crossval import cross_validated, holdout, holdout_space
 
 # The neighbours of the last few (training data, queries, k): a fold's prediction, vote shares and
 # tied-vote count all read them, so the brute-force search (quadratic in n) runs once per fold, not three
@@ -56,6 +56,8 @@ class ReusedNeighboursKNN(KNeighborsClassifier):
 
     def predict_proba(self, X):
         votes = vote_counts(self._train_ids[self.kneighbors(X, return_distance=False)], len(self.classes_))
+        # tied_votes' count for these queries, kept so a fold run in a worker process brings it back
+        self.tied_votes_ = tied_count(votes)
         return votes / self.n_neighbors
 
     def predict(self, X):
@@ -87,13 +89,17 @@ def vote_counts(neighbour_labels: np.ndarray, n_classes: int) -> np.ndarray:
                        minlength=len(neighbour_labels) * n_classes).reshape(-1, n_classes)
 
 
+def tied_count(votes: np.ndarray) -> int:
+    """Rows of ``votes`` whose top vote is shared by several classes."""
+    return int(((votes == votes.max(axis=1, keepdims=True)).sum(axis=1) > 1).sum())
+
+
 def tied_votes(model, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray) -> int:
     """Test rows whose top vote is shared by several classes (``model``: scaler -> KNN, unfitted)."""
     model = clone(model).fit(x_train, y_train)
     neighbours = model[-1].kneighbors(model[:-1].transform(x_test), return_distance=False)
     _, ids = np.unique(y_train, return_inverse=True)
-    votes = vote_counts(ids[neighbours], int(ids.max()) + 1)
-    return int(((votes == votes.max(axis=1, keepdims=True)).sum(axis=1) > 1).sum())
+    return tied_count(vote_counts(ids[neighbours], int(ids.max()) + 1))
 
 
 def knn_factory(scenario):
@@ -131,12 +137,7 @@ def evaluate_split(scenario, ctx):
 
 def evaluate_cv(scenario, ctx):
     make = knn_factory(scenario)
-    result = cross_validated(scenario, ctx, make)
-    # Refit each fold (cheap for KNN) to count its tied votes; the folds are the result's own.
-    space, _ = cv_space(scenario, ctx)
-    x, y = ctx.features_for(space), space.y_true
-    fold_of = result.predictions["fold"].to_numpy()
-    model, _ = make(result.options["smallest_train_size"])
-    ties = sum(tied_votes(model, x[fold_of != f], y[fold_of != f], x[fold_of == f]) for f in np.unique(fold_of))
-    _record_ties(result, int(ties))
+    ties: list[int] = []  # each fold counts the tied votes among its own predictions
+    result = cross_validated(scenario, ctx, make, fold_ties=ties)
+    _record_ties(result, int(sum(ties)))
     return result

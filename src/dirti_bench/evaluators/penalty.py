@@ -147,7 +147,8 @@ def _fit_tuned_ridge(X: np.ndarray, y: np.ndarray, alphas):
 
     grid, widened = tuple(alphas), 0
     per_decade = _per_decade(grid)
-    Xs = StandardScaler().fit_transform(X)
+    scaler = StandardScaler().fit(X)  # fitted once: the returned pipeline's own scaler
+    Xs = scaler.transform(X)
     limit = INTERCEPT_LIMIT * max(float(np.sum(Xs ** 2)), 1.0)
     while max(grid) < limit:
         grid = _widen(grid, "high", per_decade)
@@ -163,10 +164,13 @@ def _fit_tuned_ridge(X: np.ndarray, y: np.ndarray, alphas):
     chosen = grid[int(np.flatnonzero(excess.mean(axis=0) <= standard_error).max())]
     edge = _edge(chosen, grid)
     if edge == "high":  # the intercept-only limit: exactly the training mean
-        model = make_pipeline(StandardScaler(), DummyRegressor(strategy="mean"))
+        model = DummyRegressor(strategy="mean")
     else:  # at the least-penalised edge the normal equations are ill-conditioned; an SVD solves them stably
-        model = make_pipeline(StandardScaler(), Ridge(alpha=chosen, solver="svd" if edge == "low" else "auto"))
-    return model.fit(X, y), selection_record("alpha", chosen, grid, edge, widened, RIDGE_METHOD)
+        model = Ridge(alpha=chosen, solver="svd" if edge == "low" else "auto")
+    # What make_pipeline(StandardScaler(), model).fit(X, y) fits (its scaler's fit_transform is this
+    # scaler's fit and transform), without fitting the scaler on the whole fold a second time.
+    return make_pipeline(scaler, model.fit(Xs, y)), selection_record("alpha", chosen, grid, edge, widened,
+                                                                       RIDGE_METHOD)
 
 
 # ---------------------------------------------------------------- logistic regression
