@@ -178,7 +178,7 @@ def test_summary_rows_from_a_results_document():
                "align-disgust-probe": {"task": "alignment", "n": 300, "labels": ["a"] * 6,
                                        "metrics": {"spearman_rho": 0.61}, "ci": {"spearman_rho": [0.52, 0.68]}}},
            "skipped": {"zeroshot-disgust": "no disgust rating", "knn-cv10-disgust": "no disgust rating"}}
-    rows = summary_rows(doc["scenarios"])
+    rows = summary_rows(doc)
     assert rows[0]["accuracy [95% CI]"] == "0.551 [0.50, 0.60]" and rows[0]["macro-F1 [95% CI]"] == "0.400"
     assert rows[0]["ρ [95% CI]"] == "–" and rows[0]["classes"] == "6"
     assert rows[1]["ρ [95% CI]"] == "0.610 [0.52, 0.68]" and rows[1]["accuracy [95% CI]"] == "–"
