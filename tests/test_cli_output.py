@@ -160,6 +160,15 @@ def test_scenarios_previews_what_templates_and_ratings_add(tmp_path, capsys):
     assert listed == ["knn-split-baseline", "knn-cv10-baseline", "knn-split-disgust", "knn-cv10-disgust"]
 
 
+def test_a_template_with_a_positional_field_is_one_error_line(tmp_path, capsys):
+    prompts = tmp_path / "mine.json"
+    prompts.write_text('[\n "a photo of {c}.",\n "a {0} photo of {c}."\n]')
+    assert main(["scenarios", "--templates", str(prompts)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: bad template file {prompts}: line 3: template 'a {{0}} photo of {{c}}.' "
+                           "has the field {0}") and "replace {0} by {c} or remove it" in line
+
+
 def test_summary_rows_from_a_results_document():
     doc = {"run": {"model": "ViT-B-32", "pretrained": "openai", "dataset": "dirti", "n_stimuli": 300,
                    "device": "cuda", "smoke_run": False},
@@ -169,7 +178,7 @@ def test_summary_rows_from_a_results_document():
                "align-disgust-probe": {"task": "alignment", "n": 300, "labels": ["a"] * 6,
                                        "metrics": {"spearman_rho": 0.61}, "ci": {"spearman_rho": [0.52, 0.68]}}},
            "skipped": {"zeroshot-disgust": "no disgust rating", "knn-cv10-disgust": "no disgust rating"}}
-    rows = summary_rows(doc["scenarios"])
+    rows = summary_rows(doc)
     assert rows[0]["accuracy [95% CI]"] == "0.551 [0.50, 0.60]" and rows[0]["macro-F1 [95% CI]"] == "0.400"
     assert rows[0]["ρ [95% CI]"] == "–" and rows[0]["classes"] == "6"
     assert rows[1]["ρ [95% CI]"] == "0.610 [0.52, 0.68]" and rows[1]["accuracy [95% CI]"] == "–"

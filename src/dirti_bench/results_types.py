@@ -30,7 +30,18 @@ from .results import (
     read_contract_frames,
     read_results,
 )
-from .validity import NOT_COMPARABLE, comparability, flag_codes, suppressed
+from .validity import (
+    NOT_COMPARABLE,
+    chance_level,
+    cohen_kappa,
+    flag_codes,
+    flag_text,
+    flags_of,
+    suppressed,
+    value_with_ci,
+    zero_width_reason,
+)
+from .validity import comparability as validity_comparability
 
 LEADERBOARD_COLUMNS = ["model", "pretrained", "weights_sha256", "scenario", "task", "metric", "value",
                        "ci_low", "ci_high", "flag"]
@@ -52,6 +63,12 @@ class RunInfo:
     versions: dict
     details: dict = field(repr=False)
 
+    @property
+    def model_source(self) -> str:
+        """A model sweep's run: the models file and line it came from (``FILE:LINE``; empty otherwise)."""
+        sweep = self.details.get("sweep")
+        return str(sweep.get("model_source", "")) if isinstance(sweep, Mapping) else ""
+
     @classmethod
     def from_json(cls, run: Mapping) -> RunInfo:
         names = [f.name for f in dataclasses.fields(cls) if f.name not in ("details", "smoke_run", "versions")]
@@ -59,11 +76,140 @@ class RunInfo:
                    versions=dict(run.get("versions") or {}), details=dict(run))
 
 
+def _mapping(value) -> dict:
+    """``value`` as a dict; anything else (absent, null, a wrong type in an edited file) as empty."""
+    return dict(value) if isinstance(value, Mapping) else {}
+
+
+@dataclass(frozen=True)
+class ClassScores:
+    """One class of a classification scenario: precision, recall, F1 and support as recorded (None
+    where absent)."""
+
+    precision: float | None = None
+    recall: float | None = None
+    f1: float | None = None
+    support: int | None = None
+
+    @property
+    def empty(self) -> bool:
+        """Zero stimuli of this class were evaluated (absent support is not zero)."""
+        return self.support == 0
+
+    @classmethod
+    def from_json(cls, row: Mapping) -> ClassScores:
+        return cls(*(row.get(name) for name in ("precision", "recall", "f1", "support")))
+
+
+@dataclass(frozen=True)
+class Penalty:
+    """How a probe's penalty (ridge ``alpha``, logistic ``C``) was set: ``mode`` ``tuned`` (chosen in
+    each training fold by ``method``; ``median``/``min``/``max`` over ``n_folds`` folds, ``n_strongest``
+    of them at the strongest end of the grid) or ``fixed`` at ``value``."""
+
+    name: str = "penalty"
+    mode: str | None = None
+    value: float | None = None
+    method: str | None = None
+    median: float | None = None
+    min: float | None = None
+    max: float | None = None
+    n_folds: int | None = None
+    n_strongest: int | None = None
+    note: str | None = None
+
+    @classmethod
+    def from_json(cls, record: Mapping) -> Penalty:
+        names = [f.name for f in dataclasses.fields(cls) if f.name != "name"]
+        return cls(name=record.get("name", "penalty"), **{n: record.get(n) for n in names})
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A zero-shot scenario's calibration record: the reliability tables (raw and temperature-scaled out
+    of fold: lists of {mean_confidence, accuracy, ...} bins), the fitted temperature's median over its
+    folds, and how the bins were drawn."""
+
+    reliability: list
+    reliability_calibrated: list
+    temperature_median: float | None
+    temperature_folds: int | None
+    ece_bins: int | None
+    binning: str | None
+
+    @classmethod
+    def from_json(cls, record: Mapping) -> Calibration:
+        temperature = _mapping(record.get("temperature"))
+        return cls(record.get("reliability", []), record.get("reliability_calibrated", []),
+                   temperature.get("median"), temperature.get("folds"), record.get("ece_bins"), record.get("binning"))
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """How a zero-shot scenario turned cosines into probabilities: whose rule (``model`` or ``study``),
+    logit scale and bias, softmax or sigmoid."""
+
+    scoring: str | None
+    logit_scale: float | None
+    logit_bias: float | None
+    probability_rule: str | None
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One point of a threshold or template sweep: its name (``point``), ``kind`` (template sweeps:
+    study / ensemble / template), the threshold and rule (threshold sweeps), its label space, metrics and
+    95% intervals, ranks (template sweeps) and its McNemar test against the study wording
+    (``vs_study``: p_value, p_holm, q_bh)."""
+
+    point: str
+    kind: str | None
+    threshold: float | str | None
+    rule: str | None
+    n_classes: int | None
+    dropped_classes: tuple[str, ...]
+    class_counts: dict
+    metrics: dict
+    ci: dict
+    rank: dict
+    vs_study: dict
+
+    def interval(self, name: str):
+        """The metric's recorded [low, high] (as written); None where none was drawn."""
+        return self.ci.get(name)
+
+    @classmethod
+    def from_json(cls, point: Mapping) -> SweepPoint:
+        return cls(point.get("point"), point.get("kind"), point.get("threshold"), point.get("rule"),
+                   point.get("n_classes"), tuple(point.get("dropped_classes") or ()),
+                   _mapping(point.get("class_counts")), _mapping(point.get("metrics")), _mapping(point.get("ci")),
+                   _mapping(point.get("rank")), _mapping(point.get("vs_study")))
+
+
+@dataclass(frozen=True)
+class TemplateChoice:
+    """A template sweep's summary: each metric's spread over the templates (``distribution``: median,
+    q1, q3, min, max), the study wording's rank among ``n_ranked``, the template each CV fold chose
+    (``selection``: [{template, ...}]) and the in-sample best (optimistic: scored on the images it was
+    picked on)."""
+
+    distribution: dict
+    study_rank: dict
+    n_ranked: int | None
+    selection: list
+    in_sample_best: dict
+
+
 @dataclass(frozen=True)
 class ScenarioOutcome:
     """One scenario's result: its numbers, their 95% intervals, its validity flags ({flag, reason};
     empty when none applies) and its predictions (its rows of predictions.csv, or of
-    alignment_predictions.csv for an alignment scenario)."""
+    alignment_predictions.csv for an alignment scenario).
+
+    The validity rules (validity.py) read the entry as results.json holds it; the methods here
+    (``chance_level``, ``suppressed``, ``value_with_ci``, ``zero_width_reason``, ``flag_text``; and
+    ``comparability`` below) are their typed entry points, and the properties below (``per_class_scores``,
+    ``penalty``, ``calibration``, ``sweep_points``, ...) type what the evaluators record in ``extra``."""
 
     id: str
     task: str
@@ -79,6 +225,7 @@ class ScenarioOutcome:
     extra: dict = field(default_factory=dict, repr=False)
     predictions: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     entry: dict = field(default_factory=dict, repr=False)  # as results.json holds it (validity's checks read it)
+    recorded_n: int | None = field(default=None, repr=False)  # ``n`` as recorded (None: absent)
 
     @property
     def is_classification(self) -> bool:
@@ -87,7 +234,7 @@ class ScenarioOutcome:
     @property
     def flag_codes(self) -> tuple[str, ...]:
         """The validity flags' codes, in order (empty when none applies; an older file's computed)."""
-        return tuple(flag_codes(self.entry))
+        return tuple(f["flag"] for f in self.flags)
 
     def metric(self, name: str) -> float | None:
         """The metric's value; None where the scenario has no number for it."""
@@ -97,15 +244,118 @@ class ScenarioOutcome:
         """The metric's 95% interval (low, high); None where none was drawn."""
         return self.ci.get(name)
 
+    # ------------------------------------------------ validity (the rules of validity.py)
+
+    @property
+    def chance_level(self) -> float | None:
+        """The majority class share (None for alignment or without per-class support)."""
+        return chance_level(self.entry)
+
+    def suppressed(self, metric: str) -> bool:
+        """Whether ``metric`` is no finding (an intercept-only probe's correlation)."""
+        return suppressed(self.entry, metric)
+
+    def zero_width_reason(self, metric: str) -> str | None:
+        """Why the metric's interval has zero width; None where it has width or none is recorded."""
+        return zero_width_reason(self.entry, metric)
+
+    def value_with_ci(self, metric: str, digits: int = 3, ci_digits: int = 2, short: bool = False) -> str:
+        """The metric as a person reads it (validity.value_with_ci): value [CI], "no signal" for an
+        intercept-only probe's correlation, a zero-width interval marked."""
+        return value_with_ci(self.entry, metric, digits=digits, ci_digits=ci_digits, short=short)
+
+    def flag_text(self, short: bool = False) -> str:
+        """``degenerate; below-chance`` (short) or each flag with its reason; empty when none."""
+        return flag_text(self.entry, short=short)
+
+    @property
+    def kappa(self) -> float | None:
+        """Cohen's κ from the confusion matrix (None without one)."""
+        return cohen_kappa(self.confusion)
+
+    # ------------------------------------------------ what the evaluators record
+
+    @property
+    def per_class_scores(self) -> dict[str, ClassScores]:
+        """Class -> its precision, recall, F1 and support, in the recorded order."""
+        return {c: ClassScores.from_json(v) for c, v in self.per_class.items() if isinstance(v, Mapping)}
+
+    @property
+    def empty_classes(self) -> list[str]:
+        """Classes with zero support in the evaluated set."""
+        return [c for c, v in self.per_class_scores.items() if v.empty]
+
+    @property
+    def display_order(self) -> list | None:
+        """The label space's order for figures (confusion matrices), where recorded."""
+        return self.extra.get("display_order")
+
+    @property
+    def penalty(self) -> Penalty | None:
+        """How a probe's penalty was chosen; None for anything but a supervised probe."""
+        record = self.extra.get("penalty")
+        return Penalty.from_json(record) if isinstance(record, Mapping) and record else None
+
+    @property
+    def calibration(self) -> Calibration | None:
+        """The zero-shot calibration record (ECE/Brier are metrics); None where none was made."""
+        record = self.extra.get("calibration")
+        return Calibration.from_json(record) if isinstance(record, dict) else None
+
+    @property
+    def scoring(self) -> Scoring | None:
+        """The zero-shot scoring rule; None where the scenario scored no prompts."""
+        opts = self.options
+        if "probability_rule" not in opts:
+            return None
+        return Scoring(opts.get("scoring"), opts.get("logit_scale"), opts.get("logit_bias"), opts.get("probability_rule"))
+
+    @property
+    def within_category(self) -> dict[str, dict]:
+        """Category -> its alignment metrics within that category (empty where none were computed)."""
+        within = self.extra.get("within_category")
+        if isinstance(within, dict) and all(isinstance(v, dict) for v in within.values()):
+            return dict(within)
+        return {}
+
+    @property
+    def noise_ceiling_note(self) -> str | None:
+        """Why no noise ceiling was estimated, where none was."""
+        return self.extra.get("noise_ceiling") or None
+
+    @property
+    def sweep_kind(self) -> str | None:
+        """``threshold`` or ``template`` for a sweep scenario, else None."""
+        return self.extra.get("sweep")
+
+    @property
+    def is_sweep(self) -> bool:
+        return isinstance(self.entry.get("sweep"), list)
+
+    @property
+    def sweep_points(self) -> tuple[SweepPoint, ...]:
+        """A sweep's points in order (empty for any other scenario)."""
+        points = self.entry.get("sweep")
+        return tuple(SweepPoint.from_json(p) for p in points) if isinstance(points, list) else ()
+
+    @property
+    def template_choice(self) -> TemplateChoice:
+        """A template sweep's summary (empty records for any other scenario)."""
+        extra = self.extra
+        return TemplateChoice(_mapping(extra.get("distribution")), _mapping(extra.get("study_rank")),
+                              extra.get("n_ranked"), list(extra.get("selection") or []),
+                              _mapping(extra.get("in_sample_best")))
+
     @classmethod
     def from_json(cls, sid: str, entry: Mapping, predictions: pd.DataFrame) -> ScenarioOutcome:
+        n = entry.get("n")
         return cls(id=sid, task=entry.get("task", ""), labels=tuple(entry.get("labels") or ()),
-                   n=int(entry.get("n") or 0), metrics=dict(entry["metrics"]),
+                   n=int(n or 0), metrics=dict(entry.get("metrics") or {}),
                    ci={m: None if v is None else tuple(v) for m, v in (entry.get("ci") or {}).items()},
-                   flags=tuple(entry.get("flags") or ()), options=dict(entry.get("options") or {}),
+                   flags=tuple(flags_of(entry)), options=dict(entry.get("options") or {}),
                    per_class=dict(entry.get("per_class") or {}), confusion=list(entry.get("confusion") or []),
                    dropped_classes=tuple(entry.get("dropped_classes") or ()), extra=dict(entry.get("extra") or {}),
-                   predictions=predictions, entry=dict(entry))
+                   predictions=predictions, entry=dict(entry), recorded_n=n)
 
 
 @dataclass(frozen=True)
@@ -135,6 +385,12 @@ class Results:
         return cls(run=RunInfo.from_json(doc.get("run", {})), scenarios=scenarios,
                    skipped=dict(doc.get("skipped") or {}), comparisons=list(doc.get("comparisons") or []),
                    document=dict(doc), frames=dict(frames), path=path)
+
+    @classmethod
+    def of(cls, results: Results | Mapping) -> Results:
+        """``results`` as given, or typed from a results.json document held in memory (a run being
+        written, a test's document; no CSVs beside it)."""
+        return results if isinstance(results, Results) else cls.from_document(results, {})
 
     def __getitem__(self, scenario_id: str) -> ScenarioOutcome:
         if scenario_id not in self.scenarios:
@@ -206,6 +462,14 @@ class Results:
         return self._frame(LAYER_RSA_FILE)
 
 
+def comparability(run_a: RunInfo, a: ScenarioOutcome | None, run_b: RunInfo, b: ScenarioOutcome | None,
+                  same_model: bool = False) -> list[str]:
+    """Why two results of one scenario are not comparable (empty when they are): validity.comparability
+    for typed results. ``same_model``: model or weights differences count too (a drift check)."""
+    return validity_comparability(run_a.details, None if a is None else a.entry, run_b.details,
+                                  None if b is None else b.entry, same_model=same_model)
+
+
 def load_results(path: str | Path) -> Results:
     """A results folder (or its results.json) that ``run`` or ``dirti-bench run`` wrote, typed;
     a file that is not one is a UserError naming it."""
@@ -227,7 +491,7 @@ def _flags(doc: dict, sid: str, sc: dict, reference: dict | None) -> str:
     codes = flag_codes(sc)
     if reference is not None and reference is not doc:
         other = (reference.get("scenarios") or {}).get(sid)
-        if other is not None and comparability(reference.get("run") or {}, other, doc.get("run") or {}, sc):
+        if other is not None and validity_comparability(reference.get("run") or {}, other, doc.get("run") or {}, sc):
             codes.append(NOT_COMPARABLE)
     return ";".join(codes)
 
@@ -258,9 +522,8 @@ def leaderboard_frame(docs: list[dict], reference: dict | None = None) -> pd.Dat
 
 
 class ReadBack:
-    """What a report's run read back from a results folder offers beside its typed ``results``: the
-    written document, its run block and each scenario's entry, for the checks that read them whole
-    (validity, findings, the scoring summary, figure titles)."""
+    """What a report's run read back from a results folder offers beside its typed ``results``: its
+    scenarios' outcomes, the written document and its run block (figure titles and the header read it)."""
 
     results: Results
 
@@ -279,6 +542,6 @@ class ReadBack:
         return self.results.run.details
 
     @property
-    def scenarios(self) -> dict[str, dict]:
-        """Scenario id -> its results.json entry (what validity's checks read)."""
-        return {sid: outcome.entry for sid, outcome in self.results.scenarios.items()}
+    def scenarios(self) -> dict[str, ScenarioOutcome]:
+        """Scenario id -> its typed outcome."""
+        return self.results.scenarios

@@ -11,13 +11,14 @@ run (or one of many, each into its own folder) is told the same way everywhere:
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from ..errors import one_line
 from ..labels import TASKS
-from ..results import SPEARMAN_RHO
-from ..validity import chance_level, flag_text, interval_note, value_with_ci
+from ..results import ACCURACY, F1_MACRO, SPEARMAN_RHO
+from ..results_types import Results, Scoring
+from ..validity import INTERCEPT_ONLY, interval_note
 from .formats import MISSING
 
 MODES = ("normal", "quiet", "silent")
@@ -57,8 +58,8 @@ class Reporter:
         for line in skipped_lines(skipped):
             self.stage(line)
 
-    def summary(self, doc: dict) -> None:
-        """The summary table of a results document (results.json's shape), on stdout."""
+    def summary(self, doc: Results | dict) -> None:
+        """The summary table of a run's results (or a results.json document), on stdout."""
         if self.mode == "silent":
             return
         print(summary_text(doc, with_skipped=self.mode == "quiet"), file=sys.stdout, flush=True)
@@ -95,31 +96,34 @@ def weights_label(run: dict, short: bool = False) -> str:
     return f"weights {run.get('pretrained', MISSING)}"
 
 
-def figure_title(run: dict, what: str) -> str:
+def figure_title(run: dict, what: str, flags: Sequence[str] = ()) -> str:
     """A figure's title: what it shows, then model · weights · dataset of the run (results.json's
-    ``run``), so the figure stands alone on a slide."""
+    ``run``), so the figure stands alone on a slide. ``flags``: the validity flag codes of the
+    scenario it shows, named after what it shows as the summary and report beside it name them (an
+    intercept-only probe's figure says "no signal" in its own words instead)."""
+    marks = [f for f in flags if f != INTERCEPT_ONLY]
+    what += f" — flags: {', '.join(marks)}" if marks else ""
     return f"{what}\n{run.get('model', MISSING)} · {weights_label(run, short=True)} · {run.get('dataset', MISSING)}"
 
 
-def _scoring_rule(opts: Mapping) -> str:
+def _scoring_rule(scoring: Scoring) -> str:
     """One zero-shot scenario's scoring as its results record it (options scoring, logit_scale,
     logit_bias, probability_rule)."""
-    scale, bias, rule = opts.get("logit_scale"), opts.get("logit_bias"), opts.get("probability_rule", MISSING)
+    scale, bias, rule = scoring.logit_scale, scoring.logit_bias, scoring.probability_rule
     scale = f"{scale:.3g}" if isinstance(scale, int | float) else MISSING
     bias = f" {bias:+.3g}" if isinstance(bias, int | float) else ""
-    whose = {"model": "the model's own", "study": "the study's fixed"}.get(opts.get("scoring"), str(opts.get("scoring")))
+    whose = {"model": "the model's own", "study": "the study's fixed"}.get(scoring.scoring, str(scoring.scoring))
     return f"{whose} {scale} × cos{bias}, {rule}"
 
 
-def scoring_summary(doc: Mapping, short: bool = False) -> str | None:
+def scoring_summary(results: Results | Mapping, short: bool = False) -> str | None:
     """Which scoring rule the run's zero-shot scenarios used, e.g. ``the model's own 14.3 × cos, softmax
     (11 scenarios); the study's fixed 100 × cos, softmax (zeroshot-baseline, zeroshot-disgust)``; None
     where no scenario scored prompts. ``short``: counts only (a table cell)."""
     groups: dict[str, list[str]] = {}
-    for sid, sc in (doc.get("scenarios") or {}).items():
-        opts = sc.get("options") if isinstance(sc, Mapping) else None
-        if isinstance(opts, Mapping) and "probability_rule" in opts:
-            groups.setdefault(_scoring_rule(opts), []).append(sid)
+    for outcome in Results.of(results):
+        if outcome.scoring is not None:
+            groups.setdefault(_scoring_rule(outcome.scoring), []).append(outcome.id)
     if not groups:
         return None
     parts = []
@@ -138,31 +142,32 @@ def run_title(run: dict) -> str:
             f"({run.get('n_stimuli', MISSING)} images) · {run.get('device', MISSING)}{reduced}")
 
 
-def summary_rows(scenarios: Mapping[str, dict], deltas: Mapping[str, str] | None = None) -> list[dict]:
+def summary_rows(results: Results | Mapping, deltas: Mapping[str, str] | None = None) -> list[dict]:
     """One row per scenario: its headline numbers as ``validity.value_with_ci`` shows them, its chance
     level, its difference to the study wording (``deltas``) and its validity flags."""
     rows = []
     deltas = deltas or {}
-    for sid, sc in scenarios.items():
-        classification = sc.get("task") in TASKS
-        chance = chance_level(sc)
+    for outcome in Results.of(results):
+        classification = outcome.task in TASKS
+        chance = outcome.chance_level
         rows.append({
-            "scenario": one_line(sid), "task": one_line(sc.get("task", MISSING)), "n": str(sc.get("n", MISSING)),
-            "classes": str(len(sc.get("labels", []))) if classification else MISSING,
+            "scenario": one_line(outcome.id), "task": one_line(outcome.task or MISSING),
+            "n": str(MISSING if outcome.recorded_n is None else outcome.recorded_n),
+            "classes": str(len(outcome.labels)) if classification else MISSING,
             "chance": f"{chance:.3f}" if chance is not None else MISSING,
-            "accuracy [95% CI]": value_with_ci(sc, "accuracy") if classification else MISSING,
-            "macro-F1 [95% CI]": value_with_ci(sc, "f1_macro") if classification else MISSING,
-            "ρ [95% CI]": MISSING if classification else value_with_ci(sc, SPEARMAN_RHO, short=True),
-            "Δ acc. vs study": deltas.get(sid, MISSING),
-            "flags": flag_text(sc, short=True) or MISSING,
+            "accuracy [95% CI]": outcome.value_with_ci(ACCURACY) if classification else MISSING,
+            "macro-F1 [95% CI]": outcome.value_with_ci(F1_MACRO) if classification else MISSING,
+            "ρ [95% CI]": MISSING if classification else outcome.value_with_ci(SPEARMAN_RHO, short=True),
+            "Δ acc. vs study": deltas.get(outcome.id, MISSING),
+            "flags": outcome.flag_text(short=True) or MISSING,
         })
     return rows
 
 
-def summary_table(scenarios: Mapping[str, dict], deltas: Mapping[str, str] | None = None) -> str:
+def summary_table(results: Results | Mapping, deltas: Mapping[str, str] | None = None) -> str:
     from tabulate import tabulate
 
-    rows = summary_rows(scenarios, deltas)
+    rows = summary_rows(results, deltas)
     if not rows:
         return "(no scenario results)"
     return tabulate([list(r.values()) for r in rows], headers=list(rows[0]), disable_numparse=True,
@@ -174,28 +179,27 @@ SUMMARY_NOTE = (f"chance: the majority class share; brackets: {interval_note()};
                 "stimuli, McNemar p Holm-corrected within the task's prompt sets.\nFindings:")
 
 
-def summary_note(doc: dict) -> str:
+def summary_note(results: Results | Mapping) -> str:
     """SUMMARY_NOTE with the fixed wording named as the report names it (``published.wording_name``)."""
     from .published import STUDY_WORDING, wording_name
 
-    return SUMMARY_NOTE.replace(STUDY_WORDING, wording_name(doc))
+    return SUMMARY_NOTE.replace(STUDY_WORDING, wording_name(results))
 
 
-def summary_text(doc: dict, with_skipped: bool = True) -> str:
+def summary_text(results: Results | Mapping, with_skipped: bool = True) -> str:
     """Title line, one row per scenario with its headline metric and 95% CI, skipped scenarios, then
-    the Findings block."""
+    the Findings block. ``results``: typed, or a results.json document (a run writing it)."""
     from .findings import findings_text, study_deltas
 
-    scenarios = doc.get("scenarios") or {}
-    lines = ["", one_line(run_title(doc.get("run") or {}))]
-    scoring = scoring_summary(doc)
+    results = Results.of(results)
+    lines = ["", one_line(run_title(results.run.details))]
+    scoring = scoring_summary(results)
     if scoring:
         lines.append(one_line(f"zero-shot scoring: {scoring}"))
-    lines.append(summary_table(scenarios, study_deltas(doc)))
+    lines.append(summary_table(results, study_deltas(results)))
     if with_skipped:
-        lines += skipped_lines(doc.get("skipped") or {})
-    if scenarios:
-        lines.append(summary_note(doc))
-    if scenarios:
-        lines.append(findings_text(doc).removeprefix("Findings:\n"))
+        lines += skipped_lines(results.skipped)
+    if len(results):
+        lines.append(summary_note(results))
+        lines.append(findings_text(results).removeprefix("Findings:\n"))
     return "\n".join(lines)

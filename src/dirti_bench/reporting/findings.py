@@ -12,18 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import pandas as pd
+
 from ..labels import TASKS
-from ..results import PEARSON_R, SPEARMAN_RHO
-from ..validity import (
-    FLAG_RULES,
-    NO_SIGNAL,
-    adjust_comparisons,
-    chance_level,
-    flags_of,
-    significant,
-    suppressed,
-    value_with_ci,
-)
+from ..results import ACCURACY, PEARSON_R, SPEARMAN_RHO
+from ..results_types import Results, ScenarioOutcome
+from ..validity import FLAG_RULES, NO_SIGNAL, adjust_comparisons, significant
 from .compare import PROMPT_KIND
 from .published import wording_name
 
@@ -32,9 +26,9 @@ def _p(value) -> str:
     return "–" if not isinstance(value, int | float) else f"{value:.3g}"
 
 
-def prompt_findings(doc: Mapping) -> dict[str, dict]:
+def prompt_findings(results: Results | Mapping) -> dict[str, dict]:
     """Study-wording scenario id -> {"tests": its prompt-set comparisons} (one family each)."""
-    comparisons = [dict(c) for c in doc.get("comparisons") or [] if isinstance(c, Mapping)]
+    comparisons = [dict(c) for c in Results.of(results).comparisons if isinstance(c, Mapping)]
     if any("skipped" not in c and "family" not in c for c in comparisons):  # written before the corrections
         adjust_comparisons(comparisons, PROMPT_KIND)
     by_study: dict[str, list[dict]] = {}
@@ -44,20 +38,20 @@ def prompt_findings(doc: Mapping) -> dict[str, dict]:
     return by_study
 
 
-def study_deltas(doc: Mapping) -> dict[str, str]:
+def study_deltas(results: Results | Mapping) -> dict[str, str]:
     """Scenario id -> its Δ accuracy to the study wording with the Holm p ("study wording" for the study's own)."""
+    results = Results.of(results)
     out = {}
-    scenarios = doc.get("scenarios") or {}
-    for study, tests in prompt_findings(doc).items():
-        if study in scenarios:
-            out[study] = f"({wording_name(doc)})"
+    for study, tests in prompt_findings(results).items():
+        if study in results.scenarios:
+            out[study] = f"({wording_name(results)})"
         for c in tests:
             out[str(c.get("a"))] = (f"{c.get('accuracy_difference', 0):+.3f} (Holm p {_p(c.get('p_holm'))})")
     return out
 
 
-def _threshold_text(sc: Mapping) -> str:
-    opts = sc.get("options") or {}
+def _threshold_text(outcome: ScenarioOutcome) -> str:
+    opts = outcome.options
     if opts.get("threshold") is None:
         return ""
     rule = opts.get("threshold_rule") or "given"
@@ -65,18 +59,18 @@ def _threshold_text(sc: Mapping) -> str:
             "disgusting when its mean rating is >= the threshold)")
 
 
-def finding_lines(doc: Mapping, grouped: bool = False) -> list[str]:
+def finding_lines(results: Results | Mapping, grouped: bool = False) -> list[str]:
     """The Findings block as plain lines; ``grouped``: one line per flag naming its scenarios (the
     terminal), else one per flagged scenario with its reason (the report)."""
-    scenarios = doc.get("scenarios") or {}
+    results = Results.of(results)
     lines = []
-    wording = wording_name(doc)
-    for study, tests in prompt_findings(doc).items():
-        sc = scenarios.get(study, {})
-        chance = chance_level(sc)
-        head = (f"{sc.get('task', '?')} ({len(sc.get('labels') or [])} classes, chance {chance:.3f}"
-                if chance is not None else f"{sc.get('task', '?')} (")
-        head += f"{_threshold_text(sc)}); {wording} {study}: accuracy {value_with_ci(sc, 'accuracy')}"
+    wording = wording_name(results)
+    for study, tests in prompt_findings(results).items():
+        sc = results.scenarios.get(study) or ScenarioOutcome.from_json(study, {}, pd.DataFrame())
+        chance = sc.chance_level
+        task = sc.task or "?"
+        head = (f"{task} ({len(sc.labels)} classes, chance {chance:.3f}" if chance is not None else f"{task} (")
+        head += f"{_threshold_text(sc)}); {wording} {study}: accuracy {sc.value_with_ci(ACCURACY)}"
         winners = [c for c in tests if significant(c)]
         family = tests[0].get("family", "prompt sets vs the study wording")
         if not winners:
@@ -89,16 +83,15 @@ def finding_lines(doc: Mapping, grouped: bool = False) -> list[str]:
                      f"[{ci[0]:.2f}, {ci[1]:.2f}], McNemar p {_p((best.get('mcnemar') or {}).get('p_value'))}, "
                      f"Holm p {_p(best.get('p_holm'))}, BH q {_p(best.get('q_bh'))} (family: {family}, "
                      f"{best.get('family_size')} tests).")
-    for sid, sc in scenarios.items():
-        if sc.get("task") in TASKS:
+    for sc in results:
+        if sc.task in TASKS:
             continue
-        metrics = sc.get("metrics") or {}
-        if suppressed(sc, SPEARMAN_RHO):
-            lines.append(f"{sid}: {NO_SIGNAL} (ρ and r not shown as findings; R² "
-                         f"{metrics.get('r2', float('nan')):.3f}).")
+        if sc.suppressed(SPEARMAN_RHO):
+            lines.append(f"{sc.id}: {NO_SIGNAL} (ρ and r not shown as findings; R² "
+                         f"{sc.metrics.get('r2', float('nan')):.3f}).")
             continue
-        text = f"{sid}: ρ {value_with_ci(sc, SPEARMAN_RHO)}, r {value_with_ci(sc, PEARSON_R)}"
-        ceiling_rho, ceiling_r = metrics.get("noise_ceiling_spearman"), metrics.get("noise_ceiling_pearson")
+        text = f"{sc.id}: ρ {sc.value_with_ci(SPEARMAN_RHO)}, r {sc.value_with_ci(PEARSON_R)}"
+        ceiling_rho, ceiling_r = sc.metrics.get("noise_ceiling_spearman"), sc.metrics.get("noise_ceiling_pearson")
         if isinstance(ceiling_rho, int | float) and isinstance(ceiling_r, int | float):
             text += f" against noise ceilings ρ {ceiling_rho:.3f}, r {ceiling_r:.3f}"
         else:
@@ -106,16 +99,15 @@ def finding_lines(doc: Mapping, grouped: bool = False) -> list[str]:
         lines.append(text + ".")
     if grouped:  # one line per flag: its rule and the scenarios it marks
         marked: dict[str, list[str]] = {}
-        for sid, sc in scenarios.items():
-            for flag in flags_of(sc):
-                marked.setdefault(flag["flag"], []).append(sid)
+        for sc in results:
+            for code in sc.flag_codes:
+                marked.setdefault(code, []).append(sc.id)
         lines += [f"flag {code} ({FLAG_RULES.get(code, code)}): {', '.join(ids)}." for code, ids in marked.items()]
     else:
-        lines += [f"flag {flag['flag']}: {sid}: {flag['reason']}." for sid, sc in scenarios.items()
-                  for flag in flags_of(sc)]
+        lines += [f"flag {flag['flag']}: {sc.id}: {flag['reason']}." for sc in results for flag in sc.flags]
     return lines or ["No prompt set compared with the fixed wording, no alignment scenario and no flag in this run."]
 
 
-def findings_text(doc: Mapping) -> str:
+def findings_text(results: Results | Mapping) -> str:
     """The terminal's Findings: flags grouped one line each (the report gives every flag's reason)."""
-    return "\n".join(["Findings:"] + [f"- {line}" for line in finding_lines(doc, grouped=True)])
+    return "\n".join(["Findings:"] + [f"- {line}" for line in finding_lines(results, grouped=True)])

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
 
-from ..validity import value_with_ci
+from ..results_types import ScenarioOutcome
 
 MISSING = "–"
 FIGURES_DIR = "figures"
@@ -28,10 +27,10 @@ def num(value, digits: int = 3) -> str:
     return str(value)
 
 
-def metric_with_ci(scenario: Mapping, metric: str) -> str:
+def metric_with_ci(scenario: ScenarioOutcome, metric: str) -> str:
     """A scenario's metric as every report table shows it: value [95% CI] by validity.value_with_ci (no
     CI for an intercept-only probe's correlation, a zero-width interval marked as such)."""
-    return value_with_ci(scenario, metric, ci_digits=3)
+    return scenario.value_with_ci(metric, ci_digits=3)
 
 
 def with_interval(value, ci) -> str:

@@ -34,9 +34,10 @@ class LayerOutcome:
         return cls(result.id, result.options, result.extra, result.metrics, result.ci, result.layer_scores)
 
     @classmethod
-    def from_entry(cls, sid: str, entry: dict, scores: pd.DataFrame) -> LayerOutcome:
-        return cls(sid, entry.get("options", {}), entry.get("extra", {}), entry.get("metrics", {}),
-                   entry.get("ci") or {}, scores[scores["scenario"] == sid].reset_index(drop=True))
+    def from_outcome(cls, outcome, scores: pd.DataFrame) -> LayerOutcome:
+        """From a ``ScenarioOutcome`` read back from results.json and the run's layer_scores.csv."""
+        return cls(outcome.id, outcome.options, outcome.extra, outcome.metrics, outcome.ci,
+                   scores[scores["scenario"] == outcome.id].reset_index(drop=True))
 
 
 def layer_kind(sid: str) -> str | None:
@@ -119,10 +120,10 @@ def _ci(values) -> str:
         return ""
 
 
-def layer_sentence(sc: dict) -> str | None:
+def layer_sentence(sc) -> str | None:
     """What a layer-wise scenario (layers-*, pixels-*, random-init-*) fitted and chose, in words, from
-    its results.json entry; None for any other scenario."""
-    options, extra, metrics, ci = sc.get("options", {}), sc.get("extra", {}), sc.get("metrics", {}), sc.get("ci", {})
+    its outcome (a ``ScenarioOutcome`` or ``LayerOutcome``); None for any other scenario."""
+    options, extra, metrics, ci = sc.options, sc.extra, sc.metrics, sc.ci
     if "layer_rule" not in options:
         return None
     rating, folds = options.get("rating", "the rating"), options.get("folds_used", "?")
@@ -219,10 +220,9 @@ def _class_outcome_from_result(result) -> tuple[str, LayerOutcome, list[str]]:
                                       result.layer_class_scores), flag_codes(result.to_json()))
 
 
-def class_outcome_from_entry(sid: str, entry: dict, scores: pd.DataFrame) -> tuple[str, LayerOutcome, list[str]]:
-    from ..validity import flag_codes
-
-    return entry.get("task", ""), LayerOutcome.from_entry(sid, entry, scores), flag_codes(entry)
+def class_outcome_from_outcome(outcome, scores: pd.DataFrame) -> tuple[str, LayerOutcome, list[str]]:
+    """A ``ScenarioOutcome`` read back from results.json, with its rows of layer_class_scores.csv."""
+    return outcome.task, LayerOutcome.from_outcome(outcome, scores), list(outcome.flag_codes)
 
 
 def group_by_task(outcomes) -> dict[str, dict]:

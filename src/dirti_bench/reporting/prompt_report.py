@@ -17,11 +17,12 @@ from __future__ import annotations
 import pandas as pd
 
 from ..labels import TASKS
-from ..results import PROMPTS_FILE
+from ..results import ACCURACY, BALANCED_ACCURACY, F1_MACRO, PROMPTS_FILE
+from ..results_types import ScenarioOutcome, SweepPoint
 from .compare import PROMPT_KIND
 from .console import figure_title
 from .formats import MISSING, figure_path, num, with_interval
-from .published import wording_name
+from .published import DEFAULT_WORDING, STUDY_WORDING, is_dirti_run, wording_name
 from .render import Drawing, Figure, Heading, Para, Table
 
 STUDY_THRESHOLD = 5.0
@@ -31,9 +32,9 @@ BEST_WORST = 5
 
 # ---------------------------------------------------------------- helpers
 
-def _metric(sc: dict, name: str) -> str:
+def _metric(sc: ScenarioOutcome | SweepPoint, name: str) -> str:
     # Without validity.value_with_ci's zero-width mark: these tables carry no zero-width notes (yet).
-    return with_interval(sc.get("metrics", {}).get(name), sc.get("ci", {}).get(name))
+    return with_interval(sc.metrics.get(name), sc.interval(name))
 
 
 def _prefix(runs, run) -> str:
@@ -45,10 +46,6 @@ def _frame(rows: list[dict], runs, run_of: list) -> pd.DataFrame:
     if len(runs) > 1:
         rows = [{"run": r.label, **row} for r, row in zip(run_of, rows, strict=True)]
     return pd.DataFrame(rows).fillna(MISSING).astype(str)
-
-
-def _is_sweep(sc: dict) -> bool:
-    return isinstance(sc.get("sweep"), list)
 
 
 def _prompts_table(run) -> pd.DataFrame | None:
@@ -77,13 +74,14 @@ def prompt_files(runs) -> list:
 # ---------------------------------------------------------------- label spaces
 
 def _folds(options: dict, per_class: dict) -> str:
+    """``per_class``: class -> ClassScores."""
     asked, used = options.get("folds"), options.get("folds_effective")
     if used is None:
         if options.get("n_test") is not None:
             return f"holdout {options.get('n_train')}/{options.get('n_test')}"
         return MISSING
     if asked is not None and used < asked:
-        smallest = min((v.get("support", 0) for v in per_class.values()), default=0)
+        smallest = min((0 if v.support is None else v.support for v in per_class.values()), default=0)
         return f"{used} of {asked} asked (smallest class: {smallest} stimuli)"
     return str(used)
 
@@ -98,20 +96,20 @@ def label_spaces(runs) -> list:
     rows, owners = [], []
     for run in runs:
         for sid, sc in run.scenarios.items():
-            if sc.get("task") not in TASKS:
+            if sc.task not in TASKS:
                 continue
-            opts = sc.get("options", {})
+            opts = sc.options
             rule = opts.get("threshold_rule")
             threshold = MISSING if rule is None else (
                 f"{num(opts.get('threshold'), 2)} ({'mean+1sd of the ratings' if rule == 'mean+1sd' else 'fixed'})")
             reasons = opts.get("dropped_reasons") or {}
-            dropped = "; ".join(f"{c}: {reasons.get(c, 'dropped')}" for c in sc.get("dropped_classes", []))
-            counts = ", ".join(f"{c} {v.get('support')}" for c, v in sc.get("per_class", {}).items())
-            rows.append({"scenario": sid, "task": sc.get("task"), "rating": opts.get("rating") or MISSING,
-                         "threshold (rule)": threshold, "classes": len(sc.get("labels", [])),
+            dropped = "; ".join(f"{c}: {reasons.get(c, 'dropped')}" for c in sc.dropped_classes)
+            counts = ", ".join(f"{c} {v.support}" for c, v in sc.per_class_scores.items())
+            rows.append({"scenario": sid, "task": sc.task, "rating": opts.get("rating") or MISSING,
+                         "threshold (rule)": threshold, "classes": len(sc.labels),
                          "stimuli per class": counts or MISSING, "dropped (reason)": dropped or MISSING,
-                         "folds run": _folds(opts, sc.get("per_class", {})),
-                         "KNN tied votes": _ties(opts, sc.get("n"))})
+                         "folds run": _folds(opts, sc.per_class_scores),
+                         "KNN tied votes": _ties(opts, sc.recorded_n)})
             owners.append(run)
     if not rows:
         return []
@@ -134,13 +132,13 @@ def chance_levels(runs) -> list:
     for run in runs:
         for sid in CHANCE_SCENARIOS:
             sc = run.scenarios.get(sid)
-            if not sc or not sc.get("labels"):
+            if sc is None or not sc.labels:
                 continue
-            support = [v.get("support", 0) for v in sc.get("per_class", {}).values()]
-            k = len(sc["labels"])
+            support = [0 if v.support is None else v.support for v in sc.per_class_scores.values()]
+            k = len(sc.labels)
             rows.append({"scenario": sid, "classes": k, "chance (1/classes)": num(1 / k),
                          "majority class share": num(max(support) / sum(support)) if sum(support) else MISSING,
-                         "accuracy": _metric(sc, "accuracy"), "macro F1": _metric(sc, "f1_macro")})
+                         "accuracy": _metric(sc, ACCURACY), "macro F1": _metric(sc, F1_MACRO)})
             owners.append(run)
     if len(rows) < 2:
         return []
@@ -166,9 +164,9 @@ def prompts_shown(runs) -> list:
         by_scenario = _prompt_rows(run)
         for sid, sc in run.scenarios.items():
             prompts = by_scenario.get(sid)
-            if not prompts or _is_sweep(sc):
+            if not prompts or sc.is_sweep:
                 continue
-            opts = sc.get("options", {})
+            opts = sc.options
             is_study = opts.get("prompt_set") == "study" or opts.get("prompt_pair") == "study"
             if is_study:
                 study_rows += [{"scenario": sid, "class": c, "prompt": p} for c, p in prompts]
@@ -194,71 +192,75 @@ def prompts_shown(runs) -> list:
 
 # ---------------------------------------------------------------- threshold sweeps
 
-def _sweeps(run, kind: str) -> list[tuple[str, dict]]:
-    return [(sid, sc) for sid, sc in run.scenarios.items() if _is_sweep(sc) and sc.get("extra", {}).get("sweep") == kind]
+def _sweeps(run, kind: str) -> list[tuple[str, ScenarioOutcome]]:
+    return [(sid, sc) for sid, sc in run.scenarios.items() if sc.is_sweep and sc.sweep_kind == kind]
 
 
 def threshold_sweeps(runs) -> list:
+    """Per run, each threshold sweep's table and one figure. The study's threshold is marked only on
+    DIRTI (recognised by its contents): elsewhere the fixed threshold is this run's, not a study's."""
     blocks = []
     for run in runs:
         sweeps = _sweeps(run, "threshold")
         if not sweeps:
             continue
+        study = STUDY_THRESHOLD if is_dirti_run(run) else None
         panels = []
         for sid, sc in sweeps:
-            rows = [{"point": p["point"], "threshold": num(p.get("threshold"), 2), "classes": p.get("n_classes"),
-                     "dropped": ", ".join(p.get("dropped_classes") or []) or MISSING,
-                     "stimuli per class": ", ".join(f"{c} {n}" for c, n in (p.get("class_counts") or {}).items()),
-                     "accuracy": with_interval(p["metrics"].get("accuracy"), p["ci"].get("accuracy")),
-                     "balanced acc.": with_interval(p["metrics"].get("balanced_accuracy"), p["ci"].get("balanced_accuracy")),
-                     "macro F1": with_interval(p["metrics"].get("f1_macro"), p["ci"].get("f1_macro"))}
-                    for p in sc["sweep"]]
+            points = sc.sweep_points
+            rows = [{"point": p.point, "threshold": num(p.threshold, 2), "classes": p.n_classes,
+                     "dropped": ", ".join(p.dropped_classes) or MISSING,
+                     "stimuli per class": ", ".join(f"{c} {n}" for c, n in p.class_counts.items()),
+                     "accuracy": _metric(p, ACCURACY), "balanced acc.": _metric(p, BALANCED_ACCURACY),
+                     "macro F1": _metric(p, F1_MACRO)}
+                    for p in points]
             blocks += [Heading(3, f"{_prefix(runs, run)}{sid}"), Table(pd.DataFrame(rows).astype(str))]
-            numeric = [p for p in sc["sweep"] if isinstance(p.get("threshold"), int | float)]
-            panels.append({"title": sid, "x": [p["threshold"] for p in numeric],
-                           "metrics": {m: [p["metrics"][m] for p in numeric] for m in ("accuracy", "balanced_accuracy",
-                                                                                      "f1_macro")},
-                           "ci": {m: [p["ci"][m] for p in numeric] for m in ("accuracy", "balanced_accuracy",
-                                                                             "f1_macro")},
-                           "rule_points": [(p["threshold"], p["point"]) for p in numeric if p.get("rule") != "fixed"]})
-            reference, rule = sc.get("options", {}).get("threshold"), sc.get("options", {}).get("threshold_rule")
-            if rule == "fixed" and isinstance(reference, int | float) and reference != STUDY_THRESHOLD:  # --threshold
+            numeric = [p for p in points if isinstance(p.threshold, int | float)]
+            measures = (ACCURACY, BALANCED_ACCURACY, F1_MACRO)
+            panels.append({"title": sid, "x": [p.threshold for p in numeric],
+                           "metrics": {m: [p.metrics[m] for p in numeric] for m in measures},
+                           "ci": {m: [p.ci[m] for p in numeric] for m in measures},
+                           "rule_points": [(p.threshold, p.point) for p in numeric if p.rule != "fixed"]})
+            reference, rule = sc.options.get("threshold"), sc.options.get("threshold_rule")
+            if rule == "fixed" and isinstance(reference, int | float) and reference != study:  # --threshold
                 panels[-1]["rule_points"].append((reference, "this run's threshold"))
-        figure = Drawing("threshold_sweep_figure", (panels, STUDY_THRESHOLD,
+        figure = Drawing("threshold_sweep_figure", (panels, study,
                                                     figure_title(run.run, "zero-shot score vs disgust threshold")))
+        lines = (f"dashed: the study's {study:g}, dotted: a data-driven rule" if study is not None
+                 else "dotted: this run's threshold or a data-driven rule")
         blocks.append(Figure(figure_path("threshold-sweeps", runs, run), figure,
-                             f"{_prefix(runs, run)}score vs disgust threshold (95% CI bands); dashed: the study's "
-                             f"{STUDY_THRESHOLD:g}, dotted: a data-driven rule"))
+                             f"{_prefix(runs, run)}score vs disgust threshold (95% CI bands); {lines}"))
     if not blocks:
         return []
+    wording = " or ".join(dict.fromkeys(STUDY_WORDING if is_dirti_run(run) else DEFAULT_WORDING
+                                        for run in runs if _sweeps(run, "threshold")))
     return [Heading(2, "Threshold sweeps"),
-            Para("The zero-shot disgust tasks with the study wording at each threshold: the label space is rebuilt "
+            Para(f"The zero-shot disgust tasks with the {wording} at each threshold: the label space is rebuilt "
                  "at every point, and classes a threshold empties are dropped and listed. Points and predictions: "
                  "sweeps.csv and sweep_predictions.csv.gz.")] + blocks
 
 
 # ---------------------------------------------------------------- template sweeps
 
-def _template_table(points: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame([{"rank": p.get("rank", {}).get("accuracy", MISSING), "template": p["point"],
-                          "accuracy": with_interval(p["metrics"]["accuracy"], p["ci"].get("accuracy")),
-                          "macro F1": with_interval(p["metrics"]["f1_macro"], p["ci"].get("f1_macro")),
-                          "macro F1 rank": p.get("rank", {}).get("f1_macro", MISSING),
-                          "vs study: McNemar p": num((p.get("vs_study") or {}).get("p_value")),
-                          "Holm p": num((p.get("vs_study") or {}).get("p_holm")),
-                          "BH q": num((p.get("vs_study") or {}).get("q_bh"))} for p in points]).astype(str)
+def _template_table(points: list[SweepPoint]) -> pd.DataFrame:
+    return pd.DataFrame([{"rank": p.rank.get(ACCURACY, MISSING), "template": p.point,
+                          "accuracy": _metric(p, ACCURACY), "macro F1": _metric(p, F1_MACRO),
+                          "macro F1 rank": p.rank.get(F1_MACRO, MISSING),
+                          "vs study: McNemar p": num(p.vs_study.get("p_value")),
+                          "Holm p": num(p.vs_study.get("p_holm")),
+                          "BH q": num(p.vs_study.get("q_bh"))} for p in points]).astype(str)
 
 
-def _summary(sc: dict) -> str:
-    extra, opts = sc.get("extra", {}), sc.get("options", {})
-    dist = extra.get("distribution", {})
+def _summary(sc: ScenarioOutcome) -> str:
+    choice, opts = sc.template_choice, sc.options
+    dist = choice.distribution
     parts = []
     for name, label in (("accuracy", "accuracy"), ("f1_macro", "macro F1")):
         d = dist.get(name)
         if d:
             parts.append(f"{label} over templates: median {num(d['median'])} (quartiles {num(d['q1'])}–"
                          f"{num(d['q3'])}, range {num(d['min'])}–{num(d['max'])})")
-    rank, ranked = extra.get("study_rank", {}), extra.get("n_ranked")
+    rank, ranked = choice.study_rank, choice.n_ranked
     text = f"{opts.get('n_templates', MISSING)} templates; " + "; ".join(parts) + "."
     if rank:
         text += (f" The study wording ranks {rank.get('accuracy')} of {ranked} by accuracy and "
@@ -266,16 +268,20 @@ def _summary(sc: dict) -> str:
     return text
 
 
-def _selection(sc: dict) -> str:
-    extra, opts = sc.get("extra", {}), sc.get("options", {})
-    chosen = pd.Series([s["template"] for s in extra.get("selection", [])]).value_counts()
+def _selection(sc: ScenarioOutcome) -> str:
+    choice, opts = sc.template_choice, sc.options
+    chosen = pd.Series([s["template"] for s in choice.selection]).value_counts()
     picks = "; ".join(f"'{t}' on {n} fold(s)" for t, n in chosen.items())
-    best = extra.get("in_sample_best", {})
+    best = choice.in_sample_best
     return (f"Cross-validated choice (the headline): the best template on the training folds "
             f"({opts.get('folds_effective')} stratified folds, by {opts.get('select_by', 'accuracy')}), scored on the "
-            f"held-out fold: accuracy {_metric(sc, 'accuracy')}, macro F1 {_metric(sc, 'f1_macro')}. Chosen: {picks}. "
+            f"held-out fold: accuracy {_metric(sc, ACCURACY)}, macro F1 {_metric(sc, F1_MACRO)}. Chosen: {picks}. "
             f"The in-sample best ('{best.get('template')}', accuracy {num(best.get('accuracy'))}) is optimistic: "
             "it was picked on the images it is scored on.")
+
+
+def _metrics_of(point: SweepPoint | None) -> dict:
+    return point.metrics if point is not None else {}
 
 
 def template_sweeps(runs) -> list:
@@ -286,13 +292,13 @@ def template_sweeps(runs) -> list:
             continue
         panels = []
         for sid, sc in sweeps:
-            points = sc["sweep"]
-            templates = [p for p in points if p.get("kind") == "template"]
-            refs = {p["kind"]: p for p in points if p.get("kind") in ("study", "ensemble")}
-            by = sc.get("options", {}).get("select_by", "accuracy")
-            ordered = sorted(templates, key=lambda p: (p.get("rank", {}).get(by, 0), templates.index(p)))
-            reference = pd.DataFrame([{"prompt set": label, "accuracy": _metric(src, "accuracy"),
-                                       "macro F1": _metric(src, "f1_macro")}
+            points = sc.sweep_points
+            templates = [p for p in points if p.kind == "template"]
+            refs = {p.kind: p for p in points if p.kind in ("study", "ensemble")}
+            by = sc.options.get("select_by", ACCURACY)
+            ordered = sorted(templates, key=lambda p: (p.rank.get(by, 0), templates.index(p)))
+            reference = pd.DataFrame([{"prompt set": label, "accuracy": _metric(src, ACCURACY),
+                                       "macro F1": _metric(src, F1_MACRO)}
                                       for label, src in (("study wording", refs.get("study")),
                                                          ("full ensemble", refs.get("ensemble")),
                                                          ("cross-validated choice", sc)) if src]).astype(str)
@@ -305,11 +311,10 @@ def template_sweeps(runs) -> list:
                 blocks += [Para(f"Best {BEST_WORST} templates (in-sample, ranked by {by}):"),
                            Table(_template_table(ordered[:BEST_WORST])),
                            Para(f"Worst {BEST_WORST} templates:"), Table(_template_table(ordered[-BEST_WORST:]))]
-            panels.append({"title": sid, "metrics": {m: [p["metrics"][m] for p in templates]
-                                                     for m in ("accuracy", "f1_macro")},
-                           "references": {wording_name(run.doc): refs.get("study", {}).get("metrics", {}),
-                                          "full ensemble": refs.get("ensemble", {}).get("metrics", {}),
-                                          "CV choice": sc.get("metrics", {})}})
+            panels.append({"title": sid, "metrics": {m: [p.metrics[m] for p in templates] for m in (ACCURACY, F1_MACRO)},
+                           "references": {wording_name(run.results): _metrics_of(refs.get("study")),
+                                          "full ensemble": _metrics_of(refs.get("ensemble")),
+                                          "CV choice": sc.metrics}})
         figure = Drawing("template_sweep_figure", (panels, figure_title(run.run, "each template alone (one dot each)")))
         blocks.append(Figure(figure_path("template-sweeps", runs, run), figure,
                              f"{_prefix(runs, run)}score of each template alone, with the study wording, the full "
@@ -339,7 +344,7 @@ def _label(comparison: dict) -> str:
 def prompt_comparisons(runs) -> list:
     blocks, rows, owners = [], [], []
     for run in runs:
-        found = [c for c in run.doc.get("comparisons") or [] if c.get("kind") == PROMPT_KIND and "skipped" not in c]
+        found = [c for c in run.results.comparisons if c.get("kind") == PROMPT_KIND and "skipped" not in c]
         if not found:
             continue
         for c in found:
@@ -354,7 +359,7 @@ def prompt_comparisons(runs) -> list:
         panels = [{"title": task, "rows": [{"label": _label(c), "accuracy": _delta(c, "accuracy"),
                                             "f1_macro": _delta(c, "f1_macro")} for c in found if c.get("task") == task]}
                   for task in tasks]
-        wording = wording_name(run.doc)  # the report's one name for it: "default wording" off DIRTI
+        wording = wording_name(run.results)  # the report's one name for it: "default wording" off DIRTI
         figure = Drawing("forest_figure", (panels, figure_title(run.run, f"prompt sets minus the {wording}"), wording))
         blocks.append(Figure(figure_path("prompt-sets-vs-study", runs, run), figure,
                              f"{_prefix(runs, run)}Δ accuracy and Δ macro F1 against the study wording, 95% paired "

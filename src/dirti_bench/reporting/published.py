@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..results_types import Results
+
 HEADLINE = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
 
 # (table, method, the scenario that runs the same protocol here, accuracy, P, R, F1 as printed)
@@ -60,12 +62,12 @@ STUDY_WORDING = "study wording"
 DEFAULT_WORDING = "default wording"
 
 
-def set_categories(doc: dict) -> set[str] | None:
-    """The stimulus set's categories as a results document records them: the labels of a category task
-    (or of an alignment scenario, which lists the set's categories)."""
-    for sc in (doc.get("scenarios") or {}).values():
-        if sc.get("task") in ("category", "alignment") and sc.get("labels"):
-            return {str(c) for c in sc["labels"]}
+def set_categories(results: Results) -> set[str] | None:
+    """The stimulus set's categories as the results record them: the labels of a category task (or of
+    an alignment scenario, which lists the set's categories)."""
+    for outcome in results:
+        if outcome.task in ("category", "alignment") and outcome.labels:
+            return {str(c) for c in outcome.labels}
     return None
 
 
@@ -78,14 +80,28 @@ def is_dirti(categories, disgust_column) -> bool:
     return categories is not None and set(categories) == set(DIRTI_CATEGORIES) and disgust_column == DISGUST_RATING
 
 
-def is_dirti_doc(doc: dict) -> bool:
-    run = doc.get("run") or {}
+def is_dirti_doc(results: Results | dict) -> bool:
+    """Whether results (or a results.json document) come from DIRTI or a DIRTI-shaped subset."""
     from ..data.stimuli import DISGUST_RATING
 
-    return is_dirti(set_categories(doc), run.get("disgust_column", DISGUST_RATING))
+    results = Results.of(results)
+    return is_dirti(set_categories(results), results.run.details.get("disgust_column", DISGUST_RATING))
 
 
-def wording_name(doc: dict) -> str:
+def is_dirti_run(run) -> bool:
+    """``is_dirti`` of a run as the report reads it (``reporting.report.RunData``): the categories of
+    its stimuli.csv where loaded (whatever scenarios ran), else those its scenarios record."""
+    from ..data.stimuli import DISGUST_RATING
+
+    stimuli = getattr(run, "stimuli", None)
+    if stimuli is not None and "category" in stimuli:
+        categories = set(stimuli["category"].dropna().astype(str))
+    else:
+        categories = set_categories(run.results)
+    return is_dirti(categories, run.run.get("disgust_column", DISGUST_RATING))
+
+
+def wording_name(results: Results | dict) -> str:
     """What the fixed "This is a photo of {c}" wording is called: the study's on DIRTI, else the set's
     default wording (built from its class_phrases where given)."""
-    return STUDY_WORDING if is_dirti_doc(doc) else DEFAULT_WORDING
+    return STUDY_WORDING if is_dirti_doc(results) else DEFAULT_WORDING

@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import StagedDir, write_bytes, write_text
-from ..data.dirti import DIRTI_CATEGORIES
 from ..data.stimuli import DISGUST_RATING
 from ..encoding.precision import describe as describe_precision
 from ..errors import UserError
@@ -41,15 +40,8 @@ from ..results import (
     STIMULI_FILE,
     read_results,
 )
-from ..results_types import ReadBack, Results, ScenarioOutcome
-from ..validity import (
-    NO_SIGNAL,
-    chance_level,
-    flag_text,
-    interval_note,
-    suppressed,
-    zero_width_reason,
-)
+from ..results_types import Penalty, ReadBack, Results, ScenarioOutcome
+from ..validity import NO_SIGNAL, interval_note
 from .compare import PROMPT_KIND
 from .console import figure_title, scoring_summary
 from .findings import finding_lines
@@ -61,6 +53,7 @@ from .published import (
     HEADLINE,
     PUBLISHED_TABLES,
     STUDY_WORDING,
+    is_dirti_run,
     rederived_clip_baseline,
     swap_note,
 )
@@ -170,7 +163,7 @@ def _zero_width_notes(runs: list[RunData], metrics, only: str | None = None) -> 
         for sid, sc in run.scenarios.items():
             if only is not None and sid != only:
                 continue
-            reasons = {zero_width_reason(sc, m) for m in metrics} - {None}
+            reasons = {sc.zero_width_reason(m) for m in metrics} - {None}
             lines += [f"{sid}" + (f" ({run.label})" if len(runs) > 1 else "") + f": {r}" for r in sorted(reasons)]
     return [Para("Zero-width intervals: " + "; ".join(lines) + ".")] if lines else []
 
@@ -178,14 +171,7 @@ def _zero_width_notes(runs: list[RunData], metrics, only: str | None = None) -> 
 def _is_dirti(run: RunData) -> bool:
     """Whether a run's stimuli are DIRTI (or a DIRTI-shaped subset such as the demo), recognised by their
     contents, not their folder's name: exactly DIRTI's six categories and DIRTI's disgust rating column."""
-    categories = None
-    if run.stimuli is not None and "category" in run.stimuli:
-        categories = set(run.stimuli["category"].dropna().astype(str))
-    else:
-        labels = [sc.get("labels") for sc in run.scenarios.values() if sc.get("task") == "category"]
-        categories = set(labels[0]) if labels and labels[0] else None
-    return (categories == set(DIRTI_CATEGORIES)
-            and run.run.get("disgust_column", DISGUST_RATING) == DISGUST_RATING)
+    return is_dirti_run(run)
 
 
 def _flatten(row: dict, prefix: str = "") -> dict:
@@ -197,10 +183,6 @@ def _flatten(row: dict, prefix: str = "") -> dict:
         elif value is not None:  # absent, e.g. no McNemar test for CV scenarios
             out[name] = value
     return out
-
-
-def _is_classification(scenario: dict) -> bool:
-    return scenario.get("task") in TASKS
 
 
 def _scenario_ids(runs: list[RunData], classification: bool) -> list[str]:
@@ -239,7 +221,7 @@ def _header(runs: list[RunData]) -> list:
             "dataset": r.get("dataset", MISSING),
             "dataset sha256": str(r.get("dataset_sha256") or MISSING)[:12],
             "n stimuli": r.get("n_stimuli", MISSING), "seed": r.get("seed", MISSING),
-            "zero-shot scoring": scoring_summary(run.doc) or MISSING,
+            "zero-shot scoring": scoring_summary(run.results) or MISSING,
             "created": r.get("created", MISSING),
             "versions": ", ".join(f"{k} {v}" for k, v in versions.items()) or MISSING,
         })
@@ -250,7 +232,7 @@ def _dropped_and_empty(runs: list[RunData]) -> list:
     rows = []
     for run in runs:
         for outcome in run.results:
-            empty = [c for c, v in outcome.per_class.items() if v.get("support", 1) == 0]
+            empty = outcome.empty_classes
             dropped = list(outcome.dropped_classes)
             if dropped or empty:
                 rows.append(_with_run(runs, {"scenario": outcome.id, "dropped (no stimuli in the label space)":
@@ -272,12 +254,12 @@ def _headline(runs: list[RunData]) -> list:
             outcome = run.results.scenarios.get(sid)
             if outcome is None:
                 continue
-            sc = outcome.entry  # the formatting helpers and validity's checks read the entry as written
-            chance = chance_level(sc)
-            row = {"scenario": sid, "task": sc.get("task", MISSING), "n": sc.get("n", MISSING),
+            chance = outcome.chance_level
+            row = {"scenario": sid, "task": outcome.task or MISSING,
+                   "n": MISSING if outcome.recorded_n is None else outcome.recorded_n,
                    "classes": len(outcome.labels), "chance": num(chance) if chance is not None else MISSING}
-            row |= {header: metric_with_ci(sc, metric) for metric, header in CLASSIFICATION_METRICS}
-            row["flags"] = flag_text(sc) or MISSING
+            row |= {header: metric_with_ci(outcome, metric) for metric, header in CLASSIFICATION_METRICS}
+            row["flags"] = outcome.flag_text() or MISSING
             rows.append(_with_run(runs, row, run))
     blocks = [Heading(2, "Headline metrics")]
     if not rows:
@@ -285,7 +267,7 @@ def _headline(runs: list[RunData]) -> list:
     return blocks + [Para(f"Macro averages over the scenario's classes; chance: the majority class share (what "
                           f"always guessing that class scores); brackets: {interval_note()}, for accuracy and "
                           "macro F1 where recorded; flags: see Findings."),
-                     Table(pd.DataFrame(rows).astype(str))] + _zero_width_notes(runs, ("accuracy", "f1_macro"))
+                     Table(pd.DataFrame(rows).astype(str))] + _zero_width_notes(runs, (ACCURACY, F1_MACRO))
 
 
 def _study(runs: list[RunData]) -> list:
@@ -303,7 +285,7 @@ def _study(runs: list[RunData]) -> list:
         for run in runs:
             sc = run.scenarios.get(sid)
             source = f"this run: {sid}" + (f" ({run.label})" if len(runs) > 1 else "")
-            values = {m: num(sc["metrics"].get(m)) if sc else "not run" for m in HEADLINE}
+            values = {m: num(sc.metrics.get(m)) if sc else "not run" for m in HEADLINE}
             rows.append(base | {"source": source} | values)
     frame = pd.DataFrame(rows).rename(columns={"precision_macro": "macro P", "recall_macro": "macro R",
                                                "f1_macro": "macro F1"})
@@ -350,7 +332,7 @@ def _alignment_title(run: RunData, outcome: ScenarioOutcome) -> str:
     metrics = outcome.metrics
     ci = outcome.interval(SPEARMAN_RHO)
     rho = f"Spearman ρ = {num(metrics.get(SPEARMAN_RHO), 2)}"
-    if suppressed(outcome.entry, SPEARMAN_RHO):  # an intercept-only probe's ρ is an artefact of its folds
+    if outcome.suppressed(SPEARMAN_RHO):  # an intercept-only probe's ρ is an artefact of its folds
         rho = f"{NO_SIGNAL} (intercept-only probe; ρ not a finding)"
     elif isinstance(ci, list | tuple) and len(ci) == 2 and all(isinstance(v, int | float) for v in ci):
         rho += f" (95% CI {ci[0]:.2f} to {ci[1]:.2f})"
@@ -382,13 +364,13 @@ def _alignment_scatter(run: RunData, outcome: ScenarioOutcome, path: str) -> Fig
     return Figure(path, figure, f"{sid}: mean human rating vs model score, one point per stimulus")
 
 
-def ceiling_note(sc: dict) -> str | None:
+def ceiling_note(sc: ScenarioOutcome) -> str | None:
     """The noise ceiling's assumption in words, for the report next to the ceiling."""
-    opts = sc.get("options", {})
+    opts = sc.options
     if "n_raters" not in opts:
         return None
-    if not isinstance(sc.get("metrics", {}).get("noise_ceiling_spearman"), int | float):
-        note = sc.get("extra", {}).get("noise_ceiling")
+    if not isinstance(sc.metrics.get("noise_ceiling_spearman"), int | float):
+        note = sc.noise_ceiling_note
         return f"Noise ceiling {note}." if note else None
     n, source = opts.get("n_raters"), opts.get("n_raters_source") or "scenario option"
     given = source in ("--n-raters", "scenario option")
@@ -404,7 +386,7 @@ def _other_scenarios(runs: list[RunData]) -> list:
     blocks = [Heading(2, "Alignment with human ratings"), Para(ALIGNMENT_METRICS_NOTE)]
     for sid in ids:
         present = [r for r in runs if sid in r.scenarios]
-        metrics = list(dict.fromkeys(m for r in present for m in r.scenarios[sid].get("metrics", {})))
+        metrics = list(dict.fromkeys(m for r in present for m in r.scenarios[sid].metrics))
         frame = pd.DataFrame({"metric": metrics} | {
             (r.label if len(runs) > 1 else "value [95% CI]"): [metric_with_ci(r.scenarios[sid], m) for m in metrics]
             for r in present})
@@ -413,15 +395,15 @@ def _other_scenarios(runs: list[RunData]) -> list:
         for run in present:
             sc = run.scenarios[sid]
             prefix = f"{run.label}: " if len(runs) > 1 else ""
-            flags = flag_text(sc)
+            flags = sc.flag_text()
             texts = (f"Flags: {flags}." if flags else None, _probe_sentence(sc), _r2_statement(sc), ceiling_note(sc))
             blocks += [Para(prefix + text) for text in texts if text]
-            within = sc.get("extra", {}).get("within_category")
-            if isinstance(within, dict) and within and all(isinstance(v, dict) for v in within.values()):
-                table = pd.DataFrame([{"category": c} | {k: NO_SIGNAL if suppressed(sc, k) else num(v)
+            within = sc.within_category
+            if within:
+                table = pd.DataFrame([{"category": c} | {k: NO_SIGNAL if sc.suppressed(k) else num(v)
                                                          for k, v in row.items()} for c, row in within.items()])
                 blocks += [Para(f"Within each category ({run.label}):"), Table(table)]
-            blocks.append(_alignment_scatter(run, run.results[sid], figure_path(f"alignment-{sid}", runs, run)))
+            blocks.append(_alignment_scatter(run, sc, figure_path(f"alignment-{sid}", runs, run)))
     return blocks
 
 
@@ -434,19 +416,19 @@ ALIGNMENT_METRICS_NOTE = (
     "from their Spearman rho; *_over_ceiling is the correlation divided by its ceiling.")
 
 
-def _penalty_range(penalty: dict) -> str:
-    name = penalty.get("name", "penalty")
-    if penalty.get("mode") != "tuned":
-        return f"{name} fixed at {num(penalty.get('value'), 4)} (scenario option, not tuned)"
-    text = (f"chosen inside each training fold only, never seeing its test fold ({penalty['method']}): {name} "
-            f"median {penalty['median']:.3g}, range {penalty['min']:.3g}–{penalty['max']:.3g} over "
-            f"{penalty['n_folds']} folds")
-    return text + (f"; {penalty['note']}" if penalty.get("note") else "")
+def _penalty_range(penalty: Penalty) -> str:
+    name = penalty.name
+    if penalty.mode != "tuned":
+        return f"{name} fixed at {num(penalty.value, 4)} (scenario option, not tuned)"
+    text = (f"chosen inside each training fold only, never seeing its test fold ({penalty.method}): {name} "
+            f"median {penalty.median:.3g}, range {penalty.min:.3g}–{penalty.max:.3g} over "
+            f"{penalty.n_folds} folds")
+    return text + (f"; {penalty.note}" if penalty.note else "")
 
 
-def _probe_sentence(sc: dict) -> str | None:
+def _probe_sentence(sc: ScenarioOutcome) -> str | None:
     """One sentence on what a probe fitted and how its penalty was chosen (from the recorded options)."""
-    options = sc.get("options", {})
+    options = sc.options
     model = str(options.get("model", ""))
     if "layer_rule" in options:  # the layer-wise scenarios say what they chose themselves
         from .layer_figures import layer_sentence
@@ -462,31 +444,31 @@ def _probe_sentence(sc: dict) -> str | None:
         name = "C"
     else:
         return None
-    penalty = sc.get("extra", {}).get("penalty") or {"name": name, "mode": "fixed", "value": options.get(name)}
+    penalty = sc.penalty or Penalty(name=name, mode="fixed", value=options.get(name))
     return f"{fitted}; penalty {_penalty_range(penalty)}."
 
 
-def _r2_statement(sc: dict) -> str | None:
+def _r2_statement(sc: ScenarioOutcome) -> str | None:
     """Say so when a probe's out-of-fold R² is <= 0, and whether it is below the intercept-only model
     by more than its own bootstrap CI."""
-    metrics = sc.get("metrics", {})
+    metrics = sc.metrics
     r2 = metrics.get("r2")
     if r2 is None or r2 > 0:
         return None
-    rating = sc.get("options", {}).get("rating", "the rating")
+    rating = sc.options.get("rating", "the rating")
     base = metrics.get("r2_intercept_only")
     text = f"R² = {r2:.3f} ≤ 0: out of fold the probe predicts {rating} no better than the training-fold mean"
     if base is None:
         return text + "."
     text += f" (intercept-only model on the same folds: R² = {base:.3f})"
-    high = (sc.get("ci", {}).get("r2_gain_over_intercept_only") or [None, None])[1]
+    high = (sc.interval("r2_gain_over_intercept_only") or [None, None])[1]
     if high is not None and high < 0:
         return text + (", and below it by more than noise (the paired 95% CI of the difference lies below 0): "
                        "the probe overfits, so this measures its penalty, not the features.")
     text += (": within noise of predicting the mean, so the features carry no linearly decodable information "
              "about this rating at this sample size.")
-    penalty = sc.get("extra", {}).get("penalty") or {}
-    if penalty.get("mode") == "tuned" and penalty.get("n_strongest") == penalty.get("n_folds"):
+    penalty = sc.penalty or Penalty()
+    if penalty.mode == "tuned" and penalty.n_strongest == penalty.n_folds:
         text += (" Every fold predicts its training mean, so r and rho here only reflect how the training means "
                  "differ between folds (negative by construction), not the features.")
     return text
@@ -509,7 +491,7 @@ def _probe_penalties(runs: list[RunData]) -> list:
 def _comparisons(runs: list[RunData]) -> list:
     rows = []
     for run in runs:
-        for comparison in run.doc.get("comparisons") or []:
+        for comparison in run.results.comparisons:
             if comparison.get("kind") == PROMPT_KIND:  # shown with the prompt sections
                 continue
             flat = {k: num(v) for k, v in _flatten(comparison).items()}
@@ -550,14 +532,12 @@ def _layer_profiles(runs: list[RunData]) -> list:
 
     blocks = []
     for run in runs:
-        ids = [sid for sid in run.doc["scenarios"] if layer_kind(sid) and "layer_rule" in
-               run.doc["scenarios"][sid].get("options", {})]
-        if not ids or run.layer_scores is None:
+        outcomes = [sc for sc in run.results if layer_kind(sc.id) and "layer_rule" in sc.options]
+        if not outcomes or run.layer_scores is None:
             continue
         from .figures import plt, png  # matplotlib loads only when a figure is drawn
 
-        grouped = group_by_rating(LayerOutcome.from_entry(sid, run.doc["scenarios"][sid], run.layer_scores)
-                                  for sid in ids)
+        grouped = group_by_rating(LayerOutcome.from_outcome(sc, run.layer_scores) for sc in outcomes)
         rows, figures = [], []
         for rating, by_kind in grouped.items():
             rows.append(layer_summary_row(by_kind, rating))
@@ -592,7 +572,7 @@ def _class_layer_profiles(runs: list[RunData]) -> list:
         class_layer_kind,
         class_layer_profile_figure,
         class_layer_summary_rows,
-        class_outcome_from_entry,
+        class_outcome_from_outcome,
         group_by_task,
     )
 
@@ -603,7 +583,7 @@ def _class_layer_profiles(runs: list[RunData]) -> list:
             continue
         from .figures import plt, png  # matplotlib loads only when a figure is drawn
 
-        grouped = group_by_task(class_outcome_from_entry(sid, run.scenarios[sid], run.layer_class_scores) for sid in ids)
+        grouped = group_by_task(class_outcome_from_outcome(run.scenarios[sid], run.layer_class_scores) for sid in ids)
         rows, figures = [], []
         for task, by_kind in grouped.items():
             rows += class_layer_summary_rows(by_kind, task)
@@ -640,19 +620,19 @@ def _per_class(runs: list[RunData]) -> list:
                 continue
             if len(runs) > 1:
                 blocks.append(Para(f"Run: {run.label}"))
-            rows = [{"class": c, "precision": num(v.get("precision")), "recall": num(v.get("recall")),
-                     "f1": num(v.get("f1")), "support": num(v.get("support")),
-                     "note": "EMPTY: no stimuli evaluated" if v.get("support", 1) == 0 else ""}
-                    for c, v in sc.get("per_class", {}).items()]
+            rows = [{"class": c, "precision": num(v.precision), "recall": num(v.recall),
+                     "f1": num(v.f1), "support": num(v.support),
+                     "note": "EMPTY: no stimuli evaluated" if v.empty else ""}
+                    for c, v in sc.per_class_scores.items()]
             rows += [{"class": c, "precision": MISSING, "recall": MISSING, "f1": MISSING, "support": "0",
-                      "note": "DROPPED from the label space"} for c in sc.get("dropped_classes", [])]
+                      "note": "DROPPED from the label space"} for c in sc.dropped_classes]
             if rows:
                 blocks.append(Table(pd.DataFrame(rows)))
-            labels, confusion = sc.get("labels", []), sc.get("confusion", [])
-            if labels and confusion and len(confusion) == len(labels) and "sweep" not in sc:  # sweeps: own figures
-                order = sc.get("extra", {}).get("display_order")
-                figure = Drawing("confusion_figure", (labels, confusion, figure_title(run.run, f"{sid}: confusion matrix")),
-                                 dict(order=order, dropped=sc.get("dropped_classes", [])))
+            labels, confusion = list(sc.labels), sc.confusion
+            if labels and confusion and len(confusion) == len(labels) and not sc.is_sweep:  # sweeps: own figures
+                title = figure_title(run.run, f"{sid}: confusion matrix", sc.flag_codes)
+                figure = Drawing("confusion_figure", (labels, confusion, title),
+                                 dict(order=sc.display_order, dropped=list(sc.dropped_classes)))
                 blocks.append(Figure(figure_path(f"confusion-{sid}", runs, run), figure,
                                      f"{sid}: confusion matrix (rows true, columns predicted; colour = share "
                                      "of the true class, numbers = counts)"))
@@ -664,28 +644,27 @@ def _calibration(runs: list[RunData]) -> list:
     rows, figures = [], []
     for sid in _scenario_ids(runs, classification=True):
         for run in runs:
-            sc = run.scenarios.get(sid) or {}
-            record, metrics, opts = sc.get("extra", {}).get("calibration"), sc.get("metrics", {}), sc.get("options", {})
-            if not isinstance(record, dict):
+            sc = run.scenarios.get(sid)
+            record = sc.calibration if sc is not None else None
+            if record is None:
                 continue
-            temperature = record.get("temperature", {})
+            metrics, opts = sc.metrics, sc.options
             rows.append(_with_run(runs, {
                 "scenario": sid, "scoring": f"{opts.get('scoring', '?')}: {opts.get('probability_rule', '?')}, "
                                             f"scale {num(opts.get('logit_scale'))}, bias {num(opts.get('logit_bias'))}",
                 "ECE": num(metrics.get("ece")), "ECE calibrated": num(metrics.get("ece_calibrated")),
                 "Brier": num(metrics.get("brier")), "Brier calibrated": num(metrics.get("brier_calibrated")),
-                "median T": num(temperature.get("median")), "T folds": num(temperature.get("folds"))}, run))
-            panels = [{"label": f"raw (ECE {num(metrics.get('ece'))})", "table": record.get("reliability", [])},
+                "median T": num(record.temperature_median), "T folds": num(record.temperature_folds)}, run))
+            panels = [{"label": f"raw (ECE {num(metrics.get('ece'))})", "table": record.reliability},
                       {"label": f"temperature, out-of-fold (ECE {num(metrics.get('ece_calibrated'))})",
-                       "table": record.get("reliability_calibrated", [])}]
+                       "table": record.reliability_calibrated}]
             if all(isinstance(p["table"], list) and p["table"] for p in panels):
-                figure = Drawing("reliability_figure", (panels, figure_title(run.run, f"{sid}: reliability")))
+                figure = Drawing("reliability_figure", (panels, figure_title(run.run, f"{sid}: reliability", sc.flag_codes)))
                 figures.append(Figure(figure_path(f"reliability-{sid}", runs, run), figure,
-                                      f"{sid}: reliability diagram, {record.get('ece_bins')} equal-mass bins"))
+                                      f"{sid}: reliability diagram, {record.ece_bins} equal-mass bins"))
     if not rows:
         return []
-    binning = next((r.get("binning") for run in runs for sc in run.scenarios.values()
-                    for r in [sc.get("extra", {}).get("calibration")] if isinstance(r, dict)), "")
+    binning = next((sc.calibration.binning for run in runs for sc in run.results if sc.calibration is not None), "")
     return [Heading(2, "Calibration of zero-shot confidences"),
             Para("Can the confidences be trusted? Expected calibration error (ECE) of the top-label probability, "
                  f"bins {binning}; Brier score summed over classes (one-vs-rest). 'calibrated': one temperature "
@@ -741,10 +720,8 @@ def _projection(runs: list[RunData], method: str | None, reporter=None) -> list:
 def _skipped(runs: list[RunData]) -> list:
     rows = []
     for run in runs:
-        skipped = run.doc.get("skipped")
-        if isinstance(skipped, dict):
-            rows += [_with_run(runs, {"scenario": sid, "why it cannot run on this data": str(reason)}, run)
-                     for sid, reason in skipped.items()]
+        rows += [_with_run(runs, {"scenario": sid, "why it cannot run on this data": str(reason)}, run)
+                 for sid, reason in run.results.skipped.items()]
     if not rows:
         return []
     return [Heading(2, "Skipped scenarios"),
@@ -757,7 +734,7 @@ def _findings(runs: list[RunData]) -> list:
     for run in runs:
         if len(runs) > 1:
             blocks.append(Para(f"**{run.label}**"))
-        blocks += [Para(f"- {line}") for line in finding_lines(run.doc)]
+        blocks += [Para(f"- {line}") for line in finding_lines(run.results)]
     return blocks
 
 

@@ -23,25 +23,23 @@ from ..evaluators.consistency import check_saved_run
 from ..evaluators.rating_stats import spearman
 from ..labels import TASKS
 from ..results import (
+    ACCURACY,
     ALIGNMENT_PREDICTIONS_FILE,
+    F1_MACRO,
     PREDICTIONS_FILE,
     RESULTS_FILE,
     SPEARMAN_RHO,
     read_results,
 )
-from ..results_types import ReadBack, Results
+from ..results_types import ReadBack, Results, RunInfo, comparability
 from ..validity import (
     INTERCEPT_ONLY,
     NO_SIGNAL,
     NOT_COMPARABLE,
     adjust_family,
     adjust_pvalues,
-    cohen_kappa,
-    comparability,
-    flag_codes,
     interval_note,
     mcnemar_p,
-    suppressed,
 )
 from .compare import compare
 from .console import scoring_summary
@@ -54,7 +52,7 @@ RUNS_DIR = "runs"  # a sweep's per-model results directories: OUT/runs/<model>__
 TITLE = "dirti-bench comparison"
 BEST = "★"
 N_BOOTSTRAP = 1000
-MEASURES = (("accuracy", "Accuracy", True), ("f1_macro", "Macro-F1", True),
+MEASURES = ((ACCURACY, "Accuracy", True), (F1_MACRO, "Macro-F1", True),
             (SPEARMAN_RHO, "Alignment with human ratings (Spearman ρ)", False))
 
 
@@ -99,7 +97,7 @@ def find_run_dirs(paths: list[Path]) -> list[Path]:
 def _list_order(folder: Path) -> tuple:
     """A sweep's runs in the order of its models file (line numbers recorded by each run)."""
     try:
-        source = str(read_results(folder)["run"].get("sweep", {}).get("model_source", ""))
+        source = RunInfo.from_json(read_results(folder)["run"]).model_source
     except UserError:
         source = ""
     file, _, line = source.rpartition(":")
@@ -186,9 +184,9 @@ def pairing_problem(ref: Run, run: Run, sid: str) -> str | None:
     a, b = ref.scenarios.get(sid), run.scenarios.get(sid)
     if a is None or b is None:
         return "not run"
-    if a.get("task") != b.get("task") or (a.get("task") in TASKS and a.get("labels") != b.get("labels")):
+    if a.task != b.task or (a.task in TASKS and a.labels != b.labels):
         return "another label space"
-    differences = comparability(ref.run, a, run.run, b)
+    differences = comparability(ref.info, a, run.info, b)
     return "; ".join(differences) if differences else None
 
 
@@ -199,7 +197,7 @@ def _delta_classification(ref: Run, run: Run, sid: str, seed: int) -> dict | str
     if a is None or b is None:
         return "no predictions"
     try:
-        return compare(a, b, n_boot=N_BOOTSTRAP, seed=seed, labels=ref.scenarios[sid].get("labels"))
+        return compare(a, b, n_boot=N_BOOTSTRAP, seed=seed, labels=list(ref.scenarios[sid].labels) or None)
     except UserError:
         return "stimuli differ"
 
@@ -247,7 +245,7 @@ def _runs_table(runs: list[Run], ref: Run) -> list:
              "model": r.run.get("model", MISSING), "weights": _weights_name(r.run),
              "weights sha256": str(r.run.get("weights_sha256") or MISSING)[:12], "device": r.run.get("device", MISSING),
              "dataset": r.run.get("dataset", MISSING), "dataset sha256": str(r.run.get("dataset_sha256") or MISSING)[:12],
-             "scenarios": len(r.scenarios), "zero-shot scoring": scoring_summary(r.doc, short=True) or MISSING}
+             "scenarios": len(r.scenarios), "zero-shot scoring": scoring_summary(r.results, short=True) or MISSING}
             for r in runs]
     return [Heading(2, "Runs"), Table(pd.DataFrame(rows).astype(str))]
 
@@ -269,7 +267,7 @@ def _banners(runs: list[Run], ref: Run) -> list:
 def _best_vs_runner_up(best: Run, runner: Run, sid: str, metric: str, seed: int) -> float | None:
     """The p-value of best vs runner-up on the same stimuli: McNemar's exact test on correctness
     (classification), or a two-sided paired bootstrap p of the Spearman ρ difference (alignment)."""
-    if metric in ("accuracy", "f1_macro"):
+    if metric in (ACCURACY, F1_MACRO):
         a, b = _classification_rows(best, sid), _classification_rows(runner, sid)
         if a is None or b is None:
             return None
@@ -293,9 +291,9 @@ def _best_vs_runner_up(best: Run, runner: Run, sid: str, metric: str, seed: int)
 def _rankable(ref: Run, run: Run, sid: str, metric: str) -> bool:
     """A run competes for ★ in a row only on the reference's dataset and label space, with a valid value."""
     sc = run.scenarios.get(sid)
-    if sc is None or pairing_problem(ref, run, sid) is not None or suppressed(sc, metric):
+    if sc is None or pairing_problem(ref, run, sid) is not None or sc.suppressed(metric):
         return False
-    value = sc.get("metrics", {}).get(metric)
+    value = sc.metrics.get(metric)
     return isinstance(value, int | float) and math.isfinite(value)
 
 
@@ -305,14 +303,14 @@ def _headline_table(runs: list[Run], metric: str, classification: bool, ref: Run
     table (the family); otherwise the best value is marked "tied"."""
     ref = ref or runs[0]
     ids = [sid for sid in _scenario_ids(runs, classification)
-           if any(metric in r.scenarios.get(sid, {}).get("metrics", {}) for r in runs)]
+           if any(sid in r.scenarios and metric in r.scenarios[sid].metrics for r in runs)]
     if not ids:
         return None
     seed = int(ref.info.seed or 0)
     leaders: dict[str, tuple[Run, float | None]] = {}
     for sid in ids:
         ranked = sorted((r for r in runs if _rankable(ref, r, sid, metric)),
-                        key=lambda r: r.scenarios[sid]["metrics"][metric], reverse=True)
+                        key=lambda r: r.scenarios[sid].metrics[metric], reverse=True)
         if len(ranked) > 1:
             leaders[sid] = (ranked[0], _best_vs_runner_up(ranked[0], ranked[1], sid, metric, seed))
     tested = [sid for sid, (_, p) in leaders.items() if p is not None]
@@ -326,7 +324,7 @@ def _headline_table(runs: list[Run], metric: str, classification: bool, ref: Run
             cell = metric_with_ci(sc, metric) if sc is not None else "not run"
             if sc is not None and (problem := pairing_problem(ref, run, sid)) not in (None, "not run"):
                 cell += f" ({NOT_COMPARABLE}: {problem})"
-            codes = [c for c in flag_codes(sc) if c != INTERCEPT_ONLY] if sc is not None else []
+            codes = [c for c in sc.flag_codes if c != INTERCEPT_ONLY] if sc is not None else []
             if codes:
                 cell += f" ({'; '.join(codes)})"
             if run is leader:
@@ -390,13 +388,13 @@ def _heatmap_cell(ref: Run, run: Run, sid: str, classification: bool) -> tuple[f
     if sc is None:
         return math.nan, None
     if classification:
-        value = cohen_kappa(sc.get("confusion") or [])
+        value = sc.kappa
     else:
-        value = sc.get("metrics", {}).get(SPEARMAN_RHO)
-        if suppressed(sc, SPEARMAN_RHO):
+        value = sc.metrics.get(SPEARMAN_RHO)
+        if sc.suppressed(SPEARMAN_RHO):
             return math.nan, "no signal"
     value = math.nan if not isinstance(value, int | float) else float(value)
-    marks = [c for c in flag_codes(sc) if c != INTERCEPT_ONLY]
+    marks = [c for c in sc.flag_codes if c != INTERCEPT_ONLY]
     if pairing_problem(ref, run, sid) not in (None, "not run"):
         marks.append(NOT_COMPARABLE)
     if not marks:
