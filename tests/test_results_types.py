@@ -25,7 +25,7 @@ from dirti_bench.validity import BELOW_CHANCE, DEGENERATE, INTERCEPT_ONLY, NO_SI
 REPORTING = Path(__file__).resolve().parents[1] / "src" / "dirti_bench" / "reporting"
 # The modules that render results: they read ScenarioOutcome's typed fields, never an entry's keys.
 TYPED_READERS = ("report.py", "runs_report.py", "prompt_report.py", "findings.py", "formats.py", "console.py",
-                 "compare.py")
+                 "compare.py", "leaderboard.py")
 # Keys only a results.json scenario entry (or a sweep point) has; comparisons share "ci", "n" and "task".
 ENTRY_KEYS = frozenset({"metrics", "flags", "extra", "per_class", "confusion", "labels", "dropped_classes",
                         "sweep", "options"})
@@ -227,3 +227,15 @@ def test_the_entry_check_finds_what_it_must():
     assert entry_reads("x = sc.get('extra', {})", False) == []  # only the typed readers are held to the keys
     assert entry_reads("row['flags'] = text\nentry['metrics'] = {}", True) == []  # writing is no reading
     assert entry_reads("x = sc.metrics.get('accuracy')\ny = sc.options.get('rating')", True) == []
+
+
+def test_the_sweeps_closing_board_reads_typed_results():
+    from dirti_bench.reporting.leaderboard import leaderboard_text
+
+    first = {"run": {}, "scenarios": {"zeroshot-baseline": classification([[0, 5], [0, 5]], ci=[0.5, 0.5]),
+                                      "align-disgust-probe": probe(n_strongest=4)}}
+    second = Results.of({"run": {}, "scenarios": {"align-disgust-probe": probe(n_strongest=1)}})
+    lines = leaderboard_text([first, second], ["m1", "m2"]).splitlines()
+    assert [cell.strip() for cell in lines[2].split("|")[1:-1]] == ["m1", "0.500 (degenerate)", "no signal"]
+    assert [cell.strip() for cell in lines[3].split("|")[1:-1]] == ["m2", "–", "-0.400"]
+    assert leaderboard_text([{"run": {}, "scenarios": {}}], ["m"]) == ""  # no headline scenario
