@@ -239,3 +239,21 @@ def test_the_sweeps_closing_board_reads_typed_results():
     assert [cell.strip() for cell in lines[2].split("|")[1:-1]] == ["m1", "0.500 (degenerate)", "no signal"]
     assert [cell.strip() for cell in lines[3].split("|")[1:-1]] == ["m2", "–", "-0.400"]
     assert leaderboard_text([{"run": {}, "scenarios": {}}], ["m"]) == ""  # no headline scenario
+
+
+def test_the_run_block_is_typed_and_titles_read_it_from_either_form():
+    from dirti_bench.reporting.console import figure_title, run_title, weights_label
+    from dirti_bench.results_types import RunInfo
+
+    block = {"model": "ViT-B-32", "pretrained": "w.pt", "weights_kind": "file", "dataset": "oasis", "n_stimuli": 9,
+             "device": "cuda", "device_name": "H100", "precision": "bf16", "disgust_column": "Disgust",
+             "rating_scale": [1, 7], "prompt_files": [{"file": "p.json"}], "seed": 0}
+    info = RunInfo.of(block)
+    assert RunInfo.of(info) is info and info.details == block and info.seed == 0
+    assert (info.weights_kind, info.device_name, info.n_stimuli, info.disgust_column, info.rating_scale) == (
+        "file", "H100", 9, "Disgust", [1, 7])
+    assert info.prompt_files == [{"file": "p.json"}] and info.throughput is None and info.projection is None
+    assert run_title(info) == run_title(block) == "ViT-B-32 · weights w.pt · oasis (9 images) · cuda · bf16, checked against fp32"
+    assert figure_title({}, "what") == "what\n– · weights – · –"  # nothing recorded: the mark for missing
+    assert weights_label({"smoke_run": True}, short=True) == "random weights — smoke run"
+    assert RunInfo.of({}).prompt_files == [] and RunInfo.of({}).versions == {}
