@@ -160,6 +160,15 @@ def test_scenarios_previews_what_templates_and_ratings_add(tmp_path, capsys):
     assert listed == ["knn-split-baseline", "knn-cv10-baseline", "knn-split-disgust", "knn-cv10-disgust"]
 
 
+def test_a_template_with_a_positional_field_is_one_error_line(tmp_path, capsys):
+    prompts = tmp_path / "mine.json"
+    prompts.write_text('[\n "a photo of {c}.",\n "a {0} photo of {c}."\n]')
+    assert main(["scenarios", "--templates", str(prompts)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: bad template file {prompts}: line 3: template 'a {{0}} photo of {{c}}.' "
+                           "has the field {0}") and "replace {0} by {c} or remove it" in line
+
+
 def test_summary_rows_from_a_results_document():
     doc = {"run": {"model": "ViT-B-32", "pretrained": "openai", "dataset": "dirti", "n_stimuli": 300,
                    "device": "cuda", "smoke_run": False},

@@ -127,12 +127,43 @@ def test_device_jpeg_route_stays_within_cosine_0999_of_open_clip(tiny, photos):
     assert (feats * stock).sum(axis=1).min() >= 0.999
 
 
+def test_large_batches_decode_in_parts_of_bounded_size_with_the_same_pixels(tiny, photos, monkeypatch):
+    _, preprocess = tiny
+    plan = plan_decode(preprocess, "tensor-resize")
+    items, _ = imaging._read_batch(photos, plan)
+    whole = device_batch(items, plan, "cpu")
+    calls = []
+    real = imaging._decode_jpegs
+    monkeypatch.setattr(imaging, "_decode_jpegs", lambda data, device: calls.append(len(data)) or real(data, device))
+    monkeypatch.setattr(imaging, "DEVICE_DECODE_BYTES", 2 * 1024 * 768 * 3)  # two photos' decoded bytes
+    assert torch.equal(device_batch(items, plan, "cpu"), whole)
+    assert calls == [2, 2, 2]
+
+
 @pytest.mark.parametrize("turn", sorted(UPRIGHT))
 def test_exif_orientation_on_tensors_matches_pil(turn):
     rgb = np.random.default_rng(turn).integers(0, 256, (5, 7, 3), dtype=np.uint8)
     expected = np.asarray(Image.fromarray(rgb).transpose(UPRIGHT[turn]))
     got = _upright(torch.from_numpy(rgb).permute(2, 0, 1), turn).permute(1, 2, 0).numpy()
     assert np.array_equal(got, expected)
+
+
+def test_a_rotated_photo_reaches_the_model_upright_on_the_device_route(tiny, photos, tmp_path):
+    _, preprocess = tiny
+    turned = tmp_path / "turned.jpg"
+    with Image.open(photos[0]) as im:
+        exif = im.getexif()
+        exif[0x0112] = 6  # shown rotated by 90 degrees clockwise
+        im.save(turned, exif=exif, quality=95)
+    plan = plan_decode(preprocess, "full")  # every pixel decoded by PIL: the reference
+    pil = stack_batch([imaging._decode_one(turned, plan)], plan.split)
+    plan = plan_decode(preprocess, "tensor-resize")
+    items, _ = imaging._read_batch([turned], plan)
+    assert items[0][3] == 6
+    crop = device_batch(items, plan, "cpu")
+    assert (crop.int() - pil.int()).abs().max() <= 2
+    unturned = device_batch([(*items[0][:3], 1, items[0][4])], plan, "cpu")
+    assert (unturned.int() - pil.int()).abs().max() > 50  # the tag mattered
 
 
 def test_other_files_decode_on_the_cpu_beside_device_jpegs(tiny, photos, tmp_path):

@@ -47,7 +47,9 @@ def test_the_label_space_puts_each_categorys_plain_and_disgusting_class_side_by_
 
 
 def test_every_figure_names_the_scenario_model_weights_and_dataset(drawn):
-    assert set(drawn) == {"zeroshot-baseline: confusion matrix", "zeroshot-disgust: confusion matrix",
+    # the constant zeroshot-disgust (every stimulus "disgusting food") carries its flags in its title
+    assert set(drawn) == {"zeroshot-baseline: confusion matrix",
+                          "zeroshot-disgust: confusion matrix — flags: degenerate, below-chance",
                           "align-disgust-zeroshot: Spearman ρ = 0.91 (95% CI 0.85 to 0.95); noise ceiling 0.95",
                           "PCA of 60 image embeddings — dirti-tiny · random weights — smoke run · constructed"}
     for fig in drawn.values():
@@ -57,7 +59,7 @@ def test_every_figure_names_the_scenario_model_weights_and_dataset(drawn):
 
 
 def test_confusion_matrix_colours_row_shares_annotates_counts_and_names_dropped_classes(drawn):
-    fig = drawn["zeroshot-disgust: confusion matrix"]
+    fig = drawn["zeroshot-disgust: confusion matrix — flags: degenerate, below-chance"]
     ax, colourbar = fig.get_axes()
     order = ["food", "disgusting food", "disgusting body products", "never seen"]
     assert [t.get_text() for t in ax.get_xticklabels()] == order and [t.get_text() for t in ax.get_yticklabels()] == order

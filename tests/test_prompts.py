@@ -121,6 +121,31 @@ def test_bad_template_files(tmp_path, content, problem):
     assert str(err.value).startswith(f"bad template file {path}: ")
 
 
+@pytest.mark.parametrize("content, line, problem", [
+    ('[\n  "a photo of {c}",\n  "a {0} photo of {c}"\n]', 3,
+     r"template 'a \{0\} photo of \{c\}' has the field \{0\}; \{c\} \(the class name\) is the only field a "
+     r"template may hold: replace \{0\} by \{c\} or remove it"),
+    ('["a photo of {c}", "{name}: a photo of {c}"]', 1, r"has the field \{name\}"),
+    ('["a photo of {c} }"]', 1, r"has the field \}"),
+    ('{"food": ["a photo of food",\n "a photo of {c}"]}', 2,
+     r"prompt 'a photo of \{c\}' has the field \{c\}; prompts given per class or per rating end are used as "
+     r"written: remove the braces"),
+    ('{"rating": "fear_mean_all", "high": ["a {} photo"], "low": ["a photo"]}', 1, r"has the field \{\}"),
+])
+def test_a_brace_field_other_than_the_placeholder_is_refused_naming_its_line(tmp_path, content, line, problem):
+    """str.format fields ({0}, {name}) were copied into the prompt as written: a typo encoded silently."""
+    path = tmp_path / "braces.json"
+    path.write_text(content)
+    with pytest.raises(UserError, match=problem) as err:
+        load_ensemble(path)
+    assert str(err.value).startswith(f"bad template file {path}: line {line}: ")
+
+
+def test_the_shipped_ensembles_hold_only_the_placeholder():
+    for name in ("clip80", "affect"):
+        assert load_ensemble(name).templates
+
+
 def test_unknown_and_missing_classes_in_a_mapping(tmp_path, spaces):
     space = spaces["category"]
     unknown = tmp_path / "unknown.json"

@@ -155,7 +155,18 @@ def test_demo_intercept_only_probe_shows_no_ci_anywhere_and_corrections_recomput
 
 def test_a_constant_classifier_is_flagged_degenerate_everywhere(demo_master, tmp_path, monkeypatch):
     """Known-answer encoder: every image the same vector, so zero-shot predicts one class for all."""
+    from matplotlib.figure import Figure
+
     monkeypatch.setattr("dirti_bench.pipeline.versions", dict)
+    titles: list[str] = []
+    savefig = Figure.savefig
+
+    def recording_savefig(fig, *args, **kwargs):
+        titles.append(fig._suptitle.get_text() if fig._suptitle is not None else fig.axes[0].get_title())
+        return savefig(fig, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", recording_savefig)
+    monkeypatch.setenv("DIRTI_BENCH_JOBS", "1")  # figures drawn in this process, where savefig is recorded
     rng = np.random.default_rng(0)
     same = rng.standard_normal(8)
     images = {p.name: same for p in (demo_master / "DIRTI Database").iterdir()}
@@ -179,6 +190,14 @@ def test_a_constant_classifier_is_flagged_degenerate_everywhere(demo_master, tmp
     runs = load_runs([out])
     value, note = _heatmap_cell(runs[0], runs[0], "zeroshot-baseline", classification=True)
     assert value == pytest.approx(0.0) and DEGENERATE in note  # κ of a constant classifier is 0
+    # the figures of the scenario say it in their titles too (the reliability diagram and confusion matrix)
+    for what in ("reliability", "confusion matrix"):
+        (title,) = [t for t in titles if t.startswith(f"zeroshot-baseline: {what}")]
+        assert title.splitlines()[0] == f"zeroshot-baseline: {what} — flags: {DEGENERATE}"
+    (knn,) = [t for t in titles if t.startswith("knn-cv10-baseline: confusion matrix")]
+    knn_flags = [f["flag"] for f in doc["scenarios"]["knn-cv10-baseline"]["flags"]]
+    assert knn.splitlines()[0] == "knn-cv10-baseline: confusion matrix" + (
+        f" — flags: {', '.join(knn_flags)}" if knn_flags else "")
 
 
 def test_leaderboard_marks_runs_on_another_threshold_not_comparable():
@@ -246,6 +265,37 @@ def test_an_oasis_like_set_uses_its_class_phrases_and_has_no_dirti_study_section
     from dirti_bench.reporting.published import is_dirti_doc
 
     assert not is_dirti_doc(doc_json)
+
+
+@pytest.mark.parametrize("dirti", [True, False])
+def test_the_study_threshold_is_marked_on_a_threshold_sweep_only_on_dirti(dirti, demo_master, tmp_path, monkeypatch):
+    """A rated set's sweep at the default threshold showed a dashed "study: 5" line: the study's threshold
+    is DIRTI's (recognised by contents); elsewhere the fixed threshold is this run's own."""
+    from dirti_bench.reporting import figures
+    from dirti_bench.reporting.prompt_report import threshold_sweeps
+    from dirti_bench.reporting.render import Figure as ReportFigure
+    from helpers import write_rated_set
+
+    monkeypatch.setattr("dirti_bench.pipeline.versions", dict)
+    data = demo_master if dirti else write_rated_set(tmp_path / "set", n_per_cat=8)
+    files = (data / "DIRTI Database").iterdir() if dirti else (data / "img").iterdir()
+    rng = np.random.default_rng(0)
+    encoder = KnownAnswerEncoder({p.name: rng.standard_normal(8) for p in files},
+                                 lambda t, vec={}: vec.setdefault(t, rng.standard_normal(8)))
+    out = run(RunConfig(data=data, out=tmp_path / "res", report=False, quiet=True,
+                        scenarios=["threshold-sweep-disgust"]), encoder=encoder)
+    blocks = threshold_sweeps([load_run(out)])
+    (block,) = [b for b in blocks if isinstance(b, ReportFigure)]
+    fig = getattr(figures, block.png.builder)(*block.png.args, **(block.png.kwargs or {}))
+    legend = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+    notes = [t.get_text() for ax in fig.axes for t in ax.texts]
+    text = " ".join(b.text for b in blocks if hasattr(b, "text"))
+    if dirti:
+        assert "study: 5" in legend and "this run's threshold" not in notes
+        assert "dashed: the study's 5" in block.caption and "with the study wording" in text
+    else:
+        assert not [t for t in legend if "study" in t] and "this run's threshold" in notes
+        assert "study" not in block.caption and "study" not in text and "with the default wording" in text
 
 
 def test_class_phrases_for_an_unknown_category_are_exit_2(tmp_path, capsys):

@@ -229,6 +229,8 @@ def measure_decode(model, preprocess, paths: list[Path], batch_size: int, device
     def decode_only(pool: str):
         return lambda: encode_image_paths(no_forward, preprocess, paths, device, batch_size, None, False, pool=pool)
 
+    encode_image_paths(no_forward, preprocess, paths[:batch_size], device, batch_size, None, False,
+                       pool="processes")  # the process pool starts once per process, as in a run
     threads, processes = _best_rate(len(paths), [decode_only("threads"), decode_only("processes")], rounds)
     (pipe_processes,) = _best_rate(len(paths), [lambda: encode_image_paths(
         model, preprocess, paths, device, batch_size, None, False, pool="processes")], rounds)

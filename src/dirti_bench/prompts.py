@@ -7,6 +7,7 @@ text embeddings' row i is class i by construction.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -23,6 +24,9 @@ NAMED_ENSEMBLES = {"clip80": "clip80.json", "affect": "affect.json"}
 WRAPPER_KEYS = {"name", "source", "description", "templates"}
 RATING_KEY = "rating"  # marks a prompt file as a high/low pair for an alignment scenario
 PAIR_KEYS = ("high", "low")
+# A brace field ("{0}", "{name}") or a lone brace: str.format syntax that fill() would copy into the
+# prompt as written, so a template holding one other than {c} is a mistake to name, not to encode.
+BRACE_FIELD = re.compile(r"\{[^{}]*\}|[{}]")
 
 
 @dataclass(frozen=True)
@@ -109,7 +113,32 @@ def _bad(source: str, what: str) -> UserError:
     return UserError(f"bad template file {source}: {what}")
 
 
-def parse_ensemble(data, name: str, source: str) -> Ensemble:
+def _line_of(text: str | None, value: str) -> str:
+    """``line N: `` where ``value`` is written in the JSON ``text`` (empty where it cannot be found)."""
+    for written in (json.dumps(value, ensure_ascii=False), json.dumps(value)):
+        at = (text or "").find(written)
+        if at >= 0:
+            return f"line {text.count(chr(10), 0, at) + 1}: "
+    return ""
+
+
+def _check_braces(prompt: str, source: str, text: str | None, template: bool) -> None:
+    """Refuse a brace field other than the one placeholder of a template (none in a per-class or
+    rating-end prompt, which is used as written)."""
+    field = next((m.group() for m in BRACE_FIELD.finditer(prompt) if not (template and m.group() == PLACEHOLDER)),
+                 None)
+    if field is None:
+        return
+    where = _line_of(text, prompt)
+    if template:
+        raise _bad(source, f"{where}template {prompt!r} has the field {field}; {PLACEHOLDER} (the class name) "
+                           f"is the only field a template may hold: replace {field} by {PLACEHOLDER} or remove it")
+    raise _bad(source, f"{where}prompt {prompt!r} has the field {field}; prompts given per class or per rating "
+                       f"end are used as written: remove the braces ({PLACEHOLDER} works only in a list of templates)")
+
+
+def parse_ensemble(data, name: str, source: str, text: str | None = None) -> Ensemble:
+    """``text``: the file's JSON, so a bad prompt's error can name its line."""
     # A wrapper object {"name", "source", "templates"} around either form.
     if isinstance(data, dict) and "templates" in data and set(data) <= WRAPPER_KEYS:
         name = str(data.get("name", name))
@@ -122,9 +151,10 @@ def parse_ensemble(data, name: str, source: str) -> Ensemble:
                 raise _bad(source, f"entry {t!r} is not a non-empty string")
             if PLACEHOLDER not in t:
                 raise _bad(source, f"template {t!r} has no {PLACEHOLDER} placeholder for the class name")
+            _check_braces(t, source, text, template=True)
         return Ensemble(name=name, source=source, templates=tuple(data))
     if isinstance(data, dict) and RATING_KEY in data:
-        return _parse_pair(data, name, source)
+        return _parse_pair(data, name, source, text)
     if isinstance(data, dict):
         if not data:
             raise _bad(source, "the class -> prompts mapping is empty")
@@ -136,12 +166,14 @@ def parse_ensemble(data, name: str, source: str) -> Ensemble:
                 raise _bad(source, f"class {cls!r} needs a non-empty list of prompts")
             if not all(isinstance(p, str) and p.strip() for p in prompts):
                 raise _bad(source, f"class {cls!r} has a prompt that is not a non-empty string")
+            for prompt in prompts:
+                _check_braces(prompt, source, text, template=False)
             per_class[str(cls)] = tuple(prompts)
         return Ensemble(name=name, source=source, per_class=per_class)
     raise _bad(source, "expected a JSON list of templates or an object mapping class -> list of prompts")
 
 
-def _parse_pair(data: dict, name: str, source: str) -> Ensemble:
+def _parse_pair(data: dict, name: str, source: str, text: str | None = None) -> Ensemble:
     """``{"rating": COLUMN, "high": [...], "low": [...]}``: prompts for the two ends of a rating."""
     rating = data[RATING_KEY]
     if not isinstance(rating, str) or not rating.strip():
@@ -155,6 +187,8 @@ def _parse_pair(data: dict, name: str, source: str) -> Ensemble:
         prompts = [data[side]] if isinstance(data[side], str) else data[side]
         if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) and p.strip() for p in prompts):
             raise _bad(source, f"'{side}' needs a non-empty list of non-empty prompt strings")
+        for prompt in prompts:
+            _check_braces(prompt, source, text, template=False)
         pair[side] = tuple(prompts)
     return Ensemble(name=name, source=source, per_class=pair, rating=rating.strip())
 
@@ -169,7 +203,7 @@ def load_ensemble(name_or_path: str | Path) -> Ensemble:
     key = str(name_or_path)
     if key in NAMED_ENSEMBLES:
         text = resources.files("dirti_bench.templates").joinpath(NAMED_ENSEMBLES[key]).read_text("utf-8")
-        return parse_ensemble(json.loads(text), key, f"<shipped {key}>")
+        return parse_ensemble(json.loads(text), key, f"<shipped {key}>", text)
     path = Path(name_or_path)
     if not path.is_file():
         raise UserError(
@@ -177,10 +211,11 @@ def load_ensemble(name_or_path: str | Path) -> Ensemble:
             f"({', '.join(NAMED_ENSEMBLES)})"
         )
     try:
-        data = jsonio.loads(path.read_text("utf-8"))
+        text = path.read_text("utf-8")
+        data = jsonio.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise _bad(str(path), f"not valid JSON ({exc}); fix the syntax") from None
-    return parse_ensemble(data, path.stem, str(path))
+    return parse_ensemble(data, path.stem, str(path), text)
 
 
 # ---------------------------------------------------------------- rating prompt pairs

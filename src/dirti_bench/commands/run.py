@@ -102,7 +102,8 @@ def add_arguments(p) -> None:
                    "assumption the report states)")
     p.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE, metavar="N", help="images per model forward")
     p.add_argument("--workers", type=non_negative_int, default=None, metavar="N",
-                   help="image decoding threads, 0 = decode in the main thread (default: all cores between "
+                   help="image decoding workers (threads, or processes with --decode-pool processes), 0 = decode "
+                   "in the main thread (default: all cores between "
                    "forwards on CPU; all but one, decoding ahead, beside a GPU)")
     p.add_argument("--decode", choices=DECODE_PATHS, default=DEFAULT_DECODE,
                    help="tensor-resize: JPEGs decoded at the smallest DCT scale the model input allows, then "

@@ -294,8 +294,8 @@ JPEG_MODES = frozenset({"RGB", "L"})  # what decode_jpeg's RGB mode converts as 
 
 
 def _read_batch(paths: Sequence[Path], plan: DecodePlan):
-    """The CPU side of the device decode, per image: ``("jpeg", path, bytes, orientation)`` for a
-    JPEG the device decodes, else ``("crop", path, (3, s, s) uint8)`` decoded here as every other
+    """The CPU side of the device decode, per image: ``("jpeg", path, bytes, orientation, pixels)``
+    for a JPEG the device decodes (``pixels``: width x height from its header), else ``("crop", path, (3, s, s) uint8)`` decoded here as every other
     path does; or the first failure as one line (raised in the main thread)."""
     items = []
     for path in paths:
@@ -303,8 +303,9 @@ def _read_batch(paths: Sequence[Path], plan: DecodePlan):
             with Image.open(path) as im:  # the header only: format, mode, size (bomb check), orientation
                 device_decodes = im.format == "JPEG" and im.mode in JPEG_MODES and "transparency" not in im.info
                 turn = orientation(im) if device_decodes else 1
+                pixels = im.width * im.height
             if device_decodes:
-                items.append(("jpeg", path, np.frombuffer(Path(path).read_bytes(), np.uint8), turn))
+                items.append(("jpeg", path, np.frombuffer(Path(path).read_bytes(), np.uint8), turn, pixels))
                 continue
             crop = stack_batch([_decode_one(path, plan)], plan.split, plan.tensor_resize)[0]
             items.append(("crop", path, crop.numpy()))
@@ -338,22 +339,42 @@ def _upright(x, turn: int):
     return x
 
 
+# Decoded RGB bytes one device decode call may hold (its float copy for the resize is 4x this): a
+# batch of large photos is decoded in parts, so device memory does not grow with the photos' size.
+DEVICE_DECODE_BYTES = 256 << 20
+
+
 def device_batch(items: list, plan: DecodePlan, device: str):
     """``_read_batch`` items -> one (n, 3, s, s) uint8 tensor on ``device``: JPEGs decoded there by
-    torchvision's batched ``decode_jpeg``, resized and cropped by the plan's ``TensorResize`` in float
-    (a device's antialiased interpolation takes no uint8) and rounded back to uint8, the rest as
-    decoded on the CPU. A JPEG the device cannot decode is retried on the CPU (PIL)."""
+    torchvision's batched ``decode_jpeg`` (in parts of at most ``DEVICE_DECODE_BYTES`` decoded),
+    resized and cropped by the plan's ``TensorResize`` in float (a device's antialiased interpolation
+    takes no uint8) and rounded back to uint8, the rest as decoded on the CPU. A JPEG the device cannot
+    decode is retried on the CPU (PIL)."""
     import torch
 
-    resize = plan.tensor_resize
-    out = torch.empty((len(items), 3, resize.crop, resize.crop), dtype=torch.uint8, device=device)
-    jpegs = [i for i, item in enumerate(items) if item[0] == "jpeg"]
+    out = torch.empty((len(items), 3, plan.tensor_resize.crop, plan.tensor_resize.crop), dtype=torch.uint8,
+                      device=device)
     for i, item in enumerate(items):
         if item[0] == "crop":
             out[i] = torch.from_numpy(item[2]).to(device)
-    decoded = _decode_jpegs([torch.from_numpy(items[i][2].copy()) for i in jpegs], device) if jpegs else []
+    part: list[int] = []
+    for i in [i for i, item in enumerate(items) if item[0] == "jpeg"]:
+        if part and 3 * (sum(items[j][4] for j in part) + items[i][4]) > DEVICE_DECODE_BYTES:
+            _decode_part(items, part, plan, device, out)
+            part = []
+        part.append(i)
+    if part:
+        _decode_part(items, part, plan, device, out)
+    return out
+
+
+def _decode_part(items: list, part: list[int], plan: DecodePlan, device: str, out) -> None:
+    """Decode the JPEGs ``part`` (indices into ``items``) on ``device`` into their rows of ``out``."""
+    import torch
+
+    decoded = _decode_jpegs([torch.from_numpy(items[i][2].copy()) for i in part], device)
     groups: dict[tuple, list] = {}
-    for i, image in zip(jpegs, decoded, strict=True):
+    for i, image in zip(part, decoded, strict=True):
         if image is None:  # the device refused this file: decode it as every CPU path does
             batch, error = _decode_batch([items[i][1]], plan, stacked=True)
             if error:
@@ -362,11 +383,10 @@ def device_batch(items: list, plan: DecodePlan, device: str):
             continue
         image = _upright(image, items[i][3])
         groups.setdefault(tuple(image.shape), []).append((i, image))
+    del decoded
     for members in groups.values():
         x = torch.stack([image for _, image in members]).float()
-        y = resize(x).round_().clamp_(0, 255).to(torch.uint8)
-        out[[i for i, _ in members]] = y
-    return out
+        out[[i for i, _ in members]] = plan.tensor_resize(x).round_().clamp_(0, 255).to(torch.uint8)
 
 
 def _decode_jpegs(data: list, device: str) -> list:
@@ -376,12 +396,12 @@ def _decode_jpegs(data: list, device: str) -> list:
 
     try:
         return list(decode_jpeg(data, mode=ImageReadMode.RGB, device=device))
-    except RuntimeError:
+    except (RuntimeError, ValueError):  # libjpeg / nvjpeg errors; a file the device decoder refuses
         decoded = []
         for one in data:
             try:
                 decoded.append(decode_jpeg(one, mode=ImageReadMode.RGB, device=device))
-            except RuntimeError:
+            except (RuntimeError, ValueError):
                 decoded.append(None)
         return decoded
 

@@ -11,14 +11,14 @@ run (or one of many, each into its own folder) is told the same way everywhere:
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from ..errors import one_line
 from ..labels import TASKS
 from ..results import ACCURACY, F1_MACRO, SPEARMAN_RHO
 from ..results_types import Results, RunInfo, Scoring
-from ..validity import interval_note
+from ..validity import INTERCEPT_ONLY, interval_note
 from .formats import MISSING
 
 MODES = ("normal", "quiet", "silent")
@@ -101,10 +101,14 @@ def weights_label(run: RunInfo | Mapping, short: bool = False) -> str:
     return f"weights {_shown(run.pretrained)}"
 
 
-def figure_title(run: RunInfo | Mapping, what: str) -> str:
+def figure_title(run: RunInfo | Mapping, what: str, flags: Sequence[str] = ()) -> str:
     """A figure's title: what it shows, then model · weights · dataset of the run (results.json's
-    ``run``), so the figure stands alone on a slide."""
+    ``run``), so the figure stands alone on a slide. ``flags``: the validity flag codes of the
+    scenario it shows, named after what it shows as the summary and report beside it name them (an
+    intercept-only probe's figure says "no signal" in its own words instead)."""
     run = RunInfo.of(run)
+    marks = [f for f in flags if f != INTERCEPT_ONLY]
+    what += f" — flags: {', '.join(marks)}" if marks else ""
     return f"{what}\n{_shown(run.model)} · {weights_label(run, short=True)} · {_shown(run.dataset)}"
 
 

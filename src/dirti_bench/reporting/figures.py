@@ -251,12 +251,12 @@ def _panels(n: int, width: float, height: float, vertical: bool = False):
     return fig, axes.ravel()
 
 
-def threshold_sweep_figure(panels: Sequence[dict], study_threshold: float, title: str):
+def threshold_sweep_figure(panels: Sequence[dict], study_threshold: float | None, title: str):
     """Metric vs disgust threshold with its 95% CI band, one panel per sweep scenario.
 
     Each panel: ``{"title", "x": thresholds, "metrics": {name: values}, "ci": {name: (n, 2)},
-    "rule_points": [(x, label)]}``; the study's threshold is a dashed line, a data-driven rule
-    (mean+1sd) a labelled dotted one.
+    "rule_points": [(x, label)]}``; the study's threshold (None off DIRTI: not drawn) is a dashed
+    line, a data-driven rule (mean+1sd) or this run's own threshold a labelled dotted one.
     """
     fig, axes = _panels(len(panels), 5.6, 4.2)
     for ax, panel in zip(axes, panels, strict=True):
@@ -268,7 +268,8 @@ def threshold_sweep_figure(panels: Sequence[dict], study_threshold: float, title
             ax.plot(x[order], np.asarray(values, dtype=float)[order], marker="o", ms=3.5, color=colour,
                     label=SWEEP_LABELS.get(name, name))
             ax.fill_between(x[order], ci[order, 0], ci[order, 1], color=colour, alpha=0.15, linewidth=0)
-        ax.axvline(study_threshold, color="black", linestyle="--", linewidth=1, label=f"study: {study_threshold:g}")
+        if study_threshold is not None:
+            ax.axvline(study_threshold, color="black", linestyle="--", linewidth=1, label=f"study: {study_threshold:g}")
         for value, label in panel.get("rule_points", ()):
             ax.axvline(value, color="grey", linestyle=":", linewidth=1)
             ax.annotate(label, (value, 1.0), xycoords=("data", "axes fraction"), fontsize=7, ha="left",

@@ -22,7 +22,7 @@ from ..results_types import ScenarioOutcome, SweepPoint
 from .compare import PROMPT_KIND
 from .console import figure_title
 from .formats import MISSING, figure_path, num, with_interval
-from .published import wording_name
+from .published import DEFAULT_WORDING, STUDY_WORDING, is_dirti_run, wording_name
 from .render import Drawing, Figure, Heading, Para, Table
 
 STUDY_THRESHOLD = 5.0
@@ -197,11 +197,14 @@ def _sweeps(run, kind: str) -> list[tuple[str, ScenarioOutcome]]:
 
 
 def threshold_sweeps(runs) -> list:
+    """Per run, each threshold sweep's table and one figure. The study's threshold is marked only on
+    DIRTI (recognised by its contents): elsewhere the fixed threshold is this run's, not a study's."""
     blocks = []
     for run in runs:
         sweeps = _sweeps(run, "threshold")
         if not sweeps:
             continue
+        study = STUDY_THRESHOLD if is_dirti_run(run) else None
         panels = []
         for sid, sc in sweeps:
             points = sc.sweep_points
@@ -219,17 +222,20 @@ def threshold_sweeps(runs) -> list:
                            "ci": {m: [p.ci[m] for p in numeric] for m in measures},
                            "rule_points": [(p.threshold, p.point) for p in numeric if p.rule != "fixed"]})
             reference, rule = sc.options.get("threshold"), sc.options.get("threshold_rule")
-            if rule == "fixed" and isinstance(reference, int | float) and reference != STUDY_THRESHOLD:  # --threshold
+            if rule == "fixed" and isinstance(reference, int | float) and reference != study:  # --threshold
                 panels[-1]["rule_points"].append((reference, "this run's threshold"))
-        figure = Drawing("threshold_sweep_figure", (panels, STUDY_THRESHOLD,
+        figure = Drawing("threshold_sweep_figure", (panels, study,
                                                     figure_title(run.info, "zero-shot score vs disgust threshold")))
+        lines = (f"dashed: the study's {study:g}, dotted: a data-driven rule" if study is not None
+                 else "dotted: this run's threshold or a data-driven rule")
         blocks.append(Figure(figure_path("threshold-sweeps", runs, run), figure,
-                             f"{_prefix(runs, run)}score vs disgust threshold (95% CI bands); dashed: the study's "
-                             f"{STUDY_THRESHOLD:g}, dotted: a data-driven rule"))
+                             f"{_prefix(runs, run)}score vs disgust threshold (95% CI bands); {lines}"))
     if not blocks:
         return []
+    wording = " or ".join(dict.fromkeys(STUDY_WORDING if is_dirti_run(run) else DEFAULT_WORDING
+                                        for run in runs if _sweeps(run, "threshold")))
     return [Heading(2, "Threshold sweeps"),
-            Para("The zero-shot disgust tasks with the study wording at each threshold: the label space is rebuilt "
+            Para(f"The zero-shot disgust tasks with the {wording} at each threshold: the label space is rebuilt "
                  "at every point, and classes a threshold empties are dropped and listed. Points and predictions: "
                  "sweeps.csv and sweep_predictions.csv.gz.")] + blocks
 

@@ -88,6 +88,19 @@ def is_dirti_doc(results: Results | dict) -> bool:
     return is_dirti(set_categories(results), results.run.details.get("disgust_column", DISGUST_RATING))
 
 
+def is_dirti_run(run) -> bool:
+    """``is_dirti`` of a run as the report reads it (``reporting.report.RunData``): the categories of
+    its stimuli.csv where loaded (whatever scenarios ran), else those its scenarios record."""
+    from ..data.stimuli import DISGUST_RATING
+
+    stimuli = getattr(run, "stimuli", None)
+    if stimuli is not None and "category" in stimuli:
+        categories = set(stimuli["category"].dropna().astype(str))
+    else:
+        categories = set_categories(run.results)
+    return is_dirti(categories, run.run.get("disgust_column", DISGUST_RATING))
+
+
 def wording_name(results: Results | dict) -> str:
     """What the fixed "This is a photo of {c}" wording is called: the study's on DIRTI, else the set's
     default wording (built from its class_phrases where given)."""

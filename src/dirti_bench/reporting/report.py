@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import StagedDir, write_bytes, write_text
-from ..data.dirti import DIRTI_CATEGORIES
 from ..data.stimuli import DISGUST_RATING
 from ..encoding.precision import describe as describe_precision
 from ..errors import UserError
@@ -54,6 +53,7 @@ from .published import (
     HEADLINE,
     PUBLISHED_TABLES,
     STUDY_WORDING,
+    is_dirti_run,
     rederived_clip_baseline,
     swap_note,
 )
@@ -171,13 +171,7 @@ def _zero_width_notes(runs: list[RunData], metrics, only: str | None = None) -> 
 def _is_dirti(run: RunData) -> bool:
     """Whether a run's stimuli are DIRTI (or a DIRTI-shaped subset such as the demo), recognised by their
     contents, not their folder's name: exactly DIRTI's six categories and DIRTI's disgust rating column."""
-    categories = None
-    if run.stimuli is not None and "category" in run.stimuli:
-        categories = set(run.stimuli["category"].dropna().astype(str))
-    else:
-        labels = [sc.labels for sc in run.results if sc.task == "category"]
-        categories = set(labels[0]) if labels and labels[0] else None
-    return categories == set(DIRTI_CATEGORIES) and run.info.disgust_column in (None, DISGUST_RATING)
+    return is_dirti_run(run)
 
 
 def _shown(value):
@@ -641,7 +635,8 @@ def _per_class(runs: list[RunData]) -> list:
                 blocks.append(Table(pd.DataFrame(rows)))
             labels, confusion = list(sc.labels), sc.confusion
             if labels and confusion and len(confusion) == len(labels) and not sc.is_sweep:  # sweeps: own figures
-                figure = Drawing("confusion_figure", (labels, confusion, figure_title(run.info, f"{sid}: confusion matrix")),
+                title = figure_title(run.info, f"{sid}: confusion matrix", sc.flag_codes)
+                figure = Drawing("confusion_figure", (labels, confusion, title),
                                  dict(order=sc.display_order, dropped=list(sc.dropped_classes)))
                 blocks.append(Figure(figure_path(f"confusion-{sid}", runs, run), figure,
                                      f"{sid}: confusion matrix (rows true, columns predicted; colour = share "
@@ -669,7 +664,7 @@ def _calibration(runs: list[RunData]) -> list:
                       {"label": f"temperature, out-of-fold (ECE {num(metrics.get('ece_calibrated'))})",
                        "table": record.reliability_calibrated}]
             if all(isinstance(p["table"], list) and p["table"] for p in panels):
-                figure = Drawing("reliability_figure", (panels, figure_title(run.info, f"{sid}: reliability")))
+                figure = Drawing("reliability_figure", (panels, figure_title(run.info, f"{sid}: reliability", sc.flag_codes)))
                 figures.append(Figure(figure_path(f"reliability-{sid}", runs, run), figure,
                                       f"{sid}: reliability diagram, {record.ece_bins} equal-mass bins"))
     if not rows:
