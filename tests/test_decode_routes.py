@@ -330,3 +330,36 @@ def test_image_shard_user_errors_are_one_line(capsys, tmp_path, monkeypatch, arg
     assert main(["run", "--demo", "--no-progress", *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(message)
+
+
+# ---------------------------------------------------------------- a large encode is stored part by part
+
+
+def test_a_large_encode_is_stored_part_by_part_so_an_interruption_keeps_what_was_done(demo_stimuli, tmp_path,
+                                                                                     monkeypatch):
+    from dirti_bench.encoding import cache as cache_module
+    from dirti_bench.encoding.cache import CachedEncoder
+
+    paths = [s.path for s in demo_stimuli.stimuli][:20]
+    whole = CachedEncoder(ClipEncoder("dirti-tiny", "random", device="cpu", batch_size=4, progress=False),
+                          tmp_path / "whole").encode_images(paths)
+    monkeypatch.setattr(cache_module, "IMAGE_PART", 10)  # parts of 8: two whole batches of 4
+    clip = ClipEncoder("dirti-tiny", "random", device="cpu", batch_size=4, progress=False)
+    encoder = CachedEncoder(clip, tmp_path / "parts")
+    real, parts = clip.encode_images, []
+
+    def failing_third(chunk):
+        parts.append(len(chunk))
+        if len(parts) == 3:
+            raise KeyboardInterrupt
+        return real(chunk)
+
+    monkeypatch.setattr(clip, "encode_images", failing_third)
+    with pytest.raises(KeyboardInterrupt):
+        encoder.encode_images(paths)
+    assert parts == [8, 8, 4]
+    again = CachedEncoder(ClipEncoder("dirti-tiny", "random", device="cpu", batch_size=4, progress=False),
+                          tmp_path / "parts")
+    resumed = again.encode_images(paths)
+    assert (again.cache.hits, again.cache.misses) == (16, 4)  # only the interrupted part is encoded again
+    assert np.array_equal(resumed, whole)  # parts of whole batches: the embeddings of one call

@@ -122,3 +122,15 @@ def test_split_half_ceiling_reuse_gives_fresh_equal_results():
     assert again == rs._split_half_ceiling(means, sds, 20, 50, 7)
     assert again[1]["noise_ceiling_spearman"][0] != -1.0
     assert rs.split_half_ceiling(means, sds, 20, 50, seed=8) != again
+
+
+@pytest.mark.parametrize("name", [rs.SPEARMAN_RHO, rs.PEARSON_R])
+def test_a_test_without_its_bootstrap_gives_the_same_test(name):
+    """within_category skips the bootstrap it would discard (Pearson's): the estimate, null and p
+    are those of the full test (the bootstrap draws from its own stream)."""
+    rng = np.random.default_rng(12)
+    x, y = rng.standard_normal(40), rng.integers(0, 5, 40).astype(float)
+    full, test_only = (rs.correlation_test(x, y, name, 90, 80, seed=6, boot=b) for b in (True, False))
+    assert test_only["boot"] is None and full["boot"].shape == (90,)
+    assert test_only["estimate"] == full["estimate"] and test_only["p"] == full["p"]
+    assert np.array_equal(test_only["null"], full["null"])

@@ -137,24 +137,28 @@ def _percentile_ci(draws: np.ndarray, level: float = CI_LEVEL) -> list[float]:
     return [float(np.percentile(draws, tail)), float(np.percentile(draws, 100 - tail))]
 
 
-def correlation_test(x, y, name: str, n_boot: int, n_perm: int, seed: int) -> dict:
-    """Point estimate, bootstrap distribution, permutation null and p-value of one correlation."""
+def correlation_test(x, y, name: str, n_boot: int, n_perm: int, seed: int, boot: bool = True) -> dict:
+    """Point estimate, bootstrap distribution, permutation null and p-value of one correlation.
+    ``boot=False`` skips the bootstrap (``"boot"`` is None) where only the test is read; the bootstrap
+    and the permutation test draw from separate streams, so the test's numbers are the same."""
     func = CORRELATIONS[name]
     x, y = np.asarray(x, float), np.asarray(y, float)
     block = draw_block(x.size, 4)  # x, y and their ranks per resample
     with _quiet():
         if name == SPEARMAN_RHO:
-            return _spearman_test(x, y, n_boot, n_perm, seed, block)
+            return _spearman_test(x, y, n_boot, n_perm, seed, block, boot)
         estimate = float(func(x, y))
-        boot = stats.bootstrap((x, y), func, paired=True, vectorized=True, n_resamples=n_boot, batch=block,
-                               method="percentile", rng=_rng(seed, STREAM_BOOT))
+        draws = None
+        if boot:
+            draws = stats.bootstrap((x, y), func, paired=True, vectorized=True, n_resamples=n_boot, batch=block,
+                                    method="percentile", rng=_rng(seed, STREAM_BOOT)).bootstrap_distribution
         perm = stats.permutation_test((x, y), func, permutation_type="pairings", vectorized=True,
                                       n_resamples=n_perm, batch=block, rng=_rng(seed, STREAM_PERM))
-    return {"estimate": estimate, "boot": np.asarray(boot.bootstrap_distribution, float),
+    return {"estimate": estimate, "boot": None if draws is None else np.asarray(draws, float),
             "null": np.asarray(perm.null_distribution, float), "p": float(perm.pvalue)}
 
 
-def _spearman_test(x, y, n_boot: int, n_perm: int, seed: int, block: int) -> dict:
+def _spearman_test(x, y, n_boot: int, n_perm: int, seed: int, block: int, boot: bool = True) -> dict:
     """``correlation_test`` for Spearman's rho: the same scipy bootstrap and permutation test, the
     same draws and the same numbers, without sorting every resample.
 
@@ -170,11 +174,13 @@ def _spearman_test(x, y, n_boot: int, n_perm: int, seed: int, block: int) -> dic
     def resampled_rho(idx, axis=-1):
         return pearson(resampled_x(idx), resampled_y(idx), axis=-1)
 
-    boot = stats.bootstrap((np.arange(x.size),), resampled_rho, vectorized=True, n_resamples=n_boot, batch=block,
-                           method="percentile", rng=_rng(seed, STREAM_BOOT))
+    draws = None
+    if boot:
+        draws = stats.bootstrap((np.arange(x.size),), resampled_rho, vectorized=True, n_resamples=n_boot,
+                                batch=block, method="percentile", rng=_rng(seed, STREAM_BOOT)).bootstrap_distribution
     perm = stats.permutation_test((rank_x, rank_y), pearson, permutation_type="pairings", vectorized=True,
                                   n_resamples=n_perm, batch=block, rng=_rng(seed, STREAM_PERM))
-    return {"estimate": estimate, "boot": np.asarray(boot.bootstrap_distribution, float),
+    return {"estimate": estimate, "boot": None if draws is None else np.asarray(draws, float),
             "null": np.asarray(perm.null_distribution, float), "p": float(perm.pvalue)}
 
 
@@ -214,7 +220,9 @@ def within_category(x, y, groups: Sequence[str], n_boot: int, n_perm: int, seed:
             continue
         row = {"n": n}
         for name in CORRELATIONS:
-            test = correlation_test(x[mask], y[mask], name, n_boot, n_perm, seed * 1000 + k)
+            # Only Spearman's draws enter the stratified CI: Pearson's bootstrap here would be discarded.
+            test = correlation_test(x[mask], y[mask], name, n_boot, n_perm, seed * 1000 + k,
+                                    boot=name == SPEARMAN_RHO)
             row[name] = test["estimate"]
             row[f"{name.split('_')[0]}_p_perm"] = test["p"]
             if name == SPEARMAN_RHO:
