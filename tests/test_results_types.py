@@ -25,7 +25,7 @@ from dirti_bench.validity import BELOW_CHANCE, DEGENERATE, INTERCEPT_ONLY, NO_SI
 REPORTING = Path(__file__).resolve().parents[1] / "src" / "dirti_bench" / "reporting"
 # The modules that render results: they read ScenarioOutcome's typed fields, never an entry's keys.
 TYPED_READERS = ("report.py", "runs_report.py", "prompt_report.py", "findings.py", "formats.py", "console.py",
-                 "compare.py")
+                 "compare.py", "leaderboard.py")
 # Keys only a results.json scenario entry (or a sweep point) has; comparisons share "ci", "n" and "task".
 ENTRY_KEYS = frozenset({"metrics", "flags", "extra", "per_class", "confusion", "labels", "dropped_classes",
                         "sweep", "options"})
@@ -227,3 +227,33 @@ def test_the_entry_check_finds_what_it_must():
     assert entry_reads("x = sc.get('extra', {})", False) == []  # only the typed readers are held to the keys
     assert entry_reads("row['flags'] = text\nentry['metrics'] = {}", True) == []  # writing is no reading
     assert entry_reads("x = sc.metrics.get('accuracy')\ny = sc.options.get('rating')", True) == []
+
+
+def test_the_sweeps_closing_board_reads_typed_results():
+    from dirti_bench.reporting.leaderboard import leaderboard_text
+
+    first = {"run": {}, "scenarios": {"zeroshot-baseline": classification([[0, 5], [0, 5]], ci=[0.5, 0.5]),
+                                      "align-disgust-probe": probe(n_strongest=4)}}
+    second = Results.of({"run": {}, "scenarios": {"align-disgust-probe": probe(n_strongest=1)}})
+    lines = leaderboard_text([first, second], ["m1", "m2"]).splitlines()
+    assert [cell.strip() for cell in lines[2].split("|")[1:-1]] == ["m1", "0.500 (degenerate)", "no signal"]
+    assert [cell.strip() for cell in lines[3].split("|")[1:-1]] == ["m2", "–", "-0.400"]
+    assert leaderboard_text([{"run": {}, "scenarios": {}}], ["m"]) == ""  # no headline scenario
+
+
+def test_the_run_block_is_typed_and_titles_read_it_from_either_form():
+    from dirti_bench.reporting.console import figure_title, run_title, weights_label
+    from dirti_bench.results_types import RunInfo
+
+    block = {"model": "ViT-B-32", "pretrained": "w.pt", "weights_kind": "file", "dataset": "oasis", "n_stimuli": 9,
+             "device": "cuda", "device_name": "H100", "precision": "bf16", "disgust_column": "Disgust",
+             "rating_scale": [1, 7], "prompt_files": [{"file": "p.json"}], "seed": 0}
+    info = RunInfo.of(block)
+    assert RunInfo.of(info) is info and info.details == block and info.seed == 0
+    assert (info.weights_kind, info.device_name, info.n_stimuli, info.disgust_column, info.rating_scale) == (
+        "file", "H100", 9, "Disgust", [1, 7])
+    assert info.prompt_files == [{"file": "p.json"}] and info.throughput is None and info.projection is None
+    assert run_title(info) == run_title(block) == "ViT-B-32 · weights w.pt · oasis (9 images) · cuda · bf16, checked against fp32"
+    assert figure_title({}, "what") == "what\n– · weights – · –"  # nothing recorded: the mark for missing
+    assert weights_label({"smoke_run": True}, short=True) == "random weights — smoke run"
+    assert RunInfo.of({}).prompt_files == [] and RunInfo.of({}).versions == {}

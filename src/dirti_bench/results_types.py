@@ -62,6 +62,21 @@ class RunInfo:
     created: str | None
     versions: dict
     details: dict = field(repr=False)
+    n_stimuli: int | None = None
+    device_name: str | None = None  # the accelerator's or CPU's name
+    weights_kind: str | None = None  # "file" for a checkpoint file, else an open_clip tag or hub id
+    disgust_column: str | None = None  # a rated set's own disgust rating column (None: DIRTI's)
+    rating_scale: list | None = None  # [low, high] of the set's rating scale
+    projection: str | None = None  # the report's 2-D view the run asked for (umap / pca)
+    precision: str | None = None  # fp32, bf16 or int8
+    precision_check: dict | None = field(default=None, repr=False)  # a reduced precision's agreement with fp32
+    throughput: dict | float | None = field(default=None, repr=False)  # encoding speed as measured
+    prompt_files: list = field(default_factory=list, repr=False)  # each --templates file: what it made and skipped
+
+    @classmethod
+    def of(cls, run: RunInfo | Mapping) -> RunInfo:
+        """``run`` as given, or typed from a run block held in memory."""
+        return run if isinstance(run, RunInfo) else cls.from_json(run)
 
     @property
     def model_source(self) -> str:
@@ -71,9 +86,11 @@ class RunInfo:
 
     @classmethod
     def from_json(cls, run: Mapping) -> RunInfo:
-        names = [f.name for f in dataclasses.fields(cls) if f.name not in ("details", "smoke_run", "versions")]
+        names = [f.name for f in dataclasses.fields(cls)
+                 if f.name not in ("details", "smoke_run", "versions", "prompt_files")]
         return cls(**{n: run.get(n) for n in names}, smoke_run=bool(run.get("smoke_run")),
-                   versions=dict(run.get("versions") or {}), details=dict(run))
+                   versions=dict(run.get("versions") or {}), details=dict(run),
+                   prompt_files=list(run.get("prompt_files") or []))
 
 
 def _mapping(value) -> dict:

@@ -58,7 +58,7 @@ def _prompts_table(run) -> pd.DataFrame | None:
 def prompt_files(runs) -> list:
     rows, owners = [], []
     for run in runs:
-        for plan in run.run.get("prompt_files") or []:
+        for plan in run.info.prompt_files:
             skipped = plan.get("skipped") or {}
             rows.append({"file": plan.get("file"), "kind": plan.get("kind"),
                          "made": ", ".join(plan.get("scenarios") or []) or "no scenario",
@@ -225,7 +225,7 @@ def threshold_sweeps(runs) -> list:
             if rule == "fixed" and isinstance(reference, int | float) and reference != study:  # --threshold
                 panels[-1]["rule_points"].append((reference, "this run's threshold"))
         figure = Drawing("threshold_sweep_figure", (panels, study,
-                                                    figure_title(run.run, "zero-shot score vs disgust threshold")))
+                                                    figure_title(run.info, "zero-shot score vs disgust threshold")))
         lines = (f"dashed: the study's {study:g}, dotted: a data-driven rule" if study is not None
                  else "dotted: this run's threshold or a data-driven rule")
         blocks.append(Figure(figure_path("threshold-sweeps", runs, run), figure,
@@ -315,7 +315,7 @@ def template_sweeps(runs) -> list:
                            "references": {wording_name(run.results): _metrics_of(refs.get("study")),
                                           "full ensemble": _metrics_of(refs.get("ensemble")),
                                           "CV choice": sc.metrics}})
-        figure = Drawing("template_sweep_figure", (panels, figure_title(run.run, "each template alone (one dot each)")))
+        figure = Drawing("template_sweep_figure", (panels, figure_title(run.info, "each template alone (one dot each)")))
         blocks.append(Figure(figure_path("template-sweeps", runs, run), figure,
                              f"{_prefix(runs, run)}score of each template alone, with the study wording, the full "
                              "ensemble and the cross-validated choice"))
@@ -360,7 +360,7 @@ def prompt_comparisons(runs) -> list:
                                             "f1_macro": _delta(c, "f1_macro")} for c in found if c.get("task") == task]}
                   for task in tasks]
         wording = wording_name(run.results)  # the report's one name for it: "default wording" off DIRTI
-        figure = Drawing("forest_figure", (panels, figure_title(run.run, f"prompt sets minus the {wording}"), wording))
+        figure = Drawing("forest_figure", (panels, figure_title(run.info, f"prompt sets minus the {wording}"), wording))
         blocks.append(Figure(figure_path("prompt-sets-vs-study", runs, run), figure,
                              f"{_prefix(runs, run)}Δ accuracy and Δ macro F1 against the study wording, 95% paired "
                              "bootstrap CI, one panel per task"))
