@@ -295,8 +295,9 @@ JPEG_MODES = frozenset({"RGB", "L"})  # what decode_jpeg's RGB mode converts as 
 
 def _read_batch(paths: Sequence[Path], plan: DecodePlan):
     """The CPU side of the device decode, per image: ``("jpeg", path, bytes, orientation, pixels)``
-    for a JPEG the device decodes (``pixels``: width x height from its header), else ``("crop", path, (3, s, s) uint8)`` decoded here as every other
-    path does; or the first failure as one line (raised in the main thread)."""
+    for a JPEG the device decodes (``pixels``: width x height from its header), else
+    ``("crop", path, (3, s, s) uint8)`` decoded here as every other path does; or the first failure
+    as one line (raised in the main thread)."""
     items = []
     for path in paths:
         try:
