@@ -612,6 +612,7 @@ def encode_image_paths(model, preprocess, paths: Sequence[Path], device: str, ba
         key = plan.pixels_key if decoded is not None and not on_device else None
         held = decoded.get(key, paths) if key is not None else None
         if held is not None:
+            route["crops_reused"] = True  # decoded for an earlier model of the sweep: nothing decodes now
             batches, stacked = (held[i:i + batch_size] for i in range(0, len(paths), batch_size)), True
         else:
             work = partial(_read_chunk, plan) if on_device else partial(_decode_chunk, plan, stacked)

@@ -644,6 +644,11 @@ def _per_class(runs: list[RunData]) -> list:
     return blocks
 
 
+# the calibration table's columns: (label, metric), each shown with its bootstrap CI
+CALIBRATION_COLUMNS = (("ECE", "ece"), ("ECE calibrated", "ece_calibrated"), ("Brier", "brier"),
+                       ("Brier calibrated", "brier_calibrated"))
+
+
 def _calibration(runs: list[RunData]) -> list:
     """Zero-shot confidences: ECE and Brier raw and temperature-calibrated, with a reliability diagram."""
     rows, figures = [], []
@@ -657,8 +662,7 @@ def _calibration(runs: list[RunData]) -> list:
             rows.append(_with_run(runs, {
                 "scenario": sid, "scoring": f"{opts.get('scoring', '?')}: {opts.get('probability_rule', '?')}, "
                                             f"scale {num(opts.get('logit_scale'))}, bias {num(opts.get('logit_bias'))}",
-                "ECE": num(metrics.get("ece")), "ECE calibrated": num(metrics.get("ece_calibrated")),
-                "Brier": num(metrics.get("brier")), "Brier calibrated": num(metrics.get("brier_calibrated")),
+                **{label: sc.value_with_ci(name, ci_digits=3) for label, name in CALIBRATION_COLUMNS},
                 "median T": num(record.temperature_median), "T folds": num(record.temperature_folds)}, run))
             panels = [{"label": f"raw (ECE {num(metrics.get('ece'))})", "table": record.reliability},
                       {"label": f"temperature, out-of-fold (ECE {num(metrics.get('ece_calibrated'))})",
@@ -673,8 +677,9 @@ def _calibration(runs: list[RunData]) -> list:
     return [Heading(2, "Calibration of zero-shot confidences"),
             Para("Can the confidences be trusted? Expected calibration error (ECE) of the top-label probability, "
                  f"bins {binning}; Brier score summed over classes (one-vs-rest). 'calibrated': one temperature "
-                 "fitted on the CV training folds only and applied to the held-out fold. Point estimates, no "
-                 "interval drawn. Probabilities per class: probabilities.csv.gz."),
+                 f"fitted on the CV training folds only and applied to the held-out fold. Brackets: {interval_note()}, "
+                 "the accuracy CI's draws, the fitted temperatures held fixed. Probabilities per class (everything "
+                 "here recomputes from them): probabilities.csv.gz."),
             Table(pd.DataFrame(rows))] + figures
 
 
