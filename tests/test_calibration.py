@@ -31,6 +31,41 @@ def reference_ece(confidence, correct, n_bins=10) -> float:
     return total
 
 
+@pytest.mark.parametrize(("rule", "scale", "bias"), [("softmax", 14.3, None), ("sigmoid", 10.0, -4.0)])
+def test_ece_and_brier_intervals_recompute_from_probabilities_csv(tmp_path, rule, scale, bias):
+    """95% percentile bootstrap, 1000 draws, stratified by class, the run's seed: the accuracy CI's own
+    draws (checked by recomputing it from predictions.csv), each draw's ECE and Brier scored here by
+    the plain reference on that draw's rows of probabilities.csv.gz, taken in stimulus order."""
+    result, _ = zeroshot_run(rule, scale, bias)
+    write_results(tmp_path, {"model": "known-answer"}, [result])
+    probs = pd.read_csv(tmp_path / PROBABILITIES_FILE)
+    stimuli, labels = list(dict.fromkeys(probs["stimulus"])), list(result.labels)
+    assert list(dict.fromkeys(probs["class"])) == labels
+    truth = result.predictions.set_index("stimulus").loc[stimuli]
+    y = np.array([labels.index(c) for c in truth["y_true"]])
+    rng, blocks = np.random.default_rng(0), []  # the run's seed is 0
+    for k in np.unique(y):  # each true class resampled to its own size, classes in label order
+        members = np.flatnonzero(y == k)
+        blocks.append(members[rng.integers(0, len(members), size=(1000, len(members)))])
+    draws = np.concatenate(blocks, axis=1)
+    hit = (truth["y_true"] == truth["y_pred"]).to_numpy()
+    accuracy = [hit[d].mean() for d in draws]
+    assert result.ci["accuracy"] == pytest.approx(np.percentile(accuracy, [2.5, 97.5]).tolist(), abs=1e-12)
+    onehot = np.eye(len(labels))[y]
+    for column, suffix in (("probability", ""), ("calibrated_probability", "_calibrated")):
+        wide = probs[column].to_numpy().reshape(len(stimuli), len(labels))
+        correct = (wide.argmax(axis=1) == y).astype(int)
+        ece, brier = [], []
+        for d in draws:
+            rows = np.sort(d)
+            ece.append(reference_ece(wide[rows].max(axis=1).tolist(), correct[rows].tolist()))
+            brier.append(((wide[rows] - onehot[rows]) ** 2).sum(axis=1).mean())
+        for name, values in ((f"ece{suffix}", ece), (f"brier{suffix}", brier)):
+            low, high = np.percentile(values, [2.5, 97.5])
+            assert result.ci[name] == pytest.approx([low, high], abs=1e-12), name
+    assert result.extra["calibration"]["intervals"].startswith("95% percentile bootstrap, 1000 draws, stratified by class")
+
+
 def test_ece_known_answers():
     assert cal.expected_calibration_error(np.full(20, 1.0), np.r_[np.ones(10), np.zeros(10)]) == 0.5
     assert cal.expected_calibration_error(np.full(20, 0.5), np.tile([1, 0], 10)) == 0.0

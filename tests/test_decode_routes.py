@@ -266,6 +266,19 @@ def test_bench_on_cuda_without_cuda_exits_2_with_one_line(capsys):
     assert err[-1].startswith("error: device 'cuda' is not available")
 
 
+def test_crops_reused_from_an_earlier_model_are_recorded_as_such(tiny, demo_stimuli):
+    from dirti_bench.encoding.imaging import DecodedImages
+
+    model, preprocess = tiny
+    paths = [s.path for s in demo_stimuli.stimuli][:4]
+    decoded, routes = DecodedImages(), [{}, {}]
+    for route in routes:
+        encode_image_paths(model, preprocess, paths, "cpu", 8, 2, False, decoded=decoded, pool="processes",
+                           route=route)
+    assert "crops_reused" not in routes[0] and routes[1]["crops_reused"] is True
+    assert decoded.reused == 4
+
+
 def test_decode_options_reach_the_encoder_and_the_record():
     enc = ClipEncoder("dirti-tiny", "random", device="cpu", decode_pool="processes", gpu_decode="auto")
     assert enc.decode_options()["pool"] == "processes" and enc.decode_options()["jpeg_device"] is None
@@ -330,3 +343,36 @@ def test_image_shard_user_errors_are_one_line(capsys, tmp_path, monkeypatch, arg
     assert main(["run", "--demo", "--no-progress", *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(message)
+
+
+# ---------------------------------------------------------------- a large encode is stored part by part
+
+
+def test_a_large_encode_is_stored_part_by_part_so_an_interruption_keeps_what_was_done(demo_stimuli, tmp_path,
+                                                                                     monkeypatch):
+    from dirti_bench.encoding import cache as cache_module
+    from dirti_bench.encoding.cache import CachedEncoder
+
+    paths = [s.path for s in demo_stimuli.stimuli][:20]
+    whole = CachedEncoder(ClipEncoder("dirti-tiny", "random", device="cpu", batch_size=4, progress=False),
+                          tmp_path / "whole").encode_images(paths)
+    monkeypatch.setattr(cache_module, "IMAGE_PART", 10)  # parts of 8: two whole batches of 4
+    clip = ClipEncoder("dirti-tiny", "random", device="cpu", batch_size=4, progress=False)
+    encoder = CachedEncoder(clip, tmp_path / "parts")
+    real, parts = clip.encode_images, []
+
+    def failing_third(chunk):
+        parts.append(len(chunk))
+        if len(parts) == 3:
+            raise KeyboardInterrupt
+        return real(chunk)
+
+    monkeypatch.setattr(clip, "encode_images", failing_third)
+    with pytest.raises(KeyboardInterrupt):
+        encoder.encode_images(paths)
+    assert parts == [8, 8, 4]
+    again = CachedEncoder(ClipEncoder("dirti-tiny", "random", device="cpu", batch_size=4, progress=False),
+                          tmp_path / "parts")
+    resumed = again.encode_images(paths)
+    assert (again.cache.hits, again.cache.misses) == (16, 4)  # only the interrupted part is encoded again
+    assert np.array_equal(resumed, whole)  # parts of whole batches: the embeddings of one call

@@ -25,7 +25,7 @@ from dirti_bench.validity import BELOW_CHANCE, DEGENERATE, INTERCEPT_ONLY, NO_SI
 REPORTING = Path(__file__).resolve().parents[1] / "src" / "dirti_bench" / "reporting"
 # The modules that render results: they read ScenarioOutcome's typed fields, never an entry's keys.
 TYPED_READERS = ("report.py", "runs_report.py", "prompt_report.py", "findings.py", "formats.py", "console.py",
-                 "compare.py")
+                 "compare.py", "leaderboard.py")
 # Keys only a results.json scenario entry (or a sweep point) has; comparisons share "ci", "n" and "task".
 ENTRY_KEYS = frozenset({"metrics", "flags", "extra", "per_class", "confusion", "labels", "dropped_classes",
                         "sweep", "options"})
@@ -227,3 +227,57 @@ def test_the_entry_check_finds_what_it_must():
     assert entry_reads("x = sc.get('extra', {})", False) == []  # only the typed readers are held to the keys
     assert entry_reads("row['flags'] = text\nentry['metrics'] = {}", True) == []  # writing is no reading
     assert entry_reads("x = sc.metrics.get('accuracy')\ny = sc.options.get('rating')", True) == []
+
+
+def test_the_sweeps_closing_board_reads_typed_results():
+    from dirti_bench.reporting.leaderboard import leaderboard_text
+
+    first = {"run": {}, "scenarios": {"zeroshot-baseline": classification([[0, 5], [0, 5]], ci=[0.5, 0.5]),
+                                      "align-disgust-probe": probe(n_strongest=4)}}
+    second = Results.of({"run": {}, "scenarios": {"align-disgust-probe": probe(n_strongest=1)}})
+    lines = leaderboard_text([first, second], ["m1", "m2"]).splitlines()
+    assert [cell.strip() for cell in lines[2].split("|")[1:-1]] == ["m1", "0.500 (degenerate)", "no signal"]
+    assert [cell.strip() for cell in lines[3].split("|")[1:-1]] == ["m2", "–", "-0.400"]
+    assert leaderboard_text([{"run": {}, "scenarios": {}}], ["m"]) == ""  # no headline scenario
+
+
+def test_the_run_block_is_typed_and_titles_read_it_from_either_form():
+    from dirti_bench.reporting.console import figure_title, run_title, weights_label
+    from dirti_bench.results_types import RunInfo
+
+    block = {"model": "ViT-B-32", "pretrained": "w.pt", "weights_kind": "file", "dataset": "oasis", "n_stimuli": 9,
+             "device": "cuda", "device_name": "H100", "precision": "bf16", "disgust_column": "Disgust",
+             "rating_scale": [1, 7], "prompt_files": [{"file": "p.json"}], "seed": 0}
+    info = RunInfo.of(block)
+    assert RunInfo.of(info) is info and info.details == block and info.seed == 0
+    assert (info.weights_kind, info.device_name, info.n_stimuli, info.disgust_column, info.rating_scale) == (
+        "file", "H100", 9, "Disgust", [1, 7])
+    assert info.prompt_files == [{"file": "p.json"}] and info.throughput is None and info.projection is None
+    assert run_title(info) == run_title(block) == "ViT-B-32 · weights w.pt · oasis (9 images) · cuda · bf16, checked against fp32"
+    assert figure_title({}, "what") == "what\n– · weights – · –"  # nothing recorded: the mark for missing
+    assert weights_label({"smoke_run": True}, short=True) == "random weights — smoke run"
+    assert RunInfo.of({}).prompt_files == [] and RunInfo.of({}).versions == {}
+
+
+def test_comparisons_are_typed_and_the_findings_name_a_prompt_set_that_wins():
+    from dirti_bench.reporting.compare import PROMPT_KIND
+    from dirti_bench.reporting.findings import finding_lines, study_deltas
+    from dirti_bench.results_types import Comparison
+
+    def test(a, p_value, difference, ci):
+        return {"kind": PROMPT_KIND, "task": "category", "a": a, "b": "zeroshot-baseline", "n": 10,
+                "accuracy_difference": difference, "ci": ci, "mcnemar": {"p_value": p_value}}
+
+    study = classification([[5, 0], [0, 5]]) | {"flags": []}
+    doc = {"run": {}, "scenarios": {"zeroshot-baseline": study},
+           "comparisons": [test("ensemble-x", 1e-4, 0.3, [0.2, 0.4]), test("ensemble-y", 0.9, 0.5, [0.4, 0.6]),
+                           {"a": "p", "b": "q", "skipped": "stimuli differ"}]}
+    records = Results.of(doc).comparison_records
+    assert records[0] == Comparison(a="ensemble-x", b="zeroshot-baseline", kind=PROMPT_KIND, task="category",
+                                    n=10, accuracy_difference=0.3, ci=[0.2, 0.4], mcnemar_p=1e-4)
+    assert records[2].skipped == "stimuli differ" and records[2].mcnemar_p is None
+    lines = finding_lines(doc)  # written without corrections: Holm and BH are computed on reading
+    assert ("Best prompt set ensemble-x: Δ accuracy +0.300 [0.20, 0.40], McNemar p 0.0001, Holm p 0.0002, "
+            "BH q 0.0002 (family: prompt sets vs zeroshot-baseline (task category; McNemar), 2 tests).") in lines[0]
+    assert study_deltas(doc) == {"zeroshot-baseline": "(default wording)", "ensemble-x": "+0.300 (Holm p 0.0002)",
+                                 "ensemble-y": "+0.500 (Holm p 0.9)"}

@@ -62,6 +62,21 @@ class RunInfo:
     created: str | None
     versions: dict
     details: dict = field(repr=False)
+    n_stimuli: int | None = None
+    device_name: str | None = None  # the accelerator's or CPU's name
+    weights_kind: str | None = None  # "file" for a checkpoint file, else an open_clip tag or hub id
+    disgust_column: str | None = None  # a rated set's own disgust rating column (None: DIRTI's)
+    rating_scale: list | None = None  # [low, high] of the set's rating scale
+    projection: str | None = None  # the report's 2-D view the run asked for (umap / pca)
+    precision: str | None = None  # fp32, bf16 or int8
+    precision_check: dict | None = field(default=None, repr=False)  # a reduced precision's agreement with fp32
+    throughput: dict | float | None = field(default=None, repr=False)  # encoding speed as measured
+    prompt_files: list = field(default_factory=list, repr=False)  # each --templates file: what it made and skipped
+
+    @classmethod
+    def of(cls, run: RunInfo | Mapping) -> RunInfo:
+        """``run`` as given, or typed from a run block held in memory."""
+        return run if isinstance(run, RunInfo) else cls.from_json(run)
 
     @property
     def model_source(self) -> str:
@@ -71,9 +86,11 @@ class RunInfo:
 
     @classmethod
     def from_json(cls, run: Mapping) -> RunInfo:
-        names = [f.name for f in dataclasses.fields(cls) if f.name not in ("details", "smoke_run", "versions")]
+        names = [f.name for f in dataclasses.fields(cls)
+                 if f.name not in ("details", "smoke_run", "versions", "prompt_files")]
         return cls(**{n: run.get(n) for n in names}, smoke_run=bool(run.get("smoke_run")),
-                   versions=dict(run.get("versions") or {}), details=dict(run))
+                   versions=dict(run.get("versions") or {}), details=dict(run),
+                   prompt_files=list(run.get("prompt_files") or []))
 
 
 def _mapping(value) -> dict:
@@ -198,6 +215,36 @@ class TemplateChoice:
     n_ranked: int | None
     selection: list
     in_sample_best: dict
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One paired comparison results.json records (``comparisons``): scenario ``a`` minus ``b`` on the
+    same stimuli, the accuracy (and macro-F1) difference with its paired bootstrap CI, McNemar's exact
+    p where run, and its family's Holm p and BH q; ``kind`` names a prompt set against the study
+    wording; ``skipped`` says why a pair could not be compared."""
+
+    a: str | None
+    b: str | None
+    kind: str | None = None
+    task: str | None = None
+    prompt_set: str | None = None
+    n: int | None = None
+    accuracy_difference: float | None = None
+    ci: list | None = None
+    f1_macro_difference: float | None = None
+    f1_macro_ci: list | None = None
+    mcnemar_p: float | None = None
+    p_holm: float | None = None
+    q_bh: float | None = None
+    family: str | None = None
+    family_size: int | None = None
+    skipped: str | None = None
+
+    @classmethod
+    def from_json(cls, record: Mapping) -> Comparison:
+        names = [f.name for f in dataclasses.fields(cls) if f.name != "mcnemar_p"]
+        return cls(**{n: record.get(n) for n in names}, mcnemar_p=_mapping(record.get("mcnemar")).get("p_value"))
 
 
 @dataclass(frozen=True)
@@ -391,6 +438,11 @@ class Results:
         """``results`` as given, or typed from a results.json document held in memory (a run being
         written, a test's document; no CSVs beside it)."""
         return results if isinstance(results, Results) else cls.from_document(results, {})
+
+    @property
+    def comparison_records(self) -> tuple[Comparison, ...]:
+        """``comparisons`` typed, in the recorded order."""
+        return tuple(Comparison.from_json(c) for c in self.comparisons if isinstance(c, Mapping))
 
     def __getitem__(self, scenario_id: str) -> ScenarioOutcome:
         if scenario_id not in self.scenarios:

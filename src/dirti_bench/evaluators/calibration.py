@@ -12,6 +12,12 @@
   CV training folds only, applied to the held-out fold: out-of-fold calibrated probabilities
   (Guo et al. 2017; one temperature per model transfers across prompts, LeVine et al. 2023).
 
+* Intervals (``calibration_intervals``): 95% percentile bootstrap CIs of ECE and Brier, raw and
+  calibrated, over the draws of the accuracy CI (``metrics.stratified_draws``: 1000 draws of the
+  stimuli resampled within each true class, the run's seed). A draw is a multiset of stimuli, taken
+  in stimulus order before the stable sort by confidence, so its equal-mass bins are well defined;
+  the fitted temperatures are held fixed (not refitted per draw).
+
 Everything is recomputable from probabilities.csv.gz (one row per stimulus and class).
 """
 
@@ -24,11 +30,15 @@ import pandas as pd
 
 from ..contracts import DEFAULT_SPLIT_SEED
 from ..results import PROBABILITY_COLUMNS
+from .metrics import CI_LEVEL, N_BOOTSTRAP, stratified_draws
 
 ECE_BINS = 10
 CALIBRATION_FOLDS = 10
 BINNING = (f"equal-mass: images sorted by top-label confidence and split into {ECE_BINS} bins of equal "
            "count (sizes differ by at most one)")
+INTERVALS = (f"{CI_LEVEL:.0%} percentile bootstrap, {N_BOOTSTRAP} draws, stratified by class (the accuracy "
+             "CI's draws and seed); temperatures held fixed")
+DRAW_CHUNK = 100  # draws scored at once: (chunk x n) arrays, so memory does not grow with the draws
 # log T is searched in this range: T from 1/50 to 50 covers any usable zero-shot scale
 LOG_T_BOUNDS = (-np.log(50.0), np.log(50.0))
 
@@ -171,7 +181,7 @@ def calibration(scenario_id: str, stimulus_ids, class_names, y: np.ndarray, logi
                "ece_calibrated": expected_calibration_error(calibrated.max(axis=1), correct),
                "brier_calibrated": brier_score(y, calibrated)}
     record = {"binning": BINNING, "ece_bins": ECE_BINS, "confidence": "top-label probability",
-              "brier": "sum over classes of one-vs-rest brier_score_loss",
+              "brier": "sum over classes of one-vs-rest brier_score_loss", "intervals": INTERVALS,
               "temperature": {"fitted_on": "CV training folds only (log loss); applied to the held-out fold",
                               "folds": used, "split_seed": seed, "stratify": "true class",
                               "per_fold": temperatures, "median": float(np.median(temperatures)),
@@ -198,7 +208,7 @@ def _uncalibrated(scenario_id, stimulus_ids, class_names, y, logits, probs, corr
     metrics = {"ece": expected_calibration_error(probs.max(axis=1), correct), "brier": brier_score(y, probs),
                "ece_calibrated": float("nan"), "brier_calibrated": float("nan")}
     record = {"binning": BINNING, "ece_bins": ECE_BINS, "confidence": "top-label probability",
-              "brier": "sum over classes of one-vs-rest brier_score_loss",
+              "brier": "sum over classes of one-vs-rest brier_score_loss", "intervals": INTERVALS,
               "temperature": {"undefined": UNDEFINED_CALIBRATION},
               "reliability": reliability_table(probs.max(axis=1), correct), "reliability_calibrated": []}
     n, k = logits.shape
@@ -209,3 +219,54 @@ def _uncalibrated(scenario_id, stimulus_ids, class_names, y, logits, probs, corr
                           "calibrated_probability": np.nan,
                           "calibration_fold": pd.array([pd.NA] * (n * k), dtype="Int64")})[PROBABILITY_COLUMNS]
     return metrics, record, frame
+
+
+def ece_of_draws(confidence: np.ndarray, correct: np.ndarray, draws: np.ndarray, n_bins: int = ECE_BINS) -> np.ndarray:
+    """``expected_calibration_error`` of each row of index ``draws`` (each row the same length), the
+    drawn stimuli taken in stimulus order (``np.sort``) before the stable sort by confidence.
+
+    One stable sort of all stimuli gives each its rank; a draw sorted by rank is then sorted by
+    confidence with ties in stimulus order, and its equal-mass bins are fixed slices (every draw has
+    the same size), summed with ``np.add.reduceat``: |sum correct - sum confidence| / n per bin.
+    """
+    confidence, correct = np.asarray(confidence, dtype=np.float64), np.asarray(correct, dtype=np.float64)
+    order = np.argsort(confidence, kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    size = draws.shape[1]
+    starts = np.array([b[0] for b in np.array_split(np.arange(size), min(n_bins, size)) if len(b)])
+    out = np.empty(len(draws))
+    for start in range(0, len(draws), DRAW_CHUNK):
+        rows = order[np.sort(rank[draws[start:start + DRAW_CHUNK]], axis=1)]
+        gap = np.add.reduceat(correct[rows], starts, axis=1) - np.add.reduceat(confidence[rows], starts, axis=1)
+        out[start:start + len(rows)] = np.abs(gap).sum(axis=1) / size
+    return out
+
+
+def calibration_intervals(frame: pd.DataFrame, y: np.ndarray, seed: int, n_boot: int = N_BOOTSTRAP,
+                          level: float = CI_LEVEL) -> dict[str, list[float]]:
+    """Percentile-bootstrap CIs of ``ece``, ``brier`` and their calibrated twins from one scenario's
+    probabilities.csv.gz rows (``calibration``'s frame: stimulus-major, the classes in label order)
+    and the true class index of each stimulus, resampled with ``bootstrap_ci``'s stratified draws
+    (same ``seed``: the same draws). A metric without a finite value gets no interval."""
+    y = np.asarray(y)
+    n = len(y)
+    if n == 0:
+        return {}
+    draws = stratified_draws(y, n_boot, np.random.default_rng(seed))
+    onehot = np.eye(len(frame) // n)[y]
+    # the temperature is positive: the calibrated argmax is the raw one, the logits' (as ``calibration``)
+    correct = frame["logit"].to_numpy(dtype=np.float64).reshape(n, -1).argmax(axis=1) == y
+    tail = (1 - level) / 2 * 100
+    out = {}
+    for suffix, column in (("", "probability"), ("_calibrated", "calibrated_probability")):
+        probs = frame[column].to_numpy(dtype=np.float64).reshape(n, -1)
+        if not np.isfinite(probs).all():
+            continue  # calibration undefined on this set (stated in the record)
+        per_stimulus_brier = ((probs - onehot) ** 2).sum(axis=1)
+        brier = np.concatenate([per_stimulus_brier[draws[i:i + DRAW_CHUNK]].mean(axis=1)
+                                for i in range(0, n_boot, DRAW_CHUNK)])
+        for name, values in ((f"ece{suffix}", ece_of_draws(probs.max(axis=1), correct, draws)),
+                             (f"brier{suffix}", brier)):
+            out[name] = [float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))]
+    return out

@@ -29,7 +29,7 @@ from ..errors import ScenarioNotRunnable, UserError
 from ..labels import LabelSpace, check_consistency
 from ..prompts import PLACEHOLDER, load_ensemble, study_prompts
 from ..results import SWEEP_PREDICTION_COLUMNS
-from .calibration import calibration
+from .calibration import calibration, calibration_intervals
 from .common import classification_result, dropped_reasons, runnable_space
 from .metrics import SWEEP_METRICS, score_rows, scores_of_rows
 from .zeroshot import class_embeddings, prompts_for, winning_probability, zero_shot_logits
@@ -214,6 +214,7 @@ def evaluate_template_sweep(scenario, ctx):
                "calibration": calibration_record},
     )
     result.metrics |= calibrated
+    result.ci |= calibration_intervals(probability_rows, y, ctx.seed)
     result.probabilities = probability_rows
     result.sweep = points
     result.sweep_predictions = _frame(scenario.id, names, space.stimulus_ids, space.decode(y),

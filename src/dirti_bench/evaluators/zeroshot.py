@@ -16,7 +16,7 @@ from ..contracts import DEFAULT_LOGIT_SCALE, resolve_scoring
 from ..encoding.vectors import l2_normalise
 from ..labels import check_consistency
 from ..prompts import PromptSet, from_templates, load_ensemble, study_prompts
-from .calibration import calibration, probabilities
+from .calibration import calibration, calibration_intervals, probabilities
 from .common import classification_result, runnable_space
 
 
@@ -71,6 +71,7 @@ def evaluate(scenario, ctx):
         extra={"calibration": record},
     )
     result.metrics |= calibrated
+    result.ci |= calibration_intervals(probability_rows, space.y_true, ctx.seed)
     result.probabilities = probability_rows
     result.prompts = prompts.rows()
     return result

@@ -17,7 +17,7 @@ from pathlib import Path
 from ..errors import one_line
 from ..labels import TASKS
 from ..results import ACCURACY, F1_MACRO, SPEARMAN_RHO
-from ..results_types import Results, Scoring
+from ..results_types import Results, RunInfo, Scoring
 from ..validity import INTERCEPT_ONLY, interval_note
 from .formats import MISSING
 
@@ -89,21 +89,27 @@ def skipped_lines(skipped: Mapping[str, str]) -> list[str]:
     return lines
 
 
-def weights_label(run: dict, short: bool = False) -> str:
+def _shown(value) -> str:
+    return MISSING if value is None else value
+
+
+def weights_label(run: RunInfo | Mapping, short: bool = False) -> str:
     """``weights openai``, or the loud mark of a random-weights smoke run."""
-    if run.get("smoke_run"):
+    run = RunInfo.of(run)
+    if run.smoke_run:
         return "random weights — smoke run" + ("" if short else ", numbers mean nothing")
-    return f"weights {run.get('pretrained', MISSING)}"
+    return f"weights {_shown(run.pretrained)}"
 
 
-def figure_title(run: dict, what: str, flags: Sequence[str] = ()) -> str:
+def figure_title(run: RunInfo | Mapping, what: str, flags: Sequence[str] = ()) -> str:
     """A figure's title: what it shows, then model · weights · dataset of the run (results.json's
     ``run``), so the figure stands alone on a slide. ``flags``: the validity flag codes of the
     scenario it shows, named after what it shows as the summary and report beside it name them (an
     intercept-only probe's figure says "no signal" in its own words instead)."""
+    run = RunInfo.of(run)
     marks = [f for f in flags if f != INTERCEPT_ONLY]
     what += f" — flags: {', '.join(marks)}" if marks else ""
-    return f"{what}\n{run.get('model', MISSING)} · {weights_label(run, short=True)} · {run.get('dataset', MISSING)}"
+    return f"{what}\n{_shown(run.model)} · {weights_label(run, short=True)} · {_shown(run.dataset)}"
 
 
 def _scoring_rule(scoring: Scoring) -> str:
@@ -134,12 +140,12 @@ def scoring_summary(results: Results | Mapping, short: bool = False) -> str | No
     return "; ".join(parts)
 
 
-def run_title(run: dict) -> str:
+def run_title(run: RunInfo | Mapping) -> str:
     """``model · weights · dataset (n images) · device``: what produced these numbers."""
-    precision = run.get("precision")
-    reduced = f" · {precision}, checked against fp32" if precision not in (None, "fp32") else ""
-    return (f"{run.get('model', MISSING)} · {weights_label(run)} · {run.get('dataset', MISSING)} "
-            f"({run.get('n_stimuli', MISSING)} images) · {run.get('device', MISSING)}{reduced}")
+    run = RunInfo.of(run)
+    reduced = f" · {run.precision}, checked against fp32" if run.precision not in (None, "fp32") else ""
+    return (f"{_shown(run.model)} · {weights_label(run)} · {_shown(run.dataset)} "
+            f"({_shown(run.n_stimuli)} images) · {_shown(run.device)}{reduced}")
 
 
 def summary_rows(results: Results | Mapping, deltas: Mapping[str, str] | None = None) -> list[dict]:
@@ -192,7 +198,7 @@ def summary_text(results: Results | Mapping, with_skipped: bool = True) -> str:
     from .findings import findings_text, study_deltas
 
     results = Results.of(results)
-    lines = ["", one_line(run_title(results.run.details))]
+    lines = ["", one_line(run_title(results.run))]
     scoring = scoring_summary(results)
     if scoring:
         lines.append(one_line(f"zero-shot scoring: {scoring}"))

@@ -10,9 +10,9 @@ R's ``read.csv`` load it as is.
 
 from __future__ import annotations
 
-from ..results import SPEARMAN_RHO
-from ..results_types import LEADERBOARD_COLUMNS, as_number, leaderboard_frame
-from ..validity import flag_codes, suppressed
+from ..results import ACCURACY, SPEARMAN_RHO
+from ..results_types import LEADERBOARD_COLUMNS, Results, leaderboard_frame
+from ..validity import INTERCEPT_ONLY
 
 LEADERBOARD_FILE = "leaderboard.csv"
 # The frame's builder lives with the typed results (Results.metrics_frame is it); named here too.
@@ -20,33 +20,34 @@ __all__ = ["BOARD_HEADLINES", "LEADERBOARD_COLUMNS", "LEADERBOARD_FILE", "leader
 
 
 # The headline scenarios a sweep's closing leaderboard shows (those some run has), with their measure.
-BOARD_HEADLINES = (("zeroshot-baseline", "accuracy"), ("zeroshot-disgust", "accuracy"),
-                   ("linear-probe-cv10-baseline", "accuracy"), ("linear-probe-cv10-disgust", "accuracy"),
+BOARD_HEADLINES = (("zeroshot-baseline", ACCURACY), ("zeroshot-disgust", ACCURACY),
+                   ("linear-probe-cv10-baseline", ACCURACY), ("linear-probe-cv10-disgust", ACCURACY),
                    ("align-disgust-zeroshot", SPEARMAN_RHO), ("align-disgust-probe", SPEARMAN_RHO))
 
 
-def leaderboard_text(docs: list[dict], labels: list[str]) -> str:
+def leaderboard_text(runs: list[Results | dict], labels: list[str]) -> str:
     """A sweep's closing leaderboard: one row per model (``labels``), its headline measures (accuracy of
     the study-replica zero-shot and probe scenarios, Spearman ρ of the disgust alignment), each with
-    its flags; an intercept-only probe's ρ reads "no signal"."""
+    its flags; an intercept-only probe's ρ reads "no signal". ``runs``: typed results or results.json
+    documents."""
     from tabulate import tabulate
 
-    columns = [(sid, metric) for sid, metric in BOARD_HEADLINES
-               if any(sid in (d.get("scenarios") or {}) for d in docs)]
+    runs = [Results.of(run) for run in runs]
+    columns = [(sid, metric) for sid, metric in BOARD_HEADLINES if any(sid in run.scenarios for run in runs)]
     if not columns:
         return ""
     rows = []
-    for doc, label in zip(docs, labels, strict=True):
+    for run, label in zip(runs, labels, strict=True):
         row = [label]
         for sid, metric in columns:
-            sc = (doc.get("scenarios") or {}).get(sid)
+            sc = run.scenarios.get(sid)
             if sc is None:
                 row.append("–")
                 continue
-            value = as_number((sc.get("metrics") or {}).get(metric))
-            text = "no signal" if suppressed(sc, metric) else "–" if value is None else f"{value:.3f}"
-            codes = [c for c in flag_codes(sc) if c != "intercept-only"]
+            value = sc.metric(metric)
+            text = "no signal" if sc.suppressed(metric) else "–" if value is None else f"{value:.3f}"
+            codes = [c for c in sc.flag_codes if c != INTERCEPT_ONLY]
             row.append(text + (f" ({'; '.join(codes)})" if codes else ""))
         rows.append(row)
-    headers = ["model"] + [f"{sid} ({'acc.' if metric == 'accuracy' else 'ρ'})" for sid, metric in columns]
+    headers = ["model"] + [f"{sid} ({'acc.' if metric == ACCURACY else 'ρ'})" for sid, metric in columns]
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)

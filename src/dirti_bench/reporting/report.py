@@ -174,6 +174,11 @@ def _is_dirti(run: RunData) -> bool:
     return is_dirti_run(run)
 
 
+def _shown(value):
+    """A run-block value as the header shows it: the mark for missing where the run did not record it."""
+    return MISSING if value is None else value
+
+
 def _flatten(row: dict, prefix: str = "") -> dict:
     out = {}
     for key, value in row.items():
@@ -206,24 +211,24 @@ def _header(runs: list[RunData]) -> list:
     blocks = []
     for run in runs:
         if run.info.smoke_run:
-            blocks.append(Banner(f"SMOKE RUN ({run.label}): random weights ({run.run.get('pretrained')}), "
+            blocks.append(Banner(f"SMOKE RUN ({run.label}): random weights ({run.info.pretrained}), "
                                  "so these numbers mean nothing; they only show that the pipeline runs."))
-        check = run.run.get("precision_check")
+        check = run.info.precision_check
         if check:
             blocks.append(Banner(f"REDUCED PRECISION ({run.label}): {describe_precision(check)}."))
     rows = []
     for run in runs:
-        r, versions = run.run, run.run.get("versions", {})
+        r = run.info
         rows.append({
-            "run": run.label, "results": str(run.path), "model": r.get("model", MISSING),
-            "weights": r.get("pretrained", MISSING), "weights sha256": str(r.get("weights_sha256") or MISSING)[:12],
-            "device": " · ".join(str(r[k]) for k in ("device", "device_name") if r.get(k)) or MISSING,
-            "dataset": r.get("dataset", MISSING),
-            "dataset sha256": str(r.get("dataset_sha256") or MISSING)[:12],
-            "n stimuli": r.get("n_stimuli", MISSING), "seed": r.get("seed", MISSING),
+            "run": run.label, "results": str(run.path), "model": _shown(r.model),
+            "weights": _shown(r.pretrained), "weights sha256": str(r.weights_sha256 or MISSING)[:12],
+            "device": " · ".join(str(v) for v in (r.device, r.device_name) if v) or MISSING,
+            "dataset": _shown(r.dataset),
+            "dataset sha256": str(r.dataset_sha256 or MISSING)[:12],
+            "n stimuli": _shown(r.n_stimuli), "seed": _shown(r.seed),
             "zero-shot scoring": scoring_summary(run.results) or MISSING,
-            "created": r.get("created", MISSING),
-            "versions": ", ".join(f"{k} {v}" for k, v in versions.items()) or MISSING,
+            "created": _shown(r.created),
+            "versions": ", ".join(f"{k} {v}" for k, v in r.versions.items()) or MISSING,
         })
     return blocks + [Heading(2, "Runs"), Table(pd.DataFrame(rows).astype(str))]
 
@@ -322,7 +327,7 @@ def score_label(outcome: ScenarioOutcome, repeated: bool) -> str:
 
 
 def _rating_scale(run: RunData) -> tuple[float, float] | None:
-    scale = run.run.get("rating_scale")
+    scale = run.info.rating_scale
     if isinstance(scale, list | tuple) and len(scale) == 2 and all(isinstance(v, int | float) for v in scale):
         return float(scale[0]), float(scale[1])
     return None
@@ -338,7 +343,7 @@ def _alignment_title(run: RunData, outcome: ScenarioOutcome) -> str:
         rho += f" (95% CI {ci[0]:.2f} to {ci[1]:.2f})"
     ceiling = metrics.get("noise_ceiling_spearman")
     ceiling_text = f"noise ceiling {num(ceiling, 2)}" if isinstance(ceiling, int | float) else "noise ceiling not estimated"
-    return figure_title(run.run, f"{outcome.id}: {rho}; {ceiling_text}")
+    return figure_title(run.info, f"{outcome.id}: {rho}; {ceiling_text}")
 
 
 def _alignment_scatter(run: RunData, outcome: ScenarioOutcome, path: str) -> Figure | Para:
@@ -508,7 +513,7 @@ def _comparisons(runs: list[RunData]) -> list:
 def _throughput(runs: list[RunData]) -> list:
     rows = []
     for run in runs:
-        throughput = run.run.get("throughput")
+        throughput = run.info.throughput
         if isinstance(throughput, dict):
             rows += [_with_run(runs, {"measure": k, "value": num(v)}, run) for k, v in _flatten(throughput).items()]
         elif throughput is not None:
@@ -541,7 +546,7 @@ def _layer_profiles(runs: list[RunData]) -> list:
         rows, figures = [], []
         for rating, by_kind in grouped.items():
             rows.append(layer_summary_row(by_kind, rating))
-            figure = layer_profile_figure(by_kind, rating, run.run)
+            figure = layer_profile_figure(by_kind, rating, run.info)
             stem = layer_figure_name(rating).removesuffix(".png")
             figures.append(Figure(figure_path(stem, runs, run), png(figure),
                                   f"{rating}: out-of-fold Pearson r of the ridge probe per layer vs depth (95% bootstrap "
@@ -587,7 +592,7 @@ def _class_layer_profiles(runs: list[RunData]) -> list:
         rows, figures = [], []
         for task, by_kind in grouped.items():
             rows += class_layer_summary_rows(by_kind, task)
-            figure = class_layer_profile_figure(by_kind, task, run.run)
+            figure = class_layer_profile_figure(by_kind, task, run.info)
             figures.append(Figure(figure_path(class_layer_figure_name(task).removesuffix(".png"), runs, run), png(figure),
                                   f"{task} task: out-of-fold accuracy per layer vs depth (95% stratified bootstrap CI "
                                   "bands), the nested choices (lines), the superlative layers (stars), the random-init "
@@ -630,13 +635,18 @@ def _per_class(runs: list[RunData]) -> list:
                 blocks.append(Table(pd.DataFrame(rows)))
             labels, confusion = list(sc.labels), sc.confusion
             if labels and confusion and len(confusion) == len(labels) and not sc.is_sweep:  # sweeps: own figures
-                title = figure_title(run.run, f"{sid}: confusion matrix", sc.flag_codes)
+                title = figure_title(run.info, f"{sid}: confusion matrix", sc.flag_codes)
                 figure = Drawing("confusion_figure", (labels, confusion, title),
                                  dict(order=sc.display_order, dropped=list(sc.dropped_classes)))
                 blocks.append(Figure(figure_path(f"confusion-{sid}", runs, run), figure,
                                      f"{sid}: confusion matrix (rows true, columns predicted; colour = share "
                                      "of the true class, numbers = counts)"))
     return blocks
+
+
+# the calibration table's columns: (label, metric), each shown with its bootstrap CI
+CALIBRATION_COLUMNS = (("ECE", "ece"), ("ECE calibrated", "ece_calibrated"), ("Brier", "brier"),
+                       ("Brier calibrated", "brier_calibrated"))
 
 
 def _calibration(runs: list[RunData]) -> list:
@@ -652,14 +662,13 @@ def _calibration(runs: list[RunData]) -> list:
             rows.append(_with_run(runs, {
                 "scenario": sid, "scoring": f"{opts.get('scoring', '?')}: {opts.get('probability_rule', '?')}, "
                                             f"scale {num(opts.get('logit_scale'))}, bias {num(opts.get('logit_bias'))}",
-                "ECE": num(metrics.get("ece")), "ECE calibrated": num(metrics.get("ece_calibrated")),
-                "Brier": num(metrics.get("brier")), "Brier calibrated": num(metrics.get("brier_calibrated")),
+                **{label: sc.value_with_ci(name, ci_digits=3) for label, name in CALIBRATION_COLUMNS},
                 "median T": num(record.temperature_median), "T folds": num(record.temperature_folds)}, run))
             panels = [{"label": f"raw (ECE {num(metrics.get('ece'))})", "table": record.reliability},
                       {"label": f"temperature, out-of-fold (ECE {num(metrics.get('ece_calibrated'))})",
                        "table": record.reliability_calibrated}]
             if all(isinstance(p["table"], list) and p["table"] for p in panels):
-                figure = Drawing("reliability_figure", (panels, figure_title(run.run, f"{sid}: reliability", sc.flag_codes)))
+                figure = Drawing("reliability_figure", (panels, figure_title(run.info, f"{sid}: reliability", sc.flag_codes)))
                 figures.append(Figure(figure_path(f"reliability-{sid}", runs, run), figure,
                                       f"{sid}: reliability diagram, {record.ece_bins} equal-mass bins"))
     if not rows:
@@ -668,8 +677,9 @@ def _calibration(runs: list[RunData]) -> list:
     return [Heading(2, "Calibration of zero-shot confidences"),
             Para("Can the confidences be trusted? Expected calibration error (ECE) of the top-label probability, "
                  f"bins {binning}; Brier score summed over classes (one-vs-rest). 'calibrated': one temperature "
-                 "fitted on the CV training folds only and applied to the held-out fold. Point estimates, no "
-                 "interval drawn. Probabilities per class: probabilities.csv.gz."),
+                 f"fitted on the CV training folds only and applied to the held-out fold. Brackets: {interval_note()}, "
+                 "the accuracy CI's draws, the fitted temperatures held fixed. Probabilities per class (everything "
+                 "here recomputes from them): probabilities.csv.gz."),
             Table(pd.DataFrame(rows))] + figures
 
 
@@ -677,7 +687,7 @@ def _projection(runs: list[RunData], method: str | None, reporter=None) -> list:
     """Each run's image features in 2-D: ``method``, else what the run recorded (umap by default)."""
     blocks = [Heading(2, "Projection of the image features")]
     for run in runs:
-        chosen = method or run.run.get("projection") or "umap"
+        chosen = method or run.info.projection or "umap"
         chosen = chosen if chosen in PROJECTIONS else "umap"
         prefix = f"{run.label}: " if len(runs) > 1 else ""
         reason = None
@@ -693,7 +703,7 @@ def _projection(runs: list[RunData], method: str | None, reporter=None) -> list:
         features, ids = run.features
         table = run.stimuli.assign(stimulus=run.stimuli["stimulus"].astype(str)).set_index("stimulus")
         table = table.reindex(ids)
-        column = run.run.get("disgust_column") or DISGUST_RATING  # a rated set's own disgust column
+        column = run.info.disgust_column or DISGUST_RATING  # a rated set's own disgust column
         rating = None
         if column in table:
             rating = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=float)
@@ -706,7 +716,7 @@ def _projection(runs: list[RunData], method: str | None, reporter=None) -> list:
         embedding, axes = project(features, chosen, seed=seed)
         what = f"{chosen.upper()} of {len(ids)} image embeddings" + (f" (random_state={seed})" if chosen == "umap" else "")
         figure = Drawing("projection_figure", (embedding, table["category"].fillna("unknown").astype(str).tolist(),
-                                               rating, column, figure_title(run.run, what).replace("\n", " — ")),
+                                               rating, column, figure_title(run.info, what).replace("\n", " — ")),
                          dict(axis_names=axes))
         caption = f"{prefix}{chosen.upper()} of the image features, coloured by category" + (
             f" and by {column}" if rating is not None else f" (no {column} column)")

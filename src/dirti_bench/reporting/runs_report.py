@@ -104,9 +104,9 @@ def _list_order(folder: Path) -> tuple:
     return (0, file, int(line), folder.name) if line.isdigit() else (1, "", 0, folder.name)
 
 
-def _weights_name(run: dict) -> str:
-    weights = str(run.get("pretrained", "?"))
-    return Path(weights).name if run.get("weights_kind") == "file" else weights
+def _weights_name(run: RunInfo) -> str:
+    weights = str(run.pretrained if run.pretrained is not None else "?")
+    return Path(weights).name if run.weights_kind == "file" else weights
 
 
 def _read_run(folder: Path) -> Run:
@@ -131,7 +131,7 @@ def load_runs(dirs: list[Path]) -> list[Run]:
     runs = [_read_run(d) for d in dirs]
     for run in runs:  # results edited after their run are not compared
         check_saved_run(run.doc, run.predictions, run.alignment, run.path)
-    labels = [f"{r.run.get('model', '?')} · {_weights_name(r.run)}" for r in runs]
+    labels = [f"{r.info.model if r.info.model is not None else '?'} · {_weights_name(r.info)}" for r in runs]
     for run, label in zip(runs, labels, strict=True):
         run.label = label if labels.count(label) == 1 else f"{label} ({run.path.name})"
     return runs
@@ -240,11 +240,15 @@ def _delta_alignment(ref: Run, run: Run, sid: str, seed: int) -> str:
 # ---------------------------------------------------------------- blocks
 
 
+def _shown(value):
+    return MISSING if value is None else value
+
+
 def _runs_table(runs: list[Run], ref: Run) -> list:
     rows = [{"run": r.label + (" (reference)" if r is ref else ""), "folder": r.path.name,
-             "model": r.run.get("model", MISSING), "weights": _weights_name(r.run),
-             "weights sha256": str(r.run.get("weights_sha256") or MISSING)[:12], "device": r.run.get("device", MISSING),
-             "dataset": r.run.get("dataset", MISSING), "dataset sha256": str(r.run.get("dataset_sha256") or MISSING)[:12],
+             "model": _shown(r.info.model), "weights": _weights_name(r.info),
+             "weights sha256": str(r.info.weights_sha256 or MISSING)[:12], "device": _shown(r.info.device),
+             "dataset": _shown(r.info.dataset), "dataset sha256": str(r.info.dataset_sha256 or MISSING)[:12],
              "scenarios": len(r.scenarios), "zero-shot scoring": scoring_summary(r.results, short=True) or MISSING}
             for r in runs]
     return [Heading(2, "Runs"), Table(pd.DataFrame(rows).astype(str))]
