@@ -188,3 +188,11 @@ def test_temperature_loss_without_repeated_label_checks_equals_log_loss(rule, k)
     reference = minimize_scalar(lambda log_t: cal._log_loss(y, logits, rule, float(np.exp(log_t))),
                                 bounds=cal.LOG_T_BOUNDS, method="bounded", options={"xatol": 1e-4})
     assert cal.fit_temperature(logits, y, rule) == float(np.exp(reference.x))
+
+
+def test_sorted_rows_by_counting_equal_numpy_sort():
+    """ECE intervals sort each draw's ranks by counting: the same array as np.sort, repeats included."""
+    rng = np.random.default_rng(8)
+    for rows, size, bound in ((5, 40, 40), (3, 1, 1), (7, 25, 9)):
+        values = rng.integers(0, bound, (rows, size))
+        assert np.array_equal(cal.sorted_rows(values, bound), np.sort(values, axis=1))
