@@ -111,6 +111,7 @@ def _recompute_alignment(rows: pd.DataFrame) -> dict:
 
 def test_alignment_metrics_are_recomputable_from_alignment_predictions_csv(tmp_path, capsys):
     from dirti_bench.reporting.report import _probe_sentence, _r2_statement
+    from dirti_bench.results_types import Results
 
     out = tmp_path / "out"
     doc = demo_results(capsys, out, "--scenarios", "align-*")
@@ -127,9 +128,10 @@ def test_alignment_metrics_are_recomputable_from_alignment_predictions_csv(tmp_p
     # On the demo set the probe is not below predicting the training mean by more than noise ...
     assert probe["ci"]["r2_gain_over_intercept_only"][1] >= 0, probe["metrics"]
     # ... and where its R² is <= 0, the report says so.
-    statement = _r2_statement(probe) or ""
+    typed = Results.of(doc)["align-disgust-probe"]
+    statement = _r2_statement(typed) or ""
     assert ("≤ 0: out of fold the probe predicts" in statement) == (probe["metrics"]["r2"] <= 0)
-    assert "alpha median" in _probe_sentence(probe)
+    assert "alpha median" in _probe_sentence(typed)
 
 
 def test_second_run_hits_the_cache_and_reproduces_metrics(demo_run, tmp_path, capsys):

@@ -266,6 +266,19 @@ def test_bench_on_cuda_without_cuda_exits_2_with_one_line(capsys):
     assert err[-1].startswith("error: device 'cuda' is not available")
 
 
+def test_crops_reused_from_an_earlier_model_are_recorded_as_such(tiny, demo_stimuli):
+    from dirti_bench.encoding.imaging import DecodedImages
+
+    model, preprocess = tiny
+    paths = [s.path for s in demo_stimuli.stimuli][:4]
+    decoded, routes = DecodedImages(), [{}, {}]
+    for route in routes:
+        encode_image_paths(model, preprocess, paths, "cpu", 8, 2, False, decoded=decoded, pool="processes",
+                           route=route)
+    assert "crops_reused" not in routes[0] and routes[1]["crops_reused"] is True
+    assert decoded.reused == 4
+
+
 def test_decode_options_reach_the_encoder_and_the_record():
     enc = ClipEncoder("dirti-tiny", "random", device="cpu", decode_pool="processes", gpu_decode="auto")
     assert enc.decode_options()["pool"] == "processes" and enc.decode_options()["jpeg_device"] is None

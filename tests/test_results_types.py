@@ -257,3 +257,27 @@ def test_the_run_block_is_typed_and_titles_read_it_from_either_form():
     assert figure_title({}, "what") == "what\n– · weights – · –"  # nothing recorded: the mark for missing
     assert weights_label({"smoke_run": True}, short=True) == "random weights — smoke run"
     assert RunInfo.of({}).prompt_files == [] and RunInfo.of({}).versions == {}
+
+
+def test_comparisons_are_typed_and_the_findings_name_a_prompt_set_that_wins():
+    from dirti_bench.reporting.compare import PROMPT_KIND
+    from dirti_bench.reporting.findings import finding_lines, study_deltas
+    from dirti_bench.results_types import Comparison
+
+    def test(a, p_value, difference, ci):
+        return {"kind": PROMPT_KIND, "task": "category", "a": a, "b": "zeroshot-baseline", "n": 10,
+                "accuracy_difference": difference, "ci": ci, "mcnemar": {"p_value": p_value}}
+
+    study = classification([[5, 0], [0, 5]]) | {"flags": []}
+    doc = {"run": {}, "scenarios": {"zeroshot-baseline": study},
+           "comparisons": [test("ensemble-x", 1e-4, 0.3, [0.2, 0.4]), test("ensemble-y", 0.9, 0.5, [0.4, 0.6]),
+                           {"a": "p", "b": "q", "skipped": "stimuli differ"}]}
+    records = Results.of(doc).comparison_records
+    assert records[0] == Comparison(a="ensemble-x", b="zeroshot-baseline", kind=PROMPT_KIND, task="category",
+                                    n=10, accuracy_difference=0.3, ci=[0.2, 0.4], mcnemar_p=1e-4)
+    assert records[2].skipped == "stimuli differ" and records[2].mcnemar_p is None
+    lines = finding_lines(doc)  # written without corrections: Holm and BH are computed on reading
+    assert ("Best prompt set ensemble-x: Δ accuracy +0.300 [0.20, 0.40], McNemar p 0.0001, Holm p 0.0002, "
+            "BH q 0.0002 (family: prompt sets vs zeroshot-baseline (task category; McNemar), 2 tests).") in lines[0]
+    assert study_deltas(doc) == {"zeroshot-baseline": "(default wording)", "ensemble-x": "+0.300 (Holm p 0.0002)",
+                                 "ensemble-y": "+0.500 (Holm p 0.9)"}

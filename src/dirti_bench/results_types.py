@@ -218,6 +218,36 @@ class TemplateChoice:
 
 
 @dataclass(frozen=True)
+class Comparison:
+    """One paired comparison results.json records (``comparisons``): scenario ``a`` minus ``b`` on the
+    same stimuli, the accuracy (and macro-F1) difference with its paired bootstrap CI, McNemar's exact
+    p where run, and its family's Holm p and BH q; ``kind`` names a prompt set against the study
+    wording; ``skipped`` says why a pair could not be compared."""
+
+    a: str | None
+    b: str | None
+    kind: str | None = None
+    task: str | None = None
+    prompt_set: str | None = None
+    n: int | None = None
+    accuracy_difference: float | None = None
+    ci: list | None = None
+    f1_macro_difference: float | None = None
+    f1_macro_ci: list | None = None
+    mcnemar_p: float | None = None
+    p_holm: float | None = None
+    q_bh: float | None = None
+    family: str | None = None
+    family_size: int | None = None
+    skipped: str | None = None
+
+    @classmethod
+    def from_json(cls, record: Mapping) -> Comparison:
+        names = [f.name for f in dataclasses.fields(cls) if f.name != "mcnemar_p"]
+        return cls(**{n: record.get(n) for n in names}, mcnemar_p=_mapping(record.get("mcnemar")).get("p_value"))
+
+
+@dataclass(frozen=True)
 class ScenarioOutcome:
     """One scenario's result: its numbers, their 95% intervals, its validity flags ({flag, reason};
     empty when none applies) and its predictions (its rows of predictions.csv, or of
@@ -408,6 +438,11 @@ class Results:
         """``results`` as given, or typed from a results.json document held in memory (a run being
         written, a test's document; no CSVs beside it)."""
         return results if isinstance(results, Results) else cls.from_document(results, {})
+
+    @property
+    def comparison_records(self) -> tuple[Comparison, ...]:
+        """``comparisons`` typed, in the recorded order."""
+        return tuple(Comparison.from_json(c) for c in self.comparisons if isinstance(c, Mapping))
 
     def __getitem__(self, scenario_id: str) -> ScenarioOutcome:
         if scenario_id not in self.scenarios:

@@ -274,9 +274,10 @@ def adjust_comparisons(comparisons: list[dict], prompt_kind: str) -> list[dict]:
     return comparisons
 
 
-def significant(test: Mapping, alpha: float = 0.05) -> bool:
-    """Whether a test survives Holm's correction within its family."""
-    p = _number(test.get("p_holm"))
+def significant(test, alpha: float = 0.05) -> bool:
+    """Whether a test (a recorded mapping or a typed ``Comparison``) survives Holm's correction within
+    its family."""
+    p = _number(test.get("p_holm") if isinstance(test, Mapping) else test.p_holm)
     return p is not None and p < alpha
 
 

@@ -295,8 +295,9 @@ JPEG_MODES = frozenset({"RGB", "L"})  # what decode_jpeg's RGB mode converts as 
 
 def _read_batch(paths: Sequence[Path], plan: DecodePlan):
     """The CPU side of the device decode, per image: ``("jpeg", path, bytes, orientation, pixels)``
-    for a JPEG the device decodes (``pixels``: width x height from its header), else ``("crop", path, (3, s, s) uint8)`` decoded here as every other
-    path does; or the first failure as one line (raised in the main thread)."""
+    for a JPEG the device decodes (``pixels``: width x height from its header), else
+    ``("crop", path, (3, s, s) uint8)`` decoded here as every other path does; or the first failure
+    as one line (raised in the main thread)."""
     items = []
     for path in paths:
         try:
@@ -612,6 +613,7 @@ def encode_image_paths(model, preprocess, paths: Sequence[Path], device: str, ba
         key = plan.pixels_key if decoded is not None and not on_device else None
         held = decoded.get(key, paths) if key is not None else None
         if held is not None:
+            route["crops_reused"] = True  # decoded for an earlier model of the sweep: nothing decodes now
             batches, stacked = (held[i:i + batch_size] for i in range(0, len(paths), batch_size)), True
         else:
             work = partial(_read_chunk, plan) if on_device else partial(_decode_chunk, plan, stacked)

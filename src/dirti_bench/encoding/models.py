@@ -331,7 +331,8 @@ class ClipEncoder:
     def image_decode(self) -> dict:
         """Which decode route runs (recorded in results.json): the worker pool, and whether JPEGs
         are decoded on the GPU (as asked, and as it ran in this process's last encode)."""
-        ran = {k: v for k, v in self.decode_route.items() if k in ("pool", "workers", "jpeg_decode", "note")}
+        ran = {k: v for k, v in self.decode_route.items()
+               if k in ("pool", "workers", "jpeg_decode", "note", "crops_reused")}
         return {"pool": self.decode_pool, "gpu_decode": "on" if self.gpu_decode else "off",
                 "gpu_decode_requested": self.gpu_decode_request,
                 "jpeg_decoder": "torchvision decode_jpeg on cuda" if self.gpu_decode else "PIL on the CPU",

@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..labels import TASKS
 from ..results import ACCURACY, PEARSON_R, SPEARMAN_RHO
-from ..results_types import Results, ScenarioOutcome
+from ..results_types import Comparison, Results, ScenarioOutcome
 from ..validity import FLAG_RULES, NO_SIGNAL, adjust_comparisons, significant
 from .compare import PROMPT_KIND
 from .published import wording_name
@@ -26,15 +26,15 @@ def _p(value) -> str:
     return "–" if not isinstance(value, int | float) else f"{value:.3g}"
 
 
-def prompt_findings(results: Results | Mapping) -> dict[str, dict]:
-    """Study-wording scenario id -> {"tests": its prompt-set comparisons} (one family each)."""
+def prompt_findings(results: Results | Mapping) -> dict[str, list[Comparison]]:
+    """Study-wording scenario id -> its prompt-set comparisons (one family each)."""
     comparisons = [dict(c) for c in Results.of(results).comparisons if isinstance(c, Mapping)]
     if any("skipped" not in c and "family" not in c for c in comparisons):  # written before the corrections
         adjust_comparisons(comparisons, PROMPT_KIND)
-    by_study: dict[str, list[dict]] = {}
-    for c in comparisons:
-        if c.get("kind") == PROMPT_KIND and "skipped" not in c:
-            by_study.setdefault(str(c.get("b")), []).append(c)
+    by_study: dict[str, list[Comparison]] = {}
+    for c in map(Comparison.from_json, comparisons):
+        if c.kind == PROMPT_KIND and c.skipped is None:
+            by_study.setdefault(str(c.b), []).append(c)
     return by_study
 
 
@@ -46,7 +46,7 @@ def study_deltas(results: Results | Mapping) -> dict[str, str]:
         if study in results.scenarios:
             out[study] = f"({wording_name(results)})"
         for c in tests:
-            out[str(c.get("a"))] = (f"{c.get('accuracy_difference', 0):+.3f} (Holm p {_p(c.get('p_holm'))})")
+            out[str(c.a)] = f"{c.accuracy_difference or 0:+.3f} (Holm p {_p(c.p_holm)})"
     return out
 
 
@@ -72,17 +72,17 @@ def finding_lines(results: Results | Mapping, grouped: bool = False) -> list[str
         head = (f"{task} ({len(sc.labels)} classes, chance {chance:.3f}" if chance is not None else f"{task} (")
         head += f"{_threshold_text(sc)}); {wording} {study}: accuracy {sc.value_with_ci(ACCURACY)}"
         winners = [c for c in tests if significant(c)]
-        family = tests[0].get("family", "prompt sets vs the study wording")
+        family = tests[0].family or "prompt sets vs the study wording"
         if not winners:
             lines.append(f"{head}. No prompt set differs from the {wording} after correction "
                          f"(Holm over {len(tests)} prompt sets, family: {family}).")
             continue
-        best = max(winners, key=lambda c: c.get("accuracy_difference", 0))
-        ci = best.get("ci") or [None, None]
-        lines.append(f"{head}. Best prompt set {best.get('a')}: Δ accuracy {best.get('accuracy_difference', 0):+.3f} "
-                     f"[{ci[0]:.2f}, {ci[1]:.2f}], McNemar p {_p((best.get('mcnemar') or {}).get('p_value'))}, "
-                     f"Holm p {_p(best.get('p_holm'))}, BH q {_p(best.get('q_bh'))} (family: {family}, "
-                     f"{best.get('family_size')} tests).")
+        best = max(winners, key=lambda c: c.accuracy_difference or 0)
+        ci = best.ci or [None, None]
+        lines.append(f"{head}. Best prompt set {best.a}: Δ accuracy {best.accuracy_difference or 0:+.3f} "
+                     f"[{ci[0]:.2f}, {ci[1]:.2f}], McNemar p {_p(best.mcnemar_p)}, "
+                     f"Holm p {_p(best.p_holm)}, BH q {_p(best.q_bh)} (family: {family}, "
+                     f"{best.family_size} tests).")
     for sc in results:
         if sc.task in TASKS:
             continue

@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..labels import TASKS
 from ..results import ACCURACY, BALANCED_ACCURACY, F1_MACRO, PROMPTS_FILE
-from ..results_types import ScenarioOutcome, SweepPoint
+from ..results_types import Comparison, ScenarioOutcome, SweepPoint
 from .compare import PROMPT_KIND
 from .console import figure_title
 from .formats import MISSING, figure_path, num, with_interval
@@ -330,34 +330,33 @@ def template_sweeps(runs) -> list:
 
 # ---------------------------------------------------------------- prompt sets vs the study wording
 
-def _delta(comparison: dict, name: str):
-    key, ci_key = ("accuracy_difference", "ci") if name == "accuracy" else ("f1_macro_difference", "f1_macro_ci")
-    value, ci = comparison.get(key), comparison.get(ci_key)
+def _delta(comparison: Comparison, name: str):
+    value, ci = ((comparison.accuracy_difference, comparison.ci) if name == ACCURACY
+                 else (comparison.f1_macro_difference, comparison.f1_macro_ci))
     return None if value is None or not ci else (value, ci[0], ci[1])
 
 
-def _label(comparison: dict) -> str:
-    chosen = "template chosen" in str(comparison.get("prompt_set"))
-    return f"{comparison['a']} (CV choice)" if chosen else comparison["a"]
+def _label(comparison: Comparison) -> str:
+    chosen = "template chosen" in str(comparison.prompt_set)
+    return f"{comparison.a} (CV choice)" if chosen else comparison.a
 
 
 def prompt_comparisons(runs) -> list:
     blocks, rows, owners = [], [], []
     for run in runs:
-        found = [c for c in run.results.comparisons if c.get("kind") == PROMPT_KIND and "skipped" not in c]
+        found = [c for c in run.results.comparison_records if c.kind == PROMPT_KIND and c.skipped is None]
         if not found:
             continue
         for c in found:
-            mcnemar = c.get("mcnemar") or {}
-            rows.append({"task": c.get("task"), "prompt set": c.get("a"), "vs": c.get("b"), "n": c.get("n"),
-                         "Δ accuracy [95% CI]": with_interval(c.get("accuracy_difference"), c.get("ci")),
-                         "Δ macro F1 [95% CI]": with_interval(c.get("f1_macro_difference"), c.get("f1_macro_ci")),
-                         "McNemar p": num(mcnemar.get("p_value")), "Holm p": num(c.get("p_holm")),
-                         "BH q": num(c.get("q_bh")), "family": c.get("family", MISSING)})
+            rows.append({"task": c.task, "prompt set": c.a, "vs": c.b, "n": c.n,
+                         "Δ accuracy [95% CI]": with_interval(c.accuracy_difference, c.ci),
+                         "Δ macro F1 [95% CI]": with_interval(c.f1_macro_difference, c.f1_macro_ci),
+                         "McNemar p": num(c.mcnemar_p), "Holm p": num(c.p_holm),
+                         "BH q": num(c.q_bh), "family": MISSING if c.family is None else c.family})
             owners.append(run)
-        tasks = list(dict.fromkeys(c.get("task") for c in found))
-        panels = [{"title": task, "rows": [{"label": _label(c), "accuracy": _delta(c, "accuracy"),
-                                            "f1_macro": _delta(c, "f1_macro")} for c in found if c.get("task") == task]}
+        tasks = list(dict.fromkeys(c.task for c in found))
+        panels = [{"title": task, "rows": [{"label": _label(c), "accuracy": _delta(c, ACCURACY),
+                                            "f1_macro": _delta(c, F1_MACRO)} for c in found if c.task == task]}
                   for task in tasks]
         wording = wording_name(run.results)  # the report's one name for it: "default wording" off DIRTI
         figure = Drawing("forest_figure", (panels, figure_title(run.info, f"prompt sets minus the {wording}"), wording))
