@@ -26,13 +26,15 @@ def _tiny_pngs(count: int, seed: int) -> list[bytes]:
     return out
 
 
-def make_rated_set(folder: Path, n: int, seed: int = 0) -> Path:
-    """A ``dirti-bench.json`` rated set of ``n`` tiny PNGs, 8 categories, 3 rating columns (1-9)."""
+def make_rated_set(folder: Path, n: int, seed: int = 0, distinct: bool = False) -> Path:
+    """A ``dirti-bench.json`` rated set of ``n`` tiny PNGs, 8 categories, 3 rating columns (1-9).
+    The files repeat 512 distinct pictures (loading cost only) unless ``distinct``: then every image
+    differs, so embeddings, scores and the output's numbers are as varied as a real set's."""
     folder = Path(folder)
     images = folder / "images"
     images.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    pngs = _tiny_pngs(min(n, 512), seed)
+    pngs = _tiny_pngs(n if distinct else min(n, 512), seed)
     names = [f"img{i:06d}.png" for i in range(n)]
     for i, name in enumerate(names):
         (images / name).write_bytes(pngs[i % len(pngs)])

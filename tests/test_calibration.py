@@ -31,6 +31,38 @@ def reference_ece(confidence, correct, n_bins=10) -> float:
     return total
 
 
+def read_probabilities(path, result) -> pd.DataFrame:
+    """probabilities.csv.gz as written (float32 precision), its probability columns replaced by the
+    float64 values the metrics were computed from, recomputed exactly from the float32 logits by the
+    recorded rule and each fold's temperature; the written columns must be those values in float32."""
+    probs = pd.read_csv(path, dtype={"logit": np.float32})
+    assert list(probs.columns) == PROBABILITY_COLUMNS
+    rule, k = result.options["probability_rule"], len(result.labels)
+    logits = probs["logit"].to_numpy().reshape(-1, k)
+    raw = cal.probabilities(logits, rule)
+    folds = probs["calibration_fold"].to_numpy().reshape(-1, k)[:, 0]
+    calibrated = np.full_like(raw, np.nan)
+    for fold, t in enumerate(result.extra["calibration"]["temperature"]["per_fold"]):
+        calibrated[folds == fold] = cal.probabilities(logits[folds == fold] / t, rule)
+    for column, exact in (("probability", raw), ("calibrated_probability", calibrated)):
+        written = probs[column].to_numpy().reshape(-1, k).astype(np.float32)
+        np.testing.assert_array_equal(written, exact.astype(np.float32))
+        probs[column] = exact.ravel()
+    return probs
+
+
+def test_probabilities_are_written_at_float32_precision(tmp_path):
+    """float64's 17-digit text made this file half a 10k-image run's output: every value is written
+    as the shortest text of its float32 (logits computed in float32 lose nothing)."""
+    result, _ = zeroshot_run("softmax", 14.3, None)
+    write_results(tmp_path, {"model": "known-answer"}, [result])
+    text = pd.read_csv(tmp_path / PROBABILITIES_FILE, dtype=str)
+    for column in ("logit", "probability", "calibrated_probability"):
+        assert all(str(np.float32(v)) == v for v in text[column]), column
+    exact = result.probabilities["logit"].to_numpy()
+    np.testing.assert_array_equal(text["logit"].astype(np.float32).astype(np.float64), exact)
+
+
 @pytest.mark.parametrize(("rule", "scale", "bias"), [("softmax", 14.3, None), ("sigmoid", 10.0, -4.0)])
 def test_ece_and_brier_intervals_recompute_from_probabilities_csv(tmp_path, rule, scale, bias):
     """95% percentile bootstrap, 1000 draws, stratified by class, the run's seed: the accuracy CI's own
@@ -38,7 +70,7 @@ def test_ece_and_brier_intervals_recompute_from_probabilities_csv(tmp_path, rule
     the plain reference on that draw's rows of probabilities.csv.gz, taken in stimulus order."""
     result, _ = zeroshot_run(rule, scale, bias)
     write_results(tmp_path, {"model": "known-answer"}, [result])
-    probs = pd.read_csv(tmp_path / PROBABILITIES_FILE)
+    probs = read_probabilities(tmp_path / PROBABILITIES_FILE, result)
     stimuli, labels = list(dict.fromkeys(probs["stimulus"])), list(result.labels)
     assert list(dict.fromkeys(probs["class"])) == labels
     truth = result.predictions.set_index("stimulus").loc[stimuli]
@@ -77,8 +109,7 @@ def test_ece_known_answers():
 def test_ece_and_brier_recompute_from_probabilities_csv(tmp_path, rule, scale, bias):
     result, _ = zeroshot_run(rule, scale, bias)
     write_results(tmp_path, {"model": "known-answer"}, [result])
-    probs = pd.read_csv(tmp_path / PROBABILITIES_FILE)
-    assert list(probs.columns) == PROBABILITY_COLUMNS
+    probs = read_probabilities(tmp_path / PROBABILITIES_FILE, result)
     truth = result.predictions.set_index("stimulus")["y_true"]
     probs["is_true"] = (probs["class"] == probs["stimulus"].map(truth)).astype(int)
     for column, suffix in (("probability", ""), ("calibrated_probability", "_calibrated")):
@@ -145,7 +176,7 @@ def test_a_template_sweep_headline_is_calibrated_from_the_chosen_templates_logit
     ctx = known_answer_ctx(n_per_class=10, noise=0.9)
     result = template_sweep(tmp_path, ctx, split_seed=7, folds=5)
     write_results(tmp_path / "res", {"model": "known-answer"}, [result])
-    probs = pd.read_csv(tmp_path / "res" / PROBABILITIES_FILE)
+    probs = read_probabilities(tmp_path / "res" / PROBABILITIES_FILE, result)
     assert set(probs["scenario"]) == {result.id}
     chosen_by_fold = {s["fold"]: s["template"] for s in result.extra["selection"]}
     heldout = result.predictions.set_index("stimulus")

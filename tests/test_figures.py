@@ -143,6 +143,7 @@ def test_drawing_the_figures_shows_progress_through_the_reporter(tmp_path, capsy
 
 
 def test_a_warm_report_reuses_unchanged_figures_and_redraws_changed_ones(tmp_path, monkeypatch):
+    from dirti_bench.reporting.figure_cache import drawing_key
     from dirti_bench.reporting.render import Drawing
 
     results = make_results_dir(tmp_path / "res")
@@ -157,8 +158,24 @@ def test_a_warm_report_reuses_unchanged_figures_and_redraws_changed_ones(tmp_pat
     for name in names:
         assert (tmp_path / "first" / "figures" / name).read_bytes() == (tmp_path / "warm" / "figures" / name).read_bytes()
     same = Drawing("confusion_figure", (["a", "b"], [[1, 0], [0, 1]], "t"))
-    assert figures.drawing_key(same) == figures.drawing_key(Drawing("confusion_figure", (["a", "b"], [[1, 0], [0, 1]], "t")))
-    assert figures.drawing_key(same) != figures.drawing_key(Drawing("confusion_figure", (["a", "b"], [[1, 0], [1, 1]], "t")))
+    assert drawing_key(same) == drawing_key(Drawing("confusion_figure", (["a", "b"], [[1, 0], [0, 1]], "t")))
+    assert drawing_key(same) != drawing_key(Drawing("confusion_figure", (["a", "b"], [[1, 0], [1, 1]], "t")))
+
+
+def test_a_warm_report_whose_figures_are_all_cached_does_not_import_matplotlib(tmp_path):
+    """Reading cached figures back needs no matplotlib (its import is ~1 s of a warm re-run)."""
+    import subprocess
+    import sys
+
+    results = make_results_dir(tmp_path / "res")
+    write_report([results], tmp_path / "cold", projection="pca", jobs=1)  # fills this test's cache home
+    code = ("import sys; from pathlib import Path; from dirti_bench.reporting.report import write_report; "
+            f"write_report([Path({str(results)!r})], Path({str(tmp_path / 'warm')!r}), projection='pca', jobs=1); "
+            "print('matplotlib' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+    for name in sorted(p.name for p in (tmp_path / "cold" / "figures").iterdir()):
+        assert (tmp_path / "cold" / "figures" / name).read_bytes() == (tmp_path / "warm" / "figures" / name).read_bytes()
 
 
 def test_the_report_command_says_it_projects_and_draws_unless_quiet(tmp_path, capsys):

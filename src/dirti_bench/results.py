@@ -36,7 +36,12 @@ probabilities.csv.gz       (zero-shot scenarios; tidy: one row per stimulus and 
                              logit = scale * cos + bias as scored (options record scale, bias and
                              probability_rule); probability by that rule; calibrated_probability
                              from the temperature fitted on the other folds, calibration_fold the
-                             held-out fold it was in. ECE and Brier recompute from it.
+                             held-out fold it was in. ECE and Brier recompute from it. Written at
+                             float32 precision (the shortest text that gives the float32 back):
+                             float32 logits exactly (read them as float32), the probabilities
+                             rounded to ~7 digits; the exact float64 probabilities recompute from
+                             the logits by the rule (calibrated: logit / the fold's temperature,
+                             extra.calibration.temperature.per_fold).
 
 Stimulus ids are integers in every file (and in features.npz) when every id of the set
 is one, else strings. Every metric in results.json is recomputable from the CSVs with
@@ -94,7 +99,7 @@ SWEEP_PREDICTIONS_FILE = "sweep_predictions.csv.gz"
 # mtime 0: the same predictions give the same bytes (gzip would stamp the time of writing)
 GZIP = {"method": "gzip", "mtime": 0}
 SWEEP_PREDICTION_COLUMNS = ["scenario", "point", "stimulus", "y_true", "y_pred", "fold"]
-PROBABILITIES_FILE = "probabilities.csv.gz"  # one row per stimulus and class: 68 MB plain at 10k images
+PROBABILITIES_FILE = "probabilities.csv.gz"  # one row per stimulus and class: 153 MB plain at 10k images
 PROBABILITY_COLUMNS = ["scenario", "stimulus", "class", "logit", "probability", "calibrated_probability",
                        "calibration_fold"]
 # A sweep point's counts, written to sweeps.csv beside its metrics (without a CI).
@@ -316,6 +321,19 @@ def read_contract_frames(results_dir: Path) -> dict[str, pd.DataFrame]:
     return frames
 
 
+def float32_precision(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    """``frame`` with ``columns`` as float32, so the CSV holds ~7-9 digits per value, not float64's 17:
+    at 10k images the probabilities' full float64 text was half a run's output (44 of 88 MB, gzip'd).
+    A ``logit`` column computed in float32 loses nothing (it stays float64 where it would)."""
+    out = frame.copy()
+    for column in columns:
+        values = out[column].to_numpy(dtype=np.float64)
+        narrow = values.astype(np.float32)
+        if column != "logit" or np.array_equal(narrow.astype(np.float64), values, equal_nan=True):
+            out[column] = narrow
+    return out
+
+
 def write_results(out_dir: Path, run: dict, results: list[ScenarioResult],
                   extra_files: dict[str, bytes] | None = None, comparisons: list[dict] | None = None,
                   skipped: Mapping[str, str] | None = None, file_names: Mapping[str, str] | None = None,
@@ -326,6 +344,8 @@ def write_results(out_dir: Path, run: dict, results: list[ScenarioResult],
     out_dir.mkdir(parents=True, exist_ok=True)
     doc = results_document(run, results, comparisons, skipped)
     for name, frame in contract_frames(results, file_names, integer_ids).items():
+        if name == PROBABILITIES_FILE:
+            frame = float32_precision(frame, ("logit", "probability", "calibrated_probability"))
         frame.to_csv(out_dir / name, index=False, compression=GZIP if name.endswith(".gz") else None)
     for name, blob in (extra_files or {}).items():
         (out_dir / name).write_bytes(blob)

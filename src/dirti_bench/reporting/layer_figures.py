@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 
 from .console import figure_title
-from .figures import plt, png
 
 LAYER_KINDS = ("layers", "pixels", "random-init")
 
@@ -54,6 +53,8 @@ def group_by_rating(outcomes) -> dict[str, dict]:
 
 def layer_profile_figure(by_kind: dict, rating: str, run: dict):
     """``by_kind``: 'layers', 'random-init', 'pixels' -> LayerOutcome (any may be missing)."""
+    from .figures import plt  # matplotlib loads only when a figure is drawn
+
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     layers = by_kind.get("layers")
     if layers is not None:
@@ -101,6 +102,8 @@ def layer_figure_name(rating: str) -> str:
 
 def write_layer_profiles(results, out_dir: Path, run: dict) -> list[Path]:
     """One figure per rating of the layer-wise scenarios into ``out_dir``."""
+    from .figures import plt, png  # matplotlib loads only when a figure is drawn
+
     grouped = group_by_rating(LayerOutcome.from_result(r) for r in results)
     written = []
     for rating, by_kind in grouped.items():
@@ -241,6 +244,8 @@ def class_layer_profile_figure(by_kind: dict, task: str, run: dict):
     """Out-of-fold accuracy per layer vs depth (95% stratified bootstrap CI bands) of the probe and the
     KNN per layer, each one's nested choice (line, CI band) and superlative layer (star), the random-init
     band over seeds and the pixel-statistics probe; validity flags written on the plot."""
+    from .figures import plt  # matplotlib loads only when a figure is drawn
+
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     flagged = []
     for kind, color in (("probe", "C0"), ("knn", "C4")):
@@ -290,6 +295,8 @@ def class_layer_profile_figure(by_kind: dict, task: str, run: dict):
 
 def write_class_layer_profiles(results, out_dir: Path, run: dict) -> list[Path]:
     """One figure per classification task of the classifier-per-layer scenarios into ``out_dir``."""
+    from .figures import plt, png  # matplotlib loads only when a figure is drawn
+
     written = []
     for task, by_kind in group_by_task(_class_outcome_from_result(r) for r in results).items():
         fig = class_layer_profile_figure(by_kind, task, run)

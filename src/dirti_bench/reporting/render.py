@@ -54,7 +54,7 @@ class Drawing:
 @dataclass(frozen=True)
 class Figure:
     file: str  # relative to the report
-    png: bytes | Drawing  # a Drawing until ``figures.draw_blocks`` draws it
+    png: bytes | Drawing  # a Drawing until ``figure_cache.draw_blocks`` draws it
     caption: str
 
 

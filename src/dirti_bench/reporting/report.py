@@ -818,7 +818,7 @@ def write_report(results_dirs: list[Path | Results], out: Path, shown_as: list[P
     blocks = build_blocks([load_run(d if isinstance(d, Results) else Path(d), s) for d, s in zip(results_dirs, shown, strict=True)], projection,
                           reporter)
     if any(isinstance(b, Figure) for b in blocks):
-        from .figures import draw_blocks  # matplotlib loads only when a figure is drawn
+        from .figure_cache import draw_blocks  # matplotlib loads only when a figure must be drawn
 
         blocks = draw_blocks(blocks, jobs, reporter, cache=figure_cache)
     html, markdown = to_html(TITLE, blocks), to_markdown(TITLE, blocks)
