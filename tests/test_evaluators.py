@@ -292,6 +292,12 @@ def test_stratified_confusions_equal_confusions_of_the_stratified_draws(n_labels
     for b, draw in enumerate(draws):
         np.testing.assert_array_equal(cm[b], confusion_matrix(y_true[draw], y_pred[draw], labels=range(n_labels)))
     np.testing.assert_array_equal(cm, resampled_confusions(draw_counts(draws, n), y_true, y_pred, n_labels)[0])
+    # the sweeps' counts, built stratum by stratum: the same draws, the same (float32) counts
+    from dirti_bench.evaluators.metrics import stratified_draw_counts
+
+    counts = stratified_draw_counts(y_true, 7, np.random.default_rng(seed))
+    assert counts.dtype == np.float32
+    np.testing.assert_array_equal(counts, draw_counts(draws, n).astype(np.float32))
 
 
 def test_stratified_draws_keep_class_support():
