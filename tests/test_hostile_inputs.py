@@ -310,7 +310,7 @@ def _tampered(small_results, tmp_path, how) -> Path:
             doc["scenarios"]["zeroshot-baseline"]["per_class"].items()))
         (results / "results.json").write_text(json.dumps(doc))
     else:
-        name = "predictions.csv" if how == "duplicated" else "alignment_predictions.csv"
+        name = "predictions.csv.gz" if how == "duplicated" else "alignment_predictions.csv"
         lines = (results / name).read_text().splitlines()
         (results / name).write_text("\n".join([*lines, lines[1]]) + "\n")
     return results
@@ -318,7 +318,7 @@ def _tampered(small_results, tmp_path, how) -> Path:
 
 @pytest.mark.parametrize(("how", "message"), [
     ("labels", "contradict its confusion matrix"),
-    ("duplicated", "predictions.csv holds 2 rows that repeat a stimulus"),
+    ("duplicated", "predictions.csv.gz holds 2 rows that repeat a stimulus"),
     ("duplicated-alignment", "alignment_predictions.csv holds 2 rows that repeat a stimulus"),
 ])
 def test_report_refuses_results_edited_after_the_run(small_results, tmp_path, capsys, how, message):
