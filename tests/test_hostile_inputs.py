@@ -4,6 +4,7 @@ analysis or two models sharing one results folder."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -311,8 +312,11 @@ def _tampered(small_results, tmp_path, how) -> Path:
         (results / "results.json").write_text(json.dumps(doc))
     else:
         name = "predictions.csv.gz" if how == "duplicated" else "alignment_predictions.csv"
-        lines = (results / name).read_text().splitlines()
-        (results / name).write_text("\n".join([*lines, lines[1]]) + "\n")
+        opener = gzip.open if name.endswith(".gz") else open
+        with opener(results / name, "rt") as fh:
+            lines = fh.read().splitlines()
+        with opener(results / name, "wt") as fh:
+            fh.write("\n".join([*lines, lines[1]]) + "\n")
     return results
 
 
