@@ -87,7 +87,9 @@ def test_zeroshot_oracle_is_perfect(demo_stimuli, task):
     result = zeroshot.evaluate(sc, ctx)
     assert result.metrics["accuracy"] == 1.0 and result.metrics["f1_macro"] == 1.0
     assert np.array_equal(np.diag(result.confusion), np.bincount(space.y_true))
-    assert result.ci == {"accuracy": [1.0, 1.0], "f1_macro": [1.0, 1.0]}
+    assert {k: result.ci[k] for k in ("accuracy", "f1_macro")} == {"accuracy": [1.0, 1.0], "f1_macro": [1.0, 1.0]}
+    # a perfect, confident oracle is perfectly calibrated in every draw
+    assert result.ci["ece"] == [0.0, 0.0] and result.ci["brier"][1] < 1e-12
     check_result(result, space, study_prompts(space).classes)
 
 
