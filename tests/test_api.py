@@ -91,7 +91,7 @@ def test_run_writes_the_contract_and_load_results_reads_the_same_frames(tmp_path
     in_memory = db.evaluate(data=demo_master, model="dirti-tiny", pretrained="random", scenarios=scenarios)
     written = db.run(data=demo_master, model="dirti-tiny", pretrained="random", scenarios=scenarios,
                      out=tmp_path / "out", report=False)
-    assert (tmp_path / "out" / "results.json").is_file() and (tmp_path / "out" / "predictions.csv").is_file()
+    assert (tmp_path / "out" / "results.json").is_file() and (tmp_path / "out" / "predictions.csv.gz").is_file()
     loaded = db.load_results(tmp_path / "out")
     for frame in ("predictions_frame", "alignment_frame", "prompts_frame", "metrics_frame"):
         pd.testing.assert_frame_equal(getattr(in_memory, frame)(), getattr(loaded, frame)(), check_dtype=False,

@@ -66,7 +66,7 @@ def test_probabilities_are_written_at_float32_precision(tmp_path):
 @pytest.mark.parametrize(("rule", "scale", "bias"), [("softmax", 14.3, None), ("sigmoid", 10.0, -4.0)])
 def test_ece_and_brier_intervals_recompute_from_probabilities_csv(tmp_path, rule, scale, bias):
     """95% percentile bootstrap, 1000 draws, stratified by class, the run's seed: the accuracy CI's own
-    draws (checked by recomputing it from predictions.csv), each draw's ECE and Brier scored here by
+    draws (checked by recomputing it from predictions.csv.gz), each draw's ECE and Brier scored here by
     the plain reference on that draw's rows of probabilities.csv.gz, taken in stimulus order."""
     result, _ = zeroshot_run(rule, scale, bias)
     write_results(tmp_path, {"model": "known-answer"}, [result])
@@ -123,7 +123,7 @@ def test_ece_and_brier_recompute_from_probabilities_csv(tmp_path, rule, scale, b
         brier = float(((wide - onehot) ** 2).sum(axis=1).mean())
         ovr = sum(brier_score_loss(onehot[c], wide[c]) for c in wide.columns)
         assert result.metrics[f"brier{suffix}"] == pytest.approx(brier, abs=1e-9) == pytest.approx(ovr, abs=1e-9)
-    # predictions.csv's confidence is the raw top probability of the same file
+    # predictions.csv.gz's confidence is the raw top probability of the same file
     conf = probs.groupby("stimulus")["probability"].max()
     np.testing.assert_allclose(result.predictions.set_index("stimulus")["confidence"].loc[conf.index], conf)
     record = result.extra["calibration"]

@@ -77,7 +77,7 @@ def test_demo_run_writes_the_output_contract(demo_run):
 
 def test_every_metric_is_recomputable_from_predictions_csv(demo_run):
     doc = json.loads((demo_run / "results.json").read_text())
-    preds = pd.read_csv(demo_run / "predictions.csv", dtype=str, keep_default_na=False)
+    preds = pd.read_csv(demo_run / "predictions.csv.gz", dtype=str, keep_default_na=False)
     assert list(preds.columns) == ["scenario", "stimulus", "file_name", "y_true", "y_pred", "confidence", "fold"]
     for sid, sc in doc["scenarios"].items():
         rows = preds[preds["scenario"] == sid]
@@ -148,7 +148,7 @@ def test_second_run_hits_the_cache_and_reproduces_metrics(demo_run, tmp_path, ca
     assert second["run"]["dataset_sha256"] == first["run"]["dataset_sha256"]
     strip = lambda d: {k: {m: v[m] for m in ("metrics", "per_class", "confusion", "ci")} for k, v in d["scenarios"].items()}  # noqa: E731
     assert json.dumps(strip(first), sort_keys=True) == json.dumps(strip(second), sort_keys=True)
-    assert (demo_run / "predictions.csv").read_bytes() == (again / "predictions.csv").read_bytes()
+    assert (demo_run / "predictions.csv.gz").read_bytes() == (again / "predictions.csv.gz").read_bytes()
 
 
 @pytest.mark.parametrize(("args", "pattern"), [
@@ -201,7 +201,7 @@ def test_corrupt_image_fails_the_run_without_partial_results(tmp_path, capsys, d
                            "--out", str(out))
     assert code == 2
     assert len(error_lines(err)) == 1 and victim.name in err
-    assert not (out / "results.json").exists() and not (out / "predictions.csv").exists()
+    assert not (out / "results.json").exists() and not (out / "predictions.csv.gz").exists()
 
 
 def test_ratings_option_adds_alignment_scenarios_for_that_column(tmp_path, capsys):
@@ -268,7 +268,7 @@ def test_files_are_tidy_and_every_alignment_metric_recomputes_from_its_csv(tmp_p
 
     out = tmp_path / "out"
     doc = demo_results(capsys, out, "--scenarios", "zeroshot-baseline", "knn-cv10-baseline", "align-disgust-*")
-    preds, align = pd.read_csv(out / "predictions.csv"), pd.read_csv(out / "alignment_predictions.csv")
+    preds, align = pd.read_csv(out / "predictions.csv.gz"), pd.read_csv(out / "alignment_predictions.csv")
     stimuli = pd.read_csv(out / "stimuli.csv")
     assert list(align.columns) == ["scenario", "stimulus", "category", "rating", "score", "repeat", "fold"]
     assert set(preds.scenario) == {"zeroshot-baseline", "knn-cv10-baseline"}  # classification rows only
@@ -280,7 +280,7 @@ def test_files_are_tidy_and_every_alignment_metric_recomputes_from_its_csv(tmp_p
     assert dict(zip(preds.stimulus, preds.file_name, strict=False)) == {
         s: f for s, f in zip(stimuli.stimulus, stimuli.file_name, strict=True) if s in set(preds.stimulus)}
     assert preds.confidence.dtype == float and ((preds.confidence > 0) & (preds.confidence <= 1)).all()
-    raw = pd.read_csv(out / "predictions.csv", dtype=str, keep_default_na=False)
+    raw = pd.read_csv(out / "predictions.csv.gz", dtype=str, keep_default_na=False)
     cv = raw[raw.scenario == "knn-cv10-baseline"]
     assert cv.fold.str.fullmatch(r"\d+").all() and (raw[raw.scenario == "zeroshot-baseline"].fold == "").all()
     k = doc["scenarios"]["knn-cv10-baseline"]["options"]["k_effective"]

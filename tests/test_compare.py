@@ -111,7 +111,7 @@ def test_write_results_adds_comparisons_only_when_given(tmp_path):
 
 
 def test_run_writes_comparisons_recomputable_from_predictions_csv(demo_master, tmp_path, monkeypatch):
-    """runner.run -> results.json comparisons; recompute one from predictions.csv as read back."""
+    """runner.run -> results.json comparisons; recompute one from predictions.csv.gz as read back."""
     monkeypatch.setattr("dirti_bench.pipeline.versions", dict)  # skip importing torch for version strings
     rng = np.random.default_rng(0)
     vec = {}  # any fixed vector per image/prompt: the comparison only needs predictions

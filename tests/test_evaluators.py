@@ -329,7 +329,7 @@ def test_bootstrap_ci_rejects_unknown_labels():
         bootstrap_ci(["a", "z"], ["a", "a"], ["a", "b"])
 
 
-# ---------------------------------------------------------------- confidence (predictions.csv)
+# ---------------------------------------------------------------- confidence (predictions.csv.gz)
 
 def test_zeroshot_confidence_is_the_winning_softmax_probability():
     space = label_space(BALANCED)

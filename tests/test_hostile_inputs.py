@@ -4,6 +4,7 @@ analysis or two models sharing one results folder."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -310,15 +311,18 @@ def _tampered(small_results, tmp_path, how) -> Path:
             doc["scenarios"]["zeroshot-baseline"]["per_class"].items()))
         (results / "results.json").write_text(json.dumps(doc))
     else:
-        name = "predictions.csv" if how == "duplicated" else "alignment_predictions.csv"
-        lines = (results / name).read_text().splitlines()
-        (results / name).write_text("\n".join([*lines, lines[1]]) + "\n")
+        name = "predictions.csv.gz" if how == "duplicated" else "alignment_predictions.csv"
+        opener = gzip.open if name.endswith(".gz") else open
+        with opener(results / name, "rt") as fh:
+            lines = fh.read().splitlines()
+        with opener(results / name, "wt") as fh:
+            fh.write("\n".join([*lines, lines[1]]) + "\n")
     return results
 
 
 @pytest.mark.parametrize(("how", "message"), [
     ("labels", "contradict its confusion matrix"),
-    ("duplicated", "predictions.csv holds 2 rows that repeat a stimulus"),
+    ("duplicated", "predictions.csv.gz holds 2 rows that repeat a stimulus"),
     ("duplicated-alignment", "alignment_predictions.csv holds 2 rows that repeat a stimulus"),
 ])
 def test_report_refuses_results_edited_after_the_run(small_results, tmp_path, capsys, how, message):

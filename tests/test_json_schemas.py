@@ -4,6 +4,7 @@ file and the key (exit 2), never an AttributeError or TypeError from deep inside
 from __future__ import annotations
 
 import copy
+import gzip
 import json
 
 import numpy as np
@@ -77,11 +78,11 @@ def test_report_on_a_wrong_type_is_one_line_naming_file_and_key(tmp_path, capsys
 
 def test_report_on_damaged_side_files_is_one_line(tmp_path, capsys):
     res = write_json(tmp_path / "res" / "results.json", VALID).parent
-    (res / "predictions.csv").write_text("a,b\n1,2\n")
+    (res / "predictions.csv.gz").write_bytes(gzip.compress(b"a,b\n1,2\n"))
     assert main(["report", str(res), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "predictions.csv lacks the columns" in err
-    (res / "predictions.csv").unlink()
+    assert err.count("\n") == 1 and "predictions.csv.gz lacks the columns" in err
+    (res / "predictions.csv.gz").unlink()
     np.savez(res / "features.npz", features=np.zeros(3, np.float32), stimulus=np.array(["1", "2", "3"]))
     assert main(["report", str(res), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err

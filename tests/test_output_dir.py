@@ -76,7 +76,7 @@ def test_a_subset_run_leaves_no_figure_or_file_of_the_earlier_run(tmp_path, caps
     assert set(json.loads((out / "results.json").read_text())["scenarios"]) == {"zeroshot-baseline"}
     # --no-report after a report: the old report does not sit next to the new results
     assert demo(out, *ZEROSHOT, "--no-report") == 0
-    assert tree(out) == {"results.json", "predictions.csv", "alignment_predictions.csv", "features.npz",
+    assert tree(out) == {"results.json", "predictions.csv.gz", "alignment_predictions.csv", "features.npz",
                          "stimuli.csv", "prompts.csv", "sweeps.csv", "sweep_predictions.csv.gz", "probabilities.csv.gz"}
     assert not leftovers(out)
     assert capsys.readouterr().err.count(f"replaced the earlier results in {out}") == 2

@@ -112,7 +112,7 @@ def test_markdown_has_every_scenario_class_and_recomputed_metric(built):
         assert sid in md
     for name in CATS + DISGUST + ["disgusting animals"]:
         assert f"| {name}" in md, name
-    preds = pd.read_csv(results / "predictions.csv")
+    preds = pd.read_csv(results / "predictions.csv.gz")
     base = preds[preds["scenario"] == "zeroshot-baseline"]
     acc = accuracy_score(base["y_true"], base["y_pred"])
     f1 = f1_score(base["y_true"], base["y_pred"], labels=CATS, average="macro", zero_division=0)
@@ -148,7 +148,7 @@ def test_study_comparison_lists_published_and_rederived_numbers(built):
     for number in ("0.76", "0.75", "0.74", "0.55", "0.50", "0.49", "0.69", "0.62", "0.57", "0.17", "0.23", "0.13"):
         assert f" {number} " in section, number
     assert "swapped" in section and "0.547" in section and "0.498" in section
-    preds = pd.read_csv(results / "predictions.csv")
+    preds = pd.read_csv(results / "predictions.csv.gz")
     base = preds[preds["scenario"] == "zeroshot-baseline"]
     acc = accuracy_score(base["y_true"], base["y_pred"])
     assert re.search(rf"this run: zeroshot-baseline\s*\|\s*{acc:.3f}", section)

@@ -194,7 +194,7 @@ def test_a_sweep_runs_every_working_model_and_names_the_broken_one(three_plus_br
         doc = read_results(folder)
         assert set(doc["scenarios"]) == set(REGISTRY)
         assert {"model", "pretrained", "weights_sha256", "dataset_sha256", "versions"} <= set(doc["run"])
-        preds = pd.read_csv(folder / "predictions.csv", dtype={"stimulus": str}, keep_default_na=False)
+        preds = pd.read_csv(folder / "predictions.csv.gz", dtype={"stimulus": str}, keep_default_na=False)
         from sklearn.metrics import accuracy_score
 
         for sid, sc in doc["scenarios"].items():
@@ -457,7 +457,7 @@ def test_runs_on_another_dataset_are_never_paired(oracle_and_inverted, tmp_path)
     doc = json.loads((dirs[1] / "results.json").read_text())
     doc["run"]["dataset"], doc["run"]["dataset_sha256"] = "another-set", "f" * 64
     (other / "results.json").write_text(json.dumps(doc))
-    (other / "predictions.csv").write_bytes((dirs[1] / "predictions.csv").read_bytes())
+    (other / "predictions.csv.gz").write_bytes((dirs[1] / "predictions.csv.gz").read_bytes())
     text = write_comparison([dirs[0], other], tmp_path / "cmp").read_text()
     assert "DIFFERENT DATASETS" in text and "another-set" in text
     deltas = text.split("## Difference to the reference")[1].split("##")[0]
@@ -473,11 +473,11 @@ def test_runs_on_another_label_space_are_never_paired(oracle_and_inverted, tmp_p
     renamed = labels[-1] + " (other space)"  # consistently, so the run passes the read-back check
     doc["scenarios"]["zeroshot-baseline"]["labels"] = [*labels[:-1], renamed]
     (other / "results.json").write_text(json.dumps(doc))
-    preds = pd.read_csv(dirs[1] / "predictions.csv", dtype=str, keep_default_na=False)
+    preds = pd.read_csv(dirs[1] / "predictions.csv.gz", dtype=str, keep_default_na=False)
     rows = preds["scenario"] == "zeroshot-baseline"
     for column in ("y_true", "y_pred"):
         preds.loc[rows & (preds[column] == labels[-1]), column] = renamed
-    preds.to_csv(other / "predictions.csv", index=False)
+    preds.to_csv(other / "predictions.csv.gz", index=False)
     text = write_comparison([dirs[0], other], tmp_path / "cmp").read_text()
     row = next(line for line in text.splitlines() if line.startswith("| zeroshot-baseline") and "Δ" in line)
     assert "not paired: another label space" in row
@@ -492,7 +492,7 @@ def test_a_ten_run_report_stays_small(oracle_and_inverted, tmp_path):
         doc = json.loads((dirs[i % 2] / "results.json").read_text())
         doc["run"]["model"] = f"model-{i}"
         (folder / "results.json").write_text(json.dumps(doc))
-        (folder / "predictions.csv").write_bytes((dirs[i % 2] / "predictions.csv").read_bytes())
+        (folder / "predictions.csv.gz").write_bytes((dirs[i % 2] / "predictions.csv.gz").read_bytes())
         runs.append(folder)
     assert find_run_dirs([tmp_path]) == runs
     write_comparison([tmp_path], tmp_path)

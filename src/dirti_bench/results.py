@@ -1,4 +1,4 @@
-"""The output contract: ``results.json``, ``predictions.csv`` and ``alignment_predictions.csv``
+"""The output contract: ``results.json``, ``predictions.csv.gz`` and ``alignment_predictions.csv``
 (keep stable, extend only).
 
 results.json
@@ -10,7 +10,8 @@ results.json
   (comparisons): list of paired comparisons {a, b, n, accuracy_a, accuracy_b,
              accuracy_difference, ci, mcnemar | null, (family, family_size, p_holm, q_bh)}
              or {a, b, skipped}
-predictions.csv            (classification scenarios)
+predictions.csv.gz         (classification scenarios; gzip-compressed CSV like sweep_predictions.csv.gz:
+                             a plain CSV was 16 MB at 10k images; read in one pandas/R call)
   scenario, stimulus, file_name, y_true, y_pred, confidence, fold
   class names; confidence = the predicted class's probability (zero-shot softmax,
   KNN vote share, probe probability); fold an integer, empty for fixed classifiers
@@ -29,7 +30,7 @@ sweep_predictions.csv.gz   (gzip-compressed CSV: one row per sweep point and sti
                              per image, so 84% of a plain run's output; pandas.read_csv(path) and
                              R's read.csv(path) read it in one call, as they read a plain CSV)
   scenario, point, stimulus, y_true, y_pred, fold   (each sweep point's predictions; fold an
-                             integer or empty, as in predictions.csv)
+                             integer or empty, as in predictions.csv.gz)
 probabilities.csv.gz       (zero-shot scenarios; tidy: one row per stimulus and class; gzip-compressed
                              CSV like sweep_predictions.csv.gz, read in one pandas/R call)
   scenario, stimulus, class, logit, probability, calibrated_probability, calibration_fold
@@ -83,7 +84,7 @@ SPEARMAN_RHO = "spearman_rho"
 PEARSON_R = "pearson_r"
 
 RESULTS_FILE = "results.json"
-PREDICTIONS_FILE = "predictions.csv"
+PREDICTIONS_FILE = "predictions.csv.gz"
 FEATURES_FILE = "features.npz"
 STIMULI_FILE = "stimuli.csv"
 ALIGNMENT_PREDICTIONS_FILE = "alignment_predictions.csv"
@@ -111,7 +112,7 @@ LAYER_RSA_FILE = "layer_rsa.csv"
 LAYER_CLASS_PREDICTIONS_FILE = "layer_class_predictions.csv"
 LAYER_CLASS_SCORES_FILE = "layer_class_scores.csv"
 SWEEP_COUNTS = ("n", "n_classes")
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _INTEGER_ID = re.compile(r"(0|[1-9][0-9]{0,17})")
 
 
@@ -238,7 +239,7 @@ def sweeps_frame(results: list[ScenarioResult]) -> pd.DataFrame:
 def _stacked_rows(results: list[ScenarioResult], attribute: str, columns: list[str], fold_column: str,
                   integer_ids: bool) -> pd.DataFrame:
     """The scenarios' per-stimulus frames held in ``attribute``, stacked, ids and folds typed as in
-    predictions.csv (an empty frame with the columns when no scenario has one)."""
+    predictions.csv.gz (an empty frame with the columns when no scenario has one)."""
     frames = [f for f in (getattr(r, attribute) for r in results) if f is not None and len(f)]
     if not frames:
         return pd.DataFrame(columns=columns)
@@ -249,12 +250,12 @@ def _stacked_rows(results: list[ScenarioResult], attribute: str, columns: list[s
 
 
 def sweep_predictions_frame(results: list[ScenarioResult], integer_ids: bool = False) -> pd.DataFrame:
-    """Every sweep point's predictions, ids and folds typed as in predictions.csv."""
+    """Every sweep point's predictions, ids and folds typed as in predictions.csv.gz."""
     return _stacked_rows(results, "sweep_predictions", SWEEP_PREDICTION_COLUMNS, "fold", integer_ids)
 
 
 def probabilities_frame(results: list[ScenarioResult], integer_ids: bool = False) -> pd.DataFrame:
-    """Every zero-shot scenario's class probabilities, ids typed as in predictions.csv."""
+    """Every zero-shot scenario's class probabilities, ids typed as in predictions.csv.gz."""
     return _stacked_rows(results, "probabilities", PROBABILITY_COLUMNS, "calibration_fold", integer_ids)
 
 

@@ -250,7 +250,7 @@ class Comparison:
 @dataclass(frozen=True)
 class ScenarioOutcome:
     """One scenario's result: its numbers, their 95% intervals, its validity flags ({flag, reason};
-    empty when none applies) and its predictions (its rows of predictions.csv, or of
+    empty when none applies) and its predictions (its rows of predictions.csv.gz, or of
     alignment_predictions.csv for an alignment scenario).
 
     The validity rules (validity.py) read the entry as results.json holds it; the methods here
@@ -463,7 +463,7 @@ class Results:
         return self.frames.get(name, pd.DataFrame()).copy()
 
     def predictions_frame(self) -> pd.DataFrame:
-        """predictions.csv: scenario, stimulus, file_name, y_true, y_pred, confidence, fold."""
+        """predictions.csv.gz: scenario, stimulus, file_name, y_true, y_pred, confidence, fold."""
         return self._frame(PREDICTIONS_FILE)
 
     def alignment_frame(self) -> pd.DataFrame:

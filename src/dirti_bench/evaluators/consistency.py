@@ -162,7 +162,7 @@ def check_scenario_result(result, scenario, ctx) -> None:
 def check_saved_run(doc: dict, predictions: pd.DataFrame | None, alignment: pd.DataFrame | None, where) -> None:
     """The run's consistency check applied when results are read back (``report``, comparisons):
     no duplicated prediction row, and each classification scenario's recorded n, labels and confusion
-    matrix follow from its rows of predictions.csv. A UserError (one line) names the first
+    matrix follow from its rows of predictions.csv.gz. A UserError (one line) names the first
     contradiction; results edited after the run are refused, not rendered."""
     from sklearn.metrics import confusion_matrix
 
@@ -172,7 +172,7 @@ def check_saved_run(doc: dict, predictions: pd.DataFrame | None, alignment: pd.D
         raise UserError(f"{where}: {what}; the results were changed after the run wrote them (re-run "
                         "'dirti-bench run' to regenerate them)")
 
-    for name, frame, key in (("predictions.csv", predictions, ["scenario", "stimulus"]),
+    for name, frame, key in (("predictions.csv.gz", predictions, ["scenario", "stimulus"]),
                              ("alignment_predictions.csv", alignment, ["scenario", "stimulus", "repeat"])):
         if frame is None or not all(c in frame.columns for c in key):
             continue
@@ -191,7 +191,7 @@ def check_saved_run(doc: dict, predictions: pd.DataFrame | None, alignment: pd.D
         labels = [str(label) for label in entry.get("labels") or []]
         y_true, y_pred = rows["y_true"].astype(str).to_numpy(), rows["y_pred"].astype(str).to_numpy()
         if entry.get("n") != len(rows):
-            refuse(f"scenario {sid!r} records n={entry.get('n')!r} but predictions.csv has {len(rows)} rows for it")
+            refuse(f"scenario {sid!r} records n={entry.get('n')!r} but predictions.csv.gz has {len(rows)} rows for it")
         outside = sorted((set(y_true) | set(y_pred)) - set(labels))
         if outside:
             refuse(f"scenario {sid!r}: its predictions hold classes {outside[:5]} outside its labels {labels}")

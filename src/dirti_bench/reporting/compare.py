@@ -83,7 +83,7 @@ def compare(results_a: pd.DataFrame, results_b: pd.DataFrame, n_boot: int = N_BO
             level: float = CI_LEVEL, labels: list[str] | None = None, mcnemar: bool | None = None) -> dict:
     """Paired bootstrap CI of accuracy(a) - accuracy(b) and, for fixed classifiers, McNemar's exact test.
 
-    Both frames are predictions.csv rows (stimulus, y_true, y_pred, fold) of one scenario each.
+    Both frames are predictions.csv.gz rows (stimulus, y_true, y_pred, fold) of one scenario each.
     With ``labels`` (the shared label space) the macro-F1 difference gets a CI from the same draws.
     ``mcnemar`` forces the test on or off; by default it runs for fixed classifiers only.
     """

@@ -67,7 +67,7 @@ class Run(ReadBack):
 
     path: Path
     results: Results
-    predictions: pd.DataFrame | None  # classification rows (predictions.csv)
+    predictions: pd.DataFrame | None  # classification rows (predictions.csv.gz)
     alignment: pd.DataFrame | None = None  # alignment rows (alignment_predictions.csv)
     label: str = ""
 
