@@ -66,6 +66,22 @@ def test_intercept_only_flag_needs_more_than_half_of_the_folds():
     assert value_with_ci(probe(3), "spearman_rho") == "-0.400 [-0.51, -0.23]"
 
 
+def test_holm_is_statsmodels_holm_bit_for_bit_without_its_garbage_collection(monkeypatch):
+    import gc
+
+    from dirti_bench.validity import holm
+
+    rng = np.random.default_rng(3)
+    families = [rng.uniform(0, 1, n) for n in (1, 2, 7, 40)] + [np.array([0.01, 0.04, 0.04, 0.2, 0.01, 0.9])]
+    expected = [multipletests(p, method="holm")[1] for p in families]
+    monkeypatch.setattr(gc, "collect", lambda *a: pytest.fail("adjusting p-values ran a garbage collection"))
+    for p, reference in zip(families, expected, strict=True):
+        np.testing.assert_array_equal(holm(p), reference)
+        holm_p, bh_q = adjust_pvalues(p)
+        assert holm_p == reference.tolist()
+        assert bh_q == pytest.approx(multipletests(p, method="fdr_bh")[1].tolist(), abs=0)
+
+
 def test_degenerate_below_chance_and_zero_width_rules():
     constant = classifier([[0, 0, 10], [0, 0, 10], [0, 0, 30]], ci=[0.6, 0.6])
     assert codes(constant) == [DEGENERATE]  # predicts the majority class: at chance, not below

@@ -231,6 +231,19 @@ def value_with_ci(sc: Mapping, metric: str, digits: int = 3, ci_digits: int = 2,
 # ---------------------------------------------------------------- multiplicity
 
 
+def holm(p: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjusted p-values in the order given: statsmodels' ``multipletests(p,
+    method="holm")`` step for step (same sort, products, running maximum and clip, so the same
+    bits), without the full garbage collection that its Holm branch runs on every call (~20-40 ms
+    each: a run adjusts a dozen families, a tenth of a warm re-run's time)."""
+    order = np.argsort(p)
+    adjusted = np.maximum.accumulate(np.take(p, order) * np.arange(p.size, 0, -1))
+    adjusted[adjusted > 1] = 1
+    out = np.empty_like(adjusted)
+    out[order] = adjusted
+    return out
+
+
 def adjust_pvalues(pvalues: Sequence[float]) -> tuple[list[float], list[float]]:
     """(Holm-adjusted p, Benjamini-Hochberg q) of one family, in the order given."""
     from statsmodels.stats.multitest import multipletests
@@ -238,9 +251,8 @@ def adjust_pvalues(pvalues: Sequence[float]) -> tuple[list[float], list[float]]:
     p = np.asarray(list(pvalues), dtype=float)
     if p.size == 0:
         return [], []
-    holm = multipletests(p, method="holm")[1]
     bh = multipletests(p, method="fdr_bh")[1]
-    return [float(v) for v in holm], [float(v) for v in bh]
+    return [float(v) for v in holm(p)], [float(v) for v in bh]
 
 
 def adjust_family(tests: list[dict], family: str, pvalue) -> None:
