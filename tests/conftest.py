@@ -61,3 +61,24 @@ def _no_leftover_hf_home():
     """The session's private Hugging Face home goes when the session ends."""
     yield
     shutil.rmtree(SESSION_HF_HOME, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_clip():
+    """The seeded ``dirti-tiny`` open_clip model (eval mode) and its preprocess, built once."""
+    import open_clip
+    import torch
+
+    from dirti_bench.encoding.models import register_model_configs
+
+    register_model_configs()
+    torch.manual_seed(0)
+    model, _, preprocess = open_clip.create_model_and_transforms("dirti-tiny", pretrained=None)
+    return model.eval(), preprocess
+
+
+@pytest.fixture(scope="session")
+def dirti_sized_photos(tmp_path_factory):
+    """Six DIRTI-sized (1024x768) JPEGs, one per category."""
+    root = make_demo(tmp_path_factory.mktemp("big"), seed=3, n_disgust=1, n_neutral=0, size=(1024, 768))
+    return sorted(root.rglob("*.jpg"))

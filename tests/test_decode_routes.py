@@ -8,13 +8,11 @@ import json
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import numpy as np
-import open_clip
 import pytest
 import torch
 from PIL import Image
 
 from dirti_bench.cli import main
-from dirti_bench.data.demo import make_demo
 from dirti_bench.data.pixels import UPRIGHT
 from dirti_bench.encoding import imaging
 from dirti_bench.encoding.imaging import (
@@ -25,26 +23,21 @@ from dirti_bench.encoding.imaging import (
     resolve_gpu_decode,
     stack_batch,
 )
-from dirti_bench.encoding.models import ClipEncoder, register_model_configs
+from dirti_bench.encoding.models import ClipEncoder
 from dirti_bench.errors import UserError
 from dirti_bench.pipeline import RunConfig, image_shard
 
 CUDA = torch.cuda.is_available()
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    register_model_configs()
-    torch.manual_seed(0)
-    model, _, preprocess = open_clip.create_model_and_transforms("dirti-tiny", pretrained=None)
-    return model.eval(), preprocess
+@pytest.fixture
+def tiny(tiny_clip):
+    return tiny_clip
 
 
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory):
-    """Six DIRTI-sized (1024x768) JPEGs, one per category."""
-    root = make_demo(tmp_path_factory.mktemp("big"), seed=5, n_disgust=1, n_neutral=0, size=(1024, 768))
-    return sorted(root.rglob("*.jpg"))
+@pytest.fixture
+def photos(dirti_sized_photos):
+    return dirti_sized_photos
 
 
 def _encode(tiny, paths, **kw):

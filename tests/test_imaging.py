@@ -8,7 +8,6 @@ import pytest
 import torch
 from PIL import Image
 
-from dirti_bench.data.demo import make_demo
 from dirti_bench.encoding import imaging
 from dirti_bench.encoding.imaging import (
     TensorResize,
@@ -21,7 +20,7 @@ from dirti_bench.encoding.imaging import (
     stack_batch,
     tensor_resize_for,
 )
-from dirti_bench.encoding.models import ClipEncoder, register_model_configs
+from dirti_bench.encoding.models import ClipEncoder
 from dirti_bench.errors import UserError
 
 
@@ -30,19 +29,14 @@ def to_batch(items, split, tensor_resize=None):
     return normalise_batch(stack_batch(items, split, tensor_resize), split)
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    register_model_configs()
-    torch.manual_seed(0)
-    model, _, preprocess = open_clip.create_model_and_transforms("dirti-tiny", pretrained=None)
-    return model.eval(), preprocess
+@pytest.fixture
+def tiny(tiny_clip):
+    return tiny_clip
 
 
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory):
-    """Six DIRTI-sized (1024x768) JPEGs, one per category."""
-    root = make_demo(tmp_path_factory.mktemp("big"), seed=3, n_disgust=1, n_neutral=0, size=(1024, 768))
-    return sorted(root.rglob("*.jpg"))
+@pytest.fixture
+def photos(dirti_sized_photos):
+    return dirti_sized_photos
 
 
 def _stock(model, preprocess, paths) -> np.ndarray:
