@@ -3,7 +3,9 @@ checked and hashed, and every scenario is evaluated on synthetic features, at ea
 ``DIRTI_BENCH_PERF_SCALE`` (default ``1000,10000``; ``1000,10000,100000`` for the full check).
 Each stage records its seconds and its peak RSS (sampled) in the benchmark's ``extra_info``.
 
-Sizes of the evaluation test: ``DIRTI_BENCH_PERF_EVAL_SCALE`` (default ``1000,3000``).
+Sizes of the evaluation test: ``DIRTI_BENCH_PERF_EVAL_SCALE`` (default ``3000,10000``; ``100000`` measures
+the target itself, ~25 min). From 1k/3k rows the growth exponents come out too low (fixed costs still weigh):
+that projection passed while the measured 100k run missed the target (docs/performance.md).
 
 Targets (2 cores): 100k files load and hash in <= 120 s; every scenario on 100k rows of 512-d
 features (8 categories, 3 ratings) in <= 15 min with peak RSS <= 8 GB. Loading below 100k is
@@ -116,7 +118,7 @@ def test_rated_set_loads_and_hashes_in_linear_time(benchmark, rated_sets):
 
 EVAL_TARGET_S = 15 * 60  # every scenario at 100k rows, 2 cores
 EVAL_TARGET_RSS = 8 * 2**30
-EVAL_SIZES = [int(v) for v in os.environ.get("DIRTI_BENCH_PERF_EVAL_SCALE", "1000,3000").split(",")]
+EVAL_SIZES = [int(v) for v in os.environ.get("DIRTI_BENCH_PERF_EVAL_SCALE", "3000,10000").split(",")]
 
 
 # Scenario kinds whose CV folds go to worker processes (``map_folds``) at large n.
