@@ -321,14 +321,15 @@ def _probe_layers_ctx(demo_stimuli, corrupt_rows=()):
     return ctx
 
 
-def test_logistic_probe_per_layer_finds_the_signal_layer_inside_each_training_fold(demo_stimuli):
+def _signal_layer_found_in_each_training_fold(scenario, demo_stimuli, min_accuracy):
+    """The classifier per layer picks the signal layer (block02) in every fold, its headline accuracy
+    recomputes from its predictions, and a fold's choice reads its training part only: noise in its
+    test rows leaves its layer and inner scores as they were. Returns the result."""
     from sklearn.metrics import accuracy_score
 
     from dirti_bench.evaluators.crossval import cv_space, cv_splits
     from dirti_bench.pipeline import evaluate_scenario
-    from dirti_bench.scenarios import probe_layer_scenarios
 
-    scenario = next(s for s in probe_layer_scenarios() if s.task == "category")
     ctx = _probe_layers_ctx(demo_stimuli)
     result = evaluate_scenario(scenario, ctx)
     nested = result.extra["layer_choice"]["nested"]
@@ -336,38 +337,7 @@ def test_logistic_probe_per_layer_finds_the_signal_layer_inside_each_training_fo
     assert nested["modal_depth"] == 0.5
     rows = result.predictions
     assert accuracy_score(rows["y_true"], rows["y_pred"]) == pytest.approx(result.metrics["accuracy"])
-    assert result.metrics["accuracy"] >= 0.9
-    # a fold's choice reads its training part only: noise in its test rows leaves its inner scores as they were
-    space, n_splits = cv_space(scenario, ctx)
-    test_rows = cv_splits(space.y_true, n_splits, scenario.options.split_seed)[0][1]
-    row_of = {s.id: i for i, s in enumerate(demo_stimuli.stimuli)}
-    corrupted = evaluate_scenario(scenario, _probe_layers_ctx(demo_stimuli, [row_of[space.stimulus_ids[i]]
-                                                                            for i in test_rows]))
-    first = corrupted.extra["layer_choice"]["nested"]["per_fold"][0]
-    assert first["inner_accuracy"] == nested["per_fold"][0]["inner_accuracy"]
-    assert corrupted.metrics["accuracy"] < result.metrics["accuracy"]  # the corrupted test rows do score worse
-
-
-def test_knn_per_layer_finds_the_signal_layer_inside_each_training_fold(demo_stimuli):
-    from sklearn.metrics import accuracy_score
-
-    from dirti_bench.evaluators.crossval import cv_space, cv_splits
-    from dirti_bench.pipeline import evaluate_scenario
-    from dirti_bench.scenarios import knn_layer_scenarios
-
-    scenario = next(s for s in knn_layer_scenarios() if s.task == "category")
-    assert scenario.id == "knn-layers-baseline" and scenario.options.k == 6
-    ctx = _probe_layers_ctx(demo_stimuli)
-    result = evaluate_scenario(scenario, ctx)
-    nested = result.extra["layer_choice"]["nested"]
-    assert [f["layer"] for f in nested["per_fold"]] == ["block02"] * nested["folds"]
-    assert nested["modal_depth"] == 0.5
-    rows = result.predictions
-    assert accuracy_score(rows["y_true"], rows["y_pred"]) == pytest.approx(result.metrics["accuracy"])
-    assert result.metrics["accuracy"] >= 0.75  # chance: 1/6; KNN weighs the noise columns as much as the signal
-    assert result.options["model"] == "StandardScaler -> KNeighborsClassifier"
-    assert 0 <= result.options["tied_votes"] <= result.n
-    # a fold's choice reads its training part only: noise in its test rows leaves its inner scores as they were
+    assert result.metrics["accuracy"] >= min_accuracy
     space, n_splits = cv_space(scenario, ctx)
     test_rows = cv_splits(space.y_true, n_splits, scenario.options.split_seed)[0][1]
     row_of = {s.id: i for i, s in enumerate(demo_stimuli.stimuli)}
@@ -377,6 +347,25 @@ def test_knn_per_layer_finds_the_signal_layer_inside_each_training_fold(demo_sti
     assert first["layer"] == nested["per_fold"][0]["layer"]
     assert first["inner_accuracy"] == nested["per_fold"][0]["inner_accuracy"]
     assert corrupted.metrics["accuracy"] < result.metrics["accuracy"]  # the corrupted test rows do score worse
+    return result
+
+
+def test_logistic_probe_per_layer_finds_the_signal_layer_inside_each_training_fold(demo_stimuli):
+    from dirti_bench.scenarios import probe_layer_scenarios
+
+    scenario = next(s for s in probe_layer_scenarios() if s.task == "category")
+    _signal_layer_found_in_each_training_fold(scenario, demo_stimuli, min_accuracy=0.9)
+
+
+def test_knn_per_layer_finds_the_signal_layer_inside_each_training_fold(demo_stimuli):
+    from dirti_bench.scenarios import knn_layer_scenarios
+
+    scenario = next(s for s in knn_layer_scenarios() if s.task == "category")
+    assert scenario.id == "knn-layers-baseline" and scenario.options.k == 6
+    # chance: 1/6; KNN weighs the noise columns as much as the signal
+    result = _signal_layer_found_in_each_training_fold(scenario, demo_stimuli, min_accuracy=0.75)
+    assert result.options["model"] == "StandardScaler -> KNeighborsClassifier"
+    assert 0 <= result.options["tied_votes"] <= result.n
 
 
 @pytest.mark.slow  # heavy: out of the default run, CI runs it (pytest -m slow)
