@@ -100,19 +100,24 @@ def layer_figure_name(rating: str) -> str:
     return f"layer_profile_{re.sub(r'[^A-Za-z0-9_-]+', '-', rating)}.png"
 
 
-def write_layer_profiles(results, out_dir: Path, run: dict) -> list[Path]:
-    """One figure per rating of the layer-wise scenarios into ``out_dir``."""
+def _write_profiles(grouped: dict, draw, name, out_dir: Path, run: dict) -> list[Path]:
+    """``draw(by_kind, key, run)`` for each group, saved as ``out_dir / name(key)``."""
     from .figures import plt, png  # matplotlib loads only when a figure is drawn
 
-    grouped = group_by_rating(LayerOutcome.from_result(r) for r in results)
     written = []
-    for rating, by_kind in grouped.items():
-        fig = layer_profile_figure(by_kind, rating, run)
-        path = Path(out_dir) / layer_figure_name(rating)
+    for key, by_kind in grouped.items():
+        fig = draw(by_kind, key, run)
+        path = Path(out_dir) / name(key)
         path.write_bytes(png(fig))
         plt.close(fig)
         written.append(path)
     return written
+
+
+def write_layer_profiles(results, out_dir: Path, run: dict) -> list[Path]:
+    """One figure per rating of the layer-wise scenarios into ``out_dir``."""
+    grouped = group_by_rating(LayerOutcome.from_result(r) for r in results)
+    return _write_profiles(grouped, layer_profile_figure, layer_figure_name, out_dir, run)
 
 
 def _ci(values) -> str:
@@ -295,16 +300,8 @@ def class_layer_profile_figure(by_kind: dict, task: str, run: dict):
 
 def write_class_layer_profiles(results, out_dir: Path, run: dict) -> list[Path]:
     """One figure per classification task of the classifier-per-layer scenarios into ``out_dir``."""
-    from .figures import plt, png  # matplotlib loads only when a figure is drawn
-
-    written = []
-    for task, by_kind in group_by_task(_class_outcome_from_result(r) for r in results).items():
-        fig = class_layer_profile_figure(by_kind, task, run)
-        path = Path(out_dir) / class_layer_figure_name(task)
-        path.write_bytes(png(fig))
-        plt.close(fig)
-        written.append(path)
-    return written
+    grouped = group_by_task(_class_outcome_from_result(r) for r in results)
+    return _write_profiles(grouped, class_layer_profile_figure, class_layer_figure_name, out_dir, run)
 
 
 def _acc_ci(metrics: dict, ci: dict, metric: str) -> str:
