@@ -227,3 +227,19 @@ def test_sorted_rows_by_counting_equal_numpy_sort():
     for rows, size, bound in ((5, 40, 40), (3, 1, 1), (7, 25, 9)):
         values = rng.integers(0, bound, (rows, size))
         assert np.array_equal(cal.sorted_rows(values, bound), np.sort(values, axis=1))
+
+
+def test_the_reliability_legend_gives_each_ece_with_its_interval(tmp_path):
+    """A reliability diagram is read alone: its legend carries each ECE with its 95% interval."""
+    from dirti_bench import api
+    from dirti_bench.reporting.report import _calibration, load_run
+
+    out = tmp_path / "run"
+    api.run(data="demo", model="dirti-tiny", scenarios=["zeroshot-baseline"], out=out, report=False)
+    run = load_run(out)
+    sc = run.results["zeroshot-baseline"]
+    drawings = [block.png for block in _calibration([run]) if type(block).__name__ == "Figure"]
+    (panels, _title), = [d.args for d in drawings]
+    for panel, name in zip(panels, ("ece", "ece_calibrated"), strict=True):
+        lo, hi = sc.interval(name)
+        assert f"ECE {sc.metric(name):.3f} [{lo:.3f}, {hi:.3f}]" in panel["label"] and "95% CI" in panel["label"]

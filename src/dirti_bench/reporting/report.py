@@ -658,14 +658,16 @@ def _calibration(runs: list[RunData]) -> list:
             record = sc.calibration if sc is not None else None
             if record is None:
                 continue
-            metrics, opts = sc.metrics, sc.options
+            opts = sc.options
             rows.append(_with_run(runs, {
                 "scenario": sid, "scoring": f"{opts.get('scoring', '?')}: {opts.get('probability_rule', '?')}, "
                                             f"scale {num(opts.get('logit_scale'))}, bias {num(opts.get('logit_bias'))}",
                 **{label: sc.value_with_ci(name, ci_digits=3) for label, name in CALIBRATION_COLUMNS},
                 "median T": num(record.temperature_median), "T folds": num(record.temperature_folds)}, run))
-            panels = [{"label": f"raw (ECE {num(metrics.get('ece'))})", "table": record.reliability},
-                      {"label": f"temperature, out-of-fold (ECE {num(metrics.get('ece_calibrated'))})",
+            # the legend is what a pasted PNG keeps: each ECE with its 95% bootstrap interval
+            panels = [{"label": f"raw (ECE {sc.value_with_ci('ece', ci_digits=3)}, 95% CI)",
+                       "table": record.reliability},
+                      {"label": f"temperature, out-of-fold (ECE {sc.value_with_ci('ece_calibrated', ci_digits=3)}, 95% CI)",
                        "table": record.reliability_calibrated}]
             if all(isinstance(p["table"], list) and p["table"] for p in panels):
                 figure = Drawing("reliability_figure", (panels, figure_title(run.info, f"{sid}: reliability", sc.flag_codes)))
