@@ -52,6 +52,27 @@ def test_processes_give_bit_identical_embeddings_to_threads(tiny_clip, demo_stim
     assert np.array_equal(threads, processes)
 
 
+@pytest.mark.slow  # each spawned worker imports torch afresh (~15 s on 2 cores): CI runs it (pytest -m slow)
+def test_spawned_worker_processes_give_the_same_embeddings(tiny_clip, demo_stimuli, monkeypatch):
+    """Where fork does not exist (macOS and Windows default to spawn) the workers start from a fresh
+    interpreter and import what they run: the same pixels, so the same embeddings as threads."""
+    import multiprocessing
+
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    pools: dict = {}
+    monkeypatch.setattr(imaging, "_PROCESS_POOLS", pools)  # a fresh pool, not the forked one of other tests
+    paths = [s.path for s in demo_stimuli.stimuli][:10]
+    try:
+        spawned, route = _encode(tiny_clip, paths, pool="processes")
+        (pool,) = pools.values()
+        assert pool._mp_context.get_start_method() == "spawn" and route["pool"] == "processes"
+    finally:
+        for pool in pools.values():
+            pool.shutdown(wait=True)
+    threads, _ = _encode(tiny_clip, paths, pool="threads")
+    assert np.array_equal(threads, spawned)
+
+
 def test_a_preprocess_that_does_not_pickle_decodes_in_threads_and_says_so(tiny_clip, demo_stimuli):
     model, preprocess = tiny_clip
     paths = [s.path for s in demo_stimuli.stimuli][:4]
