@@ -311,7 +311,7 @@ SCENARIOS = ["zeroshot-baseline", "knn-cv10-baseline", "align-disgust-zeroshot"]
 
 
 @pytest.mark.slow  # three shards and two whole runs: CI runs it (pytest -m slow)
-def test_three_shards_then_one_run_does_no_image_forward_and_matches_an_unsharded_run(tmp_path, monkeypatch, capsys):
+def test_three_shards_then_one_run_builds_no_model_and_matches_an_unsharded_run(tmp_path, monkeypatch, capsys):
     run = ["run", "--demo", "--no-report", "--no-progress", "--quiet", "--scenarios", *SCENARIOS]
     monkeypatch.setenv("DIRTI_BENCH_HOME", str(tmp_path / "plain-home"))
     assert main([*run, "--out", str(tmp_path / "plain")]) == 0
@@ -321,20 +321,32 @@ def test_three_shards_then_one_run_does_no_image_forward_and_matches_an_unsharde
         assert f"shard {i}/3: images {20 * (i - 1) + 1}-{20 * i} of 60 in the embedding cache (20 encoded now" \
             in capsys.readouterr().out
     assert not (tmp_path / "unused").exists()  # a shard evaluates nothing and writes no results
+
+    def no_model(self):
+        raise AssertionError("the evaluation after the shards built the model")
+
+    monkeypatch.setattr(ClipEncoder, "load", no_model)  # every image and prompt is cached: never built
     assert main([*run, "--out", str(tmp_path / "merged")]) == 0
     plain, merged = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("plain", "merged"))
     assert merged["run"]["image_forward_calls"] == 0 and plain["run"]["image_forward_calls"] > 0
+    assert merged["run"]["text_forward_calls"] == 0 and plain["run"]["text_forward_calls"] > 0
+    assert merged["run"]["forward_calls"] == 0 and merged["run"]["cache"]["misses"] == 0
     assert merged["run"]["cache"]["hits"] >= 60
     assert [s["metrics"] for s in merged["scenarios"].values()] == [s["metrics"] for s in plain["scenarios"].values()]
     features = [np.load(tmp_path / d / "features.npz")["features"] for d in ("plain", "merged")]
     assert features[0].shape[0] == 60 and np.array_equal(*features)
 
 
-def test_a_shard_again_finds_its_images_cached(tmp_path, monkeypatch, capsys):
+def test_a_shard_again_finds_its_images_and_prompts_cached(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DIRTI_BENCH_HOME", str(tmp_path / "home"))
-    args = ["run", "--demo", "--no-progress", "--quiet", "--shard", "2/3"]
-    assert main(args) == 0 and main(args) == 0
-    assert "(0 encoded now, 20 found cached)" in capsys.readouterr().out.splitlines()[-1]
+    args = ["run", "--demo", "--no-progress", "--quiet", "--shard", "2/3", "--scenarios", *SCENARIOS]
+    assert main(args) == 0
+    # the study's 6 category prompts and the disgust pair's 2: the texts the evaluation will ask for
+    assert "and the 8 prompt texts of the chosen scenarios (8 encoded now)" in capsys.readouterr().out
+    assert main(args) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert "(0 encoded now, 20 found cached) and the 8 prompt texts of the chosen scenarios (0 encoded now)" in last
+    assert "(no model forward: every image and prompt embedding is cached)" in last
 
 
 @pytest.mark.parametrize(("args", "message"), [
