@@ -98,3 +98,13 @@ def write_oasis_like(root: Path, n: int = 900, seed: int = 0, size: int = 16) ->
     write_json(root / SIDECAR, {"name": "oasis-like", "images": "images", "ratings": "ratings.csv",
                                 "file_column": "file", "category_column": "category", "rating_scale": [1, 7]})
     return root
+
+
+def assert_legend_outside_the_data(fig) -> None:
+    """The legend's box overlaps neither the axes (the data) nor the x-axis label."""
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    box = ax.get_legend().get_window_extent(renderer)
+    assert not box.overlaps(ax.get_window_extent(renderer))
+    assert not box.overlaps(ax.xaxis.label.get_window_extent(renderer))

@@ -142,6 +142,8 @@ def test_second_run_hits_the_cache_and_reproduces_metrics(demo_run, tmp_path, ca
     second = json.loads((again / "results.json").read_text())
     assert first["run"]["forward_calls"] > 0
     assert second["run"]["forward_calls"] == 0  # no model forward at all
+    assert first["run"]["text_forward_calls"] > 0 and second["run"]["text_forward_calls"] == 0
+    assert first["run"]["forward_calls"] == first["run"]["image_forward_calls"] + first["run"]["text_forward_calls"]
     assert second["run"]["cache"]["misses"] == 0
     assert second["run"]["weights_sha256"] == first["run"]["weights_sha256"]
     assert second["run"]["text_encoding"] == first["run"]["text_encoding"] == "truncated"  # model never built

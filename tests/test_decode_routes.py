@@ -30,18 +30,8 @@ from dirti_bench.pipeline import RunConfig, image_shard
 CUDA = torch.cuda.is_available()
 
 
-@pytest.fixture
-def tiny(tiny_clip):
-    return tiny_clip
-
-
-@pytest.fixture
-def photos(dirti_sized_photos):
-    return dirti_sized_photos
-
-
-def _encode(tiny, paths, **kw):
-    model, preprocess = tiny
+def _encode(tiny_clip, paths, **kw):
+    model, preprocess = tiny_clip
     route: dict = {}
     feats, _ = encode_image_paths(model, preprocess, paths, "cpu", batch_size=8, num_workers=kw.pop("workers", 2),
                                   progress=False, route=route, **kw)
@@ -52,18 +42,39 @@ def _encode(tiny, paths, **kw):
 
 
 @pytest.mark.parametrize("ahead", [0, imaging.PREFETCH_BATCHES])  # CPU mode; accelerator mode (workers resize)
-def test_processes_give_bit_identical_embeddings_to_threads(tiny, demo_stimuli, monkeypatch, ahead):
+def test_processes_give_bit_identical_embeddings_to_threads(tiny_clip, demo_stimuli, monkeypatch, ahead):
     monkeypatch.setattr(imaging, "decode_ahead", lambda device: ahead)
     paths = [s.path for s in demo_stimuli.stimuli][:19]  # 3 batches, the last one short
-    threads, route_t = _encode(tiny, paths, pool="threads")
-    processes, route_p = _encode(tiny, paths, pool="processes")
+    threads, route_t = _encode(tiny_clip, paths, pool="threads")
+    processes, route_p = _encode(tiny_clip, paths, pool="processes")
     assert (route_t["pool"], route_p["pool"]) == ("threads", "processes")
     assert threads.shape == (19, threads.shape[1]) and threads.shape[1] > 0
     assert np.array_equal(threads, processes)
 
 
-def test_a_preprocess_that_does_not_pickle_decodes_in_threads_and_says_so(tiny, demo_stimuli):
-    model, preprocess = tiny
+@pytest.mark.slow  # each spawned worker imports torch afresh (~15 s on 2 cores): CI runs it (pytest -m slow)
+def test_spawned_worker_processes_give_the_same_embeddings(tiny_clip, demo_stimuli, monkeypatch):
+    """Where fork does not exist (macOS and Windows default to spawn) the workers start from a fresh
+    interpreter and import what they run: the same pixels, so the same embeddings as threads."""
+    import multiprocessing
+
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    pools: dict = {}
+    monkeypatch.setattr(imaging, "_PROCESS_POOLS", pools)  # a fresh pool, not the forked one of other tests
+    paths = [s.path for s in demo_stimuli.stimuli][:10]
+    try:
+        spawned, route = _encode(tiny_clip, paths, pool="processes")
+        (pool,) = pools.values()
+        assert pool._mp_context.get_start_method() == "spawn" and route["pool"] == "processes"
+    finally:
+        for pool in pools.values():
+            pool.shutdown(wait=True)
+    threads, _ = _encode(tiny_clip, paths, pool="threads")
+    assert np.array_equal(threads, spawned)
+
+
+def test_a_preprocess_that_does_not_pickle_decodes_in_threads_and_says_so(tiny_clip, demo_stimuli):
+    model, preprocess = tiny_clip
     paths = [s.path for s in demo_stimuli.stimuli][:4]
     route: dict = {}
     feats, _ = encode_image_paths(model, lambda im: preprocess(im), paths, "cpu", 8, 2, False,
@@ -72,12 +83,12 @@ def test_a_preprocess_that_does_not_pickle_decodes_in_threads_and_says_so(tiny, 
     assert feats.shape[0] == 4
 
 
-def test_a_damaged_file_is_one_line_naming_it_from_a_worker_process(tiny, demo_copy):
+def test_a_damaged_file_is_one_line_naming_it_from_a_worker_process(tiny_clip, demo_copy):
     bad = sorted(demo_copy.rglob("*.jpg"))[3]
     bad.write_bytes(b"not a jpeg")
     paths = sorted(demo_copy.rglob("*.jpg"))[:6]
     with pytest.raises(UserError, match=f"cannot decode image {bad}") as err:
-        _encode(tiny, paths, pool="processes")
+        _encode(tiny_clip, paths, pool="processes")
     assert "\n" not in str(err.value)
 
 
@@ -97,33 +108,33 @@ def _pil_crops(paths, preprocess):
     return torch.stack(crops)
 
 
-def test_device_jpeg_decode_follows_pil_within_two_levels(tiny, photos):
-    _, preprocess = tiny
+def test_device_jpeg_decode_follows_pil_within_two_levels(tiny_clip, dirti_sized_photos):
+    _, preprocess = tiny_clip
     plan = plan_decode(preprocess, "tensor-resize")
-    items, error = imaging._read_batch(photos, plan)
-    assert not error and [item[0] for item in items] == ["jpeg"] * len(photos)
+    items, error = imaging._read_batch(dirti_sized_photos, plan)
+    assert not error and [item[0] for item in items] == ["jpeg"] * len(dirti_sized_photos)
     crops = device_batch(items, plan, "cpu")
-    pil = _pil_crops(photos, preprocess)
+    pil = _pil_crops(dirti_sized_photos, preprocess)
     diff = (crops.int() - pil.int()).abs()
     assert crops.dtype == torch.uint8 and crops.shape == pil.shape
     # same libjpeg decode; torch's float bicubic vs PIL's fixed-point one, rounded: a level or two apart
     assert diff.max() <= 2 and diff.float().mean() < 0.5
 
 
-def test_device_jpeg_route_stays_within_cosine_0999_of_open_clip(tiny, photos):
-    model, preprocess = tiny
-    feats, route = _encode(tiny, photos, jpeg_device="cpu")
+def test_device_jpeg_route_stays_within_cosine_0999_of_open_clip(tiny_clip, dirti_sized_photos):
+    model, preprocess = tiny_clip
+    feats, route = _encode(tiny_clip, dirti_sized_photos, jpeg_device="cpu")
     assert route["jpeg_decode"] == "torchvision" and route["jpeg_device"] == "cpu"
     with torch.inference_mode():
-        stock = model.encode_image(torch.stack([preprocess(Image.open(p)) for p in photos])).numpy()
+        stock = model.encode_image(torch.stack([preprocess(Image.open(p)) for p in dirti_sized_photos])).numpy()
     stock /= np.linalg.norm(stock, axis=1, keepdims=True)
     assert (feats * stock).sum(axis=1).min() >= 0.999
 
 
-def test_large_batches_decode_in_parts_of_bounded_size_with_the_same_pixels(tiny, photos, monkeypatch):
-    _, preprocess = tiny
+def test_large_batches_decode_in_parts_of_bounded_size_with_the_same_pixels(tiny_clip, dirti_sized_photos, monkeypatch):
+    _, preprocess = tiny_clip
     plan = plan_decode(preprocess, "tensor-resize")
-    items, _ = imaging._read_batch(photos, plan)
+    items, _ = imaging._read_batch(dirti_sized_photos, plan)
     whole = device_batch(items, plan, "cpu")
     calls = []
     real = imaging._decode_jpegs
@@ -141,10 +152,10 @@ def test_exif_orientation_on_tensors_matches_pil(turn):
     assert np.array_equal(got, expected)
 
 
-def test_a_rotated_photo_reaches_the_model_upright_on_the_device_route(tiny, photos, tmp_path):
-    _, preprocess = tiny
+def test_a_rotated_photo_reaches_the_model_upright_on_the_device_route(tiny_clip, dirti_sized_photos, tmp_path):
+    _, preprocess = tiny_clip
     turned = tmp_path / "turned.jpg"
-    with Image.open(photos[0]) as im:
+    with Image.open(dirti_sized_photos[0]) as im:
         exif = im.getexif()
         exif[0x0112] = 6  # shown rotated by 90 degrees clockwise
         im.save(turned, exif=exif, quality=95)
@@ -159,13 +170,13 @@ def test_a_rotated_photo_reaches_the_model_upright_on_the_device_route(tiny, pho
     assert (unturned.int() - pil.int()).abs().max() > 50  # the tag mattered
 
 
-def test_other_files_decode_on_the_cpu_beside_device_jpegs(tiny, photos, tmp_path):
-    _, preprocess = tiny
+def test_other_files_decode_on_the_cpu_beside_device_jpegs(tiny_clip, dirti_sized_photos, tmp_path):
+    _, preprocess = tiny_clip
     png = tmp_path / "photo.png"
-    Image.open(photos[0]).save(png)
+    Image.open(dirti_sized_photos[0]).save(png)
     rgba = tmp_path / "alpha.png"
-    Image.open(photos[1]).convert("RGBA").save(rgba)
-    paths = [photos[2], png, rgba, photos[3]]
+    Image.open(dirti_sized_photos[1]).convert("RGBA").save(rgba)
+    paths = [dirti_sized_photos[2], png, rgba, dirti_sized_photos[3]]
     plan = plan_decode(preprocess, "tensor-resize")
     items, error = imaging._read_batch(paths, plan)
     assert not error and [item[0] for item in items] == ["jpeg", "crop", "crop", "jpeg"]
@@ -175,20 +186,20 @@ def test_other_files_decode_on_the_cpu_beside_device_jpegs(tiny, photos, tmp_pat
     assert (crops[[0, 3]].int() - cpu_path[[0, 3]].int()).abs().max() <= 8  # PIL drafts; the device decodes all
 
 
-def test_a_jpeg_the_device_cannot_decode_is_retried_on_the_cpu(tiny, photos, tmp_path):
-    _, preprocess = tiny
+def test_a_jpeg_the_device_cannot_decode_is_retried_on_the_cpu(tiny_clip, dirti_sized_photos, tmp_path):
+    _, preprocess = tiny_clip
     broken = tmp_path / "broken.jpg"
-    broken.write_bytes(photos[0].read_bytes()[:2000])  # a valid header, most of the data missing
+    broken.write_bytes(dirti_sized_photos[0].read_bytes()[:2000])  # a valid header, most of the data missing
     plan = plan_decode(preprocess, "tensor-resize")
-    items, error = imaging._read_batch([photos[1], broken], plan)
+    items, error = imaging._read_batch([dirti_sized_photos[1], broken], plan)
     assert not error and items[1][0] == "jpeg"
     with pytest.raises(UserError, match=f"cannot decode image {broken}") as err:
         device_batch(items, plan, "cpu")
     assert "\n" not in str(err.value)
 
 
-def test_a_preprocess_without_the_batched_resize_decodes_jpegs_with_pil_and_says_so(tiny, photos):
-    feats, route = _encode(tiny, photos[:2], jpeg_device="cpu", decode="jpeg-draft")
+def test_a_preprocess_without_the_batched_resize_decodes_jpegs_with_pil_and_says_so(tiny_clip, dirti_sized_photos):
+    feats, route = _encode(tiny_clip, dirti_sized_photos[:2], jpeg_device="cpu", decode="jpeg-draft")
     assert route["jpeg_decode"] == "cpu-pil" and "not a resize + crop" in route["note"]
     assert feats.shape[0] == 2
 
@@ -199,10 +210,10 @@ def test_a_preprocess_without_the_batched_resize_decodes_jpegs_with_pil_and_says
 @pytest.mark.parametrize(("pool", "jpeg_device", "ahead"), [
     ("processes", None, 0), ("processes", None, imaging.PREFETCH_BATCHES),
     ("threads", "cpu", 0), ("threads", "cpu", imaging.PREFETCH_BATCHES)])
-def test_every_route_holds_at_most_ahead_plus_one_batches(tiny, demo_stimuli, monkeypatch, pool, jpeg_device, ahead):
+def test_every_route_holds_at_most_ahead_plus_one_batches(tiny_clip, demo_stimuli, monkeypatch, pool, jpeg_device, ahead):
     """Counted in this process as images handed to the decoders (decoded or being decoded) but not yet
     forwarded: a worker process cannot report back, so the count starts at submission."""
-    model, preprocess = tiny
+    model, preprocess = tiny_clip
     monkeypatch.setattr(imaging, "decode_ahead", lambda device: ahead)
     submitted = []
     executor = ThreadPoolExecutor if pool == "threads" else ProcessPoolExecutor
@@ -259,10 +270,10 @@ def test_bench_on_cuda_without_cuda_exits_2_with_one_line(capsys):
     assert err[-1].startswith("error: device 'cuda' is not available")
 
 
-def test_crops_reused_from_an_earlier_model_are_recorded_as_such(tiny, demo_stimuli):
+def test_crops_reused_from_an_earlier_model_are_recorded_as_such(tiny_clip, demo_stimuli):
     from dirti_bench.encoding.imaging import DecodedImages
 
-    model, preprocess = tiny
+    model, preprocess = tiny_clip
     paths = [s.path for s in demo_stimuli.stimuli][:4]
     decoded, routes = DecodedImages(), [{}, {}]
     for route in routes:
@@ -300,7 +311,7 @@ SCENARIOS = ["zeroshot-baseline", "knn-cv10-baseline", "align-disgust-zeroshot"]
 
 
 @pytest.mark.slow  # three shards and two whole runs: CI runs it (pytest -m slow)
-def test_three_shards_then_one_run_does_no_image_forward_and_matches_an_unsharded_run(tmp_path, monkeypatch, capsys):
+def test_three_shards_then_one_run_builds_no_model_and_matches_an_unsharded_run(tmp_path, monkeypatch, capsys):
     run = ["run", "--demo", "--no-report", "--no-progress", "--quiet", "--scenarios", *SCENARIOS]
     monkeypatch.setenv("DIRTI_BENCH_HOME", str(tmp_path / "plain-home"))
     assert main([*run, "--out", str(tmp_path / "plain")]) == 0
@@ -310,20 +321,32 @@ def test_three_shards_then_one_run_does_no_image_forward_and_matches_an_unsharde
         assert f"shard {i}/3: images {20 * (i - 1) + 1}-{20 * i} of 60 in the embedding cache (20 encoded now" \
             in capsys.readouterr().out
     assert not (tmp_path / "unused").exists()  # a shard evaluates nothing and writes no results
+
+    def no_model(self):
+        raise AssertionError("the evaluation after the shards built the model")
+
+    monkeypatch.setattr(ClipEncoder, "load", no_model)  # every image and prompt is cached: never built
     assert main([*run, "--out", str(tmp_path / "merged")]) == 0
     plain, merged = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("plain", "merged"))
     assert merged["run"]["image_forward_calls"] == 0 and plain["run"]["image_forward_calls"] > 0
+    assert merged["run"]["text_forward_calls"] == 0 and plain["run"]["text_forward_calls"] > 0
+    assert merged["run"]["forward_calls"] == 0 and merged["run"]["cache"]["misses"] == 0
     assert merged["run"]["cache"]["hits"] >= 60
     assert [s["metrics"] for s in merged["scenarios"].values()] == [s["metrics"] for s in plain["scenarios"].values()]
     features = [np.load(tmp_path / d / "features.npz")["features"] for d in ("plain", "merged")]
     assert features[0].shape[0] == 60 and np.array_equal(*features)
 
 
-def test_a_shard_again_finds_its_images_cached(tmp_path, monkeypatch, capsys):
+def test_a_shard_again_finds_its_images_and_prompts_cached(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DIRTI_BENCH_HOME", str(tmp_path / "home"))
-    args = ["run", "--demo", "--no-progress", "--quiet", "--shard", "2/3"]
-    assert main(args) == 0 and main(args) == 0
-    assert "(0 encoded now, 20 found cached)" in capsys.readouterr().out.splitlines()[-1]
+    args = ["run", "--demo", "--no-progress", "--quiet", "--shard", "2/3", "--scenarios", *SCENARIOS]
+    assert main(args) == 0
+    # the study's 6 category prompts and the disgust pair's 2: the texts the evaluation will ask for
+    assert "and the 8 prompt texts of the chosen scenarios (8 encoded now)" in capsys.readouterr().out
+    assert main(args) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert "(0 encoded now, 20 found cached) and the 8 prompt texts of the chosen scenarios (0 encoded now)" in last
+    assert "(no model forward: every image and prompt embedding is cached)" in last
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -13,7 +13,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict, train_test_split
 from sklearn.neighbors import KNeighborsClassifier
-from sklearn.pipeline import Pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from dirti_bench.contracts import Scenario
@@ -410,6 +410,40 @@ def test_knn_searches_neighbours_once_per_fold_and_predicts_as_scikit_learn(monk
     assert len(searches) == 1
     votes = shares * 6
     assert ties == int(((votes == votes.max(axis=1, keepdims=True)).sum(axis=1) > 1).sum()) > 0
+
+
+@pytest.mark.parametrize("tie_break", ["lowest-id", "nearest"])
+def test_knn_split_counts_the_tied_votes_of_the_model_that_predicted_from_one_search(monkeypatch, tie_break):
+    """With duplicated training rows (tied distances, so the neighbours depend on the training rows'
+    order) the split's tied-vote count is that of the model that made its predictions: scikit-learn's
+    KNN fitted on the holdout's training rows in the split's own order. One neighbour search serves
+    the predictions, their vote shares and the count."""
+    space = label_space(BALANCED)
+    y = space.y_true
+    rng = np.random.default_rng(0)
+    points = rng.standard_normal((8, 4))
+    features = points[(y + rng.integers(0, 3, len(y))) % 8]  # 60 rows, 8 distinct, shared across classes
+    split = scenario("knn-split", k=6, tie_break=tie_break)
+    knn._RECENT_NEIGHBOURS.clear()
+    searches = []
+    search = KNeighborsClassifier.kneighbors
+    monkeypatch.setattr(KNeighborsClassifier, "kneighbors",
+                        lambda self, *a, **k: searches.append(1) or search(self, *a, **k))
+    result = knn.evaluate_split(split, ConstructedCtx(space, features))
+    assert len(searches) == 1
+    monkeypatch.undo()
+    train, test = train_test_split(np.arange(len(y)), test_size=split.options.test_size,
+                                   random_state=split.options.split_seed, stratify=y)
+    test = np.sort(test)
+    assert result.predictions["stimulus"].tolist() == [space.stimulus_ids[i] for i in test]
+    reference = make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=6)).fit(features[train], y[train])
+    votes = reference.predict_proba(features[test]) * 6
+    tied = (votes == votes.max(axis=1, keepdims=True)).sum(axis=1) > 1
+    assert result.options["tied_votes"] == int(tied.sum()) > 0
+    assert result.options["tied_votes_share"] == pytest.approx(tied.mean())
+    if tie_break == "lowest-id":  # the recount's model predicts what the result saved
+        names = np.array(space.names, dtype=object)
+        assert np.array_equal(names[reference.predict(features[test])], result.predictions["y_pred"].to_numpy())
 
 
 def test_tuned_probe_folds_in_worker_processes_give_the_same_results(monkeypatch):

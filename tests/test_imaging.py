@@ -29,16 +29,6 @@ def to_batch(items, split, tensor_resize=None):
     return normalise_batch(stack_batch(items, split, tensor_resize), split)
 
 
-@pytest.fixture
-def tiny(tiny_clip):
-    return tiny_clip
-
-
-@pytest.fixture
-def photos(dirti_sized_photos):
-    return dirti_sized_photos
-
-
 def _stock(model, preprocess, paths) -> np.ndarray:
     with torch.inference_mode():
         x = torch.stack([preprocess(Image.open(p)) for p in paths])
@@ -47,8 +37,8 @@ def _stock(model, preprocess, paths) -> np.ndarray:
 
 
 @pytest.mark.parametrize("workers", [0, 1, 2])
-def test_full_decode_equals_open_clip(tiny, demo_stimuli, workers):
-    model, preprocess = tiny
+def test_full_decode_equals_open_clip(tiny_clip, demo_stimuli, workers):
+    model, preprocess = tiny_clip
     paths = [s.path for s in demo_stimuli.stimuli][:13]
     feats, forwards = encode_image_paths(model, preprocess, paths, "cpu", batch_size=4,
                                          num_workers=workers, progress=False, decode="full")
@@ -56,8 +46,8 @@ def test_full_decode_equals_open_clip(tiny, demo_stimuli, workers):
     np.testing.assert_allclose(feats, _stock(model, preprocess, paths), atol=1e-5)
 
 
-def test_batched_tail_is_bit_identical_to_totensor_normalize(tiny, demo_stimuli):
-    _, preprocess = tiny
+def test_batched_tail_is_bit_identical_to_totensor_normalize(tiny_clip, demo_stimuli):
+    _, preprocess = tiny_clip
     split = split_preprocess(preprocess)
     assert split.batched_tail and split.input_size == 64
     paths = [s.path for s in demo_stimuli.stimuli][:3]
@@ -70,18 +60,18 @@ def test_batched_tail_is_bit_identical_to_totensor_normalize(tiny, demo_stimuli)
     assert torch.equal(to_batch(items, split), torch.stack([preprocess(Image.open(p)) for p in paths]))
 
 
-def test_jpeg_draft_decodes_smaller_but_never_below_the_input_size(photos):
-    full, draft = open_rgb(photos[0], None), open_rgb(photos[0], 224)
+def test_jpeg_draft_decodes_smaller_but_never_below_the_input_size(dirti_sized_photos):
+    full, draft = open_rgb(dirti_sized_photos[0], None), open_rgb(dirti_sized_photos[0], 224)
     assert full.size == (1024, 768)
     assert draft.size == (512, 384)  # 1/2 DCT scale; 1/4 (256x192) would be below 224
-    assert open_rgb(photos[0], 400).size == (1024, 768)  # 1/2 would give 384 < 400
+    assert open_rgb(dirti_sized_photos[0], 400).size == (1024, 768)  # 1/2 would give 384 < 400
 
 
-def test_jpeg_draft_stays_within_cosine_0999_of_open_clip(tiny, photos):
-    model, preprocess = tiny
-    feats, _ = encode_image_paths(model, preprocess, photos, "cpu", batch_size=4, num_workers=1,
+def test_jpeg_draft_stays_within_cosine_0999_of_open_clip(tiny_clip, dirti_sized_photos):
+    model, preprocess = tiny_clip
+    feats, _ = encode_image_paths(model, preprocess, dirti_sized_photos, "cpu", batch_size=4, num_workers=1,
                                   progress=False, decode="jpeg-draft")
-    stock = _stock(model, preprocess, photos)
+    stock = _stock(model, preprocess, dirti_sized_photos)
     assert (feats * stock).sum(axis=1).min() >= 0.999
     assert not np.allclose(feats, stock, atol=1e-6)  # the shortcut really ran
 
@@ -93,8 +83,8 @@ def test_png_is_never_drafted(tmp_path):
 
 
 @pytest.mark.parametrize("workers", [0, 1])
-def test_corrupt_image_is_a_user_error_naming_the_file(tiny, demo_copy, workers):
-    model, preprocess = tiny
+def test_corrupt_image_is_a_user_error_naming_the_file(tiny_clip, demo_copy, workers):
+    model, preprocess = tiny_clip
     paths = sorted(demo_copy.rglob("*.jpg"))[:6]
     paths[4].write_bytes(paths[4].read_bytes()[:300])  # truncated JPEG
     with pytest.raises(UserError, match=rf"cannot decode image {paths[4]}.*replace the file") as err:
@@ -148,8 +138,8 @@ def test_split_batches_come_back_whole_and_in_order(workers):
 
 
 @pytest.mark.parametrize("ahead", [0, imaging.PREFETCH_BATCHES])  # CPU mode, accelerator mode
-def test_encoding_streams_instead_of_holding_every_image(tiny, demo_stimuli, monkeypatch, ahead):
-    model, preprocess = tiny
+def test_encoding_streams_instead_of_holding_every_image(tiny_clip, demo_stimuli, monkeypatch, ahead):
+    model, preprocess = tiny_clip
     monkeypatch.setattr(imaging, "decode_ahead", lambda device: ahead)
     decoded = []
     real = imaging._decode_one
@@ -167,8 +157,8 @@ def test_encoding_streams_instead_of_holding_every_image(tiny, demo_stimuli, mon
     assert max(held) <= 3 * (ahead + 1) < len(paths)
 
 
-def test_unusual_preprocess_runs_whole_in_the_decode_thread(tiny, demo_stimuli):
-    model, preprocess = tiny
+def test_unusual_preprocess_runs_whole_in_the_decode_thread(tiny_clip, demo_stimuli):
+    model, preprocess = tiny_clip
 
     def custom(im):
         return preprocess(im.rotate(90))
@@ -196,8 +186,8 @@ def test_default_decode_is_tensor_resize_and_unknown_paths_are_user_errors():
         ClipEncoder("dirti-tiny", "random", device="cpu", decode="fast")
 
 
-def test_no_paths_no_forward(tiny):
-    model, preprocess = tiny
+def test_no_paths_no_forward(tiny_clip):
+    model, preprocess = tiny_clip
     feats, forwards = encode_image_paths(model, preprocess, [], "cpu", 4, 1, False)
     assert feats.shape == (0, 0) and forwards == 0
 
@@ -214,9 +204,9 @@ def _pil_steps(path, split, draft_to):
     return np.asarray(x)
 
 
-def test_tensor_resize_is_found_for_open_clip_val_preprocessing(tiny):
+def test_tensor_resize_is_found_for_open_clip_val_preprocessing(tiny_clip):
     assert split_preprocess(VIT_B_32_VAL).tensor_resize == TensorResize(224, 224, "bicubic")
-    assert split_preprocess(tiny[1]).tensor_resize == TensorResize(64, 64, "bicubic")
+    assert split_preprocess(tiny_clip[1]).tensor_resize == TensorResize(64, 64, "bicubic")
 
 
 @pytest.mark.parametrize("steps", [
@@ -263,45 +253,45 @@ def test_mixed_sizes_in_one_batch_each_resize_as_if_alone(tmp_path):
     assert torch.equal(together, alone)
 
 
-def test_tensor_resize_stays_within_cosine_0999_of_open_clip(tiny, photos):
-    model, preprocess = tiny
-    feats = {decode: encode_image_paths(model, preprocess, photos, "cpu", batch_size=4, num_workers=1,
+def test_tensor_resize_stays_within_cosine_0999_of_open_clip(tiny_clip, dirti_sized_photos):
+    model, preprocess = tiny_clip
+    feats = {decode: encode_image_paths(model, preprocess, dirti_sized_photos, "cpu", batch_size=4, num_workers=1,
                                         progress=False, decode=decode)[0] for decode in ("tensor-resize", "jpeg-draft")}
-    stock = _stock(model, preprocess, photos)
+    stock = _stock(model, preprocess, dirti_sized_photos)
     assert (feats["tensor-resize"] * stock).sum(axis=1).min() >= 0.999
     assert not np.allclose(feats["tensor-resize"], feats["jpeg-draft"], atol=1e-7)  # the tensor op really ran
 
 
-def test_decodes_too_big_to_hold_are_resized_by_pil_in_the_thread(tiny, photos, monkeypatch):
-    _, preprocess = tiny
+def test_decodes_too_big_to_hold_are_resized_by_pil_in_the_thread(tiny_clip, dirti_sized_photos, monkeypatch):
+    _, preprocess = tiny_clip
     plan = plan_decode(preprocess, "tensor-resize")
-    assert imaging._decode_one(photos[0], plan).shape == (96, 128, 3)  # drafted for a 64-px input, held
+    assert imaging._decode_one(dirti_sized_photos[0], plan).shape == (96, 128, 3)  # drafted for a 64-px input, held
     monkeypatch.setattr(imaging, "TENSOR_RESIZE_MAX_PIXELS", 128 * 96 - 1)
-    item = imaging._decode_one(photos[0], plan)
-    np.testing.assert_array_equal(item, _pil_steps(photos[0], plan.split, plan.draft_to))
+    item = imaging._decode_one(dirti_sized_photos[0], plan)
+    np.testing.assert_array_equal(item, _pil_steps(dirti_sized_photos[0], plan.split, plan.draft_to))
     # a PIL-resized item passes the batch op unchanged
     assert torch.equal(to_batch([item], plan.split, plan.tensor_resize), to_batch([item], plan.split))
 
 
-def test_tensor_resize_falls_back_to_jpeg_draft_for_other_preprocessing(tiny, photos):
-    model, preprocess = tiny
+def test_tensor_resize_falls_back_to_jpeg_draft_for_other_preprocessing(tiny_clip, dirti_sized_photos):
+    model, preprocess = tiny_clip
 
     def custom(im):
         return preprocess(im.rotate(90))
 
-    runs = [encode_image_paths(model, custom, photos[:3], "cpu", batch_size=2, num_workers=1, progress=False,
+    runs = [encode_image_paths(model, custom, dirti_sized_photos[:3], "cpu", batch_size=2, num_workers=1, progress=False,
                                decode=decode)[0] for decode in ("tensor-resize", "jpeg-draft")]
     np.testing.assert_array_equal(*runs)
 
 
 @pytest.mark.parametrize("decode", ["tensor-resize", "jpeg-draft", "full", "custom"])
-def test_prefetch_mode_stacks_in_the_threads_and_gives_the_same_embeddings(tiny, photos, demo_stimuli,
+def test_prefetch_mode_stacks_in_the_threads_and_gives_the_same_embeddings(tiny_clip, dirti_sized_photos, demo_stimuli,
                                                                           monkeypatch, decode):
     """Accelerator mode (threads decode ahead, resize and stack their part) = CPU mode, bit for bit."""
-    model, preprocess = tiny
+    model, preprocess = tiny_clip
     if decode == "custom":
         preprocess, decode = (lambda im, stock=preprocess: stock(im.rotate(90))), "full"
-    paths = [*photos, *(s.path for s in demo_stimuli.stimuli[:7])]  # 1024x768 and 256x192 in one batch
+    paths = [*dirti_sized_photos, *(s.path for s in demo_stimuli.stimuli[:7])]  # 1024x768 and 256x192 in one batch
     runs = {}
     real = imaging._decode_batch
     for ahead in (0, imaging.PREFETCH_BATCHES):

@@ -12,6 +12,7 @@ from dirti_bench.contracts import EvalContext
 from dirti_bench.encoding.layers import LayerFeatures
 from dirti_bench.evaluators.layer_classes import LAYER_CLASS_METRICS
 from dirti_bench.evaluators.metrics import bootstrap_ci, draw_counts, stratified_draws
+from helpers import assert_legend_outside_the_data
 
 NAMES, DEPTHS = ["block01", "block02", "block03", "pooled"], [0.25, 0.5, 0.75, 1.0]
 
@@ -292,6 +293,7 @@ def test_the_task_figure_and_report_rows_show_both_choices_the_controls_and_name
     assert any(t.startswith("logistic probe nested choice acc=") for t in legend)
     assert any(t.startswith("random init (logistic probe), 2 seeds") for t in legend)
     assert any(t.startswith("pixel statistics (logistic probe) acc=") for t in legend)
+    assert_legend_outside_the_data(fig)
     (row,) = class_layer_summary_rows(by_kind, "category")
     assert row["nested layer (depth, folds agreeing)"].startswith("block02 (0.50, ")
     assert row["superlative layer (depth): acc. [95% CI]"].startswith("block02 (0.50): ")

@@ -144,3 +144,25 @@ def test_chosen_layers_penalties_are_recorded_per_fold():
     assert len(records) == probe.folds_used
     assert [r["alpha"] for r in records] == [probe.alphas[f, c] for f, c in enumerate(probe.chosen)]
     assert all(r["edge"] != "high" for r in records)  # the signal layer is never shrunk to the mean
+
+
+def test_the_rating_layer_profile_keeps_its_legend_off_the_published_line():
+    """With r near the top of the plot the legend once covered the dashed published line: it sits under
+    the axes, clear of the data and the axis label."""
+    import pandas as pd
+
+    from dirti_bench.reporting.layer_figures import LayerOutcome, layer_profile_figure
+    from helpers import assert_legend_outside_the_data
+
+    depth = np.linspace(0.1, 1.0, 8)
+    r = 0.2 + 0.7 * depth
+    scores = pd.DataFrame({"depth": depth, "pearson_r": r, "ci_low": r - 0.05, "ci_high": r + 0.05,
+                           "published_loo_r": r + 0.02})
+    choice = {"superlative": {"depth": 1.0, "pearson_r": float(r[-1])},
+              "nested": {"pearson_r": 0.85, "modal_depth": 1.0, "folds_agreeing": 5, "folds": 5, "ci": [0.8, 0.9]}}
+    layers = LayerOutcome("layers-disgust", {"layers": {"mode": "token"}}, {"layer_choice": choice, "penalty": {}},
+                          {"pearson_r": 0.85}, {}, scores)
+    fig = layer_profile_figure({"layers": layers}, "disg_mean_all", {"model": "m", "dataset": "d"})
+    texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "all-data leave-one-out r (published)" in texts
+    assert_legend_outside_the_data(fig)

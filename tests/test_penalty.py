@@ -11,7 +11,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, log_loss, r2_score
-from sklearn.model_selection import RepeatedStratifiedKFold, StratifiedKFold
+from sklearn.model_selection import RepeatedStratifiedKFold, StratifiedKFold, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -20,13 +20,17 @@ from dirti_bench.data.ratedset import load_rated_set
 from dirti_bench.errors import LabelConsistencyError, ScenarioNotRunnable, UserError
 from dirti_bench.evaluators import probe
 from dirti_bench.evaluators.alignment import cv_predictions, evaluate_probe
+from dirti_bench.evaluators.common import one_thread
 from dirti_bench.evaluators.consistency import check_alignment_result
 from dirti_bench.evaluators.penalty import (
+    INNER_MAX_ROWS,
     LOGISTIC_CS,
+    LOGISTIC_METHOD,
     RIDGE_ALPHAS,
     TunedLogisticRegression,
     _row_space,
     fit_tuned_ridge,
+    penalty_summary,
 )
 from dirti_bench.evaluators.rating_stats import intercept_only_predictions, split_half_ceiling
 from dirti_bench.evaluators.registry import check_runnable
@@ -215,6 +219,86 @@ def test_fixed_c_is_still_available_and_recorded():
     assert result.options["C"] == 1.0 and "penalty" not in result.extra
     model, _ = probe.probe_factory(probe_scenario(C=1.0))(90)
     assert isinstance(model[-1], LogisticRegression) and model[-1].C == 1.0
+
+
+def fitted_state(model: TunedLogisticRegression) -> tuple:
+    return model.C_, model.selection_, model.model_.coef_, model.model_.intercept_
+
+
+@pytest.mark.parametrize("cap", [INNER_MAX_ROWS, 120, None])
+def test_at_or_below_the_inner_row_limit_the_tuned_logistic_fit_is_unchanged(cap):
+    """At or below the limit the inner CV sees every row: the same choice, record and model, bit for bit,
+    as with no limit at all."""
+    features, y = nuisance_classes(n=120, seed=2)
+    capped = TunedLogisticRegression(random_state=7, inner_max_rows=cap).fit(features, y)
+    unlimited = TunedLogisticRegression(random_state=7, inner_max_rows=None).fit(features, y)
+    assert capped.inner_rows(y) is None
+    c, selection, coef, intercept = fitted_state(capped)
+    assert (c, selection) == fitted_state(unlimited)[:2]
+    assert selection["inner_rows"] == 120 and selection["method"] == LOGISTIC_METHOD
+    assert np.array_equal(coef, unlimited.model_.coef_) and np.array_equal(intercept, unlimited.model_.intercept_)
+
+
+def many_rows(n=600, d=20, seed=3, rare=0):
+    """More rows than features (no row-space projection), 3 classes, ``rare`` rows of a fourth."""
+    rng = np.random.default_rng(seed)
+    y = np.concatenate([np.arange(n - rare) % 3, np.full(rare, 3)])
+    features = rng.normal(size=(4, d))[y] * 0.7 + rng.normal(size=(n, d))
+    return features, y
+
+
+@pytest.mark.filterwarnings("error")
+def test_above_the_inner_row_limit_c_is_chosen_on_a_stratified_subsample_and_fitted_on_all_rows(monkeypatch):
+    features, y = many_rows()
+    seen = []  # the labels each inner CV was made from
+    original = TunedLogisticRegression.inner_splits
+    monkeypatch.setattr(TunedLogisticRegression, "inner_splits",
+                        lambda self, labels: seen.append(labels.copy()) or original(self, labels))
+    model = TunedLogisticRegression(random_state=5, inner_max_rows=150).fit(features, y)
+    rows = model.inner_rows(y)
+    # scikit-learn's seeded stratified split of the rows, every class in proportion
+    expected = np.sort(train_test_split(np.arange(len(y)), train_size=150, stratify=y, random_state=5)[0])
+    assert np.array_equal(rows, expected)
+    assert len(seen) == 1 and np.array_equal(seen[0], y[rows])
+    assert np.array_equal(np.bincount(y[rows]), [50, 50, 50])
+    assert model.selection_["inner_rows"] == 150 and model.selection_["inner_folds"] == 3
+    assert model.selection_["method"] == ("inner stratified 3-fold CV on a stratified subsample of 150 training "
+                                          "rows, pooled validation log-loss; the model then fitted on the whole "
+                                          "training fold")
+    # the choice is exactly the uncapped search on the subsample ...
+    assert model.C_ == TunedLogisticRegression(random_state=5, inner_max_rows=None).fit(features[rows], y[rows]).C_
+    # ... and the model is scikit-learn's fit on every row at that C
+    assert model.basis_ is None and model.model_.n_features_in_ == features.shape[1]
+    with one_thread():
+        full = LogisticRegression(C=model.C_, solver="newton-cg", max_iter=1000).fit(features, y)
+    assert np.array_equal(model.model_.coef_, full.coef_)
+    assert np.array_equal(model.predict_proba(features), full.predict_proba(features))
+    # the same seed, the same rows and fit; another seed, other rows
+    again = TunedLogisticRegression(random_state=5, inner_max_rows=150).fit(features, y)
+    assert fitted_state(again)[:2] == fitted_state(model)[:2]
+    assert np.array_equal(again.model_.coef_, model.model_.coef_)
+    assert not np.array_equal(TunedLogisticRegression(random_state=6, inner_max_rows=150).inner_rows(y), rows)
+
+
+def test_a_class_too_rare_for_the_inner_subsample_keeps_all_its_rows():
+    features, y = many_rows(rare=4)  # 4 of 600 rows: ~1 row in a proportional sample of 150
+    model = TunedLogisticRegression(random_state=5, inner_max_rows=150)
+    rows = model.inner_rows(y)
+    assert len(rows) == 150 and len(np.unique(rows)) == 150
+    assert np.array_equal(np.flatnonzero(y[rows] == 3), np.arange(146, 150))  # all four, in row order
+    assert sorted(np.bincount(y[rows])[:3]) == [48, 49, 49]  # the other 146 rows in proportion
+
+
+def test_the_penalty_summary_states_a_subsampled_inner_cv():
+    features, y = many_rows()
+    small = TunedLogisticRegression(random_state=5, inner_max_rows=150).fit(features, y).selection_
+    whole = TunedLogisticRegression(random_state=5, inner_max_rows=None).fit(features, y).selection_
+    summary = penalty_summary("C", [small, small], [{"fold": 0}, {"fold": 1}])
+    assert summary["method"] == small["method"] and "subsample of 150 training rows" in summary["method"]
+    assert [f["inner_rows"] for f in summary["per_fold"]] == [150, 150]
+    mixed = penalty_summary("C", [whole, small], [{"fold": 0}, {"fold": 1}])
+    assert mixed["method"] == f"{LOGISTIC_METHOD}; in other folds: {small['method']}"
+    assert [f["inner_rows"] for f in mixed["per_fold"]] == [600, 150]
 
 
 def test_tuned_c_needs_two_examples_of_some_class_in_a_training_fold():

@@ -3,6 +3,9 @@ features, the known-answer encoder) and scikit-learn."""
 
 from __future__ import annotations
 
+import copy
+import re
+
 import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
@@ -12,8 +15,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from dirti_bench.contracts import EvalContext, Scenario
-from dirti_bench.errors import UserError
+from dirti_bench.errors import LabelConsistencyError, UserError
 from dirti_bench.evaluators import knn, zeroshot
+from dirti_bench.evaluators.consistency import check_sweep
 from dirti_bench.evaluators.metrics import bootstrap_ci, score_rows
 from dirti_bench.evaluators.sweeps import ENSEMBLE_POINT, STUDY_POINT
 from dirti_bench.pipeline import evaluate_scenario
@@ -149,6 +153,61 @@ def test_a_template_point_is_the_one_template_zero_shot_scenario(tmp_path):
         assert preds[preds.point == template]["y_pred"].tolist() == alone.predictions["y_pred"].tolist()
     study = zeroshot.evaluate(Scenario("s", "category", "zeroshot"), ctx)
     assert preds[preds.point == STUDY_POINT]["y_pred"].tolist() == study.predictions["y_pred"].tolist()
+
+
+def corrupted(result, predictions=None, edit_point=None):
+    """A copy of a sweep ``result`` with its predictions replaced and/or one recorded point edited."""
+    copied = copy.copy(result)
+    copied.sweep = copy.deepcopy(result.sweep)
+    if predictions is not None:
+        copied.sweep_predictions = predictions
+    if edit_point is not None:
+        edit_point(copied.sweep)
+    return copied
+
+
+def test_the_sweep_check_refuses_predictions_that_contradict_their_points(tmp_path):
+    """check_sweep (run on every sweep result) recomputes each point's n, classes and accuracy from its
+    own prediction rows: each contradiction below is named, the intact result passes."""
+    result = template_sweep(tmp_path, known_answer_ctx(noise=0.8))
+    check_sweep(result)
+    preds = result.sweep_predictions
+    right = preds.index[preds["point"] == "right {c}"]
+    first_wrong = right[(preds.loc[right, "y_true"] != preds.loc[right, "y_pred"]).to_numpy()]
+    row = right[0] if first_wrong.empty else first_wrong[0]
+    other = next(c for c in CATS if c not in (preds.at[row, "y_pred"], preds.at[row, "y_true"]))
+    outside = preds.copy()
+    outside.loc[row, "y_pred"] = "cat-z"
+    with pytest.raises(LabelConsistencyError, match=r"point 'right \{c\}' predicts classes \['cat-z'\] outside its labels"):
+        check_sweep(corrupted(result, outside))
+    truth = preds.copy()
+    truth.loc[row, "y_true"] = "cat-y"
+    with pytest.raises(LabelConsistencyError, match=r"predicts classes \['cat-y'\] outside"):
+        check_sweep(corrupted(result, truth))
+    flipped = preds.copy()  # a correct prediction made wrong (or a wrong one right): the accuracy moves
+    flipped.loc[row, "y_pred"] = other if preds.at[row, "y_pred"] == preds.at[row, "y_true"] else preds.at[row, "y_true"]
+    point = next(p for p in result.sweep if p["point"] == "right {c}")
+    rows = flipped.loc[right]
+    moved = float((rows["y_true"] == rows["y_pred"]).mean())
+    assert moved != point["metrics"]["accuracy"]
+    with pytest.raises(LabelConsistencyError, match=re.escape(
+            f"'right {{c}}' records n={point['n']}, accuracy {point['metrics']['accuracy']}, but its predictions "
+            f"give n={point['n']}, accuracy {moved}")):
+        check_sweep(corrupted(result, flipped))
+    with pytest.raises(LabelConsistencyError, match=rf"but its predictions give n={point['n'] - 1},"):
+        check_sweep(corrupted(result, preds.drop(index=row)))
+    with pytest.raises(LabelConsistencyError, match=r"differ from the points of its predictions \[.*'renamed'"):
+        check_sweep(corrupted(result, preds.replace({"point": {"right {c}": "renamed"}})))
+    with pytest.raises(LabelConsistencyError, match="differ from the points of its predictions"):
+        check_sweep(corrupted(result, preds[preds["point"] != "right {c}"]))
+    with pytest.raises(LabelConsistencyError, match=r"records n=\d+, accuracy .* but its predictions give"):
+        check_sweep(corrupted(result, edit_point=lambda points: points[2].update(n_classes=99)))
+    with pytest.raises(LabelConsistencyError, match=r"'study wording' predicts classes \['cat-a'\] outside"):
+        check_sweep(corrupted(result, edit_point=lambda points: points[0].update(labels=CATS[1:])))
+    missing = corrupted(result)
+    missing.sweep_predictions = None
+    with pytest.raises(LabelConsistencyError, match="no sweep predictions"):
+        check_sweep(missing)
 
 
 def test_a_per_class_file_cannot_be_swept(tmp_path):

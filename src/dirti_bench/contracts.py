@@ -313,6 +313,9 @@ class EvaluatorSpec:
     evaluate: Callable[[Scenario, EvalContext], ScenarioResult]
     check_runnable: Callable[[Scenario, EvalContext], object]
     describe: Callable[[Scenario], str]
+    # The texts it will encode, as its ``encode_texts`` calls in order, from the stimuli alone (no
+    # feature, no model): image shards encode them ahead. None: not known ahead (the evaluation encodes them).
+    texts: Callable[[Scenario, EvalContext], list[list[str]]] | None = None
     features_only: bool = False
 
 

@@ -40,7 +40,7 @@ from .data.dirti import load_dirti
 from .data.fetch import ensure_dirti
 from .data.ratedset import is_rated_set, load_rated_set
 from .data.stimuli import DISGUST_RATING, StimulusSet
-from .encoding.cache import CachedEncoder
+from .encoding.cache import CachedEncoder, text_key
 from .encoding.imaging import (
     DECODE_PATHS,
     DECODE_POOLS,
@@ -64,7 +64,7 @@ from .encoding.models import (
 from .encoding.precision import DEFAULT_PRECISION, PRECISIONS, category_agreement, describe
 from .errors import ScenarioNotRunnable, UserError
 from .evaluators.consistency import check_scenario_result
-from .evaluators.registry import check_runnable, run_evaluator
+from .evaluators.registry import check_runnable, run_evaluator, scenario_texts
 from .evaluators.workers import FeatureWorkers, evaluation_workers, longest_first
 from .labels import DEFAULT_THRESHOLD
 from .paths import cache_home, check_cache_home, check_writable_dir, embedding_cache_dir
@@ -644,20 +644,63 @@ class ShardOutcome:
     n_stimuli: int
     encoded: int  # images this shard sent through the model (the rest were cached already)
     cache_dir: Path
+    texts: int = 0  # the prompt texts the chosen scenarios encode
+    texts_encoded: int = 0  # of those, sent through the model by this shard
+    # what still builds the model in the evaluation run (texts not known ahead, a precision check)
+    model_still_needed: tuple[str, ...] = ()
 
     def summary(self) -> str:
         index, count = self.shard
         first, last = self.images.start + 1, self.images.stop
+        after = ("no model forward: every image and prompt embedding is cached" if not self.model_still_needed
+                 else f"no image forward; the model is still built for {' and '.join(self.model_still_needed)}")
         return (f"shard {index}/{count}: images {first}-{last} of {self.n_stimuli} in the embedding cache "
-                f"({self.encoded} encoded now, {len(self.images) - self.encoded} found cached) at {self.cache_dir}; "
-                "once every shard has finished, the same command without --shard evaluates the whole set "
-                "(no image forward)")
+                f"({self.encoded} encoded now, {len(self.images) - self.encoded} found cached) and the "
+                f"{self.texts} prompt texts of the chosen scenarios ({self.texts_encoded} encoded now) at "
+                f"{self.cache_dir}; once every shard has finished, the same command without --shard evaluates "
+                f"the whole set ({after})")
+
+
+def scenario_text_calls(scenarios: Iterable[Scenario], ctx: EvalContext) -> tuple[list[list[str]], list[str]]:
+    """The ``encode_texts`` calls ``scenarios`` make when evaluated in this order (``scenario_texts``),
+    and the ids of those whose texts are not known ahead (their evaluator does not say)."""
+    calls, unknown = [], []
+    for scenario in scenarios:
+        try:
+            texts = scenario_texts(scenario, ctx)
+        except ScenarioNotRunnable:  # the evaluation skips it too: it encodes nothing
+            continue
+        if texts is None:
+            unknown.append(scenario.id)
+        else:
+            calls += texts
+    return calls, unknown
+
+
+def encode_shard_texts(planned: Planned, encoder: CachedEncoder, seed: int,
+                       reporter: Reporter) -> tuple[int, int, list[str]]:
+    """Every prompt text the planned scenarios will encode, into the embedding cache, in the calls
+    the evaluators make (so the same embeddings as an unsharded run's): the number of texts, how
+    many were encoded now, and the scenarios whose texts are not known ahead."""
+    ctx = EvalContext(planned.stimuli, encoder, _no_features(planned.stimuli), seed)
+    calls, unknown = scenario_text_calls(planned.chosen, ctx)
+    texts = list(dict.fromkeys(text for call in calls for text in call))
+    cached = sum(encoder.cache.has("text", text_key(text)) for text in texts)
+    reporter.stage(f"texts: {len(texts)} prompts of the chosen scenarios, {cached} cached"
+                   + (f", encoding {len(texts) - cached}" if cached < len(texts) else ""))
+    misses_before = encoder.cache.misses
+    for call in calls:  # repeats are read from the encoder's memory, as in the evaluation
+        encoder.encode_texts(call)
+    return len(texts), encoder.cache.misses - misses_before, unknown
 
 
 def encode_shard(cfg: RunConfig, shard: tuple[int, int], reporter: Reporter | None = None,
                  encoder=None) -> ShardOutcome:
-    """Encode only the ``shard``'s range of the set's images into the shared embedding cache (the
-    cache home; no results folder, no evaluation): splitting one large set's encoding over machines."""
+    """Encode only the ``shard``'s range of the set's images, and every prompt text of the scenarios
+    the run will evaluate, into the shared embedding cache (the cache home; no results folder, no
+    evaluation): splitting one large set's encoding over machines. Each shard encodes the texts
+    (a few seconds; content-keyed entries written atomically), so whichever shards finish, the
+    evaluation after them finds them cached."""
     reporter = reporter or Reporter("silent")
     if cfg.layers != "final" or "random-init" in (cfg.controls or ()):
         raise UserError("image shards fill the final-embedding cache only; run every layer and the "
@@ -665,20 +708,23 @@ def encode_shard(cfg: RunConfig, shard: tuple[int, int], reporter: Reporter | No
     encoder = encoder or build_encoder(cfg, reporter)
     if not isinstance(encoder, CachedEncoder):
         raise UserError("image shards write to the embedding cache; this encoder has none", "shard")
-    check_cache_home()
-    stimuli = load_stimuli(cfg, reporter)
+    planned = load_and_plan(cfg, reporter, encoder)  # the scenarios of the evaluation run: their texts
+    stimuli = planned.stimuli
     mine = image_shard(len(stimuli), shard)
     if not len(mine):
         raise UserError(f"shard {shard[0]}/{shard[1]} holds no image of the {len(stimuli)} in {stimuli.name}; "
                         "use fewer shards", "shard")
     picked = [stimuli.stimuli[i] for i in mine]
-    reporter.stage(describe_stimuli(stimuli))
     for line in describe_model(encoder):
         reporter.stage(line)
+    n_texts, texts_encoded, unknown = encode_shard_texts(planned, encoder, cfg.seed, reporter)
     keys = [s.sha256 for s in picked]
     cached = sum(encoder.cache.has("image", key) for key in keys)
     reporter.stage(f"shard {shard[0]}/{shard[1]}: images {mine.start + 1}-{mine.stop} of {len(stimuli)}, "
                    f"{cached} cached, encoding {len(picked) - cached}")
     misses_before = encoder.cache.misses
     encoder.encode_images([s.path for s in picked], keys=keys)
-    return ShardOutcome(shard, mine, len(stimuli), encoder.cache.misses - misses_before, encoder.cache.dir)
+    still = ([f"the texts of {', '.join(unknown)}"] if unknown else []) + (
+        [f"the {cfg.precision} check against fp32"] if cfg.precision != DEFAULT_PRECISION else [])
+    return ShardOutcome(shard, mine, len(stimuli), encoder.cache.misses - misses_before, encoder.cache.dir,
+                        n_texts, texts_encoded, tuple(still))

@@ -69,8 +69,9 @@ def add_arguments(p) -> None:
     sweep.add_argument("--shard", metavar="I/N",
                        help="with --models: run only the I-th of N disjoint slices of the list (default: "
                        "SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT when set), merge with 'dirti-bench report OUT'; "
-                       "with one model: encode only the I-th of N contiguous ranges of the images into the "
-                       "embedding cache (no evaluation, nothing in --out), then run once without --shard")
+                       "with one model: encode only the I-th of N contiguous ranges of the images, and the "
+                       "chosen scenarios' prompt texts, into the embedding cache (no evaluation, nothing in "
+                       "--out), then run once without --shard (no model forward)")
     sweep.add_argument("--skip-existing", action="store_true",
                        help="skip a model whose results folder is complete for the same data, scenarios, "
                        "options and weights (resume an interrupted sweep)")

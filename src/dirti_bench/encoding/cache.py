@@ -30,6 +30,11 @@ def identity_hash(identity: dict) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def text_key(text: str) -> str:
+    """A prompt's cache key: the sha256 of its UTF-8 bytes."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def packed(array: np.ndarray) -> bytes:
     """``array`` as .npy bytes followed by their sha256, so a damaged file is detected."""
     buf = io.BytesIO()
@@ -205,7 +210,7 @@ class CachedEncoder:
         texts = list(texts)
         new = list(dict.fromkeys(t for t in texts if t not in self._texts))
         if new:
-            keys = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in new]
+            keys = [text_key(t) for t in new]
             self._texts.update(zip(new, self._encode("text", keys, new, self.encoder.encode_texts), strict=True))
         if not texts:
             return np.zeros((0, 0), np.float32)

@@ -270,6 +270,7 @@ class ClipEncoder:
         self.decoded = decoded  # crops shared with the other models of a sweep
         self.forward_calls = 0
         self.image_forward_calls = 0  # of forward_calls, those of the image tower
+        self.text_forward_calls = 0  # and those of the text tower
         self._model = None
         self._preprocess = None
         self._tokenizer = None
@@ -356,6 +357,7 @@ class ClipEncoder:
                 "text_encoding": self.text_path, "scoring": self._scoring,
                 "precision": self.precision, "precision_check": self.precision_check,
                 "image_decode": self.image_decode(), "image_forward_calls": self.image_forward_calls,
+                "text_forward_calls": self.text_forward_calls,
                 **({"family_preprocess": self.family_preprocess} if self.family_preprocess else {}),
                 **({"decode_fallback": f"full decode: {self.decode_fallback}"} if self.decode_fallback else {})}
 
@@ -479,6 +481,7 @@ class ClipEncoder:
         model = self.load()
         feats, forwards = encode_texts(model, self._tokenizer, texts, device=self.device)
         self.forward_calls += forwards
+        self.text_forward_calls += forwards
         return l2_normalise(feats) if len(feats) else feats
 
 

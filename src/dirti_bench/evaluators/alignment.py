@@ -116,6 +116,17 @@ def _result(scenario, ctx, n, metrics, ci, options, extra, predictions) -> Scena
 
 # ---------------------------------------------------------------- zero-shot
 
+def pair_prompts(high, low) -> PromptSet:
+    """The high and low prompts as a two-class prompt set (low first: the score is of "high")."""
+    return PromptSet("pair", ("low", "high"), (tuple(low), tuple(high)))
+
+
+def zeroshot_texts(scenario, ctx) -> list[list[str]]:
+    """What ``evaluate_zeroshot`` encodes: the prompt pair, in one call."""
+    _, high, low = resolve_pair(scenario.options.prompt_pair)
+    return [list(pair_prompts(high, low).all_prompts())]
+
+
 def zeroshot_scores(image_features: np.ndarray, encoder, high, low, rule: str,
                     scoring: ModelScoring) -> tuple[np.ndarray, dict | None]:
     """Per-image score and, where the model's rule offers one, an alternative score with its name.
@@ -129,8 +140,7 @@ def zeroshot_scores(image_features: np.ndarray, encoder, high, low, rule: str,
     """
     from scipy.special import expit, softmax
 
-    pair = PromptSet("pair", ("low", "high"), (tuple(low), tuple(high)))
-    embs = class_embeddings(encoder, pair)
+    embs = class_embeddings(encoder, pair_prompts(high, low))
     cos = zero_shot_logits(image_features, embs, 1.0).astype(np.float64)
     if rule == "cosine-diff":
         return cos[:, 1] - cos[:, 0], None

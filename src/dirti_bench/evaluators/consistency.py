@@ -127,20 +127,38 @@ def check_sweep(result) -> None:
     preds = result.sweep_predictions
     if preds is None:
         _fail(result, "sweep result has no sweep predictions to recompute its points from")
-    by_point = dict(tuple(preds.groupby("point", sort=False)))
-    if set(by_point) != {p["point"] for p in result.sweep} or len(by_point) != len(result.sweep):
+    # A template sweep holds ~200 rows per stimulus: every row's point and class names become integer
+    # codes once (pandas' hashing), and each point's row count, correct count and the classes it holds
+    # are counted over those codes, instead of a sub-frame per point iterated name by name.
+    point_of, point_names = pd.factorize(preds["point"])  # first-appearance order; -1: no point (as groupby)
+    names = list(point_names)
+    if set(names) != {p["point"] for p in result.sweep} or len(names) != len(result.sweep):
         _fail(result, f"sweep points {[p['point'] for p in result.sweep]} differ from the points of its "
-                      f"predictions {list(by_point)}")
+                      f"predictions {names}")
+    true, true_names = pd.factorize(preds["y_true"], use_na_sentinel=False)
+    pred, pred_names = pd.factorize(preds["y_pred"], use_na_sentinel=False)
+    classes = pd.Index(true_names).append(pd.Index(pred_names)).unique()  # both columns' names, one code each
+    true, pred = classes.get_indexer(true_names)[true], classes.get_indexer(pred_names)[pred]
+    if (point_of < 0).any():
+        keep = point_of >= 0
+        point_of, true, pred = point_of[keep], true[keep], pred[keep]
+    n_rows = np.bincount(point_of, minlength=len(names))
+    n_correct = np.bincount(point_of[true == pred], minlength=len(names))
+    holds = np.zeros((len(names), len(classes)), dtype=bool)  # point x class: in its truth or predictions
+    holds[point_of, true] = True
+    holds[point_of, pred] = True
+    index = {name: i for i, name in enumerate(names)}
     for point in result.sweep:
-        rows = by_point[point["point"]]
-        outside = sorted((set(rows["y_true"]) | set(rows["y_pred"])) - set(point["labels"]))
+        i = index[point["point"]]
+        outside = sorted(set(classes[holds[i]]) - set(point["labels"]))
         if outside:
             _fail(result, f"sweep point {point['point']!r} predicts classes {outside} outside its labels")
-        accuracy = float((rows["y_true"] == rows["y_pred"]).mean()) if len(rows) else float("nan")
-        if point["n"] != len(rows) or point["n_classes"] != len(point["labels"]) or not np.isclose(
+        n = int(n_rows[i])
+        accuracy = float(n_correct[i] / n) if n else float("nan")
+        if point["n"] != n or point["n_classes"] != len(point["labels"]) or not np.isclose(
                 point["metrics"]["accuracy"], accuracy, rtol=1e-9, atol=1e-12, equal_nan=True):
             _fail(result, f"sweep point {point['point']!r} records n={point['n']}, accuracy "
-                          f"{point['metrics']['accuracy']}, but its predictions give n={len(rows)}, accuracy {accuracy}")
+                          f"{point['metrics']['accuracy']}, but its predictions give n={n}, accuracy {accuracy}")
 
 
 def check_scenario_result(result, scenario, ctx) -> None:

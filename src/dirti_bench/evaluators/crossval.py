@@ -91,8 +91,10 @@ def cv_splits(y: np.ndarray, n_splits: int, seed: int) -> list:
     return list(cv.split(np.zeros(len(y)), y))
 
 
-def holdout(scenario, ctx, make_model: ModelFactory):
-    """The study protocol done right: one stratified split (default 70/30, seed 42)."""
+def holdout(scenario, ctx, make_model: ModelFactory, ties: list | None = None):
+    """The study protocol done right: one stratified split (default 70/30, seed 42). ``ties``: a list
+    that receives the fitted model's count of tied votes among its predictions, for models that count
+    them (KNN), as ``cross_validated``'s ``fold_ties`` does per fold."""
     test_size, seed = scenario.options.test_size, scenario.options.split_seed
     space = holdout_space(scenario, ctx)
     rows = np.arange(len(space.stimulus_ids))
@@ -102,6 +104,8 @@ def holdout(scenario, ctx, make_model: ModelFactory):
     x = ctx.features_for(space)
     model.fit(x[train], space.y_true[train])
     y_pred, confidence = predict_with_confidence(model, x[test])
+    if ties is not None and getattr(model[-1], "tied_votes_", None) is not None:
+        ties.append(model[-1].tied_votes_)
     return classification_result(
         scenario, space, None, [space.stimulus_ids[i] for i in test], space.y_true[test], y_pred,
         confidence, seed=ctx.seed, options={"n_train": len(train), "n_test": len(test), **model_opts},

@@ -77,17 +77,23 @@ def resampled_confusions(counts: np.ndarray, true_idx: np.ndarray, pred_rows: np
     """Confusion matrices of each prediction row under each resampling draw: (rows, draws, L, L).
 
     A draw's confusion matrix is its stimuli's (true, pred) cells weighted by how often it drew
-    them, so all of them are one matrix product of the draw ``counts`` (``draw_counts``) with the
-    rows' one-hot cells: the same integers as ``confusion_stack`` of the drawn indices, without
-    building a (rows x draws x n) index array. float32 holds the counts exactly (each <= n).
+    them, so all of them are matrix products of the draw ``counts`` (``draw_counts``) with the
+    rows' one-hot predictions, one true class at a time (a stimulus's true class fixes its matrix
+    row, so only its predicted column needs a one-hot: L columns per prediction row, not L x L):
+    the same integers as ``confusion_stack`` of the drawn indices, without building a
+    (rows x draws x n) index array. float32 holds the counts and their sums exactly (each <= n).
     """
     pred_rows = np.atleast_2d(pred_rows)
-    rows, n = pred_rows.shape
-    cells = n_labels * n_labels
-    onehot = np.zeros((n, rows * cells), dtype=np.float32)
-    onehot[np.arange(n)[:, None], np.arange(rows)[None, :] * cells + (true_idx[None, :] * n_labels + pred_rows).T] = 1
-    cm = counts.astype(np.float32, copy=False) @ onehot
-    return np.rint(cm).astype(np.int64).reshape(len(counts), rows, n_labels, n_labels).swapaxes(0, 1)
+    rows = pred_rows.shape[0]
+    counts = counts.astype(np.float32, copy=False)
+    cm = np.zeros((rows, len(counts), n_labels, n_labels), dtype=np.int64)
+    for true in np.unique(true_idx):
+        members = np.flatnonzero(true_idx == true)
+        onehot = np.zeros((members.size, rows * n_labels), dtype=np.float32)
+        onehot[np.arange(members.size)[:, None], np.arange(rows)[None, :] * n_labels + pred_rows[:, members].T] = 1
+        drawn = counts[:, members] @ onehot  # (draws, rows x L): this true class's row of every matrix
+        cm[:, :, true, :] = np.rint(drawn).astype(np.int64).reshape(len(counts), rows, n_labels).swapaxes(0, 1)
+    return cm
 
 
 def accuracy_from_confusion(cm: np.ndarray) -> np.ndarray:

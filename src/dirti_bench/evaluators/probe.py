@@ -43,4 +43,6 @@ def check_runnable(scenario, ctx) -> None:
         seed = scenario.options.split_seed
         model = TunedLogisticRegression(random_state=seed)
         for train, _ in cv_splits(space.y_true, n_splits, seed):
-            model.inner_splits(space.y_true[train])
+            y_train = space.y_true[train]
+            rows = model.inner_rows(y_train)  # the rows that choose C (a subsample of a large fold)
+            model.inner_splits(y_train if rows is None else y_train[rows])

@@ -155,6 +155,11 @@ def _probe_random_init(s: Scenario) -> str:
             "seeds and trained - random")
 
 
+def no_texts(scenario: Scenario, ctx: EvalContext) -> list[list[str]]:
+    """An evaluator that encodes no text (it reads image features only)."""
+    return []
+
+
 def _probe_layers_runnable(scenario: Scenario, ctx: EvalContext) -> None:
     """The probe's own check (a tuned C splits each training fold again) and the layer choice's."""
     probe.check_runnable(scenario, ctx)
@@ -164,33 +169,35 @@ def _probe_layers_runnable(scenario: Scenario, ctx: EvalContext) -> None:
 # features_only: the probes, KNN and the ridge alignment probe read only the image features; a large
 # run evaluates them in worker processes beside the main one (evaluators/workers.py).
 for _spec in (
-    EvaluatorSpec("zeroshot", ZeroShot, zeroshot.evaluate, zeroshot.check_runnable, _zeroshot),
+    EvaluatorSpec("zeroshot", ZeroShot, zeroshot.evaluate, zeroshot.check_runnable, _zeroshot, texts=zeroshot.texts),
     # the headline is the zero-shot run at the scenario's threshold, so the runnable check is zero-shot's
     EvaluatorSpec("threshold-sweep", ThresholdSweep, sweeps.evaluate_threshold_sweep, zeroshot.check_runnable,
-                  _threshold_sweep),
+                  _threshold_sweep, texts=sweeps.threshold_sweep_texts),
     EvaluatorSpec("template-sweep", TemplateSweep, sweeps.evaluate_template_sweep,
-                  sweeps.check_template_sweep_runnable, _template_sweep),
-    EvaluatorSpec("knn-split", KnnSplit, knn.evaluate_split, crossval.holdout_space, _knn_split, features_only=True),
-    EvaluatorSpec("knn-cv", KnnCv, knn.evaluate_cv, crossval.cv_space, _knn_cv, features_only=True),
-    EvaluatorSpec("linear-probe-cv", ProbeCv, probe.evaluate_cv, probe.check_runnable, _probe_cv, features_only=True),
+                  sweeps.check_template_sweep_runnable, _template_sweep, texts=sweeps.template_sweep_texts),
+    EvaluatorSpec("knn-split", KnnSplit, knn.evaluate_split, crossval.holdout_space, _knn_split, texts=no_texts,
+                  features_only=True),
+    EvaluatorSpec("knn-cv", KnnCv, knn.evaluate_cv, crossval.cv_space, _knn_cv, texts=no_texts, features_only=True),
+    EvaluatorSpec("linear-probe-cv", ProbeCv, probe.evaluate_cv, probe.check_runnable, _probe_cv, texts=no_texts,
+                  features_only=True),
     EvaluatorSpec("align-zeroshot", AlignZeroShot, alignment.evaluate_zeroshot, alignment.check_zeroshot_runnable,
-                  _align_zeroshot),
+                  _align_zeroshot, texts=alignment.zeroshot_texts),
     EvaluatorSpec("align-probe", AlignProbe, alignment.evaluate_probe, alignment.check_probe_runnable,
-                  _align_probe, features_only=True),
+                  _align_probe, texts=no_texts, features_only=True),
     EvaluatorSpec("align-layers", AlignLayers, layer_eval.evaluate_layers, layer_eval.check_layers_runnable,
-                  _align_layers),
+                  _align_layers, texts=no_texts),
     EvaluatorSpec("probe-layers", ProbeLayers, layer_eval.evaluate_probe_layers, _probe_layers_runnable,
-                  _probe_layers),
+                  _probe_layers, texts=no_texts),
     EvaluatorSpec("knn-layers", KnnLayers, layer_eval.evaluate_knn_layers,
-                  layer_eval.check_classifier_layers_runnable, _knn_layers),
+                  layer_eval.check_classifier_layers_runnable, _knn_layers, texts=no_texts),
     EvaluatorSpec("align-pixels", PixelBaseline, layer_eval.evaluate_pixels, layer_eval.check_layers_runnable,
-                  _align_pixels),
+                  _align_pixels, texts=no_texts),
     EvaluatorSpec("align-random-init", RandomInit, layer_eval.evaluate_random_init,
-                  layer_eval.check_layers_runnable, _align_random_init),
+                  layer_eval.check_layers_runnable, _align_random_init, texts=no_texts),
     EvaluatorSpec("probe-pixels", ProbePixels, layer_eval.evaluate_probe_pixels, probe.check_runnable,
-                  _probe_pixels),
+                  _probe_pixels, texts=no_texts),
     EvaluatorSpec("probe-random-init", ProbeRandomInit, layer_eval.evaluate_probe_random_init,
-                  _probe_layers_runnable, _probe_random_init),
+                  _probe_layers_runnable, _probe_random_init, texts=no_texts),
 ):
     register_evaluator(_spec)
 
@@ -204,3 +211,11 @@ def run_evaluator(scenario: Scenario, ctx: EvalContext) -> ScenarioResult:
     """The scenario's evaluator on ``ctx`` (unchecked; ``pipeline.evaluate_scenario`` checks it)."""
     with one_thread():
         return evaluator_spec(scenario.evaluator).evaluate(scenario, ctx)
+
+
+def scenario_texts(scenario: Scenario, ctx: EvalContext) -> list[list[str]] | None:
+    """Every text ``scenario`` will encode, as its evaluator's ``encode_texts`` calls in order (the
+    same prompt-building code the evaluator runs, from ``ctx.stimuli`` alone: no feature, no model);
+    None where its evaluator does not say (it encodes them when it runs)."""
+    texts = evaluator_spec(scenario.evaluator).texts
+    return None if texts is None else [list(call) for call in texts(scenario, ctx)]

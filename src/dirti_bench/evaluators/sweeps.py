@@ -34,6 +34,7 @@ from .common import classification_result, dropped_reasons, runnable_space
 from .metrics import SWEEP_METRICS, score_rows, scores_of_rows
 from .zeroshot import class_embeddings, prompts_for, winning_probability, zero_shot_logits
 from .zeroshot import evaluate as evaluate_zeroshot
+from .zeroshot import texts as zeroshot_texts
 
 STUDY_POINT = "study wording"
 ENSEMBLE_POINT = "full ensemble"
@@ -65,15 +66,27 @@ def _scored_points(space: LabelSpace, pred_rows: np.ndarray, seed: int) -> list[
 
 # ---------------------------------------------------------------- threshold sweep
 
-def evaluate_threshold_sweep(scenario, ctx):
+def _threshold_points(scenario, ctx):
+    """Each threshold of the sweep with its label space and the prompts bound to it."""
     opts = scenario.options
-    result = evaluate_zeroshot(scenario, ctx)  # the reference threshold: the headline
     zeroshot = {key: getattr(opts, key) for key in ZeroShotOptions.keys()}
-    points, frames, prompts = [], [], dict.fromkeys(result.prompts)
     for threshold in opts.thresholds:
         at = Scenario(scenario.id, scenario.task, "zeroshot", ZeroShotOptions(**{**zeroshot, "threshold": threshold}))
         space = ctx.label_space(at)
-        prompt_set = prompts_for(at, space)
+        yield threshold, space, prompts_for(at, space)
+
+
+def threshold_sweep_texts(scenario, ctx) -> list[list[str]]:
+    """What ``evaluate_threshold_sweep`` encodes: the headline's prompts, then each threshold's."""
+    return zeroshot_texts(scenario, ctx) + [list(prompt_set.all_prompts())
+                                            for _, _, prompt_set in _threshold_points(scenario, ctx)]
+
+
+def evaluate_threshold_sweep(scenario, ctx):
+    opts = scenario.options
+    result = evaluate_zeroshot(scenario, ctx)  # the reference threshold: the headline
+    points, frames, prompts = [], [], dict.fromkeys(result.prompts)
+    for threshold, space, prompt_set in _threshold_points(scenario, ctx):
         check_consistency(space, prompt_set.classes)
         # argmax only: the same for any positive scale and any bias
         y_pred = zero_shot_logits(ctx.features_for(space), class_embeddings(ctx.encoder, prompt_set)).argmax(axis=1)
@@ -158,11 +171,22 @@ def check_template_sweep_runnable(scenario, ctx) -> None:
     cv_folds(space.y_true, len(space), scenario.options.folds)
 
 
-def evaluate_template_sweep(scenario, ctx):
-    opts = scenario.options
+def _template_sweep_prompts(scenario, ctx) -> tuple:
+    """The label space, the ensemble, its templates bound to the space, and the study wording."""
     space = runnable_space(scenario, ctx)
     ensemble = _sweep_ensemble(scenario)
-    bound, study = ensemble.bind(space), study_prompts(space)
+    return space, ensemble, ensemble.bind(space), study_prompts(space)
+
+
+def template_sweep_texts(scenario, ctx) -> list[list[str]]:
+    """What ``evaluate_template_sweep`` encodes: every template's prompts, the study wording, the ensemble."""
+    _, _, bound, study = _template_sweep_prompts(scenario, ctx)
+    return [list(bound.all_prompts()), list(study.all_prompts()), list(bound.all_prompts())]
+
+
+def evaluate_template_sweep(scenario, ctx):
+    opts = scenario.options
+    space, ensemble, bound, study = _template_sweep_prompts(scenario, ctx)
     check_consistency(space, bound.classes)
     x = ctx.features_for(space)
     scoring = resolve_scoring(opts, ctx.encoder)

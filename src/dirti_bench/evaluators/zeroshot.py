@@ -52,9 +52,19 @@ def check_runnable(scenario, ctx) -> None:
     prompts_for(scenario, runnable_space(scenario, ctx))
 
 
-def evaluate(scenario, ctx):
+def space_and_prompts(scenario, ctx) -> tuple:
+    """The scenario's label space and its prompts bound to it (what ``evaluate`` and ``texts`` read)."""
     space = runnable_space(scenario, ctx)
-    prompts = prompts_for(scenario, space)
+    return space, prompts_for(scenario, space)
+
+
+def texts(scenario, ctx) -> list[list[str]]:
+    """What ``evaluate`` encodes: its prompts, in one call."""
+    return [list(space_and_prompts(scenario, ctx)[1].all_prompts())]
+
+
+def evaluate(scenario, ctx):
+    space, prompts = space_and_prompts(scenario, ctx)
     check_consistency(space, prompts.classes)
     scoring = resolve_scoring(scenario.options, ctx.encoder)
     logits = zero_shot_logits(ctx.features_for(space), class_embeddings(ctx.encoder, prompts),

@@ -91,9 +91,15 @@ def layer_profile_figure(by_kind: dict, rating: str, run: dict):
     ax.set_ylabel(f"Pearson r with {rating}")
     ax.set_xlim(0, 1.02)
     ax.axhline(0, color="black", lw=0.5)
-    ax.legend(fontsize=7, loc="best")
+    legend_below(ax, fontsize=7)
     ax.set_title(figure_title(run, f"Layer profile: ridge probe per layer vs {rating}"), fontsize=9)
     return fig
+
+
+def legend_below(ax, fontsize: float) -> None:
+    """The legend under the axes, outside the data: "best" inside them still covered the published
+    line or a band where the profile filled the plot."""
+    ax.legend(fontsize=fontsize, loc="upper center", bbox_to_anchor=(0.5, -0.14), borderaxespad=0, ncol=2)
 
 
 def layer_figure_name(rating: str) -> str:
@@ -292,7 +298,7 @@ def class_layer_profile_figure(by_kind: dict, task: str, run: dict):
     ax.set_ylabel(f"out-of-fold accuracy ({task} task)")
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(0, 1.02)
-    ax.legend(fontsize=6.5, loc="best")
+    legend_below(ax, fontsize=6.5)
     ids = ", ".join(outcome.id for outcome, _ in by_kind.values())
     ax.set_title(figure_title(run, f"Layer profile ({ids}): accuracy per layer, {task} task"), fontsize=8)
     return fig

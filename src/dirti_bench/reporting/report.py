@@ -523,6 +523,32 @@ def _throughput(runs: list[RunData]) -> list:
     return [Heading(2, "Encoding throughput"), Table(pd.DataFrame(rows))]
 
 
+def _profile_section(runs: list[RunData], grouped_of, render, heading: str, intro: str, missing=None) -> list:
+    """A heading and its intro, then per run (named when there are several) one table of every group's
+    rows and each group's figure. ``grouped_of(run)``: group -> by_kind, empty where the run has none;
+    ``render(group, by_kind, run)``: (rows, figure, file stem, caption); ``missing``: what stands in a
+    cell no row fills."""
+    from .figures import png  # matplotlib loads only when a figure is drawn
+
+    blocks = []
+    for run in runs:
+        grouped = grouped_of(run)
+        if not grouped:
+            continue
+        rows, figures = [], []
+        for group, by_kind in grouped.items():
+            group_rows, figure, stem, caption = render(group, by_kind, run)
+            rows += group_rows
+            figures.append(Figure(figure_path(stem, runs, run), png(figure), caption))  # png closes the figure
+        if not blocks:
+            blocks += [Heading(2, heading), Para(intro)]
+        if len(runs) > 1:
+            blocks.append(Para(f"**{run.label}**"))
+        table = pd.DataFrame(rows)
+        blocks += [Table(table if missing is None else table.fillna(missing)), *figures]
+    return blocks
+
+
 def _layer_profiles(runs: list[RunData]) -> list:
     """Per rating: the layer profile figure and one row with the nested and superlative layer choices,
     their gap, the random-init band and the pixel baseline, each with its CI."""
@@ -535,38 +561,28 @@ def _layer_profiles(runs: list[RunData]) -> list:
         layer_summary_row,
     )
 
-    blocks = []
-    for run in runs:
+    def grouped_of(run: RunData) -> dict:
         outcomes = [sc for sc in run.results if layer_kind(sc.id) and "layer_rule" in sc.options]
         if not outcomes or run.layer_scores is None:
-            continue
-        from .figures import plt, png  # matplotlib loads only when a figure is drawn
+            return {}
+        return group_by_rating(LayerOutcome.from_outcome(sc, run.layer_scores) for sc in outcomes)
 
-        grouped = group_by_rating(LayerOutcome.from_outcome(sc, run.layer_scores) for sc in outcomes)
-        rows, figures = [], []
-        for rating, by_kind in grouped.items():
-            rows.append(layer_summary_row(by_kind, rating))
-            figure = layer_profile_figure(by_kind, rating, run.info)
-            stem = layer_figure_name(rating).removesuffix(".png")
-            figures.append(Figure(figure_path(stem, runs, run), png(figure),
-                                  f"{rating}: out-of-fold Pearson r of the ridge probe per layer vs depth (95% bootstrap "
-                                  "CI band), the nested choice (line, CI band), the superlative choice (star), the "
-                                  "random-init band over seeds and the pixel baseline"))
-            plt.close(figure)
-        if not blocks:
-            blocks += [Heading(2, "Layer profiles"),
-                       Para("Which layer carries each rating: a ridge probe on every layer of the image tower. The "
-                            "headline (nested) picks the layer with the best leave-one-out r inside each training "
-                            "fold, so its r is out of fold; the superlative layer is the published choice, the best "
-                            "layer picked on the same scores it reports, so superlative - nested is how optimistic "
-                            "that choice is. Random-init: the same architecture with seeded random weights, the band "
-                            "is the min-max of the nested r over seeds. Pixels: the same probe on low-level image "
-                            "statistics, no model. CIs: percentile bootstrap over stimuli (differences paired). "
-                            "Every per-layer score recomputes from layer_predictions.csv.")]
-        if len(runs) > 1:
-            blocks.append(Para(f"**{run.label}**"))
-        blocks += [Table(pd.DataFrame(rows)), *figures]
-    return blocks
+    def render(rating: str, by_kind: dict, run: RunData):
+        return ([layer_summary_row(by_kind, rating)], layer_profile_figure(by_kind, rating, run.info),
+                layer_figure_name(rating).removesuffix(".png"),
+                f"{rating}: out-of-fold Pearson r of the ridge probe per layer vs depth (95% bootstrap CI band), the "
+                "nested choice (line, CI band), the superlative choice (star), the random-init band over seeds and "
+                "the pixel baseline")
+
+    return _profile_section(
+        runs, grouped_of, render, "Layer profiles",
+        "Which layer carries each rating: a ridge probe on every layer of the image tower. The headline (nested) "
+        "picks the layer with the best leave-one-out r inside each training fold, so its r is out of fold; the "
+        "superlative layer is the published choice, the best layer picked on the same scores it reports, so "
+        "superlative - nested is how optimistic that choice is. Random-init: the same architecture with seeded "
+        "random weights, the band is the min-max of the nested r over seeds. Pixels: the same probe on low-level "
+        "image statistics, no model. CIs: percentile bootstrap over stimuli (differences paired). Every per-layer "
+        "score recomputes from layer_predictions.csv.")
 
 
 def _class_layer_profiles(runs: list[RunData]) -> list:
@@ -581,38 +597,29 @@ def _class_layer_profiles(runs: list[RunData]) -> list:
         group_by_task,
     )
 
-    blocks = []
-    for run in runs:
+    def grouped_of(run: RunData) -> dict:
         ids = [sid for sid in run.scenarios if class_layer_kind(sid)]
         if not ids or run.layer_class_scores is None:
-            continue
-        from .figures import plt, png  # matplotlib loads only when a figure is drawn
+            return {}
+        return group_by_task(class_outcome_from_outcome(run.scenarios[sid], run.layer_class_scores) for sid in ids)
 
-        grouped = group_by_task(class_outcome_from_outcome(run.scenarios[sid], run.layer_class_scores) for sid in ids)
-        rows, figures = [], []
-        for task, by_kind in grouped.items():
-            rows += class_layer_summary_rows(by_kind, task)
-            figure = class_layer_profile_figure(by_kind, task, run.info)
-            figures.append(Figure(figure_path(class_layer_figure_name(task).removesuffix(".png"), runs, run), png(figure),
-                                  f"{task} task: out-of-fold accuracy per layer vs depth (95% stratified bootstrap CI "
-                                  "bands), the nested choices (lines), the superlative layers (stars), the random-init "
-                                  "band over seeds and the pixel-statistics probe"))
-            plt.close(figure)
-        if not blocks:
-            blocks += [Heading(2, "Layer profiles of the classes"),
-                       Para("Which layer carries the classes: the logistic probe and the KNN on every layer of the image "
-                            "tower. The headline (nested) picks the layer with the best inner-CV accuracy inside each "
-                            "training fold, so its accuracy is out of fold; the superlative layer is the best layer picked "
-                            "on the same out-of-fold scores it reports, so superlative - nested is how optimistic that "
-                            "choice is. Random-init: the probe per layer on the same architecture with seeded random "
-                            "weights (band: min-max of the nested accuracy over seeds); pixels: the probe on low-level "
-                            "image statistics, no model. CIs: 95% percentile bootstrap resampling the stimuli within "
-                            "each true class (differences paired). Every per-layer score recomputes from "
-                            "layer_class_predictions.csv.")]
-        if len(runs) > 1:
-            blocks.append(Para(f"**{run.label}**"))
-        blocks += [Table(pd.DataFrame(rows).fillna(MISSING)), *figures]
-    return blocks
+    def render(task: str, by_kind: dict, run: RunData):
+        return (class_layer_summary_rows(by_kind, task), class_layer_profile_figure(by_kind, task, run.info),
+                class_layer_figure_name(task).removesuffix(".png"),
+                f"{task} task: out-of-fold accuracy per layer vs depth (95% stratified bootstrap CI bands), the nested "
+                "choices (lines), the superlative layers (stars), the random-init band over seeds and the "
+                "pixel-statistics probe")
+
+    return _profile_section(
+        runs, grouped_of, render, "Layer profiles of the classes",
+        "Which layer carries the classes: the logistic probe and the KNN on every layer of the image tower. The "
+        "headline (nested) picks the layer with the best inner-CV accuracy inside each training fold, so its "
+        "accuracy is out of fold; the superlative layer is the best layer picked on the same out-of-fold scores it "
+        "reports, so superlative - nested is how optimistic that choice is. Random-init: the probe per layer on the "
+        "same architecture with seeded random weights (band: min-max of the nested accuracy over seeds); pixels: "
+        "the probe on low-level image statistics, no model. CIs: 95% percentile bootstrap resampling the stimuli "
+        "within each true class (differences paired). Every per-layer score recomputes from "
+        "layer_class_predictions.csv.", missing=MISSING)
 
 
 def _per_class(runs: list[RunData]) -> list:
