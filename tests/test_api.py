@@ -99,6 +99,7 @@ def test_run_writes_the_contract_and_load_results_reads_the_same_frames(tmp_path
         pd.testing.assert_frame_equal(getattr(written, frame)(), getattr(loaded, frame)(), obj=frame)
     assert in_memory["zeroshot-baseline"].metrics == loaded["zeroshot-baseline"].metrics
     assert in_memory.layer_scores_frame().empty and loaded.layer_predictions_frame().empty  # no layer scenario
+    assert loaded.run.details["evaluation_workers"] == 0  # 300 stimuli: every scenario in this process
 
 
 @pytest.mark.slow  # heavy: two layer-wise runs with both controls; CI runs it (pytest -m slow)

@@ -301,7 +301,12 @@ class EvaluatorSpec:
     """One evaluator, all a scenario needs of it: its name (``Scenario.evaluator``), its options
     class, the function that runs a scenario, the check that raises ScenarioNotRunnable where the
     data cannot support one (it reads only the stimuli, so a run makes it before encoding), and what
-    a scenario of it measures, worded from its options (``dirti-bench scenarios``)."""
+    a scenario of it measures, worded from its options (``dirti-bench scenarios``).
+
+    ``features_only``: its scenarios read nothing of the context but the stimuli, their final image
+    features and the seed (no encoder, no layer features), so a large run may evaluate them in worker
+    processes beside the main one (``evaluators.workers``); ``evaluate`` must then be importable by
+    name (a module-level function)."""
 
     name: str
     options: type[Options]
@@ -311,6 +316,7 @@ class EvaluatorSpec:
     # The texts it will encode, as its ``encode_texts`` calls in order, from the stimuli alone (no
     # feature, no model): image shards encode them ahead. None: not known ahead (the evaluation encodes them).
     texts: Callable[[Scenario, EvalContext], list[list[str]]] | None = None
+    features_only: bool = False
 
 
 # name -> spec; filled by register_evaluator (the built-in evaluators: BUILTIN_EVALUATORS)

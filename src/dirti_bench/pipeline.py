@@ -16,6 +16,7 @@ import hashlib
 import io
 import json
 from collections.abc import Iterable
+from concurrent.futures import as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -64,6 +65,7 @@ from .encoding.precision import DEFAULT_PRECISION, PRECISIONS, category_agreemen
 from .errors import ScenarioNotRunnable, UserError
 from .evaluators.consistency import check_scenario_result
 from .evaluators.registry import check_runnable, run_evaluator, scenario_texts
+from .evaluators.workers import FeatureWorkers, evaluation_workers, longest_first
 from .labels import DEFAULT_THRESHOLD
 from .paths import cache_home, check_cache_home, check_writable_dir, embedding_cache_dir
 from .reporting.compare import comparisons_for
@@ -430,10 +432,15 @@ def evaluate_scenario(scenario: Scenario, ctx: EvalContext) -> ScenarioResult:
 
 def evaluate(scenarios: Iterable[Scenario], ctx: EvalContext, reporter: Reporter | None = None,
              skipped: dict[str, str] | None = None) -> list[ScenarioResult]:
-    """Every scenario (progress bar in ``reporter``); one the data turns out not to support after all
-    is added to ``skipped`` instead of stopping the run."""
+    """Every scenario (progress bar in ``reporter``), results in the scenarios' order; one the data turns
+    out not to support after all is added to ``skipped`` instead of stopping the run. On a large set the
+    features-only scenarios run in worker processes beside this one (``evaluation_workers``), with the
+    same results."""
     reporter = reporter or Reporter("silent")
     scenarios = list(scenarios)
+    workers = evaluation_workers(scenarios, len(ctx.stimuli))
+    if workers:
+        return _evaluate_beside_workers(scenarios, ctx, reporter, skipped, workers)
     results = []
     for scenario in reporter.bar(scenarios, total=len(scenarios), desc="scenarios"):
         try:
@@ -443,6 +450,54 @@ def evaluate(scenarios: Iterable[Scenario], ctx: EvalContext, reporter: Reporter
                 raise
             skipped[scenario.id] = str(exc)
             reporter.skipped({scenario.id: str(exc)})
+    return results
+
+
+def _evaluate_beside_workers(scenarios: list[Scenario], ctx: EvalContext, reporter: Reporter,
+                             skipped: dict[str, str] | None, workers: int) -> list[ScenarioResult]:
+    """``evaluate`` with the features-only scenarios in ``workers`` processes (longest first) while this
+    process runs the others in order. A worker's error other than ScenarioNotRunnable is raised here
+    as soon as it is seen; the skipped are recorded in the scenarios' order once all are done."""
+    outcomes: dict[int, ScenarioResult | ScenarioNotRunnable] = {}
+
+    def settled(future, position: int) -> None:
+        error = future.exception()
+        if error is None:
+            outcomes[position] = future.result()
+        elif isinstance(error, ScenarioNotRunnable) and skipped is not None:
+            outcomes[position] = error
+        else:
+            raise error
+
+    def finished():  # one item per scenario done, for the progress bar
+        outsourced = longest_first(scenarios)
+        with FeatureWorkers(ctx, workers) as pool:
+            pending = {pool.submit(scenarios[i]): i for i in outsourced}
+            for position in sorted(set(range(len(scenarios))) - set(outsourced)):
+                for future in [f for f in pending if f.done()]:  # a worker's error stops the run now
+                    settled(future, pending.pop(future))
+                    yield
+                try:
+                    outcomes[position] = evaluate_scenario(scenarios[position], ctx)
+                except ScenarioNotRunnable as exc:
+                    if skipped is None:
+                        raise
+                    outcomes[position] = exc
+                yield
+            for future in as_completed(list(pending)):
+                settled(future, pending.pop(future))
+                yield
+
+    for _ in reporter.bar(finished(), total=len(scenarios), desc="scenarios"):
+        pass
+    results = []
+    for position, scenario in enumerate(scenarios):
+        outcome = outcomes[position]
+        if isinstance(outcome, ScenarioNotRunnable):
+            skipped[scenario.id] = str(outcome)
+            reporter.skipped({scenario.id: str(outcome)})
+        else:
+            results.append(outcome)
     return results
 
 
@@ -521,7 +576,8 @@ def load_and_plan(cfg: RunConfig, reporter: Reporter, encoder=None) -> Planned:
     chosen, skipped = split_runnable(scenarios, EvalContext(stimuli, encoder, _no_features(stimuli), cfg.seed))
     skipped = {**unused_rating_skips(stimuli, cfg.scenarios), **skipped}
     reporter.skipped(skipped)
-    info = {"config_sha256": config_sha256(chosen, cfg)}
+    # how ``evaluate`` will run them: worker processes beside the main one (0: all in the main process)
+    info = {"config_sha256": config_sha256(chosen, cfg), "evaluation_workers": evaluation_workers(chosen, len(stimuli))}
     if plans:
         info["prompt_files"] = [prompt_plan.to_json() for prompt_plan in plans]
     return Planned(stimuli, chosen, skipped, info)

@@ -16,18 +16,21 @@ from ..results import CLASSIFICATION_RESULT_COLUMNS
 from .metrics import bootstrap_ci, classification_metrics
 
 _limited = 0  # nesting depth of one_thread: only the outermost call sets the limit
-# Worker processes for the tuned probes' outer folds (each fold's fit is independent and seeded, so
-# the results are the same for any number). Unset: 1, as several people often share a machine and a
-# worker's ~1.5 s start costs more than it saves on a few thousand rows; from PARALLEL_FOLDS_FROM_ROWS
-# rows, where one fold's fit takes many seconds, 2 where the process may use 2 cores.
+# Worker processes of an evaluation: the features-only scenarios beside the main process
+# (evaluators/workers.py) and the tuned probes' outer folds where a probe runs in the main process
+# (each scenario and fold is independent and seeded, so the results are the same for any number).
+# Unset: 1, as several people often share a machine and a worker's ~1.5 s start costs more than it
+# saves on a few thousand rows; from PARALLEL_FOLDS_FROM_ROWS rows, where one fold's fit takes many
+# seconds, 2 where the process may use 2 cores.
 JOBS_ENV = "DIRTI_BENCH_JOBS"
 PARALLEL_FOLDS_FROM_ROWS = 20_000
 DEFAULT_LARGE_JOBS = 2
 
 
 def fold_jobs(rows: int = 0) -> int:
-    """Processes for independent CV folds of ``rows`` examples: ``DIRTI_BENCH_JOBS`` where set, else 1,
-    or ``DEFAULT_LARGE_JOBS`` (at most the usable cores) from ``PARALLEL_FOLDS_FROM_ROWS`` rows."""
+    """Processes for independent work on ``rows`` examples (a run's features-only scenarios, a probe's
+    CV folds): ``DIRTI_BENCH_JOBS`` where set, else 1, or ``DEFAULT_LARGE_JOBS`` (at most the usable
+    cores) from ``PARALLEL_FOLDS_FROM_ROWS`` rows. Worker processes of a run set it to 1 in theirs."""
     import os
 
     from ..errors import UserError
@@ -46,7 +49,8 @@ def fold_jobs(rows: int = 0) -> int:
 
 def map_folds(fit_fold, folds: Sequence, rows: int = 0) -> list:
     """``[fit_fold(*fold) for fold in folds]``, in ``fold_jobs(rows)`` worker processes when more than one
-    (joblib's loky workers, one BLAS thread each); the results come back in fold order."""
+    (joblib's loky workers, one BLAS thread each); the results come back in fold order. Inside a run's
+    scenario worker (``evaluators.workers``) ``fold_jobs`` is 1: its folds run there, one after another."""
     jobs = min(fold_jobs(rows), len(folds))
     if jobs <= 1:
         return [fit_fold(*fold) for fold in folds]

@@ -166,6 +166,8 @@ def _probe_layers_runnable(scenario: Scenario, ctx: EvalContext) -> None:
     layer_eval.check_classifier_layers_runnable(scenario, ctx)
 
 
+# features_only: the probes, KNN and the ridge alignment probe read only the image features; a large
+# run evaluates them in worker processes beside the main one (evaluators/workers.py).
 for _spec in (
     EvaluatorSpec("zeroshot", ZeroShot, zeroshot.evaluate, zeroshot.check_runnable, _zeroshot, texts=zeroshot.texts),
     # the headline is the zero-shot run at the scenario's threshold, so the runnable check is zero-shot's
@@ -173,13 +175,15 @@ for _spec in (
                   _threshold_sweep, texts=sweeps.threshold_sweep_texts),
     EvaluatorSpec("template-sweep", TemplateSweep, sweeps.evaluate_template_sweep,
                   sweeps.check_template_sweep_runnable, _template_sweep, texts=sweeps.template_sweep_texts),
-    EvaluatorSpec("knn-split", KnnSplit, knn.evaluate_split, crossval.holdout_space, _knn_split, texts=no_texts),
-    EvaluatorSpec("knn-cv", KnnCv, knn.evaluate_cv, crossval.cv_space, _knn_cv, texts=no_texts),
-    EvaluatorSpec("linear-probe-cv", ProbeCv, probe.evaluate_cv, probe.check_runnable, _probe_cv, texts=no_texts),
+    EvaluatorSpec("knn-split", KnnSplit, knn.evaluate_split, crossval.holdout_space, _knn_split, texts=no_texts,
+                  features_only=True),
+    EvaluatorSpec("knn-cv", KnnCv, knn.evaluate_cv, crossval.cv_space, _knn_cv, texts=no_texts, features_only=True),
+    EvaluatorSpec("linear-probe-cv", ProbeCv, probe.evaluate_cv, probe.check_runnable, _probe_cv, texts=no_texts,
+                  features_only=True),
     EvaluatorSpec("align-zeroshot", AlignZeroShot, alignment.evaluate_zeroshot, alignment.check_zeroshot_runnable,
                   _align_zeroshot, texts=alignment.zeroshot_texts),
     EvaluatorSpec("align-probe", AlignProbe, alignment.evaluate_probe, alignment.check_probe_runnable,
-                  _align_probe, texts=no_texts),
+                  _align_probe, texts=no_texts, features_only=True),
     EvaluatorSpec("align-layers", AlignLayers, layer_eval.evaluate_layers, layer_eval.check_layers_runnable,
                   _align_layers, texts=no_texts),
     EvaluatorSpec("probe-layers", ProbeLayers, layer_eval.evaluate_probe_layers, _probe_layers_runnable,
