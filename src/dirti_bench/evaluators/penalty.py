@@ -58,7 +58,8 @@ INNER_TOL = 1e-3
 # rows of 512-d features and grow linearly with n; at 20,000 rows the pooled validation log-loss
 # rests on 20,000 examples, which already separates C values a decade apart (the grid's spacing)
 # by far more than a fresh sample would move it, so more rows buy cost, not a better choice.
-# DIRTI-sized sets (hundreds of rows) never reach it.
+# DIRTI-sized sets (hundreds of rows) never reach it. C weighs the summed loss, so a C chosen on the
+# subsample penalises the whole-fold fit less per row than on the subsample (docs: Methodology, Probes).
 INNER_MAX_ROWS = 20_000
 # Same L2-penalised multinomial objective as lbfgs, but Newton-CG converges in ~15 iterations on
 # 512-d CLIP features where lbfgs needs hundreds of iterations for the same optimum.

@@ -19,12 +19,12 @@ from ..contracts import EvalContext, Scenario, ScenarioResult, evaluator_spec
 from .common import JOBS_ENV, fold_jobs, one_thread
 from .consistency import check_scenario_result
 
-# Worker scenarios start longest first, so the last one to finish starts early and the lanes end
-# together (longest-processing-time-first). Ranks from the 100k-row measurement (CPU-seconds of one
-# scenario): the tuned logistic probe and 10-fold KNN ~200-250 each, the ridge alignment probe
-# ~170, the KNN split ~100. An evaluator not ranked here (a plugin's) has an unknown cost and
-# starts first: a long one started last would be the tail.
-COST_RANK = {"linear-probe-cv": 1, "knn-cv": 1, "align-probe": 2, "knn-split": 3}
+# Worker scenarios start longest first, so no long one starts last and becomes the tail while the
+# other worker idles (longest-processing-time-first). Ranks from 100k-row measurements (CPU-seconds
+# of one scenario, docs/performance.md): 10-fold KNN ~220, the ridge alignment probe ~170, the tuned
+# logistic probe ~140 (its inner C search on a subsample), the KNN split ~50. An evaluator not ranked
+# here (a plugin's) has an unknown cost and starts first.
+COST_RANK = {"knn-cv": 1, "align-probe": 2, "linear-probe-cv": 3, "knn-split": 4}
 # What a worker sets before it imports anything: its scenarios' folds serially, BLAS on one thread.
 WORKER_ENV = {JOBS_ENV: "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
