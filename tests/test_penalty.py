@@ -289,6 +289,19 @@ def test_a_class_too_rare_for_the_inner_subsample_keeps_all_its_rows():
     assert sorted(np.bincount(y[rows])[:3]) == [48, 49, 49]  # the other 146 rows in proportion
 
 
+def test_a_part_fewer_rows_over_the_limit_than_it_has_classes_uses_every_row():
+    """scikit-learn's stratified split must leave out a row of each class: 2 rows over the limit with 3
+    classes cannot be sampled, so the inner CV uses all of them, exactly as with no limit."""
+    features, y = many_rows(n=152)
+    model = TunedLogisticRegression(random_state=5, inner_max_rows=150)
+    assert model.inner_rows(y) is None
+    assert model.inner_rows(np.arange(153) % 3).size == 150  # 3 rows over: one of each class left out
+    fitted = model.fit(features, y)
+    assert fitted.selection_["inner_rows"] == 152 and fitted.selection_["method"] == LOGISTIC_METHOD
+    unlimited = TunedLogisticRegression(random_state=5, inner_max_rows=None).fit(features, y)
+    assert fitted.C_ == unlimited.C_ and np.array_equal(fitted.model_.coef_, unlimited.model_.coef_)
+
+
 def test_the_penalty_summary_states_a_subsampled_inner_cv():
     features, y = many_rows()
     small = TunedLogisticRegression(random_state=5, inner_max_rows=150).fit(features, y).selection_

@@ -243,6 +243,8 @@ class TunedLogisticRegression(ClassifierMixin, BaseEstimator):
         Above ``inner_max_rows``: a stratified sample of that many rows, seeded by ``random_state``.
         A class too rare to be sure of ``inner_folds`` rows in a proportional sample keeps all of its
         rows (so every class is in the inner CV) and the other classes share the rest of the budget.
+        Where a stratified sample cannot leave out a row of every class (a part fewer rows over the
+        limit than it has classes), every row is used.
         """
         cap = self.inner_max_rows
         if cap is None or len(y) <= cap:
@@ -250,8 +252,10 @@ class TunedLogisticRegression(ClassifierMixin, BaseEstimator):
         ids, counts = np.unique(y, return_inverse=True, return_counts=True)[1:]
         rare = (counts * cap / len(y) < self.inner_folds)[ids]
         kept, rest = np.flatnonzero(rare), np.flatnonzero(~rare)
-        budget = cap - kept.size
-        if budget < np.unique(ids[rest]).size:  # nothing left to sample the common classes from
+        budget, classes = cap - kept.size, np.unique(ids[rest]).size
+        # A stratified sample must take, and leave out, at least one row of each class: else the
+        # inner CV uses every row (the rare-class budget is spent, or the part is < classes over the limit).
+        if budget < classes or rest.size - budget < classes:
             return None
         sampled = rest if budget >= rest.size else train_test_split(
             rest, train_size=budget, stratify=y[rest], random_state=self.random_state)[0]
