@@ -534,3 +534,68 @@ def test_tuned_ridge_pipeline_equals_fitting_the_whole_pipeline(shape, signal):
     assert np.array_equal(model[0].scale_, reference[0].scale_)
     if hasattr(reference[-1], "coef_"):
         assert np.array_equal(model[-1].coef_, reference[-1].coef_)
+
+
+@pytest.mark.parametrize("max_rows", [None, 120, 500])
+def test_at_or_below_the_selection_row_limit_the_tuned_ridge_is_unchanged(max_rows):
+    """No subsample where the fold fits under the limit: the same record and predictions as without one."""
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((120, 10))
+    y = X[:, 0] + rng.standard_normal(120)
+    plain, plain_record = fit_tuned_ridge(X, y, max_rows=None)
+    model, record = fit_tuned_ridge(X, y, max_rows=max_rows)
+    assert record == plain_record and "selection_rows" not in record
+    assert np.array_equal(model.predict(X), plain.predict(X))
+
+
+def test_above_the_selection_row_limit_alpha_is_chosen_on_a_seeded_subsample_and_fitted_on_all_rows(monkeypatch):
+    """The leave-one-out curve sees exactly the seeded subsample (scikit-learn's split of the row
+    indices); the returned model is Ridge at that alpha on every row; the record and method say so."""
+    from sklearn.linear_model import Ridge
+    from sklearn.model_selection import train_test_split
+
+    from dirti_bench.evaluators import penalty
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((400, 8))
+    y = X[:, 0] * 0.8 + rng.standard_normal(400)
+    seen = []
+    real = penalty._loo_errors_fn
+
+    def spy(Xs, target):
+        seen.append((Xs.copy(), target.copy()))
+        return real(Xs, target)
+
+    monkeypatch.setattr(penalty, "_loo_errors_fn", spy)
+    model, record = fit_tuned_ridge(X, y, max_rows=150, seed=5)
+    rows = np.sort(train_test_split(np.arange(400), train_size=150, random_state=5)[0])
+    (chooser, target), = seen
+    assert np.array_equal(target, y[rows])
+    assert np.array_equal(chooser, model[0].transform(X)[rows])  # the whole fold's scaler, the subsample's rows
+    assert record["selection_rows"] == 150 and "random subsample of 150 training rows" in record["method"]
+    assert record["method"].endswith("the model then fitted on the whole training fold")
+    # the subsample's own choice, then the fit on all 400 rows at it
+    assert record == fit_tuned_ridge(X, y, max_rows=150, seed=5)[1]
+    whole = Ridge(alpha=record["alpha"]).fit(model[0].transform(X), y)
+    np.testing.assert_allclose(model[-1].coef_, whole.coef_, rtol=1e-10)
+    other = fit_tuned_ridge(X, y, max_rows=150, seed=6)
+    assert other[1]["selection_rows"] == 150  # another seed: other rows, same rule
+
+
+def test_the_alignment_probe_records_its_subsampled_alpha_choice_per_fold(monkeypatch):
+    """Through the alignment probe's folds: every fold over the limit says how many rows chose its
+    alpha, and the summary's method states the subsample."""
+    from functools import partial
+
+    from dirti_bench.evaluators import alignment, penalty
+
+    monkeypatch.setattr(alignment, "fit_tuned_ridge", partial(penalty.fit_tuned_ridge, max_rows=100))
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((240, 6))
+    y = X[:, 1] + rng.standard_normal(240)
+    groups = np.repeat(["a", "b"], 120)
+    _, _, used, selections = alignment.cv_predictions(X, y, groups, folds=3, repeats=1, seed=2)
+    assert used == 3 and all(s["selection_rows"] == 100 for s in selections)
+    summary = penalty.penalty_summary("alpha", selections, [{"fold": f} for f in range(3)])
+    assert all(f["selection_rows"] == 100 for f in summary["per_fold"])
+    assert "random subsample of 100 training rows" in summary["method"]

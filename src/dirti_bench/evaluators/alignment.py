@@ -223,7 +223,7 @@ def cv_predictions(X: np.ndarray, y: np.ndarray, groups, folds: int, repeats: in
     fold_of = np.zeros((repeats, len(y)), dtype=int)
     splits = list(cv.split(X, groups))
     # Tuned folds may run in worker processes (DIRTI_BENCH_JOBS); each is independent: same numbers.
-    fits = (map_folds(_ridge_fold, [(X, y, train, test, alpha) for train, test in splits], rows=len(y))
+    fits = (map_folds(_ridge_fold, [(X, y, train, test, alpha, seed) for train, test in splits], rows=len(y))
             if alpha == TUNED
             else [_ridge_fold(X, y, train, test, alpha) for train, test in splits])
     selections = [selection for _, selection in fits if selection is not None]
@@ -234,15 +234,16 @@ def cv_predictions(X: np.ndarray, y: np.ndarray, groups, folds: int, repeats: in
     return oof, fold_of, used, selections
 
 
-def _ridge_fold(X, y, train, test, alpha):
+def _ridge_fold(X, y, train, test, alpha, seed: int = 0):
     """One outer fold: the ridge fitted on its training part (alpha tuned there, or fixed), its
-    predictions for the test part and, when tuned, the selection record."""
+    predictions for the test part and, when tuned, the selection record (``seed``: of the subsample
+    that chooses alpha on a large training part)."""
     from sklearn.linear_model import Ridge
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     if alpha == TUNED:
-        model, selection = fit_tuned_ridge(X[train], y[train])
+        model, selection = fit_tuned_ridge(X[train], y[train], seed=seed)
     else:
         model, selection = make_pipeline(StandardScaler(), Ridge(alpha=alpha)).fit(X[train], y[train]), None
     return model.predict(X[test]), selection

@@ -117,10 +117,15 @@ def _template_predictions(ctx, space: LabelSpace, text: np.ndarray, n_templates:
     each template's class embeddings exactly as a 1-prompt zero-shot run."""
     x = ctx.features_for(space)
     by_class = text.reshape(len(space), n_templates, -1)  # bound prompts are class-major
-    logits = [zero_shot_logits(x, l2_normalise(by_class[:, t]), scoring.logit_scale, scoring.logit_bias)
-              for t in range(n_templates)]
-    return (np.stack([lg.argmax(axis=1) for lg in logits]),
-            np.stack([winning_probability(lg, scoring.rule) for lg in logits]), np.stack(logits))
+    logits, predictions, confidence = None, [], []
+    for t in range(n_templates):
+        template_logits = zero_shot_logits(x, l2_normalise(by_class[:, t]), scoring.logit_scale, scoring.logit_bias)
+        if logits is None:  # filled in place: a list of them stacked held every logit twice (1 GB at 100k rows)
+            logits = np.empty((n_templates, *template_logits.shape), template_logits.dtype)
+        logits[t] = template_logits
+        predictions.append(template_logits.argmax(axis=1))
+        confidence.append(winning_probability(template_logits, scoring.rule))
+    return np.stack(predictions), np.stack(confidence), logits
 
 
 def _cv_selection(y: np.ndarray, template_preds: np.ndarray, n_labels: int, opts) -> tuple:
@@ -216,10 +221,13 @@ def evaluate_template_sweep(scenario, ctx):
     template_scores = {m: np.array([p["metrics"][m] for p in scored[2:]]) for m in SWEEP_METRICS}
 
     oof, fold_of, template_of, n_splits, chosen = _cv_selection(y, rows[2:], len(space), opts)
+    # each image's template by its position among all of them (gathered directly: no copy of every logit)
+    chosen_template = np.asarray(first)[template_of]
     # how sure the chosen template was of each held-out image (its zero-shot probability, as a plain zero-shot run)
-    confidence = every_confidence[first][template_of, np.arange(len(y))]
+    confidence = every_confidence[chosen_template, np.arange(len(y))]
     # the headline's logits (each image by the template chosen without it): calibrated as a zero-shot run
-    chosen_logits = every_logits[first][template_of, np.arange(len(y))]
+    chosen_logits = every_logits[chosen_template, np.arange(len(y))]
+    del every_logits
     calibrated, calibration_record, probability_rows = calibration(scenario.id, space.stimulus_ids, space.names, y,
                                                                    chosen_logits, scoring.rule)
     best_in_sample = int(np.argmax(template_scores[opts.select_by]))
