@@ -43,6 +43,7 @@ import time
 import pytest
 
 from dirti_bench.data.ratedset import load_rated_set
+from dirti_bench.evaluators.penalty import INNER_MAX_ROWS
 from synthetic import make_rated_set
 
 SIZES = [int(v) for v in os.environ.get("DIRTI_BENCH_PERF_SCALE", "1000,10000").split(",")]
@@ -292,9 +293,14 @@ def test_every_scenario_on_synthetic_features_time_and_memory_per_stage(benchmar
     info["load_average"] = os.getloadavg()[0]
     peak_at = max(EVAL_SIZES)
     assert info[f"eval_{peak_at}_peak_rss_mb"] * 2**20 <= EVAL_TARGET_RSS
-    if figure > EVAL_TARGET_S and os.environ.get("DIRTI_BENCH_PERF_STRICT") != "1":
-        # a known open target, shown as XFAIL with its figure on every perf run instead of failing CI;
-        # DIRTI_BENCH_PERF_STRICT=1 makes it a failure (the check of the day it is met)
-        pytest.xfail(f"100k-row evaluation target not met yet: {how} {figure:.0f} s > {EVAL_TARGET_S} s "
-                     f"({workers} scenario workers beside the main process on {EVAL_CORES} cores)")
+    if how != "measured" and figure > EVAL_TARGET_S and os.environ.get("DIRTI_BENCH_PERF_STRICT") != "1":
+        # Projected from sizes where each probe still chooses its penalty on every training row: from
+        # INNER_MAX_ROWS training rows that choice runs on a subsample of that many and stops growing, which
+        # stage-by-stage growth below it cannot see (the logistic probe: 625 CPU-s projected from 3k/10k
+        # rows, 138 measured at 100k). So a projection over the target is an upper estimate, shown as XFAIL
+        # with its figure; the target itself is measured (DIRTI_BENCH_PERF_EVAL_SCALE=100000) and asserted.
+        pytest.xfail(f"{how} from {sorted(EVAL_SIZES)} rows: {figure:.0f} s > {EVAL_TARGET_S} s, an upper estimate "
+                     f"(below {INNER_MAX_ROWS:,} training rows the probes' penalty choice has not reached its "
+                     "subsample limit); measure the target with DIRTI_BENCH_PERF_EVAL_SCALE=100000 "
+                     "(docs/performance.md)")
     assert figure <= EVAL_TARGET_S, {k: v for k, v in info.items() if "total" in k or "projected" in k or "run" in k}
