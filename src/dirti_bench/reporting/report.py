@@ -528,13 +528,13 @@ def _profile_section(runs: list[RunData], grouped_of, render, heading: str, intr
     rows and each group's figure. ``grouped_of(run)``: group -> by_kind, empty where the run has none;
     ``render(group, by_kind, run)``: (rows, figure, file stem, caption); ``missing``: what stands in a
     cell no row fills."""
-    from .figures import png  # matplotlib loads only when a figure is drawn
-
     blocks = []
     for run in runs:
         grouped = grouped_of(run)
         if not grouped:
             continue
+        from .figures import png  # matplotlib loads only when a figure is drawn
+
         rows, figures = [], []
         for group, by_kind in grouped.items():
             group_rows, figure, stem, caption = render(group, by_kind, run)
