@@ -208,3 +208,17 @@ def test_release_frees_the_model_even_in_a_reference_cycle(cycle):
     del model
     enc.release()
     assert ref() is None and enc._model is None
+
+
+def test_prompt_embeddings_do_not_depend_on_the_callers_thread_limit():
+    """Evaluators encode prompts inside a one-thread limit, image shards and the precision check
+    outside it; the cache keeps whichever came first, so both must give the same bits."""
+    from threadpoolctl import threadpool_limits
+
+    texts = [f"This is a photo of {c}" for c in ("food", "animals", "body products", "injuries/infections", "death",
+                                                 "hygiene")]  # the demo's category prompts, one call
+    encoder = ClipEncoder("dirti-tiny", "random", device="cpu")
+    with threadpool_limits(limits=1):
+        limited = encoder.encode_texts(texts)
+    with threadpool_limits(limits=2):
+        assert np.array_equal(encoder.encode_texts(texts), limited)

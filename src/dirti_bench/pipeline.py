@@ -63,7 +63,6 @@ from .encoding.models import (
 )
 from .encoding.precision import DEFAULT_PRECISION, PRECISIONS, category_agreement, describe
 from .errors import ScenarioNotRunnable, UserError
-from .evaluators.common import one_thread
 from .evaluators.consistency import check_scenario_result
 from .evaluators.registry import check_runnable, run_evaluator, scenario_texts
 from .evaluators.workers import FeatureWorkers, evaluation_workers, longest_first
@@ -690,11 +689,8 @@ def encode_shard_texts(planned: Planned, encoder: CachedEncoder, seed: int,
     reporter.stage(f"texts: {len(texts)} prompts of the chosen scenarios, {cached} cached"
                    + (f", encoding {len(texts) - cached}" if cached < len(texts) else ""))
     misses_before = encoder.cache.misses
-    # On one thread, as the evaluators encode them (``run_evaluator``): on two, the text tower's sums
-    # split differently and the embeddings differ in their last float32 digits from an unsharded run's
-    with one_thread():
-        for call in calls:  # repeats are read from the encoder's memory, as in the evaluation
-            encoder.encode_texts(call)
+    for call in calls:  # repeats are read from the encoder's memory, as in the evaluation
+        encoder.encode_texts(call)
     return len(texts), encoder.cache.misses - misses_before, unknown
 
 

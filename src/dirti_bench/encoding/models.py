@@ -478,8 +478,14 @@ class ClipEncoder:
             torch.cuda.empty_cache()
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """On one CPU thread wherever they are encoded (an evaluator, an image shard, the precision check):
+        on two the text tower's sums split differently and an embedding differs in its last float32
+        digits, so whichever caller first put a prompt in the cache would decide the run's numbers."""
+        from threadpoolctl import threadpool_limits
+
         model = self.load()
-        feats, forwards = encode_texts(model, self._tokenizer, texts, device=self.device)
+        with threadpool_limits(limits=1):
+            feats, forwards = encode_texts(model, self._tokenizer, texts, device=self.device)
         self.forward_calls += forwards
         self.text_forward_calls += forwards
         return l2_normalise(feats) if len(feats) else feats
