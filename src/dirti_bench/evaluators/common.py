@@ -43,7 +43,7 @@ def fold_jobs(rows: int = 0) -> int:
         return max(1, min(DEFAULT_LARGE_JOBS, cores))
     if not raw.isdigit() or int(raw) < 1:
         raise UserError(f"{JOBS_ENV}={raw!r} is not a positive whole number; set it to the number of worker "
-                        "processes for CV folds (e.g. 2), or unset it")
+                        "processes for scenarios, CV folds and figures (e.g. 2), or unset it")
     return int(raw)
 
 
