@@ -297,7 +297,7 @@ def test_the_task_figure_and_report_rows_show_both_choices_the_controls_and_name
     (row,) = class_layer_summary_rows(by_kind, "category")
     assert row["nested layer (depth, folds agreeing)"].startswith("block02 (0.50, ")
     assert row["superlative layer (depth): acc. [95% CI]"].startswith("block02 (0.50): ")
-    assert row["superlative - nested [95% CI]"] == "0.000 [0.000, 0.000]"
+    assert row["superlative - nested [95% CI]"] == "0.000 [0.000, 0.000] (zero width)"  # both choices alike on every stimulus
     random_init = controls[1]
     assert row["random-init nested acc. band (seeds)"].startswith(f"{random_init.metrics['band_min_accuracy']:.3f} to ")
     assert row["model - random-init [95% CI]"].startswith(f"{random_init.metrics['trained_minus_random_accuracy']:.3f} [")

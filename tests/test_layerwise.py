@@ -166,3 +166,13 @@ def test_the_rating_layer_profile_keeps_its_legend_off_the_published_line():
     texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert "all-data leave-one-out r (published)" in texts
     assert_legend_outside_the_data(fig)
+
+
+def test_layer_intervals_of_zero_width_say_so_wherever_they_are_shown():
+    """Legends, table cells and sentences of the layer profiles mark a zero-width interval, as every
+    other interval the suite shows: [1.000, 1.000] alone reads as certainty."""
+    from dirti_bench.reporting.layer_figures import _ci
+
+    assert _ci((1.0, 1.0)) == " [1.000, 1.000] (zero width)"
+    assert _ci((0.2, 0.4)) == " [0.200, 0.400]"
+    assert _ci(None) == ""

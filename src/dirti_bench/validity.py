@@ -194,12 +194,15 @@ def interval_note(n_boot: int = N_BOOTSTRAP, level: float = CI_LEVEL) -> str:
             "(stratified by class)")
 
 
+ZERO_WIDTH = 1e-12  # an interval no wider than this has zero width (every draw gave one value)
+
+
 def zero_width_reason(sc: Mapping, metric: str) -> str | None:
     """Why a recorded interval has zero width, or None where it has width (or none is recorded)."""
     ci = (sc.get("ci") or {}).get(metric)
     if not (isinstance(ci, list | tuple) and len(ci) == 2 and all(_number(v) is not None for v in ci)):
         return None
-    if abs(ci[1] - ci[0]) > 1e-12:
+    if abs(ci[1] - ci[0]) > ZERO_WIDTH:
         return None
     if metric.startswith("superlative_minus_nested") and ci[0] == 0:
         return "zero width: the nested and the superlative choice score alike on every stimulus, so every draw's gap is 0"

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..validity import ZERO_WIDTH
 from .console import figure_title
 
 LAYER_KINDS = ("layers", "pixels", "random-init")
@@ -127,9 +128,11 @@ def write_layer_profiles(results, out_dir: Path, run: dict) -> list[Path]:
 
 
 def _ci(values) -> str:
+    """`` [low, high]``, marked "(zero width)" as ``validity.value_with_ci`` marks it: a figure legend or
+    table cell read alone must not show [1.000, 1.000] as certainty."""
     try:
         low, high = values
-        return f" [{low:.3f}, {high:.3f}]"
+        return f" [{low:.3f}, {high:.3f}]" + (" (zero width)" if abs(high - low) <= ZERO_WIDTH else "")
     except (TypeError, ValueError):
         return ""
 
